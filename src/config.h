@@ -1,0 +1,135 @@
+// The plugin's configuration: a plain-C++ model of collectd's config tree
+// (so it is testable without collectd), one declarative option table, and
+// the immutable, validated result.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "notification.h"
+
+namespace xmatters {
+
+// --- collectd's oconfig_item_t, as values -----------------------------------
+
+struct ConfigValue {
+  enum class Type { String, Number, Boolean };
+  Type type = Type::String;
+  std::string string;
+  double number = 0;
+  bool boolean = false;
+
+  static ConfigValue of(std::string s);
+  static ConfigValue of(const char* s) { return of(std::string(s)); }
+  static ConfigValue of(double d);
+  static ConfigValue of(bool b);
+};
+
+struct ConfigNode {
+  std::string key;
+  std::vector<ConfigValue> values;
+  std::vector<ConfigNode> children;
+};
+
+// --- the option table --------------------------------------------------------
+
+enum class OptionType {
+  String,        // one string
+  StringList,    // one or more strings; the option may repeat
+  Boolean,
+  Integer,       // a non-negative whole number
+  Seconds,       // a non-negative number of seconds
+  Severity,      // "warning" | "failure"
+  Regex,         // a POSIX extended regular expression
+  Url,           // http:// or https://
+  Path,          // a file that must be readable at configuration time
+  Block,         // <Integration "name"> ... </Integration>
+};
+
+enum class OptionScope { Plugin, Integration };
+
+struct OptionSpec {
+  const char* name;          // CamelCase, matched case-insensitively
+  OptionScope scope;
+  OptionType type;
+  const char* default_text;  // as documented; nullptr = unset
+  const char* description;   // one line, for the docs
+};
+
+// Every option the plugin knows, in documentation order.
+const std::vector<OptionSpec>& option_table();
+
+// --- the validated configuration ---------------------------------------------
+
+// A compiled POSIX ERE; matching is thread-safe.
+class Regex {
+ public:
+  // Throws std::invalid_argument with regerror's text.
+  explicit Regex(const std::string& pattern);
+  bool matches(const std::string& text) const;
+  const std::string& pattern() const { return pattern_; }
+
+ private:
+  struct Compiled;
+  std::string pattern_;
+  std::shared_ptr<const Compiled> compiled_;
+};
+
+struct IntegrationConfig {
+  std::string name;
+  std::string outage_url;
+  std::string clear_url;  // = outage_url unless ClearURL is given
+  std::optional<std::string> user;
+  std::optional<std::string> password;  // from Password or PasswordFile
+  std::vector<std::string> targets;
+  Severity min_severity = Severity::Warning;
+  std::optional<Regex> host_filter;
+  std::optional<Regex> plugin_filter;
+  std::optional<Regex> type_filter;
+  bool send_clear = true;
+  std::chrono::seconds renotify_interval{0};
+  std::optional<std::string> details_url;
+  std::optional<std::string> outage_template;  // file contents
+  std::optional<std::string> clear_template;   // = outage_template unless ClearTemplate
+  std::vector<std::string> headers;            // "Name: value"
+  std::chrono::milliseconds timeout{10000};
+  bool verify_peer = true;
+  bool verify_host = true;
+  std::optional<std::string> ca_cert;
+  std::optional<std::string> client_cert;
+  std::optional<std::string> client_key;
+  std::optional<std::string> proxy;  // "" = no proxy at all
+  int connections = 4;
+  std::chrono::seconds retry_max_age{86400};
+
+  // All of Host / Plugin / Type that are set match.
+  bool matches(const Notification& n) const;
+};
+
+struct Config {
+  std::optional<std::string> spool_dir;  // unset: <BaseDir>/xmatters, resolved at init
+  std::size_t queue_limit = 100000;
+  bool report_stats = true;
+  std::vector<IntegrationConfig> integrations;
+  // Things that work but are probably mistakes; the glue logs them as WARNING.
+  std::vector<std::string> warnings;
+};
+
+// A configuration mistake. what() is the one ERROR line: it names the
+// option, the integration and the bad value, never a secret.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses and validates the <Plugin xmatters> block (its children). Throws
+// ConfigError at the first mistake.
+Config parse_config(const ConfigNode& plugin_block);
+
+}  // namespace xmatters

@@ -1,0 +1,24 @@
+#include "notification.h"
+
+#include "event.h"
+
+namespace xmatters {
+
+const char* severity_name(Severity s) {
+  switch (s) {
+    case Severity::Failure: return "FAILURE";
+    case Severity::Warning: return "WARNING";
+    case Severity::Okay: break;
+  }
+  return "OKAY";
+}
+
+const char* event_type_name(EventType t) { return t == EventType::Clear ? "clear" : "outage"; }
+
+const MetaItem* Notification::find_meta(std::string_view name) const {
+  for (const auto& m : meta)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+}  // namespace xmatters

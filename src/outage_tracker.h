@@ -1,0 +1,70 @@
+// One integration's open outages (CONTRACT §3): decides, for each
+// notification, whether it opens, escalates, re-pages or clears an outage.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "event.h"
+#include "log.h"
+#include "notification.h"
+
+namespace xmatters {
+
+// The identity of a value list: collectd's threshold state is kept per value
+// list, not per data source.
+struct OutageKey {
+  std::string host, plugin, plugin_instance, type, type_instance;
+  static OutageKey of(const Notification& n);
+  bool operator==(const OutageKey& o) const;
+};
+
+struct Outage {
+  std::string id;                      // outage_id: a random UUID
+  Severity severity = Severity::Okay;  // the highest severity paged
+  TimePoint start;                     // time of the opening notification
+  TimePoint last_page;                 // time of the last outage event
+};
+
+// What the tracker decided; handed to the TransitionHandler under the key's
+// lock, so that events of one outage reach the sink in order.
+struct Transition {
+  EventType type;
+  const Notification& notification;
+  const Outage& outage;  // as it is after this transition
+};
+
+// Builds and submits the event; returns whether the sink accepted it. A
+// refused transition leaves the tracker's state as it was.
+using TransitionHandler = std::function<bool(const Transition&)>;
+
+struct TrackerOptions {
+  Severity min_severity = Severity::Warning;
+  std::chrono::seconds renotify_interval{0};
+  bool send_clear = true;
+};
+
+class OutageTracker {
+ public:
+  // Loads the open outages persisted in state_file (a corrupt or truncated
+  // file gives a WARNING and a clean start).
+  OutageTracker(std::string state_file, TrackerOptions options, Logger& log);
+  ~OutageTracker();
+  OutageTracker(const OutageTracker&) = delete;
+  OutageTracker& operator=(const OutageTracker&) = delete;
+
+  // Thread-safe. Concurrent calls for one key behave as some serial order;
+  // a notification older than the last one processed for its key is ignored.
+  void process(const Notification& n, const TransitionHandler& handler);
+
+  std::size_t open_outages() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace xmatters

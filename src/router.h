@@ -1,0 +1,42 @@
+// The pipeline from a notification to events: route to the integrations
+// whose filters match, track outages per integration, build the payload and
+// hand the event to the sink.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "event.h"
+#include "log.h"
+#include "notification.h"
+#include "outage_tracker.h"
+#include "payload.h"
+
+namespace xmatters {
+
+class Router {
+ public:
+  // Outage state of each integration persists in spool_dir. config must
+  // outlive the router.
+  Router(const Config& config, const std::string& spool_dir, EventSink& sink, Logger& log);
+
+  // Thread-safe; called from collectd's threads.
+  void dispatch(const Notification& n);
+
+  std::size_t open_outages(std::size_t integration) const;
+
+ private:
+  struct Route {
+    const IntegrationConfig& integration;
+    OutageTracker tracker;
+    PayloadBuilder payload;
+  };
+  std::vector<std::unique_ptr<Route>> routes_;
+  EventSink& sink_;
+  Logger& log_;
+};
+
+}  // namespace xmatters

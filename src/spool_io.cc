@@ -1,0 +1,2 @@
+// placeholder: being written
+#include "spool_io.h"

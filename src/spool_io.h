@@ -1,0 +1,3 @@
+#pragma once
+// placeholder
+namespace xmatters { class SpoolIo { public: virtual ~SpoolIo() = default; }; }

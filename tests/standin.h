@@ -1,0 +1,84 @@
+// A local xMatters inbound integration for the tests and the demo, on
+// libmicrohttpd: POST /api/integration/1/functions/<id>/triggers, checked
+// for the API key (query apiKey) or HTTP basic auth, answering 202 with
+// {"requestId": "<uuid>"} for a JSON object body, 400 otherwise, 401 without
+// credentials, with scriptable faults.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xmtest {
+
+struct StandinOptions {
+  std::string api_key = "test-key";   // accepted as ?apiKey=
+  std::optional<std::string> user;    // accepted as basic auth with password
+  std::optional<std::string> password;
+  std::uint16_t port = 0;             // 0: an ephemeral port on 127.0.0.1
+  // HTTPS when both are set (PEM files).
+  std::optional<std::string> tls_cert_file;
+  std::optional<std::string> tls_key_file;
+};
+
+struct RecordedRequest {
+  std::string method;
+  std::string path;                           // without the query
+  std::map<std::string, std::string> query;   // decoded query arguments
+  std::map<std::string, std::string> headers; // names lower-cased
+  std::string body;
+  int status = 0;                              // what the stand-in answered (0: dropped)
+  std::string function_id;                     // <id> of the path
+};
+
+class Standin {
+ public:
+  // What to answer to one request. The defaults are a normal success.
+  struct Reply {
+    int status = 0;  // 0: the normal answer (202, 400 or 401 as checked)
+    std::optional<std::string> retry_after;
+    std::chrono::milliseconds delay{0};
+    bool drop = false;  // close the connection without an answer
+  };
+
+  explicit Standin(StandinOptions options = {});
+  ~Standin();
+  Standin(const Standin&) = delete;
+  Standin& operator=(const Standin&) = delete;
+
+  std::uint16_t port() const;
+  // "http(s)://127.0.0.1:PORT/api/integration/1/functions/<function_id>/triggers?apiKey=KEY"
+  // (without the query when with_key is false).
+  std::string url(const std::string& function_id, bool with_key = true) const;
+
+  // The next requests get these replies, in order; then the default reply.
+  void script(std::vector<Reply> replies);
+  void set_default_reply(Reply reply);
+
+  std::vector<RecordedRequest> requests() const;
+  std::size_t request_count() const;
+  // Requests answered with a 2xx.
+  std::size_t accepted_count() const;
+  bool wait_for_requests(std::size_t n, std::chrono::milliseconds timeout) const;
+  bool wait_for_accepted(std::size_t n, std::chrono::milliseconds timeout) const;
+  void clear();
+
+  // Stops answering (the port is closed) / starts again on the same port.
+  void stop();
+  void restart();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Makes a self-signed CA and a server certificate for 127.0.0.1/localhost
+// under dir with the openssl command: dir/ca.pem, dir/server.pem,
+// dir/server.key. Returns false when openssl fails.
+bool make_test_certificates(const std::string& dir);
+
+}  // namespace xmtest

@@ -1,0 +1,2 @@
+#include "standin.h"
+int main() { return 1; }

@@ -1,0 +1,124 @@
+#include "testing.h"
+
+#include <CUnit/Basic.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace xmtest {
+
+int run(int argc, char** argv, const std::vector<Suite>& suites) {
+  if (CU_initialize_registry() != CUE_SUCCESS) return 2;
+  const char* only = argc > 1 ? argv[1] : nullptr;
+  for (const auto& s : suites) {
+    CU_pSuite suite = CU_add_suite(s.name, nullptr, nullptr);
+    if (suite == nullptr) return 2;
+    for (const auto& t : s.tests)
+      if (only == nullptr || std::strstr(t.name, only) != nullptr) CU_add_test(suite, t.name, t.fn);
+  }
+  CU_basic_set_mode(CU_BRM_VERBOSE);
+  CU_basic_run_tests();
+  const unsigned failed = CU_get_number_of_tests_failed() + CU_get_number_of_failures();
+  const unsigned ran = CU_get_number_of_tests_run();
+  CU_cleanup_registry();
+  std::printf("\n");
+  return failed == 0 && ran > 0 ? 0 : 1;
+}
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/xmatters-test.XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  nftw(
+      path_.c_str(),
+      [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+      FTW_DEPTH | FTW_PHYS);
+}
+
+void CapturingLogger::log(xmatters::LogLevel level, const std::string& message) {
+  static const char* const names[] = {"ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"};
+  if (std::getenv("XM_TEST_VERBOSE") != nullptr)
+    std::fprintf(stderr, "[%s] %s\n", names[static_cast<int>(level)], message.c_str());
+  std::lock_guard<std::mutex> lock(mutex_);
+  entries_.push_back({level, message});
+}
+
+std::vector<CapturingLogger::Entry> CapturingLogger::entries() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return entries_;
+}
+
+std::size_t CapturingLogger::count(xmatters::LogLevel level, const std::string& needle) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::size_t n = 0;
+  for (const auto& e : entries_)
+    if (e.level == level && e.message.find(needle) != std::string::npos) ++n;
+  return n;
+}
+
+std::string CapturingLogger::dump() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string out;
+  for (const auto& e : entries_) out += std::to_string(static_cast<int>(e.level)) + " " + e.message + "\n";
+  return out;
+}
+
+void CapturingLogger::clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  entries_.clear();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+bool file_exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (cond()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+JsonPtr parse_json(const std::string& text) {
+  json_error_t error;
+  return JsonPtr(json_loadb(text.data(), text.size(), JSON_DECODE_ANY, &error));
+}
+
+std::string json_string_member(const json_t* obj, const char* key) {
+  const json_t* v = json_object_get(obj, key);
+  if (v == nullptr) return "<absent>";
+  if (!json_is_string(v)) return "<not a string>";
+  return json_string_value(v);
+}
+
+}  // namespace xmtest

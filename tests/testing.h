@@ -1,0 +1,87 @@
+// Test support shared by every test program: the CUnit runner, temporary
+// directories, a Logger that captures, JSON parsing and condition waits.
+#pragma once
+
+#include <CUnit/CUnit.h>
+#include <jansson.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "log.h"
+
+namespace xmtest {
+
+struct Test {
+  const char* name;
+  void (*fn)();
+};
+
+struct Suite {
+  const char* name;
+  std::vector<Test> tests;
+};
+
+// Runs the suites with CUnit's basic interface (its summary ends the
+// output). Returns the process exit status: 0 when every test passed.
+// argv[1], when given, runs only the tests whose name contains it.
+int run(int argc, char** argv, const std::vector<Suite>& suites);
+
+// A fresh directory under $TMPDIR, removed with its contents.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Records every line; prints them to stderr as well when XM_TEST_VERBOSE is set.
+class CapturingLogger : public xmatters::Logger {
+ public:
+  struct Entry {
+    xmatters::LogLevel level;
+    std::string message;
+  };
+  void log(xmatters::LogLevel level, const std::string& message) override;
+  std::vector<Entry> entries() const;
+  // Lines at that level whose text contains needle.
+  std::size_t count(xmatters::LogLevel level, const std::string& needle = "") const;
+  bool contains(xmatters::LogLevel level, const std::string& needle) const { return count(level, needle) > 0; }
+  // Every line, for a failing assertion's context.
+  std::string dump() const;
+  void clear();
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<Entry> entries_;
+};
+
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& content);
+bool file_exists(const std::string& path);
+
+// Polls cond every few milliseconds until it holds or timeout passes.
+bool wait_until(const std::function<bool()>& cond,
+                std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+struct JsonDeleter {
+  void operator()(json_t* j) const { json_decref(j); }
+};
+using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
+
+// nullptr when text is not valid JSON.
+JsonPtr parse_json(const std::string& text);
+// The string member key of obj, or "<absent>" / "<not a string>".
+std::string json_string_member(const json_t* obj, const char* key);
+
+}  // namespace xmtest
