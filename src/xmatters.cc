@@ -1,1 +1,288 @@
-// glue placeholder
+// The collectd glue: converts collectd's types to the plugin's own and back,
+// and is the only place that talks to collectd. No exception crosses into
+// collectd: every callback catches everything and logs it.
+
+extern "C" {
+#include "collectd.h"
+#include "plugin.h"
+}
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <system_error>
+
+#include "config.h"
+#include "delivery.h"
+#include "log.h"
+#include "notification.h"
+#include "router.h"
+
+namespace {
+
+using namespace xmatters;
+
+constexpr const char* kName = "xmatters";
+
+class CollectdLogger final : public Logger {
+ public:
+  void log(LogLevel level, const std::string& message) override {
+    plugin_log(priority(level), "xmatters plugin: %s", message.c_str());
+  }
+
+ private:
+  static int priority(LogLevel level) {
+    switch (level) {
+      case LogLevel::Error: return LOG_ERR;
+      case LogLevel::Warning: return LOG_WARNING;
+      case LogLevel::Notice: return LOG_NOTICE;
+      case LogLevel::Info: return LOG_INFO;
+      case LogLevel::Debug: break;
+    }
+    return LOG_DEBUG;
+  }
+};
+
+ConfigNode to_node(const oconfig_item_t& ci) {
+  ConfigNode node;
+  node.key = ci.key != nullptr ? ci.key : "";
+  for (int i = 0; i < ci.values_num; ++i) {
+    const oconfig_value_t& v = ci.values[i];
+    switch (v.type) {
+      case OCONFIG_TYPE_NUMBER: node.values.push_back(ConfigValue::of(v.value.number)); break;
+      case OCONFIG_TYPE_BOOLEAN: node.values.push_back(ConfigValue::of(v.value.boolean != 0)); break;
+      default: node.values.push_back(ConfigValue::of(v.value.string != nullptr ? v.value.string : "")); break;
+    }
+  }
+  for (int i = 0; i < ci.children_num; ++i) node.children.push_back(to_node(ci.children[i]));
+  return node;
+}
+
+Severity to_severity(int s) {
+  switch (s) {
+    case NOTIF_FAILURE: return Severity::Failure;
+    case NOTIF_WARNING: return Severity::Warning;
+    default: return Severity::Okay;
+  }
+}
+
+// collectd's fixed-size fields are NUL-terminated when collectd fills them,
+// but a plugin's notification is not obliged to be: never read past the array.
+template <std::size_t N>
+std::string field(const char (&a)[N]) {
+  return std::string(a, strnlen(a, N));
+}
+
+Notification to_notification(const notification_t& n) {
+  Notification out;
+  out.severity = to_severity(n.severity);
+  out.time = TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(CDTIME_T_TO_NS(n.time))));
+  out.message = field(n.message);
+  out.host = field(n.host);
+  out.plugin = field(n.plugin);
+  out.plugin_instance = field(n.plugin_instance);
+  out.type = field(n.type);
+  out.type_instance = field(n.type_instance);
+  for (const notification_meta_t* m = n.meta; m != nullptr; m = m->next) {
+    MetaItem item{field(m->name), std::string()};
+    switch (m->type) {
+      case NM_TYPE_STRING: item.value = std::string(m->nm_value.nm_string != nullptr ? m->nm_value.nm_string : ""); break;
+      case NM_TYPE_SIGNED_INT: item.value = m->nm_value.nm_signed_int; break;
+      case NM_TYPE_UNSIGNED_INT: item.value = m->nm_value.nm_unsigned_int; break;
+      case NM_TYPE_DOUBLE: item.value = m->nm_value.nm_double; break;
+      case NM_TYPE_BOOLEAN: item.value = m->nm_value.nm_boolean; break;
+    }
+    out.meta.push_back(std::move(item));
+  }
+  return out;
+}
+
+// What init builds from the configuration; torn down at shutdown.
+struct Pipeline {
+  Pipeline(const Config& config, const std::string& spool_dir, Logger& log)
+      : delivery(config, spool_dir, log), router(config, spool_dir, delivery, log) {}
+  Delivery delivery;
+  Router router;
+};
+
+// The one plugin instance. collectd calls the notification and read
+// callbacks from several threads; they share the lock, init and shutdown
+// take it alone.
+struct Plugin {
+  CollectdLogger log;
+  std::shared_mutex mutex;
+  std::optional<Config> config;
+  bool config_failed = false;
+  std::unique_ptr<Pipeline> pipeline;  // refers to *config
+};
+
+Plugin& plugin() {
+  static Plugin instance;
+  return instance;
+}
+
+// Runs a callback body; whatever it throws is logged, and collectd gets -1.
+template <typename F>
+int guarded(const char* what, F&& body) noexcept {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    try {
+      plugin().log.error(std::string(what) + ": " + e.what());
+    } catch (...) {
+    }
+  } catch (...) {
+    plugin_log(LOG_ERR, "xmatters plugin: %s: unknown exception", what);
+  }
+  return -1;
+}
+
+void make_spool_dir(const std::string& dir) {
+  // Each missing parent is made too; only the spool itself must be private.
+  for (std::size_t pos = dir.find('/', 1); pos != std::string::npos; pos = dir.find('/', pos + 1))
+    if (::mkdir(dir.substr(0, pos).c_str(), 0755) != 0 && errno != EEXIST)
+      throw std::system_error(errno, std::generic_category(), "cannot create " + dir.substr(0, pos));
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw std::system_error(errno, std::generic_category(), "cannot create SpoolDir " + dir);
+  if (::chmod(dir.c_str(), 0700) != 0)
+    throw std::system_error(errno, std::generic_category(), "cannot set mode 0700 on SpoolDir " + dir);
+}
+
+int notification_cb(const notification_t* n, user_data_t*) {
+  return guarded("notification", [&] {
+    Plugin& p = plugin();
+    std::shared_lock<std::shared_mutex> lock(p.mutex);
+    if (n == nullptr || !p.pipeline) return 0;
+    p.pipeline->router.dispatch(to_notification(*n));
+    return 0;
+  });
+}
+
+template <std::size_t N>
+void set_field(char (&a)[N], const std::string& s) {
+  const std::size_t n = std::min(s.size(), N - 1);
+  std::memcpy(a, s.data(), n);
+  a[n] = '\0';
+}
+
+void dispatch_value(const std::string& integration, const char* type, const char* type_instance, value_t value) {
+  value_list_t vl{};
+  vl.values = &value;
+  vl.values_len = 1;
+  set_field(vl.plugin, kName);
+  set_field(vl.plugin_instance, integration);
+  set_field(vl.type, type);
+  set_field(vl.type_instance, type_instance);
+  plugin_dispatch_values(&vl);
+}
+
+value_t gauge(double v) {
+  value_t value;
+  value.gauge = v;
+  return value;
+}
+
+value_t derive(std::uint64_t v) {
+  value_t value;
+  value.derive = static_cast<derive_t>(v);
+  return value;
+}
+
+int read_cb() {
+  return guarded("statistics", [] {
+    Plugin& p = plugin();
+    std::shared_lock<std::shared_mutex> lock(p.mutex);
+    if (!p.pipeline) return 0;
+    for (std::size_t i = 0; i < p.config->integrations.size(); ++i) {
+      const std::string& name = p.config->integrations[i].name;
+      const DeliveryStats s = p.pipeline->delivery.stats(name);
+      dispatch_value(name, "queue_length", "", gauge(static_cast<double>(s.queue_length)));
+      dispatch_value(name, "gauge", "open_outages", gauge(static_cast<double>(p.pipeline->router.open_outages(i))));
+      dispatch_value(name, "total_events", "delivered", derive(s.delivered));
+      dispatch_value(name, "total_events", "retried", derive(s.retried));
+      dispatch_value(name, "total_events", "dead_lettered", derive(s.dead_lettered));
+      dispatch_value(name, "total_events", "dropped", derive(s.dropped));
+      dispatch_value(name, "latency", "delivery", gauge(s.latency_seconds));
+    }
+    return 0;
+  });
+}
+
+int config_cb(oconfig_item_t* ci) {
+  return guarded("configuration", [&] {
+    Plugin& p = plugin();
+    std::unique_lock<std::shared_mutex> lock(p.mutex);
+    try {
+      if (p.config || p.config_failed) throw ConfigError("the <Plugin xmatters> block is given more than once");
+      Config config = parse_config(to_node(*ci));
+      for (const auto& w : config.warnings) p.log.warning(w);
+      p.config = std::move(config);
+      return 0;
+    } catch (const ConfigError& e) {
+      p.config_failed = true;
+      p.log.error(e.what());
+      return -1;
+    }
+  });
+}
+
+int init_cb() {
+  return guarded("init", [] {
+    Plugin& p = plugin();
+    std::unique_lock<std::shared_mutex> lock(p.mutex);
+    if (p.config_failed) return -1;
+    if (!p.config) {
+      p.log.error("no <Plugin xmatters> block: there is nothing to deliver to");
+      return -1;
+    }
+    if (p.pipeline) return 0;
+    std::string spool_dir;
+    if (p.config->spool_dir) {
+      spool_dir = *p.config->spool_dir;
+    } else {
+      const char* base = global_option_get("BaseDir");
+      spool_dir = std::string(base != nullptr ? base : ".") + "/xmatters";
+    }
+    make_spool_dir(spool_dir);
+    p.pipeline = std::make_unique<Pipeline>(*p.config, spool_dir, p.log);
+    p.pipeline->delivery.start();
+    plugin_register_notification(kName, notification_cb, nullptr);
+    if (p.config->report_stats) plugin_register_read(kName, read_cb);
+    p.log.info("delivering to " + std::to_string(p.config->integrations.size()) +
+               " integration(s), spool in " + spool_dir);
+    return 0;
+  });
+}
+
+// collectd has stopped its read and write threads when it calls this; the
+// lock covers a plugin that dispatches a notification from its own thread.
+int shutdown_cb() {
+  return guarded("shutdown", [] {
+    Plugin& p = plugin();
+    plugin_unregister_notification(kName);
+    plugin_unregister_read(kName);
+    std::unique_lock<std::shared_mutex> lock(p.mutex);
+    if (p.pipeline) p.pipeline->delivery.stop();
+    p.pipeline.reset();
+    p.config.reset();
+    p.config_failed = false;
+    return 0;
+  });
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) void module_register(void) {
+  plugin_register_complex_config(kName, config_cb);
+  plugin_register_init(kName, init_cb);
+  plugin_register_shutdown(kName, shutdown_cb);
+}

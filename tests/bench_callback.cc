@@ -1,1 +1,172 @@
-int main() { return 0; }
+// `make bench`: what the notification callback costs collectd, measured
+// through the fake collectd host with the real pipeline behind it (router,
+// tracker, payload, spool, delivery to the stand-in on loopback), next to two
+// peers measured in the same run: a bare write(2) of one event-sized record
+// (the floor of taking an event into durable custody) and a synchronous
+// HTTP POST per notification (what a plugin that sends from collectd's
+// thread costs it). Timings are reported, never asserted.
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fake_collectd.h"
+#include "standin.h"
+#include "testing.h"
+
+extern "C" void module_register(void);
+
+namespace {
+
+using xmatters::ConfigNode;
+using xmatters::ConfigValue;
+using Micros = std::chrono::duration<double, std::micro>;
+
+struct Result {
+  std::string name;
+  double median_us;
+  double p99_us;
+  std::size_t samples;
+};
+
+Result summarize(const std::string& name, std::vector<double> us) {
+  std::sort(us.begin(), us.end());
+  return {name, us[us.size() / 2], us[us.size() * 99 / 100], us.size()};
+}
+
+long rss_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  long value = 0;
+  while (status >> key) {
+    if (key == "VmRSS:") {
+      status >> value;
+      return value;
+    }
+    status.ignore(4096, '\n');
+  }
+  return 0;
+}
+
+ConfigNode opt(const std::string& key, std::vector<ConfigValue> values, std::vector<ConfigNode> children = {}) {
+  return ConfigNode{key, std::move(values), std::move(children)};
+}
+
+class Plugin {
+ public:
+  Plugin(const std::string& base, const xmtest::Standin& standin) {
+    fake_collectd::reset();
+    fake_collectd::set_global_option("BaseDir", base);
+    module_register();
+    fake_collectd::OConfig ci(opt("Plugin", {ConfigValue::of("xmatters")},
+                                  {opt("QueueLimit", {ConfigValue::of(1e6)}),
+                                   opt("Integration", {ConfigValue::of("ops")},
+                                       {opt("OutageURL", {ConfigValue::of(standin.url("outage"))}),
+                                        opt("ClearURL", {ConfigValue::of(standin.url("clear"))})})}));
+    if (fake_collectd::call_config(ci.item()) != 0 || fake_collectd::call_init() != 0) {
+      std::fprintf(stderr, "%s", fake_collectd::dump_log().c_str());
+      std::exit(1);
+    }
+  }
+  ~Plugin() { fake_collectd::call_shutdown(); }
+
+  // Times one callback per notification; host i % keys, time advancing.
+  std::vector<double> run(int severity, int count, int keys, int key_offset) {
+    std::vector<double> us;
+    us.reserve(count);
+    for (int i = 0; i < count; ++i) {
+      fake_collectd::Notif n(severity, "host" + std::to_string(key_offset + i % keys), "cpu", "percent",
+                             "Host h, plugin cpu type percent: Data source \"value\" is currently 95.000000. "
+                             "That is above the failure threshold of 90.000000.",
+                             DOUBLE_TO_CDTIME_T(1.7e9 + clock_++ * 1e-3));
+      n.meta("DataSource", "value").meta("CurrentValue", 95.0).meta("FailureMax", 90.0);
+      const auto start = std::chrono::steady_clock::now();
+      fake_collectd::call_notification(n.get());
+      us.push_back(Micros(std::chrono::steady_clock::now() - start).count());
+    }
+    return us;
+  }
+
+ private:
+  long clock_ = 0;
+};
+
+Result bare_write(const std::string& dir, int count) {
+  const int fd = ::open((dir + "/bare.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  const std::string record(700, 'x');
+  std::vector<double> us;
+  for (int i = 0; i < count; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    if (::write(fd, record.data(), record.size()) < 0) break;
+    us.push_back(Micros(std::chrono::steady_clock::now() - start).count());
+  }
+  ::close(fd);
+  return summarize("peer: write(2) of a 700-byte record", us);
+}
+
+Result synchronous_post(const xmtest::Standin& standin, int count) {
+  CURL* curl = curl_easy_init();
+  const std::string url = standin.url("sync");
+  const std::string body = R"({"event_type":"outage","name":"h","description":"bench"})";
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, +[](char*, size_t s, size_t n, void*) { return s * n; });
+  std::vector<double> us;
+  for (int i = 0; i < count; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    curl_easy_perform(curl);
+    us.push_back(Micros(std::chrono::steady_clock::now() - start).count());
+  }
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return summarize("peer: synchronous POST to xMatters on loopback", us);
+}
+
+}  // namespace
+
+int main() {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  std::vector<Result> results;
+  xmtest::TempDir base;
+  xmtest::Standin standin;
+  long rss_before = 0, rss_after = 0;
+  const int kOutages = 20000;
+  {
+    Plugin plugin(base.path(), standin);
+    // Warm-up: the tracker's maps and the spool file exist.
+    plugin.run(NOTIF_OKAY, 2000, 1000, 0);
+    results.push_back(summarize("OKAY without an outage (start-up storm, noise)", plugin.run(NOTIF_OKAY, 200000, 1000, 0)));
+    rss_before = rss_kib();
+    results.push_back(summarize("FAILURE opening an outage, xMatters up", plugin.run(NOTIF_FAILURE, kOutages, kOutages, 0)));
+    rss_after = rss_kib();
+    results.push_back(summarize("FAILURE repeated for an open outage (Persist)", plugin.run(NOTIF_FAILURE, 200000, kOutages, 0)));
+    standin.wait_for_accepted(kOutages, std::chrono::seconds(120));
+    standin.stop();
+    results.push_back(summarize("FAILURE opening an outage, xMatters down", plugin.run(NOTIF_FAILURE, kOutages, kOutages, kOutages)));
+    standin.restart();
+  }
+  results.push_back(bare_write(base.path(), 200000));
+  results.push_back(synchronous_post(standin, 2000));
+
+  const double floor = results[results.size() - 2].median_us;
+  const double sync = results.back().median_us;
+  std::printf("%-52s %10s %10s %9s %12s %12s\n", "notification callback", "median µs", "p99 µs", "samples",
+              "/ write(2)", "sync POST /");
+  for (const auto& r : results)
+    std::printf("%-52s %10.2f %10.2f %9zu %12.1f %12.1f\n", r.name.c_str(), r.median_us, r.p99_us, r.samples,
+                r.median_us / floor, sync / r.median_us);
+  std::printf("\nmemory: %ld KiB resident for %d open outages (%.0f bytes per outage, tracker and queue)\n",
+              rss_after - rss_before, kOutages, (rss_after - rss_before) * 1024.0 / kOutages);
+  curl_global_cleanup();
+  return 0;
+}
