@@ -1,2 +1,724 @@
-// placeholder: being written
 #include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <regex.h>
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <set>
+#include <system_error>
+#include <utility>
+#include <variant>
+
+#include "payload.h"
+#include "redact.h"
+
+namespace xmatters {
+
+// --- ConfigValue ---------------------------------------------------------------
+
+ConfigValue ConfigValue::of(std::string s) {
+  ConfigValue v;
+  v.type = Type::String;
+  v.string = std::move(s);
+  return v;
+}
+
+ConfigValue ConfigValue::of(double d) {
+  ConfigValue v;
+  v.type = Type::Number;
+  v.number = d;
+  return v;
+}
+
+ConfigValue ConfigValue::of(bool b) {
+  ConfigValue v;
+  v.type = Type::Boolean;
+  v.boolean = b;
+  return v;
+}
+
+// --- Regex -----------------------------------------------------------------------
+
+// Owns the compiled pattern; regfree runs exactly once, when the last Regex
+// sharing it goes. glibc's regexec locks internally, so one compiled pattern
+// may be used from every collectd thread at once.
+struct Regex::Compiled {
+  regex_t re;
+
+  explicit Compiled(const std::string& pattern) {
+    const int rc = regcomp(&re, pattern.c_str(), REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+      std::string message(regerror(rc, &re, nullptr, 0), '\0');
+      regerror(rc, &re, message.data(), message.size());
+      message.resize(message.size() - 1);  // regerror counts the terminating NUL
+      throw std::invalid_argument(message);
+    }
+  }
+  ~Compiled() { regfree(&re); }
+  Compiled(const Compiled&) = delete;
+  Compiled& operator=(const Compiled&) = delete;
+};
+
+Regex::Regex(const std::string& pattern) : pattern_(pattern), compiled_(std::make_shared<const Compiled>(pattern)) {}
+
+bool Regex::matches(const std::string& text) const {
+  return regexec(&compiled_->re, text.c_str(), 0, nullptr, 0) == 0;
+}
+
+bool IntegrationConfig::matches(const Notification& n) const {
+  return (!host_filter || host_filter->matches(n.host)) && (!plugin_filter || plugin_filter->matches(n.plugin)) &&
+         (!type_filter || type_filter->matches(n.type));
+}
+
+namespace {
+
+// --- small helpers -------------------------------------------------------------------
+
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = ascii_lower(c);
+  return out;
+}
+
+// A string as collectd's config syntax writes it, kept on one line: the
+// message it goes into is a single log line.
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string format_number(double d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.15g", d);
+  return buf;
+}
+
+std::string errno_text(int err) { return std::system_category().message(err); }
+
+// A problem with one option's value; parse_config turns it into a
+// ConfigError that names the option, the integration and the value.
+struct Invalid : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+
+// Opens a regular file for reading. Named pipes and devices are refused:
+// reading them could block or never end.
+FilePtr open_regular_file(const std::string& path) {
+  FilePtr file(std::fopen(path.c_str(), "rb"));
+  if (!file) throw Invalid("cannot be read: " + errno_text(errno));
+  struct stat st;
+  if (::fstat(fileno(file.get()), &st) != 0) throw Invalid("cannot be read: " + errno_text(errno));
+  if (!S_ISREG(st.st_mode)) throw Invalid("is not a regular file");
+  return file;
+}
+
+// Templates and password files are small; a limit keeps a wrong path (a
+// log file, say) from being slurped into memory.
+constexpr std::size_t kMaxFileSize = 1 << 20;
+
+std::string read_small_file(const std::string& path) {
+  const FilePtr file = open_regular_file(path);
+  std::string content;
+  char buf[8192];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, file.get())) > 0) {
+    content.append(buf, n);
+    if (content.size() > kMaxFileSize) throw Invalid("is larger than 1 MiB");
+  }
+  if (std::ferror(file.get())) throw Invalid("cannot be read: " + errno_text(errno));
+  return content;
+}
+
+// --- URLs ------------------------------------------------------------------------------
+
+bool is_loopback_host(std::string host) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  host = lower(host);
+  if (!host.empty() && host.back() == '.') host.pop_back();
+  if (host == "localhost" || (host.size() > 10 && host.compare(host.size() - 10, 10, ".localhost") == 0))
+    return true;
+  in_addr v4;
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6;
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
+}
+
+struct UrlParts {
+  std::string scheme;  // lower case
+  std::string host;    // without userinfo and port; IPv6 in brackets
+};
+
+UrlParts split_url(const std::string& url) {
+  const std::size_t sep = url.find("://");
+  if (sep == std::string::npos) throw Invalid("only http:// and https:// URLs are accepted");
+  UrlParts parts;
+  parts.scheme = lower(url.substr(0, sep));
+  if (parts.scheme != "http" && parts.scheme != "https") throw Invalid("only http:// and https:// URLs are accepted");
+  for (const char c : url)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+      throw Invalid("must not contain spaces or control characters (percent-encode them)");
+  const std::size_t start = sep + 3;
+  std::size_t end = url.find_first_of("/?#", start);
+  if (end == std::string::npos) end = url.size();
+  std::string authority = url.substr(start, end - start);
+  const std::size_t at = authority.rfind('@');
+  if (at != std::string::npos) authority.erase(0, at + 1);
+  if (!authority.empty() && authority.front() == '[') {
+    const std::size_t close = authority.find(']');
+    if (close == std::string::npos) throw Invalid("has an unterminated [IPv6] host");
+    parts.host = authority.substr(0, close + 1);
+  } else {
+    parts.host = authority.substr(0, authority.find(':'));
+  }
+  if (parts.host.empty() || parts.host == "[]") throw Invalid("has no host");
+  return parts;
+}
+
+// --- headers -----------------------------------------------------------------------------
+
+bool is_token_char(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  if ((u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// Header values often carry credentials: only the leading name is ever
+// shown, and whatever follows it is masked, colon or not.
+std::string shown_header(const std::string& header) {
+  std::size_t cut = 0;
+  while (cut < header.size() && (std::isalnum(static_cast<unsigned char>(header[cut])) || header[cut] == '-' ||
+                                 header[cut] == '_'))
+    ++cut;
+  if (cut == header.size()) return header;
+  return header.substr(0, cut) + (header[cut] == ':' ? ": ***" : " ***");
+}
+
+void check_header(const std::string& header) {
+  const std::size_t colon = header.find(':');
+  if (colon == std::string::npos || colon == 0) throw Invalid("must be \"Name: value\"");
+  for (std::size_t i = 0; i < colon; ++i)
+    if (!is_token_char(header[i])) throw Invalid("must be \"Name: value\" with a header name of letters, digits and -");
+  for (std::size_t i = colon + 1; i < header.size(); ++i) {
+    const auto u = static_cast<unsigned char>(header[i]);
+    if ((u < 0x20 && header[i] != '\t') || u == 0x7f) throw Invalid("must not contain control characters");
+  }
+}
+
+// --- the option table --------------------------------------------------------------------
+
+// A value once its type is checked.
+using Value = std::variant<std::string, std::vector<std::string>, bool, std::uint64_t, double, Severity, Regex>;
+
+struct IntegrationDraft {
+  IntegrationConfig config;
+  // The first node of each option given, by canonical name, for the
+  // checks that look at several options together.
+  std::map<std::string, const ConfigNode*> given;
+};
+
+// Where an option's value goes, and where its warnings go.
+struct Draft {
+  Config& config;
+  IntegrationDraft* integration;  // nullptr at plugin level
+  std::string context;            // "Integration "ops": OutageURL "...": "
+
+  IntegrationConfig& ic() { return integration->config; }
+  void warn(const std::string& message) { config.warnings.push_back(context + message); }
+};
+
+using Apply = std::function<void(Draft&, Value&)>;
+
+// How an option's values are shown in messages.
+enum class Shown { Plain, Url, Secret, Header };
+
+struct Bounds {
+  double min = 0;
+  double max = 1e9;  // keeps every number well inside the fields' ranges
+  bool min_exclusive = false;
+};
+
+struct Rule {
+  OptionSpec spec;
+  Apply apply;  // empty for Block
+  Shown shown = Shown::Plain;
+  Bounds bounds = {};
+};
+
+// Assignment of a checked value to a field, by the field's type; the option
+// table pairs each option with its field through these.
+void assign(std::string& f, Value& v) { f = std::move(std::get<std::string>(v)); }
+void assign(std::optional<std::string>& f, Value& v) { f = std::move(std::get<std::string>(v)); }
+void assign(std::vector<std::string>& f, Value& v) {
+  auto& list = std::get<std::vector<std::string>>(v);
+  f.insert(f.end(), std::make_move_iterator(list.begin()), std::make_move_iterator(list.end()));
+}
+void assign(bool& f, Value& v) { f = std::get<bool>(v); }
+void assign(std::size_t& f, Value& v) { f = static_cast<std::size_t>(std::get<std::uint64_t>(v)); }
+void assign(int& f, Value& v) { f = static_cast<int>(std::get<std::uint64_t>(v)); }
+// Fractions of a second round up, so that a small positive value never
+// becomes 0 (which, for RenotifyInterval, means "never").
+void assign(std::chrono::seconds& f, Value& v) {
+  f = std::chrono::ceil<std::chrono::seconds>(std::chrono::duration<double>(std::get<double>(v)));
+}
+void assign(std::chrono::milliseconds& f, Value& v) {
+  f = std::chrono::ceil<std::chrono::milliseconds>(std::chrono::duration<double>(std::get<double>(v)));
+}
+void assign(Severity& f, Value& v) { f = std::get<Severity>(v); }
+void assign(std::optional<Regex>& f, Value& v) { f = std::move(std::get<Regex>(v)); }
+
+template <typename T>
+Apply plugin_field(T Config::*field) {
+  return [field](Draft& d, Value& v) { assign(d.config.*field, v); };
+}
+
+template <typename T>
+Apply integration_field(T IntegrationConfig::*field) {
+  return [field](Draft& d, Value& v) { assign(d.ic().*field, v); };
+}
+
+// A template file's text, checked as the payload builder will expand it.
+Apply template_field(std::optional<std::string> IntegrationConfig::*field) {
+  return [field](Draft& d, Value& v) {
+    std::string text = read_small_file(std::get<std::string>(v));
+    const std::string problem = check_template(text);
+    if (!problem.empty()) throw Invalid("is not a valid template: " + problem);
+    d.ic().*field = std::move(text);
+  };
+}
+
+Apply tls_check(bool IntegrationConfig::*field, const char* warning) {
+  return [field, warning](Draft& d, Value& v) {
+    assign(d.ic().*field, v);
+    if (!(d.ic().*field)) d.warn(warning);
+  };
+}
+
+constexpr auto P = OptionScope::Plugin;
+constexpr auto I = OptionScope::Integration;
+using T = OptionType;
+
+const std::vector<Rule>& rules() {
+  static const std::vector<Rule> table = {
+      {{"SpoolDir", P, T::String, "<BaseDir>/xmatters",
+        "Directory of the spool and of the open outages; created with mode 0700."},
+       [](Draft& d, Value& v) {
+         if (std::get<std::string>(v).empty()) throw Invalid("must not be empty");
+         assign(d.config.spool_dir, v);
+       }},
+      {{"QueueLimit", P, T::Integer, "100000",
+        "Undelivered events kept at most (at least 1), all integrations together; beyond it new outage events are "
+        "refused."},
+       plugin_field(&Config::queue_limit),
+       Shown::Plain,
+       {1}},
+      {{"ReportStats", P, T::Boolean, "true", "Dispatch the plugin's own metrics (plugin `xmatters`)."},
+       plugin_field(&Config::report_stats)},
+      {{"Integration", P, T::Block, nullptr,
+        "`<Integration \"name\">` block, one or more; the name is `[A-Za-z0-9_-]+` and unique."},
+       {}},
+      {{"OutageURL", I, T::Url, nullptr,
+        "Required. URL of the \"Panopta Outage Event\" inbound integration (with its `apiKey`)."},
+       integration_field(&IntegrationConfig::outage_url),
+       Shown::Url},
+      {{"ClearURL", I, T::Url, "OutageURL",
+        "URL of the \"Panopta Clear Event\" inbound integration; unset: the same as `OutageURL`."},
+       integration_field(&IntegrationConfig::clear_url),
+       Shown::Url},
+      {{"User", I, T::String, nullptr, "User name for HTTP basic authentication."},
+       integration_field(&IntegrationConfig::user)},
+      {{"Password", I, T::String, nullptr, "Password for HTTP basic authentication; excludes `PasswordFile`."},
+       integration_field(&IntegrationConfig::password),
+       Shown::Secret},
+      {{"PasswordFile", I, T::Path, nullptr,
+        "File whose first line is the password (trailing newline removed); excludes `Password`."},
+       [](Draft& d, Value& v) {
+         std::string text = read_small_file(std::get<std::string>(v));
+         text.erase(std::min(text.find('\n'), text.size()));
+         if (!text.empty() && text.back() == '\r') text.pop_back();
+         if (text.empty()) d.warn("the password (first line of the file) is empty");
+         d.ic().password = std::move(text);
+       }},
+      {{"Target", I, T::StringList, nullptr,
+        "Recipients (user or group names) for the payload's `target`: one gives a string, several an array; "
+        "repeatable. Unset: the form's own recipients."},
+       [](Draft& d, Value& v) {
+         for (const auto& t : std::get<std::vector<std::string>>(v))
+           if (t.empty()) throw Invalid("a target must not be empty");
+         assign(d.ic().targets, v);
+       }},
+      {{"MinSeverity", I, T::Severity, "warning", "Lowest severity that opens an outage: `warning` or `failure`."},
+       integration_field(&IntegrationConfig::min_severity)},
+      {{"Host", I, T::Regex, nullptr, "Only notifications whose host matches this POSIX extended regex; all filters given must match."},
+       integration_field(&IntegrationConfig::host_filter)},
+      {{"Plugin", I, T::Regex, nullptr, "Only notifications whose plugin matches this POSIX extended regex."},
+       integration_field(&IntegrationConfig::plugin_filter)},
+      {{"Type", I, T::Regex, nullptr, "Only notifications whose type matches this POSIX extended regex."},
+       integration_field(&IntegrationConfig::type_filter)},
+      {{"SendClear", I, T::Boolean, "true", "Send a clear event when an open outage recovers."},
+       integration_field(&IntegrationConfig::send_clear)},
+      {{"RenotifyInterval", I, T::Seconds, "0",
+        "Page an open outage again after this long; 0 = never. Fractions round up to whole seconds."},
+       integration_field(&IntegrationConfig::renotify_interval)},
+      {{"DetailsURL", I, T::String, nullptr,
+        "Link put in the payload's `details_url`; `$host` and the other payload macros are replaced, "
+        "percent-encoded."},
+       integration_field(&IntegrationConfig::details_url),
+       Shown::Url},
+      {{"Template", I, T::Path, nullptr,
+        "File with a raw JSON payload with `$macros`, used instead of the built-in one; checked at start-up."},
+       template_field(&IntegrationConfig::outage_template)},
+      {{"ClearTemplate", I, T::Path, "Template",
+        "File with the raw JSON payload of clear events; unset: the same as `Template`."},
+       template_field(&IntegrationConfig::clear_template)},
+      {{"Header", I, T::StringList, nullptr, "Extra request header `\"Name: value\"`; repeatable. Values are never logged."},
+       [](Draft& d, Value& v) {
+         for (const auto& h : std::get<std::vector<std::string>>(v)) check_header(h);
+         assign(d.ic().headers, v);
+       },
+       Shown::Header},
+      {{"Timeout", I, T::Seconds, "10",
+        "Limit of one request, and of the wait for requests in flight at shutdown; more than 0, fractions "
+        "allowed."},
+       integration_field(&IntegrationConfig::timeout),
+       Shown::Plain,
+       {0, 1e6, true}},
+      {{"VerifyPeer", I, T::Boolean, "true", "Verify the server's TLS certificate; `false` logs a warning."},
+       tls_check(&IntegrationConfig::verify_peer,
+                 "TLS certificate verification is off: anyone on the path can pose as xMatters")},
+      {{"VerifyHost", I, T::Boolean, "true",
+        "Check that the certificate names the URL's host; `false` logs a warning."},
+       tls_check(&IntegrationConfig::verify_host,
+                 "TLS host name verification is off: any valid certificate is accepted for any host")},
+      {{"CACert", I, T::Path, nullptr, "CA bundle file to verify the server with. Unset: the system's bundle."},
+       integration_field(&IntegrationConfig::ca_cert)},
+      {{"ClientCert", I, T::Path, nullptr, "Client certificate file (PEM) for TLS; needs `ClientKey`."},
+       integration_field(&IntegrationConfig::client_cert)},
+      {{"ClientKey", I, T::Path, nullptr, "Private key file (PEM) of `ClientCert`."},
+       integration_field(&IntegrationConfig::client_key)},
+      {{"Proxy", I, T::String, nullptr,
+        "Proxy URL; `\"\"` = no proxy, not even from the environment. Unset: libcurl's environment variables "
+        "apply."},
+       integration_field(&IntegrationConfig::proxy),
+       Shown::Url},
+      {{"Connections", I, T::Integer, "4", "Parallel kept-alive connections to this integration, 1 to 64."},
+       integration_field(&IntegrationConfig::connections),
+       Shown::Plain,
+       {1, 64}},
+      {{"RetryMaxAge", I, T::Seconds, "86400",
+        "Seconds after which an undeliverable event is dead-lettered. Fractions round up."},
+       integration_field(&IntegrationConfig::retry_max_age)},
+  };
+  return table;
+}
+
+const Rule* find_rule(std::string_view name) {
+  for (const auto& r : rules())
+    if (iequals(r.spec.name, name)) return &r;
+  return nullptr;
+}
+
+// --- checking values by type ---------------------------------------------------------------
+
+std::string show_value(const ConfigValue& v, Shown shown) {
+  switch (v.type) {
+    case ConfigValue::Type::Number: return shown == Shown::Secret ? "\"***\"" : format_number(v.number);
+    case ConfigValue::Type::Boolean: return shown == Shown::Secret ? "\"***\"" : (v.boolean ? "true" : "false");
+    case ConfigValue::Type::String: break;
+  }
+  switch (shown) {
+    case Shown::Secret: return "\"***\"";
+    case Shown::Url: return quote(redact_url(v.string));
+    case Shown::Header: return quote(shown_header(v.string));
+    case Shown::Plain: break;
+  }
+  return quote(v.string);
+}
+
+// "Option "value" ...", as the message names an option and its values.
+std::string show_option(const char* name, const ConfigNode& node, Shown shown) {
+  std::string out = name;
+  for (const auto& v : node.values) out += " " + show_value(v, shown);
+  return out;
+}
+
+std::string integration_prefix(const std::string& name) { return "Integration " + quote(name) + ": "; }
+
+bool all_strings(const ConfigNode& node) {
+  for (const auto& v : node.values)
+    if (v.type != ConfigValue::Type::String) return false;
+  return true;
+}
+
+const std::string& one_string(const ConfigNode& node) {
+  if (node.values.size() != 1 || node.values[0].type != ConfigValue::Type::String)
+    throw Invalid("expects one string in quotes");
+  return node.values[0].string;
+}
+
+double one_number(const ConfigNode& node, const Bounds& b, const char* what) {
+  if (node.values.size() != 1 || node.values[0].type != ConfigValue::Type::Number)
+    throw Invalid(std::string("expects ") + what);
+  const double d = node.values[0].number;
+  if (!std::isfinite(d)) throw Invalid(std::string("expects ") + what);
+  if (b.min_exclusive ? !(d > b.min) : d < b.min)
+    throw Invalid(std::string("must be ") + (b.min_exclusive ? "more than " : "at least ") + format_number(b.min));
+  if (d > b.max) throw Invalid("must be at most " + format_number(b.max));
+  return d;
+}
+
+// Checks the node's values against the option's type, generically.
+Value convert(const Rule& rule, const ConfigNode& node, Draft& d) {
+  switch (rule.spec.type) {
+    case T::String:
+    case T::Path: {
+      const std::string& s = one_string(node);
+      if (rule.spec.type == T::Path) {
+        if (s.empty()) throw Invalid("expects a file name");
+        open_regular_file(s);
+      }
+      return s;
+    }
+    case T::StringList:
+      if (node.values.empty() || !all_strings(node)) throw Invalid("expects one or more strings in quotes");
+      {
+        std::vector<std::string> list;
+        for (const auto& v : node.values) list.push_back(v.string);
+        return list;
+      }
+    case T::Boolean:
+      if (node.values.size() != 1 || node.values[0].type != ConfigValue::Type::Boolean)
+        throw Invalid("expects true or false, without quotes");
+      return node.values[0].boolean;
+    case T::Integer: {
+      const double n = one_number(node, rule.bounds, "a whole number");
+      if (n != std::floor(n)) throw Invalid("expects a whole number");
+      return static_cast<std::uint64_t>(n);
+    }
+    case T::Seconds: return one_number(node, rule.bounds, "a number of seconds");
+    case T::Severity: {
+      const std::string s = lower(one_string(node));
+      if (s == "warning") return Severity::Warning;
+      if (s == "failure") return Severity::Failure;
+      throw Invalid("expects \"warning\" or \"failure\"");
+    }
+    case T::Regex: {
+      const std::string& pattern = one_string(node);
+      try {
+        return Regex(pattern);
+      } catch (const std::invalid_argument& e) {
+        throw Invalid(std::string("is not a valid POSIX extended regular expression: ") + e.what());
+      }
+    }
+    case T::Url: {
+      const std::string& url = one_string(node);
+      const UrlParts parts = split_url(url);
+      if (parts.scheme == "http" && !is_loopback_host(parts.host))
+        d.warn("plain http:// to a host other than loopback: events and credentials travel unencrypted");
+      return url;
+    }
+    case T::Block: break;
+  }
+  throw Invalid("is a block: <" + std::string(rule.spec.name) + " \"name\">");
+}
+
+// --- parsing ----------------------------------------------------------------------------------
+
+class Parser {
+ public:
+  Config parse(const ConfigNode& plugin_block) {
+    for (const auto& child : plugin_block.children) option(child, nullptr);
+    if (config_.integrations.empty())
+      throw ConfigError("Integration: at least one <Integration \"name\"> block is required");
+    return std::move(config_);
+  }
+
+ private:
+  // Applies one option of the plugin block (integration == nullptr) or of
+  // an integration block.
+  void option(const ConfigNode& node, IntegrationDraft* integration) {
+    const std::string prefix = integration ? integration_prefix(integration->config.name) : "";
+    const Rule* rule = find_rule(node.key);
+    if (rule == nullptr) throw ConfigError(prefix + "unknown option " + quote(node.key));
+    const std::string shown = show_option(rule->spec.name, node, rule->shown);
+    const auto fail = [&](const std::string& message) { return ConfigError(prefix + shown + ": " + message); };
+
+    const OptionScope scope = integration ? OptionScope::Integration : OptionScope::Plugin;
+    if (rule->spec.scope != scope)
+      throw fail(scope == OptionScope::Plugin ? "belongs inside an <Integration \"name\"> block"
+                                              : "belongs in <Plugin xmatters>, not inside <Integration>");
+    if (rule->spec.type == T::Block) return block(node, *rule, prefix + shown);
+    if (!node.children.empty()) throw fail("is not a block");
+
+    auto& given = integration ? integration->given : plugin_given_;
+    if (!given.emplace(rule->spec.name, &node).second && rule->spec.type != T::StringList)
+      throw fail("is given more than once");
+
+    Draft draft{config_, integration, prefix + shown + ": "};
+    try {
+      Value value = convert(*rule, node, draft);
+      rule->apply(draft, value);
+    } catch (const Invalid& e) {
+      throw fail(e.what());
+    }
+  }
+
+  void block(const ConfigNode& node, const Rule& rule, const std::string& shown) {
+    if (node.values.size() != 1 || node.values[0].type != ConfigValue::Type::String)
+      throw ConfigError(shown + ": expects one name in quotes: <" + rule.spec.name + " \"name\">");
+    const std::string& name = node.values[0].string;
+    if (name.empty() || name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+                            std::string::npos)
+      throw ConfigError(shown + ": the name may contain only letters, digits, '_' and '-'");
+    for (const auto& other : config_.integrations)
+      if (other.name == name) throw ConfigError(shown + ": an integration of that name is already configured");
+
+    IntegrationDraft draft;
+    draft.config.name = name;
+    for (const auto& child : node.children) option(child, &draft);
+    finish(draft);
+    config_.integrations.push_back(std::move(draft.config));
+  }
+
+  // The checks and defaults that involve several options of one integration.
+  void finish(IntegrationDraft& draft) {
+    IntegrationConfig& ic = draft.config;
+    const std::string prefix = integration_prefix(ic.name);
+    const auto given = [&](const char* name) -> const ConfigNode* {
+      const auto it = draft.given.find(name);
+      return it == draft.given.end() ? nullptr : it->second;
+    };
+    const auto fail = [&](const char* name, const std::string& message) {
+      const Rule* rule = find_rule(name);
+      return ConfigError(prefix + show_option(rule->spec.name, *given(name), rule->shown) + ": " + message);
+    };
+
+    if (!given("OutageURL")) throw ConfigError(prefix + "OutageURL is required");
+    if (given("Password") && given("PasswordFile"))
+      throw fail("PasswordFile", "cannot be combined with Password; give one of them");
+    if (given("ClientKey") && !given("ClientCert")) throw fail("ClientKey", "needs ClientCert as well");
+    if (given("ClientCert") && !given("ClientKey")) throw fail("ClientCert", "needs ClientKey as well");
+
+    if (ic.password && !ic.user) {
+      const char* name = given("Password") ? "Password" : "PasswordFile";
+      const Rule* rule = find_rule(name);
+      config_.warnings.push_back(prefix + show_option(rule->spec.name, *given(name), rule->shown) +
+                                 ": HTTP basic authentication needs a User as well");
+    }
+    if (!given("ClearURL")) ic.clear_url = ic.outage_url;
+    if (!given("ClearTemplate")) ic.clear_template = ic.outage_template;
+  }
+
+  Config config_;
+  std::map<std::string, const ConfigNode*> plugin_given_;
+};
+
+// --- documentation ---------------------------------------------------------------------------
+
+const char* type_doc(OptionType t) {
+  switch (t) {
+    case T::String: return "string";
+    case T::StringList: return "strings, repeatable";
+    case T::Boolean: return "boolean";
+    case T::Integer: return "integer";
+    case T::Seconds: return "seconds";
+    case T::Severity: return "`warning` | `failure`";
+    case T::Regex: return "regex (ERE)";
+    case T::Url: return "URL";
+    case T::Path: return "file";
+    case T::Block: return "block";
+  }
+  return "";
+}
+
+}  // namespace
+
+const std::vector<OptionSpec>& option_table() {
+  static const std::vector<OptionSpec> specs = [] {
+    std::vector<OptionSpec> out;
+    for (const auto& r : rules()) out.push_back(r.spec);
+    return out;
+  }();
+  return specs;
+}
+
+std::string render_option_docs() {
+  // A '|' inside a cell would end it, even inside a code span.
+  const auto cell = [](std::string_view text) {
+    std::string out;
+    for (const char c : text) {
+      if (c == '|') out += '\\';
+      out += c;
+    }
+    return out;
+  };
+  std::string out =
+      "\n"
+      "<!-- Generated from option_table() in src/config.cc; tests/test_config checks it. -->\n"
+      "\n"
+      "Options of `<Plugin xmatters>` (scope *plugin*) and of each `<Integration \"name\">` block in it\n"
+      "(scope *integration*). Option names are case-insensitive. Values are typed as collectd reads them:\n"
+      "strings in quotes; numbers and `true`/`false` without. A value of the wrong type or count, an\n"
+      "unknown option, or an option other than `Target` and `Header` given twice in a block is an error.\n"
+      "Any error stops the plugin from starting, with one `ERROR` line that names the option, the\n"
+      "integration and the value (passwords, header values and URL query values shown as `***`). Files\n"
+      "must be readable when the configuration is read; `PasswordFile` and templates are read then (1 MiB\n"
+      "at most). A `WARNING` at start-up, not an error: plain `http://` to a host other than loopback,\n"
+      "`VerifyPeer false`, `VerifyHost false`, a password without `User`, an empty password file.\n"
+      "\n"
+      "| Option | Scope | Type | Default | Description |\n"
+      "| --- | --- | --- | --- | --- |\n";
+  for (const auto& spec : option_table()) {
+    std::string default_cell = spec.type == T::Block ? "—" : "unset";
+    if (spec.default_text) default_cell = "`" + std::string(spec.default_text) + "`";
+    out += "| `" + cell(spec.name) + "` | ";
+    out += spec.scope == OptionScope::Plugin ? "plugin" : "integration";
+    out += " | " + cell(type_doc(spec.type)) + " | " + cell(default_cell) + " | " + cell(spec.description) + " |\n";
+  }
+  return out;
+}
+
+Config parse_config(const ConfigNode& plugin_block) { return Parser().parse(plugin_block); }
+
+}  // namespace xmatters

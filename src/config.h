@@ -65,6 +65,10 @@ struct OptionSpec {
 // Every option the plugin knows, in documentation order.
 const std::vector<OptionSpec>& option_table();
 
+// The README's options section (between its <!-- options:begin --> and
+// <!-- options:end --> markers), rendered from option_table().
+std::string render_option_docs();
+
 // --- the validated configuration ---------------------------------------------
 
 // A compiled POSIX ERE; matching is thread-safe.
@@ -129,7 +133,8 @@ class ConfigError : public std::runtime_error {
 };
 
 // Parses and validates the <Plugin xmatters> block (its children). Throws
-// ConfigError at the first mistake.
+// ConfigError at the first mistake. Reads the files that options name
+// (PasswordFile, Template, ClearTemplate, CACert, ClientCert, ClientKey).
 Config parse_config(const ConfigNode& plugin_block);
 
 }  // namespace xmatters
