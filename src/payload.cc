@@ -1,2 +1,602 @@
-// placeholder: being written
 #include "payload.h"
+
+#include <jansson.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace xmatters {
+namespace {
+
+// --- jansson ownership --------------------------------------------------------
+
+struct JsonDecref {
+  void operator()(json_t* j) const { json_decref(j); }
+};
+using Json = std::unique_ptr<json_t, JsonDecref>;
+
+struct FreeChars {
+  void operator()(char* p) const { std::free(p); }
+};
+using DumpedJson = std::unique_ptr<char, FreeChars>;
+
+// jansson reports allocation failure as NULL; the only thing that can fail
+// once every string has been sanitized.
+json_t* checked(json_t* j) {
+  if (j == nullptr) throw std::bad_alloc();
+  return j;
+}
+
+// The caller's text must be valid UTF-8 (everything here went through
+// sanitize_utf8), so jansson's own check cannot fail on content.
+json_t* json_text(const std::string& s) { return checked(json_stringn(s.data(), s.size())); }
+
+std::string dump(const json_t* j, std::size_t flags) {
+  DumpedJson text(json_dumps(j, flags | JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY));
+  if (!text) throw std::bad_alloc();
+  return std::string(text.get());
+}
+
+// --- UTF-8 ---------------------------------------------------------------------
+
+// Length of the well-formed sequence starting at in[i] (ok = true), or of its
+// maximal subpart (ok = false): the bytes that Unicode's "substitution of
+// maximal subparts" replaces with one U+FFFD.
+struct Step {
+  std::size_t length;
+  bool ok;
+};
+
+Step utf8_step(std::string_view in, std::size_t i) {
+  const auto c = static_cast<unsigned char>(in[i]);
+  if (c < 0x80) return {1, true};
+  int continuation;
+  unsigned char lo = 0x80, hi = 0xBF;  // range of the first continuation byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    continuation = 1;
+  } else if (c == 0xE0) {
+    continuation = 2, lo = 0xA0;  // excludes overlong forms
+  } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
+    continuation = 2;
+  } else if (c == 0xED) {
+    continuation = 2, hi = 0x9F;  // excludes surrogates
+  } else if (c == 0xF0) {
+    continuation = 3, lo = 0x90;  // excludes overlong forms
+  } else if (c >= 0xF1 && c <= 0xF3) {
+    continuation = 3;
+  } else if (c == 0xF4) {
+    continuation = 3, hi = 0x8F;  // excludes > U+10FFFF
+  } else {
+    return {1, false};  // continuation byte, C0, C1, F5..FF
+  }
+  std::size_t j = i + 1;
+  for (int k = 0; k < continuation; ++k, ++j) {
+    if (j >= in.size()) return {j - i, false};
+    const auto d = static_cast<unsigned char>(in[j]);
+    if (d < lo || d > hi) return {j - i, false};
+    lo = 0x80, hi = 0xBF;
+  }
+  return {j - i, true};
+}
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+// --- numbers and times -----------------------------------------------------------
+
+std::string chars(double v, std::chars_format fmt, int precision) {
+  std::array<char, 64> buf;
+  const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v, fmt, precision);
+  return std::string(buf.data(), r.ptr);
+}
+
+bool round_trips(const std::string& text, double v) {
+  double back = 0;
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), back);
+  return r.ec == std::errc() && back == v;
+}
+
+// %g-like (95, 0.5, 1e+06) and locale-independent; a whole number that %g
+// would round (1234567) is written out instead, since a human reading a byte
+// count wants the count.
+std::string compact_number(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::string text = chars(v, std::chars_format::general, 6);
+  if (!round_trips(text, v) && v == std::trunc(v) && std::fabs(v) < 1e15)
+    text = chars(v, std::chars_format::fixed, 0);
+  return text;
+}
+
+// The fewest significant digits that give v back exactly.
+int round_trip_precision(double v) {
+  for (int p = 1; p < 17; ++p)
+    if (round_trips(chars(v, std::chars_format::general, p), v)) return p;
+  return 17;
+}
+
+std::optional<double> meta_number(const Notification& n, std::string_view name) {
+  const MetaItem* m = n.find_meta(name);
+  if (m == nullptr) return std::nullopt;
+  return std::visit(
+      [](const auto& v) -> std::optional<double> {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, bool>)
+          return std::nullopt;
+        else
+          return static_cast<double>(v);
+      },
+      m->value);
+}
+
+// A NaN CurrentValue (collectd's "no value") says nothing worth a sentence.
+std::optional<double> current_value(const Notification& n) {
+  auto v = meta_number(n, "CurrentValue");
+  if (v && std::isnan(*v)) v.reset();
+  return v;
+}
+
+std::int64_t whole_seconds(Clock::duration d) {
+  return std::chrono::floor<std::chrono::seconds>(d).count();
+}
+
+// --- the macros --------------------------------------------------------------------
+
+enum Macro : std::size_t {
+  kOutageId,
+  kEventId,
+  kEventType,
+  kSeverity,
+  kName,
+  kFqdn,
+  kDescription,
+  kServices,
+  kItems,
+  kReasons,
+  kTimestamp,
+  kStartTime,
+  kDuration,
+  kDetailsUrl,
+  kHost,
+  kPlugin,
+  kPluginInstance,
+  kType,
+  kTypeInstance,
+  kCurrentValue,
+  kTarget,  // the only one whose value is not a string
+  kMacroCount
+};
+
+constexpr std::array<std::string_view, kMacroCount> kMacroNames = {
+    "outage_id",   "event_id",  "event_type", "severity",        "name",
+    "fqdn",        "description", "services", "items",          "reasons",
+    "timestamp",   "start_time", "duration",  "details_url",     "host",
+    "plugin",      "plugin_instance", "type", "type_instance",   "current_value",
+    "target",
+};
+
+// The one place where an event's macro values are computed; the built-in
+// payload, the templates and DetailsURL all read them from here. Every text
+// is valid UTF-8.
+struct MacroValues {
+  std::array<std::string, kMacroCount> text;  // text[kTarget] is unused
+  std::vector<std::string> targets;
+  bool has_details_url = false;  // DetailsURL is set (its expansion may still be "")
+  const std::string& operator[](Macro m) const { return text[m]; }
+};
+
+// The longest macro name that s starts with (so "$type_instance" is not read
+// as "$type" followed by "_instance"). Like Panopta's raw payload, the name
+// need not end at a word boundary: "$hostname" is the host then "name".
+std::optional<Macro> match_macro(std::string_view s) {
+  std::optional<Macro> best;
+  for (std::size_t m = 0; m < kMacroCount; ++m) {
+    const auto name = kMacroNames[m];
+    if (s.substr(0, name.size()) == name && (!best || name.size() > kMacroNames[*best].size()))
+      best = static_cast<Macro>(m);
+  }
+  return best;
+}
+
+// Where a macro's value went in the expanded text, so that a position in the
+// expansion can be traced back to the template.
+struct Replacement {
+  std::size_t in_begin, in_end, out_begin, out_end;
+};
+
+// Replaces each "$macro" of text with what value(macro, out) appends; a
+// value() that returns false leaves the macro as written, and so does an
+// unknown "$word".
+template <typename Value>
+std::string expand(std::string_view text, const Value& value,
+                   std::vector<Replacement>* replacements = nullptr) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 2);
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const std::size_t dollar = text.find('$', i);
+    if (dollar == std::string_view::npos) break;
+    out.append(text, i, dollar - i);
+    const auto macro = match_macro(text.substr(dollar + 1));
+    if (!macro) {
+      out += '$';
+      i = dollar + 1;
+      continue;
+    }
+    const std::size_t end = dollar + 1 + kMacroNames[*macro].size();
+    const std::size_t out_begin = out.size();
+    if (value(*macro, out)) {
+      if (replacements) replacements->push_back({dollar, end, out_begin, out.size()});
+    } else {
+      out.append(text, dollar, end - dollar);
+    }
+    i = end;
+  }
+  if (i < text.size()) out.append(text, i, std::string_view::npos);
+  return out;
+}
+
+// RFC 3986: everything but the unreserved characters is percent-encoded.
+void append_percent_encoded(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      out += ch;
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+    }
+  }
+}
+
+std::string details_url(const std::string& url_template, const MacroValues& v) {
+  return expand(url_template, [&](Macro m, std::string& out) {
+    if (m == kDetailsUrl) return false;
+    if (m == kTarget) {
+      std::string joined;
+      for (const auto& t : v.targets) joined += (joined.empty() ? "" : ",") + t;
+      append_percent_encoded(out, joined);
+    } else {
+      append_percent_encoded(out, v[m]);
+    }
+    return true;
+  });
+}
+
+// JSON-escaped, without the quotes: "$description" in a template becomes a
+// valid JSON string.
+void append_json_escaped(std::string& out, const std::string& s) {
+  const Json j(json_text(s));
+  const std::string quoted = dump(j.get(), 0);
+  out.append(quoted, 1, quoted.size() - 2);
+}
+
+Json targets_json(const std::vector<std::string>& targets) {
+  if (targets.empty()) return Json(checked(json_null()));
+  if (targets.size() == 1) return Json(json_text(targets.front()));
+  Json array(checked(json_array()));
+  for (const auto& t : targets) json_array_append_new(array.get(), json_text(t));
+  return array;
+}
+
+std::string expand_template(std::string_view text, const MacroValues& v,
+                            std::vector<Replacement>* replacements = nullptr) {
+  return expand(
+      text,
+      [&](Macro m, std::string& out) {
+        if (m == kTarget)
+          out += dump(targets_json(v.targets).get(), 0);
+        else
+          append_json_escaped(out, v[m]);
+        return true;
+      },
+      replacements);
+}
+
+std::string part(const std::string& name, const std::string& instance) {
+  if (instance.empty()) return name;
+  if (name.empty()) return instance;
+  return name + "-" + instance;
+}
+
+bool is_missing_value_message(const std::string& message, double* seconds) {
+  static constexpr std::string_view kMissing = "has not been updated for ";
+  const auto at = message.find(kMissing);
+  if (at == std::string::npos) return false;
+  const char* first = message.data() + at + kMissing.size();
+  const auto r = std::from_chars(first, message.data() + message.size(), *seconds);
+  return r.ec == std::errc() && std::isfinite(*seconds);
+}
+
+// One short sentence: which threshold the value crossed, "no data for N s"
+// for collectd's missing-value FAILURE, or else collectd's own message.
+std::string reasons(const Transition& t) {
+  const Notification& n = t.notification;
+  const auto value = current_value(n);
+  // In Percentage mode CurrentValue is the raw value while the thresholds
+  // are percentages: comparing them would state something false.
+  const bool percentage = n.message.find("%). That is") != std::string::npos;
+  if (t.type == EventType::Clear || n.severity == Severity::Okay) {
+    if (value) return "value " + compact_number(*value) + " is back within thresholds";
+    return n.message;
+  }
+  if (value && !percentage) {
+    const bool failure = n.severity == Severity::Failure;
+    const char* level = failure ? "failure" : "warning";
+    const auto min = meta_number(n, failure ? "FailureMin" : "WarningMin");
+    const auto max = meta_number(n, failure ? "FailureMax" : "WarningMax");
+    const bool has_min = min && !std::isnan(*min), has_max = max && !std::isnan(*max);
+    const std::string v = "value " + compact_number(*value);
+    if (has_max && *value > *max)
+      return v + " is above the " + level + " threshold " + compact_number(*max);
+    if (has_min && *value < *min)
+      return v + " is below the " + level + " threshold " + compact_number(*min);
+    // Neither bound crossed: either an inverted threshold (Invert true),
+    // whose bad region is the inside, or a Hysteresis holding the state.
+    // The meta cannot tell them apart; collectd's message can.
+    const auto says = [&](const char* words) { return n.message.find(words) != std::string::npos; };
+    if (has_min && has_max && says("That is within the"))
+      return v + " is within the " + level + " range " + compact_number(*min) + " to " +
+             compact_number(*max);
+    if (has_max && !has_min && says("That is below the"))
+      return v + (*value < *max ? " is below the " : " is at the ") + level + " threshold " +
+             compact_number(*max);
+    if (has_min && !has_max && says("That is above the"))
+      return v + (*value > *min ? " is above the " : " is at the ") + level + " threshold " +
+             compact_number(*min);
+  }
+  double seconds = 0;
+  if (!value && is_missing_value_message(n.message, &seconds))
+    return "no data for " + std::to_string(std::max(0LL, std::llround(seconds))) + " s";
+  return n.message;
+}
+
+MacroValues compute_macros(const Transition& t, const std::string& event_id,
+                           const IntegrationConfig& integration) {
+  const Notification& n = t.notification;
+  MacroValues v;
+  auto& x = v.text;
+  x[kOutageId] = sanitize_utf8(t.outage.id);
+  x[kEventId] = sanitize_utf8(event_id);
+  x[kEventType] = event_type_name(t.type);
+  const Severity highest = t.outage.severity == Severity::Okay ? n.severity : t.outage.severity;
+  x[kSeverity] = highest == Severity::Failure ? "critical" : "warning";
+  x[kHost] = sanitize_utf8(n.host);
+  x[kName] = x[kHost];
+  x[kFqdn] = x[kHost];
+  x[kDescription] = sanitize_utf8(n.message);
+  x[kPlugin] = sanitize_utf8(n.plugin);
+  x[kPluginInstance] = sanitize_utf8(n.plugin_instance);
+  x[kType] = sanitize_utf8(n.type);
+  x[kTypeInstance] = sanitize_utf8(n.type_instance);
+  x[kServices] = part(x[kPlugin], x[kPluginInstance]);
+  if (!x[kType].empty()) x[kServices] += "/" + part(x[kType], x[kTypeInstance]);
+  if (const MetaItem* ds = n.find_meta("DataSource"))
+    if (const auto* s = std::get_if<std::string>(&ds->value)) x[kItems] = sanitize_utf8(*s);
+  x[kReasons] = sanitize_utf8(reasons(t));
+  x[kTimestamp] = format_rfc3339(n.time);
+  x[kStartTime] = format_rfc3339(t.outage.start);
+  x[kDuration] = std::to_string(std::max<std::int64_t>(0, whole_seconds(n.time - t.outage.start)));
+  if (const auto cv = current_value(n)) x[kCurrentValue] = compact_number(*cv);
+  v.targets.reserve(integration.targets.size());
+  for (const auto& target : integration.targets) v.targets.push_back(sanitize_utf8(target));
+  if (integration.details_url) {
+    x[kDetailsUrl] = details_url(*integration.details_url, v);
+    v.has_details_url = true;
+  }
+  return v;
+}
+
+// --- the built-in payload -------------------------------------------------------
+
+json_t* meta_json(const MetaValue& value) {
+  return std::visit(
+      [](const auto& v) -> json_t* {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          return json_text(sanitize_utf8(v));
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return checked(json_boolean(v));
+        } else if constexpr (std::is_same_v<T, double>) {
+          return checked(std::isfinite(v) ? json_real(v) : json_null());
+        } else if constexpr (std::is_same_v<T, std::uint64_t>) {
+          // Beyond json_int_t the nearest double is the best JSON can carry.
+          if (v > static_cast<std::uint64_t>(INT64_MAX)) return checked(json_real(static_cast<double>(v)));
+          return checked(json_integer(static_cast<json_int_t>(v)));
+        } else {
+          return checked(json_integer(static_cast<json_int_t>(v)));
+        }
+      },
+      value);
+}
+
+std::string builtin_payload(const Transition& t, const MacroValues& v) {
+  const Notification& n = t.notification;
+  Json body(checked(json_object()));
+  json_t* o = body.get();
+  // CONTRACT §4's order.
+  for (const Macro m : {kOutageId, kEventId, kEventType, kSeverity, kName, kFqdn, kDescription,
+                        kServices, kItems, kReasons, kTimestamp, kStartTime, kDuration})
+    json_object_set_new(o, kMacroNames[m].data(), json_text(v[m]));
+  if (!v.targets.empty()) json_object_set_new(o, "target", targets_json(v.targets).release());
+  if (v.has_details_url) json_object_set_new(o, "details_url", json_text(v[kDetailsUrl]));
+
+  // jansson prints reals with one precision for the whole document: the
+  // smallest that gives every value back exactly (95.3, not
+  // 95.299999999999997).
+  int precision = 1;
+  bool any_real = false;
+  Json meta(checked(json_object()));
+  for (const auto& item : n.meta) {
+    const std::string name = sanitize_utf8(item.name);
+    if (json_object_get(meta.get(), name.c_str()) != nullptr) continue;  // the first wins, as find_meta
+    Json value(meta_json(item.value));
+    if (json_is_real(value.get())) {
+      any_real = true;
+      precision = std::max(precision, round_trip_precision(json_real_value(value.get())));
+    }
+    json_object_set_new(meta.get(), name.c_str(), value.release());
+  }
+
+  Json c(checked(json_object()));
+  json_object_set_new(c.get(), "host", json_text(v[kHost]));
+  json_object_set_new(c.get(), "plugin", json_text(v[kPlugin]));
+  json_object_set_new(c.get(), "plugin_instance", json_text(v[kPluginInstance]));
+  json_object_set_new(c.get(), "type", json_text(v[kType]));
+  json_object_set_new(c.get(), "type_instance", json_text(v[kTypeInstance]));
+  json_object_set_new(c.get(), "severity", checked(json_string(severity_name(n.severity))));
+  json_object_set_new(c.get(), "time", json_text(format_rfc3339(n.time, true)));
+  json_object_set_new(c.get(), "meta", meta.release());
+  json_object_set_new(o, "collectd", c.release());
+  return dump(body.get(), any_real ? JSON_REAL_PRECISION(precision) : 0);
+}
+
+// U+0000 is valid JSON ("\u0000"), though jansson refuses it by default.
+constexpr std::size_t kDecodeFlags = JSON_ALLOW_NUL;
+
+bool is_json(const std::string& text) {
+  json_error_t error;
+  return Json(json_loadb(text.data(), text.size(), kDecodeFlags, &error)) != nullptr;
+}
+
+// Sample values for check_template: the awkward characters a real event can
+// carry, and (second) the emptiest event, so that a template is valid for
+// every event and not just for a typical one.
+MacroValues awkward_sample() {
+  MacroValues v;
+  const std::string awkward = "a \"quoted\" back\\slash, tab\t, newline\n, \x01, caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 </";
+  for (auto& s : v.text) s = awkward;
+  v.text[kDuration] = "3600";
+  v.text[kCurrentValue] = "1e+06";
+  v.targets = {"ops \"oncall\"", "dba\\team"};
+  return v;
+}
+
+MacroValues empty_sample() {
+  MacroValues v;
+  v.text[kDuration] = "0";
+  return v;
+}
+
+// jansson's line and column, counted in the template rather than in the
+// expansion: error.position is the number of bytes jansson had read.
+std::string position_in_template(std::string_view text, const std::vector<Replacement>& replacements,
+                                 std::size_t position) {
+  std::ptrdiff_t shift = 0;
+  std::size_t at = std::string_view::npos;
+  for (const auto& r : replacements) {
+    if (position <= r.out_begin) break;
+    if (position <= r.out_end) {  // inside a macro's value: blame the macro
+      at = r.in_end;
+      break;
+    }
+    shift = static_cast<std::ptrdiff_t>(r.in_end) - static_cast<std::ptrdiff_t>(r.out_end);
+  }
+  if (at == std::string_view::npos)
+    at = static_cast<std::size_t>(std::max<std::ptrdiff_t>(0, static_cast<std::ptrdiff_t>(position) + shift));
+  at = std::min(at, text.size());
+  int line = 1, column = 0;
+  for (std::size_t i = 0; i < at; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      ++line;
+      column = 0;
+    } else if ((c & 0xC0) != 0x80) {  // as jansson: characters, not bytes
+      ++column;
+    }
+  }
+  return "(line " + std::to_string(line) + ", column " + std::to_string(column) + ")";
+}
+
+}  // namespace
+
+// --- public ------------------------------------------------------------------------
+
+std::string sanitize_utf8(const std::string& bytes) {
+  const std::string_view in(bytes);
+  std::size_t i = 0;
+  while (i < in.size()) {  // most text is valid: copy it once
+    const Step s = utf8_step(in, i);
+    if (!s.ok) break;
+    i += s.length;
+  }
+  if (i == in.size()) return bytes;
+  std::string out(in.substr(0, i));
+  out.reserve(bytes.size() + 8);
+  while (i < in.size()) {
+    const Step s = utf8_step(in, i);
+    if (s.ok)
+      out.append(in, i, s.length);
+    else
+      out += kReplacement;
+    i += s.length;
+  }
+  return out;
+}
+
+std::string format_rfc3339(TimePoint t, bool with_fraction) {
+  using namespace std::chrono;
+  // floor, not duration_cast: 0.5 s before the epoch is 23:59:59.5.
+  const auto secs = floor<seconds>(t.time_since_epoch());
+  const std::time_t tt = static_cast<std::time_t>(secs.count());
+  std::tm tm{};
+  if (gmtime_r(&tt, &tm) == nullptr) return "";
+  char buf[64];
+  std::size_t len = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (with_fraction) {
+    const auto micros = floor<microseconds>(t.time_since_epoch() - secs).count();
+    len += static_cast<std::size_t>(std::snprintf(buf + len, sizeof buf - len, ".%06lld",
+                                                  static_cast<long long>(micros)));
+  }
+  return std::string(buf, len) + "Z";
+}
+
+std::string check_template(const std::string& text) {
+  const std::pair<MacroValues, const char*> samples[] = {
+      {awkward_sample(), "not valid JSON once expanded"},
+      {empty_sample(), "not valid JSON once expanded with empty values"},
+  };
+  for (const auto& [values, what] : samples) {
+    std::vector<Replacement> replacements;
+    const std::string expanded = expand_template(text, values, &replacements);
+    json_error_t error;
+    if (Json(json_loadb(expanded.data(), expanded.size(), kDecodeFlags, &error))) continue;
+    return std::string(what) + ": " + error.text + " " +
+           position_in_template(text, replacements, static_cast<std::size_t>(error.position));
+  }
+  return "";
+}
+
+PayloadBuilder::PayloadBuilder(const IntegrationConfig& integration) : integration_(integration) {}
+
+std::string PayloadBuilder::build(const Transition& t, const std::string& event_id) const {
+  const MacroValues values = compute_macros(t, event_id, integration_);
+  const auto& tmpl =
+      t.type == EventType::Clear ? integration_.clear_template : integration_.outage_template;
+  if (tmpl) {
+    std::string body = expand_template(*tmpl, values);
+    // check_template accepted it at configuration time, so this holds; the
+    // built-in payload is the answer if it ever does not.
+    if (is_json(body)) return body;
+  }
+  return builtin_payload(t, values);
+}
+
+}  // namespace xmatters

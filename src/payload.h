@@ -1,5 +1,6 @@
 // Panopta-format payloads (CONTRACT §4): the built-in JSON body, the user's
-// Template / ClearTemplate, and DetailsURL.
+// Template / ClearTemplate, and DetailsURL. All three read one set of macro
+// values computed per event. Only std::bad_alloc is ever thrown.
 #pragma once
 
 #include <string>
@@ -16,23 +17,32 @@ class PayloadBuilder {
   explicit PayloadBuilder(const IntegrationConfig& integration);
 
   // The request body of one event; always valid JSON, whatever bytes the
-  // notification holds.
+  // notification holds. Uses the integration's clear_template for a clear
+  // and outage_template for an outage event when set; an expansion that is
+  // not JSON (check_template keeps that from happening) gives the built-in
+  // body instead.
   std::string build(const Transition& t, const std::string& event_id) const;
 
  private:
   const IntegrationConfig& integration_;
 };
 
-// Checks a Template / ClearTemplate text: expands it with sample values and
-// parses the result. Returns "" when it is valid JSON, else jansson's message
-// with line and column.
+// Checks a Template / ClearTemplate text: expands it with sample values (an
+// awkward set: quotes, backslashes, control characters, non-ASCII, several
+// targets; and an empty set: "" values, no target) and parses the result.
+// Returns "" when it is valid JSON, else jansson's message with the line and
+// column in the template text, e.g. "not valid JSON once expanded: '}'
+// expected near end of file (line 3, column 0)".
 std::string check_template(const std::string& text);
 
-// Replaces invalid UTF-8 sequences with U+FFFD.
+// Replaces invalid UTF-8 with U+FFFD, one per maximal subpart (Unicode's
+// recommended practice); overlong forms, surrogates and code points above
+// U+10FFFF are invalid.
 std::string sanitize_utf8(const std::string& bytes);
 
 // RFC 3339 UTC: "2026-11-28T11:47:45Z", or with fraction
-// "2026-11-28T11:47:45.123456Z".
+// "2026-11-28T11:47:45.123456Z" (microseconds). Rounds down, also before
+// the epoch.
 std::string format_rfc3339(TimePoint t, bool with_fraction = false);
 
 }  // namespace xmatters
