@@ -58,6 +58,8 @@ class OutageTracker {
 
   // Thread-safe. Concurrent calls for one key behave as some serial order;
   // a notification older than the last one processed for its key is ignored.
+  // An exception from the handler propagates, with the state as it was; a
+  // failure to write the state file is logged (ERROR), not thrown.
   void process(const Notification& n, const TransitionHandler& handler);
 
   std::size_t open_outages() const;

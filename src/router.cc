@@ -1,2 +1,89 @@
-// placeholder: being written
 #include "router.h"
+
+#include <exception>
+#include <utility>
+
+#include "uuid.h"
+
+namespace xmatters {
+
+namespace {
+
+TrackerOptions tracker_options(const IntegrationConfig& i) {
+  TrackerOptions o;
+  o.min_severity = i.min_severity;
+  o.renotify_interval = i.renotify_interval;
+  o.send_clear = i.send_clear;
+  return o;
+}
+
+// "host/plugin-instance/type-instance", collectd's identifier, for log lines.
+std::string describe(const Notification& n) {
+  std::string s = n.host + "/" + n.plugin;
+  if (!n.plugin_instance.empty()) s += "-" + n.plugin_instance;
+  if (!n.type.empty()) s += "/" + n.type;
+  if (!n.type_instance.empty()) s += "-" + n.type_instance;
+  return s;
+}
+
+}  // namespace
+
+Router::Route::Route(const IntegrationConfig& i, const std::string& spool_dir, Logger& log)
+    : integration(i),
+      tracker(spool_dir + "/outages-" + i.name + ".json", tracker_options(i), log),
+      payload(i) {}
+
+Router::Router(const Config& config, const std::string& spool_dir, EventSink& sink, Logger& log)
+    : sink_(sink), log_(log) {
+  routes_.reserve(config.integrations.size());
+  for (const auto& integration : config.integrations)
+    routes_.push_back(std::make_unique<Route>(integration, spool_dir, log));
+}
+
+void Router::dispatch(const Notification& n) {
+  for (const auto& route : routes_) {
+    const std::string& name = route->integration.name;
+    // One integration's failure (spool I/O, payload) must not keep the
+    // notification from the others.
+    try {
+      if (!route->integration.matches(n)) continue;
+      route->tracker.process(n, [&](const Transition& t) {
+        try {
+          Event event;
+          event.event_id = random_uuid();
+          event.integration = name;
+          event.outage_id = t.outage.id;
+          event.type = t.type;
+          event.created = Clock::now();
+          event.body = route->payload.build(t, event.event_id);
+          if (!sink_.submit(std::move(event))) {
+            // The sink logs the refusal itself (QueueLimit, with its count).
+            log_.debug("integration \"" + name + "\": " + event_type_name(t.type) + " event for " + describe(n) +
+                       " refused; outage " + t.outage.id + " unchanged");
+            return false;
+          }
+          log_.info("integration \"" + name + "\": " + event_type_name(t.type) + " event for " + describe(n) +
+                    " (" + severity_name(n.severity) + ", outage " + t.outage.id + ")");
+          return true;
+        } catch (const std::exception& e) {
+          // Returning false leaves the outage as it was, so a later
+          // notification tries again.
+          log_.error("integration \"" + name + "\": cannot queue the " + event_type_name(t.type) + " event for " +
+                     describe(n) + ": " + e.what());
+          return false;
+        }
+      });
+    } catch (const std::exception& e) {
+      log_.error("integration \"" + name + "\": notification for " + describe(n) + " not processed: " + e.what());
+    } catch (...) {
+      log_.error("integration \"" + name + "\": notification for " + describe(n) +
+                 " not processed: unknown exception");
+    }
+  }
+}
+
+std::size_t Router::open_outages(std::size_t integration) const {
+  return routes_.at(integration)->tracker.open_outages();
+}
+
+}  // namespace xmatters

@@ -30,6 +30,7 @@ class Router {
 
  private:
   struct Route {
+    Route(const IntegrationConfig& i, const std::string& spool_dir, Logger& log);
     const IntegrationConfig& integration;
     OutageTracker tracker;
     PayloadBuilder payload;

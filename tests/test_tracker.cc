@@ -1,3 +1,950 @@
+// Outage tracking (CONTRACT §3) and routing: the table row by row, collectd's
+// real notification shapes, randomized and concurrent sequences checked
+// against invariants, persistence across restarts, and the Router.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config.h"
+#include "outage_tracker.h"
+#include "router.h"
 #include "testing.h"
 
-int main(int argc, char** argv) { return xmtest::run(argc, argv, {}); }
+using namespace xmatters;
+using std::chrono::nanoseconds;
+using std::chrono::seconds;
+
+namespace {
+
+// An instant with a sub-second part, so that persistence must keep full precision.
+const TimePoint T0 = TimePoint(std::chrono::duration_cast<Clock::duration>(seconds(1795866465) + nanoseconds(123456789)));
+
+TimePoint at(long s) { return T0 + seconds(s); }
+
+Notification note(Severity sev, TimePoint t, const std::string& host = "h", const std::string& plugin = "cpu",
+                  const std::string& type = "percent", const std::string& type_instance = "user") {
+  Notification n;
+  n.severity = sev;
+  n.time = t;
+  n.host = host;
+  n.plugin = plugin;
+  n.plugin_instance = plugin.empty() ? "" : "0";
+  n.type = type;
+  n.type_instance = type_instance;
+  n.message = "test notification";
+  return n;
+}
+
+// A copy of what the handler was given (the Transition itself refers to the
+// tracker's state and lives only during the call).
+struct Seen {
+  EventType type;
+  Severity notification_severity;
+  TimePoint notification_time;
+  OutageKey key;
+  Outage outage;
+};
+
+// The test's handler: records every transition; refuses while refuse is set.
+struct Recorder {
+  std::mutex mutex;
+  std::vector<Seen> seen;
+  bool refuse = false;
+  int calls = 0;
+
+  TransitionHandler handler() {
+    return [this](const Transition& t) {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++calls;
+      if (refuse) return false;
+      seen.push_back({t.type, t.notification.severity, t.notification.time, OutageKey::of(t.notification), t.outage});
+      return true;
+    };
+  }
+  std::size_t size() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return seen.size();
+  }
+};
+
+TrackerOptions opts(Severity min = Severity::Warning, long renotify = 0, bool send_clear = true) {
+  TrackerOptions o;
+  o.min_severity = min;
+  o.renotify_interval = seconds(renotify);
+  o.send_clear = send_clear;
+  return o;
+}
+
+bool is_uuid(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+// A directory in memory (/dev/shm) where there is one, for the long
+// sequences: every state change is fsynced, which on a busy disk would make
+// them take minutes. The persistence tests use the real TempDir.
+class MemoryDir {
+ public:
+  MemoryDir() {
+    char tmpl[] = "/dev/shm/xmatters-test.XXXXXX";
+    if (::mkdtemp(tmpl) != nullptr) path_ = tmpl;
+  }
+  ~MemoryDir() {
+    if (path_.empty()) return;
+    for (const char* name : {"/outages-test.json", "/outages-test.json.tmp"}) ::unlink((path_ + name).c_str());
+    ::rmdir(path_.c_str());
+  }
+  MemoryDir(const MemoryDir&) = delete;
+  MemoryDir& operator=(const MemoryDir&) = delete;
+  const std::string& path() const { return path_; }  // "" when there is no /dev/shm
+
+ private:
+  std::string path_;
+};
+
+// A tracker in its own directory, with a log.
+struct Fixture {
+  xmtest::TempDir dir;
+  std::optional<MemoryDir> memory;
+  xmtest::CapturingLogger log;
+  Recorder rec;
+  std::string file;
+  std::unique_ptr<OutageTracker> tracker;
+
+  explicit Fixture(TrackerOptions o = opts(), bool in_memory = false) {
+    if (in_memory) memory.emplace();
+    file = (memory && !memory->path().empty() ? memory->path() : dir.path()) + "/outages-test.json";
+    restart(o);
+  }
+  void restart(TrackerOptions o = opts()) {
+    tracker.reset();
+    tracker = std::make_unique<OutageTracker>(file, o, log);
+  }
+  void send(const Notification& n) { tracker->process(n, rec.handler()); }
+};
+
+// --- the CONTRACT §3 table, row by row ----------------------------------------------
+
+void test_failure_opens_outage() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(0)));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  if (f.rec.size() != 1) return;
+  const Seen& s = f.rec.seen[0];
+  CU_ASSERT(s.type == EventType::Outage);
+  CU_ASSERT(is_uuid(s.outage.id));
+  CU_ASSERT(s.outage.severity == Severity::Failure);
+  CU_ASSERT(s.outage.start == at(0));
+  CU_ASSERT(s.outage.last_page == at(0));
+}
+
+void test_warning_opens_outage() {
+  Fixture f;
+  f.send(note(Severity::Warning, at(0)));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  if (f.rec.size() != 1) return;
+  CU_ASSERT(f.rec.seen[0].type == EventType::Outage);
+  CU_ASSERT(f.rec.seen[0].outage.severity == Severity::Warning);
+}
+
+void test_each_outage_gets_new_id() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(0)));
+  f.send(note(Severity::Okay, at(10)));
+  f.send(note(Severity::Failure, at(20)));
+  f.send(note(Severity::Failure, at(20), "other-host"));
+  CU_ASSERT_EQUAL(f.rec.size(), 4u);
+  if (f.rec.size() != 4) return;
+  CU_ASSERT(f.rec.seen[0].outage.id == f.rec.seen[1].outage.id);
+  CU_ASSERT(f.rec.seen[2].outage.id != f.rec.seen[0].outage.id);
+  CU_ASSERT(f.rec.seen[3].outage.id != f.rec.seen[2].outage.id);
+  CU_ASSERT(f.rec.seen[2].outage.start == at(20));
+}
+
+void test_same_severity_while_open_sends_nothing() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(0)));
+  for (int i = 1; i <= 20; ++i) f.send(note(Severity::Failure, at(i * 10)));  // collectd's Persist true
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+}
+
+void test_lower_severity_while_open_sends_nothing() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(0)));
+  f.send(note(Severity::Warning, at(10)));
+  f.send(note(Severity::Warning, at(20)));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  // ...and a FAILURE after the WARNING is no escalation: critical was paged already.
+  f.send(note(Severity::Failure, at(30)));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+}
+
+void test_failure_after_warning_escalates() {
+  Fixture f;
+  f.send(note(Severity::Warning, at(0)));
+  f.send(note(Severity::Warning, at(10)));
+  f.send(note(Severity::Failure, at(20)));
+  f.send(note(Severity::Failure, at(30)));
+  f.send(note(Severity::Warning, at(40)));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  if (f.rec.size() != 2) return;
+  const Seen& e = f.rec.seen[1];
+  CU_ASSERT(e.type == EventType::Outage);
+  CU_ASSERT(e.outage.id == f.rec.seen[0].outage.id);
+  CU_ASSERT(e.outage.severity == Severity::Failure);
+  CU_ASSERT(e.outage.start == at(0));
+  CU_ASSERT(e.outage.last_page == at(20));
+}
+
+void test_renotify_after_interval() {
+  Fixture f(opts(Severity::Warning, 60));
+  f.send(note(Severity::Failure, at(0)));
+  f.send(note(Severity::Failure, at(30)));   // not elapsed
+  f.send(note(Severity::Failure, at(59)));   // not elapsed
+  f.send(note(Severity::Failure, at(60)));   // exactly elapsed: re-page
+  f.send(note(Severity::Failure, at(100)));  // 40 s since the last page
+  f.send(note(Severity::Warning, at(125)));  // any non-OKAY re-pages; severity stays critical
+  CU_ASSERT_EQUAL(f.rec.size(), 3u);
+  if (f.rec.size() != 3) return;
+  for (const auto& s : f.rec.seen) {
+    CU_ASSERT(s.type == EventType::Outage);
+    CU_ASSERT(s.outage.id == f.rec.seen[0].outage.id);
+    CU_ASSERT(s.outage.start == at(0));
+    CU_ASSERT(s.outage.severity == Severity::Failure);
+  }
+  CU_ASSERT(f.rec.seen[1].outage.last_page == at(60));
+  CU_ASSERT(f.rec.seen[2].outage.last_page == at(125));
+  CU_ASSERT(f.rec.seen[2].notification_severity == Severity::Warning);
+}
+
+void test_renotify_not_elapsed_sends_nothing() {
+  Fixture f(opts(Severity::Warning, 3600));
+  f.send(note(Severity::Failure, at(0)));
+  for (int i = 1; i < 360; ++i) f.send(note(Severity::Failure, at(i * 10)));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  f.send(note(Severity::Failure, at(3600)));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+}
+
+void test_renotify_zero_never_repages() {
+  Fixture f(opts(Severity::Warning, 0));
+  f.send(note(Severity::Failure, at(0)));
+  f.send(note(Severity::Failure, at(86400 * 30)));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+}
+
+void test_okay_clears_open_outage() {
+  Fixture f;
+  f.send(note(Severity::Warning, at(0)));
+  f.send(note(Severity::Failure, at(10)));
+  f.send(note(Severity::Okay, at(70)));
+  CU_ASSERT_EQUAL(f.rec.size(), 3u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  if (f.rec.size() != 3) return;
+  const Seen& c = f.rec.seen[2];
+  CU_ASSERT(c.type == EventType::Clear);
+  CU_ASSERT(c.outage.id == f.rec.seen[0].outage.id);
+  CU_ASSERT(c.outage.severity == Severity::Failure);  // the highest it reached
+  CU_ASSERT(c.outage.start == at(0));
+  CU_ASSERT(c.notification_time == at(70));
+  CU_ASSERT(c.notification_severity == Severity::Okay);
+  // Closed: a second OKAY sends nothing.
+  f.send(note(Severity::Okay, at(80)));
+  CU_ASSERT_EQUAL(f.rec.size(), 3u);
+}
+
+void test_okay_with_send_clear_false_closes_silently() {
+  Fixture f(opts(Severity::Warning, 0, false));
+  f.send(note(Severity::Failure, at(0)));
+  f.send(note(Severity::Okay, at(10)));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  // The outage closed although nothing was sent: the next FAILURE is a new outage.
+  f.send(note(Severity::Failure, at(20)));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  if (f.rec.size() == 2) CU_ASSERT(f.rec.seen[1].outage.id != f.rec.seen[0].outage.id);
+}
+
+void test_okay_without_outage_sends_nothing() {
+  Fixture f;
+  // collectd's start-up OKAY for every thresholded value list.
+  for (int i = 0; i < 50; ++i) f.send(note(Severity::Okay, at(0), "h" + std::to_string(i)));
+  CU_ASSERT_EQUAL(f.rec.calls, 0);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  CU_ASSERT(!xmtest::file_exists(f.file));  // nothing changed, nothing written
+}
+
+void test_below_min_severity_sends_nothing() {
+  Fixture f(opts(Severity::Failure));
+  f.send(note(Severity::Warning, at(0)));
+  f.send(note(Severity::Warning, at(10)));
+  f.send(note(Severity::Okay, at(20)));
+  CU_ASSERT_EQUAL(f.rec.calls, 0);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+}
+
+void test_min_severity_failure_opens_on_failure() {
+  Fixture f(opts(Severity::Failure));
+  f.send(note(Severity::Warning, at(0)));
+  f.send(note(Severity::Failure, at(10)));
+  f.send(note(Severity::Warning, at(20)));  // lower while open: nothing, and no close
+  f.send(note(Severity::Okay, at(30)));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  if (f.rec.size() != 2) return;
+  CU_ASSERT(f.rec.seen[0].type == EventType::Outage);
+  CU_ASSERT(f.rec.seen[0].outage.severity == Severity::Failure);
+  CU_ASSERT(f.rec.seen[0].outage.start == at(10));
+  CU_ASSERT(f.rec.seen[1].type == EventType::Clear);
+}
+
+void test_older_notification_ignored() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(10)));
+  f.send(note(Severity::Okay, at(5)));  // overtaken: must not clear
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  f.send(note(Severity::Okay, at(10)));  // equal time is not older
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+}
+
+void test_older_notification_ignored_without_outage() {
+  Fixture f;
+  f.send(note(Severity::Okay, at(10)));
+  f.send(note(Severity::Failure, at(5)));  // older than the OKAY already processed
+  CU_ASSERT_EQUAL(f.rec.calls, 0);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  // Other keys keep their own times.
+  f.send(note(Severity::Failure, at(5), "h2"));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+}
+
+void test_refused_outage_is_not_opened() {
+  Fixture f;
+  f.rec.refuse = true;
+  f.send(note(Severity::Failure, at(0)));
+  CU_ASSERT_EQUAL(f.rec.calls, 1);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  CU_ASSERT(!xmtest::file_exists(f.file));
+  // A later FAILURE tries again (not a repeat: nothing was paged).
+  f.rec.refuse = false;
+  f.send(note(Severity::Failure, at(10)));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  if (f.rec.size() == 1) CU_ASSERT(f.rec.seen[0].outage.start == at(10));
+}
+
+void test_refused_escalation_and_clear_keep_state() {
+  Fixture f;
+  f.send(note(Severity::Warning, at(0)));
+  f.rec.refuse = true;
+  f.send(note(Severity::Failure, at(10)));  // refused escalation: still paged as warning
+  f.send(note(Severity::Okay, at(20)));     // refused clear: still open
+  CU_ASSERT_EQUAL(f.rec.calls, 3);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  f.rec.refuse = false;
+  f.send(note(Severity::Failure, at(30)));  // escalates now
+  f.send(note(Severity::Okay, at(40)));
+  CU_ASSERT_EQUAL(f.rec.size(), 3u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  if (f.rec.size() != 3) return;
+  CU_ASSERT(f.rec.seen[1].outage.severity == Severity::Failure);
+  CU_ASSERT(f.rec.seen[1].outage.id == f.rec.seen[0].outage.id);
+  CU_ASSERT(f.rec.seen[2].type == EventType::Clear);
+  CU_ASSERT(f.rec.seen[2].outage.id == f.rec.seen[0].outage.id);
+}
+
+void test_handler_exception_leaves_state() {
+  Fixture f;
+  bool threw = false;
+  try {
+    f.tracker->process(note(Severity::Failure, at(0)),
+                       [](const Transition&) -> bool { throw std::runtime_error("spool full of bees"); });
+  } catch (const std::runtime_error&) {
+    threw = true;
+  }
+  CU_ASSERT(threw);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  f.send(note(Severity::Failure, at(0)));  // the lock was released and the time not taken
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+}
+
+// --- collectd's notification shapes -------------------------------------------------
+
+Notification threshold_failure(TimePoint t, const std::string& ds, double value) {
+  Notification n = note(Severity::Failure, t, "h", "cpu", "percent", "user");
+  char msg[512];
+  std::snprintf(msg, sizeof msg,
+                "Host h, plugin cpu (instance 0) type percent (instance user): Data source \"%s\" is currently "
+                "%f. That is above the failure threshold of %f.",
+                ds.c_str(), value, 90.0);
+  n.message = msg;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  n.meta = {{"DataSource", std::string(ds)}, {"CurrentValue", value}, {"WarningMin", nan},
+            {"WarningMax", 80.0},           {"FailureMin", nan},     {"FailureMax", 90.0}};
+  return n;
+}
+
+void test_threshold_failure_with_meta() {
+  Fixture f;
+  f.send(threshold_failure(at(0), "value", 95.0));
+  // Same value list, another data source: collectd's state is per value list.
+  f.send(threshold_failure(at(10), "other", 97.0));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  Notification okay = note(Severity::Okay, at(20), "h", "cpu", "percent", "user");
+  okay.message = "Host h, plugin cpu (instance 0) type percent (instance user): All data sources are within range again. "
+                 "Current value of \"value\" is 12.000000.";
+  okay.meta = {{"DataSource", std::string("value")}, {"CurrentValue", 12.0}};
+  f.send(okay);
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  if (f.rec.size() != 2) return;
+  CU_ASSERT(f.rec.seen[0].key == (OutageKey{"h", "cpu", "0", "percent", "user"}));
+  CU_ASSERT(f.rec.seen[1].type == EventType::Clear);
+  CU_ASSERT(f.rec.seen[1].outage.id == f.rec.seen[0].outage.id);
+}
+
+void test_missing_value_failure_without_meta() {
+  Fixture f;
+  Notification n = note(Severity::Failure, at(0), "h", "load", "load", "");
+  n.plugin_instance = "";
+  n.message = "Host h, plugin load type load: has not been updated for 12.000 seconds.";
+  f.send(n);
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  // Threshold FAILUREs for the same value list belong to the same outage.
+  Notification again = n;
+  again.time = at(10);
+  again.message = "Host h, plugin load type load: Data source \"shortterm\" is currently 40.000000. That is above the "
+                  "failure threshold of 20.000000.";
+  again.meta = {{"DataSource", std::string("shortterm")}, {"CurrentValue", 40.0}};
+  f.send(again);
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  Notification okay = n;
+  okay.severity = Severity::Okay;
+  okay.time = at(30);
+  okay.message = "Host h, plugin load type load: All data sources are within range again.";
+  f.send(okay);
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  if (f.rec.size() == 2) CU_ASSERT(f.rec.seen[1].type == EventType::Clear);
+}
+
+void test_putnotif_without_type() {
+  Fixture f;
+  Notification n;
+  n.severity = Severity::Failure;
+  n.time = at(0);
+  n.host = "h";
+  n.plugin = "exec";
+  n.message = "backup job failed";
+  f.send(n);
+  Notification other = n;  // another plugin, same host: another outage
+  other.plugin = "script";
+  f.send(other);
+  n.time = at(5);
+  f.send(n);
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 2u);
+  n.severity = Severity::Okay;
+  n.time = at(10);
+  f.send(n);
+  CU_ASSERT_EQUAL(f.rec.size(), 3u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  if (f.rec.size() == 3) CU_ASSERT(f.rec.seen[2].key == (OutageKey{"h", "exec", "", "", ""}));
+}
+
+// --- invariants over long sequences --------------------------------------------------------
+
+// Checks one key's events in the order the handler saw them; returns whether
+// an outage is open at the end.
+struct KeyChecker {
+  std::optional<Outage> open;
+  TimePoint last_paged;  // as the checker saw it, not as the tracker reports it
+  std::set<std::string>* all_ids;
+  long renotify;
+  std::string failure;
+
+  void event(const Seen& s) {
+    if (!failure.empty()) return;
+    if (s.type == EventType::Clear) {
+      if (!open) failure = "clear without an open outage";
+      else if (s.outage.id != open->id) failure = "clear of another outage";
+      else if (s.notification_severity != Severity::Okay) failure = "clear for a non-OKAY";
+      open.reset();
+      return;
+    }
+    if (s.notification_severity == Severity::Okay) {
+      failure = "outage event for an OKAY";
+      return;
+    }
+    if (s.outage.last_page != s.notification_time) failure = "last_page is not this page's time";
+    if (s.outage.severity < s.notification_severity) failure = "outage severity below the notification's";
+    if (!open) {
+      if (!all_ids->insert(s.outage.id).second) failure = "outage id reused";
+      if (s.outage.start != s.notification_time) failure = "start is not the opening time";
+    } else if (s.outage.id != open->id) {
+      failure = "second outage opened while one is open";
+    } else if (s.outage.start != open->start) {
+      failure = "start changed";
+    } else if (s.outage.severity < open->severity) {
+      failure = "severity went down";
+    } else if (s.outage.severity == open->severity &&
+               (renotify == 0 || s.notification_time - last_paged < seconds(renotify))) {
+      failure = "repeat that is neither escalation nor renotify";
+    }
+    open = s.outage;
+    last_paged = s.notification_time;
+  }
+};
+
+void test_randomized_sequence() {
+  const unsigned seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  for (int round = 0; round < 4; ++round) {
+    const Severity min = round % 2 ? Severity::Failure : Severity::Warning;
+    const long renotify = round < 2 ? 0 : 120;
+    const bool send_clear = round != 3;
+    Fixture f(opts(min, renotify, send_clear), true);
+    std::set<std::string> ids;
+    std::map<std::string, KeyChecker> checkers;
+    const std::vector<std::string> hosts{"a", "b", "c", "d", "e"};
+    long now = 0;
+    std::size_t expected_last_size = 0;
+    for (int i = 0; i < 3000; ++i) {
+      now += std::uniform_int_distribution<long>(0, 30)(rng);  // sometimes equal times
+      const std::string host = hosts[rng() % hosts.size()];
+      const Severity sev = static_cast<Severity>(rng() % 3);
+      long t = now;
+      if (rng() % 20 == 0) t -= 40;  // an overtaken notification
+      f.rec.refuse = rng() % 10 == 0;
+      const bool open_before = checkers[host].open.has_value();
+      f.send(note(sev, at(t), host));
+      const std::size_t size = f.rec.size();
+      if (sev == Severity::Okay && !open_before) CU_ASSERT_EQUAL(size, expected_last_size);
+      if (!open_before && sev != Severity::Okay && sev < min) CU_ASSERT_EQUAL(size, expected_last_size);
+      auto& c = checkers[host];
+      c.all_ids = &ids;
+      c.renotify = renotify;
+      for (std::size_t j = expected_last_size; j < size; ++j) c.event(f.rec.seen[j]);
+      expected_last_size = size;
+      if (!c.failure.empty()) {
+        std::fprintf(stderr, "seed %u round %d step %d host %s: %s\n", seed, round, i, host.c_str(),
+                     c.failure.c_str());
+        CU_FAIL("invariant violated");
+        return;
+      }
+      if (!send_clear && sev == Severity::Okay && open_before) {
+        // A silent close shows only in the count; this notification is the
+        // only one that could have changed it.
+        std::size_t open_now = 0;
+        for (const auto& [h, kc] : checkers) open_now += kc.open ? 1 : 0;
+        if (f.tracker->open_outages() + 1 == open_now) c.open.reset();
+      }
+      std::size_t open_now = 0;
+      for (const auto& [h, kc] : checkers) open_now += kc.open ? 1 : 0;
+      if (f.tracker->open_outages() != open_now) {
+        std::fprintf(stderr, "seed %u round %d step %d: open_outages %zu, expected %zu\n", seed, round, i,
+                     f.tracker->open_outages(), open_now);
+        CU_FAIL("open_outages disagrees with the events");
+        return;
+      }
+    }
+    CU_ASSERT(ids.size() > 10);  // the sequence did exercise opening and closing
+  }
+}
+
+void test_many_threads() {
+  Fixture f(opts(Severity::Warning, 0, true), true);
+  constexpr int kThreads = 8, kSteps = 1500;
+  const std::vector<std::string> shared_hosts{"shared1", "shared2"};
+  std::atomic<long> clock{0};
+  std::vector<std::thread> threads;
+  for (int th = 0; th < kThreads; ++th) {
+    threads.emplace_back([&, th] {
+      std::mt19937 rng(static_cast<unsigned>(th) * 7919u + 1);
+      const std::string own = "own" + std::to_string(th);
+      for (int i = 0; i < kSteps; ++i) {
+        const std::string& host = rng() % 2 ? own : shared_hosts[rng() % shared_hosts.size()];
+        const Severity sev = static_cast<Severity>(rng() % 3);
+        f.send(note(sev, at(clock.fetch_add(1)), host));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  // The handler runs under the key's lock, so per key the recorded order is
+  // the order of decisions: it must obey the table.
+  std::set<std::string> ids;
+  std::map<std::string, KeyChecker> checkers;
+  for (const auto& s : f.rec.seen) {
+    auto& c = checkers[s.key.host];
+    c.all_ids = &ids;
+    c.renotify = 0;
+    c.event(s);
+    if (!c.failure.empty()) {
+      std::fprintf(stderr, "host %s: %s\n", s.key.host.c_str(), c.failure.c_str());
+      CU_FAIL("invariant violated");
+      return;
+    }
+  }
+  std::size_t open_now = 0;
+  for (const auto& [h, c] : checkers) open_now += c.open ? 1 : 0;
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), open_now);
+  CU_ASSERT(ids.size() > 50);
+
+  // The file ends with the newest state, whatever order the writers ran in.
+  f.restart();
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), open_now);
+  const std::size_t before = f.rec.size();
+  for (const auto& [h, c] : checkers) f.send(note(Severity::Okay, at(clock.load() + 1), h));
+  CU_ASSERT_EQUAL(f.rec.size() - before, open_now);
+  for (std::size_t i = before; i < f.rec.size(); ++i) {
+    const Seen& s = f.rec.seen[i];
+    CU_ASSERT(s.type == EventType::Clear);
+    CU_ASSERT(checkers[s.key.host].open && checkers[s.key.host].open->id == s.outage.id);
+  }
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Error) + f.log.count(LogLevel::Warning), 0u);
+}
+
+// --- persistence -------------------------------------------------------------------------------
+
+void test_restart_keeps_open_outage() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(0)));
+  f.send(note(Severity::Warning, at(0), "h2"));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  if (f.rec.size() != 2) return;
+  const Outage first = f.rec.seen[0].outage;
+  f.restart();
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 2u);
+  f.send(note(Severity::Failure, at(300)));  // still failing after the restart: not paged again
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  f.send(note(Severity::Okay, at(600)));  // recovered: cleared
+  CU_ASSERT_EQUAL(f.rec.size(), 3u);
+  if (f.rec.size() == 3) {
+    const Seen& c = f.rec.seen[2];
+    CU_ASSERT(c.type == EventType::Clear);
+    CU_ASSERT(c.outage.id == first.id);
+    CU_ASSERT(c.outage.start == first.start);  // to the nanosecond: duration spans the restart
+    CU_ASSERT(c.outage.severity == Severity::Failure);
+  }
+  // The escalation state survives too: h2 was paged as warning.
+  f.restart();
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  f.send(note(Severity::Failure, at(700), "h2"));
+  CU_ASSERT_EQUAL(f.rec.size(), 4u);
+  if (f.rec.size() == 4) {
+    CU_ASSERT(f.rec.seen[3].outage.id == f.rec.seen[1].outage.id);
+    CU_ASSERT(f.rec.seen[3].outage.severity == Severity::Failure);
+  }
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+}
+
+void test_restart_keeps_renotify_and_order() {
+  Fixture f(opts(Severity::Warning, 100));
+  f.send(note(Severity::Failure, at(0)));
+  f.send(note(Severity::Failure, at(150)));  // re-page at 150
+  f.restart(opts(Severity::Warning, 100));
+  f.send(note(Severity::Failure, at(200)));  // 50 s after the last page: nothing
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  f.send(note(Severity::Okay, at(140)));  // older than what was processed: ignored
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  f.send(note(Severity::Failure, at(250)));
+  CU_ASSERT_EQUAL(f.rec.size(), 3u);
+}
+
+void test_state_file_mode_and_no_temp_left() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(0)));
+  struct stat st {};
+  CU_ASSERT_EQUAL(::stat(f.file.c_str(), &st), 0);
+  CU_ASSERT_EQUAL(st.st_mode & 0777, 0600u);
+  CU_ASSERT(!xmtest::file_exists(f.file + ".tmp"));
+  CU_ASSERT(xmtest::parse_json(xmtest::read_file(f.file)) != nullptr);
+  // Closing the last outage is written too.
+  f.send(note(Severity::Okay, at(10)));
+  f.restart();
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+}
+
+void test_hostile_key_bytes_round_trip() {
+  Fixture f;
+  const std::string host = "h\xff\xfe\"\\\n\x01";
+  f.send(note(Severity::Failure, at(0), host, "pl\xc3\xa9"));
+  f.restart();
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning), 0u);
+  f.send(note(Severity::Failure, at(10), host, "pl\xc3\xa9"));
+  f.send(note(Severity::Okay, at(20), host, "pl\xc3\xa9"));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  if (f.rec.size() == 2) CU_ASSERT(f.rec.seen[1].type == EventType::Clear && f.rec.seen[1].key.host == host);
+}
+
+void check_clean_start(const std::string& content) {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  const std::string file = dir / "outages-x.json";
+  xmtest::write_file(file, content);
+  OutageTracker t(file, opts(), log);
+  CU_ASSERT_EQUAL(t.open_outages(), 0u);
+  CU_ASSERT(log.contains(LogLevel::Warning, file));
+  if (!log.contains(LogLevel::Warning, file)) std::fprintf(stderr, "%s", log.dump().c_str());
+  Recorder rec;
+  t.process(note(Severity::Failure, at(0)), rec.handler());  // works, and replaces the bad file
+  CU_ASSERT_EQUAL(rec.size(), 1u);
+  OutageTracker again(file, opts(), log);
+  CU_ASSERT_EQUAL(again.open_outages(), 1u);
+}
+
+void test_corrupt_state_file() {
+  check_clean_start("this is not JSON {");
+  check_clean_start("");
+  check_clean_start("[1, 2, 3]");
+  check_clean_start("{\"version\": 1, \"outages\": [{\"host\": \"h\"}]}");
+  check_clean_start("{\"version\": 99, \"outages\": []}");
+  check_clean_start(std::string("\0\0\0\0", 4));
+}
+
+void test_truncated_state_file() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(0)));
+  f.send(note(Severity::Failure, at(0), "h2"));
+  const std::string full = xmtest::read_file(f.file);
+  CU_ASSERT(full.size() > 20);
+  check_clean_start(full.substr(0, full.size() / 2));
+  check_clean_start(full.substr(0, full.size() - 3));
+}
+
+void test_missing_file_is_clean_start_without_warning() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  OutageTracker t(dir / "outages-new.json", opts(), log);
+  CU_ASSERT_EQUAL(t.open_outages(), 0u);
+  CU_ASSERT_EQUAL(log.entries().size(), 0u);
+}
+
+void test_unwritable_state_file_logs_error() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  const std::string file = dir / "missing-dir/outages-x.json";
+  OutageTracker t(file, opts(), log);
+  Recorder rec;
+  t.process(note(Severity::Failure, at(0)), rec.handler());
+  // The page went out; the outage is open in memory; the failure is loud.
+  CU_ASSERT_EQUAL(rec.size(), 1u);
+  CU_ASSERT_EQUAL(t.open_outages(), 1u);
+  CU_ASSERT(log.contains(LogLevel::Error, file));
+}
+
+// --- the Router ------------------------------------------------------------------------------
+
+struct RecordingSink : EventSink {
+  std::mutex mutex;
+  std::vector<Event> events;
+  bool refuse = false;
+  std::string throw_for;  // integration whose submit throws
+
+  bool submit(Event event) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (event.integration == throw_for) throw std::runtime_error("spool write failed: disk full");
+    if (refuse) return false;
+    events.push_back(std::move(event));
+    return true;
+  }
+  std::vector<Event> for_integration(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mutex);
+    std::vector<Event> out;
+    for (const auto& e : events)
+      if (e.integration == name) out.push_back(e);
+    return out;
+  }
+};
+
+IntegrationConfig integration(const std::string& name, const char* host_filter) {
+  IntegrationConfig i;
+  i.name = name;
+  i.outage_url = "https://example.xmatters.com/api/integration/1/functions/x/triggers?apiKey=secret";
+  i.clear_url = i.outage_url;
+  if (host_filter != nullptr) i.host_filter.emplace(host_filter);
+  return i;
+}
+
+void test_router_routes_by_host_filter() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  RecordingSink sink;
+  Config config;
+  config.integrations.push_back(integration("dba", "^db[0-9]+$"));
+  config.integrations.push_back(integration("web", "^web"));
+  config.integrations.push_back(integration("all", nullptr));
+  Router router(config, dir.path(), sink, log);
+
+  router.dispatch(note(Severity::Failure, at(0), "db1"));
+  router.dispatch(note(Severity::Failure, at(0), "web7"));
+  router.dispatch(note(Severity::Failure, at(0), "db1x"));
+  CU_ASSERT_EQUAL(sink.for_integration("dba").size(), 1u);
+  CU_ASSERT_EQUAL(sink.for_integration("web").size(), 1u);
+  CU_ASSERT_EQUAL(sink.for_integration("all").size(), 3u);
+  CU_ASSERT_EQUAL(router.open_outages(0), 1u);
+  CU_ASSERT_EQUAL(router.open_outages(1), 1u);
+  CU_ASSERT_EQUAL(router.open_outages(2), 3u);
+  CU_ASSERT(xmtest::file_exists(dir / "outages-dba.json"));
+  CU_ASSERT(xmtest::file_exists(dir / "outages-web.json"));
+
+  // Each integration has its own outage for the same value list.
+  router.dispatch(note(Severity::Okay, at(60), "db1"));
+  const auto dba = sink.for_integration("dba"), all = sink.for_integration("all");
+  CU_ASSERT_EQUAL(dba.size(), 2u);
+  CU_ASSERT_EQUAL(all.size(), 4u);
+  if (dba.size() == 2 && all.size() == 4) {
+    const Event& e = dba[0];
+    CU_ASSERT(is_uuid(e.event_id) && is_uuid(e.outage_id));
+    CU_ASSERT(e.type == EventType::Outage);
+    CU_ASSERT(dba[1].type == EventType::Clear);
+    CU_ASSERT(dba[1].outage_id == e.outage_id);
+    CU_ASSERT(dba[1].event_id != e.event_id);
+    CU_ASSERT(all[0].outage_id != e.outage_id);
+    CU_ASSERT(all[3].type == EventType::Clear && all[3].outage_id == all[0].outage_id);
+    auto body = xmtest::parse_json(e.body);
+    CU_ASSERT(body != nullptr);
+    if (body) {
+      CU_ASSERT(xmtest::json_string_member(body.get(), "outage_id") == e.outage_id);
+      CU_ASSERT(xmtest::json_string_member(body.get(), "event_id") == e.event_id);
+      CU_ASSERT(xmtest::json_string_member(body.get(), "event_type") == "outage");
+    }
+  }
+  CU_ASSERT_EQUAL(router.open_outages(0), 0u);
+  CU_ASSERT_EQUAL(log.count(LogLevel::Error), 0u);
+}
+
+void test_router_sink_exception_isolated() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  RecordingSink sink;
+  Config config;
+  config.integrations.push_back(integration("first", nullptr));
+  config.integrations.push_back(integration("second", nullptr));
+  Router router(config, dir.path(), sink, log);
+
+  sink.throw_for = "first";
+  router.dispatch(note(Severity::Failure, at(0)));
+  CU_ASSERT_EQUAL(sink.for_integration("second").size(), 1u);
+  CU_ASSERT_EQUAL(router.open_outages(0), 0u);  // not queued, so not open
+  CU_ASSERT_EQUAL(router.open_outages(1), 1u);
+  CU_ASSERT(log.contains(LogLevel::Error, "first"));
+  CU_ASSERT(log.contains(LogLevel::Error, "disk full"));
+  CU_ASSERT(!log.contains(LogLevel::Error, "second"));
+  CU_ASSERT(!log.contains(LogLevel::Error, "secret"));
+
+  // Once the spool works again, the next FAILURE pages "first".
+  sink.throw_for.clear();
+  router.dispatch(note(Severity::Failure, at(10)));
+  CU_ASSERT_EQUAL(sink.for_integration("first").size(), 1u);
+  CU_ASSERT_EQUAL(sink.for_integration("second").size(), 1u);
+  CU_ASSERT_EQUAL(router.open_outages(0), 1u);
+}
+
+void test_router_refused_event_not_opened() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  RecordingSink sink;
+  Config config;
+  config.integrations.push_back(integration("ops", nullptr));
+  Router router(config, dir.path(), sink, log);
+  sink.refuse = true;
+  router.dispatch(note(Severity::Failure, at(0)));
+  CU_ASSERT_EQUAL(router.open_outages(0), 0u);
+  sink.refuse = false;
+  router.dispatch(note(Severity::Failure, at(10)));
+  CU_ASSERT_EQUAL(router.open_outages(0), 1u);
+  CU_ASSERT_EQUAL(sink.for_integration("ops").size(), 1u);
+}
+
+void test_router_options_from_integration() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  RecordingSink sink;
+  Config config;
+  IntegrationConfig i = integration("crit", nullptr);
+  i.min_severity = Severity::Failure;
+  i.send_clear = false;
+  i.renotify_interval = seconds(30);
+  config.integrations.push_back(std::move(i));
+  Router router(config, dir.path(), sink, log);
+  router.dispatch(note(Severity::Warning, at(0)));   // below MinSeverity
+  router.dispatch(note(Severity::Failure, at(10)));  // opens
+  router.dispatch(note(Severity::Failure, at(40)));  // renotify
+  router.dispatch(note(Severity::Okay, at(50)));     // closes silently
+  const auto events = sink.for_integration("crit");
+  CU_ASSERT_EQUAL(events.size(), 2u);
+  if (events.size() == 2) CU_ASSERT(events[0].outage_id == events[1].outage_id);
+  CU_ASSERT_EQUAL(router.open_outages(0), 0u);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return xmtest::run(
+      argc, argv,
+      {{"table",
+        {{"failure_opens_outage", test_failure_opens_outage},
+         {"warning_opens_outage", test_warning_opens_outage},
+         {"each_outage_gets_new_id", test_each_outage_gets_new_id},
+         {"same_severity_while_open_sends_nothing", test_same_severity_while_open_sends_nothing},
+         {"lower_severity_while_open_sends_nothing", test_lower_severity_while_open_sends_nothing},
+         {"failure_after_warning_escalates", test_failure_after_warning_escalates},
+         {"renotify_after_interval", test_renotify_after_interval},
+         {"renotify_not_elapsed_sends_nothing", test_renotify_not_elapsed_sends_nothing},
+         {"renotify_zero_never_repages", test_renotify_zero_never_repages},
+         {"okay_clears_open_outage", test_okay_clears_open_outage},
+         {"okay_with_send_clear_false_closes_silently", test_okay_with_send_clear_false_closes_silently},
+         {"okay_without_outage_sends_nothing", test_okay_without_outage_sends_nothing},
+         {"below_min_severity_sends_nothing", test_below_min_severity_sends_nothing},
+         {"min_severity_failure_opens_on_failure", test_min_severity_failure_opens_on_failure},
+         {"older_notification_ignored", test_older_notification_ignored},
+         {"older_notification_ignored_without_outage", test_older_notification_ignored_without_outage},
+         {"refused_outage_is_not_opened", test_refused_outage_is_not_opened},
+         {"refused_escalation_and_clear_keep_state", test_refused_escalation_and_clear_keep_state},
+         {"handler_exception_leaves_state", test_handler_exception_leaves_state}}},
+       {"collectd_shapes",
+        {{"threshold_failure_with_meta", test_threshold_failure_with_meta},
+         {"missing_value_failure_without_meta", test_missing_value_failure_without_meta},
+         {"putnotif_without_type", test_putnotif_without_type}}},
+       {"sequences",
+        {{"randomized_sequence", test_randomized_sequence}, {"many_threads", test_many_threads}}},
+       {"persistence",
+        {{"restart_keeps_open_outage", test_restart_keeps_open_outage},
+         {"restart_keeps_renotify_and_order", test_restart_keeps_renotify_and_order},
+         {"state_file_mode_and_no_temp_left", test_state_file_mode_and_no_temp_left},
+         {"hostile_key_bytes_round_trip", test_hostile_key_bytes_round_trip},
+         {"corrupt_state_file", test_corrupt_state_file},
+         {"truncated_state_file", test_truncated_state_file},
+         {"missing_file_is_clean_start_without_warning", test_missing_file_is_clean_start_without_warning},
+         {"unwritable_state_file_logs_error", test_unwritable_state_file_logs_error}}},
+       {"router",
+        {{"routes_by_host_filter", test_router_routes_by_host_filter},
+         {"sink_exception_isolated", test_router_sink_exception_isolated},
+         {"refused_event_not_opened", test_router_refused_event_not_opened},
+         {"options_from_integration", test_router_options_from_integration}}}});
+}
