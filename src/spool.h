@@ -13,6 +13,18 @@
 
 namespace xmatters {
 
+// Sizes of the spool's files. The defaults suit production; tests shrink
+// them to exercise rotation and compaction with few events.
+struct SpoolOptions {
+  // The segment being appended to is closed and a new one started once it
+  // is this big; compaction starts once the spool is bigger than this and
+  // more than half of it is acknowledged.
+  std::size_t segment_bytes = 4u << 20;
+  // More segments than this, most of them small (each start of the plugin
+  // begins a new one), are compacted into one.
+  std::size_t max_segments = 32;
+};
+
 class Spool {
  public:
   // Opens dir (created with mode 0700 if missing; files are 0600) and
@@ -20,6 +32,8 @@ class Spool {
   // take_recovered(). A damaged or torn record is skipped with a WARNING.
   // Throws std::system_error when dir cannot be used.
   Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io = nullptr);
+  // The same, with other file sizes (tests).
+  Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io, const SpoolOptions& options);
   ~Spool();
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
@@ -29,14 +43,24 @@ class Spool {
 
   // Thread-safe. When it returns, the event survives a crash of the process
   // (it is in the kernel's page cache; sync() makes it survive power loss).
-  // Throws std::system_error on an I/O error.
+  // Throws std::system_error on an I/O error (e.g. ENOSPC; EFBIG for an
+  // event over 16 MiB) and std::invalid_argument for an empty event_id; the
+  // event is then not in the spool, and the spool stays consistent.
+  // Costs one write(2) under a mutex and no fsync: the record is encoded
+  // and checksummed before the lock is taken.
   void append(const Event& event);
 
   // Thread-safe: the event is delivered or dead-lettered; it will not be
-  // recovered again. Compacts the log when enough of it is acknowledged.
+  // recovered again. Compacts the log when enough of it is acknowledged
+  // (on the calling thread, mostly without the append mutex). Never throws:
+  // an I/O error is logged (the event may then be recovered again after a
+  // restart: a duplicate, never a loss). An unknown event_id is ignored.
   void acknowledge(const std::string& event_id);
 
-  // Flushes the log to stable storage.
+  // Flushes every record appended so far to stable storage (fdatasync of
+  // the segments, fsync of the directory after a segment was created), so
+  // that it survives a power loss, which append alone does not promise.
+  // Never throws: an error is logged with ERROR.
   void sync();
 
   // Events appended (or recovered) and not acknowledged.

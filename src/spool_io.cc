@@ -1,2 +1,424 @@
-// placeholder: being written
+// The spool's record format (spool_format.h) and its POSIX file system
+// (spool_io.h).
 #include "spool_io.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+#include <system_error>
+
+#include "spool_format.h"
+
+namespace xmatters {
+namespace spool_format {
+
+// --- CRC-32C -----------------------------------------------------------------
+//
+// Slicing-by-8: eight 256-entry tables let the loop consume 8 bytes per step
+// with independent lookups, several times faster than the byte-wise table
+// (this runs on collectd's notification callback, over every payload). The
+// tables are computed at compile time.
+
+namespace {
+
+constexpr std::uint32_t kCastagnoliReflected = 0x82F63B78u;
+
+using CrcTables = std::array<std::array<std::uint32_t, 256>, 8>;
+
+constexpr CrcTables make_crc_tables() {
+  CrcTables t{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t c = i;
+    for (int bit = 0; bit < 8; ++bit) c = (c & 1) ? (c >> 1) ^ kCastagnoliReflected : c >> 1;
+    t[0][i] = c;
+  }
+  for (std::size_t k = 1; k < 8; ++k)
+    for (std::size_t i = 0; i < 256; ++i) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
+  return t;
+}
+
+constexpr CrcTables kCrcTables = make_crc_tables();
+
+// Byte by byte so that it is right on any endianness; compilers turn it into
+// one load on little-endian machines.
+inline std::uint32_t load_u32le(const unsigned char* p) {
+  return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 |
+         std::uint32_t{p[3]} << 24;
+}
+
+inline void put_u32le(char* p, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+
+}  // namespace
+
+std::uint32_t crc32c(std::string_view data, std::uint32_t crc) {
+  const auto& t = kCrcTables;
+  auto p = reinterpret_cast<const unsigned char*>(data.data());
+  std::size_t n = data.size();
+  std::uint32_t c = ~crc;
+  while (n >= 8) {
+    const std::uint32_t lo = c ^ load_u32le(p);
+    const std::uint32_t hi = load_u32le(p + 4);
+    c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^
+        t[3][hi & 0xFF] ^ t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
+    p += 8;
+    n -= 8;
+  }
+  while (n-- > 0) c = (c >> 8) ^ t[0][(c ^ *p++) & 0xFF];
+  return ~c;
+}
+
+namespace {
+constexpr std::uint32_t kMaskDelta = 0xa282ead8u;
+}
+
+std::uint32_t mask_crc(std::uint32_t crc) { return ((crc >> 15) | (crc << 17)) + kMaskDelta; }
+
+std::uint32_t unmask_crc(std::uint32_t masked) {
+  const std::uint32_t rot = masked - kMaskDelta;
+  return (rot >> 17) | (rot << 15);
+}
+
+// --- records -------------------------------------------------------------------
+
+namespace {
+
+// Builds a framed record in one buffer: the header is filled in once the
+// payload is there, so the record costs one allocation.
+class RecordBuilder {
+ public:
+  RecordBuilder(RecordType type, std::size_t payload_size) {
+    if (payload_size > kMaxPayload) throw std::length_error("event too large for the spool");
+    buf_.reserve(kHeaderSize + payload_size);
+    buf_.resize(kHeaderSize);
+    buf_[8] = static_cast<char>(type);
+  }
+  void u8(std::uint8_t v) { buf_.push_back(static_cast<char>(v)); }
+  void u32(std::uint32_t v) {
+    char b[4];
+    put_u32le(b, v);
+    buf_.append(b, 4);
+  }
+  void i64(std::int64_t v) {
+    const auto u = static_cast<std::uint64_t>(v);
+    u32(static_cast<std::uint32_t>(u & 0xFFFFFFFFu));
+    u32(static_cast<std::uint32_t>(u >> 32));
+  }
+  void bytes(std::string_view s) { buf_.append(s.data(), s.size()); }
+  void field(std::string_view s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    bytes(s);
+  }
+  std::string finish() && {
+    put_u32le(&buf_[4], static_cast<std::uint32_t>(buf_.size() - kHeaderSize));
+    put_u32le(&buf_[0], mask_crc(crc32c(std::string_view(buf_).substr(8))));
+    return std::move(buf_);
+  }
+
+ private:
+  std::string buf_;
+};
+
+// Reads an EVENT payload front to back; any overrun makes it malformed.
+class Reader {
+ public:
+  explicit Reader(std::string_view s) : s_(s) {}
+  bool u8(std::uint8_t* v) {
+    if (s_.size() < 1) return false;
+    *v = static_cast<unsigned char>(s_[0]);
+    s_.remove_prefix(1);
+    return true;
+  }
+  bool u32(std::uint32_t* v) {
+    if (s_.size() < 4) return false;
+    *v = load_u32le(reinterpret_cast<const unsigned char*>(s_.data()));
+    s_.remove_prefix(4);
+    return true;
+  }
+  bool i64(std::int64_t* v) {
+    std::uint32_t lo = 0, hi = 0;
+    if (!u32(&lo) || !u32(&hi)) return false;
+    *v = static_cast<std::int64_t>(std::uint64_t{hi} << 32 | lo);
+    return true;
+  }
+  bool field(std::string_view* v) {
+    std::uint32_t n = 0;
+    if (!u32(&n) || s_.size() < n) return false;
+    *v = s_.substr(0, n);
+    s_.remove_prefix(n);
+    return true;
+  }
+  bool done() const { return s_.empty(); }
+
+ private:
+  std::string_view s_;
+};
+
+constexpr std::uint8_t kOutage = 1;
+constexpr std::uint8_t kClear = 2;
+
+}  // namespace
+
+std::string encode_event(const Event& e) {
+  const std::size_t size = 4 + e.event_id.size() + 4 + e.integration.size() + 4 + e.outage_id.size() +
+                           1 + 8 + 4 + e.body.size();
+  // Each field's own u32 length must not wrap either.
+  if (e.body.size() > kMaxPayload) throw std::length_error("event too large for the spool");
+  RecordBuilder b(RecordType::Event, size);
+  b.field(e.event_id);
+  b.field(e.integration);
+  b.field(e.outage_id);
+  b.u8(e.type == EventType::Clear ? kClear : kOutage);
+  b.i64(std::chrono::duration_cast<std::chrono::nanoseconds>(e.created.time_since_epoch()).count());
+  b.field(e.body);
+  return std::move(b).finish();
+}
+
+std::string encode_ack(std::string_view event_id) {
+  RecordBuilder b(RecordType::Ack, event_id.size());
+  b.bytes(event_id);
+  return std::move(b).finish();
+}
+
+std::size_t parse_record(std::string_view data, std::size_t offset, Record* out) {
+  if (offset > data.size() || data.size() - offset < kHeaderSize) return 0;
+  auto h = reinterpret_cast<const unsigned char*>(data.data() + offset);
+  // Cheapest checks first: the resync scan calls this at every byte offset.
+  const std::uint8_t type = h[8];
+  if (type != static_cast<std::uint8_t>(RecordType::Event) && type != static_cast<std::uint8_t>(RecordType::Ack))
+    return 0;
+  const std::uint32_t length = load_u32le(h + 4);
+  if (length > kMaxPayload || data.size() - offset - kHeaderSize < length) return 0;
+  const std::string_view covered = data.substr(offset + 8, 1 + length);
+  if (unmask_crc(load_u32le(h)) != crc32c(covered)) return 0;
+  out->type = static_cast<RecordType>(type);
+  out->payload = covered.substr(1);
+  return kHeaderSize + length;
+}
+
+bool decode_event(std::string_view payload, Event* out) {
+  Reader r(payload);
+  std::string_view id, integration, outage, body;
+  std::uint8_t type = 0;
+  std::int64_t created = 0;
+  if (!r.field(&id) || !r.field(&integration) || !r.field(&outage) || !r.u8(&type) || !r.i64(&created) ||
+      !r.field(&body) || !r.done())
+    return false;
+  if (id.empty() || (type != kOutage && type != kClear)) return false;
+  out->event_id.assign(id);
+  out->integration.assign(integration);
+  out->outage_id.assign(outage);
+  out->type = type == kClear ? EventType::Clear : EventType::Outage;
+  out->created = TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(created)));
+  out->body.assign(body);
+  return true;
+}
+
+bool decode_event_id(std::string_view payload, std::string_view* id) {
+  Reader r(payload);
+  return r.field(id) && !id->empty();
+}
+
+// --- names ---------------------------------------------------------------------
+
+std::string segment_name(std::uint64_t seq) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "spool-%06llu.log", static_cast<unsigned long long>(seq));
+  return buf;
+}
+
+std::string temporary_name(std::uint64_t seq) { return segment_name(seq) + ".tmp"; }
+
+NameKind classify_name(std::string_view name, std::uint64_t* seq) {
+  constexpr std::string_view prefix = "spool-";
+  constexpr std::string_view suffix = ".log";
+  constexpr std::string_view tmp_suffix = ".log.tmp";
+  if (name.substr(0, prefix.size()) != prefix) return NameKind::Other;
+  name.remove_prefix(prefix.size());
+  std::size_t digits = 0;
+  std::uint64_t value = 0;
+  while (digits < name.size() && name[digits] >= '0' && name[digits] <= '9') {
+    if (digits == 19) return NameKind::Other;  // would overflow; not one of ours
+    value = value * 10 + static_cast<std::uint64_t>(name[digits] - '0');
+    ++digits;
+  }
+  if (digits == 0) return NameKind::Other;
+  const std::string_view rest = name.substr(digits);
+  NameKind kind = NameKind::Other;
+  if (rest == suffix)
+    kind = NameKind::Segment;
+  else if (rest == tmp_suffix)
+    kind = NameKind::Temporary;
+  if (kind != NameKind::Other) *seq = value;
+  return kind;
+}
+
+}  // namespace spool_format
+
+// --- POSIX ---------------------------------------------------------------------
+
+namespace {
+
+[[noreturn]] void throw_errno(int err, const std::string& what, const std::string& path) {
+  throw std::system_error(err, std::generic_category(), what + " " + path);
+}
+
+// Owns a file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() { reset(); }
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd_ = o.release();
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+class PosixFile final : public WritableFile {
+ public:
+  PosixFile(Fd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+
+  void append(std::string_view data) override {
+    check_open("write");
+    while (!data.empty()) {
+      const ssize_t n = ::write(fd_.get(), data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw_errno(errno, "write", path_);
+      }
+      if (n == 0) throw_errno(EIO, "write", path_);
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+
+  void truncate(std::uint64_t size) override {
+    check_open("truncate");
+    if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) throw_errno(errno, "truncate", path_);
+  }
+
+  void sync() override {
+    check_open("fdatasync");
+    if (::fdatasync(fd_.get()) != 0) throw_errno(errno, "fdatasync", path_);
+  }
+
+  void close() override {
+    if (fd_.get() < 0) return;
+    // Linux releases the descriptor even when close reports an error, so
+    // it must not be closed again.
+    if (::close(fd_.release()) != 0 && errno != EINTR) throw_errno(errno, "close", path_);
+  }
+
+ private:
+  void check_open(const char* what) const {
+    if (fd_.get() < 0) throw_errno(EBADF, what, path_);
+  }
+
+  Fd fd_;
+  std::string path_;
+};
+
+class PosixSpoolIo final : public SpoolIo {
+ public:
+  std::unique_ptr<WritableFile> open_append(const std::string& path) override {
+    Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (fd.get() < 0) throw_errno(errno, "open", path);
+    return std::make_unique<PosixFile>(std::move(fd), path);
+  }
+
+  std::string read_file(const std::string& path) override {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) throw_errno(errno, "open", path);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) throw_errno(errno, "stat", path);
+    std::string out;
+    out.resize(static_cast<std::size_t>(st.st_size));
+    std::size_t got = 0;
+    for (;;) {
+      if (got == out.size()) out.resize(out.size() + 65536);  // the file grew
+      const ssize_t n = ::read(fd.get(), &out[got], out.size() - got);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw_errno(errno, "read", path);
+      }
+      if (n == 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    out.resize(got);
+    return out;
+  }
+
+  std::vector<std::string> list(const std::string& dir) override {
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+    if (!d) throw_errno(errno, "opendir", dir);
+    std::vector<std::string> names;
+    errno = 0;
+    while (const dirent* e = ::readdir(d.get())) {
+      const std::string_view name = e->d_name;
+      if (name != "." && name != "..") names.emplace_back(name);
+      errno = 0;
+    }
+    if (errno != 0) throw_errno(errno, "readdir", dir);
+    return names;
+  }
+
+  void rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) throw_errno(errno, "rename", from + " to " + to);
+  }
+
+  bool remove(const std::string& path) override {
+    if (::unlink(path.c_str()) == 0) return true;
+    if (errno == ENOENT) return false;
+    throw_errno(errno, "unlink", path);
+  }
+
+  bool make_dir(const std::string& path, mode_t mode) override {
+    if (::mkdir(path.c_str(), mode) == 0) return true;
+    if (errno == EEXIST) return false;
+    throw_errno(errno, "mkdir", path);
+  }
+
+  mode_t mode(const std::string& path) override {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) throw_errno(errno, "stat", path);
+    return st.st_mode;
+  }
+
+  void sync_dir(const std::string& dir) override {
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) throw_errno(errno, "open", dir);
+    if (::fsync(fd.get()) != 0) throw_errno(errno, "fsync", dir);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<SpoolIo> posix_spool_io() { return std::make_shared<PosixSpoolIo>(); }
+
+}  // namespace xmatters

@@ -1,3 +1,955 @@
+// The spool (CONTRACT §5): recovery after crashes and damage, compaction,
+// fault injection through SpoolIo, concurrency, permissions, kill -9.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <system_error>
+#include <thread>
+
+#include "spool.h"
+#include "spool_format.h"
+#include "spool_io.h"
 #include "testing.h"
 
-int main(int argc, char** argv) { return xmtest::run(argc, argv, {}); }
+namespace {
+
+using xmatters::Event;
+using xmatters::EventType;
+using xmatters::LogLevel;
+using xmatters::Spool;
+using xmatters::SpoolOptions;
+namespace sf = xmatters::spool_format;
+namespace fs = std::filesystem;
+
+// --- helpers ---------------------------------------------------------------------
+
+xmatters::TimePoint at_ns(std::int64_t ns) {
+  return xmatters::TimePoint(std::chrono::duration_cast<xmatters::Clock::duration>(std::chrono::nanoseconds(ns)));
+}
+
+Event make_event(int i, std::size_t body_size = 160) {
+  Event e;
+  e.event_id = "ev-" + std::to_string(i);
+  e.integration = i % 2 == 0 ? "ops" : "dba-team";
+  e.outage_id = "outage-" + std::to_string(i / 3);
+  e.type = i % 3 == 2 ? EventType::Clear : EventType::Outage;
+  e.created = at_ns(1795000000123456789LL + i);
+  e.body = "{\"event_id\":\"" + e.event_id + "\",\"description\":\"";
+  while (e.body.size() + 2 < body_size) e.body += static_cast<char>('a' + (e.body.size() + i) % 26);
+  e.body += "\"}";
+  return e;
+}
+
+bool same_event(const Event& a, const Event& b) {
+  return a.event_id == b.event_id && a.integration == b.integration && a.outage_id == b.outage_id &&
+         a.type == b.type && a.created == b.created && a.body == b.body;
+}
+
+std::vector<std::string> ids_of(const std::vector<Event>& events) {
+  std::vector<std::string> ids;
+  for (const auto& e : events) ids.push_back(e.event_id);
+  return ids;
+}
+
+std::vector<std::string> ids(std::initializer_list<int> numbers) {
+  std::vector<std::string> out;
+  for (int n : numbers) out.push_back("ev-" + std::to_string(n));
+  return out;
+}
+
+// Segment files of dir, oldest first.
+std::vector<std::string> segments(const std::string& dir) {
+  std::map<std::uint64_t, std::string> found;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::uint64_t seq = 0;
+    if (sf::classify_name(entry.path().filename().string(), &seq) == sf::NameKind::Segment)
+      found[seq] = entry.path().string();
+  }
+  std::vector<std::string> out;
+  for (auto& f : found) out.push_back(f.second);
+  return out;
+}
+
+std::uint64_t spool_bytes(const std::string& dir) {
+  std::uint64_t total = 0;
+  for (const auto& p : segments(dir)) total += fs::file_size(p);
+  return total;
+}
+
+std::vector<Event> reopen(const std::string& dir, xmtest::CapturingLogger& log) {
+  Spool spool(dir, log);
+  return spool.take_recovered();
+}
+
+template <typename E, typename F>
+bool throws(F&& f) {
+  try {
+    f();
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
+mode_t mode_of(const std::string& path) {
+  struct stat st {};
+  CU_ASSERT_FATAL(::stat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+void copy_dir(const std::string& from, const std::string& to) {
+  for (const auto& entry : fs::directory_iterator(from))
+    if (entry.is_regular_file()) fs::copy_file(entry.path(), fs::path(to) / entry.path().filename());
+}
+
+// --- fault injection ----------------------------------------------------------------
+
+// What FaultyIo does wrong next; shared with the files it opens.
+struct Faults {
+  std::mutex mutex;
+  int fail_appends = 0;                 // the next N appends fail
+  std::size_t partial = 0;              // bytes that reach the file first; SIZE_MAX: half
+  int append_errno = ENOSPC;
+  bool fail_truncate = false;
+  bool fail_sync = false;
+  bool fail_remove = false;  // of segments, not of .tmp files
+  // Called before every operation, e.g. to take a "crash" snapshot.
+  std::function<void(const std::string& op, const std::string& path)> before;
+
+  void hook(const std::string& op, const std::string& path) {
+    std::function<void(const std::string&, const std::string&)> fn;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      fn = before;
+    }
+    if (fn) fn(op, path);
+  }
+};
+
+[[noreturn]] void fail(int err, const std::string& what) {
+  throw std::system_error(err, std::generic_category(), "injected: " + what);
+}
+
+class FaultyFile final : public xmatters::WritableFile {
+ public:
+  FaultyFile(std::unique_ptr<xmatters::WritableFile> inner, std::shared_ptr<Faults> faults, std::string path)
+      : inner_(std::move(inner)), faults_(std::move(faults)), path_(std::move(path)) {}
+
+  void append(std::string_view data) override {
+    faults_->hook("append", path_);
+    std::size_t partial = 0;
+    int err = 0;
+    {
+      std::lock_guard<std::mutex> lock(faults_->mutex);
+      if (faults_->fail_appends > 0) {
+        --faults_->fail_appends;
+        partial = faults_->partial == SIZE_MAX ? data.size() / 2 : std::min(faults_->partial, data.size());
+        err = faults_->append_errno;
+      }
+    }
+    if (err == 0) return inner_->append(data);
+    if (partial > 0) inner_->append(data.substr(0, partial));
+    fail(err, "write " + path_);
+  }
+  void truncate(std::uint64_t size) override {
+    {
+      std::lock_guard<std::mutex> lock(faults_->mutex);
+      if (faults_->fail_truncate) fail(EIO, "truncate " + path_);
+    }
+    inner_->truncate(size);
+  }
+  void sync() override {
+    faults_->hook("sync", path_);
+    {
+      std::lock_guard<std::mutex> lock(faults_->mutex);
+      if (faults_->fail_sync) fail(EIO, "fdatasync " + path_);
+    }
+    inner_->sync();
+  }
+  void close() override { inner_->close(); }
+
+ private:
+  std::unique_ptr<xmatters::WritableFile> inner_;
+  std::shared_ptr<Faults> faults_;
+  std::string path_;
+};
+
+class FaultyIo final : public xmatters::SpoolIo {
+ public:
+  std::shared_ptr<Faults> faults = std::make_shared<Faults>();
+
+  std::unique_ptr<xmatters::WritableFile> open_append(const std::string& path) override {
+    faults->hook("open", path);
+    return std::make_unique<FaultyFile>(real_->open_append(path), faults, path);
+  }
+  std::string read_file(const std::string& path) override { return real_->read_file(path); }
+  std::vector<std::string> list(const std::string& dir) override { return real_->list(dir); }
+  void rename(const std::string& from, const std::string& to) override {
+    faults->hook("rename", from);
+    real_->rename(from, to);
+  }
+  bool remove(const std::string& path) override {
+    faults->hook("remove", path);
+    {
+      std::lock_guard<std::mutex> lock(faults->mutex);
+      const bool segment = path.size() > 4 && path.compare(path.size() - 4, 4, ".log") == 0;
+      if (faults->fail_remove && segment) fail(EACCES, "unlink " + path);
+    }
+    return real_->remove(path);
+  }
+  bool make_dir(const std::string& path, mode_t mode) override { return real_->make_dir(path, mode); }
+  mode_t mode(const std::string& path) override { return real_->mode(path); }
+  void sync_dir(const std::string& dir) override {
+    faults->hook("sync_dir", dir);
+    real_->sync_dir(dir);
+  }
+
+ private:
+  std::shared_ptr<xmatters::SpoolIo> real_ = xmatters::posix_spool_io();
+};
+
+// --- format ---------------------------------------------------------------------------
+
+void test_crc32c_known_values() {
+  // RFC 3720 B.4 and the usual check value.
+  CU_ASSERT_EQUAL(sf::crc32c("123456789"), 0xE3069283u);
+  CU_ASSERT_EQUAL(sf::crc32c(std::string(32, '\0')), 0x8A9136AAu);
+  CU_ASSERT_EQUAL(sf::crc32c(std::string(32, '\xff')), 0x62A8AB43u);
+  const std::string text = "The quick brown fox jumps over the lazy dog, twice over";
+  for (std::size_t cut = 0; cut <= text.size(); ++cut)
+    CU_ASSERT_EQUAL(sf::crc32c(text.substr(cut), sf::crc32c(text.substr(0, cut))), sf::crc32c(text));
+  for (std::uint32_t v : {0u, 1u, 0xE3069283u, 0xFFFFFFFFu}) {
+    CU_ASSERT_EQUAL(sf::unmask_crc(sf::mask_crc(v)), v);
+    CU_ASSERT_NOT_EQUAL(sf::mask_crc(v), v);
+  }
+}
+
+void test_record_roundtrip() {
+  Event e = make_event(5);
+  e.type = EventType::Clear;
+  e.body = std::string("bin\0ary\xff\x01", 10);
+  e.created = at_ns(-42);  // before the epoch still round-trips
+  const std::string rec = sf::encode_event(e);
+  sf::Record r{};
+  CU_ASSERT_EQUAL(sf::parse_record(rec, 0, &r), rec.size());
+  CU_ASSERT(r.type == sf::RecordType::Event);
+  Event back;
+  CU_ASSERT_FATAL(sf::decode_event(r.payload, &back));
+  CU_ASSERT(same_event(e, back));
+  std::string_view id;
+  CU_ASSERT(sf::decode_event_id(r.payload, &id) && id == e.event_id);
+
+  const std::string ack = sf::encode_ack("ev-5");
+  CU_ASSERT_EQUAL(sf::parse_record(ack, 0, &r), ack.size());
+  CU_ASSERT(r.type == sf::RecordType::Ack && r.payload == "ev-5");
+
+  // Every truncation and every single flipped byte is rejected.
+  for (std::size_t n = 0; n < rec.size(); ++n) CU_ASSERT_EQUAL(sf::parse_record(rec.substr(0, n), 0, &r), 0u);
+  for (std::size_t i = 0; i < rec.size(); ++i) {
+    std::string bad = rec;
+    bad[i] = static_cast<char>(bad[i] ^ 0x10);
+    CU_ASSERT_EQUAL(sf::parse_record(bad, 0, &r), 0u);
+  }
+  // Zeros are never a record (power loss can leave them at a file's end).
+  CU_ASSERT_EQUAL(sf::parse_record(std::string(64, '\0'), 0, &r), 0u);
+}
+
+void test_names() {
+  std::uint64_t seq = 0;
+  CU_ASSERT_EQUAL(sf::segment_name(7), "spool-000007.log");
+  CU_ASSERT_EQUAL(sf::segment_name(12345678), "spool-12345678.log");
+  CU_ASSERT(sf::classify_name("spool-000007.log", &seq) == sf::NameKind::Segment && seq == 7);
+  CU_ASSERT(sf::classify_name("spool-12345678.log", &seq) == sf::NameKind::Segment && seq == 12345678);
+  CU_ASSERT(sf::classify_name("spool-000009.log.tmp", &seq) == sf::NameKind::Temporary && seq == 9);
+  for (const char* other : {"dead-letter.jsonl", "outages-ops.json", "spool-.log", "spool-12.log.bak", "spool-1x.log",
+                            "xspool-000001.log", "spool-000001.LOG", "spool-99999999999999999999999.log"})
+    CU_ASSERT(sf::classify_name(other, &seq) == sf::NameKind::Other);
+}
+
+// --- recovery ----------------------------------------------------------------------------
+
+void test_append_reopen_recovers() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  {
+    Spool spool(dir.path(), log);
+    CU_ASSERT(spool.take_recovered().empty());
+    for (int i = 0; i < 3; ++i) spool.append(make_event(i));
+    CU_ASSERT_EQUAL(spool.pending(), 3u);
+  }
+  Spool spool(dir.path(), log);
+  CU_ASSERT_EQUAL(spool.pending(), 3u);
+  const auto got = spool.take_recovered();
+  CU_ASSERT_FATAL(got.size() == 3);
+  for (int i = 0; i < 3; ++i) CU_ASSERT(same_event(got[static_cast<std::size_t>(i)], make_event(i)));
+  CU_ASSERT(spool.take_recovered().empty());  // once
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+}
+
+void test_ack_then_reopen() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  {
+    Spool spool(dir.path(), log);
+    for (int i = 0; i < 5; ++i) spool.append(make_event(i));
+    spool.acknowledge("ev-1");
+    spool.acknowledge("ev-3");
+    CU_ASSERT_EQUAL(spool.pending(), 3u);
+  }
+  {
+    Spool spool(dir.path(), log);
+    CU_ASSERT(ids_of(spool.take_recovered()) == ids({0, 2, 4}));
+    spool.acknowledge("ev-0");  // a recovered event is acknowledged like any other
+    spool.append(make_event(5));
+  }
+  CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({2, 4, 5}));
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+}
+
+void test_order_kept() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  std::vector<std::string> expected;
+  {
+    Spool spool(dir.path(), log);
+    for (int i = 0; i < 1000; ++i) {
+      spool.append(make_event(i));
+      if (i % 7 == 0)
+        spool.acknowledge("ev-" + std::to_string(i));
+      else
+        expected.push_back("ev-" + std::to_string(i));
+    }
+  }
+  // Across restarts, too: each start begins a new segment.
+  for (int round = 0; round < 3; ++round) {
+    Spool spool(dir.path(), log);
+    CU_ASSERT(ids_of(spool.take_recovered()) == expected);
+    const int i = 1000 + round;
+    spool.append(make_event(i));
+    expected.push_back("ev-" + std::to_string(i));
+  }
+  CU_ASSERT(ids_of(reopen(dir.path(), log)) == expected);
+}
+
+void test_pending_counts() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  Spool spool(dir.path(), log);
+  CU_ASSERT_EQUAL(spool.pending(), 0u);
+  spool.append(make_event(1));
+  spool.append(make_event(2));
+  CU_ASSERT_EQUAL(spool.pending(), 2u);
+  spool.acknowledge("ev-1");
+  spool.acknowledge("ev-1");        // twice: no effect
+  spool.acknowledge("no-such-id");  // unknown: ignored
+  CU_ASSERT_EQUAL(spool.pending(), 1u);
+  spool.acknowledge("ev-2");
+  CU_ASSERT_EQUAL(spool.pending(), 0u);
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+}
+
+void test_bad_events_refused() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  Spool spool(dir.path(), log);
+  Event nameless = make_event(1);
+  nameless.event_id.clear();
+  CU_ASSERT(throws<std::invalid_argument>([&] { spool.append(nameless); }));
+  Event huge = make_event(2);
+  huge.body.assign((16u << 20) + 1, 'x');
+  bool efbig = false;
+  try {
+    spool.append(huge);
+  } catch (const std::system_error& e) {
+    efbig = e.code() == std::errc::file_too_large;
+  }
+  CU_ASSERT(efbig);
+  CU_ASSERT_EQUAL(spool.pending(), 0u);
+  spool.append(make_event(3));
+  CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({3}));
+}
+
+// A segment written by hand, records 0..n-1; offsets[i] is where record i starts.
+std::string handmade_segment(int n, std::vector<std::size_t>* offsets) {
+  std::string data;
+  for (int i = 0; i < n; ++i) {
+    offsets->push_back(data.size());
+    data += sf::encode_event(make_event(i));
+  }
+  offsets->push_back(data.size());
+  return data;
+}
+
+void test_torn_last_record_every_offset() {
+  std::vector<std::size_t> offsets;
+  const std::string data = handmade_segment(5, &offsets);
+  for (std::size_t cut = offsets[4]; cut < data.size(); ++cut) {
+    xmtest::TempDir dir;
+    xmtest::CapturingLogger log;
+    xmtest::write_file(dir / "spool-000001.log", data.substr(0, cut));
+    std::vector<Event> got;
+    {
+      Spool spool(dir.path(), log);
+      got = spool.take_recovered();
+      // The spool goes on working after the damage.
+      spool.append(make_event(9));
+    }
+    CU_ASSERT(ids_of(got) == ids({0, 1, 2, 3}));
+    const std::size_t warnings = log.count(LogLevel::Warning, "torn");
+    CU_ASSERT_EQUAL(warnings, cut == offsets[4] ? 0u : 1u);
+    if (cut > offsets[4])
+      CU_ASSERT(log.contains(LogLevel::Warning, "skipped " + std::to_string(cut - offsets[4]) + " bytes"));
+    log.clear();
+    CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({0, 1, 2, 3, 9}));
+  }
+}
+
+void test_corrupted_middle_record() {
+  std::vector<std::size_t> offsets;
+  const std::string data = handmade_segment(5, &offsets);
+  const std::size_t start = offsets[2];
+  const std::size_t size = offsets[3] - offsets[2];
+  // CRC, length (bigger, smaller, absurd), type, payload start, middle, end.
+  const std::vector<std::pair<std::size_t, char>> damage = {
+      {0, 0x01}, {3, 0x40}, {4, 0x01}, {4, 0x20}, {7, 0x7f}, {8, 0x03}, {9, 0x01}, {size / 2, 0x08}, {size - 1, 0x02}};
+  for (const auto& [at, flip] : damage) {
+    xmtest::TempDir dir;
+    xmtest::CapturingLogger log;
+    std::string bad = data;
+    bad[start + at] = static_cast<char>(bad[start + at] ^ flip);
+    xmtest::write_file(dir / "spool-000001.log", bad);
+    CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({0, 1, 3, 4}));
+    CU_ASSERT(log.contains(LogLevel::Warning, "skipped " + std::to_string(size) + " bytes"));
+    CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "torn"), 0u);
+  }
+  // A damaged record in an older segment does not hide the later segments.
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  std::string bad = data;
+  bad[start + size / 2] ^= 0x01;
+  xmtest::write_file(dir / "spool-000001.log", bad.substr(0, offsets[3]));
+  xmtest::write_file(dir / "spool-000002.log", data.substr(offsets[3]) + sf::encode_ack("ev-0"));
+  CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({1, 3, 4}));
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 1u);
+}
+
+void test_garbage_and_empty_files() {
+  {
+    xmtest::TempDir dir;
+    xmtest::CapturingLogger log;
+    std::string garbage;
+    std::uint32_t x = 12345;
+    for (int i = 0; i < 200000; ++i) {
+      x = x * 1103515245u + 12345u;
+      garbage += static_cast<char>(x >> 24);
+    }
+    xmtest::write_file(dir / "spool-000001.log", garbage);
+    xmtest::write_file(dir / "spool-000002.log", std::string(5000, '\0'));
+    {
+      Spool spool(dir.path(), log);
+      CU_ASSERT(spool.take_recovered().empty());
+      CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "skipped"), 2u);
+      spool.append(make_event(1));
+      spool.acknowledge("ev-1");  // the damaged segments hold nothing pending: they go
+      spool.append(make_event(2));
+    }
+    CU_ASSERT(!xmtest::file_exists(dir / "spool-000001.log"));
+    log.clear();
+    CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({2}));
+    CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+  }
+  {
+    xmtest::TempDir dir;
+    xmtest::CapturingLogger log;
+    xmtest::write_file(dir / "spool-000001.log", "");
+    CU_ASSERT(reopen(dir.path(), log).empty());
+    CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+  }
+}
+
+void test_foreign_files_ignored() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  const std::vector<std::string> foreign = {"dead-letter.jsonl", "outages-ops.json", "spool-12.log.bak", "notes.txt"};
+  for (const auto& name : foreign) xmtest::write_file(dir / name, "not a spool " + name);
+  {
+    Spool spool(dir.path(), log, nullptr, SpoolOptions{2048, 4});
+    for (int i = 0; i < 300; ++i) {
+      spool.append(make_event(i));
+      if (i != 7) spool.acknowledge("ev-" + std::to_string(i));
+    }
+  }
+  CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({7}));
+  for (const auto& name : foreign) CU_ASSERT(xmtest::read_file(dir / name) == "not a spool " + name);
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+}
+
+// --- faults ------------------------------------------------------------------------------
+
+// Appends that fail as configured throw, and leave a spool whose later
+// appends and replay are as if they had never been tried.
+void check_failed_append(std::size_t partial, bool truncate_fails) {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  auto io = std::make_shared<FaultyIo>();
+  {
+    Spool spool(dir.path(), log, io);
+    spool.append(make_event(0));
+    spool.append(make_event(1));
+    {
+      std::lock_guard<std::mutex> lock(io->faults->mutex);
+      io->faults->fail_appends = 1;
+      io->faults->partial = partial;
+      io->faults->fail_truncate = truncate_fails;
+    }
+    bool enospc = false;
+    try {
+      spool.append(make_event(2));
+    } catch (const std::system_error& e) {
+      enospc = e.code() == std::errc::no_space_on_device;
+    }
+    CU_ASSERT(enospc);
+    CU_ASSERT_EQUAL(spool.pending(), 2u);
+    {
+      std::lock_guard<std::mutex> lock(io->faults->mutex);
+      io->faults->fail_truncate = false;
+    }
+    spool.append(make_event(3));
+    spool.acknowledge("ev-0");
+    spool.append(make_event(4));
+    CU_ASSERT_EQUAL(spool.pending(), 3u);
+  }
+  const auto got = reopen(dir.path(), log);
+  CU_ASSERT(ids_of(got) == ids({1, 3, 4}));
+  for (const auto& e : got) CU_ASSERT(same_event(e, make_event(std::stoi(e.event_id.substr(3)))));
+  // A torn record only when it could not be cut off.
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "skipped"), truncate_fails && partial > 0 ? 1u : 0u);
+}
+
+void test_enospc() { check_failed_append(0, false); }
+void test_short_write() { check_failed_append(SIZE_MAX, false); }
+void test_short_write_truncate_fails() {
+  check_failed_append(SIZE_MAX, true);
+  check_failed_append(9, true);  // just the header
+}
+
+void test_failed_ack_and_sync_do_not_throw() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  auto io = std::make_shared<FaultyIo>();
+  {
+    Spool spool(dir.path(), log, io);
+    spool.append(make_event(0));
+    spool.append(make_event(1));
+    {
+      std::lock_guard<std::mutex> lock(io->faults->mutex);
+      io->faults->fail_appends = 2;
+      io->faults->fail_sync = true;
+    }
+    spool.acknowledge("ev-0");
+    spool.acknowledge("ev-1");
+    CU_ASSERT_EQUAL(spool.pending(), 0u);
+    CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "may be sent again"), 1u);  // once per run of failures
+    spool.sync();
+    CU_ASSERT(log.contains(LogLevel::Error, "injected: fdatasync"));
+    std::lock_guard<std::mutex> lock(io->faults->mutex);
+    io->faults->fail_sync = false;
+  }
+  // Unrecorded acknowledgements mean duplicates, never losses.
+  CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({0, 1}));
+}
+
+// --- compaction ----------------------------------------------------------------------------
+
+void test_compaction_keeps_spool_bounded() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  const SpoolOptions options{16 * 1024, 8};
+  std::vector<std::string> expected;
+  std::uint64_t largest = 0;
+  const std::size_t record = sf::encode_event(make_event(0, 300)).size();
+  {
+    Spool spool(dir.path(), log, nullptr, options);
+    for (int i = 0; i < 6000; ++i) {
+      spool.append(make_event(i, 300));
+      if (i % 100 == 50)
+        expected.push_back("ev-" + std::to_string(i));
+      else
+        spool.acknowledge("ev-" + std::to_string(i));
+      largest = std::max(largest, spool_bytes(dir.path()));
+    }
+    CU_ASSERT_EQUAL(spool.pending(), expected.size());
+  }
+  // 6000 records written; never more than twice the pending ones plus a
+  // couple of segments' worth on disk.
+  const std::uint64_t live = expected.size() * record;
+  CU_ASSERT(largest <= 2 * live + 3 * options.segment_bytes);
+  CU_ASSERT(segments(dir.path()).size() <= options.max_segments);
+  CU_ASSERT(ids_of(reopen(dir.path(), log)) == expected);
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+}
+
+void test_backlog_drains() {
+  // An endpoint down for a while (nothing acknowledged), then back.
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  const std::size_t record = sf::encode_event(make_event(0, 200)).size();
+  {
+    Spool spool(dir.path(), log, nullptr, SpoolOptions{8 * 1024, 8});
+    for (int i = 0; i < 1000; ++i) spool.append(make_event(i, 200));
+    CU_ASSERT_EQUAL(spool.pending(), 1000u);
+    CU_ASSERT(spool_bytes(dir.path()) >= 1000 * record);
+    for (int i = 0; i < 990; ++i) spool.acknowledge("ev-" + std::to_string(i));
+    CU_ASSERT_EQUAL(spool.pending(), 10u);
+    CU_ASSERT(spool_bytes(dir.path()) <= 2 * 10 * record + 3 * 8 * 1024);
+  }
+  CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({990, 991, 992, 993, 994, 995, 996, 997, 998, 999}));
+}
+
+void test_many_small_segments_merged() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  const SpoolOptions options{1 << 20, 5};
+  for (int i = 0; i < 12; ++i) {
+    Spool spool(dir.path(), log, nullptr, options);
+    spool.append(make_event(2 * i));
+    spool.append(make_event(2 * i + 1));
+    spool.acknowledge("ev-" + std::to_string(2 * i + 1));
+  }
+  CU_ASSERT(segments(dir.path()).size() <= 7u);
+  std::vector<std::string> expected;
+  for (int i = 0; i < 12; ++i) expected.push_back("ev-" + std::to_string(2 * i));
+  CU_ASSERT(ids_of(reopen(dir.path(), log)) == expected);
+}
+
+void test_leftover_tmp_removed() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  {
+    Spool spool(dir.path(), log);
+    for (int i = 0; i < 4; ++i) spool.append(make_event(i));
+  }
+  // A compaction killed while writing its copy: a partial .tmp.
+  xmtest::write_file(dir / "spool-000005.log.tmp", sf::encode_event(make_event(0)) + "partial");
+  {
+    Spool spool(dir.path(), log);
+    CU_ASSERT(ids_of(spool.take_recovered()) == ids({0, 1, 2, 3}));
+    spool.append(make_event(4));
+  }
+  CU_ASSERT(!xmtest::file_exists(dir / "spool-000005.log.tmp"));
+  CU_ASSERT(!xmtest::file_exists(dir / "spool-000005.log"));  // its number is not reused
+  CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({0, 1, 2, 3, 4}));
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+}
+
+void test_old_and_compacted_segments_both_present() {
+  // A compaction that could not delete what it compacted (as after a crash
+  // just after the rename): originals and copies side by side.
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  auto io = std::make_shared<FaultyIo>();
+  std::vector<std::string> expected;
+  {
+    Spool spool(dir.path(), log, io, SpoolOptions{4096, 100});
+    {
+      std::lock_guard<std::mutex> lock(io->faults->mutex);
+      io->faults->fail_remove = true;
+    }
+    for (int i = 0; i < 200; ++i) {
+      spool.append(make_event(i));
+      if (i % 10 == 3 || i % 10 == 4)
+        expected.push_back("ev-" + std::to_string(i));
+      else
+        spool.acknowledge("ev-" + std::to_string(i));
+    }
+    CU_ASSERT(log.contains(LogLevel::Warning, "injected: unlink"));
+    std::lock_guard<std::mutex> lock(io->faults->mutex);
+    io->faults->fail_remove = false;
+  }
+  CU_ASSERT(segments(dir.path()).size() > 3u);
+  log.clear();
+  CU_ASSERT(ids_of(reopen(dir.path(), log)) == expected);  // no loss, no duplicate, in order
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+}
+
+void test_crash_at_every_step_of_compaction() {
+  // Snapshot the directory before every file operation (as a kill -9 there
+  // would leave it) and replay every snapshot.
+  xmtest::TempDir dir;
+  xmtest::TempDir snapshots;
+  xmtest::CapturingLogger log;
+  auto io = std::make_shared<FaultyIo>();
+  std::vector<std::string> live;  // pending, in append order, as the test knows it
+  std::string in_flight;          // being acknowledged: either outcome is right
+  struct Snapshot {
+    std::string dir;
+    std::vector<std::string> live;
+    std::string in_flight;
+    std::string op;
+  };
+  std::vector<Snapshot> taken;
+  {
+    Spool spool(dir.path(), log, io, SpoolOptions{3000, 6});
+    {
+      std::lock_guard<std::mutex> lock(io->faults->mutex);
+      io->faults->before = [&](const std::string& op, const std::string& path) {
+        const bool tmp = path.size() > 4 && path.compare(path.size() - 4, 4, ".tmp") == 0;
+        if (op == "append" && !tmp) return;  // ordinary appends are covered elsewhere
+        const std::string to = snapshots / std::to_string(taken.size());
+        fs::create_directory(to);
+        fs::permissions(to, fs::perms::owner_all);
+        copy_dir(dir.path(), to);
+        taken.push_back({to, live, in_flight, op + " " + path});
+      };
+    }
+    for (int i = 0; i < 400; ++i) {
+      spool.append(make_event(i));
+      live.push_back("ev-" + std::to_string(i));
+      // Most at once, every fifth 25 events later (out of order), every
+      // fiftieth never.
+      std::vector<int> victims;
+      if (i % 5 != 0) victims.push_back(i);
+      if (i >= 25 && (i - 25) % 5 == 0 && (i - 25) % 50 != 0) victims.push_back(i - 25);
+      for (int victim : victims) {
+        in_flight = "ev-" + std::to_string(victim);
+        spool.acknowledge(in_flight);
+        live.erase(std::find(live.begin(), live.end(), in_flight));
+        in_flight.clear();
+      }
+    }
+    std::lock_guard<std::mutex> lock(io->faults->mutex);
+    io->faults->before = nullptr;
+  }
+  CU_ASSERT(taken.size() > 50u);
+  std::size_t renames = 0;
+  for (const auto& snap : taken) {
+    if (snap.op.compare(0, 6, "rename") == 0) ++renames;
+    xmtest::CapturingLogger replay_log;
+    const auto got = ids_of(reopen(snap.dir, replay_log));
+    std::vector<std::string> without = snap.live;
+    without.erase(std::remove(without.begin(), without.end(), snap.in_flight), without.end());
+    const bool ok = got == snap.live || got == without;
+    CU_ASSERT(ok);
+    if (!ok) std::fprintf(stderr, "\nsnapshot %s before %s: wrong events\n", snap.dir.c_str(), snap.op.c_str());
+    CU_ASSERT_EQUAL(replay_log.count(LogLevel::Warning), 0u);
+  }
+  CU_ASSERT(renames > 3u);  // compactions did happen
+}
+
+// --- threads -------------------------------------------------------------------------------
+
+void test_concurrent_appends_and_acks() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 1500;
+  std::set<std::string> unacked;
+  {
+    Spool spool(dir.path(), log, nullptr, SpoolOptions{32 * 1024, 8});
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::deque<std::string> appended;
+    int writers_done = 0;
+    std::thread acker([&] {
+      for (;;) {
+        std::unique_lock<std::mutex> lock(mutex);
+        cv.wait(lock, [&] { return !appended.empty() || writers_done == kThreads; });
+        if (appended.empty()) return;
+        const std::string id = std::move(appended.front());
+        appended.pop_front();
+        lock.unlock();
+        // Every event whose number ends in 7 stays pending.
+        if (id.back() != '7') spool.acknowledge(id);
+      }
+    });
+    std::vector<std::thread> writers;
+    for (int t = 0; t < kThreads; ++t)
+      writers.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          Event e = make_event(i, 120);
+          e.event_id = "t" + std::to_string(t) + "-" + std::to_string(i);
+          spool.append(e);
+          std::lock_guard<std::mutex> lock(mutex);
+          appended.push_back(e.event_id);
+          cv.notify_one();
+        }
+        std::lock_guard<std::mutex> lock(mutex);
+        ++writers_done;
+        cv.notify_one();
+      });
+    for (auto& w : writers) w.join();
+    acker.join();
+    for (int t = 0; t < kThreads; ++t)
+      for (int i = 7; i < kPerThread; i += 10) unacked.insert("t" + std::to_string(t) + "-" + std::to_string(i));
+    CU_ASSERT_EQUAL(spool.pending(), unacked.size());
+  }
+  const auto got = ids_of(reopen(dir.path(), log));
+  CU_ASSERT_EQUAL(got.size(), unacked.size());
+  CU_ASSERT(std::set<std::string>(got.begin(), got.end()) == unacked);
+  // Each thread's events in its append order.
+  std::map<std::string, int> last;
+  for (const auto& id : got) {
+    const std::string thread = id.substr(0, id.find('-'));
+    const int n = std::stoi(id.substr(id.find('-') + 1));
+    CU_ASSERT(last.count(thread) == 0 || last[thread] < n);
+    last[thread] = n;
+  }
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+}
+
+// --- permissions ---------------------------------------------------------------------------
+
+void test_permissions() {
+  xmtest::TempDir base;
+  xmtest::CapturingLogger log;
+  const mode_t old_umask = ::umask(0);  // the modes must not depend on the umask
+  const std::string dir = base / "spool";
+  {
+    Spool spool(dir, log, nullptr, SpoolOptions{2048, 4});
+    for (int i = 0; i < 100; ++i) {
+      spool.append(make_event(i));
+      if (i % 2 == 0) spool.acknowledge("ev-" + std::to_string(i));  // compacts
+    }
+  }
+  ::umask(old_umask);
+  CU_ASSERT_EQUAL(mode_of(dir), 0700u);
+  const auto files = segments(dir);
+  CU_ASSERT(!files.empty());
+  for (const auto& f : files) CU_ASSERT_EQUAL(mode_of(f), 0600u);
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+
+  // An existing directory that others can read: used, with a warning.
+  CU_ASSERT_FATAL(::chmod(dir.c_str(), 0755) == 0);
+  CU_ASSERT_EQUAL(reopen(dir, log).size(), 50u);
+  CU_ASSERT(log.contains(LogLevel::Warning, "mode 0755"));
+
+  // Not a directory at all.
+  xmtest::write_file(base / "file", "x");
+  CU_ASSERT(throws<std::system_error>([&] { Spool spool(base / "file", log); }));
+}
+
+// --- kill -9 -------------------------------------------------------------------------------
+
+// A child appends and acknowledges as fast as it can, reporting each call
+// that returned through a pipe, and is killed at a random moment. Every
+// event it reported appended and not acknowledged must be recovered, none
+// that it reported acknowledged, in order.
+void run_killed_child(unsigned reports_before_kill) {
+  xmtest::TempDir dir;
+  int fds[2];
+  CU_ASSERT_FATAL(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  CU_ASSERT_FATAL(pid >= 0);
+  if (pid == 0) {
+    // Never returns into the test runner.
+    ::close(fds[0]);
+    try {
+      xmtest::CapturingLogger log;
+      Spool spool(dir.path(), log, nullptr, SpoolOptions{4096, 4});
+      for (std::uint32_t i = 0;; ++i) {
+        spool.append(make_event(static_cast<int>(i)));
+        std::uint32_t report = i << 1;
+        if (::write(fds[1], &report, sizeof report) != sizeof report) ::_exit(1);
+        if (i % 4 != 0) {
+          spool.acknowledge("ev-" + std::to_string(i));
+          report = i << 1 | 1;
+          if (::write(fds[1], &report, sizeof report) != sizeof report) ::_exit(1);
+        }
+      }
+    } catch (...) {
+    }
+    ::_exit(2);
+  }
+  ::close(fds[1]);
+  std::set<std::uint32_t> appended, acked;
+  auto take = [&](std::uint32_t report) {
+    (report & 1 ? acked : appended).insert(report >> 1);
+  };
+  std::uint32_t report = 0;
+  for (unsigned n = 0; n < reports_before_kill && ::read(fds[0], &report, sizeof report) == sizeof report; ++n)
+    take(report);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  while (::read(fds[0], &report, sizeof report) == sizeof report) take(report);
+  ::close(fds[0]);
+
+  xmtest::CapturingLogger log;
+  const auto got = reopen(dir.path(), log);
+  std::set<std::uint32_t> recovered;
+  std::uint32_t previous = 0;
+  bool ordered = true;
+  for (const auto& e : got) {
+    const auto n = static_cast<std::uint32_t>(std::stoul(e.event_id.substr(3)));
+    ordered = ordered && (recovered.empty() || previous < n);
+    previous = n;
+    recovered.insert(n);
+    CU_ASSERT(same_event(e, make_event(static_cast<int>(n))));
+  }
+  CU_ASSERT(ordered);
+  CU_ASSERT_FATAL(!appended.empty());
+  // The last call may have done its work without living to report it.
+  const std::uint32_t last = *appended.rbegin();
+  const std::uint32_t next = last + 1;
+  for (std::uint32_t n : appended)
+    if (acked.count(n) == 0 && n != last) CU_ASSERT(recovered.count(n) == 1);
+  for (std::uint32_t n : recovered) {
+    CU_ASSERT(acked.count(n) == 0);
+    CU_ASSERT(appended.count(n) == 1 || n == next);
+  }
+  CU_ASSERT(appended.size() > 10u);
+}
+
+void test_kill9_child() {
+  for (unsigned reports : {40u, 333u, 1201u, 2999u, 5000u}) run_killed_child(reports);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return xmtest::run(argc, argv,
+                     {{"spool_format",
+                       {{"crc32c_known_values", test_crc32c_known_values},
+                        {"record_roundtrip", test_record_roundtrip},
+                        {"names", test_names}}},
+                      {"spool_recovery",
+                       {{"append_reopen_recovers", test_append_reopen_recovers},
+                        {"ack_then_reopen", test_ack_then_reopen},
+                        {"order_kept", test_order_kept},
+                        {"pending_counts", test_pending_counts},
+                        {"bad_events_refused", test_bad_events_refused},
+                        {"torn_last_record_every_offset", test_torn_last_record_every_offset},
+                        {"corrupted_middle_record", test_corrupted_middle_record},
+                        {"garbage_and_empty_files", test_garbage_and_empty_files},
+                        {"foreign_files_ignored", test_foreign_files_ignored}}},
+                      {"spool_faults",
+                       {{"enospc", test_enospc},
+                        {"short_write", test_short_write},
+                        {"short_write_truncate_fails", test_short_write_truncate_fails},
+                        {"failed_ack_and_sync_do_not_throw", test_failed_ack_and_sync_do_not_throw}}},
+                      {"spool_compaction",
+                       {{"compaction_keeps_spool_bounded", test_compaction_keeps_spool_bounded},
+                        {"backlog_drains", test_backlog_drains},
+                        {"many_small_segments_merged", test_many_small_segments_merged},
+                        {"leftover_tmp_removed", test_leftover_tmp_removed},
+                        {"old_and_compacted_segments_both_present", test_old_and_compacted_segments_both_present},
+                        {"crash_at_every_step_of_compaction", test_crash_at_every_step_of_compaction}}},
+                      {"spool_concurrency",
+                       {{"concurrent_appends_and_acks", test_concurrent_appends_and_acks},
+                        {"kill9_child", test_kill9_child},
+                        {"permissions", test_permissions}}}});
+}
