@@ -3,6 +3,7 @@
 // outage order, dead letters and its own statistics.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -22,16 +23,30 @@ struct DeliveryStats {
   double latency_seconds = 0;       // mean from event creation to 2xx, over the last interval
 };
 
+// Tuning that the configuration does not expose; the tests shorten it.
+struct DeliveryOptions {
+  // A failed request is retried after about initial_backoff, doubling with
+  // each failure up to max_backoff (with jitter), or after Retry-After.
+  std::chrono::milliseconds initial_backoff{1000};
+  std::chrono::milliseconds max_backoff{300000};
+  // How often appended events are flushed to stable storage.
+  std::chrono::milliseconds sync_interval{1000};
+};
+
 class Delivery : public EventSink {
  public:
   // Opens the spool in spool_dir; events recovered from it are queued.
   // config must outlive the delivery. Throws std::system_error when the
   // spool cannot be opened.
-  Delivery(const Config& config, const std::string& spool_dir, Logger& log);
+  // Recovered events of an integration that is no longer configured are
+  // dead-lettered (the spool has no URL for them).
+  Delivery(const Config& config, const std::string& spool_dir, Logger& log,
+           DeliveryOptions options = {});
   ~Delivery() override;  // stop()
   Delivery(const Delivery&) = delete;
   Delivery& operator=(const Delivery&) = delete;
 
+  // Throws std::system_error when the spool cannot take the event.
   bool submit(Event event) override;
 
   // Starts the delivery threads.

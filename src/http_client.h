@@ -1,1 +1,55 @@
+// One HTTP(S) connection to an integration: a libcurl easy handle configured
+// from the <Integration> block, kept alive between requests. Not
+// thread-safe: each delivery thread owns its own client.
 #pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.h"
+
+namespace xmatters {
+
+struct HttpResult {
+  long status = 0;             // the HTTP status; 0 when no reply arrived
+  std::string error;           // why no reply arrived (curl's text, secrets removed)
+  bool timed_out = false;      // no reply within Timeout
+  bool cancelled = false;      // aborted through the cancel flag
+  std::optional<std::chrono::seconds> retry_after;  // from a Retry-After header
+  std::string reply_start;     // the reply body's first 200 bytes, printable ASCII, secrets removed
+  std::string request_id;      // xMatters' requestId from a JSON reply, "" when absent
+};
+
+class HttpClient {
+ public:
+  // cancel, when given, aborts a request in progress as soon as it becomes
+  // true (within about a second). Throws std::runtime_error when libcurl
+  // cannot make a handle. integration must outlive the client.
+  explicit HttpClient(const IntegrationConfig& integration, const std::atomic<bool>* cancel = nullptr);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // POSTs body (JSON) to url with the Idempotency-Key idempotency_key.
+  // Never throws but std::bad_alloc.
+  HttpResult post(const std::string& url, const std::string& body, const std::string& idempotency_key);
+
+  // text with every secret of the integration (password, URL query values,
+  // credentials in URLs, authentication header values) replaced by "***".
+  std::string scrub(std::string text) const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Seconds to wait from a Retry-After value: delta-seconds or an HTTP date
+// (relative to now, at least 0). nullopt when it is neither.
+std::optional<std::chrono::seconds> parse_retry_after(const std::string& value,
+                                                      std::chrono::system_clock::time_point now);
+
+}  // namespace xmatters

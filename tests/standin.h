@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,6 +34,7 @@ struct RecordedRequest {
   std::string body;
   int status = 0;                              // what the stand-in answered (0: dropped)
   std::string function_id;                     // <id> of the path
+  std::chrono::steady_clock::time_point time;  // when recorded, just before the reply
 };
 
 class Standin {
@@ -61,11 +63,22 @@ class Standin {
 
   std::vector<RecordedRequest> requests() const;
   std::size_t request_count() const;
-  // Requests answered with a 2xx.
+  // Requests answered with a 2xx. A request counts (and wait_for_* return)
+  // once its reply is decided, just before it is sent: the client may not
+  // have read it yet.
   std::size_t accepted_count() const;
   bool wait_for_requests(std::size_t n, std::chrono::milliseconds timeout) const;
   bool wait_for_accepted(std::size_t n, std::chrono::milliseconds timeout) const;
   void clear();
+
+  // Requests whose body has arrived and whose reply is still being held
+  // back (Reply::delay).
+  std::size_t pending_count() const;
+  // Connections accepted since construction (kept-alive ones count once).
+  std::size_t connection_count() const;
+  // Called on a connection thread after each request is recorded, before
+  // its reply is sent; for the xmatters-standin program's output.
+  void set_observer(std::function<void(const RecordedRequest&)> observer);
 
   // Stops answering (the port is closed) / starts again on the same port.
   void stop();

@@ -1,3 +1,866 @@
+// End to end in a real collectd (Debian's collectd-core): the plugin loaded
+// from the build tree, values fed through the unixsock plugin, thresholds
+// from collectd's threshold plugin, and the xMatters stand-in on loopback.
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "collectd_harness.h"
+#include "standin.h"
 #include "testing.h"
 
-int main(int argc, char** argv) { return xmtest::run(argc, argv, {}); }
+namespace {
+
+using namespace std::chrono_literals;
+using xmtest::CollectdProcess;
+
+// CUnit's *_FATAL assertions longjmp out of the test, past every destructor
+// (collectd would be left running): this one returns instead.
+#define REQUIRE(cond)                                                                        \
+  do {                                                                                       \
+    const bool require_ok_ = static_cast<bool>(cond);                                        \
+    CU_assertImplementation(require_ok_ ? CU_TRUE : CU_FALSE, __LINE__, "REQUIRE(" #cond ")", \
+                            __FILE__, "", CU_FALSE);                                         \
+    if (!require_ok_) return;                                                                \
+  } while (0)
+
+// The log line prefix of the plugin's errors, as collectd's logfile plugin
+// writes them with PrintSeverity.
+constexpr const char* kPluginError = "[error] xmatters plugin: ";
+
+#ifdef TOP_SRCDIR
+const std::string kTopSrcdir = TOP_SRCDIR;
+#else
+// This file is tests/test_collectd.cc under the source tree; make compiles
+// it as $(srcdir)/tests/... or, in the source tree, as tests/...
+const std::string kTopSrcdir = [] {
+  const std::string file = __FILE__;
+  const std::size_t pos = file.rfind("/tests/");
+  return pos == std::string::npos ? std::string(".") : file.substr(0, pos);
+}();
+#endif
+
+// Shows collectd's log when an assertion fails, since CUnit only shows the
+// expression.
+void dump_log_on_failure(const CollectdProcess& c, bool ok, const char* what) {
+  if (!ok) std::fprintf(stderr, "\n--- %s; collectd's log:\n%s---\n", what, c.log().c_str());
+}
+
+// CONTRACT §2's example configuration, pointed at loopback, with the files
+// it names created under dir.
+std::string contract_example(const std::string& dir) {
+  xmtest::write_file(dir + "/xmatters.secret", "s3cret-from-file\n");
+  xmtest::write_file(dir + "/outage.json", R"({"outage": "$outage_id", "severity": "$severity", "target": $target})");
+  xmtest::write_file(dir + "/clear.json", R"({"clear": "$outage_id"})");
+  xmtest::write_file(dir + "/cert.pem", "not used before a request\n");
+  xmtest::write_file(dir + "/key.pem", "not used before a request\n");
+  std::string text = R"(
+LoadPlugin xmatters
+<Plugin xmatters>
+  SpoolDir   "@DIR@/spool"
+  QueueLimit 100000
+  ReportStats true
+  <Integration "ops">
+    OutageURL "http://127.0.0.1:9/api/integration/1/functions/UUID/triggers?apiKey=KEY"
+    ClearURL  "http://127.0.0.1:9/api/integration/1/functions/UUID2/triggers?apiKey=KEY"
+    User      "panopta"
+    PasswordFile "@DIR@/xmatters.secret"
+    Target    "ops-oncall" "dba-team"
+    MinSeverity "warning"
+    Host   "^db[0-9]+$"
+    Plugin "^(mysql|postgresql)$"
+    Type   "."
+    SendClear true
+    RenotifyInterval 0
+    DetailsURL "https://grafana.example.com/d/host?var-host=$host"
+    Template      "@DIR@/outage.json"
+    ClearTemplate "@DIR@/clear.json"
+    Header "X-Source: collectd"
+    Timeout 10
+    VerifyPeer true
+    VerifyHost true
+    CACert "/etc/ssl/certs/ca-certificates.crt"
+    ClientCert "@DIR@/cert.pem"
+    ClientKey  "@DIR@/key.pem"
+    Proxy ""
+    Connections 4
+    RetryMaxAge 86400
+  </Integration>
+</Plugin>
+)";
+  for (std::size_t pos = text.find("@DIR@"); pos != std::string::npos; pos = text.find("@DIR@", pos + dir.size()))
+    text.replace(pos, 5, dir);
+  return text;
+}
+
+// --- configuration through a real collectd ------------------------------------
+
+void test_contract_example_loads() {
+  xmtest::TempDir files;
+  CollectdProcess c(contract_example(files.path()));
+  const bool started = c.start();
+  dump_log_on_failure(c, started, "collectd did not reach its read-loop");
+  CU_ASSERT_TRUE(started);
+  CU_ASSERT_TRUE(c.wait_for_log("xmatters plugin: delivering to 1 integration(s)"));
+  CU_ASSERT_EQUAL(c.log_lines({kPluginError}).size(), 0u);
+  CU_ASSERT_EQUAL(c.log_lines({"[warning] xmatters plugin: "}).size(), 0u);
+  CU_ASSERT_EQUAL(c.log().find("s3cret"), std::string::npos);
+  struct stat st {};
+  CU_ASSERT_TRUE(::stat((files / "spool").c_str(), &st) == 0 && (st.st_mode & 07777) == 0700);
+  const auto status = c.stop();
+  CU_ASSERT_TRUE(status.has_value());
+  CU_ASSERT_EQUAL(c.exit_code(), 0);
+  CU_ASSERT_TRUE(c.log().find("Exiting normally.") != std::string::npos);
+}
+
+// The example a packager ships, with every option uncommented: valid.
+void test_shipped_example_config_is_valid() {
+  std::string text = xmtest::read_file(kTopSrcdir + "/contrib/collectd.conf.d/xmatters.conf");
+  REQUIRE(text.find("#LoadPlugin xmatters") != std::string::npos);
+  xmtest::TempDir files;
+  contract_example(files.path());  // creates the secret, template and certificate files
+  auto replace_all = [&](const std::string& from, const std::string& to) {
+    for (std::size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
+      text.replace(pos, from.size(), to);
+  };
+  // Uncommented: every line of the block loses its first '#'; the comments
+  // inside stay comments.
+  std::string uncommented;
+  std::istringstream in(text);
+  bool inside = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line == "#LoadPlugin xmatters" || line == "#<Plugin xmatters>") inside = true;
+    uncommented += (inside && !line.empty() && line[0] == '#' ? line.substr(1) : line) + "\n";
+    if (line == "#</Plugin>") inside = false;
+  }
+  text = uncommented;
+  replace_all("https://COMPANY.xmatters.com", "http://127.0.0.1:9");
+  replace_all("/var/lib/collectd/xmatters", files / "spool");
+  replace_all("/etc/collectd/xmatters.secret", files / "xmatters.secret");
+  replace_all("/etc/collectd/xmatters/client.pem", files / "cert.pem");
+  replace_all("/etc/collectd/xmatters/client.key", files / "key.pem");
+  replace_all("/etc/collectd/xmatters/", files.path() + "/");
+  CollectdProcess c(text);
+  const bool started = c.start();
+  dump_log_on_failure(c, started, "the uncommented example did not start");
+  CU_ASSERT_TRUE(started);
+  CU_ASSERT_TRUE(c.wait_for_log("xmatters plugin: delivering to 1 integration(s)"));
+  CU_ASSERT_EQUAL(c.log_lines({kPluginError}).size(), 0u);
+}
+
+struct BadConfig {
+  const char* name;
+  std::string block;                  // inside <Plugin xmatters>
+  std::vector<std::string> mentions;  // the ERROR line names each of these
+  std::string secret;                 // must not appear anywhere in the log
+};
+
+std::string integration(const std::string& name, const std::string& body) {
+  return "  <Integration \"" + name + "\">\n" + body + "  </Integration>\n";
+}
+
+std::string xmatters_block(const std::string& integrations, const std::string& plugin_extra = "") {
+  return "LoadPlugin xmatters\n<Plugin xmatters>\n" + plugin_extra + integrations + "</Plugin>\n";
+}
+
+const std::string kUrl = "    OutageURL \"http://127.0.0.1:9/api/integration/1/functions/f/triggers?apiKey=KEY\"\n";
+
+std::vector<BadConfig> bad_configs(const std::string& dir) {
+  xmtest::write_file(dir + "/secret", "from-file\n");
+  xmtest::write_file(dir + "/broken.json", "{\"id\": \"$outage_id\",\n");
+  return {
+      {"unknown option", integration("ops", kUrl + "    Bogus 1\n"), {"Bogus", "ops"}, ""},
+      {"unknown plugin option", "  Frobnicate true\n" + integration("ops", kUrl), {"Frobnicate"}, ""},
+      {"missing OutageURL", integration("ops", "    MinSeverity \"failure\"\n"), {"OutageURL", "ops"}, ""},
+      {"bad URL scheme",
+       integration("ops", "    OutageURL \"ftp://127.0.0.1/x\"\n"),
+       {"OutageURL", "ops", "ftp://"},
+       ""},
+      {"bad regex", integration("ops", kUrl + "    Host \"([a-z\"\n"), {"Host", "ops", "([a-z"}, ""},
+      {"Password with PasswordFile",
+       integration("ops", kUrl + "    User \"u\"\n    Password \"hunter2-secret\"\n    PasswordFile \"" + dir +
+                              "/secret\"\n"),
+       {"Password", "PasswordFile", "ops"},
+       "hunter2-secret"},
+      {"unreadable PasswordFile", integration("ops", kUrl + "    PasswordFile \"" + dir + "/missing.secret\"\n"),
+       {"PasswordFile", "ops", "missing.secret"},
+       ""},
+      {"bad MinSeverity",
+       integration("ops", kUrl + "    MinSeverity \"critical\"\n"),
+       {"MinSeverity", "ops", "critical"},
+       ""},
+      {"duplicate Integration names", integration("ops", kUrl) + integration("ops", kUrl), {"Integration", "ops"}, ""},
+      {"no Integration", "  QueueLimit 10\n", {"Integration"}, ""},
+      {"wrong value type", integration("ops", kUrl + "    Timeout \"ten\"\n"), {"Timeout", "ops"}, ""},
+      {"invalid Template", integration("ops", kUrl + "    Template \"" + dir + "/broken.json\"\n"),
+       {"Template", "ops", "broken.json"},
+       ""},
+  };
+}
+
+// Each mistake: the plugin's ERROR in collectd's log naming the option, and
+// collectd 5.12 refuses to start ("Error: Parsing the config file failed!",
+// exit status 1) before its read-loop. That is what an operator sees when
+// systemd starts collectd. (collectd 5.12's `-t` does not read the
+// configuration at all and exits 0, collectd/collectd#3216; `-T` does.)
+void test_bad_configurations_refuse_to_start() {
+  xmtest::TempDir files;
+  for (const auto& bad : bad_configs(files.path())) {
+    CollectdProcess c("LoadPlugin xmatters\n<Plugin xmatters>\n  SpoolDir \"" + files.path() + "/spool\"\n" +
+                      bad.block + "</Plugin>\n");
+    const bool started = c.start();
+    const bool exited = c.wait_for_exit(10s);
+    const auto errors = c.log_lines({kPluginError});
+    bool named = errors.size() == 1;
+    for (const auto& m : bad.mentions) named = named && errors[0].find(m) != std::string::npos;
+    const bool refused = !started && exited && c.exit_code() == 1 &&
+                         c.log().find("Error: Parsing the config file failed!") != std::string::npos &&
+                         c.log().find(CollectdProcess::kReadLoop) == std::string::npos;
+    const bool secret_kept = bad.secret.empty() || c.log().find(bad.secret) == std::string::npos;
+    if (!named || !refused || !secret_kept)
+      std::fprintf(stderr, "\n--- case \"%s\": named=%d refused=%d secret_kept=%d; log:\n%s---\n", bad.name, named,
+                   refused, secret_kept, c.log().c_str());
+    CU_ASSERT_TRUE(named);
+    CU_ASSERT_TRUE(refused);
+    CU_ASSERT_TRUE(secret_kept);
+  }
+}
+
+// The pre-deploy check that works with collectd 5.12: `collectd -T` reads
+// the configuration, runs every plugin's init and read once, and exits 1
+// for the plugin's configuration error.
+void test_config_check_with_capital_T() {
+  CollectdProcess c("LoadPlugin xmatters\n<Plugin xmatters>\n" + integration("ops", "    OutageURL \"gopher://x\"\n") +
+                    "</Plugin>\n");
+  CU_ASSERT_EQUAL(c.check_config(), 1);
+  CU_ASSERT_EQUAL(c.log_lines({kPluginError, "OutageURL", "gopher://x"}).size(), 1u);
+  CU_ASSERT_TRUE(c.log().find("Error: Parsing the config file failed!") != std::string::npos);
+}
+
+// What works but is probably a mistake starts, with a WARNING at start-up.
+void test_warnings_do_not_stop_collectd() {
+  CollectdProcess c(xmatters_block(integration(
+      "ops", "    OutageURL \"http://xmatters.invalid/api/integration/1/functions/f/triggers?apiKey=KEY\"\n"
+             "    VerifyPeer false\n")));
+  const bool started = c.start();
+  dump_log_on_failure(c, started, "collectd did not start");
+  REQUIRE(started);
+  CU_ASSERT_TRUE(c.wait_for_log("xmatters plugin: delivering to 1 integration(s)"));
+  CU_ASSERT_EQUAL(c.log_lines({"[warning] xmatters plugin: ", "ops", "http://xmatters.invalid"}).size(), 1u);
+  CU_ASSERT_EQUAL(c.log_lines({"[warning] xmatters plugin: ", "ops", "VerifyPeer"}).size(), 1u);
+  CU_ASSERT_EQUAL(c.log().find("apiKey=KEY"), std::string::npos);
+  CU_ASSERT_EQUAL(c.log_lines({kPluginError}).size(), 0u);
+}
+
+// LoadPlugin without a <Plugin xmatters> block: the init callback fails with
+// an ERROR; collectd 5.12 then unloads the plugin and runs on without it.
+void test_missing_block_is_an_error() {
+  CollectdProcess c("LoadPlugin xmatters\n");
+  const bool started = c.start();
+  dump_log_on_failure(c, started, "collectd did not start");
+  CU_ASSERT_TRUE(started);
+  const auto errors = c.log_lines({kPluginError, "<Plugin xmatters>"});
+  CU_ASSERT_EQUAL(errors.size(), 1u);
+  CU_ASSERT_FALSE(c.wait_for_log("xmatters plugin: delivering", 100ms));
+}
+
+
+// --- end to end with the stand-in ----------------------------------------------
+
+constexpr const char* kOutageFn = "outage-fn";
+constexpr const char* kClearFn = "clear-fn";
+
+// Thresholds on plugin "e2e" only: a global <Type "gauge"> would also watch
+// the plugin's own gauge-open_outages statistic.
+std::string threshold_block(const std::string& extra = "") {
+  return "LoadPlugin threshold\n<Plugin threshold>\n  <Plugin \"e2e\">\n    <Type \"gauge\">\n"
+         "      DataSource \"value\"\n      WarningMax 80\n      FailureMax 90\n" +
+         extra + "    </Type>\n  </Plugin>\n</Plugin>\n";
+}
+
+std::string ops_integration(const xmtest::Standin& xm, const std::string& extra = "") {
+  return integration("ops", "    OutageURL \"" + xm.url(kOutageFn) + "\"\n    ClearURL \"" + xm.url(kClearFn) +
+                                "\"\n    Timeout 5\n" + extra);
+}
+
+// One collectd with the threshold plugin and the plugin delivering to a
+// stand-in; the common shape of these tests.
+struct E2E {
+  xmtest::Standin xm;
+  CollectdProcess c;
+  explicit E2E(const std::string& integration_extra = "", const std::string& threshold_extra = "",
+               const std::string& global = "")
+      : c(global + threshold_block(threshold_extra) + xmatters_block(ops_integration(xm, integration_extra))) {}
+  bool start() {
+    const bool ok = c.start();
+    dump_log_on_failure(c, ok, "collectd did not start");
+    return ok;
+  }
+};
+
+struct Received {
+  std::string function_id;
+  int status = 0;
+  std::map<std::string, std::string> headers;
+  xmtest::JsonPtr body;
+  std::string text;
+  std::string str(const char* key) const { return xmtest::json_string_member(body.get(), key); }
+};
+
+// The requests the stand-in answered with a 2xx, in arrival order.
+std::vector<Received> accepted(const xmtest::Standin& xm) {
+  std::vector<Received> out;
+  for (auto& r : xm.requests()) {
+    if (r.status < 200 || r.status > 299) continue;
+    out.push_back({r.function_id, r.status, r.headers, xmtest::parse_json(r.body), r.body});
+  }
+  return out;
+}
+
+void dump_requests(const xmtest::Standin& xm, bool ok, const char* what) {
+  if (ok) return;
+  std::fprintf(stderr, "\n--- %s; the stand-in received:\n", what);
+  for (const auto& r : xm.requests())
+    std::fprintf(stderr, "%d %s %s\n", r.status, r.function_id.c_str(), r.body.c_str());
+  std::fprintf(stderr, "---\n");
+}
+
+bool wait_accepted(const xmtest::Standin& xm, std::size_t n, std::chrono::milliseconds timeout = 20s) {
+  const bool ok = xm.wait_for_accepted(n, timeout);
+  dump_requests(xm, ok, ("waiting for " + std::to_string(n) + " accepted requests").c_str());
+  return ok;
+}
+
+// Makes sure every notification collectd has logged so far went through the
+// plugin: a PUTNOTIF for a fresh key must come out as one more request. The
+// threshold plugin notifies from collectd's write threads, the logfile plugin
+// logs each notification in the same dispatch as the plugin gets it, so
+// callers wait for the log line of what they sent first.
+void settle(E2E& t, std::size_t accepted_before, const std::string& key) {
+  REQUIRE(t.c.putnotif("failure", "host=testhost plugin=sentinel-" + key, "sentinel " + key));
+  CU_ASSERT_TRUE(wait_accepted(t.xm, accepted_before + 1));
+}
+
+const std::regex kRfc3339("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$");
+const std::regex kRfc3339Fraction("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$");
+const std::regex kOutageId("^[A-Za-z0-9-]{1,64}$");
+
+// The seconds since the epoch of an RFC 3339 UTC time without fraction.
+long long epoch_of(const std::string& rfc3339) {
+  std::tm tm{};
+  if (strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr) return -1;
+  return static_cast<long long>(timegm(&tm));
+}
+
+double json_number(const json_t* obj, const char* key) {
+  const json_t* v = json_object_get(obj, key);
+  return json_is_number(v) ? json_number_value(v) : -1e300;
+}
+
+// Collectd's start-up OKAY for every thresholded value list sends nothing.
+void test_startup_okay_storm_sends_nothing() {
+  E2E t;
+  REQUIRE(t.start());
+  for (int i = 0; i < 50; ++i) CU_ASSERT_TRUE(t.c.putval("e2e-storm" + std::to_string(i) + "/gauge", 50));
+  CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = OKAY", 20s, 50));
+  settle(t, 0, "storm");
+  const auto got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got.size(), 1u);
+  if (!got.empty()) CU_ASSERT_EQUAL(got[0].str("description"), "sentinel storm");
+}
+
+// A value over FailureMax: one outage event, CONTRACT §4 property by
+// property; repeats (Persist true) send nothing more.
+void test_failure_outage_payload() {
+  E2E t("    Target \"ops-oncall\"\n    DetailsURL \"https://grafana.example.com/d/x?var-host=$host&svc=$services\"\n",
+        "      Persist true\n");
+  REQUIRE(t.start());
+  const std::time_t before = std::time(nullptr);
+  CU_ASSERT_TRUE(t.c.putval("e2e-cpu/gauge-load", 50));
+  CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = OKAY"));
+  CU_ASSERT_TRUE(t.c.putval("e2e-cpu/gauge-load", 95));
+  REQUIRE(wait_accepted(t.xm, 1));
+  const std::time_t after = std::time(nullptr);
+  const auto got = accepted(t.xm);
+  const Received& e = got[0];
+  REQUIRE(e.body.get() != nullptr);
+  CU_ASSERT_TRUE(json_is_object(e.body.get()));
+  CU_ASSERT_EQUAL(e.function_id, kOutageFn);
+  CU_ASSERT_TRUE(std::regex_match(e.str("outage_id"), kOutageId));
+  CU_ASSERT_TRUE(e.str("event_id").size() > 0 && e.str("event_id") != "<absent>");
+  CU_ASSERT_EQUAL(e.str("event_type"), "outage");
+  CU_ASSERT_EQUAL(e.str("severity"), "critical");
+  CU_ASSERT_EQUAL(e.str("name"), "testhost");
+  CU_ASSERT_EQUAL(e.str("fqdn"), "testhost");
+  CU_ASSERT_TRUE(e.str("description").find("above the failure threshold") != std::string::npos);
+  CU_ASSERT_TRUE(e.str("description").find("95.0") != std::string::npos);
+  CU_ASSERT_EQUAL(e.str("services"), "e2e-cpu/gauge-load");
+  CU_ASSERT_EQUAL(e.str("items"), "value");
+  const std::string reasons = e.str("reasons");
+  CU_ASSERT_TRUE(reasons.find("95") != std::string::npos && reasons.find("90") != std::string::npos &&
+                 reasons.find("above") != std::string::npos);
+  CU_ASSERT_TRUE(std::regex_match(e.str("timestamp"), kRfc3339));
+  CU_ASSERT_TRUE(std::regex_match(e.str("start_time"), kRfc3339));
+  CU_ASSERT_EQUAL(e.str("start_time"), e.str("timestamp"));
+  const long long ts = epoch_of(e.str("timestamp"));
+  CU_ASSERT_TRUE(ts >= before - 1 && ts <= after + 1);
+  CU_ASSERT_EQUAL(e.str("duration"), "0");
+  CU_ASSERT_EQUAL(e.str("target"), "ops-oncall");
+  CU_ASSERT_EQUAL(e.str("details_url"), "https://grafana.example.com/d/x?var-host=testhost&svc=e2e-cpu%2Fgauge-load");
+  const json_t* cd = json_object_get(e.body.get(), "collectd");
+  REQUIRE(json_is_object(cd));
+  CU_ASSERT_EQUAL(xmtest::json_string_member(cd, "host"), "testhost");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(cd, "plugin"), "e2e");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(cd, "plugin_instance"), "cpu");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(cd, "type"), "gauge");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(cd, "type_instance"), "load");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(cd, "severity"), "FAILURE");
+  CU_ASSERT_TRUE(std::regex_match(xmtest::json_string_member(cd, "time"), kRfc3339Fraction));
+  const json_t* meta = json_object_get(cd, "meta");
+  REQUIRE(json_is_object(meta));
+  CU_ASSERT_EQUAL(xmtest::json_string_member(meta, "DataSource"), "value");
+  CU_ASSERT_DOUBLE_EQUAL(json_number(meta, "CurrentValue"), 95.0, 1e-9);
+  CU_ASSERT_DOUBLE_EQUAL(json_number(meta, "FailureMax"), 90.0, 1e-9);
+  CU_ASSERT_DOUBLE_EQUAL(json_number(meta, "WarningMax"), 80.0, 1e-9);
+  // Unset thresholds are NaN in collectd's meta: null in JSON.
+  CU_ASSERT_TRUE(json_is_null(json_object_get(meta, "FailureMin")));
+  // The request's headers (CONTRACT §5).
+  CU_ASSERT_EQUAL(e.headers.count("content-type") ? e.headers.at("content-type") : "", "application/json");
+  CU_ASSERT_EQUAL(e.headers.count("idempotency-key") ? e.headers.at("idempotency-key") : "", e.str("event_id"));
+  CU_ASSERT_EQUAL((e.headers.count("user-agent") ? e.headers.at("user-agent") : "").rfind("collectd-xmatters/", 0), 0u);
+
+  // Persist true: collectd repeats the FAILURE on every value; nothing more is sent.
+  for (int i = 0; i < 3; ++i) CU_ASSERT_TRUE(t.c.putval("e2e-cpu/gauge-load", 96 + i));
+  CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = FAILURE, host = testhost, plugin = e2e", 10s, 4));
+  settle(t, 1, "persist");
+  CU_ASSERT_EQUAL(accepted(t.xm).size(), 2u);
+}
+
+// WARNING, then FAILURE (escalation, same outage_id), then back in range:
+// a clear to ClearURL with the same outage_id and a plausible duration.
+void test_escalation_and_clear() {
+  E2E t;
+  REQUIRE(t.start());
+  const auto t0 = std::chrono::steady_clock::now();
+  CU_ASSERT_TRUE(t.c.putval("e2e-disk/gauge-used", 85));
+  REQUIRE(wait_accepted(t.xm, 1));
+  CU_ASSERT_TRUE(t.c.putval("e2e-disk/gauge-used", 95));
+  REQUIRE(wait_accepted(t.xm, 2));
+  // A second later, so that the duration has something to count.
+  CU_ASSERT_TRUE(xmtest::wait_until([&] { return std::chrono::steady_clock::now() - t0 >= 1100ms; }, 2s));
+  CU_ASSERT_TRUE(t.c.putval("e2e-disk/gauge-used", 40));
+  REQUIRE(wait_accepted(t.xm, 3));
+  const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0);
+  const auto got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got.size(), 3u);
+  CU_ASSERT_EQUAL(got[0].function_id, kOutageFn);
+  CU_ASSERT_EQUAL(got[0].str("event_type"), "outage");
+  CU_ASSERT_EQUAL(got[0].str("severity"), "warning");
+  CU_ASSERT_TRUE(got[0].str("reasons").find("warning") != std::string::npos);
+  CU_ASSERT_EQUAL(got[1].function_id, kOutageFn);
+  CU_ASSERT_EQUAL(got[1].str("event_type"), "outage");
+  CU_ASSERT_EQUAL(got[1].str("severity"), "critical");
+  CU_ASSERT_EQUAL(got[1].str("outage_id"), got[0].str("outage_id"));
+  CU_ASSERT_EQUAL(got[1].str("start_time"), got[0].str("start_time"));
+  CU_ASSERT_NOT_EQUAL(got[1].str("event_id"), got[0].str("event_id"));
+  CU_ASSERT_EQUAL(got[2].function_id, kClearFn);
+  CU_ASSERT_EQUAL(got[2].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[2].str("outage_id"), got[0].str("outage_id"));
+  CU_ASSERT_EQUAL(got[2].str("severity"), "critical");  // the highest the outage reached
+  CU_ASSERT_EQUAL(got[2].str("start_time"), got[0].str("start_time"));
+  CU_ASSERT_EQUAL(xmtest::json_string_member(json_object_get(got[2].body.get(), "collectd"), "severity"), "OKAY");
+  const long long duration = std::atoll(got[2].str("duration").c_str());
+  CU_ASSERT_TRUE(duration >= 1 && duration <= elapsed.count() + 1);
+  CU_ASSERT_EQUAL(std::to_string(duration), got[2].str("duration"));
+  // Whole seconds of the exact times, against the difference of the
+  // truncated ones: they differ by at most one.
+  const long long shown = epoch_of(got[2].str("timestamp")) - epoch_of(got[2].str("start_time"));
+  CU_ASSERT_TRUE(shown - duration >= -1 && shown - duration <= 1);
+}
+
+// A restart during an outage: no second page; the clear carries the
+// original outage_id.
+void test_restart_during_outage() {
+  E2E t;
+  REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("e2e-mem/gauge", 95));
+  REQUIRE(wait_accepted(t.xm, 1));
+  REQUIRE(t.c.restart());
+  // The fresh threshold state fires the FAILURE again on the first value.
+  CU_ASSERT_TRUE(t.c.putval("e2e-mem/gauge", 96));
+  CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = FAILURE, host = testhost, plugin = e2e"));
+  settle(t, 1, "restart");
+  CU_ASSERT_TRUE(t.c.putval("e2e-mem/gauge", 40));
+  REQUIRE(wait_accepted(t.xm, 3));
+  const auto got = accepted(t.xm);
+  dump_requests(t.xm, got.size() == 3 && got[1].str("description") == "sentinel restart", "after the restart");
+  dump_log_on_failure(t.c, got.size() == 3 && got[1].str("description") == "sentinel restart", "after the restart");
+  REQUIRE(got.size() == 3u);
+  CU_ASSERT_EQUAL(got[1].str("description"), "sentinel restart");
+  CU_ASSERT_EQUAL(got[2].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[2].function_id, kClearFn);
+  CU_ASSERT_EQUAL(got[2].str("outage_id"), got[0].str("outage_id"));
+  CU_ASSERT_EQUAL(got[2].str("start_time"), got[0].str("start_time"));
+}
+
+// A metric that recovered while collectd was down is cleared by the OKAY of
+// its first value after the start.
+void test_recovered_while_down() {
+  E2E t;
+  REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("e2e-net/gauge", 95));
+  REQUIRE(wait_accepted(t.xm, 1));
+  CU_ASSERT_TRUE(t.c.stop().has_value());
+  REQUIRE(t.c.start());
+  CU_ASSERT_TRUE(t.c.putval("e2e-net/gauge", 40));
+  REQUIRE(wait_accepted(t.xm, 2));
+  const auto got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got[1].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[1].str("outage_id"), got[0].str("outage_id"));
+}
+
+// A value that stops arriving: collectd's missing-value FAILURE (Timeout 2
+// with Interval 1) opens an outage; the value's return clears it.
+void test_missing_value() {
+  E2E t("", "", "Timeout 2\n");
+  REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("e2e-feed/gauge", 50));
+  REQUIRE(wait_accepted(t.xm, 1, 20s));
+  auto got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got[0].str("event_type"), "outage");
+  CU_ASSERT_EQUAL(got[0].str("services"), "e2e-feed/gauge");
+  CU_ASSERT_TRUE(got[0].str("description").find("has not been updated") != std::string::npos);
+  CU_ASSERT_TRUE(got[0].str("reasons").rfind("no data for ", 0) == 0);
+  // The value comes back once per interval, as it would. (The first one can
+  // land before collectd drops the expired entry from its cache, right after
+  // dispatching the missing-value FAILURE, and then notifies nothing.)
+  bool cleared = false;
+  for (int i = 0; i < 10 && !cleared; ++i) {
+    CU_ASSERT_TRUE(t.c.putval("e2e-feed/gauge", 50));
+    cleared = t.xm.wait_for_accepted(2, 1s);
+  }
+  dump_log_on_failure(t.c, cleared, "no clear after the value came back");
+  REQUIRE(cleared);
+  got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got[1].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[1].str("outage_id"), got[0].str("outage_id"));
+}
+
+// The endpoint down for a while, then up: every event arrives, in order per
+// outage.
+void test_endpoint_down_then_up() {
+  E2E t;
+  REQUIRE(t.start());
+  t.xm.stop();
+  constexpr int kOutages = 5;
+  for (int i = 0; i < kOutages; ++i) CU_ASSERT_TRUE(t.c.putval("e2e-down" + std::to_string(i) + "/gauge", 95));
+  CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = FAILURE", 10s, kOutages));
+  for (int i = 0; i < kOutages; ++i) CU_ASSERT_TRUE(t.c.putval("e2e-down" + std::to_string(i) + "/gauge", 40));
+  CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = OKAY", 10s, kOutages));
+  // A failed attempt is logged (CONTRACT §7: the URL's query values as ***).
+  CU_ASSERT_TRUE(t.c.wait_for_log("apiKey=***", 10s));
+  t.xm.restart();
+  REQUIRE(wait_accepted(t.xm, 2 * kOutages, 60s));
+  const auto got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got.size(), 2u * kOutages);
+  std::map<std::string, std::vector<std::string>> by_outage;  // outage_id -> event types in arrival order
+  std::set<std::string> event_ids, services;
+  for (const auto& r : got) {
+    by_outage[r.str("outage_id")].push_back(r.str("event_type"));
+    event_ids.insert(r.str("event_id"));
+    services.insert(r.str("services"));
+  }
+  CU_ASSERT_EQUAL(by_outage.size(), static_cast<std::size_t>(kOutages));
+  CU_ASSERT_EQUAL(event_ids.size(), 2u * kOutages);
+  CU_ASSERT_EQUAL(services.size(), static_cast<std::size_t>(kOutages));
+  for (const auto& [id, types] : by_outage) CU_ASSERT_TRUE((types == std::vector<std::string>{"outage", "clear"}));
+  CU_ASSERT_EQUAL(t.c.log().find("test-key"), std::string::npos);
+}
+
+// collectd killed with SIGKILL in the middle of a burst of hundreds of
+// outages: after a restart every one of them arrives.
+void test_kill9_during_burst() {
+  E2E t;
+  REQUIRE(t.start());
+  xmtest::Standin::Reply slow;
+  slow.delay = 100ms;
+  t.xm.set_default_reply(slow);
+  constexpr int kOutages = 300;
+  for (int i = 0; i < kOutages; ++i) CU_ASSERT_TRUE(t.c.putval("e2e-burst/gauge-" + std::to_string(i), 95));
+  CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = FAILURE", 30s, kOutages));
+  CU_ASSERT_TRUE(t.xm.wait_for_requests(10, 20s));
+  t.c.kill9();
+  const std::size_t before_kill = t.xm.accepted_count();
+  CU_ASSERT_TRUE(before_kill < static_cast<std::size_t>(kOutages));
+  t.xm.set_default_reply({});
+  REQUIRE(t.c.start());
+  std::set<std::string> services;
+  std::map<std::string, std::set<std::string>> outage_ids;  // services -> outage_ids seen
+  const bool all = xmtest::wait_until(
+      [&] {
+        services.clear();
+        for (const auto& r : accepted(t.xm)) services.insert(r.str("services"));
+        return services.size() >= static_cast<std::size_t>(kOutages);
+      },
+      90s);
+  dump_log_on_failure(t.c, all, "not every outage arrived after the restart");
+  CU_ASSERT_TRUE(all);
+  for (const auto& r : accepted(t.xm)) {
+    CU_ASSERT_EQUAL(r.str("event_type"), "outage");
+    outage_ids[r.str("services")].insert(r.str("outage_id"));
+  }
+  // Duplicates only for events in flight at the crash: the same event again.
+  for (const auto& [svc, ids] : outage_ids) CU_ASSERT_EQUAL(ids.size(), 1u);
+  std::printf("(%zu of %d delivered before the kill, %zu requests in all) ", before_kill, kOutages,
+              t.xm.request_count());
+}
+
+// Two integrations routed by Host filter, one with a Template.
+void test_routing_and_template() {
+  xmtest::Standin xm;
+  xmtest::TempDir files;
+  xmtest::write_file(files / "outage.json",
+                     R"({"id": "$outage_id", "kind": "$event_type", "host": "$host", "value": "$current_value",)"
+                     R"( "who": $target, "why": "$reasons"})");
+  CollectdProcess c(
+      threshold_block() +
+      xmatters_block(integration("web", "    OutageURL \"" + xm.url("web-fn") + "\"\n    Host \"^web\"\n") +
+                     integration("db", "    OutageURL \"" + xm.url("db-fn") + "\"\n    Host \"^db[0-9]+$\"\n"
+                                       "    Template \"" + files / "outage.json" + "\"\n"
+                                       "    Target \"dba\" \"oncall\"\n")));
+  const bool started = c.start();
+  dump_log_on_failure(c, started, "collectd did not start");
+  REQUIRE(started);
+  CU_ASSERT_TRUE(c.unixsock().command("PUTVAL \"web1/e2e-x/gauge\" interval=1 N:95").ok());
+  CU_ASSERT_TRUE(c.unixsock().command("PUTVAL \"db7/e2e-x/gauge\" interval=1 N:97").ok());
+  CU_ASSERT_TRUE(c.unixsock().command("PUTVAL \"mail1/e2e-x/gauge\" interval=1 N:99").ok());
+  CU_ASSERT_TRUE(c.wait_for_log("Notification: severity = FAILURE", 10s, 3));
+  REQUIRE(xm.wait_for_accepted(2, 20s));
+  // The clear goes through the template too (ClearTemplate defaults to Template).
+  CU_ASSERT_TRUE(c.unixsock().command("PUTVAL \"db7/e2e-x/gauge\" interval=1 N:10").ok());
+  REQUIRE(xm.wait_for_accepted(3, 20s));
+  // Nothing for mail1: a sentinel that web would take proves it is all.
+  CU_ASSERT_TRUE(c.putnotif("failure", "host=web2 plugin=sentinel", "sentinel"));
+  REQUIRE(xm.wait_for_accepted(4, 20s));
+  const auto got = accepted(xm);
+  CU_ASSERT_EQUAL(got.size(), 4u);
+  std::vector<const Received*> web, db;
+  for (const auto& r : got) (r.function_id == "web-fn" ? web : db).push_back(&r);
+  REQUIRE(web.size() == 2u);
+  REQUIRE(db.size() == 2u);
+  CU_ASSERT_EQUAL(web[0]->str("name"), "web1");
+  CU_ASSERT_EQUAL(web[1]->str("name"), "web2");
+  for (const auto* r : db) CU_ASSERT_EQUAL(r->function_id, "db-fn");
+  // The template's own shape, with the macros expanded.
+  const json_t* first = db[0]->body.get();
+  REQUIRE(first != nullptr);
+  CU_ASSERT_EQUAL(json_object_size(first), 6u);
+  CU_ASSERT_TRUE(std::regex_match(db[0]->str("id"), kOutageId));
+  CU_ASSERT_EQUAL(db[0]->str("kind"), "outage");
+  CU_ASSERT_EQUAL(db[0]->str("host"), "db7");
+  CU_ASSERT_EQUAL(db[0]->str("value").rfind("97", 0), 0u);
+  CU_ASSERT_TRUE(db[0]->str("why").find("97") != std::string::npos);
+  const json_t* who = json_object_get(first, "who");
+  CU_ASSERT_TRUE(json_is_array(who) && json_array_size(who) == 2 &&
+                 std::string(json_string_value(json_array_get(who, 0))) == "dba" &&
+                 std::string(json_string_value(json_array_get(who, 1))) == "oncall");
+  CU_ASSERT_EQUAL(db[1]->str("kind"), "clear");
+  CU_ASSERT_EQUAL(db[1]->str("id"), db[0]->str("id"));
+}
+
+// The operator's test outage (Panopta's "Outage Simulator"): PUTNOTIF
+// through the unixsock, failure then okay, gives an outage and its clear.
+void test_putnotif_test_outage() {
+  E2E t;
+  REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putnotif("failure", "host=myhost plugin=test", "test outage"));
+  REQUIRE(wait_accepted(t.xm, 1));
+  CU_ASSERT_TRUE(t.c.putnotif("okay", "host=myhost plugin=test", "test outage over"));
+  REQUIRE(wait_accepted(t.xm, 2));
+  const auto got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got[0].function_id, kOutageFn);
+  CU_ASSERT_EQUAL(got[0].str("event_type"), "outage");
+  CU_ASSERT_EQUAL(got[0].str("severity"), "critical");
+  CU_ASSERT_EQUAL(got[0].str("name"), "myhost");
+  CU_ASSERT_EQUAL(got[0].str("services"), "test");
+  CU_ASSERT_EQUAL(got[0].str("items"), "");
+  CU_ASSERT_EQUAL(got[0].str("description"), "test outage");
+  CU_ASSERT_EQUAL(got[1].function_id, kClearFn);
+  CU_ASSERT_EQUAL(got[1].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[1].str("outage_id"), got[0].str("outage_id"));
+}
+
+// The same through the Perl client that Debian's collectd-core ships
+// (collectd 5.12's collectdctl has no putnotif command).
+void test_putnotif_with_perl_client() {
+  E2E t;
+  REQUIRE(t.start());
+  auto send = [&](const char* severity, const char* message) {
+    const std::string cmd = "perl -MCollectd::Unixsock -e 'Collectd::Unixsock->new(\"" + t.c.socket_path() +
+                            "\")->putnotif(severity => \"" + severity +
+                            "\", host => \"myhost\", plugin => \"test\", message => \"" + message +
+                            "\") or exit 1' >>" + t.c.dir() + "/perl.out 2>&1";
+    return std::system(cmd.c_str()) == 0;
+  };
+  CU_ASSERT_TRUE(send("failure", "test outage"));
+  REQUIRE(wait_accepted(t.xm, 1));
+  CU_ASSERT_TRUE(send("okay", "test outage over"));
+  REQUIRE(wait_accepted(t.xm, 2));
+  const auto got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got[0].str("event_type"), "outage");
+  CU_ASSERT_EQUAL(got[1].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[1].str("outage_id"), got[0].str("outage_id"));
+}
+
+// A 400 is not retried: the event is dead-lettered with an ERROR, the
+// outage stays open, and its clear still goes out when the OKAY comes.
+void test_dead_letter_keeps_outage_open() {
+  E2E t;
+  REQUIRE(t.start());
+  xmtest::Standin::Reply bad_request;
+  bad_request.status = 400;
+  t.xm.script({bad_request});
+  CU_ASSERT_TRUE(t.c.putval("e2e-dl/gauge", 95));
+  REQUIRE(t.xm.wait_for_requests(1, 20s));
+  CU_ASSERT_TRUE(t.c.wait_for_log("[error] xmatters plugin: ", 10s));
+  const std::string outage_id =
+      xmtest::json_string_member(xmtest::parse_json(t.xm.requests()[0].body).get(), "outage_id");
+  const auto errors = t.c.log_lines({kPluginError, "400", outage_id});
+  CU_ASSERT_EQUAL(errors.size(), 1u);
+  if (!errors.empty()) CU_ASSERT_TRUE(errors[0].find("ops") != std::string::npos);
+  const std::string dead = t.c.base_dir() + "/xmatters/dead-letter.jsonl";
+  CU_ASSERT_TRUE(xmtest::wait_until([&] { return xmtest::read_file(dead).find(outage_id) != std::string::npos; }, 10s));
+  CU_ASSERT_EQUAL(xmtest::read_file(dead).find("test-key"), std::string::npos);
+  CU_ASSERT_TRUE(t.c.putval("e2e-dl/gauge", 40));
+  REQUIRE(wait_accepted(t.xm, 1));
+  const auto got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got[0].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[0].str("outage_id"), outage_id);
+  CU_ASSERT_EQUAL(t.xm.request_count(), 2u);  // not retried
+}
+
+// RenotifyInterval: an outage still failing is paged again, same outage_id.
+void test_renotify_interval() {
+  E2E t("    RenotifyInterval 1\n", "      Persist true\n");
+  REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("e2e-re/gauge", 95));
+  REQUIRE(wait_accepted(t.xm, 1));
+  // The value keeps failing, once per interval, as collectd would see it.
+  bool repaged = false;
+  for (int i = 0; i < 10 && !repaged; ++i) {
+    CU_ASSERT_TRUE(t.c.putval("e2e-re/gauge", 95));
+    repaged = t.xm.wait_for_accepted(2, 1s);
+  }
+  REQUIRE(repaged);
+  const auto got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got[1].str("event_type"), "outage");
+  CU_ASSERT_EQUAL(got[1].str("outage_id"), got[0].str("outage_id"));
+  CU_ASSERT_NOT_EQUAL(got[1].str("event_id"), got[0].str("event_id"));
+  CU_ASSERT_TRUE(std::atoll(got[1].str("duration").c_str()) >= 1);
+}
+
+// HTTPS to a server whose certificate is checked against CACert.
+void test_https_with_ca_cert() {
+  xmtest::TempDir certs;
+  REQUIRE(xmtest::make_test_certificates(certs.path()));
+  xmtest::StandinOptions options;
+  options.tls_cert_file = certs / "server.pem";
+  options.tls_key_file = certs / "server.key";
+  xmtest::Standin xm(options);
+  CU_ASSERT_EQUAL(xm.url("f").rfind("https://", 0), 0u);
+  CollectdProcess c(threshold_block() +
+                    xmatters_block(integration("tls", "    OutageURL \"" + xm.url("f") + "\"\n    CACert \"" +
+                                                          certs / "ca.pem" + "\"\n")));
+  const bool started = c.start();
+  dump_log_on_failure(c, started, "collectd did not start");
+  REQUIRE(started);
+  CU_ASSERT_TRUE(c.putval("e2e-tls/gauge", 95));
+  REQUIRE(wait_accepted(xm, 1));
+  CU_ASSERT_EQUAL(accepted(xm)[0].str("event_type"), "outage");
+}
+
+// ReportStats: the plugin's own values are in collectd.
+void test_own_statistics() {
+  E2E t;
+  REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("e2e-stat/gauge", 95));
+  REQUIRE(wait_accepted(t.xm, 1));
+  const std::vector<std::string> wanted = {
+      "testhost/xmatters-ops/queue_length",          "testhost/xmatters-ops/gauge-open_outages",
+      "testhost/xmatters-ops/total_events-delivered", "testhost/xmatters-ops/total_events-retried",
+      "testhost/xmatters-ops/total_events-dead_lettered", "testhost/xmatters-ops/total_events-dropped",
+      "testhost/xmatters-ops/latency-delivery"};
+  std::string listing;
+  const bool listed = xmtest::wait_until(
+      [&] {
+        listing.clear();
+        for (const auto& l : t.c.unixsock().command("LISTVAL").lines) listing += l + "\n";
+        for (const auto& w : wanted)
+          if (listing.find(" " + w + "\n") == std::string::npos) return false;
+        return true;
+      },
+      10s);
+  if (!listed) std::fprintf(stderr, "\n--- LISTVAL:\n%s---\n", listing.c_str());
+  CU_ASSERT_TRUE(listed);
+  bool one_open = xmtest::wait_until(
+      [&] {
+        const auto r = t.c.unixsock().command("GETVAL \"testhost/xmatters-ops/gauge-open_outages\"");
+        return r.ok() && r.lines.size() == 1 && r.lines[0] == "value=1.000000e+00";
+      },
+      10s);
+  CU_ASSERT_TRUE(one_open);
+}
+// An exception out of a test would cross CUnit's C frames and terminate the
+// program: it fails the test instead.
+template <void (*F)()>
+void guarded() {
+  try {
+    F();
+  } catch (const std::exception& e) {
+    const std::string what = std::string("exception: ") + e.what();
+    CU_assertImplementation(CU_FALSE, 0, what.c_str(), __FILE__, "", CU_FALSE);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return xmtest::run(argc, argv,
+                     {
+                         {"collectd_config",
+                          {
+                              {"contract_example_loads", guarded<test_contract_example_loads>},
+                              {"shipped_example_config_is_valid", guarded<test_shipped_example_config_is_valid>},
+                              {"bad_configurations_refuse_to_start", guarded<test_bad_configurations_refuse_to_start>},
+                              {"config_check_with_capital_T", test_config_check_with_capital_T},
+                              {"warnings_do_not_stop_collectd", guarded<test_warnings_do_not_stop_collectd>},
+                              {"missing_block_is_an_error", guarded<test_missing_block_is_an_error>},
+                          }},
+                         {"collectd_e2e",
+                          {
+                              {"startup_okay_storm_sends_nothing", guarded<test_startup_okay_storm_sends_nothing>},
+                              {"failure_outage_payload", guarded<test_failure_outage_payload>},
+                              {"escalation_and_clear", guarded<test_escalation_and_clear>},
+                              {"restart_during_outage", guarded<test_restart_during_outage>},
+                              {"recovered_while_down", guarded<test_recovered_while_down>},
+                              {"missing_value", guarded<test_missing_value>},
+                              {"endpoint_down_then_up", guarded<test_endpoint_down_then_up>},
+                              {"kill9_during_burst", guarded<test_kill9_during_burst>},
+                              {"routing_and_template", guarded<test_routing_and_template>},
+                              {"putnotif_test_outage", guarded<test_putnotif_test_outage>},
+                              {"putnotif_with_perl_client", guarded<test_putnotif_with_perl_client>},
+                              {"dead_letter_keeps_outage_open", guarded<test_dead_letter_keeps_outage_open>},
+                              {"renotify_interval", guarded<test_renotify_interval>},
+                              {"https_with_ca_cert", guarded<test_https_with_ca_cert>},
+                              {"own_statistics", guarded<test_own_statistics>},
+                          }},
+                     });
+}

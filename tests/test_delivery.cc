@@ -1,3 +1,782 @@
-#include "testing.h"
+// Delivery (CONTRACT §5, §7) over real loopback HTTP(S) to the xMatters
+// stand-in: headers, retries and backoff, Retry-After, dead letters,
+// RetryMaxAge, an endpoint down and back, per-outage order, a slow endpoint,
+// TLS, basic auth, proxies, secrets, spool recovery, QueueLimit, shutdown.
+#include <dirent.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-int main(int argc, char** argv) { return xmtest::run(argc, argv, {}); }
+#include <algorithm>
+#include <cstdlib>
+#include <future>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "delivery.h"
+#include "http_client.h"
+#include "spool.h"
+#include "standin.h"
+#include "testing.h"
+#include "uuid.h"
+
+using namespace std::chrono_literals;
+using xmatters::Clock;
+using xmatters::Config;
+using xmatters::Delivery;
+using xmatters::DeliveryOptions;
+using xmatters::Event;
+using xmatters::EventType;
+using xmatters::IntegrationConfig;
+using xmatters::LogLevel;
+using xmtest::RecordedRequest;
+using xmtest::Standin;
+
+namespace {
+
+constexpr auto kWait = std::chrono::milliseconds(15000);
+
+DeliveryOptions fast_options() {
+  DeliveryOptions o;
+  o.initial_backoff = 10ms;
+  o.max_backoff = 100ms;
+  o.sync_interval = 50ms;
+  return o;
+}
+
+IntegrationConfig integration_for(const Standin& standin, const std::string& name = "ops") {
+  IntegrationConfig c;
+  c.name = name;
+  c.outage_url = standin.url("outage-fn");
+  c.clear_url = standin.url("clear-fn");
+  c.timeout = 2000ms;
+  c.connections = 4;
+  return c;
+}
+
+Event make_event(EventType type, const std::string& outage_id, int seq = 0, const std::string& integration = "ops") {
+  Event e;
+  e.event_id = xmatters::random_uuid();
+  e.integration = integration;
+  e.outage_id = outage_id;
+  e.type = type;
+  e.created = Clock::now();
+  e.body = std::string("{\"event_type\":\"") + xmatters::event_type_name(type) + "\",\"outage_id\":\"" + outage_id +
+           "\",\"event_id\":\"" + e.event_id + "\",\"seq\":" + std::to_string(seq) + "}";
+  return e;
+}
+
+// The test's world: a stand-in, a configuration and a delivery on a spool
+// directory. Members are destroyed bottom up: the delivery first.
+struct World {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  std::unique_ptr<Standin> standin;
+  Config config;
+  std::unique_ptr<Delivery> delivery;
+
+  explicit World(xmtest::StandinOptions so = {}) : standin(std::make_unique<Standin>(std::move(so))) {
+    config.integrations.push_back(integration_for(*standin));
+  }
+  IntegrationConfig& ops() { return config.integrations.front(); }
+  std::string spool_dir() const { return dir / "spool"; }
+  Delivery& open(bool start = true) {
+    delivery = std::make_unique<Delivery>(config, spool_dir(), log, fast_options());
+    if (start) delivery->start();
+    return *delivery;
+  }
+  std::string dead_letters() const {
+    const std::string path = dir / "spool/dead-letter.jsonl";
+    return xmtest::file_exists(path) ? xmtest::read_file(path) : "";
+  }
+};
+
+std::vector<xmtest::JsonPtr> json_lines(const std::string& text) {
+  std::vector<xmtest::JsonPtr> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(xmtest::parse_json(line));
+  return out;
+}
+
+std::string body_member(const RecordedRequest& r, const char* key) {
+  auto j = xmtest::parse_json(r.body);
+  return j ? xmtest::json_string_member(j.get(), key) : "<no json>";
+}
+
+long long body_seq(const RecordedRequest& r) {
+  auto j = xmtest::parse_json(r.body);
+  return j ? json_integer_value(json_object_get(j.get(), "seq")) : -1;
+}
+
+std::vector<RecordedRequest> accepted(const Standin& s) {
+  std::vector<RecordedRequest> out;
+  for (auto& r : s.requests())
+    if (r.status >= 200 && r.status < 300) out.push_back(r);
+  return out;
+}
+
+// Each outage's accepted events, in arrival order, are in submission order
+// (their seq grows) and none is missing or repeated.
+bool in_order_per_outage(const std::vector<RecordedRequest>& got, std::size_t expected) {
+  std::map<std::string, long long> last;
+  std::set<std::string> seen;
+  for (const auto& r : got) {
+    const std::string outage = body_member(r, "outage_id");
+    const long long seq = body_seq(r);
+    auto it = last.find(outage);
+    if (it != last.end() && seq <= it->second) return false;
+    last[outage] = seq;
+    seen.insert(body_member(r, "event_id"));
+  }
+  return seen.size() == expected && got.size() == expected;
+}
+
+// Every event still in the spool, read by opening it (the delivery must be gone).
+std::vector<Event> spooled(const std::string& dir) {
+  xmtest::CapturingLogger quiet;
+  xmatters::Spool spool(dir, quiet);
+  return spool.take_recovered();
+}
+
+std::string newest_segment(const std::string& dir) {
+  std::string best;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.rfind("spool-", 0) == 0 && name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0)
+        best = std::max(best, name);
+    }
+    closedir(d);
+  }
+  return best.empty() ? "" : dir + "/" + best;
+}
+
+// --- delivery and headers --------------------------------------------------------
+
+void test_delivers_with_headers() {
+  World w;
+  w.ops().headers = {"X-Source: collectd"};
+  Delivery& d = w.open();
+  const Event outage = make_event(EventType::Outage, "o-1", 1);
+  const Event clear = make_event(EventType::Clear, "o-1", 2);
+  CU_ASSERT(d.submit(outage));
+  CU_ASSERT(d.submit(clear));
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(2, kWait));
+
+  const auto reqs = w.standin->requests();
+  CU_ASSERT_EQUAL_FATAL(reqs.size(), 2u);
+  const RecordedRequest& r = reqs[0];
+  CU_ASSERT_EQUAL(r.method, "POST");
+  CU_ASSERT_EQUAL(r.function_id, "outage-fn");
+  CU_ASSERT_EQUAL(r.body, outage.body);
+  CU_ASSERT_EQUAL(r.headers.at("content-type"), "application/json");
+  CU_ASSERT_EQUAL(r.headers.at("user-agent"), "collectd-xmatters/" XMATTERS_VERSION);
+  CU_ASSERT_EQUAL(r.headers.at("idempotency-key"), outage.event_id);
+  CU_ASSERT_EQUAL(r.headers.count("x-source"), 1u);
+  if (r.headers.count("x-source") != 0) CU_ASSERT_EQUAL(r.headers.at("x-source"), "collectd");
+  CU_ASSERT_EQUAL(r.headers.count("expect"), 0u);
+  CU_ASSERT_EQUAL(reqs[1].function_id, "clear-fn");  // clears go to ClearURL
+  CU_ASSERT_EQUAL(reqs[1].headers.at("idempotency-key"), clear.event_id);
+
+  double latency = 0;  // each stats() call restarts the mean
+  CU_ASSERT(xmtest::wait_until([&] {
+    const auto s = d.stats("ops");
+    latency = std::max(latency, s.latency_seconds);
+    return s.queue_length == 0;
+  }));
+  const auto s = d.stats("ops");
+  CU_ASSERT_EQUAL(s.delivered, 2u);
+  CU_ASSERT_EQUAL(s.retried, 0u);
+  CU_ASSERT_EQUAL(s.dead_lettered, 0u);
+  CU_ASSERT(latency > 0);
+  CU_ASSERT_EQUAL(d.stats("ops").latency_seconds, 0.0);  // reset by the previous call
+  // Logged just after the counters change.
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.count(LogLevel::Debug, "delivered") == 2; }));
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Debug, "requestId"), 2u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Debug, "requestId none"), 0u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Debug, "o-1"), 2u);
+
+  w.delivery.reset();
+  CU_ASSERT(spooled(w.spool_dir()).empty());  // acknowledged
+}
+
+void test_connections_kept_alive() {
+  World w;
+  w.ops().connections = 1;
+  Delivery& d = w.open();
+  for (int i = 0; i < 10; ++i) CU_ASSERT(d.submit(make_event(EventType::Outage, "o-ka", i)));
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(10, kWait));
+  CU_ASSERT_EQUAL(w.standin->connection_count(), 1u);
+}
+
+// --- retries -------------------------------------------------------------------
+
+void test_retries_500_then_success() {
+  World w;
+  Standin::Reply fail;
+  fail.status = 500;
+  w.standin->script({fail});
+  Delivery& d = w.open();
+  const Event e = make_event(EventType::Outage, "o-500");
+  CU_ASSERT(d.submit(e));
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
+  const auto reqs = w.standin->requests();
+  CU_ASSERT_EQUAL_FATAL(reqs.size(), 2u);
+  CU_ASSERT_EQUAL(reqs[0].status, 500);
+  CU_ASSERT_EQUAL(reqs[1].headers.at("idempotency-key"), e.event_id);  // same key on the retry
+  CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").delivered == 1; }));
+  CU_ASSERT_EQUAL(d.stats("ops").retried, 1u);
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.contains(LogLevel::Warning, "HTTP 500"); }));
+  CU_ASSERT(w.dead_letters().empty());
+}
+
+void test_retries_dropped_connection() {
+  World w;
+  Standin::Reply drop;
+  drop.drop = true;
+  w.standin->script({drop, drop});
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-drop")));
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
+  CU_ASSERT_EQUAL(w.standin->request_count(), 3u);
+  CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").delivered == 1; }));
+  CU_ASSERT_EQUAL(d.stats("ops").retried, 2u);
+}
+
+void test_honours_retry_after() {
+  World w;
+  Standin::Reply busy;
+  busy.status = 429;
+  busy.retry_after = "1";
+  w.standin->script({busy});
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-429")));
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
+  const auto reqs = w.standin->requests();
+  CU_ASSERT_EQUAL_FATAL(reqs.size(), 2u);
+  // The backoff alone would retry within 100 ms here.
+  CU_ASSERT(reqs[1].time - reqs[0].time >= 900ms);
+}
+
+void test_parse_retry_after() {
+  const auto now = Clock::now();
+  CU_ASSERT(xmatters::parse_retry_after("120", now) == std::chrono::seconds(120));
+  CU_ASSERT(xmatters::parse_retry_after(" 0 ", now) == std::chrono::seconds(0));
+  CU_ASSERT(!xmatters::parse_retry_after("soon", now).has_value());
+  CU_ASSERT(!xmatters::parse_retry_after("", now).has_value());
+  // An HTTP date: 1994-11-06 08:49:37 UTC is 784111777.
+  const auto date_now = Clock::from_time_t(784111777 - 90);
+  const auto wait = xmatters::parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", date_now);
+  CU_ASSERT(wait == std::chrono::seconds(90));
+  CU_ASSERT(xmatters::parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now) == std::chrono::seconds(0));
+}
+
+// --- dead letters -----------------------------------------------------------------
+
+void test_400_dead_lettered_and_clear_still_sent() {
+  World w;
+  Standin::Reply bad;
+  bad.status = 400;
+  w.standin->script({bad});
+  Delivery& d = w.open();
+  const Event outage = make_event(EventType::Outage, "o-400", 1);
+  const Event clear = make_event(EventType::Clear, "o-400", 2);
+  CU_ASSERT(d.submit(outage));
+  CU_ASSERT(d.submit(clear));
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
+  // A retry of the outage event would have come before its clear.
+  const auto reqs = w.standin->requests();
+  CU_ASSERT_EQUAL_FATAL(reqs.size(), 2u);
+  CU_ASSERT_EQUAL(reqs[0].status, 400);
+  CU_ASSERT_EQUAL(reqs[1].function_id, "clear-fn");
+  CU_ASSERT_EQUAL(reqs[1].status, 202);
+
+  CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").delivered == 1; }));
+  const auto s = d.stats("ops");
+  CU_ASSERT_EQUAL(s.dead_lettered, 1u);
+  CU_ASSERT_EQUAL(s.retried, 0u);
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.count(LogLevel::Error) > 0; }));
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error), 1u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, "integration ops"), 1u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, "400"), 1u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, "o-400"), 1u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, outage.event_id), 1u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, "Bad Request"), 1u);  // the start of the reply
+
+  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  struct stat st {};
+  CU_ASSERT_EQUAL_FATAL(stat(path.c_str(), &st), 0);
+  CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+  const auto lines = json_lines(w.dead_letters());
+  CU_ASSERT_EQUAL_FATAL(lines.size(), 1u);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(lines[0].get());
+  const json_t* j = lines[0].get();
+  CU_ASSERT_EQUAL(xmtest::json_string_member(j, "event_id"), outage.event_id);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(j, "outage_id"), "o-400");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(j, "integration"), "ops");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(j, "event_type"), "outage");
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "status")), 400);
+  CU_ASSERT(xmtest::json_string_member(j, "reason").find("400") != std::string::npos);
+  CU_ASSERT(xmtest::json_string_member(j, "reply").find("Bad Request") != std::string::npos);
+  const std::string url = xmtest::json_string_member(j, "url");
+  CU_ASSERT(url.find("apiKey=***") != std::string::npos);
+  CU_ASSERT(url.find("test-key") == std::string::npos);
+  CU_ASSERT(json_is_object(json_object_get(j, "body")));
+  CU_ASSERT_EQUAL(xmtest::json_string_member(json_object_get(j, "body"), "event_id"), outage.event_id);
+
+  w.delivery.reset();
+  CU_ASSERT(spooled(w.spool_dir()).empty());  // the dead letter is acknowledged too
+}
+
+void test_retry_max_age_dead_letters() {
+  World w;
+  w.ops().retry_max_age = std::chrono::seconds(1);
+  Standin::Reply down;
+  down.status = 503;
+  w.standin->set_default_reply(down);
+  Delivery& d = w.open();
+  const Event e = make_event(EventType::Outage, "o-old");
+  CU_ASSERT(d.submit(e));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
+  CU_ASSERT(w.standin->request_count() >= 2);  // retried until the deadline
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.contains(LogLevel::Error, "RetryMaxAge"); }));
+  const auto lines = json_lines(w.dead_letters());
+  CU_ASSERT_EQUAL_FATAL(lines.size(), 1u);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(lines[0].get());
+  CU_ASSERT(xmtest::json_string_member(lines[0].get(), "reason").find("RetryMaxAge") != std::string::npos);
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(lines[0].get(), "status")), 503);
+
+  // Already too old at its first failure: given up at once.
+  const std::size_t before = w.standin->request_count();
+  Event old = make_event(EventType::Outage, "o-older");
+  old.created = Clock::now() - std::chrono::hours(2);
+  CU_ASSERT(d.submit(old));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 2; }, kWait));
+  CU_ASSERT_EQUAL(w.standin->request_count(), before + 1);
+}
+
+// --- availability and order ------------------------------------------------------
+
+void test_endpoint_down_then_up() {
+  World w;
+  Delivery& d = w.open();
+  // Kept-alive connections exist when it goes down.
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-before", 1)));
+  // Delivered as the delivery sees it: the reply was read, so stopping now
+  // cannot cut it off (which would make the event go again, rightly).
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").delivered == 1; }, kWait));
+  w.standin->stop();
+  w.standin->clear();
+  for (int o = 0; o < 5; ++o) {
+    const std::string id = "o-down-" + std::to_string(o);
+    CU_ASSERT(d.submit(make_event(EventType::Outage, id, 1)));
+    CU_ASSERT(d.submit(make_event(EventType::Clear, id, 2)));
+  }
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").retried >= 3; }, kWait));
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.contains(LogLevel::Warning, "integration ops"); }));
+  w.standin->restart();
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(10, kWait));
+  CU_ASSERT(in_order_per_outage(accepted(*w.standin), 10));
+  CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").queue_length == 0; }));
+  CU_ASSERT(w.dead_letters().empty());
+}
+
+void test_per_outage_order_in_parallel() {
+  World w;
+  Standin::Reply slow;
+  slow.delay = 30ms;
+  w.standin->set_default_reply(slow);
+  Delivery& d = w.open();
+  const int outages = 24;
+  // Interleaved like a real stream: outage, escalation, clear of each.
+  for (int step = 0; step < 3; ++step)
+    for (int o = 0; o < outages; ++o)
+      CU_ASSERT(d.submit(make_event(step == 2 ? EventType::Clear : EventType::Outage, "o-par-" + std::to_string(o),
+                                    step)));
+  // Several connections are used at once...
+  CU_ASSERT(xmtest::wait_until([&] { return w.standin->pending_count() >= 2; }, kWait));
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(3 * outages, kWait));
+  // ...yet each outage's events arrived in order, the clear last.
+  const auto got = accepted(*w.standin);
+  CU_ASSERT(in_order_per_outage(got, 3 * outages));
+  for (const auto& r : got)
+    if (body_member(r, "event_type") == "clear") CU_ASSERT_EQUAL(body_seq(r), 2);
+}
+
+void test_slow_endpoint_does_not_slow_submit() {
+  World w;
+  w.ops().timeout = 10000ms;
+  Standin::Reply slow;
+  slow.delay = 1500ms;
+  w.standin->set_default_reply(slow);
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-slow-0")));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return w.standin->pending_count() == 1; }, kWait));
+  // The stand-in holds the request; submitting goes on regardless.
+  for (int i = 1; i <= 20; ++i) CU_ASSERT(d.submit(make_event(EventType::Outage, "o-slow-" + std::to_string(i))));
+  CU_ASSERT_EQUAL(w.standin->accepted_count(), 0u);
+  w.standin->set_default_reply({});
+  CU_ASSERT(w.standin->wait_for_accepted(21, kWait));
+}
+
+// --- TLS, authentication, proxies --------------------------------------------------
+
+struct Certificates {
+  xmtest::TempDir dir;
+  bool ok = xmtest::make_test_certificates(dir.path());
+};
+
+xmtest::StandinOptions tls_options(const Certificates& c) {
+  xmtest::StandinOptions so;
+  so.tls_cert_file = c.dir / "server.pem";
+  so.tls_key_file = c.dir / "server.key";
+  return so;
+}
+
+void test_tls_with_right_ca() {
+  Certificates certs;
+  CU_ASSERT_FATAL(certs.ok);
+  World w(tls_options(certs));
+  CU_ASSERT(w.ops().outage_url.rfind("https://", 0) == 0);
+  w.ops().ca_cert = certs.dir / "ca.pem";
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-tls")));
+  CU_ASSERT(w.standin->wait_for_accepted(1, kWait));
+}
+
+void test_tls_with_wrong_ca() {
+  Certificates certs, other;
+  CU_ASSERT_FATAL(certs.ok && other.ok);
+  World w(tls_options(certs));
+  w.ops().ca_cert = other.dir / "ca.pem";
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-badtls")));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").retried >= 1; }, kWait));
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.contains(LogLevel::Warning, "certificate"); }));
+  CU_ASSERT_EQUAL(w.standin->accepted_count(), 0u);
+  CU_ASSERT_EQUAL(d.stats("ops").delivered, 0u);
+}
+
+void test_tls_without_verification() {
+  Certificates certs, other;
+  CU_ASSERT_FATAL(certs.ok && other.ok);
+  World w(tls_options(certs));
+  w.ops().ca_cert = other.dir / "ca.pem";
+  w.ops().verify_peer = false;
+  w.ops().verify_host = false;
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-noverify")));
+  CU_ASSERT(w.standin->wait_for_accepted(1, kWait));
+}
+
+xmtest::StandinOptions basic_auth_options() {
+  xmtest::StandinOptions so;
+  so.user = "panopta";
+  so.password = "s3cret-Pass";
+  return so;
+}
+
+void test_basic_auth() {
+  World w(basic_auth_options());
+  w.ops().outage_url = w.standin->url("outage-fn", false);
+  w.ops().clear_url = w.standin->url("clear-fn", false);
+  w.ops().user = "panopta";
+  w.ops().password = "s3cret-Pass";
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-auth")));
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
+  CU_ASSERT(w.standin->requests()[0].headers.at("authorization").rfind("Basic ", 0) == 0);
+}
+
+void test_basic_auth_wrong_password_dead_lettered() {
+  World w(basic_auth_options());
+  w.ops().outage_url = w.standin->url("outage-fn", false);
+  w.ops().clear_url = w.standin->url("clear-fn", false);
+  w.ops().user = "panopta";
+  w.ops().password = "wrong-Pass";
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-401")));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
+  const auto reqs = w.standin->requests();
+  CU_ASSERT_EQUAL_FATAL(reqs.size(), 1u);
+  CU_ASSERT_EQUAL(reqs[0].status, 401);
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.contains(LogLevel::Error, "401"); }));
+}
+
+// Sets an environment variable for the life of the object.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value != nullptr) setenv(name, value, 1);
+    else unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_) setenv(name_.c_str(), old_->c_str(), 1);
+    else unsetenv(name_.c_str());
+  }
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
+void test_empty_proxy_ignores_environment() {
+  // A proxy in the environment that does not exist: port 9 (discard) on loopback.
+  ScopedEnv proxy("http_proxy", "http://127.0.0.1:9");
+  ScopedEnv no_proxy("no_proxy", nullptr);
+  ScopedEnv no_proxy_upper("NO_PROXY", nullptr);
+  {
+    World w;  // no Proxy option: libcurl takes the environment's, and fails
+    Delivery& d = w.open();
+    CU_ASSERT(d.submit(make_event(EventType::Outage, "o-envproxy")));
+    CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").retried >= 1; }, kWait));
+    CU_ASSERT_EQUAL(w.standin->request_count(), 0u);
+  }
+  World w;
+  w.ops().proxy = "";
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-noproxy")));
+  CU_ASSERT(w.standin->wait_for_accepted(1, kWait));
+}
+
+// --- secrets ------------------------------------------------------------------------
+
+void test_secrets_never_logged() {
+  const std::string key = "Key-7f3a9c2e-very-secret";
+  const std::string password = "Pw-0b8d41-very-secret";
+  xmtest::StandinOptions so;
+  so.api_key = key;
+  World w(so);
+  w.ops().user = "panopta";
+  w.ops().password = password;
+  w.ops().clear_url = w.standin->url("clear-fn") + "&token=" + password;
+  Standin::Reply fail, bad;
+  fail.status = 500;
+  bad.status = 400;
+  w.standin->script({fail, bad});
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-sec-1", 1)));
+  CU_ASSERT(d.submit(make_event(EventType::Clear, "o-sec-1", 2)));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
+  CU_ASSERT(w.standin->wait_for_accepted(1, kWait));
+  // And while the endpoint is down.
+  w.standin->stop();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-sec-2", 1)));
+  CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").retried >= 2; }, kWait));
+  w.delivery.reset();
+
+  CU_ASSERT(w.log.contains(LogLevel::Warning, "apiKey=***"));  // URLs are logged, redacted
+  CU_ASSERT(!w.dead_letters().empty());
+  for (const auto& e : w.log.entries()) {
+    CU_ASSERT(e.message.find(key) == std::string::npos);
+    CU_ASSERT(e.message.find(password) == std::string::npos);
+    CU_ASSERT(e.message.find("Authorization") == std::string::npos);
+  }
+  CU_ASSERT(w.dead_letters().find(key) == std::string::npos);
+  CU_ASSERT(w.dead_letters().find(password) == std::string::npos);
+}
+
+void test_client_scrubs_secrets() {
+  IntegrationConfig c;
+  c.name = "ops";
+  c.outage_url = "https://u:UrlPass@h.example/p?apiKey=K3y%2Fx&recipients=a,b";
+  c.clear_url = c.outage_url;
+  c.password = "Pa55";
+  c.headers = {"X-Api-Key: HdrKey", "X-Source: collectd"};
+  xmatters::HttpClient client(c);
+  const std::string s = client.scrub("K3y%2Fx K3y/x Pa55 UrlPass HdrKey collectd");
+  CU_ASSERT_EQUAL(s, "*** *** *** *** *** collectd");
+}
+
+// --- spool ---------------------------------------------------------------------------
+
+void test_spool_recovery() {
+  World w;
+  w.standin->stop();
+  const Event a1 = make_event(EventType::Outage, "o-rec-a", 1);
+  const Event a2 = make_event(EventType::Clear, "o-rec-a", 2);
+  const Event b1 = make_event(EventType::Outage, "o-rec-b", 1);
+  {
+    Delivery& d = w.open();
+    CU_ASSERT(d.submit(a1));
+    CU_ASSERT(d.submit(b1));
+    CU_ASSERT(d.submit(a2));
+    CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").retried >= 1; }, kWait));
+    w.delivery.reset();
+  }
+  // A torn last record, as a crash in the middle of a write leaves it.
+  const std::string segment = newest_segment(w.spool_dir());
+  CU_ASSERT_FATAL(!segment.empty());
+  xmtest::write_file(segment, xmtest::read_file(segment) + std::string("\x13\x00\x00\x00torn", 8));
+
+  w.standin->restart();
+  Delivery& d = w.open(false);
+  CU_ASSERT_EQUAL(d.stats("ops").queue_length, 3u);
+  CU_ASSERT(w.log.contains(LogLevel::Warning, "spool"));  // the torn record
+  d.start();
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(3, kWait));
+  CU_ASSERT(in_order_per_outage(accepted(*w.standin), 3));
+  std::set<std::string> ids;
+  for (const auto& r : accepted(*w.standin)) ids.insert(r.headers.at("idempotency-key"));
+  CU_ASSERT(ids == (std::set<std::string>{a1.event_id, a2.event_id, b1.event_id}));
+}
+
+// The child of test_recovery_after_kill: spools events while its delivery
+// threads fail to reach the stopped stand-in, then is killed with SIGKILL.
+int crash_child(const std::string& spool_dir, const std::string& url) {
+  Config config;
+  IntegrationConfig c;
+  c.name = "ops";
+  c.outage_url = c.clear_url = url;
+  c.timeout = 2000ms;
+  config.integrations.push_back(c);
+  xmtest::CapturingLogger log;
+  Delivery d(config, spool_dir, log, fast_options());
+  d.start();
+  for (int step = 0; step < 5; ++step)
+    for (int o = 0; o < 10; ++o)
+      d.submit(make_event(step == 4 ? EventType::Clear : EventType::Outage, "o-crash-" + std::to_string(o), step));
+  kill(getpid(), SIGKILL);
+  return 1;
+}
+
+void test_recovery_after_kill() {
+  World w;
+  w.standin->stop();
+  const std::string url = w.standin->url("outage-fn");
+  const std::string dir = w.spool_dir();
+  std::vector<char*> argv = {const_cast<char*>("/proc/self/exe"), const_cast<char*>("--crash-child"),
+                             const_cast<char*>(dir.c_str()), const_cast<char*>(url.c_str()), nullptr};
+  pid_t pid;
+  CU_ASSERT_EQUAL_FATAL(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
+  int status = 0;
+  CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+  CU_ASSERT_FATAL(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+  w.standin->restart();
+  Delivery& d = w.open();
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(50, kWait));
+  CU_ASSERT(in_order_per_outage(accepted(*w.standin), 50));
+  CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").queue_length == 0; }));
+}
+
+void test_recovered_events_of_removed_integration() {
+  World w;
+  w.config.integrations.push_back(integration_for(*w.standin, "gone"));
+  {
+    Delivery& d = w.open(false);
+    CU_ASSERT(d.submit(make_event(EventType::Outage, "o-gone", 1, "gone")));
+    CU_ASSERT(d.submit(make_event(EventType::Outage, "o-kept", 1, "ops")));
+    w.delivery.reset();
+  }
+  w.config.integrations.pop_back();
+  Delivery& d = w.open();
+  CU_ASSERT(w.log.contains(LogLevel::Error, "gone"));
+  CU_ASSERT(w.standin->wait_for_accepted(1, kWait));
+  const auto lines = json_lines(w.dead_letters());
+  CU_ASSERT_EQUAL_FATAL(lines.size(), 1u);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(lines[0].get());
+  CU_ASSERT_EQUAL(xmtest::json_string_member(lines[0].get(), "outage_id"), "o-gone");
+  CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").queue_length == 0; }));
+  w.delivery.reset();
+  CU_ASSERT(spooled(w.spool_dir()).empty());
+}
+
+void test_queue_limit() {
+  World w;
+  w.config.queue_limit = 3;
+  Delivery& d = w.open(false);  // not started: nothing drains
+  for (int i = 0; i < 3; ++i) CU_ASSERT(d.submit(make_event(EventType::Outage, "o-q-" + std::to_string(i))));
+  CU_ASSERT(!d.submit(make_event(EventType::Outage, "o-q-3")));
+  CU_ASSERT_EQUAL(d.stats("ops").dropped, 1u);
+  CU_ASSERT(w.log.contains(LogLevel::Error, "QueueLimit"));
+  CU_ASSERT(d.submit(make_event(EventType::Clear, "o-q-0")));  // a clear is never refused
+  CU_ASSERT(!d.submit(make_event(EventType::Outage, "o-q-4")));
+  const auto s = d.stats("ops");
+  CU_ASSERT_EQUAL(s.dropped, 2u);
+  CU_ASSERT_EQUAL(s.queue_length, 4u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, "QueueLimit"), 1u);  // rate-limited
+  w.delivery.reset();
+  CU_ASSERT_EQUAL(spooled(w.spool_dir()).size(), 4u);  // the refused ones never reached the spool
+}
+
+void test_submit_after_stop_refused() {
+  World w;
+  Delivery& d = w.open();
+  d.stop();
+  d.stop();  // idempotent
+  CU_ASSERT(!d.submit(make_event(EventType::Outage, "o-late")));
+  CU_ASSERT(w.log.contains(LogLevel::Warning, "o-late"));
+}
+
+// --- shutdown ------------------------------------------------------------------------
+
+void test_shutdown_with_hung_endpoint() {
+  World w;
+  w.ops().timeout = 1000ms;
+  Standin::Reply hung;
+  hung.delay = 30s;
+  w.standin->set_default_reply(hung);
+  Delivery& d = w.open();
+  const Event e = make_event(EventType::Outage, "o-hung");
+  CU_ASSERT(d.submit(e));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return w.standin->pending_count() == 1; }, kWait));
+
+  auto stopped = std::async(std::launch::async, [&] { w.delivery.reset(); });
+  const bool returned = stopped.wait_for(15s) == std::future_status::ready;
+  CU_ASSERT(returned);
+  if (!returned) w.standin->stop();  // lets it return, so that the test ends
+  stopped.wait();
+
+  // Still in the spool: the next start sends it.
+  w.standin->set_default_reply({});
+  w.standin->restart();
+  w.standin->clear();
+  w.open();
+  CU_ASSERT(w.standin->wait_for_accepted(1, kWait));
+  const auto got = accepted(*w.standin);
+  CU_ASSERT(!got.empty() && got[0].headers.at("idempotency-key") == e.event_id);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--crash-child") return crash_child(argv[2], argv[3]);
+  return xmtest::run(argc, argv,
+                     {{"delivery",
+                       {{"delivers_with_headers", test_delivers_with_headers},
+                        {"connections_kept_alive", test_connections_kept_alive},
+                        {"retries_500_then_success", test_retries_500_then_success},
+                        {"retries_dropped_connection", test_retries_dropped_connection},
+                        {"honours_retry_after", test_honours_retry_after},
+                        {"parse_retry_after", test_parse_retry_after},
+                        {"400_dead_lettered_and_clear_still_sent", test_400_dead_lettered_and_clear_still_sent},
+                        {"retry_max_age_dead_letters", test_retry_max_age_dead_letters},
+                        {"endpoint_down_then_up", test_endpoint_down_then_up},
+                        {"per_outage_order_in_parallel", test_per_outage_order_in_parallel},
+                        {"slow_endpoint_does_not_slow_submit", test_slow_endpoint_does_not_slow_submit},
+                        {"submit_after_stop_refused", test_submit_after_stop_refused},
+                        {"shutdown_with_hung_endpoint", test_shutdown_with_hung_endpoint}}},
+                      {"security",
+                       {{"tls_with_right_ca", test_tls_with_right_ca},
+                        {"tls_with_wrong_ca", test_tls_with_wrong_ca},
+                        {"tls_without_verification", test_tls_without_verification},
+                        {"basic_auth", test_basic_auth},
+                        {"basic_auth_wrong_password_dead_lettered", test_basic_auth_wrong_password_dead_lettered},
+                        {"empty_proxy_ignores_environment", test_empty_proxy_ignores_environment},
+                        {"secrets_never_logged", test_secrets_never_logged},
+                        {"client_scrubs_secrets", test_client_scrubs_secrets}}},
+                      {"spool",
+                       {{"spool_recovery", test_spool_recovery},
+                        {"recovery_after_kill", test_recovery_after_kill},
+                        {"recovered_events_of_removed_integration", test_recovered_events_of_removed_integration},
+                        {"queue_limit", test_queue_limit}}}});
+}
