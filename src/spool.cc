@@ -19,7 +19,10 @@
 //    crash leaves replays to the same events in the same order.
 #include "spool.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -301,6 +304,19 @@ void Spool::State::replay() {
 
   next_seq = highest + 1;  // a leftover .tmp's number is not reused either
 }
+
+SpoolDirLock::SpoolDirLock(const std::string& dir)
+    : fd_(::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + dir + "/lock");
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    throw std::system_error(err, std::generic_category(),
+                            "SpoolDir " + dir + " is in use by another process (is another collectd running with it?)");
+  }
+}
+
+SpoolDirLock::~SpoolDirLock() { ::close(fd_); }
 
 Spool::Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io)
     : Spool(dir, log, std::move(io), SpoolOptions{}) {}

@@ -25,6 +25,22 @@ struct SpoolOptions {
   std::size_t max_segments = 32;
 };
 
+// Exclusive use of a SpoolDir by one process: two collectd daemons (or a
+// `collectd -T` beside the running one) on one spool would compact away
+// each other's segments. flock(2) on SpoolDir/lock, so the kernel releases
+// it when the process dies, even by kill -9.
+class SpoolDirLock {
+ public:
+  // Throws std::system_error (EWOULDBLOCK when another process holds it).
+  explicit SpoolDirLock(const std::string& dir);
+  ~SpoolDirLock();
+  SpoolDirLock(const SpoolDirLock&) = delete;
+  SpoolDirLock& operator=(const SpoolDirLock&) = delete;
+
+ private:
+  int fd_;
+};
+
 class Spool {
  public:
   // Opens dir (created with mode 0700 if missing; files are 0600) and

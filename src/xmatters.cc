@@ -26,6 +26,7 @@ extern "C" {
 #include "log.h"
 #include "notification.h"
 #include "router.h"
+#include "spool.h"
 
 namespace {
 
@@ -109,7 +110,8 @@ Notification to_notification(const notification_t& n) {
 // What init builds from the configuration; torn down at shutdown.
 struct Pipeline {
   Pipeline(const Config& config, const std::string& spool_dir, Logger& log)
-      : delivery(config, spool_dir, log), router(config, spool_dir, delivery, log) {}
+      : lock(spool_dir), delivery(config, spool_dir, log), router(config, spool_dir, delivery, log) {}
+  SpoolDirLock lock;
   Delivery delivery;
   Router router;
 };
@@ -206,7 +208,7 @@ int read_cb() {
       const std::string& name = p.config->integrations[i].name;
       const DeliveryStats s = p.pipeline->delivery.stats(name);
       dispatch_value(name, "queue_length", "", gauge(static_cast<double>(s.queue_length)));
-      dispatch_value(name, "gauge", "open_outages", gauge(static_cast<double>(p.pipeline->router.open_outages(i))));
+      dispatch_value(name, "count", "open_outages", gauge(static_cast<double>(p.pipeline->router.open_outages(i))));
       dispatch_value(name, "total_events", "delivered", derive(s.delivered));
       dispatch_value(name, "total_events", "retried", derive(s.retried));
       dispatch_value(name, "total_events", "dead_lettered", derive(s.dead_lettered));

@@ -36,17 +36,7 @@ using xmtest::CollectdProcess;
 // writes them with PrintSeverity.
 constexpr const char* kPluginError = "[error] xmatters plugin: ";
 
-#ifdef TOP_SRCDIR
 const std::string kTopSrcdir = TOP_SRCDIR;
-#else
-// This file is tests/test_collectd.cc under the source tree; make compiles
-// it as $(srcdir)/tests/... or, in the source tree, as tests/...
-const std::string kTopSrcdir = [] {
-  const std::string file = __FILE__;
-  const std::size_t pos = file.rfind("/tests/");
-  return pos == std::string::npos ? std::string(".") : file.substr(0, pos);
-}();
-#endif
 
 // Shows collectd's log when an assertion fails, since CUnit only shows the
 // expression.
@@ -278,8 +268,8 @@ void test_missing_block_is_an_error() {
 constexpr const char* kOutageFn = "outage-fn";
 constexpr const char* kClearFn = "clear-fn";
 
-// Thresholds on plugin "e2e" only: a global <Type "gauge"> would also watch
-// the plugin's own gauge-open_outages statistic.
+// Thresholds on plugin "e2e" only, as an operator scopes them: a global
+// <Type "gauge"> would watch the gauges of every plugin.
 std::string threshold_block(const std::string& extra = "") {
   return "LoadPlugin threshold\n<Plugin threshold>\n  <Plugin \"e2e\">\n    <Type \"gauge\">\n"
          "      DataSource \"value\"\n      WarningMax 80\n      FailureMax 90\n" +
@@ -794,7 +784,7 @@ void test_own_statistics() {
   CU_ASSERT_TRUE(t.c.putval("e2e-stat/gauge", 95));
   REQUIRE(wait_accepted(t.xm, 1));
   const std::vector<std::string> wanted = {
-      "testhost/xmatters-ops/queue_length",          "testhost/xmatters-ops/gauge-open_outages",
+      "testhost/xmatters-ops/queue_length",          "testhost/xmatters-ops/count-open_outages",
       "testhost/xmatters-ops/total_events-delivered", "testhost/xmatters-ops/total_events-retried",
       "testhost/xmatters-ops/total_events-dead_lettered", "testhost/xmatters-ops/total_events-dropped",
       "testhost/xmatters-ops/latency-delivery"};
@@ -812,7 +802,7 @@ void test_own_statistics() {
   CU_ASSERT_TRUE(listed);
   bool one_open = xmtest::wait_until(
       [&] {
-        const auto r = t.c.unixsock().command("GETVAL \"testhost/xmatters-ops/gauge-open_outages\"");
+        const auto r = t.c.unixsock().command("GETVAL \"testhost/xmatters-ops/count-open_outages\"");
         return r.ok() && r.lines.size() == 1 && r.lines[0] == "value=1.000000e+00";
       },
       10s);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "fake_collectd.h"
+#include "spool.h"
 #include "standin.h"
 #include "testing.h"
 
@@ -96,6 +97,20 @@ void test_unusable_spool_dir_fails_init_without_crashing() {
   CU_ASSERT_EQUAL_FATAL(fake_collectd::call_config(ci.item()), 0);
   CU_ASSERT_EQUAL(fake_collectd::call_init(), -1);
   CU_ASSERT(fake_collectd::count_log(LOG_ERR, "xmatters plugin: init: ") == 1u);
+  CU_ASSERT_FALSE(fake_collectd::has_notification_callback());
+}
+
+void test_second_process_on_the_spool_dir_is_refused() {
+  Session s;
+  xmtest::Standin standin;
+  // What another collectd would hold; a flock is per open file, so this
+  // process's own second open stands for it.
+  xmatters::SpoolDirLock other(s.base.path());
+  fake_collectd::OConfig ci(plugin_block({opt("SpoolDir", {ConfigValue::of(s.base.path())}),
+                                          integration("ops", standin.url("o"), standin.url("c"))}));
+  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_config(ci.item()), 0);
+  CU_ASSERT_EQUAL(fake_collectd::call_init(), -1);
+  CU_ASSERT_EQUAL(fake_collectd::count_log(LOG_ERR, "is in use by another process"), 1u);
   CU_ASSERT_FALSE(fake_collectd::has_notification_callback());
 }
 
@@ -238,6 +253,7 @@ int main(int argc, char** argv) {
                         {"second_plugin_block_is_an_error", test_second_plugin_block_is_an_error},
                         {"default_spool_dir_is_private_under_basedir", test_default_spool_dir_is_private_under_basedir},
                         {"unusable_spool_dir_fails_init_without_crashing", test_unusable_spool_dir_fails_init_without_crashing},
+                        {"second_process_on_the_spool_dir_is_refused", test_second_process_on_the_spool_dir_is_refused},
                         {"threshold_failure_and_okay_page_and_clear", test_threshold_failure_and_okay_page_and_clear},
                         {"unterminated_fields_give_valid_json", test_unterminated_fields_give_valid_json},
                         {"read_callback_dispatches_statistics", test_read_callback_dispatches_statistics},
