@@ -22,6 +22,7 @@
 #include "http_client.h"
 #include "payload.h"
 #include "redact.h"
+#include "resources.h"
 #include "spool.h"
 
 // How it works. Each integration has a lane: its queue of outages, each a
@@ -50,29 +51,6 @@ using std::chrono::seconds;
 
 constexpr auto kStillFailingEvery = std::chrono::seconds(60);
 constexpr auto kDropLogEvery = std::chrono::seconds(10);
-
-struct JsonDecref {
-  void operator()(json_t* j) const { json_decref(j); }
-};
-using Json = std::unique_ptr<json_t, JsonDecref>;
-
-struct FreeChars {
-  void operator()(char* p) const { std::free(p); }
-};
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // A JSON string from any bytes: invalid UTF-8 must not make jansson refuse
 // the whole dead-letter line.
@@ -223,12 +201,12 @@ bool Delivery::State::write_dead_letter(const Event& event, const std::string& u
   json_object_set_new(line.get(), "reply", json_text(reply));
   json_t* body = json_loadb(event.body.data(), event.body.size(), 0, nullptr);
   json_object_set_new(line.get(), "body", body != nullptr ? body : json_text(event.body));
-  std::unique_ptr<char, FreeChars> text(json_dumps(line.get(), JSON_COMPACT | JSON_PRESERVE_ORDER));
+  DumpedJson text(json_dumps(line.get(), JSON_COMPACT | JSON_PRESERVE_ORDER));
   if (!text) return false;
   const std::string data = std::string(text.get()) + "\n";
 
   std::lock_guard<std::mutex> lock(dead_letter_mutex);
-  Fd fd(::open(dead_letter_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  UniqueFd fd(::open(dead_letter_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (fd.get() < 0) return false;
   // One write, so that a crash leaves at worst a torn last line.
   std::size_t done = 0;

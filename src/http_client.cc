@@ -10,6 +10,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "resources.h"
+
 #ifndef XMATTERS_VERSION
 #define XMATTERS_VERSION "unknown"
 #endif
@@ -29,9 +31,6 @@ struct SlistFree {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 using Slist = std::unique_ptr<curl_slist, SlistFree>;
-struct JsonDecref {
-  void operator()(json_t* j) const { json_decref(j); }
-};
 
 void global_init() {
   // libcurl's global state must exist before handles are made on several
@@ -119,7 +118,7 @@ std::string printable(const std::string& s) {
 }
 
 std::string request_id_of(const std::string& reply) {
-  std::unique_ptr<json_t, JsonDecref> j(json_loadb(reply.data(), reply.size(), 0, nullptr));
+  Json j(json_loadb(reply.data(), reply.size(), 0, nullptr));
   const json_t* id = j ? json_object_get(j.get(), "requestId") : nullptr;
   return json_is_string(id) ? json_string_value(id) : "";
 }

@@ -20,20 +20,10 @@
 #include <variant>
 #include <vector>
 
+#include "resources.h"
+
 namespace xmatters {
 namespace {
-
-// --- jansson ownership --------------------------------------------------------
-
-struct JsonDecref {
-  void operator()(json_t* j) const { json_decref(j); }
-};
-using Json = std::unique_ptr<json_t, JsonDecref>;
-
-struct FreeChars {
-  void operator()(char* p) const { std::free(p); }
-};
-using DumpedJson = std::unique_ptr<char, FreeChars>;
 
 // jansson reports allocation failure as NULL; the only thing that can fail
 // once every string has been sanitized.

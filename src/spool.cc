@@ -307,16 +307,13 @@ void Spool::State::replay() {
 
 SpoolDirLock::SpoolDirLock(const std::string& dir)
     : fd_(::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
-  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + dir + "/lock");
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+  if (fd_.get() < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + dir + "/lock");
+  if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
-    ::close(fd_);
     throw std::system_error(err, std::generic_category(),
                             "SpoolDir " + dir + " is in use by another process (is another collectd running with it?)");
   }
 }
-
-SpoolDirLock::~SpoolDirLock() { ::close(fd_); }
 
 Spool::Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io)
     : Spool(dir, log, std::move(io), SpoolOptions{}) {}

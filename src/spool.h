@@ -9,6 +9,7 @@
 
 #include "event.h"
 #include "log.h"
+#include "resources.h"
 #include "spool_io.h"
 
 namespace xmatters {
@@ -33,12 +34,9 @@ class SpoolDirLock {
  public:
   // Throws std::system_error (EWOULDBLOCK when another process holds it).
   explicit SpoolDirLock(const std::string& dir);
-  ~SpoolDirLock();
-  SpoolDirLock(const SpoolDirLock&) = delete;
-  SpoolDirLock& operator=(const SpoolDirLock&) = delete;
 
  private:
-  int fd_;
+  UniqueFd fd_;
 };
 
 class Spool {

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "resources.h"
 #include "spool_format.h"
 
 namespace xmatters {
@@ -271,39 +272,10 @@ namespace {
   throw std::system_error(err, std::generic_category(), what + " " + path);
 }
 
-// Owns a file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = o.release();
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
 
 class PosixFile final : public WritableFile {
  public:
-  PosixFile(Fd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  PosixFile(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
 
   void append(std::string_view data) override {
     check_open("write");
@@ -340,20 +312,20 @@ class PosixFile final : public WritableFile {
     if (fd_.get() < 0) throw_errno(EBADF, what, path_);
   }
 
-  Fd fd_;
+  UniqueFd fd_;
   std::string path_;
 };
 
 class PosixSpoolIo final : public SpoolIo {
  public:
   std::unique_ptr<WritableFile> open_append(const std::string& path) override {
-    Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     if (fd.get() < 0) throw_errno(errno, "open", path);
     return std::make_unique<PosixFile>(std::move(fd), path);
   }
 
   std::string read_file(const std::string& path) override {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) throw_errno(errno, "open", path);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) throw_errno(errno, "stat", path);
@@ -411,7 +383,7 @@ class PosixSpoolIo final : public SpoolIo {
   }
 
   void sync_dir(const std::string& dir) override {
-    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd.get() < 0) throw_errno(errno, "open", dir);
     if (::fsync(fd.get()) != 0) throw_errno(errno, "fsync", dir);
   }
