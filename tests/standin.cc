@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -112,6 +113,21 @@ const char* reason_phrase(int status) {
   }
 }
 
+// Whether the connection's client sent a certificate that chains to the
+// daemon's trust list. MHD only requests one (GNUTLS_CERT_REQUEST), so a
+// client without any, or with a stranger's, gets this far.
+bool client_certificate_verified(MHD_Connection* c) {
+  const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  if (info == nullptr || info->tls_session == nullptr) return false;
+  const auto session = static_cast<gnutls_session_t>(info->tls_session);
+  unsigned int count = 0;
+  if (gnutls_certificate_get_peers(session, &count) == nullptr || count == 0) return false;
+  unsigned int status = 0;
+  return gnutls_certificate_verify_peers2(session, &status) == GNUTLS_E_SUCCESS && status == 0;
+}
+
+constexpr const char kNoClientCertificate[] = "client certificate required";
+
 }  // namespace
 
 struct Standin::State {
@@ -119,6 +135,7 @@ struct Standin::State {
   bool tls = false;
   std::string cert_pem;  // MHD keeps pointers to these while it runs
   std::string key_pem;
+  std::string trust_pem;  // CA for client certificates; empty: none asked for
   std::uint16_t port = 0;
 
   mutable std::mutex mutex;
@@ -156,23 +173,25 @@ void Standin::State::start() {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   // A thread per connection: a delayed reply holds only its own connection.
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO;
-  MHD_Daemon* d;
+  // In the array form an integer goes in value, a pointer in ptr_value, and
+  // a callback in value with its closure in ptr_value.
+  std::vector<MHD_OptionItem> opts = {
+      {MHD_OPTION_SOCK_ADDR, 0, &addr},
+      {MHD_OPTION_CONNECTION_TIMEOUT, 60, nullptr},
+      {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&State::on_completed), this},
+      {MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&State::on_connection), this},
+  };
   if (tls) {
     flags |= MHD_USE_TLS;
-    d = MHD_start_daemon(flags, port, nullptr, nullptr, &State::on_request, this,
-                         MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),
-                         MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                         MHD_OPTION_NOTIFY_COMPLETED, &State::on_completed, this,
-                         MHD_OPTION_NOTIFY_CONNECTION, &State::on_connection, this,
-                         MHD_OPTION_HTTPS_MEM_KEY, key_pem.c_str(),
-                         MHD_OPTION_HTTPS_MEM_CERT, cert_pem.c_str(), MHD_OPTION_END);
-  } else {
-    d = MHD_start_daemon(flags, port, nullptr, nullptr, &State::on_request, this,
-                         MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),
-                         MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                         MHD_OPTION_NOTIFY_COMPLETED, &State::on_completed, this,
-                         MHD_OPTION_NOTIFY_CONNECTION, &State::on_connection, this, MHD_OPTION_END);
+    opts.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(key_pem.c_str())});
+    opts.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(cert_pem.c_str())});
+    // With a trust list MHD asks every client for a certificate; whether
+    // one came and chains to the CA is checked per request.
+    if (!trust_pem.empty()) opts.push_back({MHD_OPTION_HTTPS_MEM_TRUST, 0, const_cast<char*>(trust_pem.c_str())});
   }
+  opts.push_back({MHD_OPTION_END, 0, nullptr});
+  MHD_Daemon* d = MHD_start_daemon(flags, port, nullptr, nullptr, &State::on_request, this, MHD_OPTION_ARRAY,
+                                   opts.data(), MHD_OPTION_END);
   if (d == nullptr)
     throw std::runtime_error("stand-in: cannot listen on 127.0.0.1:" + std::to_string(port));
   daemon.reset(d);
@@ -201,6 +220,8 @@ Standin::Reply Standin::State::next_reply() {
 }
 
 int Standin::State::natural_status(MHD_Connection* c, const RecordedRequest& r) const {
+  // A gateway doing client authentication refuses before looking at the request.
+  if (!trust_pem.empty() && !r.client_certificate) return MHD_HTTP_FORBIDDEN;
   if (r.function_id.empty()) return MHD_HTTP_NOT_FOUND;
   if (r.method != "POST") return MHD_HTTP_METHOD_NOT_ALLOWED;
   bool authorized = false;
@@ -249,8 +270,9 @@ MHD_Result Standin::State::answer(MHD_Connection* c, RecordedRequest r) {
   if (r.status >= 200 && r.status < 300) {
     text = "{\"requestId\":\"" + xmatters::random_uuid() + "\"}";
   } else {
-    Json j(json_pack("{s:i, s:s, s:s}", "code", r.status, "reason", reason_phrase(r.status),
-                     "message", "xmatters stand-in"));
+    const bool cert_refused = r.status == MHD_HTTP_FORBIDDEN && !trust_pem.empty() && !r.client_certificate;
+    Json j(json_pack("{s:i, s:s, s:s}", "code", r.status, "reason", reason_phrase(r.status), "message",
+                     cert_refused ? kNoClientCertificate : "xmatters stand-in"));
     std::unique_ptr<char, void (*)(void*)> dumped(json_dumps(j.get(), JSON_COMPACT), std::free);
     text = dumped.get();
   }
@@ -284,6 +306,7 @@ MHD_Result Standin::State::on_request(void* cls, MHD_Connection* c, const char* 
     r.path = url;
     r.function_id = function_id_of(r.path);
     r.body = std::move(ex->body);
+    if (!self->trust_pem.empty()) r.client_certificate = client_certificate_verified(c);
     MHD_get_connection_values(
         c, MHD_GET_ARGUMENT_KIND,
         [](void* m, MHD_ValueKind, const char* k, const char* v) {
@@ -324,6 +347,9 @@ Standin::Standin(StandinOptions options) : state_(std::make_unique<State>()) {
     state_->tls = true;
     state_->cert_pem = read_whole(*state_->options.tls_cert_file);
     state_->key_pem = read_whole(*state_->options.tls_key_file);
+    if (state_->options.tls_client_ca_file) state_->trust_pem = read_whole(*state_->options.tls_client_ca_file);
+  } else if (state_->options.tls_client_ca_file) {
+    throw std::invalid_argument("stand-in: tls_client_ca_file needs tls_cert_file and tls_key_file");
   }
   state_->start();
 }
@@ -427,33 +453,50 @@ bool run_command(const std::vector<std::string>& args, const std::string& log_pa
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+// EC keys: generated in milliseconds, unlike RSA.
+const std::vector<std::string> kNewEcKey = {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"};
+
+// Makes dir/NAME.key and dir/NAME.pem, a certificate for subject with the
+// given extensions, signed by dir/ca.pem.
+bool make_signed_certificate(const std::string& dir, const std::string& name, const std::string& subject,
+                             const std::string& extensions) {
+  const std::string log = dir + "/openssl.log";
+  const std::string ext = dir + "/" + name + ".ext";
+  {
+    std::ofstream out(ext);
+    out << extensions;
+    if (!out) return false;
+  }
+  std::vector<std::string> csr = {"openssl", "req"};
+  csr.insert(csr.end(), kNewEcKey.begin(), kNewEcKey.end());
+  csr.insert(csr.end(), {"-keyout", dir + "/" + name + ".key", "-out", dir + "/" + name + ".csr", "-subj", subject});
+  const std::vector<std::string> sign = {"openssl", "x509", "-req", "-in", dir + "/" + name + ".csr", "-CA",
+                                         dir + "/ca.pem", "-CAkey", dir + "/ca.key", "-CAcreateserial",
+                                         "-out", dir + "/" + name + ".pem", "-days", "2", "-extfile", ext};
+  return run_command(csr, log) && run_command(sign, log);
+}
+
 }  // namespace
 
 bool make_test_certificates(const std::string& dir) {
-  const std::string log = dir + "/openssl.log";
-  const std::string ext = dir + "/server.ext";
-  {
-    std::ofstream out(ext);
-    out << "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-           "basicConstraints=critical,CA:FALSE\n"
-           "keyUsage=critical,digitalSignature,keyEncipherment\n"
-           "extendedKeyUsage=serverAuth\n";
-    if (!out) return false;
-  }
-  // EC keys: generated in milliseconds, unlike RSA.
-  const std::vector<std::string> ec = {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"};
   std::vector<std::string> ca = {"openssl", "req", "-x509"};
-  ca.insert(ca.end(), ec.begin(), ec.end());
+  ca.insert(ca.end(), kNewEcKey.begin(), kNewEcKey.end());
   ca.insert(ca.end(), {"-keyout", dir + "/ca.key", "-out", dir + "/ca.pem", "-days", "2", "-subj",
                        "/CN=xmatters test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
                        "keyUsage=critical,keyCertSign,cRLSign"});
-  std::vector<std::string> csr = {"openssl", "req"};
-  csr.insert(csr.end(), ec.begin(), ec.end());
-  csr.insert(csr.end(), {"-keyout", dir + "/server.key", "-out", dir + "/server.csr", "-subj", "/CN=localhost"});
-  const std::vector<std::string> sign = {"openssl", "x509", "-req", "-in", dir + "/server.csr", "-CA",
-                                         dir + "/ca.pem", "-CAkey", dir + "/ca.key", "-CAcreateserial",
-                                         "-out", dir + "/server.pem", "-days", "2", "-extfile", ext};
-  return run_command(ca, log) && run_command(csr, log) && run_command(sign, log);
+  return run_command(ca, dir + "/openssl.log") &&
+         make_signed_certificate(dir, "server", "/CN=localhost",
+                                 "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                 "basicConstraints=critical,CA:FALSE\n"
+                                 "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                                 "extendedKeyUsage=serverAuth\n");
+}
+
+bool make_client_certificate(const std::string& dir) {
+  return make_signed_certificate(dir, "client", "/CN=collectd-xmatters test client",
+                                 "basicConstraints=critical,CA:FALSE\n"
+                                 "keyUsage=critical,digitalSignature\n"
+                                 "extendedKeyUsage=clientAuth\n");
 }
 
 }  // namespace xmtest

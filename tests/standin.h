@@ -2,7 +2,8 @@
 // libmicrohttpd: POST /api/integration/1/functions/<id>/triggers, checked
 // for the API key (query apiKey) or HTTP basic auth, answering 202 with
 // {"requestId": "<uuid>"} for a JSON object body, 400 otherwise, 401 without
-// credentials, with scriptable faults.
+// credentials, with scriptable faults. Over HTTPS it can also demand a
+// client certificate (mutual TLS), answering 403 without a verified one.
 #pragma once
 
 #include <chrono>
@@ -24,6 +25,11 @@ struct StandinOptions {
   // HTTPS when both are set (PEM files).
   std::optional<std::string> tls_cert_file;
   std::optional<std::string> tls_key_file;
+  // With HTTPS: the CA (PEM) whose client certificates are accepted. Every
+  // request must then come over a connection whose client certificate
+  // chains to it; others are answered 403 "client certificate required"
+  // (a TLS-terminating gateway would refuse them likewise).
+  std::optional<std::string> tls_client_ca_file;
 };
 
 struct RecordedRequest {
@@ -34,6 +40,7 @@ struct RecordedRequest {
   std::string body;
   int status = 0;                              // what the stand-in answered (0: dropped)
   std::string function_id;                     // <id> of the path
+  bool client_certificate = false;             // came with a client certificate verified by tls_client_ca_file
   std::chrono::steady_clock::time_point time;  // when recorded, just before the reply
 };
 
@@ -93,5 +100,10 @@ class Standin {
 // under dir with the openssl command: dir/ca.pem, dir/server.pem,
 // dir/server.key. Returns false when openssl fails.
 bool make_test_certificates(const std::string& dir);
+
+// Makes a client certificate (TLS client authentication) signed by the CA
+// that make_test_certificates(dir) made: dir/client.pem, dir/client.key.
+// Returns false when openssl fails.
+bool make_client_certificate(const std::string& dir);
 
 }  // namespace xmtest

@@ -1,7 +1,8 @@
 // Delivery (CONTRACT §5, §7) over real loopback HTTP(S) to the xMatters
 // stand-in: headers, retries and backoff, Retry-After, dead letters,
 // RetryMaxAge, an endpoint down and back, per-outage order, a slow endpoint,
-// TLS, basic auth, proxies, secrets, spool recovery, QueueLimit, shutdown.
+// TLS (with client certificates), basic auth, proxies, secrets, spool
+// recovery, QueueLimit, shutdown.
 #include <dirent.h>
 #include <signal.h>
 #include <spawn.h>
@@ -476,6 +477,75 @@ void test_tls_without_verification() {
   CU_ASSERT(w.standin->wait_for_accepted(1, kWait));
 }
 
+// ClientCert / ClientKey (CONTRACT §2): a stand-in that, like a gateway
+// doing client authentication, takes only clients whose certificate its CA
+// signed.
+struct ClientCertificates {
+  Certificates certs;
+  bool ok = certs.ok && xmtest::make_client_certificate(certs.dir.path());
+};
+
+xmtest::StandinOptions mutual_tls_options(const Certificates& c) {
+  xmtest::StandinOptions so = tls_options(c);
+  so.tls_client_ca_file = c.dir / "ca.pem";
+  return so;
+}
+
+void test_tls_client_certificate() {
+  ClientCertificates client;
+  CU_ASSERT_FATAL(client.ok);
+  World w(mutual_tls_options(client.certs));
+  w.ops().ca_cert = client.certs.dir / "ca.pem";
+  w.ops().client_cert = client.certs.dir / "client.pem";
+  w.ops().client_key = client.certs.dir / "client.key";
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-mtls")));
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
+  const auto reqs = w.standin->requests();
+  CU_ASSERT_EQUAL_FATAL(reqs.size(), 1u);
+  CU_ASSERT(reqs[0].client_certificate);
+  CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").delivered == 1; }, kWait));
+  CU_ASSERT_EQUAL(d.stats("ops").dead_lettered, 0u);
+}
+
+// The stand-in answers 403 to a request without a certificate its CA
+// signed: not retried (CONTRACT §5, any other 4xx) but dead-lettered, with
+// the reason in the log and in the dead letter.
+void expect_refused_for_client_certificate(World& w, Delivery& d) {
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
+  const auto reqs = w.standin->requests();
+  CU_ASSERT_EQUAL_FATAL(reqs.size(), 1u);
+  CU_ASSERT_EQUAL(reqs[0].status, 403);
+  CU_ASSERT_FALSE(reqs[0].client_certificate);
+  CU_ASSERT_EQUAL(w.standin->accepted_count(), 0u);
+  CU_ASSERT_EQUAL(d.stats("ops").delivered, 0u);
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.contains(LogLevel::Error, "403"); }));
+  CU_ASSERT(w.log.contains(LogLevel::Error, "client certificate required"));
+  CU_ASSERT(w.dead_letters().find("client certificate required") != std::string::npos);
+}
+
+void test_tls_client_certificate_missing() {
+  ClientCertificates client;
+  CU_ASSERT_FATAL(client.ok);
+  World w(mutual_tls_options(client.certs));
+  w.ops().ca_cert = client.certs.dir / "ca.pem";
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-mtls-none")));
+  expect_refused_for_client_certificate(w, d);
+}
+
+void test_tls_client_certificate_of_other_ca() {
+  ClientCertificates client, stranger;
+  CU_ASSERT_FATAL(client.ok && stranger.ok);
+  World w(mutual_tls_options(client.certs));
+  w.ops().ca_cert = client.certs.dir / "ca.pem";
+  w.ops().client_cert = stranger.certs.dir / "client.pem";
+  w.ops().client_key = stranger.certs.dir / "client.key";
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-mtls-stranger")));
+  expect_refused_for_client_certificate(w, d);
+}
+
 xmtest::StandinOptions basic_auth_options() {
   xmtest::StandinOptions so;
   so.user = "panopta";
@@ -769,6 +839,9 @@ int main(int argc, char** argv) {
                        {{"tls_with_right_ca", test_tls_with_right_ca},
                         {"tls_with_wrong_ca", test_tls_with_wrong_ca},
                         {"tls_without_verification", test_tls_without_verification},
+                        {"tls_client_certificate", test_tls_client_certificate},
+                        {"tls_client_certificate_missing", test_tls_client_certificate_missing},
+                        {"tls_client_certificate_of_other_ca", test_tls_client_certificate_of_other_ca},
                         {"basic_auth", test_basic_auth},
                         {"basic_auth_wrong_password_dead_lettered", test_basic_auth_wrong_password_dead_lettered},
                         {"empty_proxy_ignores_environment", test_empty_proxy_ignores_environment},
