@@ -415,6 +415,7 @@ void Delivery::State::sync_loop() {
     lock.unlock();
     try {
       spool->sync();
+      if (options.also_sync) options.also_sync();
     } catch (const std::exception& ex) {
       log.error(std::string("cannot flush the spool to disk: ") + ex.what());
     }
@@ -570,6 +571,7 @@ void Delivery::stop() {
   if (s.sync_thread.joinable()) s.sync_thread.join();
   try {
     s.spool->sync();
+    if (s.options.also_sync) s.options.also_sync();
   } catch (const std::exception& e) {
     s.log.error(std::string("cannot flush the spool to disk: ") + e.what());
   }

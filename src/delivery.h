@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -31,6 +32,9 @@ struct DeliveryOptions {
   std::chrono::milliseconds max_backoff{300000};
   // How often appended events are flushed to stable storage.
   std::chrono::milliseconds sync_interval{1000};
+  // Called on the same tick after the spool's flush, for state written along
+  // with the events (the open outages' journals).
+  std::function<void()> also_sync;
 };
 
 class Delivery : public EventSink {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
@@ -41,7 +43,7 @@ struct OutageKeyHash {
   }
 };
 
-// --- the state file -------------------------------------------------------------
+// --- the state files -------------------------------------------------------------
 
 constexpr int kStateVersion = 1;
 
@@ -142,10 +144,141 @@ bool valid_outage_id(const std::string& id) {
   return true;
 }
 
+// One open outage as it goes to disk. Its last_time is the one of the
+// outage's last change: a change of last_time alone is not written, or
+// collectd's repeated FAILUREs (Persist true) would cost a journal line each.
+struct Record {
+  Outage outage;
+  TimePoint last_time;
+};
+
+void set_record_fields(json_t* o, const Record& r) {
+  json_object_set_new(o, "outage_id", json_string(r.outage.id.c_str()));
+  json_object_set_new(o, "severity", json_string(severity_name(r.outage.severity)));
+  json_object_set_new(o, "start_ns", json_integer(to_ns(r.outage.start)));
+  json_object_set_new(o, "last_page_ns", json_integer(to_ns(r.outage.last_page)));
+  json_object_set_new(o, "last_time_ns", json_integer(to_ns(r.last_time)));
+}
+
+// Throws std::runtime_error naming what is wrong.
+Record parse_record(const json_t* o) {
+  Record r;
+  const json_t* id = member(o, "outage_id");
+  if (!json_is_string(id) || !valid_outage_id(json_string_value(id))) throw std::runtime_error("bad \"outage_id\"");
+  r.outage.id = json_string_value(id);
+  const json_t* sev = member(o, "severity");
+  const std::string sev_name = json_is_string(sev) ? json_string_value(sev) : "";
+  if (sev_name == severity_name(Severity::Failure))
+    r.outage.severity = Severity::Failure;
+  else if (sev_name == severity_name(Severity::Warning))
+    r.outage.severity = Severity::Warning;
+  else
+    throw std::runtime_error("bad \"severity\"");
+  r.outage.start = from_ns(int_member(o, "start_ns"));
+  r.outage.last_page = from_ns(int_member(o, "last_page_ns"));
+  r.last_time = from_ns(int_member(o, "last_time_ns"));
+  return r;
+}
+
+// The record fields shared by the snapshot's outages and the journal's lines.
+void set_key_fields(json_t* o, const OutageKey& key) {
+  json_object_set_new(o, "host", encode_bytes(key.host).release());
+  json_object_set_new(o, "plugin", encode_bytes(key.plugin).release());
+  json_object_set_new(o, "plugin_instance", encode_bytes(key.plugin_instance).release());
+  json_object_set_new(o, "type", encode_bytes(key.type).release());
+  json_object_set_new(o, "type_instance", encode_bytes(key.type_instance).release());
+}
+
+// Throws std::runtime_error naming what is wrong.
+OutageKey parse_key(const json_t* o) {
+  return OutageKey{decode_bytes(member(o, "host"), "host"), decode_bytes(member(o, "plugin"), "plugin"),
+                   decode_bytes(member(o, "plugin_instance"), "plugin_instance"),
+                   decode_bytes(member(o, "type"), "type"), decode_bytes(member(o, "type_instance"), "type_instance")};
+}
+
+std::string dump_json(const json_t* j, std::size_t flags) {
+  std::unique_ptr<char, FreeDeleter> text{json_dumps(j, flags)};
+  if (!text) throw std::bad_alloc();
+  return text.get();
+}
+
+std::string directory_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// fsync of the directory makes renames, creations and unlinks in it durable.
+bool sync_directory(const std::string& dir) {
+  Fd dfd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  return dfd.get() >= 0 && ::fsync(dfd.get()) == 0;
+}
+
+// The whole file; nullopt when it does not exist. Throws std::runtime_error
+// on any other failure.
+std::optional<std::string> read_whole_file(const std::string& path) {
+  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw std::runtime_error(std::strerror(errno));
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::runtime_error(std::strerror(errno));
+    if (n == 0) return out;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+// Lets an ERROR through at most every few seconds, so that a full disk does
+// not turn every notification into a log line; the lines held back are
+// counted in the next one.
+class ErrorThrottle {
+ public:
+  // The number of errors held back since the last one let through, or
+  // nullopt when this one is to be held back.
+  std::optional<std::size_t> admit() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (last_ && now - *last_ < kInterval) {
+      ++held_back_;
+      return std::nullopt;
+    }
+    last_ = now;
+    return std::exchange(held_back_, 0);
+  }
+
+ private:
+  static constexpr std::chrono::seconds kInterval{10};
+  std::mutex mutex_;
+  std::optional<std::chrono::steady_clock::time_point> last_;
+  std::size_t held_back_ = 0;
+};
+
 }  // namespace
+
 
 // --- the tracker ------------------------------------------------------------------
 
+// How the files fit together. Every change (open, escalate, renotify, close)
+// is one line of the journal carrying the key's full state after it: a "set"
+// with the whole record, or a "close". Loading applies the snapshot, then
+// .journal.old when there is one, then .journal; a "set" replaces the key's
+// record and a "close" erases it. Because a line carries full state rather
+// than a difference, applying a line that the snapshot already contains
+// changes nothing, and the last line for a key always wins. So the result is
+// right whenever (a) the journals together hold every change since some
+// point P, in order per key, and (b) the snapshot is the state at P or later.
+// Compaction keeps that true at each step a crash can interrupt:
+//   1. rename .journal to .journal.old, start an empty .journal, copy the
+//      records (under the journal mutex: a consistent cut at P);
+//   2. write the snapshot of that copy (tmp + fsync + rename + directory
+//      fsync): before its rename the old snapshot with both journals is
+//      right, after it the new one (state at P) with both journals is;
+//   3. unlink .journal.old: the new snapshot with .journal alone is right.
+// A crash between 1 and 3 leaves a .journal.old, which the next load folds in.
 struct OutageTracker::State {
   // What is known about one value list. Entries are never erased (the
   // last-processed time must outlive its outage), so a KeyState's address is
@@ -156,18 +289,23 @@ struct OutageTracker::State {
     std::optional<Outage> outage;
   };
 
-  // One open outage as it goes into the state file. Its last_time is the one
-  // of the outage's last change: a change of last_time alone is not written,
-  // or collectd's repeated FAILUREs (Persist true) would cost an fsync each.
-  struct Record {
-    Outage outage;
-    TimePoint last_time;
-  };
+  using Records = std::unordered_map<OutageKey, Record, OutageKeyHash>;
+
+  // Compaction is due past this many journal lines, or this many open outages
+  // times two: amortized, a change costs O(1) bytes of snapshot.
+  static constexpr std::size_t kMinCompactionLines = 1024;
+  // After a failed snapshot, this many changes pass before the next attempt,
+  // so that a broken disk does not cost an fsync per notification.
+  static constexpr std::uint64_t kRetryAfterChanges = 256;
 
   State(std::string file, TrackerOptions opts, Logger& logger)
-      : state_file(std::move(file)), options(opts), log(logger) {}
+      : state_file(std::move(file)),
+        journal_file(state_file + ".journal"),
+        old_journal_file(state_file + ".journal.old"),
+        options(opts),
+        log(logger) {}
 
-  const std::string state_file;
+  const std::string state_file, journal_file, old_journal_file;
   const TrackerOptions options;
   Logger& log;
 
@@ -176,16 +314,24 @@ struct OutageTracker::State {
 
   std::atomic<std::size_t> open_count{0};
 
-  // The open outages as they should be on disk, updated under the key's
-  // lock (a cheap copy) so that the slow write can happen without it.
-  std::mutex records_mutex;
-  std::unordered_map<OutageKey, Record, OutageKeyHash> records;
-  std::uint64_t generation = 0;  // bumped on every change of records
+  // Held briefly: the records map and the journal change together under it,
+  // so the journal's order is the map's order and a copy of the map is a cut
+  // that the journal continues exactly. Never held across an fsync.
+  std::mutex journal_mutex;
+  Records records;                   // the open outages as they should be on disk
+  std::shared_ptr<Fd> journal;       // null when it could not be opened: retried per change
+  std::shared_ptr<Fd> retiring;      // .journal.old's, until its compaction is done (for sync())
+  bool separator_needed = false;     // the journal ends in a torn line: start on a new one
+  bool old_journal_pending = false;  // .journal.old exists: no second rename over it
+  std::size_t journal_lines = 0;     // lines in .journal
+  std::uint64_t changes = 0;         // ever, for the retry back-off
+  std::uint64_t next_attempt = 0;    // value of changes from which compaction may be tried
+  std::uint64_t failed_appends = 0;  // ever: these changes are missing from the journal
+  std::uint64_t repaired_upto = 0;   // failed_appends covered by a snapshot written since
 
-  // Serializes the writers only; the newest generation on disk lets a writer
-  // that waited skip its write when another one already saved its change.
-  std::mutex file_mutex;
-  std::uint64_t written_generation = 0;
+  std::mutex compaction_mutex;  // one compactor at a time; the others skip
+  std::atomic<bool> directory_synced{true};  // false while a new journal's name may not be durable
+  ErrorThrottle journal_errors;
 
   KeyState& key_state(const OutageKey& key) {
     std::lock_guard<std::mutex> lock(keys_mutex);
@@ -194,29 +340,34 @@ struct OutageTracker::State {
     return *slot;
   }
 
-  void record(const OutageKey& key, const std::optional<Outage>& outage, TimePoint last_time) {
-    std::lock_guard<std::mutex> lock(records_mutex);
-    if (outage)
-      records[key] = Record{*outage, last_time};
-    else
-      records.erase(key);
-    ++generation;
+  bool compaction_due() const {  // under journal_mutex
+    return changes >= next_attempt &&
+           (journal_lines > std::max(kMinCompactionLines, 2 * records.size()) || failed_appends > repaired_upto);
   }
 
   void load();
-  void persist();
-  std::string serialize(const std::unordered_map<OutageKey, Record, OutageKeyHash>& snapshot) const;
+  Records load_snapshot();
+  void replay_journal(const std::string& path, Records& records_out, std::size_t& lines);
+  void start_after_load(std::size_t current_journal_lines);
+
+  // Returns whether compaction is due.
+  bool record(const OutageKey& key, const std::optional<Outage>& outage, TimePoint last_time);
+  std::shared_ptr<Fd> open_journal(bool truncate, std::string& error);  // under journal_mutex when running
+  void compact();
+  void sync();
+
+  std::string serialize(const Records& snapshot) const;
   bool write_file(const std::string& text);
+  void journal_error(const std::string& what);
 };
 
-void OutageTracker::State::load() {
-  struct stat st {};
-  if (::stat(state_file.c_str(), &st) != 0 && errno == ENOENT) return;  // first start
-
-  std::unordered_map<OutageKey, Record, OutageKeyHash> loaded;
+OutageTracker::State::Records OutageTracker::State::load_snapshot() {
+  Records loaded;
   try {
+    const std::optional<std::string> text = read_whole_file(state_file);
+    if (!text) return loaded;  // first start
     json_error_t err{};
-    JsonPtr root{json_load_file(state_file.c_str(), 0, &err)};
+    JsonPtr root{json_loadb(text->data(), text->size(), 0, &err)};
     if (!root)
       throw std::runtime_error(std::string(err.text) + " at line " + std::to_string(err.line) + " column " +
                                std::to_string(err.column));
@@ -228,33 +379,66 @@ void OutageTracker::State::load() {
     const json_t* o;
     json_array_foreach(outages, i, o) {
       if (!json_is_object(o)) throw std::runtime_error("an outage is not an object");
-      OutageKey key{decode_bytes(member(o, "host"), "host"), decode_bytes(member(o, "plugin"), "plugin"),
-                    decode_bytes(member(o, "plugin_instance"), "plugin_instance"),
-                    decode_bytes(member(o, "type"), "type"),
-                    decode_bytes(member(o, "type_instance"), "type_instance")};
-      Record r;
-      const json_t* id = member(o, "outage_id");
-      if (!json_is_string(id) || !valid_outage_id(json_string_value(id)))
-        throw std::runtime_error("bad \"outage_id\"");
-      r.outage.id = json_string_value(id);
-      const json_t* sev = member(o, "severity");
-      const std::string sev_name = json_is_string(sev) ? json_string_value(sev) : "";
-      if (sev_name == severity_name(Severity::Failure))
-        r.outage.severity = Severity::Failure;
-      else if (sev_name == severity_name(Severity::Warning))
-        r.outage.severity = Severity::Warning;
-      else
-        throw std::runtime_error("bad \"severity\"");
-      r.outage.start = from_ns(int_member(o, "start_ns"));
-      r.outage.last_page = from_ns(int_member(o, "last_page_ns"));
-      r.last_time = from_ns(int_member(o, "last_time_ns"));
-      if (!loaded.emplace(std::move(key), std::move(r)).second) throw std::runtime_error("duplicate outage key");
+      OutageKey key = parse_key(o);
+      if (!loaded.emplace(std::move(key), parse_record(o)).second) throw std::runtime_error("duplicate outage key");
     }
   } catch (const std::exception& e) {
     log.warning("outage state file " + state_file + " cannot be used (" + e.what() +
-                "): starting with no open outages");
+                "): starting with no open outages from it");
+    loaded.clear();
+  }
+  return loaded;
+}
+
+void OutageTracker::State::replay_journal(const std::string& path, Records& out, std::size_t& lines) {
+  std::optional<std::string> text;
+  try {
+    text = read_whole_file(path);
+  } catch (const std::exception& e) {
+    log.warning("outage journal " + path + " cannot be read (" + e.what() + "): its changes are lost");
     return;
   }
+  if (!text) return;
+  std::size_t bad = 0;
+  for (std::size_t pos = 0; pos < text->size();) {
+    const std::size_t end = text->find('\n', pos);
+    // A line without its newline is the torn tail of an interrupted write:
+    // its single write(2) carried the newline, so it never completed.
+    if (end == std::string::npos) {
+      ++bad;
+      break;
+    }
+    const std::string_view line(text->data() + pos, end - pos);
+    pos = end + 1;
+    if (line.empty()) continue;  // written after a torn line
+    ++lines;
+    try {
+      json_error_t err{};
+      JsonPtr o{json_loadb(line.data(), line.size(), 0, &err)};
+      if (!o || !json_is_object(o.get())) throw std::runtime_error("not a JSON object");
+      const json_t* op = member(o.get(), "op");
+      const std::string op_name = json_is_string(op) ? json_string_value(op) : "";
+      OutageKey key = parse_key(o.get());
+      if (op_name == "set")
+        out.insert_or_assign(std::move(key), parse_record(o.get()));
+      else if (op_name == "close")
+        out.erase(key);
+      else
+        throw std::runtime_error("bad \"op\"");
+    } catch (const std::exception&) {
+      ++bad;
+    }
+  }
+  if (bad > 0)
+    log.warning("outage journal " + path + ": " + std::to_string(bad) +
+                " damaged line(s) skipped (a torn last line is expected after a crash)");
+}
+
+void OutageTracker::State::load() {
+  Records loaded = load_snapshot();
+  std::size_t old_lines = 0, current_lines = 0;
+  replay_journal(old_journal_file, loaded, old_lines);
+  replay_journal(journal_file, loaded, current_lines);
 
   for (const auto& [key, r] : loaded) {
     auto ks = std::make_unique<KeyState>();
@@ -266,31 +450,207 @@ void OutageTracker::State::load() {
   records = std::move(loaded);
   if (!records.empty())
     log.info("outage state file " + state_file + ": " + std::to_string(records.size()) + " open outage(s) restored");
+  start_after_load(current_lines);
 }
 
-std::string OutageTracker::State::serialize(
-    const std::unordered_map<OutageKey, Record, OutageKeyHash>& snapshot) const {
+// Compacts once, so that a started tracker has a snapshot on disk and an
+// empty journal. Runs before any other thread can see the State.
+void OutageTracker::State::start_after_load(std::size_t current_journal_lines) {
+  bool written = false;
+  try {
+    written = write_file(serialize(records));
+  } catch (const std::exception& e) {
+    log.error("cannot write outage state file " + state_file + ": " + e.what());
+  }
+  std::string error;
+  if (written) {
+    // Snapshot first, then the journals: a crash in between replays them
+    // over a snapshot that already holds them, which changes nothing.
+    journal = open_journal(true, error);
+    old_journal_pending = ::unlink(old_journal_file.c_str()) != 0 && errno != ENOENT;
+    if (old_journal_pending)
+      log.error("cannot remove outage journal " + old_journal_file + ": " + std::strerror(errno));
+  } else {
+    // The journals are all there is: keep them, append to .journal, and let
+    // the first changes retry the snapshot.
+    journal = open_journal(false, error);
+    journal_lines = current_journal_lines;
+    old_journal_pending = ::access(old_journal_file.c_str(), F_OK) == 0;
+    failed_appends = 1;
+  }
+  if (!journal) log.error(error);
+}
+
+std::shared_ptr<Fd> OutageTracker::State::open_journal(bool truncate, std::string& error) {
+  const int flags = O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0);
+  auto fd = std::make_shared<Fd>(::open(journal_file.c_str(), flags, 0600));
+  auto fail = [&](const char* what) {
+    error = std::string("cannot ") + what + " outage journal " + journal_file + ": " + std::strerror(errno);
+    return nullptr;
+  };
+  if (fd->get() < 0) return fail("open");
+  // A journal left by an older run keeps its mode.
+  if (::fchmod(fd->get(), 0600) != 0) return fail("chmod");
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0) return fail("stat");
+  separator_needed = false;
+  if (st.st_size > 0) {
+    char last = '\n';
+    if (::pread(fd->get(), &last, 1, st.st_size - 1) != 1) return fail("read");
+    separator_needed = last != '\n';
+  }
+  directory_synced = false;  // its name may be new
+  return fd;
+}
+
+bool OutageTracker::State::record(const OutageKey& key, const std::optional<Outage>& outage, TimePoint last_time) {
+  // Encoded before taking the journal mutex: only the map update and one
+  // write(2) happen under it.
+  std::string line, error;
+  try {
+    JsonPtr o{json_object()};
+    json_object_set_new(o.get(), "op", json_string(outage ? "set" : "close"));
+    set_key_fields(o.get(), key);
+    if (outage) set_record_fields(o.get(), Record{*outage, last_time});
+    line = dump_json(o.get(), JSON_COMPACT | JSON_SORT_KEYS) + "\n";
+  } catch (const std::exception& e) {
+    error = "cannot encode a line of outage journal " + journal_file + ": " + e.what();
+  }
+  bool due;
+  {
+    std::lock_guard<std::mutex> lock(journal_mutex);
+    if (outage)
+      records.insert_or_assign(key, Record{*outage, last_time});
+    else
+      records.erase(key);
+    ++changes;
+    if (!error.empty()) {
+      // Not written: the next snapshot brings the change to disk.
+    } else if (!journal) {
+      journal = open_journal(false, error);
+      // The disk works again: bring the changes it missed to it now.
+      if (journal) next_attempt = changes;
+    }
+    if (error.empty() && journal) {
+      const std::string with_separator = separator_needed ? "\n" + line : std::string();
+      const std::string& text = separator_needed ? with_separator : line;
+      ssize_t n;
+      do n = ::write(journal->get(), text.data(), text.size());
+      while (n < 0 && errno == EINTR);
+      if (n == static_cast<ssize_t>(text.size())) {
+        separator_needed = false;
+        ++journal_lines;
+      } else {
+        if (n >= 0) errno = ENOSPC;  // a short write to a regular file
+        error = "cannot append to outage journal " + journal_file + ": " + std::strerror(errno);
+        journal.reset();  // reopened on the next change, after any torn line
+      }
+    }
+    // The change is in memory (its event was accepted): a snapshot must
+    // bring it to disk.
+    if (!error.empty()) ++failed_appends;
+    due = compaction_due();
+  }
+  if (!error.empty()) journal_error(error);
+  return due;
+}
+
+void OutageTracker::State::journal_error(const std::string& what) {
+  if (const auto held_back = journal_errors.admit())
+    log.error(what + (*held_back > 0 ? " (and " + std::to_string(*held_back) + " more since the last report)" : ""));
+}
+
+void OutageTracker::State::compact() {
+  std::unique_lock<std::mutex> compactor(compaction_mutex, std::try_to_lock);
+  if (!compactor.owns_lock()) return;  // another thread is at it
+
+  Records cut;
+  std::uint64_t failures_covered = 0;
+  std::string error;
+  bool renamed = true;
+  {
+    std::lock_guard<std::mutex> lock(journal_mutex);
+    if (!compaction_due()) return;
+    // A .journal.old still there means an earlier snapshot failed: renaming
+    // over it would lose its changes, so this round only retries the snapshot.
+    if (!old_journal_pending) {
+      if (::rename(journal_file.c_str(), old_journal_file.c_str()) == 0) {
+        old_journal_pending = true;
+        retiring = std::move(journal);
+        journal = open_journal(true, error);
+        journal_lines = 0;
+      } else if (errno == ENOENT) {
+        // Gone (removed by hand, or never created): its changes are on disk
+        // only once this snapshot is.
+        ++failed_appends;
+        journal = open_journal(true, error);
+        journal_lines = 0;
+      } else {
+        next_attempt = changes + kRetryAfterChanges;
+        renamed = false;
+        error = "cannot rename outage journal " + journal_file + ": " + std::strerror(errno);
+      }
+    }
+    cut = records;
+    failures_covered = failed_appends;
+  }
+  // A journal that could not be reopened is retried by the next change; the
+  // snapshot is written all the same.
+  if (!error.empty()) journal_error(error);
+  if (!renamed) return;
+
+  bool written = false;
+  try {
+    written = write_file(serialize(cut));
+  } catch (const std::exception& e) {
+    log.error("cannot write outage state file " + state_file + ": " + e.what());
+  }
+  bool unlinked = false;
+  if (written) {
+    unlinked = ::unlink(old_journal_file.c_str()) == 0 || errno == ENOENT;
+    if (!unlinked) journal_error("cannot remove outage journal " + old_journal_file + ": " + std::strerror(errno));
+  }
+  std::lock_guard<std::mutex> lock(journal_mutex);
+  if (written) repaired_upto = std::max(repaired_upto, failures_covered);
+  if (unlinked) {
+    old_journal_pending = false;
+    retiring.reset();
+  } else {
+    next_attempt = changes + kRetryAfterChanges;
+  }
+}
+
+void OutageTracker::State::sync() {
+  std::shared_ptr<Fd> current, old;
+  {
+    std::lock_guard<std::mutex> lock(journal_mutex);
+    current = journal;
+    old = retiring;  // its changes are durable only once the snapshot is
+  }
+  // The fdatasyncs run outside the mutex: notifications keep appending.
+  for (const auto& fd : {old, current})
+    if (fd && ::fdatasync(fd->get()) != 0)
+      journal_error("cannot sync outage journal " + journal_file + ": " + std::strerror(errno));
+  // A journal created since the last sync is durable by name only once its
+  // directory is synced too.
+  if (!directory_synced.exchange(true) && !sync_directory(directory_of(state_file))) {
+    directory_synced = false;
+    journal_error("cannot sync the directory of outage journal " + journal_file + ": " + std::strerror(errno));
+  }
+}
+
+std::string OutageTracker::State::serialize(const Records& snapshot) const {
   JsonPtr outages{json_array()};
   for (const auto& [key, r] : snapshot) {
     JsonPtr o{json_object()};
-    json_object_set_new(o.get(), "host", encode_bytes(key.host).release());
-    json_object_set_new(o.get(), "plugin", encode_bytes(key.plugin).release());
-    json_object_set_new(o.get(), "plugin_instance", encode_bytes(key.plugin_instance).release());
-    json_object_set_new(o.get(), "type", encode_bytes(key.type).release());
-    json_object_set_new(o.get(), "type_instance", encode_bytes(key.type_instance).release());
-    json_object_set_new(o.get(), "outage_id", json_string(r.outage.id.c_str()));
-    json_object_set_new(o.get(), "severity", json_string(severity_name(r.outage.severity)));
-    json_object_set_new(o.get(), "start_ns", json_integer(to_ns(r.outage.start)));
-    json_object_set_new(o.get(), "last_page_ns", json_integer(to_ns(r.outage.last_page)));
-    json_object_set_new(o.get(), "last_time_ns", json_integer(to_ns(r.last_time)));
+    set_key_fields(o.get(), key);
+    set_record_fields(o.get(), r);
     json_array_append_new(outages.get(), o.release());
   }
   JsonPtr root{json_object()};
   json_object_set_new(root.get(), "version", json_integer(kStateVersion));
   json_object_set_new(root.get(), "outages", outages.release());
-  std::unique_ptr<char, FreeDeleter> text{json_dumps(root.get(), JSON_INDENT(1) | JSON_SORT_KEYS)};
-  if (!text) throw std::bad_alloc();
-  return std::string(text.get()) + "\n";
+  return dump_json(root.get(), JSON_INDENT(1) | JSON_SORT_KEYS) + "\n";
 }
 
 bool OutageTracker::State::write_file(const std::string& text) {
@@ -313,31 +673,8 @@ bool OutageTracker::State::write_file(const std::string& text) {
   if (fd.close() != 0) return fail("close", tmp);
   if (::rename(tmp.c_str(), state_file.c_str()) != 0) return fail("rename", tmp);
   // The rename itself is durable only once the directory is synced.
-  const auto slash = state_file.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : state_file.substr(0, slash);
-  Fd dfd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (dfd.get() >= 0) ::fsync(dfd.get());
+  sync_directory(directory_of(state_file));
   return true;
-}
-
-void OutageTracker::State::persist() {
-  std::lock_guard<std::mutex> file_lock(file_mutex);
-  std::unordered_map<OutageKey, Record, OutageKeyHash> snapshot;
-  std::uint64_t gen;
-  {
-    std::lock_guard<std::mutex> lock(records_mutex);
-    if (generation == written_generation) return;  // a writer we waited for saved our change too
-    snapshot = records;
-    gen = generation;
-  }
-  // Leaving written_generation behind on failure makes the next change retry.
-  // The events are already in the sink's custody by now, so a failed write
-  // is logged rather than thrown: the caller has nothing to undo.
-  try {
-    if (write_file(serialize(snapshot))) written_generation = gen;
-  } catch (const std::exception& e) {
-    log.error("cannot write outage state file " + state_file + ": " + e.what());
-  }
 }
 
 OutageTracker::OutageTracker(std::string state_file, TrackerOptions options, Logger& log)
@@ -349,11 +686,13 @@ OutageTracker::~OutageTracker() = default;
 
 std::size_t OutageTracker::open_outages() const { return state_->open_count.load(std::memory_order_relaxed); }
 
+void OutageTracker::sync() { state_->sync(); }
+
 void OutageTracker::process(const Notification& n, const TransitionHandler& handler) {
   State& s = *state_;
   const OutageKey key = OutageKey::of(n);
   State::KeyState& ks = s.key_state(key);
-  bool changed = false;
+  bool compaction_due = false;
   {
     std::lock_guard<std::mutex> lock(ks.mutex);
     if (ks.last_time && n.time < *ks.last_time) return;  // overtaken by a newer one on another thread
@@ -391,13 +730,15 @@ void OutageTracker::process(const Notification& n, const TransitionHandler& hand
     const bool opened = next && !ks.outage, closed = !next && ks.outage;
     if (opened) s.open_count.fetch_add(1, std::memory_order_relaxed);
     if (closed) s.open_count.fetch_sub(1, std::memory_order_relaxed);
-    changed = send.has_value() || opened || closed;
+    const bool changed = send.has_value() || opened || closed;
     ks.outage = std::move(next);
-    // Recorded under the key's lock so that the on-disk order matches the
-    // order of the decisions; the write itself happens outside it.
-    if (changed) s.record(key, ks.outage, *ks.last_time);
+    // Journaled under the key's lock so that, per key, the journal's order
+    // is the order of the decisions.
+    if (changed) compaction_due = s.record(key, ks.outage, *ks.last_time);
   }
-  if (changed) s.persist();
+  // The snapshot's fsyncs happen outside the key's lock, and only about once
+  // per max(1024, 2 x open outages) changes.
+  if (compaction_due) s.compact();
 }
 
 }  // namespace xmatters

@@ -47,10 +47,19 @@ struct TrackerOptions {
   bool send_clear = true;
 };
 
+// Persistence: a snapshot, state_file (JSON of every open outage, replaced
+// atomically), and a journal beside it, state_file + ".journal": one JSON
+// line per change, appended with a single write(2) and no fsync, so that a
+// notification costs microseconds however many outages are open. The journal
+// is folded into a new snapshot when it grows past max(1024, 2 x open
+// outages) lines. A change survives a crash of the process (kill -9) as soon
+// as process() returns; it survives a power loss only once sync() has run
+// after it (or a snapshot was written after it).
 class OutageTracker {
  public:
-  // Loads the open outages persisted in state_file (a corrupt or truncated
-  // file gives a WARNING and a clean start).
+  // Loads the open outages persisted beside state_file (a corrupt or
+  // truncated snapshot, or damaged journal lines, give a WARNING and are
+  // skipped), then writes a fresh snapshot and starts an empty journal.
   OutageTracker(std::string state_file, TrackerOptions options, Logger& log);
   ~OutageTracker();
   OutageTracker(const OutageTracker&) = delete;
@@ -63,6 +72,12 @@ class OutageTracker {
   void process(const Notification& n, const TransitionHandler& handler);
 
   std::size_t open_outages() const;
+
+  // Makes every change processed so far survive a power loss (fdatasync of
+  // the journal). Thread-safe and cheap when nothing changed; meant to be
+  // called periodically (e.g. every second by the delivery thread), never
+  // from the notification path. A failure is logged (ERROR), not thrown.
+  void sync();
 
  private:
   struct State;

@@ -86,4 +86,8 @@ std::size_t Router::open_outages(std::size_t integration) const {
   return routes_.at(integration)->tracker.open_outages();
 }
 
+void Router::sync() {
+  for (const auto& route : routes_) route->tracker.sync();
+}
+
 }  // namespace xmatters

@@ -28,6 +28,9 @@ class Router {
 
   std::size_t open_outages(std::size_t integration) const;
 
+  // Flushes the open outages' journals to stable storage (see OutageTracker::sync).
+  void sync();
+
  private:
   struct Route {
     Route(const IntegrationConfig& i, const std::string& spool_dir, Logger& log);

@@ -110,10 +110,21 @@ Notification to_notification(const notification_t& n) {
 // What init builds from the configuration; torn down at shutdown.
 struct Pipeline {
   Pipeline(const Config& config, const std::string& spool_dir, Logger& log)
-      : lock(spool_dir), delivery(config, spool_dir, log), router(config, spool_dir, delivery, log) {}
+      : lock(spool_dir),
+        delivery(config, spool_dir, log, flush_outages_with_the_spool()),
+        router(config, spool_dir, delivery, log) {}
   SpoolDirLock lock;
   Delivery delivery;
   Router router;
+
+ private:
+  // The delivery's flush tick also makes the outage journals durable; it
+  // starts with delivery.start(), once the router exists.
+  DeliveryOptions flush_outages_with_the_spool() {
+    DeliveryOptions options;
+    options.also_sync = [this] { router.sync(); };
+    return options;
+  }
 };
 
 // The one plugin instance. collectd calls the notification and read

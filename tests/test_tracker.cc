@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -97,42 +98,16 @@ bool is_uuid(const std::string& s) {
   return true;
 }
 
-// A directory in memory (/dev/shm) where there is one, for the long
-// sequences: every state change is fsynced, which on a busy disk would make
-// them take minutes. The persistence tests use the real TempDir.
-class MemoryDir {
- public:
-  MemoryDir() {
-    char tmpl[] = "/dev/shm/xmatters-test.XXXXXX";
-    if (::mkdtemp(tmpl) != nullptr) path_ = tmpl;
-  }
-  ~MemoryDir() {
-    if (path_.empty()) return;
-    for (const char* name : {"/outages-test.json", "/outages-test.json.tmp"}) ::unlink((path_ + name).c_str());
-    ::rmdir(path_.c_str());
-  }
-  MemoryDir(const MemoryDir&) = delete;
-  MemoryDir& operator=(const MemoryDir&) = delete;
-  const std::string& path() const { return path_; }  // "" when there is no /dev/shm
-
- private:
-  std::string path_;
-};
-
 // A tracker in its own directory, with a log.
 struct Fixture {
   xmtest::TempDir dir;
-  std::optional<MemoryDir> memory;
   xmtest::CapturingLogger log;
   Recorder rec;
-  std::string file;
+  std::string file = dir / "outages-test.json";
+  std::string journal = file + ".journal";
   std::unique_ptr<OutageTracker> tracker;
 
-  explicit Fixture(TrackerOptions o = opts(), bool in_memory = false) {
-    if (in_memory) memory.emplace();
-    file = (memory && !memory->path().empty() ? memory->path() : dir.path()) + "/outages-test.json";
-    restart(o);
-  }
+  explicit Fixture(TrackerOptions o = opts()) { restart(o); }
   void restart(TrackerOptions o = opts()) {
     tracker.reset();
     tracker = std::make_unique<OutageTracker>(file, o, log);
@@ -293,7 +268,7 @@ void test_okay_without_outage_sends_nothing() {
   for (int i = 0; i < 50; ++i) f.send(note(Severity::Okay, at(0), "h" + std::to_string(i)));
   CU_ASSERT_EQUAL(f.rec.calls, 0);
   CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
-  CU_ASSERT(!xmtest::file_exists(f.file));  // nothing changed, nothing written
+  CU_ASSERT_EQUAL(xmtest::read_file(f.journal), "");  // nothing changed, nothing written
 }
 
 void test_below_min_severity_sends_nothing() {
@@ -347,7 +322,7 @@ void test_refused_outage_is_not_opened() {
   f.send(note(Severity::Failure, at(0)));
   CU_ASSERT_EQUAL(f.rec.calls, 1);
   CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
-  CU_ASSERT(!xmtest::file_exists(f.file));
+  CU_ASSERT_EQUAL(xmtest::read_file(f.journal), "");
   // A later FAILURE tries again (not a repeat: nothing was paged).
   f.rec.refuse = false;
   f.send(note(Severity::Failure, at(10)));
@@ -525,7 +500,7 @@ void test_randomized_sequence() {
     const Severity min = round % 2 ? Severity::Failure : Severity::Warning;
     const long renotify = round < 2 ? 0 : 120;
     const bool send_clear = round != 3;
-    Fixture f(opts(min, renotify, send_clear), true);
+    Fixture f(opts(min, renotify, send_clear));
     std::set<std::string> ids;
     std::map<std::string, KeyChecker> checkers;
     const std::vector<std::string> hosts{"a", "b", "c", "d", "e"};
@@ -575,7 +550,7 @@ void test_randomized_sequence() {
 }
 
 void test_many_threads() {
-  Fixture f(opts(Severity::Warning, 0, true), true);
+  Fixture f(opts(Severity::Warning, 0, true));
   constexpr int kThreads = 8, kSteps = 1500;
   const std::vector<std::string> shared_hosts{"shared1", "shared2"};
   std::atomic<long> clock{0};
@@ -591,7 +566,14 @@ void test_many_threads() {
       }
     });
   }
+  // The delivery thread's periodic sync(), racing the appends and compactions.
+  std::atomic<bool> done{false};
+  std::thread syncer([&] {
+    while (!done) f.tracker->sync();
+  });
   for (auto& t : threads) t.join();
+  done = true;
+  syncer.join();
 
   // The handler runs under the key's lock, so per key the recorded order is
   // the order of decisions: it must obey the table.
@@ -613,7 +595,7 @@ void test_many_threads() {
   CU_ASSERT_EQUAL(f.tracker->open_outages(), open_now);
   CU_ASSERT(ids.size() > 50);
 
-  // The file ends with the newest state, whatever order the writers ran in.
+  // The files end with the newest state, whatever order the threads ran in.
   f.restart();
   CU_ASSERT_EQUAL(f.tracker->open_outages(), open_now);
   const std::size_t before = f.rec.size();
@@ -674,14 +656,27 @@ void test_restart_keeps_renotify_and_order() {
   CU_ASSERT_EQUAL(f.rec.size(), 3u);
 }
 
+mode_t file_mode(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
 void test_state_file_mode_and_no_temp_left() {
   Fixture f;
   f.send(note(Severity::Failure, at(0)));
-  struct stat st {};
-  CU_ASSERT_EQUAL(::stat(f.file.c_str(), &st), 0);
-  CU_ASSERT_EQUAL(st.st_mode & 0777, 0600u);
+  CU_ASSERT_EQUAL(file_mode(f.file), 0600u);
+  CU_ASSERT_EQUAL(file_mode(f.journal), 0600u);
   CU_ASSERT(!xmtest::file_exists(f.file + ".tmp"));
+  CU_ASSERT(!xmtest::file_exists(f.journal + ".old"));
   CU_ASSERT(xmtest::parse_json(xmtest::read_file(f.file)) != nullptr);
+  f.tracker->sync();
+  // Files an older run (or an administrator) left with a wider mode are narrowed.
+  ::chmod(f.file.c_str(), 0644);
+  ::chmod(f.journal.c_str(), 0644);
+  f.restart();
+  CU_ASSERT_EQUAL(file_mode(f.file), 0600u);
+  CU_ASSERT_EQUAL(file_mode(f.journal), 0600u);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
   // Closing the last outage is written too.
   f.send(note(Severity::Okay, at(10)));
   f.restart();
@@ -730,6 +725,7 @@ void test_truncated_state_file() {
   Fixture f;
   f.send(note(Severity::Failure, at(0)));
   f.send(note(Severity::Failure, at(0), "h2"));
+  f.restart();  // folds the journal into the snapshot
   const std::string full = xmtest::read_file(f.file);
   CU_ASSERT(full.size() > 20);
   check_clean_start(full.substr(0, full.size() / 2));
@@ -755,6 +751,232 @@ void test_unwritable_state_file_logs_error() {
   CU_ASSERT_EQUAL(rec.size(), 1u);
   CU_ASSERT_EQUAL(t.open_outages(), 1u);
   CU_ASSERT(log.contains(LogLevel::Error, file));
+}
+
+// --- the journal ---------------------------------------------------------------------------
+
+std::size_t lines_in(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+std::size_t line_count(const std::string& path) {
+  return lines_in(xmtest::file_exists(path) ? xmtest::read_file(path) : "");
+}
+
+// Which of hosts have an open outage, with its id: clears them all (an OKAY
+// at time t for each), so it ends what it inspects.
+std::map<std::string, std::string> drain_open(OutageTracker& t, const std::vector<std::string>& hosts, TimePoint time) {
+  Recorder rec;
+  for (const auto& h : hosts) t.process(note(Severity::Okay, time, h), rec.handler());
+  std::map<std::string, std::string> open;
+  for (const auto& s : rec.seen)
+    if (s.type == EventType::Clear) open[s.key.host] = s.outage.id;
+  return open;
+}
+
+void test_restart_from_journal_only() {
+  Fixture f;
+  f.send(note(Severity::Warning, at(0), "a"));
+  f.send(note(Severity::Failure, at(0), "b"));
+  f.send(note(Severity::Warning, at(0), "c"));
+  f.send(note(Severity::Failure, at(10), "a"));  // escalation
+  f.send(note(Severity::Okay, at(20), "b"));     // close
+  CU_ASSERT_EQUAL(f.rec.size(), 5u);
+  if (f.rec.size() != 5) return;
+  // Nothing reached the snapshot: the state is the journal's alone.
+  auto snapshot = xmtest::parse_json(xmtest::read_file(f.file));
+  CU_ASSERT(snapshot != nullptr && json_array_size(json_object_get(snapshot.get(), "outages")) == 0);
+  CU_ASSERT_EQUAL(line_count(f.journal), 5u);
+  f.restart();  // like a kill -9: the tracker's destructor writes nothing
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 2u);
+  // a was escalated before the restart: a FAILURE is no news.
+  f.send(note(Severity::Failure, at(30), "a"));
+  CU_ASSERT_EQUAL(f.rec.size(), 5u);
+  const auto open = drain_open(*f.tracker, {"a", "b", "c"}, at(40));
+  CU_ASSERT_EQUAL(open.size(), 2u);
+  CU_ASSERT(open.count("a") && open.at("a") == f.rec.seen[0].outage.id);
+  CU_ASSERT(open.count("c") && open.at("c") == f.rec.seen[2].outage.id);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+}
+
+void test_torn_journal_tail() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(0), "a"));
+  f.send(note(Severity::Warning, at(0), "b"));
+  const std::size_t kept = xmtest::read_file(f.journal).size();
+  f.send(note(Severity::Failure, at(5), "b"));  // the last line: b's escalation
+  const std::string full = xmtest::read_file(f.journal);
+  const std::string snapshot = xmtest::read_file(f.file);
+  CU_ASSERT(full.size() > kept + 20);
+  const std::string b_id = f.rec.size() == 3 ? f.rec.seen[1].outage.id : "";
+  for (std::size_t cut = kept; cut <= full.size(); ++cut) {
+    xmtest::TempDir dir;
+    xmtest::CapturingLogger log;
+    const std::string file = dir / "outages-test.json";
+    xmtest::write_file(file, snapshot);
+    xmtest::write_file(file + ".journal", full.substr(0, cut));
+    {
+      OutageTracker t(file, opts(), log);
+      CU_ASSERT_EQUAL(t.open_outages(), 2u);
+      // Without its last line, b stays paged as warning: a FAILURE escalates it again.
+      Recorder rec;
+      t.process(note(Severity::Failure, at(10), "b"), rec.handler());
+      const bool lost = cut < full.size(), torn = lost && cut != kept;
+      CU_ASSERT_EQUAL(rec.size(), lost ? 1u : 0u);
+      if (rec.size() == 1) CU_ASSERT(rec.seen[0].outage.id == b_id);
+      CU_ASSERT_EQUAL(log.count(LogLevel::Warning, file + ".journal"), torn ? 1u : 0u);
+      CU_ASSERT_EQUAL(log.count(LogLevel::Error), 0u);
+    }
+    OutageTracker again(file, opts(), log);  // the torn line is gone for good
+    CU_ASSERT_EQUAL(again.open_outages(), 2u);
+    CU_ASSERT_EQUAL(log.count(LogLevel::Warning), cut != kept && cut != full.size() ? 1u : 0u);
+  }
+}
+
+void test_corrupt_journal_lines_skipped() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(0), "a"));
+  f.send(note(Severity::Failure, at(0), "b"));
+  f.send(note(Severity::Failure, at(0), "c"));
+  f.send(note(Severity::Okay, at(10), "c"));
+  std::string text = xmtest::read_file(f.journal);
+  // Damage the second line (b's opening) and add lines that parse but are not changes.
+  const std::size_t first_end = text.find('\n'), second_end = text.find('\n', first_end + 1);
+  text.replace(first_end + 1, second_end - first_end - 1, "{\"op\":\"set\",\"host\": garbage");
+  text += "{\"op\":\"explode\",\"host\":\"a\",\"plugin\":\"cpu\",\"plugin_instance\":\"0\",\"type\":\"percent\","
+          "\"type_instance\":\"user\"}\n[1,2]\n";
+  xmtest::write_file(f.journal, text);
+  f.log.clear();
+  f.restart();
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);  // a; b's line is lost; c opened and closed
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning), 1u);
+  CU_ASSERT(f.log.contains(LogLevel::Warning, f.journal));
+  CU_ASSERT(f.log.contains(LogLevel::Warning, "3 damaged"));
+  const auto open = drain_open(*f.tracker, {"a", "b", "c"}, at(20));
+  CU_ASSERT(open.size() == 1 && open.count("a") && f.rec.size() > 0 && open.at("a") == f.rec.seen[0].outage.id);
+}
+
+void test_corrupt_snapshot_keeps_journal() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(0), "a"));
+  xmtest::write_file(f.file, "{\"version\": 1, \"outa");
+  f.restart();
+  CU_ASSERT(f.log.contains(LogLevel::Warning, f.file + " cannot be used"));
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  f.restart();  // and the snapshot is good again
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning), 1u);
+}
+
+// The files as a crash during compaction leaves them: .journal.old beside a
+// new .journal, with the snapshot either still the old one or already the
+// new one.
+void test_crash_during_compaction() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(0), "h1"));
+  f.send(note(Severity::Warning, at(0), "h2"));
+  f.send(note(Severity::Failure, at(0), "h3"));
+  f.restart();
+  const std::string old_snapshot = xmtest::read_file(f.file);
+  f.send(note(Severity::Okay, at(10), "h1"));
+  f.send(note(Severity::Failure, at(10), "h2"));  // escalation
+  f.send(note(Severity::Failure, at(10), "h4"));
+  const std::string old_journal = xmtest::read_file(f.journal);
+  f.restart();
+  const std::string new_snapshot = xmtest::read_file(f.file);
+  f.send(note(Severity::Okay, at(20), "h4"));
+  f.send(note(Severity::Failure, at(20), "h5"));
+  f.send(note(Severity::Okay, at(20), "h3"));
+  f.send(note(Severity::Failure, at(20), "h3"));  // a new outage for h3
+  const std::string new_journal = xmtest::read_file(f.journal);
+  CU_ASSERT_EQUAL(lines_in(old_journal), 3u);
+  CU_ASSERT_EQUAL(lines_in(new_journal), 4u);
+  CU_ASSERT_EQUAL(f.rec.size(), 10u);
+  if (f.rec.size() != 10) return;
+  const std::map<std::string, std::string> expected{
+      {"h2", f.rec.seen[1].outage.id}, {"h3", f.rec.seen[9].outage.id}, {"h5", f.rec.seen[7].outage.id}};
+
+  for (const std::string* snapshot : {&old_snapshot, &new_snapshot}) {
+    xmtest::TempDir dir;
+    xmtest::CapturingLogger log;
+    const std::string file = dir / "outages-test.json";
+    xmtest::write_file(file, *snapshot);
+    xmtest::write_file(file + ".journal.old", old_journal);
+    xmtest::write_file(file + ".journal", new_journal);
+    {
+      OutageTracker t(file, opts(), log);
+      CU_ASSERT_EQUAL(t.open_outages(), 3u);
+      CU_ASSERT(!xmtest::file_exists(file + ".journal.old"));  // folded into the new snapshot
+      CU_ASSERT_EQUAL(line_count(file + ".journal"), 0u);
+    }
+    OutageTracker t(file, opts(), log);
+    Recorder rec;
+    t.process(note(Severity::Failure, at(30), "h2"), rec.handler());  // escalated already: nothing
+    CU_ASSERT_EQUAL(rec.size(), 0u);
+    CU_ASSERT(drain_open(t, {"h1", "h2", "h3", "h4", "h5"}, at(40)) == expected);
+    CU_ASSERT_EQUAL(log.count(LogLevel::Warning) + log.count(LogLevel::Error), 0u);
+  }
+}
+
+void test_journal_stays_bounded() {
+  Fixture f;
+  constexpr std::size_t kMinLines = 1024;
+  // Opening many outages: the bound grows with them (2 x open).
+  constexpr int kOpen = 1500;
+  std::size_t most = 0;
+  for (int i = 0; i < kOpen; ++i) {
+    f.send(note(Severity::Failure, at(0), "open" + std::to_string(i)));
+    if (i % 50 == 0) {
+      const std::size_t lines = line_count(f.journal);
+      most = std::max(most, lines);
+      CU_ASSERT(lines <= std::max(kMinLines, 2 * f.tracker->open_outages()) + 1);
+    }
+  }
+  // Flapping keys: many changes, few open outages.
+  for (int i = 0; i < 4000; ++i) {
+    f.send(note(i % 2 ? Severity::Okay : Severity::Failure, at(i + 1), "flap" + std::to_string(i % 7)));
+    if (i % 50 == 0) {
+      const std::size_t lines = line_count(f.journal);
+      most = std::max(most, lines);
+      CU_ASSERT(lines <= std::max(kMinLines, 2 * f.tracker->open_outages()) + 1);
+    }
+  }
+  for (int k = 0; k < 7; ++k) f.send(note(Severity::Okay, at(5000), "flap" + std::to_string(k)));
+  CU_ASSERT(most > 500);  // it did grow before it was folded
+  CU_ASSERT(!xmtest::file_exists(f.journal + ".old"));
+  auto snapshot = xmtest::parse_json(xmtest::read_file(f.file));
+  CU_ASSERT(snapshot != nullptr && json_array_size(json_object_get(snapshot.get(), "outages")) >= kOpen);
+  const std::size_t open = f.tracker->open_outages();
+  CU_ASSERT_EQUAL(open, static_cast<std::size_t>(kOpen));
+  const std::size_t paged = f.rec.size();
+  f.restart();
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), open);
+  f.send(note(Severity::Failure, at(10000), "open7"));
+  f.send(note(Severity::Failure, at(10000), "flap3"));  // closed: opens again
+  CU_ASSERT_EQUAL(f.rec.size(), paged + 1);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+}
+
+void test_journal_recovers_after_write_failure() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  const std::string subdir = dir / "later";
+  const std::string file = subdir + "/outages-x.json";
+  Recorder rec;
+  {
+    OutageTracker t(file, opts(), log);
+    t.process(note(Severity::Failure, at(0), "a"), rec.handler());
+    CU_ASSERT(log.contains(LogLevel::Error, file + ".journal"));
+    CU_ASSERT_EQUAL(t.open_outages(), 1u);
+    // The directory comes back: the next change reopens the journal and
+    // brings the one it missed to disk as well.
+    CU_ASSERT_EQUAL(::mkdir(subdir.c_str(), 0700), 0);
+    t.process(note(Severity::Failure, at(1), "b"), rec.handler());
+    t.sync();
+  }
+  OutageTracker again(file, opts(), log);
+  CU_ASSERT_EQUAL(again.open_outages(), 2u);
+  CU_ASSERT_EQUAL(rec.size(), 2u);
 }
 
 // --- the Router ------------------------------------------------------------------------------
@@ -942,6 +1164,14 @@ int main(int argc, char** argv) {
          {"truncated_state_file", test_truncated_state_file},
          {"missing_file_is_clean_start_without_warning", test_missing_file_is_clean_start_without_warning},
          {"unwritable_state_file_logs_error", test_unwritable_state_file_logs_error}}},
+       {"journal",
+        {{"restart_from_journal_only", test_restart_from_journal_only},
+         {"torn_journal_tail", test_torn_journal_tail},
+         {"corrupt_journal_lines_skipped", test_corrupt_journal_lines_skipped},
+         {"corrupt_snapshot_keeps_journal", test_corrupt_snapshot_keeps_journal},
+         {"crash_during_compaction", test_crash_during_compaction},
+         {"journal_stays_bounded", test_journal_stays_bounded},
+         {"journal_recovers_after_write_failure", test_journal_recovers_after_write_failure}}},
        {"router",
         {{"routes_by_host_filter", test_router_routes_by_host_filter},
          {"sink_exception_isolated", test_router_sink_exception_isolated},
