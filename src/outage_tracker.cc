@@ -19,6 +19,9 @@
 #include <utility>
 #include <vector>
 
+#include "json_writer.h"
+#include "resources.h"
+#include "utf8.h"
 #include "uuid.h"
 
 namespace xmatters {
@@ -47,34 +50,6 @@ struct OutageKeyHash {
 
 constexpr int kStateVersion = 1;
 
-struct JsonDeleter {
-  void operator()(json_t* j) const { json_decref(j); }
-};
-using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
-
-struct FreeDeleter {
-  void operator()(char* p) const { std::free(p); }
-};
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // close() reports errors (e.g. a delayed write failure) that a destructor would lose.
-  int close() {
-    const int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
 
 std::int64_t to_ns(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -88,17 +63,18 @@ const char kHex[] = "0123456789abcdef";
 
 // collectd hands over arbitrary bytes, but a JSON string must be UTF-8: such
 // a field is stored as {"hex": "..."} so that the key round-trips exactly.
-JsonPtr encode_bytes(const std::string& s) {
-  if (JsonPtr str{json_stringn(s.data(), s.size())}) return str;
+void write_bytes(JsonWriter& w, const std::string& s) {
+  if (valid_utf8(s)) {
+    w.string(s);
+    return;
+  }
   std::string hex;
   hex.reserve(s.size() * 2);
   for (unsigned char c : s) {
     hex += kHex[c >> 4];
     hex += kHex[c & 0xf];
   }
-  JsonPtr obj{json_object()};
-  json_object_set_new(obj.get(), "hex", json_stringn(hex.data(), hex.size()));
-  return obj;
+  w.begin_object().key("hex").string(hex).end_object();
 }
 
 int hex_digit(char c) {
@@ -152,12 +128,12 @@ struct Record {
   TimePoint last_time;
 };
 
-void set_record_fields(json_t* o, const Record& r) {
-  json_object_set_new(o, "outage_id", json_string(r.outage.id.c_str()));
-  json_object_set_new(o, "severity", json_string(severity_name(r.outage.severity)));
-  json_object_set_new(o, "start_ns", json_integer(to_ns(r.outage.start)));
-  json_object_set_new(o, "last_page_ns", json_integer(to_ns(r.outage.last_page)));
-  json_object_set_new(o, "last_time_ns", json_integer(to_ns(r.last_time)));
+void write_record_fields(JsonWriter& w, const Record& r) {
+  w.key("last_page_ns").number(to_ns(r.outage.last_page));
+  w.key("last_time_ns").number(to_ns(r.last_time));
+  w.key("outage_id").string(r.outage.id);
+  w.key("severity").string(severity_name(r.outage.severity));
+  w.key("start_ns").number(to_ns(r.outage.start));
 }
 
 // Throws std::runtime_error naming what is wrong.
@@ -181,12 +157,12 @@ Record parse_record(const json_t* o) {
 }
 
 // The record fields shared by the snapshot's outages and the journal's lines.
-void set_key_fields(json_t* o, const OutageKey& key) {
-  json_object_set_new(o, "host", encode_bytes(key.host).release());
-  json_object_set_new(o, "plugin", encode_bytes(key.plugin).release());
-  json_object_set_new(o, "plugin_instance", encode_bytes(key.plugin_instance).release());
-  json_object_set_new(o, "type", encode_bytes(key.type).release());
-  json_object_set_new(o, "type_instance", encode_bytes(key.type_instance).release());
+void write_key_fields(JsonWriter& w, const OutageKey& key) {
+  write_bytes(w.key("host"), key.host);
+  write_bytes(w.key("plugin"), key.plugin);
+  write_bytes(w.key("plugin_instance"), key.plugin_instance);
+  write_bytes(w.key("type"), key.type);
+  write_bytes(w.key("type_instance"), key.type_instance);
 }
 
 // Throws std::runtime_error naming what is wrong.
@@ -196,12 +172,6 @@ OutageKey parse_key(const json_t* o) {
                    decode_bytes(member(o, "type"), "type"), decode_bytes(member(o, "type_instance"), "type_instance")};
 }
 
-std::string dump_json(const json_t* j, std::size_t flags) {
-  std::unique_ptr<char, FreeDeleter> text{json_dumps(j, flags)};
-  if (!text) throw std::bad_alloc();
-  return text.get();
-}
-
 std::string directory_of(const std::string& path) {
   const auto slash = path.rfind('/');
   return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
@@ -209,14 +179,14 @@ std::string directory_of(const std::string& path) {
 
 // fsync of the directory makes renames, creations and unlinks in it durable.
 bool sync_directory(const std::string& dir) {
-  Fd dfd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  UniqueFd dfd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   return dfd.get() >= 0 && ::fsync(dfd.get()) == 0;
 }
 
 // The whole file; nullopt when it does not exist. Throws std::runtime_error
 // on any other failure.
 std::optional<std::string> read_whole_file(const std::string& path) {
-  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (fd.get() < 0) {
     if (errno == ENOENT) return std::nullopt;
     throw std::runtime_error(std::strerror(errno));
@@ -319,8 +289,8 @@ struct OutageTracker::State {
   // that the journal continues exactly. Never held across an fsync.
   std::mutex journal_mutex;
   Records records;                   // the open outages as they should be on disk
-  std::shared_ptr<Fd> journal;       // null when it could not be opened: retried per change
-  std::shared_ptr<Fd> retiring;      // .journal.old's, until its compaction is done (for sync())
+  std::shared_ptr<UniqueFd> journal;       // null when it could not be opened: retried per change
+  std::shared_ptr<UniqueFd> retiring;      // .journal.old's, until its compaction is done (for sync())
   bool separator_needed = false;     // the journal ends in a torn line: start on a new one
   bool old_journal_pending = false;  // .journal.old exists: no second rename over it
   std::size_t journal_lines = 0;     // lines in .journal
@@ -352,7 +322,7 @@ struct OutageTracker::State {
 
   // Returns whether compaction is due.
   bool record(const OutageKey& key, const std::optional<Outage>& outage, TimePoint last_time);
-  std::shared_ptr<Fd> open_journal(bool truncate, std::string& error);  // under journal_mutex when running
+  std::shared_ptr<UniqueFd> open_journal(bool truncate, std::string& error);  // under journal_mutex when running
   void compact();
   void sync();
 
@@ -367,7 +337,7 @@ OutageTracker::State::Records OutageTracker::State::load_snapshot() {
     const std::optional<std::string> text = read_whole_file(state_file);
     if (!text) return loaded;  // first start
     json_error_t err{};
-    JsonPtr root{json_loadb(text->data(), text->size(), 0, &err)};
+    Json root{json_loadb(text->data(), text->size(), 0, &err)};
     if (!root)
       throw std::runtime_error(std::string(err.text) + " at line " + std::to_string(err.line) + " column " +
                                std::to_string(err.column));
@@ -414,7 +384,7 @@ void OutageTracker::State::replay_journal(const std::string& path, Records& out,
     ++lines;
     try {
       json_error_t err{};
-      JsonPtr o{json_loadb(line.data(), line.size(), 0, &err)};
+      Json o{json_loadb(line.data(), line.size(), 0, &err)};
       if (!o || !json_is_object(o.get())) throw std::runtime_error("not a JSON object");
       const json_t* op = member(o.get(), "op");
       const std::string op_name = json_is_string(op) ? json_string_value(op) : "";
@@ -481,9 +451,9 @@ void OutageTracker::State::start_after_load(std::size_t current_journal_lines) {
   if (!journal) log.error(error);
 }
 
-std::shared_ptr<Fd> OutageTracker::State::open_journal(bool truncate, std::string& error) {
+std::shared_ptr<UniqueFd> OutageTracker::State::open_journal(bool truncate, std::string& error) {
   const int flags = O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0);
-  auto fd = std::make_shared<Fd>(::open(journal_file.c_str(), flags, 0600));
+  auto fd = std::make_shared<UniqueFd>(::open(journal_file.c_str(), flags, 0600));
   auto fail = [&](const char* what) {
     error = std::string("cannot ") + what + " outage journal " + journal_file + ": " + std::strerror(errno);
     return nullptr;
@@ -508,11 +478,11 @@ bool OutageTracker::State::record(const OutageKey& key, const std::optional<Outa
   // write(2) happen under it.
   std::string line, error;
   try {
-    JsonPtr o{json_object()};
-    json_object_set_new(o.get(), "op", json_string(outage ? "set" : "close"));
-    set_key_fields(o.get(), key);
-    if (outage) set_record_fields(o.get(), Record{*outage, last_time});
-    line = dump_json(o.get(), JSON_COMPACT | JSON_SORT_KEYS) + "\n";
+    JsonWriter w;
+    w.begin_object().key("op").string(outage ? "set" : "close");
+    write_key_fields(w, key);
+    if (outage) write_record_fields(w, Record{*outage, last_time});
+    line = w.end_object().take() + "\n";
   } catch (const std::exception& e) {
     error = "cannot encode a line of outage journal " + journal_file + ": " + e.what();
   }
@@ -621,7 +591,7 @@ void OutageTracker::State::compact() {
 }
 
 void OutageTracker::State::sync() {
-  std::shared_ptr<Fd> current, old;
+  std::shared_ptr<UniqueFd> current, old;
   {
     std::lock_guard<std::mutex> lock(journal_mutex);
     current = journal;
@@ -640,17 +610,15 @@ void OutageTracker::State::sync() {
 }
 
 std::string OutageTracker::State::serialize(const Records& snapshot) const {
-  JsonPtr outages{json_array()};
+  JsonWriter w;
+  w.begin_object().key("version").number(std::int64_t{kStateVersion}).key("outages").begin_array();
   for (const auto& [key, r] : snapshot) {
-    JsonPtr o{json_object()};
-    set_key_fields(o.get(), key);
-    set_record_fields(o.get(), r);
-    json_array_append_new(outages.get(), o.release());
+    w.begin_object();
+    write_key_fields(w, key);
+    write_record_fields(w, r);
+    w.end_object();
   }
-  JsonPtr root{json_object()};
-  json_object_set_new(root.get(), "version", json_integer(kStateVersion));
-  json_object_set_new(root.get(), "outages", outages.release());
-  return dump_json(root.get(), JSON_INDENT(1) | JSON_SORT_KEYS) + "\n";
+  return w.end_array().end_object().take() + "\n";
 }
 
 bool OutageTracker::State::write_file(const std::string& text) {
@@ -659,7 +627,7 @@ bool OutageTracker::State::write_file(const std::string& text) {
     log.error("cannot " + what + " outage state file " + path + ": " + std::strerror(errno));
     return false;
   };
-  Fd fd{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)};
+  UniqueFd fd{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)};
   if (fd.get() < 0) return fail("create", tmp);
   // A .tmp left by an older run keeps its mode through O_TRUNC.
   if (::fchmod(fd.get(), 0600) != 0) return fail("chmod", tmp);

@@ -20,71 +20,11 @@
 #include <variant>
 #include <vector>
 
+#include "json_writer.h"
 #include "resources.h"
 
 namespace xmatters {
 namespace {
-
-// jansson reports allocation failure as NULL; the only thing that can fail
-// once every string has been sanitized.
-json_t* checked(json_t* j) {
-  if (j == nullptr) throw std::bad_alloc();
-  return j;
-}
-
-// The caller's text must be valid UTF-8 (everything here went through
-// sanitize_utf8), so jansson's own check cannot fail on content.
-json_t* json_text(const std::string& s) { return checked(json_stringn(s.data(), s.size())); }
-
-std::string dump(const json_t* j, std::size_t flags) {
-  DumpedJson text(json_dumps(j, flags | JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY));
-  if (!text) throw std::bad_alloc();
-  return std::string(text.get());
-}
-
-// --- UTF-8 ---------------------------------------------------------------------
-
-// Length of the well-formed sequence starting at in[i] (ok = true), or of its
-// maximal subpart (ok = false): the bytes that Unicode's "substitution of
-// maximal subparts" replaces with one U+FFFD.
-struct Step {
-  std::size_t length;
-  bool ok;
-};
-
-Step utf8_step(std::string_view in, std::size_t i) {
-  const auto c = static_cast<unsigned char>(in[i]);
-  if (c < 0x80) return {1, true};
-  int continuation;
-  unsigned char lo = 0x80, hi = 0xBF;  // range of the first continuation byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    continuation = 1;
-  } else if (c == 0xE0) {
-    continuation = 2, lo = 0xA0;  // excludes overlong forms
-  } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-    continuation = 2;
-  } else if (c == 0xED) {
-    continuation = 2, hi = 0x9F;  // excludes surrogates
-  } else if (c == 0xF0) {
-    continuation = 3, lo = 0x90;  // excludes overlong forms
-  } else if (c >= 0xF1 && c <= 0xF3) {
-    continuation = 3;
-  } else if (c == 0xF4) {
-    continuation = 3, hi = 0x8F;  // excludes > U+10FFFF
-  } else {
-    return {1, false};  // continuation byte, C0, C1, F5..FF
-  }
-  std::size_t j = i + 1;
-  for (int k = 0; k < continuation; ++k, ++j) {
-    if (j >= in.size()) return {j - i, false};
-    const auto d = static_cast<unsigned char>(in[j]);
-    if (d < lo || d > hi) return {j - i, false};
-    lo = 0x80, hi = 0xBF;
-  }
-  return {j - i, true};
-}
-
-constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
 // --- numbers and times -----------------------------------------------------------
 
@@ -112,12 +52,6 @@ std::string compact_number(double v) {
   return text;
 }
 
-// The fewest significant digits that give v back exactly.
-int round_trip_precision(double v) {
-  for (int p = 1; p < 17; ++p)
-    if (round_trips(chars(v, std::chars_format::general, p), v)) return p;
-  return 17;
-}
 
 std::optional<double> meta_number(const Notification& n, std::string_view name) {
   const MetaItem* m = n.find_meta(name);
@@ -270,20 +204,17 @@ std::string details_url(const std::string& url_template, const MacroValues& v) {
   });
 }
 
-// JSON-escaped, without the quotes: "$description" in a template becomes a
-// valid JSON string.
-void append_json_escaped(std::string& out, const std::string& s) {
-  const Json j(json_text(s));
-  const std::string quoted = dump(j.get(), 0);
-  out.append(quoted, 1, quoted.size() - 2);
-}
-
-Json targets_json(const std::vector<std::string>& targets) {
-  if (targets.empty()) return Json(checked(json_null()));
-  if (targets.size() == 1) return Json(json_text(targets.front()));
-  Json array(checked(json_array()));
-  for (const auto& t : targets) json_array_append_new(array.get(), json_text(t));
-  return array;
+// $target: a string, an array, or null.
+void write_targets(JsonWriter& w, const std::vector<std::string>& targets) {
+  if (targets.empty()) {
+    w.null();
+  } else if (targets.size() == 1) {
+    w.string(targets.front());
+  } else {
+    w.begin_array();
+    for (const auto& t : targets) w.string(t);
+    w.end_array();
+  }
 }
 
 std::string expand_template(std::string_view text, const MacroValues& v,
@@ -291,10 +222,15 @@ std::string expand_template(std::string_view text, const MacroValues& v,
   return expand(
       text,
       [&](Macro m, std::string& out) {
-        if (m == kTarget)
-          out += dump(targets_json(v.targets).get(), 0);
-        else
+        // Escaped without the quotes: "$description" in a template becomes
+        // a valid JSON string.
+        if (m == kTarget) {
+          JsonWriter w;
+          write_targets(w, v.targets);
+          out += w.text();
+        } else {
           append_json_escaped(out, v[m]);
+        }
         return true;
       },
       replacements);
@@ -396,22 +332,22 @@ MacroValues compute_macros(const Transition& t, const std::string& event_id,
 
 // --- the built-in payload -------------------------------------------------------
 
-json_t* meta_json(const MetaValue& value) {
-  return std::visit(
-      [](const auto& v) -> json_t* {
+void write_meta_value(JsonWriter& w, const MetaValue& value) {
+  std::visit(
+      [&w](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, std::string>) {
-          return json_text(sanitize_utf8(v));
+          w.string(sanitize_utf8(v));
         } else if constexpr (std::is_same_v<T, bool>) {
-          return checked(json_boolean(v));
-        } else if constexpr (std::is_same_v<T, double>) {
-          return checked(std::isfinite(v) ? json_real(v) : json_null());
+          w.boolean(v);
         } else if constexpr (std::is_same_v<T, std::uint64_t>) {
-          // Beyond json_int_t the nearest double is the best JSON can carry.
-          if (v > static_cast<std::uint64_t>(INT64_MAX)) return checked(json_real(static_cast<double>(v)));
-          return checked(json_integer(static_cast<json_int_t>(v)));
+          // Beyond int64 the nearest double is the best most JSON readers take.
+          if (v > static_cast<std::uint64_t>(INT64_MAX))
+            w.number(static_cast<double>(v));
+          else
+            w.number(v);
         } else {
-          return checked(json_integer(static_cast<json_int_t>(v)));
+          w.number(v);
         }
       },
       value);
@@ -419,43 +355,35 @@ json_t* meta_json(const MetaValue& value) {
 
 std::string builtin_payload(const Transition& t, const MacroValues& v) {
   const Notification& n = t.notification;
-  Json body(checked(json_object()));
-  json_t* o = body.get();
+  JsonWriter w;
+  w.begin_object();
   // CONTRACT §4's order.
   for (const Macro m : {kOutageId, kEventId, kEventType, kSeverity, kName, kFqdn, kDescription,
                         kServices, kItems, kReasons, kTimestamp, kStartTime, kDuration})
-    json_object_set_new(o, kMacroNames[m].data(), json_text(v[m]));
-  if (!v.targets.empty()) json_object_set_new(o, "target", targets_json(v.targets).release());
-  if (v.has_details_url) json_object_set_new(o, "details_url", json_text(v[kDetailsUrl]));
+    w.key(kMacroNames[m]).string(v[m]);
+  if (!v.targets.empty()) write_targets(w.key("target"), v.targets);
+  if (v.has_details_url) w.key("details_url").string(v[kDetailsUrl]);
 
-  // jansson prints reals with one precision for the whole document: the
-  // smallest that gives every value back exactly (95.3, not
-  // 95.299999999999997).
-  int precision = 1;
-  bool any_real = false;
-  Json meta(checked(json_object()));
+  w.key("collectd").begin_object();
+  w.key("host").string(v[kHost]);
+  w.key("plugin").string(v[kPlugin]);
+  w.key("plugin_instance").string(v[kPluginInstance]);
+  w.key("type").string(v[kType]);
+  w.key("type_instance").string(v[kTypeInstance]);
+  w.key("severity").string(severity_name(n.severity));
+  w.key("time").string(format_rfc3339(n.time, true));
+  w.key("meta").begin_object();
+  std::vector<std::string> written;  // a handful: a linear search beats a set
   for (const auto& item : n.meta) {
-    const std::string name = sanitize_utf8(item.name);
-    if (json_object_get(meta.get(), name.c_str()) != nullptr) continue;  // the first wins, as find_meta
-    Json value(meta_json(item.value));
-    if (json_is_real(value.get())) {
-      any_real = true;
-      precision = std::max(precision, round_trip_precision(json_real_value(value.get())));
-    }
-    json_object_set_new(meta.get(), name.c_str(), value.release());
+    // collectd's meta names are C strings; jansson-based readers refuse a
+    // NUL in a key.
+    std::string name = sanitize_utf8(item.name.substr(0, item.name.find('\0')));
+    if (std::find(written.begin(), written.end(), name) != written.end()) continue;  // the first wins, as find_meta
+    write_meta_value(w.key(name), item.value);
+    written.push_back(std::move(name));
   }
-
-  Json c(checked(json_object()));
-  json_object_set_new(c.get(), "host", json_text(v[kHost]));
-  json_object_set_new(c.get(), "plugin", json_text(v[kPlugin]));
-  json_object_set_new(c.get(), "plugin_instance", json_text(v[kPluginInstance]));
-  json_object_set_new(c.get(), "type", json_text(v[kType]));
-  json_object_set_new(c.get(), "type_instance", json_text(v[kTypeInstance]));
-  json_object_set_new(c.get(), "severity", checked(json_string(severity_name(n.severity))));
-  json_object_set_new(c.get(), "time", json_text(format_rfc3339(n.time, true)));
-  json_object_set_new(c.get(), "meta", meta.release());
-  json_object_set_new(o, "collectd", c.release());
-  return dump(body.get(), any_real ? JSON_REAL_PRECISION(precision) : 0);
+  w.end_object().end_object().end_object();
+  return w.take();
 }
 
 // U+0000 is valid JSON ("\u0000"), though jansson refuses it by default.
@@ -519,27 +447,6 @@ std::string position_in_template(std::string_view text, const std::vector<Replac
 
 // --- public ------------------------------------------------------------------------
 
-std::string sanitize_utf8(const std::string& bytes) {
-  const std::string_view in(bytes);
-  std::size_t i = 0;
-  while (i < in.size()) {  // most text is valid: copy it once
-    const Step s = utf8_step(in, i);
-    if (!s.ok) break;
-    i += s.length;
-  }
-  if (i == in.size()) return bytes;
-  std::string out(in.substr(0, i));
-  out.reserve(bytes.size() + 8);
-  while (i < in.size()) {
-    const Step s = utf8_step(in, i);
-    if (s.ok)
-      out.append(in, i, s.length);
-    else
-      out += kReplacement;
-    i += s.length;
-  }
-  return out;
-}
 
 std::string format_rfc3339(TimePoint t, bool with_fraction) {
   using namespace std::chrono;

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "event.h"
 #include "outage_tracker.h"
+#include "utf8.h"  // sanitize_utf8, part of what a payload guarantees
 
 namespace xmatters {
 
@@ -35,10 +36,6 @@ class PayloadBuilder {
 // expected near end of file (line 3, column 0)".
 std::string check_template(const std::string& text);
 
-// Replaces invalid UTF-8 with U+FFFD, one per maximal subpart (Unicode's
-// recommended practice); overlong forms, surrogates and code points above
-// U+10FFFF are invalid.
-std::string sanitize_utf8(const std::string& bytes);
 
 // RFC 3339 UTC: "2026-11-28T11:47:45Z", or with fraction
 // "2026-11-28T11:47:45.123456Z" (microseconds). Rounds down, also before
