@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config.h"
+#include "json_writer.h"
 #include "outage_tracker.h"
 #include "payload.h"
 #include "testing.h"
@@ -717,6 +718,66 @@ void test_check_template_messages() {
 
 }  // namespace
 
+// --- the JSON writer and UTF-8 ---------------------------------------------------------------
+
+void test_writer_structure_and_separators() {
+  xmatters::JsonWriter w;
+  w.begin_object().key("a").begin_array().end_array().key("b").begin_object().end_object();
+  w.key("c").begin_array().number(std::int64_t{1}).begin_object().key("x").null().end_object().boolean(false);
+  w.end_array().key("d").string("").end_object();
+  CU_ASSERT_EQUAL(w.text(), R"({"a":[],"b":{},"c":[1,{"x":null},false],"d":""})");
+  CU_ASSERT_PTR_NOT_NULL(xmtest::parse_json(w.text()).get());
+}
+
+void test_writer_escapes_exactly_what_json_needs() {
+  std::string all;
+  for (int c = 0; c < 0x80; ++c) all += static_cast<char>(c);
+  all += "\xC3\xA9\xE2\x80\xA8\xF0\x9F\x98\x80";  // é, U+2028, an emoji: kept as they are
+  xmatters::JsonWriter w;
+  w.string(all);
+  json_error_t error;
+  JsonPtr j(json_loadb(w.text().data(), w.text().size(), JSON_DECODE_ANY | JSON_ALLOW_NUL, &error));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j.get());
+  CU_ASSERT(std::string(json_string_value(j.get()), json_string_length(j.get())) == all);
+  for (char c : w.text()) CU_ASSERT(static_cast<unsigned char>(c) >= 0x20);
+  CU_ASSERT(w.text().find("\\u0000") != std::string::npos);
+  CU_ASSERT(w.text().find("\\n") != std::string::npos);
+  CU_ASSERT(w.text().find("\\\"") != std::string::npos);
+  CU_ASSERT(w.text().find("/") != std::string::npos);  // no needless escape of '/'
+}
+
+void test_writer_numbers() {
+  auto text = [](auto v) {
+    xmatters::JsonWriter w;
+    w.number(v);
+    return w.take();
+  };
+  CU_ASSERT_EQUAL(text(95.0), "95.0");  // stays a real for the reader
+  CU_ASSERT_EQUAL(text(95.3), "95.3");
+  CU_ASSERT_EQUAL(text(0.1 + 0.2), "0.30000000000000004");
+  CU_ASSERT_EQUAL(text(-0.5), "-0.5");
+  CU_ASSERT_EQUAL(text(1e300), "1e+300");
+  CU_ASSERT_EQUAL(text(std::nan("")), "null");
+  CU_ASSERT_EQUAL(text(std::numeric_limits<double>::infinity()), "null");
+  CU_ASSERT_EQUAL(text(-std::numeric_limits<double>::infinity()), "null");
+  CU_ASSERT_EQUAL(text(std::numeric_limits<std::int64_t>::min()), "-9223372036854775808");
+  CU_ASSERT_EQUAL(text(std::numeric_limits<std::uint64_t>::max()), "18446744073709551615");
+  for (double v : {95.3, 1e-7, 123456789.123, 5e-324}) {
+    JsonPtr j = xmtest::parse_json(text(v));
+    CU_ASSERT_FATAL(j != nullptr && json_is_real(j.get()));
+    CU_ASSERT_EQUAL(json_real_value(j.get()), v);  // reads back exactly
+  }
+}
+
+void test_valid_utf8() {
+  CU_ASSERT(xmatters::valid_utf8(""));
+  CU_ASSERT(xmatters::valid_utf8("plain ascii"));
+  CU_ASSERT(xmatters::valid_utf8("caf\xC3\xA9 \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF"));
+  for (const char* bad : {"\x80", "\xC0\xAF", "\xE0\x80\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xF5\x80",
+                          "\xFF", "\xC3", "ok\xE2\x82"})
+    CU_ASSERT_FALSE(xmatters::valid_utf8(bad));
+}
+
 int main(int argc, char** argv) {
   return xmtest::run(argc, argv,
                      {{"payload",
@@ -740,6 +801,11 @@ int main(int argc, char** argv) {
                         {"other_shapes", test_reasons_other_shapes}}},
                       {"utf8_and_time",
                        {{"sanitize_utf8", test_sanitize_utf8}, {"format_rfc3339", test_format_rfc3339}}},
+                      {"json_writer",
+                       {{"structure_and_separators", test_writer_structure_and_separators},
+                        {"escapes_exactly_what_json_needs", test_writer_escapes_exactly_what_json_needs},
+                        {"numbers", test_writer_numbers},
+                        {"valid_utf8", test_valid_utf8}}},
                       {"templates",
                        {{"expansion_and_escaping", test_template_expansion_and_escaping},
                         {"target_as_json", test_template_target_as_json},
