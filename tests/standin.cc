@@ -21,6 +21,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "resources.h"
 #include "uuid.h"
 
 extern char** environ;
@@ -41,11 +42,6 @@ struct ResponseDestroyer {
   void operator()(MHD_Response* r) const { MHD_destroy_response(r); }
 };
 using ResponsePtr = std::unique_ptr<MHD_Response, ResponseDestroyer>;
-
-struct JsonDecref {
-  void operator()(json_t* j) const { json_decref(j); }
-};
-using Json = std::unique_ptr<json_t, JsonDecref>;
 
 struct MhdFree {
   void operator()(char* p) const { MHD_free(p); }
@@ -235,7 +231,7 @@ int Standin::State::natural_status(MHD_Connection* c, const RecordedRequest& r) 
   }
   if (!authorized) return MHD_HTTP_UNAUTHORIZED;
   json_error_t err;
-  Json body(json_loadb(r.body.data(), r.body.size(), 0, &err));
+  xmatters::Json body(json_loadb(r.body.data(), r.body.size(), 0, &err));
   if (!body || !json_is_object(body.get())) return MHD_HTTP_BAD_REQUEST;
   return MHD_HTTP_ACCEPTED;
 }
@@ -271,9 +267,9 @@ MHD_Result Standin::State::answer(MHD_Connection* c, RecordedRequest r) {
     text = "{\"requestId\":\"" + xmatters::random_uuid() + "\"}";
   } else {
     const bool cert_refused = r.status == MHD_HTTP_FORBIDDEN && !trust_pem.empty() && !r.client_certificate;
-    Json j(json_pack("{s:i, s:s, s:s}", "code", r.status, "reason", reason_phrase(r.status), "message",
+    xmatters::Json j(json_pack("{s:i, s:s, s:s}", "code", r.status, "reason", reason_phrase(r.status), "message",
                      cert_refused ? kNoClientCertificate : "xmatters stand-in"));
-    std::unique_ptr<char, void (*)(void*)> dumped(json_dumps(j.get(), JSON_COMPACT), std::free);
+    xmatters::DumpedJson dumped(json_dumps(j.get(), JSON_COMPACT));
     text = dumped.get();
   }
   ResponsePtr resp(MHD_create_response_from_buffer(text.size(), text.data(), MHD_RESPMEM_MUST_COPY));

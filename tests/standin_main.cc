@@ -14,19 +14,13 @@
 #include <mutex>
 #include <string>
 
+#include "resources.h"
 #include "standin.h"
 
 namespace {
 
-struct JsonDecref {
-  void operator()(json_t* j) const { json_decref(j); }
-};
-using Json = std::unique_ptr<json_t, JsonDecref>;
-
-struct Free {
-  void operator()(char* p) const { std::free(p); }
-};
-using CString = std::unique_ptr<char, Free>;
+using xmatters::DumpedJson;
+using xmatters::Json;
 
 void usage(std::FILE* to) {
   std::fprintf(to,
@@ -49,7 +43,7 @@ void print_pretty(const xmtest::RecordedRequest& r) {
   if (!type.empty()) line += " (" + type + " event)";
   std::printf("%s\n", line.c_str());
   if (body) {
-    CString text(json_dumps(body.get(), JSON_INDENT(2) | JSON_PRESERVE_ORDER));
+    DumpedJson text(json_dumps(body.get(), JSON_INDENT(2) | JSON_PRESERVE_ORDER));
     std::printf("%s\n", text ? text.get() : "");
   } else if (!r.body.empty()) {
     std::printf("%s\n", r.body.c_str());
@@ -69,7 +63,7 @@ std::string log_line(const xmtest::RecordedRequest& r) {
   json_object_set_new(line.get(), "headers", headers);
   Json body(json_loadb(r.body.data(), r.body.size(), 0, nullptr));
   json_object_set_new(line.get(), "body", body ? json_incref(body.get()) : json_stringn(r.body.data(), r.body.size()));
-  CString text(json_dumps(line.get(), JSON_COMPACT | JSON_PRESERVE_ORDER));
+  DumpedJson text(json_dumps(line.get(), JSON_COMPACT | JSON_PRESERVE_ORDER));
   return text ? text.get() : "{}";
 }
 

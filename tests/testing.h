@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "log.h"
+#include "resources.h"
 
 namespace xmtest {
 
@@ -74,10 +75,7 @@ bool file_exists(const std::string& path);
 bool wait_until(const std::function<bool()>& cond,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-struct JsonDeleter {
-  void operator()(json_t* j) const { json_decref(j); }
-};
-using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
+using JsonPtr = xmatters::Json;
 
 // nullptr when text is not valid JSON.
 JsonPtr parse_json(const std::string& text);
