@@ -117,12 +117,18 @@ struct Lane {
     schedule.emplace(std::make_pair(when, arrivals++), outage_id);
   }
 
-  // Adds an event; the caller holds the mutex.
-  void enqueue(Event event) {
+  // Adds an event; the caller holds the mutex. True when a worker should be
+  // woken: the event starts a new outage, which is due at once unless the
+  // lane is paused (waiting workers then sleep until the pause ends anyway,
+  // and waking one per event would cost collectd's thread a futex call and
+  // the machine a context switch for nothing).
+  bool enqueue(Event event) {
     auto [it, fresh] = outages.try_emplace(event.outage_id);
     it->second.events.push_back(Pending{std::move(event), 0});
     ++queued;
-    if (fresh) schedule_head(it->first, Steady::time_point{});
+    if (!fresh) return false;
+    schedule_head(it->first, Steady::time_point{});
+    return paused_until <= Steady::now();
   }
 };
 
@@ -333,8 +339,10 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
     lane.failures_since_ok = 0;
     lane.pause_streak = 0;
     lane.paused_until = Steady::time_point{};
-    logs.emplace_back(LogLevel::Debug, prefix + "delivered " + what + " (requestId " +
-                                           (o.http.request_id.empty() ? "none" : o.http.request_id) + ")");
+    // The page is out: worth an INFO line, written here rather than on
+    // collectd's thread when the event was queued.
+    logs.emplace_back(LogLevel::Info, prefix + "delivered " + what + " (requestId " +
+                                          (o.http.request_id.empty() ? "none" : o.http.request_id) + ")");
   } else {
     ++lane.dead_lettered;
     const std::string& url = e.type == EventType::Clear ? c.clear_url : c.outage_url;
@@ -522,11 +530,12 @@ bool Delivery::submit(Event event) {
     throw;
   }
   s.appended = true;
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(lane.mutex);
-    lane.enqueue(std::move(event));
+    wake = lane.enqueue(std::move(event));
   }
-  lane.wake.notify_one();
+  if (wake) lane.wake.notify_one();
   return true;
 }
 

@@ -62,8 +62,10 @@ void Router::dispatch(const Notification& n) {
                        " refused; outage " + t.outage.id + " unchanged");
             return false;
           }
-          log_.info("integration \"" + name + "\": " + event_type_name(t.type) + " event for " + describe(n) +
-                    " (" + severity_name(n.severity) + ", outage " + t.outage.id + ")");
+          // At debug: the delivery logs each event at INFO when xMatters has
+          // it, off collectd's thread.
+          log_.debug("integration \"" + name + "\": " + event_type_name(t.type) + " event for " + describe(n) +
+                     " (" + severity_name(n.severity) + ", outage " + t.outage.id + ") queued");
           return true;
         } catch (const std::exception& e) {
           // Returning false leaves the outage as it was, so a later

@@ -199,10 +199,10 @@ void test_delivers_with_headers() {
   CU_ASSERT(latency > 0);
   CU_ASSERT_EQUAL(d.stats("ops").latency_seconds, 0.0);  // reset by the previous call
   // Logged just after the counters change.
-  CU_ASSERT(xmtest::wait_until([&] { return w.log.count(LogLevel::Debug, "delivered") == 2; }));
-  CU_ASSERT_EQUAL(w.log.count(LogLevel::Debug, "requestId"), 2u);
-  CU_ASSERT_EQUAL(w.log.count(LogLevel::Debug, "requestId none"), 0u);
-  CU_ASSERT_EQUAL(w.log.count(LogLevel::Debug, "o-1"), 2u);
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.count(LogLevel::Info, "delivered") == 2; }));
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "requestId"), 2u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "requestId none"), 0u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "o-1"), 2u);
 
   w.delivery.reset();
   CU_ASSERT(spooled(w.spool_dir()).empty());  // acknowledged
