@@ -113,6 +113,11 @@ struct Pipeline {
       : lock(spool_dir),
         delivery(config, spool_dir, log, flush_outages_with_the_spool()),
         router(config, spool_dir, delivery, log) {}
+  // The delivery's threads call into the router: they stop before it goes.
+  ~Pipeline() { delivery.stop(); }
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
   SpoolDirLock lock;
   Delivery delivery;
   Router router;
