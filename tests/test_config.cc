@@ -1,5 +1,5 @@
 // Configuration: the option table, every default, every error and warning of
-// CONTRACT §2, filters, redact_url, and the README's generated options section.
+// CONTRACT §2, filters, redact_url, the README's generated options section and the man page's options.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -715,6 +715,78 @@ void test_readme_options_section_is_generated() {
     CU_ASSERT(expected.find("| `" + std::string(spec.name) + "` |") != std::string::npos);
 }
 
+
+// --- the man page -----------------------------------------------------------------------------------------
+
+// doc/collectd-xmatters.5 lists each option as a ".TP" entry whose tag line
+// starts with \fBName\fR and whose text starts with "Default: ...", under
+// ".SS Plugin options" or ".SS Integration options". The page is written by
+// hand; this keeps it from drifting from option_table().
+struct ManEntry {
+  std::string name;
+  std::string subsection;  // the .SS it is under
+  std::string first_line;  // of its text
+};
+
+std::vector<ManEntry> man_page_option_entries(const std::string& page) {
+  const std::string begin = "\n.SH OPTIONS\n";
+  const std::size_t b = page.find(begin);
+  if (b == std::string::npos) return {};
+  std::size_t e = page.find("\n.SH ", b + begin.size());
+  if (e == std::string::npos) e = page.size();
+  std::vector<std::string> lines;
+  std::size_t pos = b + begin.size();
+  while (pos < e) {
+    const std::size_t nl = std::min(page.find('\n', pos), e);
+    lines.push_back(page.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  std::vector<ManEntry> entries;
+  std::string subsection;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].rfind(".SS ", 0) == 0) subsection = lines[i].substr(4);
+    if (lines[i] != ".TP" || i + 1 >= lines.size()) continue;
+    const std::string& tag = lines[i + 1];
+    const std::size_t end = tag.find("\\fR");
+    ManEntry entry;
+    // A tag in another form still counts as an entry, under a name no
+    // option has, so that the test reports it.
+    entry.name = tag.rfind("\\fB", 0) == 0 && end != std::string::npos ? tag.substr(3, end - 3) : tag;
+    entry.subsection = subsection;
+    if (i + 2 < lines.size()) entry.first_line = lines[i + 2];
+    entries.push_back(entry);
+  }
+  return entries;
+}
+
+void test_man_page_lists_every_option() {
+  const std::string page = xmtest::read_file(TOP_SRCDIR "/doc/collectd-xmatters.5");
+  const std::vector<ManEntry> entries = man_page_option_entries(page);
+  CU_ASSERT_FATAL(!entries.empty());
+  for (const auto& spec : option_table()) {
+    const auto count = std::count_if(entries.begin(), entries.end(), [&](const ManEntry& m) { return m.name == spec.name; });
+    CU_ASSERT_EQUAL(count, 1);
+    if (count != 1) std::fprintf(stderr, "\n  man page: option %s has %d entries, expected 1\n", spec.name, int(count));
+    const auto it = std::find_if(entries.begin(), entries.end(), [&](const ManEntry& m) { return m.name == spec.name; });
+    if (it == entries.end()) continue;
+    const std::string subsection = spec.scope == OptionScope::Plugin ? "Plugin options" : "Integration options";
+    CU_ASSERT_EQUAL(it->subsection, subsection);
+    if (spec.type == OptionType::Block) continue;
+    const std::string expected = "Default: " + std::string(spec.default_text ? spec.default_text : "unset");
+    const bool documented = it->first_line.rfind(expected, 0) == 0;
+    CU_ASSERT(documented);
+    if (!documented)
+      std::fprintf(stderr, "\n  man page: option %s: text starts \"%s\", expected \"%s\"\n", spec.name,
+                   it->first_line.c_str(), expected.c_str());
+  }
+  for (const auto& m : entries) {
+    const bool known = std::any_of(option_table().begin(), option_table().end(),
+                                   [&](const OptionSpec& spec) { return m.name == spec.name; });
+    CU_ASSERT(known);
+    if (!known) std::fprintf(stderr, "\n  man page: entry \"%s\" is not an option of option_table()\n", m.name.c_str());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -786,6 +858,7 @@ int main(int argc, char** argv) {
           {"docs",
            {
                {"readme_options_section_is_generated", test_readme_options_section_is_generated},
+               {"man_page_lists_every_option", test_man_page_lists_every_option},
            }},
       });
 }
