@@ -71,14 +71,18 @@ void free_contents(oconfig_item_t* ci) {
   std::free(ci->children);
 }
 
-notification_meta_t* append_meta(notification_t* n, const char* name) {
+// Appends a meta item, as collectd does: 0, or -1 when out of memory.
+template <typename SetValue>
+int append_meta(notification_t* n, const char* name, notification_meta_type_e type, SetValue set_value) {
   auto* m = static_cast<notification_meta_t*>(std::calloc(1, sizeof(notification_meta_t)));
-  if (m == nullptr) return nullptr;
+  if (m == nullptr) return -1;
   set(m->name, name);
+  m->type = type;
+  set_value(m->nm_value);
   notification_meta_t** tail = &n->meta;
   while (*tail != nullptr) tail = &(*tail)->next;
   *tail = m;
-  return m;
+  return 0;
 }
 
 }  // namespace
@@ -267,39 +271,19 @@ const char* global_option_get(const char* option) {
 }
 
 int plugin_notification_meta_add_string(notification_t* n, const char* name, const char* value) {
-  notification_meta_t* m = fake_collectd::append_meta(n, name);
-  if (m == nullptr) return -1;
-  m->type = NM_TYPE_STRING;
-  m->nm_value.nm_string = strdup(value);
-  return 0;
+  return fake_collectd::append_meta(n, name, NM_TYPE_STRING, [&](auto& v) { v.nm_string = strdup(value); });
 }
 int plugin_notification_meta_add_signed_int(notification_t* n, const char* name, int64_t value) {
-  notification_meta_t* m = fake_collectd::append_meta(n, name);
-  if (m == nullptr) return -1;
-  m->type = NM_TYPE_SIGNED_INT;
-  m->nm_value.nm_signed_int = value;
-  return 0;
+  return fake_collectd::append_meta(n, name, NM_TYPE_SIGNED_INT, [&](auto& v) { v.nm_signed_int = value; });
 }
 int plugin_notification_meta_add_unsigned_int(notification_t* n, const char* name, uint64_t value) {
-  notification_meta_t* m = fake_collectd::append_meta(n, name);
-  if (m == nullptr) return -1;
-  m->type = NM_TYPE_UNSIGNED_INT;
-  m->nm_value.nm_unsigned_int = value;
-  return 0;
+  return fake_collectd::append_meta(n, name, NM_TYPE_UNSIGNED_INT, [&](auto& v) { v.nm_unsigned_int = value; });
 }
 int plugin_notification_meta_add_double(notification_t* n, const char* name, double value) {
-  notification_meta_t* m = fake_collectd::append_meta(n, name);
-  if (m == nullptr) return -1;
-  m->type = NM_TYPE_DOUBLE;
-  m->nm_value.nm_double = value;
-  return 0;
+  return fake_collectd::append_meta(n, name, NM_TYPE_DOUBLE, [&](auto& v) { v.nm_double = value; });
 }
 int plugin_notification_meta_add_boolean(notification_t* n, const char* name, bool value) {
-  notification_meta_t* m = fake_collectd::append_meta(n, name);
-  if (m == nullptr) return -1;
-  m->type = NM_TYPE_BOOLEAN;
-  m->nm_value.nm_boolean = value;
-  return 0;
+  return fake_collectd::append_meta(n, name, NM_TYPE_BOOLEAN, [&](auto& v) { v.nm_boolean = value; });
 }
 int plugin_notification_meta_free(notification_meta_t* n) {
   while (n != nullptr) {
