@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 namespace xmatters {
 
@@ -64,19 +65,41 @@ JsonWriter& JsonWriter::end_array() {
 
 JsonWriter& JsonWriter::key(std::string_view name) {
   separate();
-  out_ += '"';
-  append_json_escaped(out_, name);
-  out_ += "\":";
+  append_quoted(name);
+  out_ += ':';
   need_comma_ = false;  // the value follows without one
   return *this;
 }
 
 JsonWriter& JsonWriter::string(std::string_view s) {
   separate();
-  out_ += '"';
-  append_json_escaped(out_, s);
-  out_ += '"';
+  append_quoted(s);
   return *this;
+}
+
+void JsonWriter::append_quoted(std::string_view s) {
+  // Most text needs no escape: then one copy, instead of one append per run
+  // (each a call into std::string) — this is most of an event's payload.
+  bool plain = true;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || c == '"' || c == '\\') {
+      plain = false;
+      break;
+    }
+  }
+  if (!plain) {
+    out_ += '"';
+    append_json_escaped(out_, s);
+    out_ += '"';
+    return;
+  }
+  const std::size_t at = out_.size();
+  out_.resize(at + s.size() + 2);
+  char* p = &out_[at];
+  *p++ = '"';
+  std::memcpy(p, s.data(), s.size());
+  p[s.size()] = '"';
 }
 
 JsonWriter& JsonWriter::number(double v) {

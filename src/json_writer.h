@@ -4,6 +4,7 @@
 // (templates, state files) and is the tests' oracle for what this writes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,6 +17,9 @@ void append_json_escaped(std::string& out, std::string_view s);
 
 class JsonWriter {
  public:
+  // reserve: the expected size, so that the text is not copied as it grows.
+  explicit JsonWriter(std::size_t reserve = 256) { out_.reserve(reserve); }
+
   JsonWriter& begin_object();
   JsonWriter& end_object();
   JsonWriter& begin_array();
@@ -37,6 +41,7 @@ class JsonWriter {
 
  private:
   void separate();
+  void append_quoted(std::string_view s);
   std::string out_;
   bool need_comma_ = false;
 };

@@ -478,7 +478,7 @@ bool OutageTracker::State::record(const OutageKey& key, const std::optional<Outa
   // write(2) happen under it.
   std::string line, error;
   try {
-    JsonWriter w;
+    JsonWriter w(512);
     w.begin_object().key("op").string(outage ? "set" : "close");
     write_key_fields(w, key);
     if (outage) write_record_fields(w, Record{*outage, last_time});
