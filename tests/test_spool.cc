@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -231,6 +232,15 @@ void test_crc32c_known_values() {
   const std::string text = "The quick brown fox jumps over the lazy dog, twice over";
   for (std::size_t cut = 0; cut <= text.size(); ++cut)
     CU_ASSERT_EQUAL(sf::crc32c(text.substr(cut), sf::crc32c(text.substr(0, cut))), sf::crc32c(text));
+  // The table version (the fallback) and the one crc32c uses here agree.
+  CU_ASSERT_EQUAL(sf::crc32c_table("123456789"), 0xE3069283u);
+  std::mt19937 rng(7);
+  for (std::size_t len = 0; len < 200; ++len) {
+    std::string data(len, '\0');
+    for (char& c : data) c = static_cast<char>(rng());
+    const std::uint32_t seed = static_cast<std::uint32_t>(rng());
+    CU_ASSERT_EQUAL(sf::crc32c_table(data, seed), sf::crc32c(data, seed));
+  }
   for (std::uint32_t v : {0u, 1u, 0xE3069283u, 0xFFFFFFFFu}) {
     CU_ASSERT_EQUAL(sf::unmask_crc(sf::mask_crc(v)), v);
     CU_ASSERT_NOT_EQUAL(sf::mask_crc(v), v);
