@@ -111,12 +111,9 @@ void JsonWriter::append_quoted(std::string_view s) {
     out_ += '"';
     return;
   }
-  const std::size_t at = out_.size();
-  out_.resize(at + s.size() + 2);
-  char* p = &out_[at];
-  *p++ = '"';
-  std::memcpy(p, s.data(), s.size());
-  p[s.size()] = '"';
+  out_ += '"';
+  out_.append(s.data(), s.size());
+  out_ += '"';
 }
 
 JsonWriter& JsonWriter::number(double v) {
