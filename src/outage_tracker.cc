@@ -482,7 +482,8 @@ bool OutageTracker::State::record(const OutageKey& key, const std::optional<Outa
     w.begin_object().key("op").string(outage ? "set" : "close");
     write_key_fields(w, key);
     if (outage) write_record_fields(w, Record{*outage, last_time});
-    line = w.end_object().take() + "\n";
+    line = w.end_object().take();
+    line += '\n';
   } catch (const std::exception& e) {
     error = "cannot encode a line of outage journal " + journal_file + ": " + e.what();
   }

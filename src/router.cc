@@ -56,17 +56,10 @@ void Router::dispatch(const Notification& n) {
           event.type = t.type;
           event.created = Clock::now();
           event.body = route->payload.build(t, event.event_id);
-          if (!sink_.submit(std::move(event))) {
-            // The sink logs the refusal itself (QueueLimit, with its count).
-            log_.debug("integration \"" + name + "\": " + event_type_name(t.type) + " event for " + describe(n) +
-                       " refused; outage " + t.outage.id + " unchanged");
-            return false;
-          }
-          // At debug: the delivery logs each event at INFO when xMatters has
-          // it, off collectd's thread.
-          log_.debug("integration \"" + name + "\": " + event_type_name(t.type) + " event for " + describe(n) +
-                     " (" + severity_name(n.severity) + ", outage " + t.outage.id + ") queued");
-          return true;
+          // Nothing is logged here, on collectd's thread: the sink logs a
+          // refusal (QueueLimit, with its count), and each event at INFO
+          // when xMatters has it.
+          return sink_.submit(std::move(event));
         } catch (const std::exception& e) {
           // Returning false leaves the outage as it was, so a later
           // notification tries again.
