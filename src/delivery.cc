@@ -1,6 +1,8 @@
 #include "delivery.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <jansson.h>
 #include <unistd.h>
 
@@ -66,6 +68,15 @@ std::string seconds_text(Steady::duration d) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f s", std::chrono::duration<double>(d).count());
   return buf;
+}
+
+// The delivery threads are woken by collectd's threads, which must not wait
+// for them: as SCHED_BATCH threads they do not preempt the thread that woke
+// them (a woken thread that did would run its HTTP request inside collectd's
+// notification callback, so to speak, on a machine with few cores).
+void run_in_background() {
+  const sched_param param{};
+  pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
 }
 
 struct Pending {
@@ -365,6 +376,7 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
 }
 
 void Delivery::State::worker(Lane& lane) {
+  run_in_background();
   const std::string prefix = "integration " + lane.config.name + ": ";
   try {
     HttpClient client(lane.config, &abort);
@@ -416,6 +428,7 @@ void Delivery::State::worker(Lane& lane) {
 }
 
 void Delivery::State::sync_loop() {
+  run_in_background();
   std::unique_lock<std::mutex> lock(sync_mutex);
   while (!stopping) {
     sync_wake.wait_for(lock, options.sync_interval, [this] { return stopping.load(); });

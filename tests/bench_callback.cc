@@ -79,7 +79,9 @@ class Plugin {
   ~Plugin() { fake_collectd::call_shutdown(); }
 
   // Times one callback per notification; host i % keys, time advancing.
-  std::vector<double> run(int severity, int count, int keys, int key_offset) {
+  // between(i), untimed, runs after the i-th.
+  std::vector<double> run(int severity, int count, int keys, int key_offset,
+                          const std::function<void(int)>& between = nullptr) {
     std::vector<double> us;
     us.reserve(count);
     for (int i = 0; i < count; ++i) {
@@ -91,6 +93,7 @@ class Plugin {
       const auto start = std::chrono::steady_clock::now();
       fake_collectd::call_notification(n.get());
       us.push_back(Micros(std::chrono::steady_clock::now() - start).count());
+      if (between) between(i);
     }
     return us;
   }
@@ -147,10 +150,17 @@ int main() {
     plugin.run(NOTIF_OKAY, 2000, 1000, 0);
     results.push_back(summarize("OKAY without an outage (start-up storm, noise)", plugin.run(NOTIF_OKAY, 200000, 1000, 0)));
     rss_before = rss_kib();
-    results.push_back(summarize("FAILURE opening an outage, xMatters up", plugin.run(NOTIF_FAILURE, kOutages, kOutages, 0)));
+    results.push_back(summarize("FAILURE opening an outage, xMatters busy (burst)", plugin.run(NOTIF_FAILURE, kOutages, kOutages, 0)));
     rss_after = rss_kib();
     results.push_back(summarize("FAILURE repeated for an open outage (Persist)", plugin.run(NOTIF_FAILURE, 200000, kOutages, 0)));
     standin.wait_for_accepted(kOutages, std::chrono::seconds(120));
+    // One outage at a time, each delivered before the next: the endpoint is
+    // idle when the notification comes, as it is most of the time.
+    const int kIdle = 2000;
+    results.push_back(summarize("FAILURE opening an outage, xMatters idle",
+                                plugin.run(NOTIF_FAILURE, kIdle, kIdle, 3 * kOutages, [&](int i) {
+                                  standin.wait_for_accepted(kOutages + i + 1, std::chrono::seconds(10));
+                                })));
     standin.stop();
     results.push_back(summarize("FAILURE opening an outage, xMatters down", plugin.run(NOTIF_FAILURE, kOutages, kOutages, kOutages)));
     standin.restart();
