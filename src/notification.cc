@@ -21,4 +21,9 @@ const MetaItem* Notification::find_meta(std::string_view name) const {
   return nullptr;
 }
 
+bool Notification::is_missing_value() const {
+  return severity == Severity::Failure && meta.empty() &&
+         message.find("has not been updated for") != std::string::npos;
+}
+
 }  // namespace xmatters

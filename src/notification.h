@@ -41,6 +41,10 @@ struct Notification {
 
   // The first meta item of that name, or nullptr.
   const MetaItem* find_meta(std::string_view name) const;
+
+  // collectd's "has not been updated for N seconds" FAILURE (the threshold
+  // plugin's missing-value check; it carries no meta).
+  bool is_missing_value() const;
 };
 
 }  // namespace xmatters

@@ -30,6 +30,14 @@ OutageKey OutageKey::of(const Notification& n) {
   return OutageKey{n.host, n.plugin, n.plugin_instance, n.type, n.type_instance};
 }
 
+std::string OutageKey::identifier() const {
+  std::string s = host + "/" + plugin;
+  if (!plugin_instance.empty()) s += "-" + plugin_instance;
+  if (!type.empty()) s += "/" + type;
+  if (!type_instance.empty()) s += "-" + type_instance;
+  return s;
+}
+
 bool OutageKey::operator==(const OutageKey& o) const {
   return host == o.host && plugin == o.plugin && plugin_instance == o.plugin_instance && type == o.type &&
          type_instance == o.type_instance;
@@ -49,6 +57,10 @@ struct OutageKeyHash {
 // --- the state files -------------------------------------------------------------
 
 constexpr int kStateVersion = 1;
+
+// Threads reorder a key's notifications by microseconds; one this much older
+// than the last means the clock went back.
+constexpr auto kClockStep = std::chrono::seconds(60);
 
 
 std::int64_t to_ns(TimePoint t) {
@@ -412,7 +424,9 @@ void OutageTracker::State::load() {
 
   for (const auto& [key, r] : loaded) {
     auto ks = std::make_unique<KeyState>();
-    ks->last_time = std::max(r.last_time, r.outage.last_page);
+    // Each change stores the key's last time with it (a missing value's
+    // FAILURE leaves it behind its last_page, on purpose).
+    if (r.last_time != TimePoint{}) ks->last_time = r.last_time;
     ks->outage = r.outage;
     keys.emplace(key, std::move(ks));
   }
@@ -434,12 +448,19 @@ void OutageTracker::State::start_after_load(std::size_t current_journal_lines) {
   }
   std::string error;
   if (written) {
-    // Snapshot first, then the journals: a crash in between replays them
-    // over a snapshot that already holds them, which changes nothing.
-    journal = open_journal(true, error);
+    // Snapshot first, then the old journal, then the current one, each step
+    // durable before the next: .journal.old is older than .journal, so
+    // emptying .journal while .journal.old could still be replayed after a
+    // crash would let its stale lines override the snapshot.
     old_journal_pending = ::unlink(old_journal_file.c_str()) != 0 && errno != ENOENT;
-    if (old_journal_pending)
+    if (old_journal_pending) {
       log.error("cannot remove outage journal " + old_journal_file + ": " + std::strerror(errno));
+      journal = open_journal(false, error);  // keep appending after what .journal.old precedes
+      journal_lines = current_journal_lines;
+    } else {
+      sync_directory(directory_of(state_file));
+      journal = open_journal(true, error);
+    }
   } else {
     // The journals are all there is: keep them, append to .journal, and let
     // the first changes retry the snapshot.
@@ -664,7 +685,16 @@ void OutageTracker::process(const Notification& n, const TransitionHandler& hand
   bool compaction_due = false;
   {
     std::lock_guard<std::mutex> lock(ks.mutex);
-    if (ks.last_time && n.time < *ks.last_time) return;  // overtaken by a newer one on another thread
+    if (ks.last_time && n.time < *ks.last_time) {
+      // Overtaken by a newer one on another thread: ignored. Far older, the
+      // clock went back (an NTP step, a VM's clock set after boot): ignoring
+      // would silence the key until the clock catches up, so the bar resets.
+      if (*ks.last_time - n.time < kClockStep) return;
+      s.log.warning("notification for " + key.identifier() + " is " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(*ks.last_time - n.time).count()) +
+                    " s older than the last one: taking it as a step back of the clock");
+      ks.last_time.reset();
+    }
 
     // What this notification would make of the outage; committed only when
     // the handler's event was accepted (or when nothing has to be sent).
@@ -695,7 +725,10 @@ void OutageTracker::process(const Notification& n, const TransitionHandler& hand
       const Outage& described = *send == EventType::Clear ? *ks.outage : *next;
       if (!handler(Transition{*send, n, described})) return;  // refused: nothing changes
     }
-    ks.last_time = n.time;
+    // collectd stamps a missing value's FAILURE with the time it noticed, the
+    // OKAY of the value's return with that value's own, earlier time: the
+    // FAILURE must not make that OKAY look older, or the outage never clears.
+    if (!n.is_missing_value()) ks.last_time = n.time;
     const bool opened = next && !ks.outage, closed = !next && ks.outage;
     if (opened) s.open_count.fetch_add(1, std::memory_order_relaxed);
     if (closed) s.open_count.fetch_sub(1, std::memory_order_relaxed);
@@ -703,7 +736,7 @@ void OutageTracker::process(const Notification& n, const TransitionHandler& hand
     ks.outage = std::move(next);
     // Journaled under the key's lock so that, per key, the journal's order
     // is the order of the decisions.
-    if (changed) compaction_due = s.record(key, ks.outage, *ks.last_time);
+    if (changed) compaction_due = s.record(key, ks.outage, ks.last_time.value_or(TimePoint{}));
   }
   // The snapshot's fsyncs happen outside the key's lock, and only about once
   // per max(1024, 2 x open outages) changes.

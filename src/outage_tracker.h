@@ -19,6 +19,8 @@ namespace xmatters {
 struct OutageKey {
   std::string host, plugin, plugin_instance, type, type_instance;
   static OutageKey of(const Notification& n);
+  // collectd's identifier, "host/plugin-instance/type-instance", for log lines.
+  std::string identifier() const;
   bool operator==(const OutageKey& o) const;
 };
 

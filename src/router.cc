@@ -17,14 +17,6 @@ TrackerOptions tracker_options(const IntegrationConfig& i) {
   return o;
 }
 
-// "host/plugin-instance/type-instance", collectd's identifier, for log lines.
-std::string describe(const Notification& n) {
-  std::string s = n.host + "/" + n.plugin;
-  if (!n.plugin_instance.empty()) s += "-" + n.plugin_instance;
-  if (!n.type.empty()) s += "/" + n.type;
-  if (!n.type_instance.empty()) s += "-" + n.type_instance;
-  return s;
-}
 
 }  // namespace
 
@@ -64,14 +56,14 @@ void Router::dispatch(const Notification& n) {
           // Returning false leaves the outage as it was, so a later
           // notification tries again.
           log_.error("integration \"" + name + "\": cannot queue the " + event_type_name(t.type) + " event for " +
-                     describe(n) + ": " + e.what());
+                     OutageKey::of(n).identifier() + ": " + e.what());
           return false;
         }
       });
     } catch (const std::exception& e) {
-      log_.error("integration \"" + name + "\": notification for " + describe(n) + " not processed: " + e.what());
+      log_.error("integration \"" + name + "\": notification for " + OutageKey::of(n).identifier() + " not processed: " + e.what());
     } catch (...) {
-      log_.error("integration \"" + name + "\": notification for " + describe(n) +
+      log_.error("integration \"" + name + "\": notification for " + OutageKey::of(n).identifier() +
                  " not processed: unknown exception");
     }
   }

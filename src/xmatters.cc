@@ -18,6 +18,7 @@ extern "C" {
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -86,7 +87,10 @@ std::string field(const char (&a)[N]) {
 Notification to_notification(const notification_t& n) {
   Notification out;
   out.severity = to_severity(n.severity);
-  out.time = TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(CDTIME_T_TO_NS(n.time))));
+  // A plugin may leave the time unset; collectd's own are always stamped.
+  out.time = n.time == 0 ? Clock::now()
+                         : TimePoint(std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::nanoseconds(CDTIME_T_TO_NS(n.time))));
   out.message = field(n.message);
   out.host = field(n.host);
   out.plugin = field(n.plugin);
@@ -271,10 +275,18 @@ int init_cb() {
       spool_dir = std::string(base != nullptr ? base : ".") + "/xmatters";
     }
     make_spool_dir(spool_dir);
-    p.pipeline = std::make_unique<Pipeline>(*p.config, spool_dir, p.log);
-    p.pipeline->delivery.start();
-    plugin_register_notification(kName, notification_cb, nullptr);
-    if (p.config->report_stats) plugin_register_read(kName, read_cb);
+    auto pipeline = std::make_unique<Pipeline>(*p.config, spool_dir, p.log);
+    pipeline->delivery.start();
+    // A pager that is not registered silently does nothing: that is an
+    // error. (The callbacks wait on the lock held here until the pipeline is
+    // in place.)
+    if (plugin_register_notification(kName, notification_cb, nullptr) != 0)
+      throw std::runtime_error("cannot register the notification callback");
+    if (p.config->report_stats && plugin_register_read(kName, read_cb) != 0) {
+      plugin_unregister_notification(kName);
+      throw std::runtime_error("cannot register the statistics callback");
+    }
+    p.pipeline = std::move(pipeline);
     p.log.info("delivering to " + std::to_string(p.config->integrations.size()) +
                " integration(s), spool in " + spool_dir);
     return 0;

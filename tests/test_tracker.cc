@@ -34,6 +34,9 @@ namespace {
 const TimePoint T0 = TimePoint(std::chrono::duration_cast<Clock::duration>(seconds(1795866465) + nanoseconds(123456789)));
 
 TimePoint at(long s) { return T0 + seconds(s); }
+// Milliseconds, for threads that race: their reorderings stay far below the
+// gap the tracker takes for a step back of the clock.
+TimePoint at_ms(long ms) { return T0 + std::chrono::milliseconds(ms); }
 
 Notification note(Severity sev, TimePoint t, const std::string& host = "h", const std::string& plugin = "cpu",
                   const std::string& type = "percent", const std::string& type_instance = "user") {
@@ -305,6 +308,40 @@ void test_older_notification_ignored() {
   CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
 }
 
+void test_missing_value_okay_with_older_value_time_clears() {
+  // collectd stamps the missing-value FAILURE with the time it noticed the
+  // gap, and the OKAY of the value's return with the value's own time, which
+  // can be earlier (a late value).
+  Fixture f;
+  f.send(note(Severity::Okay, at(900)));
+  Notification missing = note(Severity::Failure, at(1000));
+  missing.message = "Host h, plugin cpu (instance 0) type percent (instance user): has not been updated for 12.000 seconds.";
+  f.send(missing);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  Notification back = note(Severity::Okay, at(995));
+  back.meta = {{"CurrentValue", 50.0}};
+  f.send(back);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  if (f.rec.size() == 2) CU_ASSERT(f.rec.seen[1].type == EventType::Clear);
+  // A value older than the last one processed is still ignored.
+  f.send(note(Severity::Failure, at(950)));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+}
+
+void test_clock_step_back_is_not_ignored() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(100000)));
+  // The clock went back an hour: the recovery must still clear the outage.
+  f.send(note(Severity::Okay, at(100000 - 3600)));
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning, "step back of the clock"), 1u);
+  // And the key is not silenced afterwards.
+  f.send(note(Severity::Failure, at(100000 - 3500)));
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+}
+
 void test_older_notification_ignored_without_outage() {
   Fixture f;
   f.send(note(Severity::Okay, at(10)));
@@ -562,7 +599,7 @@ void test_many_threads() {
       for (int i = 0; i < kSteps; ++i) {
         const std::string& host = rng() % 2 ? own : shared_hosts[rng() % shared_hosts.size()];
         const Severity sev = static_cast<Severity>(rng() % 3);
-        f.send(note(sev, at(clock.fetch_add(1)), host));
+        f.send(note(sev, at_ms(clock.fetch_add(1)), host));
       }
     });
   }
@@ -599,7 +636,7 @@ void test_many_threads() {
   f.restart();
   CU_ASSERT_EQUAL(f.tracker->open_outages(), open_now);
   const std::size_t before = f.rec.size();
-  for (const auto& [h, c] : checkers) f.send(note(Severity::Okay, at(clock.load() + 1), h));
+  for (const auto& [h, c] : checkers) f.send(note(Severity::Okay, at_ms(clock.load() + 1), h));
   CU_ASSERT_EQUAL(f.rec.size() - before, open_now);
   for (std::size_t i = before; i < f.rec.size(); ++i) {
     const Seen& s = f.rec.seen[i];
@@ -650,7 +687,7 @@ void test_restart_keeps_renotify_and_order() {
   f.restart(opts(Severity::Warning, 100));
   f.send(note(Severity::Failure, at(200)));  // 50 s after the last page: nothing
   CU_ASSERT_EQUAL(f.rec.size(), 2u);
-  f.send(note(Severity::Okay, at(140)));  // older than what was processed: ignored
+  f.send(note(Severity::Okay, at(190)));  // older than what was processed: ignored
   CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
   f.send(note(Severity::Failure, at(250)));
   CU_ASSERT_EQUAL(f.rec.size(), 3u);
@@ -1146,6 +1183,8 @@ int main(int argc, char** argv) {
          {"min_severity_failure_opens_on_failure", test_min_severity_failure_opens_on_failure},
          {"older_notification_ignored", test_older_notification_ignored},
          {"older_notification_ignored_without_outage", test_older_notification_ignored_without_outage},
+         {"missing_value_okay_with_older_value_time_clears", test_missing_value_okay_with_older_value_time_clears},
+         {"clock_step_back_is_not_ignored", test_clock_step_back_is_not_ignored},
          {"refused_outage_is_not_opened", test_refused_outage_is_not_opened},
          {"refused_escalation_and_clear_keep_state", test_refused_escalation_and_clear_keep_state},
          {"handler_exception_leaves_state", test_handler_exception_leaves_state}}},
