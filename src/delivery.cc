@@ -111,6 +111,7 @@ struct Lane {
   std::size_t queued = 0;  // undelivered events, in flight included
 
   Steady::time_point paused_until{};
+  Steady::time_point next_wake = Steady::time_point::max();  // when sleeping workers look again
   unsigned pause_streak = 0;     // lane pauses since the last success
   unsigned failures_since_ok = 0;
   Steady::time_point last_failing_warning{};
@@ -129,17 +130,17 @@ struct Lane {
   }
 
   // Adds an event; the caller holds the mutex. True when a worker should be
-  // woken: the event starts a new outage, which is due at once unless the
-  // lane is paused (waiting workers then sleep until the pause ends anyway,
-  // and waking one per event would cost collectd's thread a futex call and
-  // the machine a context switch for nothing).
+  // woken: the event starts a new outage, due when the lane's pause ends,
+  // which is earlier than sleeping workers will look again. Waking one per
+  // event while they already sleep until the pause ends would cost
+  // collectd's thread a futex call for nothing.
   bool enqueue(Event event) {
     auto [it, fresh] = outages.try_emplace(event.outage_id);
     it->second.events.push_back(Pending{std::move(event), 0});
     ++queued;
     if (!fresh) return false;
     schedule_head(it->first, Steady::time_point{});
-    return paused_until <= Steady::now();
+    return paused_until < next_wake;
   }
 };
 
@@ -335,8 +336,22 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
       return;
     }
 
-    case Verdict::Delivered:
     case Verdict::DeadLetter:
+      if (!o.dead_letter_written) {
+        // The event stays at its outage's head, so that nothing of the
+        // outage (its clear) overtakes it; the whole attempt is made again
+        // later, when the disk may have room.
+        const auto delay = backoff(static_cast<unsigned>(p.attempts + 1), lane.rng);
+        outage.events.front().attempts = p.attempts + 1;
+        lane.schedule_head(outage_id, now + delay);
+        logs.emplace_back(LogLevel::Error, prefix + what + " should be dead-lettered (" + o.reason +
+                                               ") but " + dead_letter_path + " cannot be written; trying again in " +
+                                               seconds_text(delay));
+        return;
+      }
+      break;
+
+    case Verdict::Delivered:
       break;
   }
 
@@ -361,9 +376,6 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
     logs.emplace_back(LogLevel::Error, prefix + what + " dead-lettered: " + o.reason +
                                            (o.http.status != 0 && o.http.reply_start.empty() ? " (empty reply)" : "") +
                                            "; sent to " + redact_url(url) + "; kept in " + dead_letter_path);
-    if (!o.dead_letter_written)
-      logs.emplace_back(LogLevel::Error, prefix + "cannot append to " + dead_letter_path + "; " + what +
-                                             " stays in the spool and is tried again at the next start");
   }
   outage.events.pop_front();
   --lane.queued;
@@ -383,11 +395,13 @@ void Delivery::State::worker(Lane& lane) {
     std::unique_lock<std::mutex> lock(lane.mutex);
     while (!stopping) {
       if (lane.schedule.empty()) {
+        lane.next_wake = Steady::time_point::max();
         lane.wake.wait(lock);
         continue;
       }
       const auto due = std::max(lane.schedule.begin()->first.first, lane.paused_until);
       if (due > Steady::now()) {
+        lane.next_wake = due;
         lane.wake.wait_until(lock, due);
         continue;
       }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -31,6 +32,19 @@ struct SlistFree {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 using Slist = std::unique_ptr<curl_slist, SlistFree>;
+
+std::string base64(const std::string& in) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  for (std::size_t i = 0; i < in.size(); i += 3) {
+    const std::size_t n = std::min<std::size_t>(3, in.size() - i);
+    std::uint32_t v = 0;
+    for (std::size_t k = 0; k < 3; ++k) v = v << 8 | (k < n ? static_cast<unsigned char>(in[i + k]) : 0u);
+    for (std::size_t k = 0; k < 4; ++k) out += k <= n ? kAlphabet[(v >> (18 - 6 * k)) & 0x3f] : '=';
+  }
+  return out;
+}
 
 void global_init() {
   // libcurl's global state must exist before handles are made on several
@@ -176,6 +190,11 @@ HttpClient::HttpClient(const IntegrationConfig& integration, const std::atomic<b
   bool ok = true;
   auto set = [&](CURLcode rc) { ok = ok && rc == CURLE_OK; };
   set(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));  // several threads; no SIGALRM
+#if LIBCURL_VERSION_NUM >= 0x075700
+  // A request cut short (Timeout, shutdown) does not wait for a hung DNS
+  // look-up to end: collectd's shutdown is bounded by Timeout.
+  set(curl_easy_setopt(h, CURLOPT_QUICK_EXIT, 1L));
+#endif
   set(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https"));
   set(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, state_->error));
   set(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(c.timeout.count())));
@@ -221,6 +240,8 @@ HttpClient::HttpClient(const IntegrationConfig& integration, const std::atomic<b
 
   auto& secrets = state_->secrets;
   if (c.password) secrets.push_back(*c.password);
+  // What the Authorization header carries, which a reply may echo.
+  if (c.user && c.password) secrets.push_back(base64(*c.user + ":" + *c.password));
   add_url_secrets(c.outage_url, secrets);
   add_url_secrets(c.clear_url, secrets);
   if (c.proxy) add_url_secrets(*c.proxy, secrets);
@@ -228,7 +249,14 @@ HttpClient::HttpClient(const IntegrationConfig& integration, const std::atomic<b
     const std::size_t colon = h.find(':');
     if (colon == std::string::npos || !is_credential_header(h.substr(0, colon))) continue;
     const std::size_t v = h.find_first_not_of(" \t", colon + 1);
-    if (v != std::string::npos) secrets.push_back(h.substr(v));
+    if (v == std::string::npos) continue;
+    secrets.push_back(h.substr(v));
+    // "Bearer TOKEN": a reply that echoes the token alone must not show it.
+    const std::size_t space = h.find_first_of(" \t", v);
+    if (space != std::string::npos) {
+      const std::size_t token = h.find_first_not_of(" \t", space);
+      if (token != std::string::npos) secrets.push_back(h.substr(token));
+    }
   }
   secrets.erase(std::remove_if(secrets.begin(), secrets.end(), [](const std::string& s) { return s.empty(); }),
                 secrets.end());

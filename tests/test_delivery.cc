@@ -281,6 +281,39 @@ void test_parse_retry_after() {
 
 // --- dead letters -----------------------------------------------------------------
 
+void test_unwritable_dead_letter_file_keeps_the_order() {
+  World w;
+  Standin::Reply bad;
+  bad.status = 400;
+  w.standin->set_default_reply(bad);
+  Delivery& d = w.open(false);
+  // A directory where the file should be: every append to it fails.
+  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  CU_ASSERT_EQUAL_FATAL(::mkdir(path.c_str(), 0700), 0);
+  d.start();
+  const Event outage = make_event(EventType::Outage, "o-dl", 1);
+  const Event clear = make_event(EventType::Clear, "o-dl", 2);
+  CU_ASSERT(d.submit(outage));
+  CU_ASSERT(d.submit(clear));
+  // The outage event cannot be put aside, so its clear must wait.
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.count(LogLevel::Error, "cannot be written") >= 2; }, kWait));
+  for (const auto& r : w.standin->requests()) CU_ASSERT_EQUAL(r.function_id, "outage-fn");
+  CU_ASSERT_EQUAL(d.stats("ops").dead_lettered, 0u);
+  // Room again: the outage event is dead-lettered, then its clear (a 400
+  // too) after it.
+  CU_ASSERT_EQUAL_FATAL(::rmdir(path.c_str()), 0);
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 2; }, kWait));
+  const auto lines = json_lines(w.dead_letters());
+  CU_ASSERT_EQUAL_FATAL(lines.size(), 2u);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(lines[0].get(), "event_id"), outage.event_id);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(lines[1].get(), "event_id"), clear.event_id);
+  const auto reqs = w.standin->requests();
+  CU_ASSERT_EQUAL(reqs.back().function_id, "clear-fn");
+  std::size_t clears = 0;
+  for (const auto& r : reqs) clears += r.function_id == "clear-fn" ? 1 : 0;
+  CU_ASSERT_EQUAL(clears, 1u);
+}
+
 void test_400_dead_lettered_and_clear_still_sent() {
   World w;
   Standin::Reply bad;
@@ -664,6 +697,16 @@ void test_client_scrubs_secrets() {
   xmatters::HttpClient client(c);
   const std::string s = client.scrub("K3y%2Fx K3y/x Pa55 UrlPass HdrKey collectd");
   CU_ASSERT_EQUAL(s, "*** *** *** *** *** collectd");
+
+  // What the Authorization headers carry, echoed by a reply: a bearer token
+  // alone, and basic auth's base64 of "user:password".
+  IntegrationConfig b = c;
+  b.user = "panopta";
+  b.password = "s3cretpw";
+  b.headers = {"Authorization: Bearer TOKEN-abc-123"};
+  xmatters::HttpClient basic(b);
+  CU_ASSERT_EQUAL(basic.scrub("invalid token TOKEN-abc-123; basic cGFub3B0YTpzM2NyZXRwdw==; pw s3cretpw"),
+                  "invalid token ***; basic ***; pw ***");
 }
 
 // --- spool ---------------------------------------------------------------------------
@@ -829,6 +872,7 @@ int main(int argc, char** argv) {
                         {"honours_retry_after", test_honours_retry_after},
                         {"parse_retry_after", test_parse_retry_after},
                         {"400_dead_lettered_and_clear_still_sent", test_400_dead_lettered_and_clear_still_sent},
+         {"unwritable_dead_letter_file_keeps_the_order", test_unwritable_dead_letter_file_keeps_the_order},
                         {"retry_max_age_dead_letters", test_retry_max_age_dead_letters},
                         {"endpoint_down_then_up", test_endpoint_down_then_up},
                         {"per_outage_order_in_parallel", test_per_outage_order_in_parallel},
