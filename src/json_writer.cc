@@ -62,28 +62,15 @@ void JsonWriter::separate() {
   need_comma_ = true;
 }
 
-JsonWriter& JsonWriter::begin_object() {
+JsonWriter& JsonWriter::open(char bracket) {
   separate();
-  out_ += '{';
+  out_ += bracket;
   need_comma_ = false;
   return *this;
 }
 
-JsonWriter& JsonWriter::end_object() {
-  out_ += '}';
-  need_comma_ = true;
-  return *this;
-}
-
-JsonWriter& JsonWriter::begin_array() {
-  separate();
-  out_ += '[';
-  need_comma_ = false;
-  return *this;
-}
-
-JsonWriter& JsonWriter::end_array() {
-  out_ += ']';
+JsonWriter& JsonWriter::close(char bracket) {
+  out_ += bracket;
   need_comma_ = true;
   return *this;
 }
@@ -128,7 +115,8 @@ JsonWriter& JsonWriter::number(double v) {
   return *this;
 }
 
-JsonWriter& JsonWriter::number(std::int64_t v) {
+template <typename Integer>
+JsonWriter& JsonWriter::integer(Integer v) {
   separate();
   std::array<char, 24> buf;
   const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
@@ -136,13 +124,8 @@ JsonWriter& JsonWriter::number(std::int64_t v) {
   return *this;
 }
 
-JsonWriter& JsonWriter::number(std::uint64_t v) {
-  separate();
-  std::array<char, 24> buf;
-  const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
-  out_.append(buf.data(), r.ptr);
-  return *this;
-}
+JsonWriter& JsonWriter::number(std::int64_t v) { return integer(v); }
+JsonWriter& JsonWriter::number(std::uint64_t v) { return integer(v); }
 
 JsonWriter& JsonWriter::boolean(bool v) {
   separate();

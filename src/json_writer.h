@@ -20,10 +20,10 @@ class JsonWriter {
   // reserve: the expected size, so that the text is not copied as it grows.
   explicit JsonWriter(std::size_t reserve = 256) { out_.reserve(reserve); }
 
-  JsonWriter& begin_object();
-  JsonWriter& end_object();
-  JsonWriter& begin_array();
-  JsonWriter& end_array();
+  JsonWriter& begin_object() { return open('{'); }
+  JsonWriter& end_object() { return close('}'); }
+  JsonWriter& begin_array() { return open('['); }
+  JsonWriter& end_array() { return close(']'); }
   // The name of the next member; valid UTF-8.
   JsonWriter& key(std::string_view name);
   // Valid UTF-8.
@@ -41,6 +41,10 @@ class JsonWriter {
 
  private:
   void separate();
+  JsonWriter& open(char bracket);
+  JsonWriter& close(char bracket);
+  template <typename Integer>
+  JsonWriter& integer(Integer v);
   void append_quoted(std::string_view s);
   std::string out_;
   bool need_comma_ = false;

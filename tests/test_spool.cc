@@ -130,6 +130,13 @@ struct Faults {
   // Called before every operation, e.g. to take a "crash" snapshot.
   std::function<void(const std::string& op, const std::string& path)> before;
 
+  // Changes the faults while I/O may be going on.
+  template <typename F>
+  void set(F&& change) {
+    std::lock_guard<std::mutex> lock(mutex);
+    change(*this);
+  }
+
   void hook(const std::string& op, const std::string& path) {
     std::function<void(const std::string&, const std::string&)> fn;
     {
@@ -519,12 +526,11 @@ void check_failed_append(std::size_t partial, bool truncate_fails) {
     Spool spool(dir.path(), log, io);
     spool.append(make_event(0));
     spool.append(make_event(1));
-    {
-      std::lock_guard<std::mutex> lock(io->faults->mutex);
-      io->faults->fail_appends = 1;
-      io->faults->partial = partial;
-      io->faults->fail_truncate = truncate_fails;
-    }
+    io->faults->set([&](Faults& f) {
+      f.fail_appends = 1;
+      f.partial = partial;
+      f.fail_truncate = truncate_fails;
+    });
     bool enospc = false;
     try {
       spool.append(make_event(2));
@@ -533,10 +539,9 @@ void check_failed_append(std::size_t partial, bool truncate_fails) {
     }
     CU_ASSERT(enospc);
     CU_ASSERT_EQUAL(spool.pending(), 2u);
-    {
-      std::lock_guard<std::mutex> lock(io->faults->mutex);
-      io->faults->fail_truncate = false;
-    }
+    io->faults->set([&](Faults& f) {
+      f.fail_truncate = false;
+    });
     spool.append(make_event(3));
     spool.acknowledge("ev-0");
     spool.append(make_event(4));
@@ -564,11 +569,10 @@ void test_failed_ack_and_sync_do_not_throw() {
     Spool spool(dir.path(), log, io);
     spool.append(make_event(0));
     spool.append(make_event(1));
-    {
-      std::lock_guard<std::mutex> lock(io->faults->mutex);
-      io->faults->fail_appends = 2;
-      io->faults->fail_sync = true;
-    }
+    io->faults->set([&](Faults& f) {
+      f.fail_appends = 2;
+      f.fail_sync = true;
+    });
     spool.acknowledge("ev-0");
     spool.acknowledge("ev-1");
     CU_ASSERT_EQUAL(spool.pending(), 0u);
@@ -674,10 +678,9 @@ void test_old_and_compacted_segments_both_present() {
   std::vector<std::string> expected;
   {
     Spool spool(dir.path(), log, io, SpoolOptions{4096, 100});
-    {
-      std::lock_guard<std::mutex> lock(io->faults->mutex);
-      io->faults->fail_remove = true;
-    }
+    io->faults->set([&](Faults& f) {
+      f.fail_remove = true;
+    });
     for (int i = 0; i < 200; ++i) {
       spool.append(make_event(i));
       if (i % 10 == 3 || i % 10 == 4)
