@@ -1,5 +1,6 @@
 #include "json_writer.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -57,20 +58,21 @@ void append_json_escaped(std::string& out, std::string_view s) {
   out.append(s, run, s.size() - run);
 }
 
-void JsonWriter::separate() {
-  if (need_comma_) out_ += ',';
-  need_comma_ = true;
+void JsonWriter::grow(std::size_t n) { out_.resize(std::max(2 * out_.size(), len_ + n)); }
+
+void JsonWriter::put(std::string_view s) {
+  if (!s.empty()) std::memcpy(room(s.size()), s.data(), s.size());
 }
 
 JsonWriter& JsonWriter::open(char bracket) {
   separate();
-  out_ += bracket;
+  put(bracket);
   need_comma_ = false;
   return *this;
 }
 
 JsonWriter& JsonWriter::close(char bracket) {
-  out_ += bracket;
+  put(bracket);
   need_comma_ = true;
   return *this;
 }
@@ -78,7 +80,7 @@ JsonWriter& JsonWriter::close(char bracket) {
 JsonWriter& JsonWriter::key(std::string_view name) {
   separate();
   append_quoted(name);
-  out_ += ':';
+  put(':');
   need_comma_ = false;  // the value follows without one
   return *this;
 }
@@ -90,17 +92,20 @@ JsonWriter& JsonWriter::string(std::string_view s) {
 }
 
 void JsonWriter::append_quoted(std::string_view s) {
-  // Most text needs no escape: then one copy, instead of one append per run
-  // (each a call into std::string) — this is most of an event's payload.
-  if (!plain_json_text(s)) {
-    out_ += '"';
-    append_json_escaped(out_, s);
-    out_ += '"';
+  // Most text needs no escape: then the quotes and the text in one copy.
+  if (plain_json_text(s)) {
+    char* at = room(s.size() + 2);
+    at[0] = '"';
+    if (!s.empty()) std::memcpy(at + 1, s.data(), s.size());
+    at[s.size() + 1] = '"';
     return;
   }
-  out_ += '"';
-  out_.append(s.data(), s.size());
-  out_ += '"';
+  std::string escaped;
+  escaped.reserve(s.size() + 16);
+  escaped += '"';
+  append_json_escaped(escaped, s);
+  escaped += '"';
+  put(escaped);
 }
 
 JsonWriter& JsonWriter::number(double v) {
@@ -109,9 +114,9 @@ JsonWriter& JsonWriter::number(double v) {
   std::array<char, 32> buf;
   const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
   const std::string_view text(buf.data(), static_cast<std::size_t>(r.ptr - buf.data()));
-  out_ += text;
+  put(text);
   // A real stays a real for the reader (jansson tells 95 from 95.0).
-  if (text.find_first_of(".e") == std::string_view::npos) out_ += ".0";
+  if (text.find_first_of(".e") == std::string_view::npos) put(".0");
   return *this;
 }
 
@@ -120,7 +125,7 @@ JsonWriter& JsonWriter::integer(Integer v) {
   separate();
   std::array<char, 24> buf;
   const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
-  out_.append(buf.data(), r.ptr);
+  put(std::string_view(buf.data(), static_cast<std::size_t>(r.ptr - buf.data())));
   return *this;
 }
 
@@ -129,13 +134,13 @@ JsonWriter& JsonWriter::number(std::uint64_t v) { return integer(v); }
 
 JsonWriter& JsonWriter::boolean(bool v) {
   separate();
-  out_ += v ? "true" : "false";
+  put(v ? "true" : "false");
   return *this;
 }
 
 JsonWriter& JsonWriter::null() {
   separate();
-  out_ += "null";
+  put("null");
   return *this;
 }
 

@@ -18,7 +18,7 @@ void append_json_escaped(std::string& out, std::string_view s);
 class JsonWriter {
  public:
   // reserve: the expected size, so that the text is not copied as it grows.
-  explicit JsonWriter(std::size_t reserve = 256) { out_.reserve(reserve); }
+  explicit JsonWriter(std::size_t reserve = 256) : out_(reserve, '\0') {}
 
   JsonWriter& begin_object() { return open('{'); }
   JsonWriter& end_object() { return close('}'); }
@@ -36,17 +36,38 @@ class JsonWriter {
   JsonWriter& boolean(bool v);
   JsonWriter& null();
 
-  const std::string& text() const { return out_; }
-  std::string take() { return std::move(out_); }
+  std::string_view text() const { return std::string_view(out_.data(), len_); }
+  std::string take() {
+    out_.resize(len_);
+    len_ = 0;
+    return std::move(out_);
+  }
 
  private:
-  void separate();
+  // out_ is kept at least as long as the text, which is its first len_
+  // bytes: an append is then a bounds check and a memcpy, without
+  // std::string's per-call bookkeeping. Payloads are dozens of appends, on
+  // collectd's thread.
+  char* room(std::size_t n) {
+    if (out_.size() - len_ < n) grow(n);
+    char* at = out_.data() + len_;
+    len_ += n;
+    return at;
+  }
+  void grow(std::size_t n);
+  void put(char c) { *room(1) = c; }
+  void put(std::string_view s);
+  void separate() {
+    if (need_comma_) put(',');
+    need_comma_ = true;
+  }
   JsonWriter& open(char bracket);
   JsonWriter& close(char bracket);
   template <typename Integer>
   JsonWriter& integer(Integer v);
   void append_quoted(std::string_view s);
   std::string out_;
+  std::size_t len_ = 0;
   bool need_comma_ = false;
 };
 

@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <memory>
 #include <new>
 #include <optional>
@@ -115,12 +114,39 @@ constexpr std::array<std::string_view, kMacroCount> kMacroNames = {
 
 // The one place where an event's macro values are computed; the built-in
 // payload, the templates and DetailsURL all read them from here. Every text
-// is valid UTF-8.
-struct MacroValues {
-  std::array<std::string, kMacroCount> text;  // text[kTarget] is unused
+// is valid UTF-8. The texts are views: of the notification's own fields when
+// they are valid UTF-8 already (nearly always), else of copies kept here, so
+// that an event costs no copy of them; a MacroValues therefore stays where
+// it was made.
+class MacroValues {
+ public:
+  MacroValues() = default;
+  MacroValues(const MacroValues&) = delete;
+  MacroValues& operator=(const MacroValues&) = delete;
+
+  std::string_view operator[](Macro m) const { return text_[m]; }  // "" for kTarget
+
+  // s itself, or a sanitized copy when it is not valid UTF-8.
+  void set_clean(Macro m, std::string_view s) {
+    if (valid_utf8(s)) {
+      text_[m] = s;
+    } else {
+      set_owned(m, sanitize_utf8(std::string(s)));
+    }
+  }
+  // A text made for this event; valid UTF-8.
+  void set_owned(Macro m, std::string s) {
+    owned_[m] = std::move(s);
+    text_[m] = owned_[m];
+  }
+  void set_literal(Macro m, std::string_view s) { text_[m] = s; }  // s outlives this
+
   std::vector<std::string> targets;
   bool has_details_url = false;  // DetailsURL is set (its expansion may still be "")
-  const std::string& operator[](Macro m) const { return text[m]; }
+
+ private:
+  std::array<std::string_view, kMacroCount> text_;
+  std::array<std::string, kMacroCount> owned_;
 };
 
 // The longest macro name that s starts with (so "$type_instance" is not read
@@ -236,10 +262,22 @@ std::string expand_template(std::string_view text, const MacroValues& v,
       replacements);
 }
 
-std::string part(const std::string& name, const std::string& instance) {
-  if (instance.empty()) return name;
-  if (name.empty()) return instance;
-  return name + "-" + instance;
+// "plugin-instance/type-instance", each part only when it is there.
+std::string services(std::string_view plugin, std::string_view plugin_instance, std::string_view type,
+                     std::string_view type_instance) {
+  std::string out;
+  out.reserve(plugin.size() + plugin_instance.size() + type.size() + type_instance.size() + 3);
+  auto part = [&out](std::string_view name, std::string_view instance) {
+    out += name;
+    if (!name.empty() && !instance.empty()) out += '-';
+    out += instance;
+  };
+  part(plugin, plugin_instance);
+  if (!type.empty()) {
+    out += '/';
+    part(type, type_instance);
+  }
+  return out;
 }
 
 bool is_missing_value_message(const std::string& message, double* seconds) {
@@ -294,50 +332,55 @@ std::string reasons(const Transition& t) {
   return n.message;
 }
 
-MacroValues compute_macros(const Transition& t, const std::string& event_id,
-                           const IntegrationConfig& integration) {
+// Fills v, which must be fresh.
+void compute_macros(const Transition& t, const std::string& event_id, const IntegrationConfig& integration,
+                    MacroValues& v) {
   const Notification& n = t.notification;
-  MacroValues v;
-  auto& x = v.text;
-  x[kOutageId] = sanitize_utf8(t.outage.id);
-  x[kEventId] = sanitize_utf8(event_id);
-  x[kEventType] = event_type_name(t.type);
+  v.set_clean(kOutageId, t.outage.id);
+  v.set_clean(kEventId, event_id);
+  v.set_literal(kEventType, event_type_name(t.type));
   const Severity highest = t.outage.severity == Severity::Okay ? n.severity : t.outage.severity;
-  x[kSeverity] = highest == Severity::Failure ? "critical" : "warning";
-  x[kHost] = sanitize_utf8(n.host);
-  x[kName] = x[kHost];
-  x[kFqdn] = x[kHost];
-  x[kDescription] = sanitize_utf8(n.message);
-  x[kPlugin] = sanitize_utf8(n.plugin);
-  x[kPluginInstance] = sanitize_utf8(n.plugin_instance);
-  x[kType] = sanitize_utf8(n.type);
-  x[kTypeInstance] = sanitize_utf8(n.type_instance);
-  x[kServices] = part(x[kPlugin], x[kPluginInstance]);
-  if (!x[kType].empty()) x[kServices] += "/" + part(x[kType], x[kTypeInstance]);
+  v.set_literal(kSeverity, highest == Severity::Failure ? "critical" : "warning");
+  v.set_clean(kHost, n.host);
+  v.set_literal(kName, v[kHost]);
+  v.set_literal(kFqdn, v[kHost]);
+  v.set_clean(kDescription, n.message);
+  v.set_clean(kPlugin, n.plugin);
+  v.set_clean(kPluginInstance, n.plugin_instance);
+  v.set_clean(kType, n.type);
+  v.set_clean(kTypeInstance, n.type_instance);
+  v.set_owned(kServices, services(v[kPlugin], v[kPluginInstance], v[kType], v[kTypeInstance]));
   if (const MetaItem* ds = n.find_meta("DataSource"))
-    if (const auto* s = std::get_if<std::string>(&ds->value)) x[kItems] = sanitize_utf8(*s);
-  x[kReasons] = sanitize_utf8(reasons(t));
-  x[kTimestamp] = format_rfc3339(n.time);
-  x[kStartTime] = format_rfc3339(t.outage.start);
-  x[kDuration] = std::to_string(std::max<std::int64_t>(0, whole_seconds(n.time - t.outage.start)));
-  if (const auto cv = current_value(n)) x[kCurrentValue] = compact_number(*cv);
+    if (const auto* s = std::get_if<std::string>(&ds->value)) v.set_clean(kItems, *s);
+  v.set_owned(kReasons, sanitize_utf8(reasons(t)));
+  v.set_owned(kTimestamp, format_rfc3339(n.time));
+  v.set_owned(kStartTime, format_rfc3339(t.outage.start));
+  v.set_owned(kDuration, std::to_string(std::max<std::int64_t>(0, whole_seconds(n.time - t.outage.start))));
+  if (const auto cv = current_value(n)) v.set_owned(kCurrentValue, compact_number(*cv));
   v.targets.reserve(integration.targets.size());
   for (const auto& target : integration.targets) v.targets.push_back(sanitize_utf8(target));
   if (integration.details_url) {
-    x[kDetailsUrl] = details_url(*integration.details_url, v);
+    v.set_owned(kDetailsUrl, details_url(*integration.details_url, v));
     v.has_details_url = true;
   }
-  return v;
 }
 
 // --- the built-in payload -------------------------------------------------------
+
+// s, or a sanitized copy of it kept in storage.
+std::string_view clean(std::string_view s, std::string& storage) {
+  if (valid_utf8(s)) return s;
+  storage = sanitize_utf8(std::string(s));
+  return storage;
+}
 
 void write_meta_value(JsonWriter& w, const MetaValue& value) {
   std::visit(
       [&w](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, std::string>) {
-          w.string(sanitize_utf8(v));
+          std::string storage;
+          w.string(clean(v, storage));
         } else if constexpr (std::is_same_v<T, bool>) {
           w.boolean(v);
         } else if constexpr (std::is_same_v<T, std::uint64_t>) {
@@ -351,6 +394,12 @@ void write_meta_value(JsonWriter& w, const MetaValue& value) {
         }
       },
       value);
+}
+
+// A meta item's name as a JSON key: collectd's names are C strings, and
+// jansson-based readers refuse a NUL in a key.
+std::string_view meta_key(const MetaItem& item, std::string& storage) {
+  return clean(std::string_view(item.name).substr(0, item.name.find('\0')), storage);
 }
 
 std::string builtin_payload(const Transition& t, const MacroValues& v) {
@@ -373,14 +422,14 @@ std::string builtin_payload(const Transition& t, const MacroValues& v) {
   w.key("severity").string(severity_name(n.severity));
   w.key("time").string(format_rfc3339(n.time, true));
   w.key("meta").begin_object();
-  std::vector<std::string> written;  // a handful: a linear search beats a set
-  for (const auto& item : n.meta) {
-    // collectd's meta names are C strings; jansson-based readers refuse a
-    // NUL in a key.
-    std::string name = sanitize_utf8(item.name.substr(0, item.name.find('\0')));
-    if (std::find(written.begin(), written.end(), name) != written.end()) continue;  // the first wins, as find_meta
-    write_meta_value(w.key(name), item.value);
-    written.push_back(std::move(name));
+  // A handful of items: comparing with the earlier ones beats a set. The
+  // first of a name wins, as in find_meta.
+  for (auto item = n.meta.begin(); item != n.meta.end(); ++item) {
+    std::string storage, other_storage;
+    const std::string_view name = meta_key(*item, storage);
+    const bool seen = std::any_of(n.meta.begin(), item,
+                                  [&](const MetaItem& other) { return meta_key(other, other_storage) == name; });
+    if (!seen) write_meta_value(w.key(name), item->value);
   }
   w.end_object().end_object().end_object();
   return w.take();
@@ -397,21 +446,16 @@ bool is_json(const std::string& text) {
 // Sample values for check_template: the awkward characters a real event can
 // carry, and (second) the emptiest event, so that a template is valid for
 // every event and not just for a typical one.
-MacroValues awkward_sample() {
-  MacroValues v;
-  const std::string awkward = "a \"quoted\" back\\slash, tab\t, newline\n, \x01, caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 </";
-  for (auto& s : v.text) s = awkward;
-  v.text[kDuration] = "3600";
-  v.text[kCurrentValue] = "1e+06";
+void awkward_sample(MacroValues& v) {
+  static constexpr std::string_view awkward =
+      "a \"quoted\" back\\slash, tab\t, newline\n, \x01, caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 </";
+  for (std::size_t m = 0; m < kMacroCount; ++m) v.set_literal(static_cast<Macro>(m), awkward);
+  v.set_literal(kDuration, "3600");
+  v.set_literal(kCurrentValue, "1e+06");
   v.targets = {"ops \"oncall\"", "dba\\team"};
-  return v;
 }
 
-MacroValues empty_sample() {
-  MacroValues v;
-  v.text[kDuration] = "0";
-  return v;
-}
+void empty_sample(MacroValues& v) { v.set_literal(kDuration, "0"); }
 
 // jansson's line and column, counted in the template rather than in the
 // expansion: error.position is the number of bytes jansson had read.
@@ -452,44 +496,55 @@ std::string format_rfc3339(TimePoint t, bool with_fraction) {
   using namespace std::chrono;
   // floor, not duration_cast: 0.5 s before the epoch is 23:59:59.5.
   const auto secs = floor<seconds>(t.time_since_epoch());
-  const std::time_t tt = static_cast<std::time_t>(secs.count());
-  std::tm tm{};
-  if (gmtime_r(&tt, &tm) == nullptr) return "";
-  // Written digit by digit rather than with strftime and snprintf: this runs
-  // three times per event on collectd's thread.
+  const std::int64_t days = floor<std::chrono::duration<std::int64_t, std::ratio<86400>>>(secs).count();
+  const std::int64_t second_of_day = secs.count() - days * 86400;
+  // The proleptic Gregorian date of a day count (Howard Hinnant's
+  // civil_from_days): arithmetic only, where gmtime_r would take the time
+  // zone lock, three times per event on collectd's thread.
+  const std::int64_t z = days + 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const std::int64_t doe = z - era * 146097;                                  // [0, 146096]
+  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  // [0, 399]
+  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);           // [0, 365]
+  const std::int64_t mp = (5 * doy + 2) / 153;                                // [0, 11], from March
+  const std::int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  // A TimePoint (int64 nanoseconds) spans 1677 to 2262: four digits, as
+  // RFC 3339 wants.
   char buf[32];
   char* p = buf;
-  auto digits = [&p](long value, int width) {
+  auto digits = [&p](std::int64_t value, int width) {
     for (int i = width - 1; i >= 0; --i, value /= 10) p[i] = static_cast<char>('0' + value % 10);
     p += width;
   };
-  const long year = tm.tm_year + 1900L;
-  if (year < 0 || year > 9999) return "";  // RFC 3339 has four-digit years
   digits(year, 4);
   *p++ = '-';
-  digits(tm.tm_mon + 1, 2);
+  digits(month, 2);
   *p++ = '-';
-  digits(tm.tm_mday, 2);
+  digits(day, 2);
   *p++ = 'T';
-  digits(tm.tm_hour, 2);
+  digits(second_of_day / 3600, 2);
   *p++ = ':';
-  digits(tm.tm_min, 2);
+  digits(second_of_day / 60 % 60, 2);
   *p++ = ':';
-  digits(tm.tm_sec, 2);
+  digits(second_of_day % 60, 2);
   if (with_fraction) {
     *p++ = '.';
-    digits(static_cast<long>(floor<microseconds>(t.time_since_epoch() - secs).count()), 6);
+    digits(floor<microseconds>(t.time_since_epoch() - secs).count(), 6);
   }
   *p++ = 'Z';
   return std::string(buf, p);
 }
 
 std::string check_template(const std::string& text) {
-  const std::pair<MacroValues, const char*> samples[] = {
-      {awkward_sample(), "not valid JSON once expanded"},
-      {empty_sample(), "not valid JSON once expanded with empty values"},
+  const std::pair<void (*)(MacroValues&), const char*> samples[] = {
+      {awkward_sample, "not valid JSON once expanded"},
+      {empty_sample, "not valid JSON once expanded with empty values"},
   };
-  for (const auto& [values, what] : samples) {
+  for (const auto& [fill, what] : samples) {
+    MacroValues values;
+    fill(values);
     std::vector<Replacement> replacements;
     const std::string expanded = expand_template(text, values, &replacements);
     json_error_t error;
@@ -503,7 +558,8 @@ std::string check_template(const std::string& text) {
 PayloadBuilder::PayloadBuilder(const IntegrationConfig& integration) : integration_(integration) {}
 
 std::string PayloadBuilder::build(const Transition& t, const std::string& event_id) const {
-  const MacroValues values = compute_macros(t, event_id, integration_);
+  MacroValues values;
+  compute_macros(t, event_id, integration_, values);
   const auto& tmpl =
       t.type == EventType::Clear ? integration_.clear_template : integration_.outage_template;
   if (tmpl) {

@@ -8,6 +8,8 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <cstring>
 
 #include <algorithm>
 #include <chrono>
@@ -35,11 +37,33 @@ struct Result {
   double median_us;
   double p99_us;
   std::size_t samples;
+  double faults = -1;  // page faults per call, when counted
+};
+
+// Timings of the calls, and the page faults they took: in a virtual
+// machine a first touch of a fresh page can cost more than everything else
+// a callback does.
+struct Samples {
+  std::vector<double> us;
+  long faults = 0;
 };
 
 Result summarize(const std::string& name, std::vector<double> us) {
   std::sort(us.begin(), us.end());
   return {name, us[us.size() / 2], us[us.size() * 99 / 100], us.size()};
+}
+
+Result summarize(const std::string& name, Samples s) {
+  const double faults = static_cast<double>(s.faults) / static_cast<double>(s.us.size());
+  Result r = summarize(name, std::move(s.us));
+  r.faults = faults;
+  return r;
+}
+
+long thread_page_faults() {
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_minflt + ru.ru_majflt;
 }
 
 long rss_kib() {
@@ -80,22 +104,23 @@ class Plugin {
 
   // Times one callback per notification; host i % keys, time advancing.
   // between(i), untimed, runs after the i-th.
-  std::vector<double> run(int severity, int count, int keys, int key_offset,
-                          const std::function<void(int)>& between = nullptr) {
-    std::vector<double> us;
-    us.reserve(count);
+  Samples run(int severity, int count, int keys, int key_offset, const std::function<void(int)>& between = nullptr) {
+    Samples samples;
+    samples.us.reserve(count);
     for (int i = 0; i < count; ++i) {
       fake_collectd::Notif n(severity, "host" + std::to_string(key_offset + i % keys), "cpu", "percent",
                              "Host h, plugin cpu type percent: Data source \"value\" is currently 95.000000. "
                              "That is above the failure threshold of 90.000000.",
                              DOUBLE_TO_CDTIME_T(1.7e9 + clock_++ * 1e-3));
       n.meta("DataSource", "value").meta("CurrentValue", 95.0).meta("FailureMax", 90.0);
+      const long faults = thread_page_faults();
       const auto start = std::chrono::steady_clock::now();
       fake_collectd::call_notification(n.get());
-      us.push_back(Micros(std::chrono::steady_clock::now() - start).count());
+      samples.us.push_back(Micros(std::chrono::steady_clock::now() - start).count());
+      samples.faults += thread_page_faults() - faults;
       if (between) between(i);
     }
-    return us;
+    return samples;
   }
 
  private:
@@ -137,8 +162,22 @@ Result synchronous_post(const xmtest::Standin& standin, int count) {
 
 }  // namespace
 
-int main() {
+// `bench_callback down N`: only N outage-opening callbacks with xMatters
+// down, nothing else in the process, for perf or callgrind to look at.
+int profile_down(int count) {
+  xmtest::TempDir base;
+  xmtest::Standin standin;
+  standin.stop();
+  Plugin plugin(base.path(), standin);
+  const Result r = summarize("FAILURE opening an outage, xMatters down", plugin.run(NOTIF_FAILURE, count, count, 0));
+  std::printf("%s: median %.2f µs, p99 %.2f µs, %.2f page faults per call\n", r.name.c_str(), r.median_us, r.p99_us,
+              r.faults);
+  return 0;
+}
+
+int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (argc == 3 && std::string(argv[1]) == "down") return profile_down(std::atoi(argv[2]));
   std::vector<Result> results;
   xmtest::TempDir base;
   xmtest::Standin standin;
@@ -170,11 +209,14 @@ int main() {
 
   const double floor = results[results.size() - 2].median_us;
   const double sync = results.back().median_us;
-  std::printf("%-52s %10s %10s %9s %12s %12s\n", "notification callback", "median µs", "p99 µs", "samples",
-              "/ write(2)", "sync POST /");
-  for (const auto& r : results)
-    std::printf("%-52s %10.2f %10.2f %9zu %12.1f %12.1f\n", r.name.c_str(), r.median_us, r.p99_us, r.samples,
+  std::printf("%-52s %10s %10s %9s %12s %12s %12s\n", "notification callback", "median µs", "p99 µs", "samples",
+              "/ write(2)", "sync POST /", "faults/call");
+  for (const auto& r : results) {
+    std::printf("%-52s %10.2f %10.2f %9zu %12.1f %12.1f", r.name.c_str(), r.median_us, r.p99_us, r.samples,
                 r.median_us / floor, sync / r.median_us);
+    if (r.faults >= 0) std::printf(" %12.2f", r.faults);
+    std::printf("\n");
+  }
   std::printf("\nmemory: %ld KiB resident for %d open outages (%.0f bytes per outage, tracker and queue)\n",
               rss_after - rss_before, kOutages, (rss_after - rss_before) * 1024.0 / kOutages);
   curl_global_cleanup();

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <ctime>
 #include <limits>
 #include <random>
 #include <string>
@@ -592,6 +594,26 @@ void test_format_rfc3339() {
   CU_ASSERT_EQUAL(format_rfc3339(TimePoint() - microseconds(1), true), "1969-12-31T23:59:59.999999Z");
   CU_ASSERT_EQUAL(format_rfc3339(TimePoint(seconds(1709164800))), "2024-02-29T00:00:00Z");
   CU_ASSERT_EQUAL(format_rfc3339(TimePoint(seconds(4102444799))), "2099-12-31T23:59:59Z");
+  // The calendar arithmetic against the C library's, over all a TimePoint
+  // holds (1677 to 2262).
+  const std::int64_t first = std::chrono::ceil<seconds>(TimePoint::min().time_since_epoch()).count();
+  const std::int64_t last = std::chrono::floor<seconds>(TimePoint::max().time_since_epoch()).count();
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 100002; ++i) {
+    const auto t = static_cast<std::time_t>(
+        i == 0 ? first : i == 1 ? last : first + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(last - first)));
+    std::tm tm{};
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gmtime_r(&t, &tm));
+    char expected[64];
+    std::snprintf(expected, sizeof expected, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (format_rfc3339(TimePoint(seconds(t))) != expected) {
+      CU_FAIL("format_rfc3339 differs from gmtime_r");
+      std::fprintf(stderr, "at %lld: %s, expected %s\n", static_cast<long long>(t),
+                   format_rfc3339(TimePoint(seconds(t))).c_str(), expected);
+      break;
+    }
+  }
 }
 
 // --- templates ------------------------------------------------------------------------
@@ -726,7 +748,7 @@ void test_writer_structure_and_separators() {
   w.key("c").begin_array().number(std::int64_t{1}).begin_object().key("x").null().end_object().boolean(false);
   w.end_array().key("d").string("").end_object();
   CU_ASSERT_EQUAL(w.text(), R"({"a":[],"b":{},"c":[1,{"x":null},false],"d":""})");
-  CU_ASSERT_PTR_NOT_NULL(xmtest::parse_json(w.text()).get());
+  CU_ASSERT_PTR_NOT_NULL(xmtest::parse_json(std::string(w.text())).get());
 }
 
 void test_writer_escapes_exactly_what_json_needs() {
