@@ -11,9 +11,9 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <system_error>
 #include <thread>
@@ -79,13 +79,24 @@ void run_in_background() {
   pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
 }
 
+// An event as it waits in the queue: its body is in the spool, and is read
+// back from there when the event is sent (see Spool::read_body).
+Event without_body(Event event) {
+  event.body.clear();
+  event.body.shrink_to_fit();
+  return event;
+}
+
 struct Pending {
-  Event event;
+  Event event;  // without its body
   int attempts = 0;  // failed requests so far
 };
 
 struct OutageQueue {
-  std::deque<Pending> events;  // the head is sent next, or is in flight
+  // The head is sent next, or is in flight. A vector: an outage has one to a
+  // few events queued, and a deque would cost two allocations (about 600
+  // bytes) per open outage, on collectd's thread.
+  std::vector<Pending> events;
   bool in_flight = false;
 };
 
@@ -111,7 +122,6 @@ struct Lane {
   std::size_t queued = 0;  // undelivered events, in flight included
 
   Steady::time_point paused_until{};
-  Steady::time_point next_wake = Steady::time_point::max();  // when sleeping workers look again
   unsigned pause_streak = 0;     // lane pauses since the last success
   unsigned failures_since_ok = 0;
   Steady::time_point last_failing_warning{};
@@ -129,18 +139,13 @@ struct Lane {
     schedule.emplace(std::make_pair(when, arrivals++), outage_id);
   }
 
-  // Adds an event; the caller holds the mutex. True when a worker should be
-  // woken: the event starts a new outage, due when the lane's pause ends,
-  // which is earlier than sleeping workers will look again. Waking one per
-  // event while they already sleep until the pause ends would cost
-  // collectd's thread a futex call for nothing.
-  bool enqueue(Event event) {
+  // Adds an event; the caller holds the mutex. No worker is woken: the
+  // watcher finds it (see worker()).
+  void enqueue(Event event) {
     auto [it, fresh] = outages.try_emplace(event.outage_id);
     it->second.events.push_back(Pending{std::move(event), 0});
     ++queued;
-    if (!fresh) return false;
-    schedule_head(it->first, Steady::time_point{});
-    return paused_until < next_wake;
+    if (fresh) schedule_head(it->first, Steady::time_point{});
   }
 };
 
@@ -184,9 +189,9 @@ struct Delivery::State {
   State(const Config& c, Logger& l, DeliveryOptions o) : config(c), log(l), options(o) {}
 
   Steady::duration backoff(unsigned failures, std::mt19937_64& rng) const;
-  bool write_dead_letter(const Event& event, const std::string& url, int attempts, long status,
+  bool write_dead_letter(const Event& event, const std::string& body, const std::string& url, int attempts, long status,
                          const std::string& reason, const std::string& reply);
-  void worker(Lane& lane);
+  void worker(Lane& lane, bool watcher);
   Outcome attempt(Lane& lane, HttpClient& client, const Pending& p);
   void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
   void sync_loop();
@@ -203,7 +208,8 @@ Steady::duration Delivery::State::backoff(unsigned failures, std::mt19937_64& rn
   return duration_cast<Steady::duration>(std::chrono::duration<double, std::milli>(base / 2 + half(rng)));
 }
 
-bool Delivery::State::write_dead_letter(const Event& event, const std::string& url, int attempts, long status,
+bool Delivery::State::write_dead_letter(const Event& event, const std::string& body, const std::string& url,
+                                        int attempts, long status,
                                         const std::string& reason, const std::string& reply) {
   Json line(json_object());
   json_object_set_new(line.get(), "time", json_text(format_rfc3339(Clock::now())));
@@ -217,8 +223,8 @@ bool Delivery::State::write_dead_letter(const Event& event, const std::string& u
   json_object_set_new(line.get(), "reason", json_text(reason));
   json_object_set_new(line.get(), "url", url.empty() ? json_null() : json_text(redact_url(url)));
   json_object_set_new(line.get(), "reply", json_text(reply));
-  json_t* body = json_loadb(event.body.data(), event.body.size(), 0, nullptr);
-  json_object_set_new(line.get(), "body", body != nullptr ? body : json_text(event.body));
+  json_t* parsed = json_loadb(body.data(), body.size(), 0, nullptr);
+  json_object_set_new(line.get(), "body", parsed != nullptr ? parsed : json_text(body));
   DumpedJson text(json_dumps(line.get(), JSON_COMPACT | JSON_PRESERVE_ORDER));
   if (!text) return false;
   const std::string data = std::string(text.get()) + "\n";
@@ -242,7 +248,24 @@ Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& 
   const IntegrationConfig& c = lane.config;
   const std::string& url = e.type == EventType::Clear ? c.clear_url : c.outage_url;
   Outcome o;
-  o.http = client.post(url, e.body, e.event_id);
+  std::string body;
+  try {
+    std::optional<std::string> spooled = spool->read_body(e.event_id);
+    if (!spooled) throw std::runtime_error("it is no longer in the spool");
+    body = std::move(*spooled);
+  } catch (const std::system_error& ex) {
+    o.verdict = stopping ? Verdict::Abandoned : Verdict::Retry;
+    o.reason = std::string("cannot read it from the spool: ") + ex.what();
+    return o;
+  } catch (const std::runtime_error& ex) {
+    // It can never be sent; its outage's later events (the clear) still can.
+    o.verdict = Verdict::DeadLetter;
+    o.reason = ex.what();
+    o.dead_letter_written = write_dead_letter(e, body, "", p.attempts, 0, o.reason, "");
+    if (o.dead_letter_written) spool->acknowledge(e.event_id);
+    return o;
+  }
+  o.http = client.post(url, body, e.event_id);
   const HttpResult& r = o.http;
 
   if (r.cancelled) {
@@ -276,7 +299,7 @@ Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& 
   }
 
   // Dead letter: written and acknowledged before the outage's next event goes.
-  o.dead_letter_written = write_dead_letter(e, url, p.attempts + 1, r.status, o.reason, r.reply_start);
+  o.dead_letter_written = write_dead_letter(e, body, url, p.attempts + 1, r.status, o.reason, r.reply_start);
   if (o.dead_letter_written) spool->acknowledge(e.event_id);
   return o;
 }
@@ -377,7 +400,7 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
                                            (o.http.status != 0 && o.http.reply_start.empty() ? " (empty reply)" : "") +
                                            "; sent to " + redact_url(url) + "; kept in " + dead_letter_path);
   }
-  outage.events.pop_front();
+  outage.events.erase(outage.events.begin());
   --lane.queued;
   --total_queued;
   if (!outage.events.empty())
@@ -387,22 +410,31 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
   lane.wake.notify_one();
 }
 
-void Delivery::State::worker(Lane& lane) {
+// collectd's threads never wake a worker: in a virtual machine, waking a
+// thread that sleeps on another CPU costs the waker more than all the rest
+// of the notification callback. Instead, one worker per lane, the watcher,
+// looks for new events every pickup_interval while the lane has nothing
+// due; a worker that takes an event and sees more due wakes a peer, so a
+// burst spreads over the Connections within a few hand-offs. A page waits at
+// most pickup_interval longer; an idle lane costs one short wake-up per
+// interval.
+void Delivery::State::worker(Lane& lane, bool watcher) {
   run_in_background();
   const std::string prefix = "integration " + lane.config.name + ": ";
   try {
     HttpClient client(lane.config, &abort);
     std::unique_lock<std::mutex> lock(lane.mutex);
     while (!stopping) {
-      if (lane.schedule.empty()) {
-        lane.next_wake = Steady::time_point::max();
-        lane.wake.wait(lock);
-        continue;
-      }
-      const auto due = std::max(lane.schedule.begin()->first.first, lane.paused_until);
-      if (due > Steady::now()) {
-        lane.next_wake = due;
-        lane.wake.wait_until(lock, due);
+      const auto now = Steady::now();
+      const auto due = lane.schedule.empty()
+                           ? Steady::time_point::max()
+                           : std::max(lane.schedule.begin()->first.first, lane.paused_until);
+      if (due > now) {
+        const auto until = watcher ? std::min(due, now + options.pickup_interval) : due;
+        if (until == Steady::time_point::max())
+          lane.wake.wait(lock);
+        else
+          lane.wake.wait_until(lock, until);
         continue;
       }
       const std::string outage_id = lane.schedule.begin()->second;
@@ -497,7 +529,7 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
     if (lane == s.by_name.end()) {
       // Without its <Integration> there is no URL to send it to; kept in
       // the spool it would count against QueueLimit forever.
-      if (s.write_dead_letter(event, "", 0, 0, "integration no longer configured", "")) {
+      if (s.write_dead_letter(event, event.body, "", 0, 0, "integration no longer configured", "")) {
         s.spool->acknowledge(event.event_id);
         ++orphans[event.integration].moved;
       } else {
@@ -505,7 +537,7 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
       }
       continue;
     }
-    lane->second->enqueue(std::move(event));
+    lane->second->enqueue(without_body(std::move(event)));
     ++s.total_queued;
     ++recovered;
   }
@@ -557,12 +589,8 @@ bool Delivery::submit(Event event) {
     throw;
   }
   s.appended = true;
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(lane.mutex);
-    wake = lane.enqueue(std::move(event));
-  }
-  if (wake) lane.wake.notify_one();
+  std::lock_guard<std::mutex> lock(lane.mutex);
+  lane.enqueue(without_body(std::move(event)));
   return true;
 }
 
@@ -573,7 +601,7 @@ void Delivery::start() {
   s.started = true;
   for (auto& lane : s.lanes)
     for (int i = 0; i < std::max(1, lane->config.connections); ++i)
-      lane->threads.emplace_back([&s, l = lane.get()] { s.worker(*l); });
+      lane->threads.emplace_back([&s, l = lane.get(), watcher = i == 0] { s.worker(*l, watcher); });
   s.sync_thread = std::thread([&s] { s.sync_loop(); });
 }
 

@@ -30,6 +30,9 @@ struct DeliveryOptions {
   // each failure up to max_backoff (with jitter), or after Retry-After.
   std::chrono::milliseconds initial_backoff{1000};
   std::chrono::milliseconds max_backoff{300000};
+  // How often an idle lane looks for new events (collectd's threads do not
+  // wake the delivery threads): the most a new event waits to be sent.
+  std::chrono::milliseconds pickup_interval{20};
   // How often appended events are flushed to stable storage.
   std::chrono::milliseconds sync_interval{1000};
   // Called on the same tick after the spool's flush, for state written along

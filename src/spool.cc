@@ -362,6 +362,41 @@ void Spool::append(const Event& event) {
   s.set_pending(std::move(id), loc);
 }
 
+std::optional<std::string> Spool::read_body(const std::string& event_id) {
+  State& s = *state_;
+  // Compaction may move the record, and delete its old segment, between the
+  // look-up and the read. Segment numbers are never reused, so the read
+  // either finds the record where it was looked up or fails with ENOENT;
+  // the record is then looked up again at its new place.
+  for (;;) {
+    Loc loc;
+    {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      auto it = s.pending.find(event_id);
+      if (it == s.pending.end()) return std::nullopt;
+      loc = it->second;
+    }
+    const std::string file = s.segment_path(loc.seq);
+    std::string data;
+    try {
+      data = s.io->read_at(file, loc.offset, loc.size);
+    } catch (const std::system_error& e) {
+      if (e.code() != std::errc::no_such_file_or_directory) throw;
+      std::lock_guard<std::mutex> lock(s.mutex);
+      auto it = s.pending.find(event_id);
+      if (it != s.pending.end() && same_place(it->second, loc)) throw;  // not moved: gone
+      continue;
+    }
+    sf::Record rec{};
+    Event event;
+    if (sf::parse_record(data, 0, &rec) != data.size() || rec.type != sf::RecordType::Event ||
+        !sf::decode_event(rec.payload, &event) || event.event_id != event_id)
+      throw std::runtime_error("spool " + file + ": the record of event " + event_id +
+                               " no longer reads back (damaged on disk)");
+    return std::move(event.body);
+  }
+}
+
 void Spool::acknowledge(const std::string& event_id) {
   State& s = *state_;
   {

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,15 @@ class Spool {
   // Costs one write(2) under a mutex and no fsync: the record is encoded
   // and checksummed before the lock is taken.
   void append(const Event& event);
+
+  // The body of a pending event, read back from its record: the delivery
+  // queue holds events without their bodies, so that a waiting event costs
+  // memory for its ids only (fresh memory, taken on collectd's thread, is
+  // a page fault there). Thread-safe; nullopt when the event is not
+  // pending. Throws std::system_error on an I/O error and
+  // std::runtime_error when the record no longer reads back as written
+  // (damaged on disk since).
+  std::optional<std::string> read_body(const std::string& event_id);
 
   // Thread-safe: the event is delivered or dead-lettered; it will not be
   // recovered again. Compacts the log when enough of it is acknowledged

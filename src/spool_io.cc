@@ -376,6 +376,22 @@ class PosixSpoolIo final : public SpoolIo {
     return out;
   }
 
+  std::string read_at(const std::string& path, std::uint64_t offset, std::size_t size) override {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) throw_errno(errno, "open", path);
+    std::string out(size, '\0');
+    for (std::size_t got = 0; got < size;) {
+      const ssize_t n = ::pread(fd.get(), &out[got], size - got, static_cast<off_t>(offset + got));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw_errno(errno, "read", path);
+      }
+      if (n == 0) throw_errno(EIO, "read (file too short)", path);
+      got += static_cast<std::size_t>(n);
+    }
+    return out;
+  }
+
   std::vector<std::string> list(const std::string& dir) override {
     std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
     if (!d) throw_errno(errno, "opendir", dir);

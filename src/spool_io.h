@@ -6,6 +6,7 @@
 // names the operation and the path (paths under SpoolDir hold no secrets).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +37,9 @@ class SpoolIo {
   // Creates the file (mode 0600) if missing; writes go to its end.
   virtual std::unique_ptr<WritableFile> open_append(const std::string& path) = 0;
   virtual std::string read_file(const std::string& path) = 0;
+  // size bytes of path from offset; fewer than size (the file is shorter)
+  // throws EIO.
+  virtual std::string read_at(const std::string& path, std::uint64_t offset, std::size_t size) = 0;
   // Names of the entries of dir, without "." and "..".
   virtual std::vector<std::string> list(const std::string& dir) = 0;
   virtual void rename(const std::string& from, const std::string& to) = 0;

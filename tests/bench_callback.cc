@@ -162,14 +162,22 @@ Result synchronous_post(const xmtest::Standin& standin, int count) {
 
 }  // namespace
 
-// `bench_callback down N`: only N outage-opening callbacks with xMatters
-// down, nothing else in the process, for perf or callgrind to look at.
-int profile_down(int count) {
+// `bench_callback down N` / `bench_callback idle N`: only N outage-opening
+// callbacks with xMatters down / idle, nothing else in the process, for perf
+// or callgrind to look at.
+int profile(const std::string& mode, int count) {
   xmtest::TempDir base;
   xmtest::Standin standin;
-  standin.stop();
+  if (mode == "down") standin.stop();
   Plugin plugin(base.path(), standin);
-  const Result r = summarize("FAILURE opening an outage, xMatters down", plugin.run(NOTIF_FAILURE, count, count, 0));
+  plugin.run(NOTIF_OKAY, 2000, 1000, 0);  // as in the full run: maps and spool exist
+  const Result r =
+      mode == "down"
+          ? summarize("FAILURE opening an outage, xMatters down", plugin.run(NOTIF_FAILURE, count, count, 0))
+          : summarize("FAILURE opening an outage, xMatters idle",
+                      plugin.run(NOTIF_FAILURE, count, count, 0, [&](int i) {
+                        standin.wait_for_accepted(i + 1, std::chrono::seconds(10));
+                      }));
   std::printf("%s: median %.2f µs, p99 %.2f µs, %.2f page faults per call\n", r.name.c_str(), r.median_us, r.p99_us,
               r.faults);
   return 0;
@@ -177,7 +185,7 @@ int profile_down(int count) {
 
 int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (argc == 3 && std::string(argv[1]) == "down") return profile_down(std::atoi(argv[2]));
+  if (argc == 3) return profile(argv[1], std::atoi(argv[2]));
   std::vector<Result> results;
   xmtest::TempDir base;
   xmtest::Standin standin;

@@ -369,6 +369,37 @@ void test_400_dead_lettered_and_clear_still_sent() {
   CU_ASSERT(spooled(w.spool_dir()).empty());  // the dead letter is acknowledged too
 }
 
+// Queued events wait without their bodies, which are read back from the
+// spool when sent: a record damaged on disk meanwhile is dead-lettered (no
+// wrong body is ever sent), and the outage's clear still goes.
+void test_damaged_spool_record_dead_lettered() {
+  World w;
+  Delivery& d = w.open(false);
+  const Event outage = make_event(EventType::Outage, "o-damaged", 1);
+  const Event clear = make_event(EventType::Clear, "o-damaged", 2);
+  CU_ASSERT(d.submit(outage));
+  CU_ASSERT(d.submit(clear));
+  const std::string segment = newest_segment(w.spool_dir());
+  std::string data = xmtest::read_file(segment);
+  const std::size_t at = data.find("\"seq\":1");
+  CU_ASSERT_FATAL(at != std::string::npos);
+  data[at + 6] = '7';
+  xmtest::write_file(segment, data);
+  d.start();
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
+  const auto reqs = w.standin->requests();
+  CU_ASSERT_EQUAL_FATAL(reqs.size(), 1u);
+  CU_ASSERT_EQUAL(reqs[0].function_id, "clear-fn");
+  CU_ASSERT_EQUAL(body_seq(reqs[0]), 2);
+  CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }));
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, outage.event_id), 1u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, "damaged"), 1u);
+  const auto lines = json_lines(w.dead_letters());
+  CU_ASSERT_EQUAL_FATAL(lines.size(), 1u);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(lines[0].get(), "event_id"), outage.event_id);
+  CU_ASSERT(xmtest::json_string_member(lines[0].get(), "reason").find("damaged") != std::string::npos);
+}
+
 void test_retry_max_age_dead_letters() {
   World w;
   w.ops().retry_max_age = std::chrono::seconds(1);
@@ -867,6 +898,7 @@ int main(int argc, char** argv) {
                      {{"delivery",
                        {{"delivers_with_headers", test_delivers_with_headers},
                         {"connections_kept_alive", test_connections_kept_alive},
+                        {"damaged_spool_record_dead_lettered", test_damaged_spool_record_dead_lettered},
                         {"retries_500_then_success", test_retries_500_then_success},
                         {"retries_dropped_connection", test_retries_dropped_connection},
                         {"honours_retry_after", test_honours_retry_after},

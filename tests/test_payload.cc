@@ -768,6 +768,37 @@ void test_writer_escapes_exactly_what_json_needs() {
   CU_ASSERT(w.text().find("/") != std::string::npos);  // no needless escape of '/'
 }
 
+// The escape check looks at blocks of 16 and 8 bytes, then at single ones:
+// a character that needs an escape is found at every position, and one that
+// needs none is never escaped.
+void test_writer_escapes_at_every_position() {
+  const std::string needs[] = {std::string(1, '\0'), "\x1f", "\"", "\\", "\n"};
+  const std::string plain[] = {" ", "\x7f", "\xC3\xA9", "/", "\xF0\x9F\x98\x80"};
+  for (std::size_t length = 1; length <= 40; ++length) {
+    for (std::size_t at = 0; at < length; ++at) {
+      for (const auto& set : {needs, plain}) {
+        for (std::size_t k = 0; k < 5; ++k) {
+          std::string s(at, 'a');
+          s += set[k];
+          s.append(length - at - 1, 'b');
+          xmatters::JsonWriter w;
+          w.string(s);
+          const std::string text(w.text());
+          if (set == plain) {
+            CU_ASSERT_EQUAL(text, "\"" + s + "\"");
+          } else {
+            CU_ASSERT_NOT_EQUAL(text, "\"" + s + "\"");
+            json_error_t error;
+            JsonPtr j(json_loadb(text.data(), text.size(), JSON_DECODE_ANY | JSON_ALLOW_NUL, &error));
+            CU_ASSERT_FATAL(j != nullptr);
+            CU_ASSERT(std::string(json_string_value(j.get()), json_string_length(j.get())) == s);
+          }
+        }
+      }
+    }
+  }
+}
+
 void test_writer_numbers() {
   auto text = [](auto v) {
     xmatters::JsonWriter w;
@@ -826,6 +857,7 @@ int main(int argc, char** argv) {
                       {"json_writer",
                        {{"structure_and_separators", test_writer_structure_and_separators},
                         {"escapes_exactly_what_json_needs", test_writer_escapes_exactly_what_json_needs},
+                        {"escapes_at_every_position", test_writer_escapes_at_every_position},
                         {"numbers", test_writer_numbers},
                         {"valid_utf8", test_valid_utf8}}},
                       {"templates",

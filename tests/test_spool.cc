@@ -204,6 +204,10 @@ class FaultyIo final : public xmatters::SpoolIo {
     return std::make_unique<FaultyFile>(real_->open_append(path), faults, path);
   }
   std::string read_file(const std::string& path) override { return real_->read_file(path); }
+  std::string read_at(const std::string& path, std::uint64_t offset, std::size_t size) override {
+    faults->hook("read_at", path);
+    return real_->read_at(path, offset, size);
+  }
   std::vector<std::string> list(const std::string& dir) override { return real_->list(dir); }
   void rename(const std::string& from, const std::string& to) override {
     faults->hook("rename", from);
@@ -823,6 +827,82 @@ void test_concurrent_appends_and_acks() {
   CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
 }
 
+// --- reading bodies back ---------------------------------------------------------------------
+
+void test_read_body_roundtrip() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  Spool spool(dir.path(), log);
+  for (int i = 0; i < 5; ++i) spool.append(make_event(i, 100 + 50 * i));
+  for (int i = 0; i < 5; ++i) CU_ASSERT(spool.read_body("ev-" + std::to_string(i)) == make_event(i, 100 + 50 * i).body);
+  spool.acknowledge("ev-2");
+  CU_ASSERT(!spool.read_body("ev-2").has_value());  // delivered
+  CU_ASSERT(!spool.read_body("ev-9").has_value());  // never appended
+}
+
+void test_read_body_after_compaction_and_reopen() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  {
+    Spool spool(dir.path(), log, nullptr, SpoolOptions{8 * 1024, 8});
+    for (int i = 0; i < 400; ++i) {
+      spool.append(make_event(i, 200));
+      if (i % 50 != 7) spool.acknowledge("ev-" + std::to_string(i));
+    }
+    // The kept events were moved by compactions into new segments.
+    CU_ASSERT(segments(dir.path()).size() < 400 * 200 / (8 * 1024));
+    for (int i = 7; i < 400; i += 50) CU_ASSERT(spool.read_body("ev-" + std::to_string(i)) == make_event(i, 200).body);
+  }
+  Spool spool(dir.path(), log, nullptr, SpoolOptions{8 * 1024, 8});
+  CU_ASSERT_EQUAL(spool.take_recovered().size(), 8u);
+  for (int i = 7; i < 400; i += 50) CU_ASSERT(spool.read_body("ev-" + std::to_string(i)) == make_event(i, 200).body);
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+}
+
+// A compaction that moves the record and deletes its segment between the
+// look-up and the read: the read finds the record at its new place.
+void test_read_body_races_compaction() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  auto io = std::make_shared<FaultyIo>();
+  Spool spool(dir.path(), log, io, SpoolOptions{4096, 8});
+  for (int i = 0; i < 60; ++i) spool.append(make_event(i, 200));
+  const std::string first_segment = segments(dir.path()).front();
+  int moved_under_the_reader = 0;
+  io->faults->set([&](Faults& f) {
+    f.before = [&](const std::string& op, const std::string& path) {
+      if (op != "read_at" || moved_under_the_reader > 0) return;
+      ++moved_under_the_reader;
+      // Everything but ev-0 delivered: compaction copies ev-0 away and the
+      // old segments go.
+      for (int i = 1; i < 60; ++i) spool.acknowledge("ev-" + std::to_string(i));
+      CU_ASSERT(path == first_segment);
+      CU_ASSERT(!xmtest::file_exists(first_segment));
+    };
+  });
+  CU_ASSERT(spool.read_body("ev-0") == make_event(0, 200).body);
+  CU_ASSERT_EQUAL(moved_under_the_reader, 1);
+  io->faults->set([](Faults& f) { f.before = nullptr; });
+}
+
+// A record damaged on disk after it was written does not read back: an
+// error, never the wrong body.
+void test_read_body_of_damaged_record() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  Spool spool(dir.path(), log);
+  spool.append(make_event(0, 300));
+  spool.append(make_event(1, 300));
+  const std::string segment = segments(dir.path()).back();
+  std::string data = xmtest::read_file(segment);
+  const std::size_t at = data.find("ev-0\",\"description");
+  CU_ASSERT_FATAL(at != std::string::npos);
+  data[at + 30] ^= 0x20;
+  xmtest::write_file(segment, data);
+  CU_ASSERT(throws<std::runtime_error>([&] { spool.read_body("ev-0"); }));
+  CU_ASSERT(spool.read_body("ev-1") == make_event(1, 300).body);
+}
+
 // --- permissions ---------------------------------------------------------------------------
 
 void test_permissions() {
@@ -961,6 +1041,11 @@ int main(int argc, char** argv) {
                         {"leftover_tmp_removed", test_leftover_tmp_removed},
                         {"old_and_compacted_segments_both_present", test_old_and_compacted_segments_both_present},
                         {"crash_at_every_step_of_compaction", test_crash_at_every_step_of_compaction}}},
+                      {"spool_read_body",
+                       {{"roundtrip", test_read_body_roundtrip},
+                        {"after_compaction_and_reopen", test_read_body_after_compaction_and_reopen},
+                        {"races_compaction", test_read_body_races_compaction},
+                        {"of_damaged_record", test_read_body_of_damaged_record}}},
                       {"spool_concurrency",
                        {{"concurrent_appends_and_acks", test_concurrent_appends_and_acks},
                         {"kill9_child", test_kill9_child},
