@@ -1,4 +1,4 @@
-// JSON text written front to back. The payloads and the outage journal are
+// JSON text written front to back. The payloads and the outage snapshots are
 // made on collectd's threads, where building a jansson tree and dumping it
 // costs several times more than the writing itself. jansson still parses
 // (templates, state files) and is the tests' oracle for what this writes.

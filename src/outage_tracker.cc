@@ -21,10 +21,13 @@
 
 #include "json_writer.h"
 #include "resources.h"
+#include "spool_format.h"
 #include "utf8.h"
 #include "uuid.h"
 
 namespace xmatters {
+
+namespace sf = spool_format;
 
 OutageKey OutageKey::of(const Notification& n) {
   return OutageKey{n.host, n.plugin, n.plugin_instance, n.type, n.type_instance};
@@ -125,7 +128,7 @@ std::int64_t int_member(const json_t* obj, const char* name) {
   return json_integer_value(v);
 }
 
-bool valid_outage_id(const std::string& id) {
+bool valid_outage_id(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id)
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')) return false;
@@ -134,7 +137,7 @@ bool valid_outage_id(const std::string& id) {
 
 // One open outage as it goes to disk. Its last_time is the one of the
 // outage's last change: a change of last_time alone is not written, or
-// collectd's repeated FAILUREs (Persist true) would cost a journal line each.
+// collectd's repeated FAILUREs (Persist true) would cost a journal record each.
 struct Record {
   Outage outage;
   TimePoint last_time;
@@ -149,7 +152,7 @@ void write_record_fields(JsonWriter& w, const Record& r) {
 }
 
 // Throws std::runtime_error naming what is wrong.
-Record parse_record(const json_t* o) {
+Record parse_snapshot_record(const json_t* o) {
   Record r;
   const json_t* id = member(o, "outage_id");
   if (!json_is_string(id) || !valid_outage_id(json_string_value(id))) throw std::runtime_error("bad \"outage_id\"");
@@ -168,7 +171,6 @@ Record parse_record(const json_t* o) {
   return r;
 }
 
-// The record fields shared by the snapshot's outages and the journal's lines.
 void write_key_fields(JsonWriter& w, const OutageKey& key) {
   write_bytes(w.key("host"), key.host);
   write_bytes(w.key("plugin"), key.plugin);
@@ -182,6 +184,72 @@ OutageKey parse_key(const json_t* o) {
   return OutageKey{decode_bytes(member(o, "host"), "host"), decode_bytes(member(o, "plugin"), "plugin"),
                    decode_bytes(member(o, "plugin_instance"), "plugin_instance"),
                    decode_bytes(member(o, "type"), "type"), decode_bytes(member(o, "type_instance"), "type_instance")};
+}
+
+// --- the journal's records (their format: spool_format.h) ---
+
+// The severity byte of an OUTAGE_SET: numbers of the file format, not of the
+// Severity enum, so that reordering the enum cannot change what a file means.
+constexpr std::uint8_t kJournalWarning = 1;
+constexpr std::uint8_t kJournalFailure = 2;
+
+// One change as a framed record, ready for one write(2): OUTAGE_SET with the
+// key's state after the change, or OUTAGE_CLOSE when outage is null. Sized
+// exactly, so that it costs one allocation on collectd's thread. Throws
+// std::length_error (a key of megabytes) or std::bad_alloc.
+std::string encode_change(const OutageKey& key, const Outage* outage, TimePoint last_time) {
+  std::size_t size = 5 * 4 + key.host.size() + key.plugin.size() + key.plugin_instance.size() + key.type.size() +
+                     key.type_instance.size();
+  if (outage) size += 8 + 8 + 1 + 8 + 4 + outage->id.size();
+  sf::RecordBuilder b(outage ? sf::RecordType::OutageSet : sf::RecordType::OutageClose, size);
+  b.field(key.host);
+  b.field(key.plugin);
+  b.field(key.plugin_instance);
+  b.field(key.type);
+  b.field(key.type_instance);
+  if (outage) {
+    b.i64(to_ns(outage->last_page));
+    b.i64(to_ns(last_time));
+    b.u8(outage->severity == Severity::Failure ? kJournalFailure : kJournalWarning);
+    b.i64(to_ns(outage->start));
+    b.field(outage->id);
+  }
+  return std::move(b).finish();
+}
+
+// A journal record decoded: the key, and for a set the key's record.
+struct Change {
+  OutageKey key;
+  std::optional<Record> set;  // nullopt: the outage closed
+};
+
+// False when the payload is malformed or says what the tracker never writes
+// (an invalid outage_id, a severity other than WARNING or FAILURE).
+bool decode_change(const sf::Record& rec, Change* out) {
+  sf::PayloadReader r(rec.payload);
+  std::string_view host, plugin, plugin_instance, type, type_instance;
+  if (!r.field(&host) || !r.field(&plugin) || !r.field(&plugin_instance) || !r.field(&type) ||
+      !r.field(&type_instance))
+    return false;
+  std::optional<Record> set;
+  if (rec.type == sf::RecordType::OutageSet) {
+    std::int64_t last_page = 0, last_time = 0, start = 0;
+    std::uint8_t severity = 0;
+    std::string_view id;
+    if (!r.i64(&last_page) || !r.i64(&last_time) || !r.u8(&severity) || !r.i64(&start) || !r.field(&id)) return false;
+    if (!valid_outage_id(id) || (severity != kJournalWarning && severity != kJournalFailure)) return false;
+    set.emplace();
+    set->outage.id.assign(id);
+    set->outage.severity = severity == kJournalFailure ? Severity::Failure : Severity::Warning;
+    set->outage.start = from_ns(start);
+    set->outage.last_page = from_ns(last_page);
+    set->last_time = from_ns(last_time);
+  }
+  if (!r.done()) return false;
+  out->key = OutageKey{std::string(host), std::string(plugin), std::string(plugin_instance), std::string(type),
+                       std::string(type_instance)};
+  out->set = std::move(set);
+  return true;
 }
 
 std::string directory_of(const std::string& path) {
@@ -245,14 +313,17 @@ class ErrorThrottle {
 // --- the tracker ------------------------------------------------------------------
 
 // How the files fit together. Every change (open, escalate, renotify, close)
-// is one line of the journal carrying the key's full state after it: a "set"
-// with the whole record, or a "close". Loading applies the snapshot, then
-// .journal.old when there is one, then .journal; a "set" replaces the key's
-// record and a "close" erases it. Because a line carries full state rather
-// than a difference, applying a line that the snapshot already contains
-// changes nothing, and the last line for a key always wins. So the result is
+// is one record of the journal (binary, framed like the spool's records: see
+// spool_format.h) carrying the key's full state after it: an OUTAGE_SET with
+// the whole record, or an OUTAGE_CLOSE. Loading applies the snapshot, then
+// .journal.old when there is one, then .journal; a set replaces the key's
+// record and a close erases it. Because a record carries full state rather
+// than a difference, applying one that the snapshot already contains changes
+// nothing, and the last record for a key always wins. So the result is
 // right whenever (a) the journals together hold every change since some
 // point P, in order per key, and (b) the snapshot is the state at P or later.
+// A torn or damaged record costs only its own change: the reader
+// resynchronises on the next valid record, as the spool's does.
 // Compaction keeps that true at each step a crash can interrupt:
 //   1. rename .journal to .journal.old, start an empty .journal, copy the
 //      records (under the journal mutex: a consistent cut at P);
@@ -273,9 +344,9 @@ struct OutageTracker::State {
 
   using Records = std::unordered_map<OutageKey, Record, OutageKeyHash>;
 
-  // Compaction is due past this many journal lines, or this many open outages
-  // times two: amortized, a change costs O(1) bytes of snapshot.
-  static constexpr std::size_t kMinCompactionLines = 1024;
+  // Compaction is due past this many journal records, or this many open
+  // outages times two: amortized, a change costs O(1) bytes of snapshot.
+  static constexpr std::size_t kMinCompactionRecords = 1024;
   // After a failed snapshot, this many changes pass before the next attempt,
   // so that a broken disk does not cost an fsync per notification.
   static constexpr std::uint64_t kRetryAfterChanges = 256;
@@ -303,9 +374,8 @@ struct OutageTracker::State {
   Records records;                   // the open outages as they should be on disk
   std::shared_ptr<UniqueFd> journal;       // null when it could not be opened: retried per change
   std::shared_ptr<UniqueFd> retiring;      // .journal.old's, until its compaction is done (for sync())
-  bool separator_needed = false;     // the journal ends in a torn line: start on a new one
   bool old_journal_pending = false;  // .journal.old exists: no second rename over it
-  std::size_t journal_lines = 0;     // lines in .journal
+  std::size_t journal_records = 0;   // records in .journal
   std::uint64_t changes = 0;         // ever, for the retry back-off
   std::uint64_t next_attempt = 0;    // value of changes from which compaction may be tried
   std::uint64_t failed_appends = 0;  // ever: these changes are missing from the journal
@@ -324,13 +394,14 @@ struct OutageTracker::State {
 
   bool compaction_due() const {  // under journal_mutex
     return changes >= next_attempt &&
-           (journal_lines > std::max(kMinCompactionLines, 2 * records.size()) || failed_appends > repaired_upto);
+           (journal_records > std::max(kMinCompactionRecords, 2 * records.size()) || failed_appends > repaired_upto);
   }
 
   void load();
   Records load_snapshot();
-  void replay_journal(const std::string& path, Records& records_out, std::size_t& lines);
-  void start_after_load(std::size_t current_journal_lines);
+  // Adds the number of records found (damaged ones aside) to records_read.
+  void replay_journal(const std::string& path, Records& records_out, std::size_t& records_read);
+  void start_after_load(std::size_t current_journal_records);
 
   // Returns whether compaction is due.
   bool record(const OutageKey& key, const std::optional<Outage>& outage, TimePoint last_time);
@@ -362,7 +433,8 @@ OutageTracker::State::Records OutageTracker::State::load_snapshot() {
     json_array_foreach(outages, i, o) {
       if (!json_is_object(o)) throw std::runtime_error("an outage is not an object");
       OutageKey key = parse_key(o);
-      if (!loaded.emplace(std::move(key), parse_record(o)).second) throw std::runtime_error("duplicate outage key");
+      if (!loaded.emplace(std::move(key), parse_snapshot_record(o)).second)
+        throw std::runtime_error("duplicate outage key");
     }
   } catch (const std::exception& e) {
     log.warning("outage state file " + state_file + " cannot be used (" + e.what() +
@@ -372,7 +444,7 @@ OutageTracker::State::Records OutageTracker::State::load_snapshot() {
   return loaded;
 }
 
-void OutageTracker::State::replay_journal(const std::string& path, Records& out, std::size_t& lines) {
+void OutageTracker::State::replay_journal(const std::string& path, Records& out, std::size_t& records_read) {
   std::optional<std::string> text;
   try {
     text = read_whole_file(path);
@@ -381,46 +453,39 @@ void OutageTracker::State::replay_journal(const std::string& path, Records& out,
     return;
   }
   if (!text) return;
-  std::size_t bad = 0;
-  for (std::size_t pos = 0; pos < text->size();) {
-    const std::size_t end = text->find('\n', pos);
-    // A line without its newline is the torn tail of an interrupted write:
-    // its single write(2) carried the newline, so it never completed.
-    if (end == std::string::npos) {
-      ++bad;
-      break;
-    }
-    const std::string_view line(text->data() + pos, end - pos);
-    pos = end + 1;
-    if (line.empty()) continue;  // written after a torn line
-    ++lines;
-    try {
-      json_error_t err{};
-      Json o{json_loadb(line.data(), line.size(), 0, &err)};
-      if (!o || !json_is_object(o.get())) throw std::runtime_error("not a JSON object");
-      const json_t* op = member(o.get(), "op");
-      const std::string op_name = json_is_string(op) ? json_string_value(op) : "";
-      OutageKey key = parse_key(o.get());
-      if (op_name == "set")
-        out.insert_or_assign(std::move(key), parse_record(o.get()));
-      else if (op_name == "close")
-        out.erase(key);
-      else
-        throw std::runtime_error("bad \"op\"");
-    } catch (const std::exception&) {
-      ++bad;
-    }
-  }
-  if (bad > 0)
-    log.warning("outage journal " + path + ": " + std::to_string(bad) +
-                " damaged line(s) skipped (a torn last line is expected after a crash)");
+  std::size_t undecodable = 0;
+  const sf::Damage damage =
+      sf::scan_records(*text, sf::LogKind::OutageJournal, [&](const sf::Record& rec, std::size_t, std::size_t) {
+        ++records_read;
+        Change change;
+        if (!decode_change(rec, &change)) {
+          ++undecodable;
+          return;
+        }
+        if (change.set)
+          out.insert_or_assign(std::move(change.key), std::move(*change.set));
+        else
+          out.erase(change.key);
+      });
+  // Earlier versions wrote the journal as JSON lines, {"op":... each; after
+  // an upgrade such a file is one damaged run like any other, but the
+  // operator deserves to know why.
+  const bool json_lines = text->compare(0, 6, "{\"op\":") == 0;
+  const std::size_t damaged = damage.places + undecodable;
+  if (json_lines)
+    log.warning("outage journal " + path +
+                " holds JSON lines, the format of an earlier version, which is no longer read: the changes in it "
+                "since the last snapshot are lost");
+  else if (damaged > 0)
+    log.warning("outage journal " + path + ": " + std::to_string(damaged) + " damaged record(s) skipped" +
+                (damage.at_end ? " (a torn last record is expected after a crash)" : ""));
 }
 
 void OutageTracker::State::load() {
   Records loaded = load_snapshot();
-  std::size_t old_lines = 0, current_lines = 0;
-  replay_journal(old_journal_file, loaded, old_lines);
-  replay_journal(journal_file, loaded, current_lines);
+  std::size_t old_records = 0, current_records = 0;
+  replay_journal(old_journal_file, loaded, old_records);
+  replay_journal(journal_file, loaded, current_records);
 
   for (const auto& [key, r] : loaded) {
     auto ks = std::make_unique<KeyState>();
@@ -434,12 +499,12 @@ void OutageTracker::State::load() {
   records = std::move(loaded);
   if (!records.empty())
     log.info("outage state file " + state_file + ": " + std::to_string(records.size()) + " open outage(s) restored");
-  start_after_load(current_lines);
+  start_after_load(current_records);
 }
 
 // Compacts once, so that a started tracker has a snapshot on disk and an
 // empty journal. Runs before any other thread can see the State.
-void OutageTracker::State::start_after_load(std::size_t current_journal_lines) {
+void OutageTracker::State::start_after_load(std::size_t current_journal_records) {
   bool written = false;
   try {
     written = write_file(serialize(records));
@@ -451,12 +516,12 @@ void OutageTracker::State::start_after_load(std::size_t current_journal_lines) {
     // Snapshot first, then the old journal, then the current one, each step
     // durable before the next: .journal.old is older than .journal, so
     // emptying .journal while .journal.old could still be replayed after a
-    // crash would let its stale lines override the snapshot.
+    // crash would let its stale records override the snapshot.
     old_journal_pending = ::unlink(old_journal_file.c_str()) != 0 && errno != ENOENT;
     if (old_journal_pending) {
       log.error("cannot remove outage journal " + old_journal_file + ": " + std::strerror(errno));
       journal = open_journal(false, error);  // keep appending after what .journal.old precedes
-      journal_lines = current_journal_lines;
+      journal_records = current_journal_records;
     } else {
       sync_directory(directory_of(state_file));
       journal = open_journal(true, error);
@@ -465,7 +530,7 @@ void OutageTracker::State::start_after_load(std::size_t current_journal_lines) {
     // The journals are all there is: keep them, append to .journal, and let
     // the first changes retry the snapshot.
     journal = open_journal(false, error);
-    journal_lines = current_journal_lines;
+    journal_records = current_journal_records;
     old_journal_pending = ::access(old_journal_file.c_str(), F_OK) == 0;
     failed_appends = 1;
   }
@@ -473,7 +538,7 @@ void OutageTracker::State::start_after_load(std::size_t current_journal_lines) {
 }
 
 std::shared_ptr<UniqueFd> OutageTracker::State::open_journal(bool truncate, std::string& error) {
-  const int flags = O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0);
+  const int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0);
   auto fd = std::make_shared<UniqueFd>(::open(journal_file.c_str(), flags, 0600));
   auto fail = [&](const char* what) {
     error = std::string("cannot ") + what + " outage journal " + journal_file + ": " + std::strerror(errno);
@@ -482,14 +547,8 @@ std::shared_ptr<UniqueFd> OutageTracker::State::open_journal(bool truncate, std:
   if (fd->get() < 0) return fail("open");
   // A journal left by an older run keeps its mode.
   if (::fchmod(fd->get(), 0600) != 0) return fail("chmod");
-  struct stat st {};
-  if (::fstat(fd->get(), &st) != 0) return fail("stat");
-  separator_needed = false;
-  if (st.st_size > 0) {
-    char last = '\n';
-    if (::pread(fd->get(), &last, 1, st.st_size - 1) != 1) return fail("read");
-    separator_needed = last != '\n';
-  }
+  // A torn record at its end needs nothing done: the reader resynchronises
+  // on the first valid record after it.
   directory_synced = false;  // its name may be new
   return fd;
 }
@@ -497,16 +556,11 @@ std::shared_ptr<UniqueFd> OutageTracker::State::open_journal(bool truncate, std:
 bool OutageTracker::State::record(const OutageKey& key, const std::optional<Outage>& outage, TimePoint last_time) {
   // Encoded before taking the journal mutex: only the map update and one
   // write(2) happen under it.
-  std::string line, error;
+  std::string change, error;
   try {
-    JsonWriter w(512);
-    w.begin_object().key("op").string(outage ? "set" : "close");
-    write_key_fields(w, key);
-    if (outage) write_record_fields(w, Record{*outage, last_time});
-    line = w.end_object().take();
-    line += '\n';
+    change = encode_change(key, outage ? &*outage : nullptr, last_time);
   } catch (const std::exception& e) {
-    error = "cannot encode a line of outage journal " + journal_file + ": " + e.what();
+    error = "cannot encode a record of outage journal " + journal_file + ": " + e.what();
   }
   bool due;
   {
@@ -524,18 +578,15 @@ bool OutageTracker::State::record(const OutageKey& key, const std::optional<Outa
       if (journal) next_attempt = changes;
     }
     if (error.empty() && journal) {
-      const std::string with_separator = separator_needed ? "\n" + line : std::string();
-      const std::string& text = separator_needed ? with_separator : line;
       ssize_t n;
-      do n = ::write(journal->get(), text.data(), text.size());
+      do n = ::write(journal->get(), change.data(), change.size());
       while (n < 0 && errno == EINTR);
-      if (n == static_cast<ssize_t>(text.size())) {
-        separator_needed = false;
-        ++journal_lines;
+      if (n == static_cast<ssize_t>(change.size())) {
+        ++journal_records;
       } else {
         if (n >= 0) errno = ENOSPC;  // a short write to a regular file
         error = "cannot append to outage journal " + journal_file + ": " + std::strerror(errno);
-        journal.reset();  // reopened on the next change, after any torn line
+        journal.reset();  // reopened on the next change, whose record follows any torn one
       }
     }
     // The change is in memory (its event was accepted): a snapshot must
@@ -570,13 +621,13 @@ void OutageTracker::State::compact() {
         old_journal_pending = true;
         retiring = std::move(journal);
         journal = open_journal(true, error);
-        journal_lines = 0;
+        journal_records = 0;
       } else if (errno == ENOENT) {
         // Gone (removed by hand, or never created): its changes are on disk
         // only once this snapshot is.
         ++failed_appends;
         journal = open_journal(true, error);
-        journal_lines = 0;
+        journal_records = 0;
       } else {
         next_attempt = changes + kRetryAfterChanges;
         renamed = false;

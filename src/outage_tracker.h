@@ -50,18 +50,20 @@ struct TrackerOptions {
 };
 
 // Persistence: a snapshot, state_file (JSON of every open outage, replaced
-// atomically), and a journal beside it, state_file + ".journal": one JSON
-// line per change, appended with a single write(2) and no fsync, so that a
-// notification costs microseconds however many outages are open. The journal
-// is folded into a new snapshot when it grows past max(1024, 2 x open
-// outages) lines. A change survives a crash of the process (kill -9) as soon
-// as process() returns; it survives a power loss only once sync() has run
-// after it (or a snapshot was written after it).
+// atomically, for operators to read), and a journal beside it, state_file +
+// ".journal": one binary record per change (framed like the spool's records,
+// see spool_format.h), appended with a single write(2) and no fsync, so that
+// a notification costs microseconds however many outages are open. The
+// journal is folded into a new snapshot when it grows past max(1024, 2 x
+// open outages) records. A change survives a crash of the process (kill -9)
+// as soon as process() returns; it survives a power loss only once sync()
+// has run after it (or a snapshot was written after it).
 class OutageTracker {
  public:
   // Loads the open outages persisted beside state_file (a corrupt or
-  // truncated snapshot, or damaged journal lines, give a WARNING and are
-  // skipped), then writes a fresh snapshot and starts an empty journal.
+  // truncated snapshot, or damaged journal records, give a WARNING and are
+  // skipped; so does a journal of JSON lines left by an earlier version),
+  // then writes a fresh snapshot and starts an empty journal.
   OutageTracker(std::string state_file, TrackerOptions options, Logger& log);
   ~OutageTracker();
   OutageTracker(const OutageTracker&) = delete;

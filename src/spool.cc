@@ -58,38 +58,6 @@ struct Segment {
   std::size_t live_count = 0;
 };
 
-// What a scan found wrong in a segment.
-struct Damage {
-  std::uint64_t bytes = 0;
-  std::size_t places = 0;
-  bool at_end = false;
-};
-
-// Calls fn(record, offset, size) for every valid record of data, in order.
-// Where no valid record starts, moves on one byte at a time until one does
-// (see spool_format.h for why that resynchronisation is sound).
-template <typename Fn>
-Damage scan_records(std::string_view data, Fn&& fn) {
-  Damage damage;
-  std::size_t pos = 0;
-  while (pos < data.size()) {
-    sf::Record rec{};
-    const std::size_t n = sf::parse_record(data, pos, &rec);
-    if (n > 0) {
-      fn(rec, pos, n);
-      pos += n;
-      continue;
-    }
-    const std::size_t start = pos;
-    do ++pos;
-    while (pos < data.size() && sf::parse_record(data, pos, &rec) == 0);
-    damage.bytes += pos - start;
-    ++damage.places;
-    damage.at_end = pos == data.size();
-  }
-  return damage;
-}
-
 std::string mode_string(mode_t mode) {
   char buf[8];
   std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
@@ -263,25 +231,26 @@ void Spool::State::replay() {
     segments[seq].size = data.size();
     total_bytes += data.size();
     std::size_t undecodable = 0;
-    const Damage damage = scan_records(data, [&](const sf::Record& rec, std::size_t offset, std::size_t size) {
-      const Loc loc{seq, offset, static_cast<std::uint32_t>(size)};
-      if (rec.type == sf::RecordType::Event) {
-        Event event;
-        if (!sf::decode_event(rec.payload, &event)) {
-          ++undecodable;
-          return;
-        }
-        std::string id = event.event_id;
-        set_pending(id, loc);
-        found[std::move(id)] = {loc, std::move(event)};
-      } else {
-        auto it = pending.find(std::string(rec.payload));
-        if (it == pending.end()) return;  // its EVENT was in a deleted segment
-        unaccount(it->second);
-        pending.erase(it);
-        found.erase(std::string(rec.payload));
-      }
-    });
+    const sf::Damage damage =
+        sf::scan_records(data, sf::LogKind::Spool, [&](const sf::Record& rec, std::size_t offset, std::size_t size) {
+          const Loc loc{seq, offset, static_cast<std::uint32_t>(size)};
+          if (rec.type == sf::RecordType::Event) {
+            Event event;
+            if (!sf::decode_event(rec.payload, &event)) {
+              ++undecodable;
+              return;
+            }
+            std::string id = event.event_id;
+            set_pending(id, loc);
+            found[std::move(id)] = {loc, std::move(event)};
+          } else {
+            auto it = pending.find(std::string(rec.payload));
+            if (it == pending.end()) return;  // its EVENT was in a deleted segment
+            unaccount(it->second);
+            pending.erase(it);
+            found.erase(std::string(rec.payload));
+          }
+        });
     if (damage.places > 0)
       log.warning("spool " + file + ": skipped " + std::to_string(damage.bytes) +
                   " bytes of damaged or incomplete records in " + std::to_string(damage.places) +
@@ -571,7 +540,7 @@ void Spool::State::compact() {
       };
       std::vector<Candidate> candidates;
       // Damage was reported at open; here it is only stepped over.
-      scan_records(data, [&](const sf::Record& rec, std::size_t offset, std::size_t size) {
+      sf::scan_records(data, sf::LogKind::Spool, [&](const sf::Record& rec, std::size_t offset, std::size_t size) {
         std::string_view id;
         if (rec.type == sf::RecordType::Event && sf::decode_event_id(rec.payload, &id))
           candidates.push_back({id, Loc{seq, offset, static_cast<std::uint32_t>(size)}});

@@ -1,4 +1,5 @@
-// The spool's on-disk format (CONTRACT §5).
+// The spool's on-disk format (CONTRACT §5), and the record framing it shares
+// with the outage journal.
 //
 // SpoolDir holds segment files named spool-NNNNNN.log (a decimal sequence
 // number, zero-padded to at least six digits; replayed in numeric order).
@@ -15,11 +16,34 @@
 //     masked CRC32C of type and payload, little-endian
 //                 payload length in bytes, little-endian
 //                             1 byte: 1 = EVENT, 2 = ACK
+//                             (3 and 4 are the outage journal's, below)
 //
 // EVENT payload: u32 length + bytes of event_id, integration and outage_id,
 // u8 event type (1 outage, 2 clear), i64 created (nanoseconds since the Unix
 // epoch), u32 length + bytes of body; all integers little-endian.
 // ACK payload: the bytes of the acknowledged event_id.
+//
+// The outage journal (outages-<integration>.json.journal, see
+// outage_tracker.cc) is the same framing around record types of its own:
+//
+// OUTAGE_SET (3) payload: the key, then i64 last_page, i64 last_time (both
+// nanoseconds since the Unix epoch), u8 severity (1 WARNING, 2 FAILURE),
+// i64 start, u32 length + bytes of outage_id.
+// OUTAGE_CLOSE (4) payload: the key alone.
+// The key: u32 length + bytes of host, plugin, plugin_instance, type and
+// type_instance, collectd's bytes as they are (valid UTF-8 or not).
+//
+// Why the journal is binary: its records are written on collectd's
+// notification thread, whose callback has a budget of about 10 us. As JSON
+// lines (numbers formatted, strings escaped, non-UTF-8 keys hex-encoded) a
+// change cost several thousand instructions to encode; framed like this, a
+// few hundred (callgrind). Why this framing rather than one of its own: one
+// encoder, one parser and one resynchronising reader serve both logs, so
+// the journal recovers from a torn tail or a flipped byte exactly as the
+// spool does. Each log accepts only its own record types (parse_record's
+// LogKind): a record of one log found in the other is damage, not data.
+// Journals of JSON lines left by earlier versions are not read (the tracker
+// says so in a WARNING; their snapshot, still JSON, is).
 //
 // Why no fixed blocks (as LevelDB's log has): records are small and written
 // whole, so the only damage we expect is a torn tail (a crash or power loss in
@@ -49,8 +73,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "event.h"
 
@@ -61,7 +88,13 @@ inline constexpr std::size_t kHeaderSize = 9;
 // A larger length is damage, not a record: no event comes near it.
 inline constexpr std::uint32_t kMaxPayload = 16u << 20;
 
-enum class RecordType : std::uint8_t { Event = 1, Ack = 2 };
+enum class RecordType : std::uint8_t { Event = 1, Ack = 2, OutageSet = 3, OutageClose = 4 };
+
+// The logs framed this way; each accepts only its own record types.
+enum class LogKind : std::uint8_t {
+  Spool,          // Event, Ack
+  OutageJournal,  // OutageSet, OutageClose
+};
 
 // CRC-32C (Castagnoli), extended over data from a previous value.
 std::uint32_t crc32c(std::string_view data, std::uint32_t crc = 0);
@@ -70,6 +103,112 @@ std::uint32_t crc32c(std::string_view data, std::uint32_t crc = 0);
 std::uint32_t crc32c_table(std::string_view data, std::uint32_t crc = 0);
 std::uint32_t mask_crc(std::uint32_t crc);
 std::uint32_t unmask_crc(std::uint32_t masked);
+
+// Byte by byte so that they are right on any endianness; compilers turn each
+// into one load or store on little-endian machines (the store only when the
+// bytes are assembled in a local first: stores through a char* may alias
+// anything, which keeps them from being merged).
+inline std::uint32_t load_u32le(const unsigned char* p) {
+  return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 |
+         std::uint32_t{p[3]} << 24;
+}
+
+inline void put_u32le(char* p, std::uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  std::memcpy(p, b, 4);
+}
+
+// Builds one framed record in one buffer, for one write(2). The payload is
+// written in place behind room left for the header, which is filled in last;
+// given the payload's exact size, a record costs one allocation and no
+// reallocation. Inline, because the journal builds its records on
+// collectd's thread, where a call per field would cost more than the field.
+class RecordBuilder {
+ public:
+  // payload_size: the payload's size, or less (the buffer then grows).
+  // Throws std::length_error when it exceeds kMaxPayload.
+  RecordBuilder(RecordType type, std::size_t payload_size) {
+    if (payload_size > kMaxPayload) throw std::length_error("record too large for the spool's framing");
+    buf_.resize(kHeaderSize + payload_size);
+    buf_[8] = static_cast<char>(type);
+  }
+  void u8(std::uint8_t v) { *room(1) = static_cast<char>(v); }
+  void u32(std::uint32_t v) { put_u32le(room(4), v); }
+  void i64(std::int64_t v) {
+    const auto u = static_cast<std::uint64_t>(v);
+    char* p = room(8);
+    put_u32le(p, static_cast<std::uint32_t>(u & 0xFFFFFFFFu));
+    put_u32le(p + 4, static_cast<std::uint32_t>(u >> 32));
+  }
+  void bytes(std::string_view s) {
+    if (!s.empty()) std::memcpy(room(s.size()), s.data(), s.size());
+  }
+  // u32 length + bytes.
+  void field(std::string_view s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    bytes(s);
+  }
+  // The whole record. Throws std::length_error when more than kMaxPayload
+  // bytes were added after all.
+  std::string finish() && {
+    const std::size_t length = end_ - kHeaderSize;
+    if (length > kMaxPayload) throw std::length_error("record too large for the spool's framing");
+    buf_.resize(end_);  // a no-op unless payload_size was too large
+    put_u32le(&buf_[4], static_cast<std::uint32_t>(length));
+    put_u32le(&buf_[0], mask_crc(crc32c(std::string_view(buf_).substr(8))));
+    return std::move(buf_);
+  }
+
+ private:
+  // Where the next n bytes of payload go.
+  char* room(std::size_t n) {
+    if (buf_.size() - end_ < n) buf_.resize(end_ + n);
+    char* p = &buf_[end_];
+    end_ += n;
+    return p;
+  }
+
+  std::string buf_;
+  std::size_t end_ = kHeaderSize;  // of the payload written so far
+};
+
+// Reads a payload front to back, in RecordBuilder's encoding; any overrun
+// makes it malformed (false), and done() says whether nothing is left over.
+class PayloadReader {
+ public:
+  explicit PayloadReader(std::string_view s) : s_(s) {}
+  bool u8(std::uint8_t* v) {
+    if (s_.size() < 1) return false;
+    *v = static_cast<unsigned char>(s_[0]);
+    s_.remove_prefix(1);
+    return true;
+  }
+  bool u32(std::uint32_t* v) {
+    if (s_.size() < 4) return false;
+    *v = load_u32le(reinterpret_cast<const unsigned char*>(s_.data()));
+    s_.remove_prefix(4);
+    return true;
+  }
+  bool i64(std::int64_t* v) {
+    std::uint32_t lo = 0, hi = 0;
+    if (!u32(&lo) || !u32(&hi)) return false;
+    *v = static_cast<std::int64_t>(std::uint64_t{hi} << 32 | lo);
+    return true;
+  }
+  // u32 length + bytes; *v points into the payload.
+  bool field(std::string_view* v) {
+    std::uint32_t n = 0;
+    if (!u32(&n) || s_.size() < n) return false;
+    *v = s_.substr(0, n);
+    s_.remove_prefix(n);
+    return true;
+  }
+  bool done() const { return s_.empty(); }
+
+ private:
+  std::string_view s_;
+};
 
 // Whole framed records, ready for one write(2). Throw std::length_error when
 // the payload would exceed kMaxPayload.
@@ -81,9 +220,42 @@ struct Record {
   std::string_view payload;  // points into the parsed buffer
 };
 
-// The size of the valid record that starts at data[offset] (filling *out),
-// or 0 when none starts there (bad CRC, bad type or length, or truncated).
-std::size_t parse_record(std::string_view data, std::size_t offset, Record* out);
+// The size of the valid record of log that starts at data[offset] (filling
+// *out), or 0 when none starts there (bad CRC, a type that is not log's, bad
+// length, or truncated).
+std::size_t parse_record(std::string_view data, std::size_t offset, Record* out, LogKind log = LogKind::Spool);
+
+// What a scan found wrong in a log file.
+struct Damage {
+  std::uint64_t bytes = 0;  // skipped
+  std::size_t places = 0;   // runs of skipped bytes
+  bool at_end = false;      // the last run reaches the end of the data (a torn tail)
+};
+
+// Calls fn(record, offset, size) for every valid record of log in data, in
+// order. Where no valid record starts, moves on one byte at a time until one
+// does (see above for why that resynchronisation is sound).
+template <typename Fn>
+Damage scan_records(std::string_view data, LogKind log, Fn&& fn) {
+  Damage damage;
+  std::size_t pos = 0;
+  while (pos < data.size()) {
+    Record rec{};
+    const std::size_t n = parse_record(data, pos, &rec, log);
+    if (n > 0) {
+      fn(rec, pos, n);
+      pos += n;
+      continue;
+    }
+    const std::size_t start = pos;
+    do ++pos;
+    while (pos < data.size() && parse_record(data, pos, &rec, log) == 0);
+    damage.bytes += pos - start;
+    ++damage.places;
+    damage.at_end = pos == data.size();
+  }
+  return damage;
+}
 
 // Decode an EVENT payload; false when it is malformed.
 bool decode_event(std::string_view payload, Event* out);

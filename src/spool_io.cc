@@ -48,17 +48,6 @@ constexpr CrcTables make_crc_tables() {
 
 constexpr CrcTables kCrcTables = make_crc_tables();
 
-// Byte by byte so that it is right on any endianness; compilers turn it into
-// one load on little-endian machines.
-inline std::uint32_t load_u32le(const unsigned char* p) {
-  return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 |
-         std::uint32_t{p[3]} << 24;
-}
-
-inline void put_u32le(char* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
-}
-
 }  // namespace
 
 namespace {
@@ -122,79 +111,19 @@ std::uint32_t unmask_crc(std::uint32_t masked) {
 
 namespace {
 
-// Builds a framed record in one buffer: the header is filled in once the
-// payload is there, so the record costs one allocation.
-class RecordBuilder {
- public:
-  RecordBuilder(RecordType type, std::size_t payload_size) {
-    if (payload_size > kMaxPayload) throw std::length_error("event too large for the spool");
-    buf_.reserve(kHeaderSize + payload_size);
-    buf_.resize(kHeaderSize);
-    buf_[8] = static_cast<char>(type);
-  }
-  void u8(std::uint8_t v) { buf_.push_back(static_cast<char>(v)); }
-  void u32(std::uint32_t v) {
-    char b[4];
-    put_u32le(b, v);
-    buf_.append(b, 4);
-  }
-  void i64(std::int64_t v) {
-    const auto u = static_cast<std::uint64_t>(v);
-    u32(static_cast<std::uint32_t>(u & 0xFFFFFFFFu));
-    u32(static_cast<std::uint32_t>(u >> 32));
-  }
-  void bytes(std::string_view s) { buf_.append(s.data(), s.size()); }
-  void field(std::string_view s) {
-    u32(static_cast<std::uint32_t>(s.size()));
-    bytes(s);
-  }
-  std::string finish() && {
-    put_u32le(&buf_[4], static_cast<std::uint32_t>(buf_.size() - kHeaderSize));
-    put_u32le(&buf_[0], mask_crc(crc32c(std::string_view(buf_).substr(8))));
-    return std::move(buf_);
-  }
-
- private:
-  std::string buf_;
-};
-
-// Reads an EVENT payload front to back; any overrun makes it malformed.
-class Reader {
- public:
-  explicit Reader(std::string_view s) : s_(s) {}
-  bool u8(std::uint8_t* v) {
-    if (s_.size() < 1) return false;
-    *v = static_cast<unsigned char>(s_[0]);
-    s_.remove_prefix(1);
-    return true;
-  }
-  bool u32(std::uint32_t* v) {
-    if (s_.size() < 4) return false;
-    *v = load_u32le(reinterpret_cast<const unsigned char*>(s_.data()));
-    s_.remove_prefix(4);
-    return true;
-  }
-  bool i64(std::int64_t* v) {
-    std::uint32_t lo = 0, hi = 0;
-    if (!u32(&lo) || !u32(&hi)) return false;
-    *v = static_cast<std::int64_t>(std::uint64_t{hi} << 32 | lo);
-    return true;
-  }
-  bool field(std::string_view* v) {
-    std::uint32_t n = 0;
-    if (!u32(&n) || s_.size() < n) return false;
-    *v = s_.substr(0, n);
-    s_.remove_prefix(n);
-    return true;
-  }
-  bool done() const { return s_.empty(); }
-
- private:
-  std::string_view s_;
-};
-
 constexpr std::uint8_t kOutage = 1;
 constexpr std::uint8_t kClear = 2;
+
+bool is_record_type_of(LogKind log, std::uint8_t type) {
+  switch (log) {
+    case LogKind::Spool:
+      return type == static_cast<std::uint8_t>(RecordType::Event) || type == static_cast<std::uint8_t>(RecordType::Ack);
+    case LogKind::OutageJournal:
+      return type == static_cast<std::uint8_t>(RecordType::OutageSet) ||
+             type == static_cast<std::uint8_t>(RecordType::OutageClose);
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -219,13 +148,12 @@ std::string encode_ack(std::string_view event_id) {
   return std::move(b).finish();
 }
 
-std::size_t parse_record(std::string_view data, std::size_t offset, Record* out) {
+std::size_t parse_record(std::string_view data, std::size_t offset, Record* out, LogKind log) {
   if (offset > data.size() || data.size() - offset < kHeaderSize) return 0;
   auto h = reinterpret_cast<const unsigned char*>(data.data() + offset);
   // Cheapest checks first: the resync scan calls this at every byte offset.
   const std::uint8_t type = h[8];
-  if (type != static_cast<std::uint8_t>(RecordType::Event) && type != static_cast<std::uint8_t>(RecordType::Ack))
-    return 0;
+  if (!is_record_type_of(log, type)) return 0;
   const std::uint32_t length = load_u32le(h + 4);
   if (length > kMaxPayload || data.size() - offset - kHeaderSize < length) return 0;
   const std::string_view covered = data.substr(offset + 8, 1 + length);
@@ -236,7 +164,7 @@ std::size_t parse_record(std::string_view data, std::size_t offset, Record* out)
 }
 
 bool decode_event(std::string_view payload, Event* out) {
-  Reader r(payload);
+  PayloadReader r(payload);
   std::string_view id, integration, outage, body;
   std::uint8_t type = 0;
   std::int64_t created = 0;
@@ -254,7 +182,7 @@ bool decode_event(std::string_view payload, Event* out) {
 }
 
 bool decode_event_id(std::string_view payload, std::string_view* id) {
-  Reader r(payload);
+  PayloadReader r(payload);
   return r.field(id) && !id->empty();
 }
 

@@ -16,15 +16,19 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "config.h"
 #include "outage_tracker.h"
 #include "router.h"
+#include "spool_format.h"
 #include "testing.h"
 
 using namespace xmatters;
+namespace sf = xmatters::spool_format;
 using std::chrono::nanoseconds;
 using std::chrono::seconds;
 
@@ -792,12 +796,48 @@ void test_unwritable_state_file_logs_error() {
 
 // --- the journal ---------------------------------------------------------------------------
 
-std::size_t lines_in(const std::string& text) {
-  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+// Where each record of a journal starts and how long it is, read with the
+// framing's own parser; the journal must hold nothing else.
+std::vector<std::pair<std::size_t, std::size_t>> records_of(const std::string& text) {
+  std::vector<std::pair<std::size_t, std::size_t>> found;
+  const sf::Damage damage = sf::scan_records(
+      text, sf::LogKind::OutageJournal,
+      [&](const sf::Record&, std::size_t offset, std::size_t size) { found.emplace_back(offset, size); });
+  CU_ASSERT_EQUAL(damage.places, 0u);
+  return found;
 }
 
-std::size_t line_count(const std::string& path) {
-  return lines_in(xmtest::file_exists(path) ? xmtest::read_file(path) : "");
+std::size_t records_in(const std::string& text) { return records_of(text).size(); }
+
+std::size_t record_count(const std::string& path) {
+  return records_in(xmtest::file_exists(path) ? xmtest::read_file(path) : "");
+}
+
+// A journal record written by hand from the format's description in
+// spool_format.h, for the keys note() makes (plugin "cpu", instance "0",
+// type "percent", type instance "user"); severity 1 is WARNING, 2 FAILURE.
+void add_note_key(sf::RecordBuilder& b, const std::string& host) {
+  for (const char* field : {host.c_str(), "cpu", "0", "percent", "user"}) b.field(field);
+}
+
+std::string journal_set(const std::string& host, const std::string& outage_id, std::uint8_t severity,
+                        TimePoint time) {
+  const std::int64_t ns = std::chrono::duration_cast<nanoseconds>(time.time_since_epoch()).count();
+  sf::RecordBuilder b(sf::RecordType::OutageSet, 0);
+  add_note_key(b, host);
+  b.i64(ns);  // last_page
+  b.i64(ns);  // last_time
+  b.u8(severity);
+  b.i64(ns);  // start
+  b.field(outage_id);
+  return std::move(b).finish();
+}
+
+std::string journal_close(const std::string& host, std::string_view trailing = {}) {
+  sf::RecordBuilder b(sf::RecordType::OutageClose, 0);
+  add_note_key(b, host);
+  b.bytes(trailing);
+  return std::move(b).finish();
 }
 
 // Which of hosts have an open outage, with its id: clears them all (an OKAY
@@ -823,7 +863,7 @@ void test_restart_from_journal_only() {
   // Nothing reached the snapshot: the state is the journal's alone.
   auto snapshot = xmtest::parse_json(xmtest::read_file(f.file));
   CU_ASSERT(snapshot != nullptr && json_array_size(json_object_get(snapshot.get(), "outages")) == 0);
-  CU_ASSERT_EQUAL(line_count(f.journal), 5u);
+  CU_ASSERT_EQUAL(record_count(f.journal), 5u);
   f.restart();  // like a kill -9: the tracker's destructor writes nothing
   CU_ASSERT_EQUAL(f.tracker->open_outages(), 2u);
   // a was escalated before the restart: a FAILURE is no news.
@@ -841,56 +881,139 @@ void test_torn_journal_tail() {
   f.send(note(Severity::Failure, at(0), "a"));
   f.send(note(Severity::Warning, at(0), "b"));
   const std::size_t kept = xmtest::read_file(f.journal).size();
-  f.send(note(Severity::Failure, at(5), "b"));  // the last line: b's escalation
+  f.send(note(Severity::Failure, at(5), "b"));  // the last record: b's escalation
   const std::string full = xmtest::read_file(f.journal);
   const std::string snapshot = xmtest::read_file(f.file);
   CU_ASSERT(full.size() > kept + 20);
+  const std::string last_record = full.substr(kept);
   const std::string b_id = f.rec.size() == 3 ? f.rec.seen[1].outage.id : "";
   for (std::size_t cut = kept; cut <= full.size(); ++cut) {
-    xmtest::TempDir dir;
-    xmtest::CapturingLogger log;
-    const std::string file = dir / "outages-test.json";
-    xmtest::write_file(file, snapshot);
-    xmtest::write_file(file + ".journal", full.substr(0, cut));
-    {
-      OutageTracker t(file, opts(), log);
-      CU_ASSERT_EQUAL(t.open_outages(), 2u);
-      // Without its last line, b stays paged as warning: a FAILURE escalates it again.
-      Recorder rec;
-      t.process(note(Severity::Failure, at(10), "b"), rec.handler());
-      const bool lost = cut < full.size(), torn = lost && cut != kept;
-      CU_ASSERT_EQUAL(rec.size(), lost ? 1u : 0u);
-      if (rec.size() == 1) CU_ASSERT(rec.seen[0].outage.id == b_id);
-      CU_ASSERT_EQUAL(log.count(LogLevel::Warning, file + ".journal"), torn ? 1u : 0u);
-      CU_ASSERT_EQUAL(log.count(LogLevel::Error), 0u);
+    // The journal as a crash at every byte of the last write(2) leaves it;
+    // then the same with a whole record after the torn one, as a tracker
+    // that could not write its snapshot at start-up appends it.
+    for (const bool appended_after : {false, true}) {
+      xmtest::TempDir dir;
+      xmtest::CapturingLogger log;
+      const std::string file = dir / "outages-test.json";
+      xmtest::write_file(file, snapshot);
+      xmtest::write_file(file + ".journal", full.substr(0, cut) + (appended_after ? last_record : ""));
+      const bool torn = cut != kept && cut != full.size();
+      const bool lost = cut < full.size() && !appended_after;
+      {
+        OutageTracker t(file, opts(), log);
+        CU_ASSERT_EQUAL(t.open_outages(), 2u);
+        // Without its last record, b stays paged as warning: a FAILURE escalates it again.
+        Recorder rec;
+        t.process(note(Severity::Failure, at(10), "b"), rec.handler());
+        CU_ASSERT_EQUAL(rec.size(), lost ? 1u : 0u);
+        if (rec.size() == 1) CU_ASSERT(rec.seen[0].outage.id == b_id);
+        CU_ASSERT_EQUAL(log.count(LogLevel::Warning, file + ".journal"), torn ? 1u : 0u);
+        // Only damage that reaches the end is called the expected crash damage.
+        CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "torn last record"), torn && !appended_after ? 1u : 0u);
+        CU_ASSERT_EQUAL(log.count(LogLevel::Error), 0u);
+      }
+      OutageTracker again(file, opts(), log);  // the torn record is gone for good
+      CU_ASSERT_EQUAL(again.open_outages(), 2u);
+      CU_ASSERT_EQUAL(log.count(LogLevel::Warning), torn ? 1u : 0u);
     }
-    OutageTracker again(file, opts(), log);  // the torn line is gone for good
-    CU_ASSERT_EQUAL(again.open_outages(), 2u);
-    CU_ASSERT_EQUAL(log.count(LogLevel::Warning), cut != kept && cut != full.size() ? 1u : 0u);
   }
 }
 
-void test_corrupt_journal_lines_skipped() {
+void test_corrupt_journal_records_skipped() {
   Fixture f;
   f.send(note(Severity::Failure, at(0), "a"));
   f.send(note(Severity::Failure, at(0), "b"));
-  f.send(note(Severity::Failure, at(0), "c"));
-  f.send(note(Severity::Okay, at(10), "c"));
+  f.send(note(Severity::Warning, at(0), "c"));
+  f.send(note(Severity::Failure, at(10), "c"));  // escalation, after the damage below
   std::string text = xmtest::read_file(f.journal);
-  // Damage the second line (b's opening) and add lines that parse but are not changes.
-  const std::size_t first_end = text.find('\n'), second_end = text.find('\n', first_end + 1);
-  text.replace(first_end + 1, second_end - first_end - 1, "{\"op\":\"set\",\"host\": garbage");
-  text += "{\"op\":\"explode\",\"host\":\"a\",\"plugin\":\"cpu\",\"plugin_instance\":\"0\",\"type\":\"percent\","
-          "\"type_instance\":\"user\"}\n[1,2]\n";
+  const auto records = records_of(text);
+  CU_ASSERT_EQUAL_FATAL(records.size(), 4u);
+  // A flipped byte in the second record (b's opening)...
+  const auto [b_offset, b_size] = records[1];
+  text[b_offset + b_size / 2] = static_cast<char>(text[b_offset + b_size / 2] ^ 0x20);
+  // ...records whose checksum is right but whose content is no change the
+  // tracker writes (each would change a or b if it were applied)...
+  text += journal_set("a", "d0000000-0000-4000-8000-000000000000", 3, at(20));  // no such severity
+  text += journal_set("b", "not an id!", 2, at(20));
+  text += journal_close("a", "x");  // a byte too many
+  // ...a spool record, whose type the journal does not accept...
+  text += sf::encode_ack("ev-1");
+  // ...and after all of it, a valid record, still applied.
+  const std::string d_id = "d0000000-0000-4000-8000-000000000001";
+  text += journal_set("d", d_id, 2, at(20));
   xmtest::write_file(f.journal, text);
   f.log.clear();
   f.restart();
-  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);  // a; b's line is lost; c opened and closed
+  // a; b's record is lost; c escalated; d from the last record.
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 3u);
   CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning), 1u);
   CU_ASSERT(f.log.contains(LogLevel::Warning, f.journal));
-  CU_ASSERT(f.log.contains(LogLevel::Warning, "3 damaged"));
-  const auto open = drain_open(*f.tracker, {"a", "b", "c"}, at(20));
-  CU_ASSERT(open.size() == 1 && open.count("a") && f.rec.size() > 0 && open.at("a") == f.rec.seen[0].outage.id);
+  CU_ASSERT(f.log.contains(LogLevel::Warning, "5 damaged"));
+  f.send(note(Severity::Failure, at(30), "c"));  // escalated already: nothing
+  CU_ASSERT_EQUAL(f.rec.size(), 4u);
+  const auto open = drain_open(*f.tracker, {"a", "b", "c", "d"}, at(40));
+  CU_ASSERT_EQUAL(open.size(), 3u);
+  CU_ASSERT(open.count("a") && f.rec.size() > 0 && open.at("a") == f.rec.seen[0].outage.id);
+  CU_ASSERT(open.count("c") && f.rec.size() > 2 && open.at("c") == f.rec.seen[2].outage.id);
+  CU_ASSERT(open.count("d") && open.at("d") == d_id);
+}
+
+// Each log of the shared framing takes only its own record types.
+void test_journal_and_spool_records_not_mixed() {
+  const std::string set = journal_set("a", "d0000000-0000-4000-8000-000000000000", 2, at(0));
+  const std::string close = journal_close("a");
+  const std::string ack = sf::encode_ack("ev-1");
+  sf::Record r{};
+  CU_ASSERT_EQUAL(sf::parse_record(set, 0, &r, sf::LogKind::OutageJournal), set.size());
+  CU_ASSERT(r.type == sf::RecordType::OutageSet);
+  CU_ASSERT_EQUAL(sf::parse_record(close, 0, &r, sf::LogKind::OutageJournal), close.size());
+  CU_ASSERT(r.type == sf::RecordType::OutageClose);
+  CU_ASSERT_EQUAL(sf::parse_record(set, 0, &r, sf::LogKind::Spool), 0u);
+  CU_ASSERT_EQUAL(sf::parse_record(close, 0, &r, sf::LogKind::Spool), 0u);
+  CU_ASSERT_EQUAL(sf::parse_record(ack, 0, &r, sf::LogKind::OutageJournal), 0u);
+  CU_ASSERT_EQUAL(sf::parse_record(ack, 0, &r, sf::LogKind::Spool), ack.size());
+}
+
+// Upgrading from a version whose journal was JSON lines: the lines are not
+// read (their changes are lost, as the WARNING says), the snapshot is.
+void test_journal_of_json_lines_from_earlier_version() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(0), "a"));
+  f.send(note(Severity::Warning, at(0), "b"));
+  f.restart();  // a and b in the snapshot, the journal empty
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 2u);
+  // What the earlier version appended, as it wrote it: b's escalation in
+  // .journal.old; b's close and c's opening in .journal.
+  const std::string key = R"(,"plugin":"cpu","plugin_instance":"0","type":"percent","type_instance":"user")";
+  const std::string ns = std::to_string(std::chrono::duration_cast<nanoseconds>(at(10).time_since_epoch()).count());
+  auto set = [&](const std::string& host, const std::string& id, const char* severity) {
+    return R"({"op":"set","host":")" + host + "\"" + key + R"(,"last_page_ns":)" + ns + R"(,"last_time_ns":)" + ns +
+           R"(,"outage_id":")" + id + R"(","severity":")" + severity + R"(","start_ns":)" + ns + "}\n";
+  };
+  xmtest::write_file(f.journal + ".old", set("b", f.rec.seen[1].outage.id, "FAILURE"));
+  xmtest::write_file(f.journal, R"({"op":"close","host":"b")" + key + "}\n" +
+                                    set("c", "d0000000-0000-4000-8000-000000000000", "FAILURE"));
+  f.log.clear();
+  f.restart();
+  // One WARNING per file, and the state of the snapshot.
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning), 2u);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning, "JSON lines"), 2u);
+  CU_ASSERT(f.log.contains(LogLevel::Warning, f.journal + " "));
+  CU_ASSERT(f.log.contains(LogLevel::Warning, f.journal + ".old "));
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Error), 0u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 2u);
+  CU_ASSERT(!xmtest::file_exists(f.journal + ".old"));
+  // From here on the journal is binary, and read without complaint.
+  f.send(note(Severity::Failure, at(20), "b"));  // b was still a warning in the snapshot
+  CU_ASSERT_EQUAL(f.rec.size(), 3u);
+  CU_ASSERT_EQUAL(record_count(f.journal), 1u);
+  f.log.clear();
+  f.restart();
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+  const auto open = drain_open(*f.tracker, {"a", "b", "c"}, at(30));
+  CU_ASSERT_EQUAL(open.size(), 2u);
+  CU_ASSERT(open.count("a") && open.at("a") == f.rec.seen[0].outage.id);
+  CU_ASSERT(open.count("b") && open.at("b") == f.rec.seen[1].outage.id);
 }
 
 void test_corrupt_snapshot_keeps_journal() {
@@ -926,8 +1049,8 @@ void test_crash_during_compaction() {
   f.send(note(Severity::Okay, at(20), "h3"));
   f.send(note(Severity::Failure, at(20), "h3"));  // a new outage for h3
   const std::string new_journal = xmtest::read_file(f.journal);
-  CU_ASSERT_EQUAL(lines_in(old_journal), 3u);
-  CU_ASSERT_EQUAL(lines_in(new_journal), 4u);
+  CU_ASSERT_EQUAL(records_in(old_journal), 3u);
+  CU_ASSERT_EQUAL(records_in(new_journal), 4u);
   CU_ASSERT_EQUAL(f.rec.size(), 10u);
   if (f.rec.size() != 10) return;
   const std::map<std::string, std::string> expected{
@@ -944,7 +1067,7 @@ void test_crash_during_compaction() {
       OutageTracker t(file, opts(), log);
       CU_ASSERT_EQUAL(t.open_outages(), 3u);
       CU_ASSERT(!xmtest::file_exists(file + ".journal.old"));  // folded into the new snapshot
-      CU_ASSERT_EQUAL(line_count(file + ".journal"), 0u);
+      CU_ASSERT_EQUAL(record_count(file + ".journal"), 0u);
     }
     OutageTracker t(file, opts(), log);
     Recorder rec;
@@ -957,25 +1080,25 @@ void test_crash_during_compaction() {
 
 void test_journal_stays_bounded() {
   Fixture f;
-  constexpr std::size_t kMinLines = 1024;
+  constexpr std::size_t kMinRecords = 1024;
   // Opening many outages: the bound grows with them (2 x open).
   constexpr int kOpen = 1500;
   std::size_t most = 0;
   for (int i = 0; i < kOpen; ++i) {
     f.send(note(Severity::Failure, at(0), "open" + std::to_string(i)));
     if (i % 50 == 0) {
-      const std::size_t lines = line_count(f.journal);
-      most = std::max(most, lines);
-      CU_ASSERT(lines <= std::max(kMinLines, 2 * f.tracker->open_outages()) + 1);
+      const std::size_t records = record_count(f.journal);
+      most = std::max(most, records);
+      CU_ASSERT(records <= std::max(kMinRecords, 2 * f.tracker->open_outages()) + 1);
     }
   }
   // Flapping keys: many changes, few open outages.
   for (int i = 0; i < 4000; ++i) {
     f.send(note(i % 2 ? Severity::Okay : Severity::Failure, at(i + 1), "flap" + std::to_string(i % 7)));
     if (i % 50 == 0) {
-      const std::size_t lines = line_count(f.journal);
-      most = std::max(most, lines);
-      CU_ASSERT(lines <= std::max(kMinLines, 2 * f.tracker->open_outages()) + 1);
+      const std::size_t records = record_count(f.journal);
+      most = std::max(most, records);
+      CU_ASSERT(records <= std::max(kMinRecords, 2 * f.tracker->open_outages()) + 1);
     }
   }
   for (int k = 0; k < 7; ++k) f.send(note(Severity::Okay, at(5000), "flap" + std::to_string(k)));
@@ -1206,7 +1329,9 @@ int main(int argc, char** argv) {
        {"journal",
         {{"restart_from_journal_only", test_restart_from_journal_only},
          {"torn_journal_tail", test_torn_journal_tail},
-         {"corrupt_journal_lines_skipped", test_corrupt_journal_lines_skipped},
+         {"corrupt_journal_records_skipped", test_corrupt_journal_records_skipped},
+         {"journal_and_spool_records_not_mixed", test_journal_and_spool_records_not_mixed},
+         {"journal_of_json_lines_from_earlier_version", test_journal_of_json_lines_from_earlier_version},
          {"corrupt_snapshot_keeps_journal", test_corrupt_snapshot_keeps_journal},
          {"crash_during_compaction", test_crash_during_compaction},
          {"journal_stays_bounded", test_journal_stays_bounded},
