@@ -14,9 +14,20 @@
 namespace xmatters {
 namespace {
 
-// Whether s needs no escape: no control character, '"' or '\\'. Sixteen
-// (SSE2) or eight (in a word) bytes at a time: a block with none of them is
-// passed over whole; where a block test flags one, the byte loop decides.
+// The bytes that JSON text cannot hold as they are: the control
+// characters, '"' and '\\'.
+constexpr std::array<bool, 256> kNeedsEscape = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = true;
+  t['"'] = t['\\'] = true;
+  return t;
+}();
+
+bool needs_escape(char c) { return kNeedsEscape[static_cast<unsigned char>(c)]; }
+
+// Whether s needs no escape. Sixteen bytes at a time (SSE2) or eight (in a
+// word): a block with none of them is passed over whole; where a block test
+// flags one, the byte loop decides.
 bool plain_json_text(std::string_view s) {
   std::size_t i = 0;
 #ifdef __SSE2__
@@ -38,38 +49,62 @@ bool plain_json_text(std::string_view s) {
     std::memcpy(&w, s.data() + i, 8);
     if (has_less(w, 0x20) || has_byte(w, '"') || has_byte(w, '\\')) break;
   }
-  for (; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == '"' || c == '\\') return false;
-  }
+  for (; i < s.size(); ++i)
+    if (needs_escape(s[i])) return false;
   return true;
+}
+
+// The JSON escape of each byte that needs one: the short forms where JSON
+// has them, else \u00XX.
+struct Escapes {
+  std::array<std::array<char, 6>, 0x60> text{};
+  std::array<std::uint8_t, 0x60> size{};
+};
+
+constexpr Escapes kEscapes = [] {
+  Escapes e{};
+  constexpr char kHex[] = "0123456789abcdef";
+  for (int c = 0; c < 0x20; ++c) {
+    e.text[c] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+    e.size[c] = 6;
+  }
+  auto shorthand = [&e](int c, char letter) {
+    e.text[c] = {'\\', letter};
+    e.size[c] = 2;
+  };
+  shorthand('\b', 'b');
+  shorthand('\f', 'f');
+  shorthand('\n', 'n');
+  shorthand('\r', 'r');
+  shorthand('\t', 't');
+  shorthand('"', '"');
+  shorthand('\\', '\\');
+  return e;
+}();
+
+// c needs an escape, so it is below 0x60.
+std::string_view escape_of(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return std::string_view(kEscapes.text[u].data(), kEscapes.size[u]);
+}
+
+// Calls put(piece) with the pieces of s escaped, in order.
+template <typename Put>
+void escape(std::string_view s, Put&& put) {
+  std::size_t run = 0;  // start of the bytes not yet put
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (!needs_escape(s[i])) continue;
+    if (i > run) put(s.substr(run, i - run));
+    put(escape_of(s[i]));
+    run = i + 1;
+  }
+  if (run < s.size()) put(s.substr(run));
 }
 
 }  // namespace
 
 void append_json_escaped(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::size_t run = 0;  // start of the bytes not yet copied
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s, run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 0xf];
-    }
-  }
-  out.append(s, run, s.size() - run);
+  escape(s, [&out](std::string_view piece) { out += piece; });
 }
 
 void JsonWriter::grow(std::size_t n) { out_.resize(std::max(2 * out_.size(), len_ + n)); }
@@ -117,20 +152,28 @@ JsonWriter& JsonWriter::string(std::string_view s) {
 }
 
 void JsonWriter::append_quoted(std::string_view s) {
-  // Most text needs no escape: then the quotes and the text in one copy.
-  if (plain_json_text(s)) {
+  // Short text (most values) is copied and checked in one pass.
+  if (s.size() < 16) {
+    char* at = room(s.size() + 2);
+    at[0] = '"';
+    std::size_t i = 0;
+    for (; i < s.size() && !needs_escape(s[i]); ++i) at[i + 1] = s[i];
+    if (i == s.size()) {
+      at[s.size() + 1] = '"';
+      return;
+    }
+    len_ -= s.size() + 2;  // has an escape: taken back, written below
+  } else if (plain_json_text(s)) {
+    // Most longer text needs no escape either: one check, one copy.
     char* at = room(s.size() + 2);
     at[0] = '"';
     if (!s.empty()) std::memcpy(at + 1, s.data(), s.size());
     at[s.size() + 1] = '"';
     return;
   }
-  std::string escaped;
-  escaped.reserve(s.size() + 16);
-  escaped += '"';
-  append_json_escaped(escaped, s);
-  escaped += '"';
-  put(escaped);
+  put('"');
+  escape(s, [this](std::string_view piece) { put(piece); });
+  put('"');
 }
 
 JsonWriter& JsonWriter::number(double v) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <memory>
 #include <new>
 #include <optional>
@@ -292,46 +293,56 @@ bool is_missing_value_message(const std::string& message, double* seconds) {
   return r.ec == std::errc() && std::isfinite(*seconds);
 }
 
+// The pieces, in one allocation: reasons() runs on collectd's thread.
+std::string join(std::initializer_list<std::string_view> pieces) {
+  std::size_t size = 0;
+  for (const auto piece : pieces) size += piece.size();
+  std::string out;
+  out.reserve(size);
+  for (const auto piece : pieces) out += piece;
+  return out;
+}
+
 // One short sentence: which threshold the value crossed, "no data for N s"
 // for collectd's missing-value FAILURE, or else collectd's own message.
 std::string reasons(const Transition& t) {
   const Notification& n = t.notification;
   const auto value = current_value(n);
+  if (t.type == EventType::Clear || n.severity == Severity::Okay) {
+    if (value) return join({"value ", compact_number(*value), " is back within thresholds"});
+    return n.message;
+  }
   // In Percentage mode CurrentValue is the raw value while the thresholds
   // are percentages: comparing them would state something false.
   const bool percentage = n.message.find("%). That is") != std::string::npos;
-  if (t.type == EventType::Clear || n.severity == Severity::Okay) {
-    if (value) return "value " + compact_number(*value) + " is back within thresholds";
-    return n.message;
-  }
   if (value && !percentage) {
     const bool failure = n.severity == Severity::Failure;
-    const char* level = failure ? "failure" : "warning";
+    const std::string_view level = failure ? "failure" : "warning";
     const auto min = meta_number(n, failure ? "FailureMin" : "WarningMin");
     const auto max = meta_number(n, failure ? "FailureMax" : "WarningMax");
     const bool has_min = min && !std::isnan(*min), has_max = max && !std::isnan(*max);
-    const std::string v = "value " + compact_number(*value);
+    const std::string v = compact_number(*value);
     if (has_max && *value > *max)
-      return v + " is above the " + level + " threshold " + compact_number(*max);
+      return join({"value ", v, " is above the ", level, " threshold ", compact_number(*max)});
     if (has_min && *value < *min)
-      return v + " is below the " + level + " threshold " + compact_number(*min);
+      return join({"value ", v, " is below the ", level, " threshold ", compact_number(*min)});
     // Neither bound crossed: either an inverted threshold (Invert true),
     // whose bad region is the inside, or a Hysteresis holding the state.
     // The meta cannot tell them apart; collectd's message can.
     const auto says = [&](const char* words) { return n.message.find(words) != std::string::npos; };
     if (has_min && has_max && says("That is within the"))
-      return v + " is within the " + level + " range " + compact_number(*min) + " to " +
-             compact_number(*max);
+      return join({"value ", v, " is within the ", level, " range ", compact_number(*min), " to ",
+                   compact_number(*max)});
     if (has_max && !has_min && says("That is below the"))
-      return v + (*value < *max ? " is below the " : " is at the ") + level + " threshold " +
-             compact_number(*max);
+      return join({"value ", v, *value < *max ? " is below the " : " is at the ", level, " threshold ",
+                   compact_number(*max)});
     if (has_min && !has_max && says("That is above the"))
-      return v + (*value > *min ? " is above the " : " is at the ") + level + " threshold " +
-             compact_number(*min);
+      return join({"value ", v, *value > *min ? " is above the " : " is at the ", level, " threshold ",
+                   compact_number(*min)});
   }
   double seconds = 0;
   if (!value && is_missing_value_message(n.message, &seconds))
-    return "no data for " + std::to_string(std::max(0LL, std::llround(seconds))) + " s";
+    return join({"no data for ", std::to_string(std::max(0LL, std::llround(seconds))), " s"});
   return n.message;
 }
 

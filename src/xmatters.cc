@@ -97,6 +97,9 @@ Notification to_notification(const notification_t& n) {
   out.plugin_instance = field(n.plugin_instance);
   out.type = field(n.type);
   out.type_instance = field(n.type_instance);
+  std::size_t meta_count = 0;
+  for (const notification_meta_t* m = n.meta; m != nullptr; m = m->next) ++meta_count;
+  out.meta.reserve(meta_count);
   for (const notification_meta_t* m = n.meta; m != nullptr; m = m->next) {
     MetaItem item{field(m->name), std::string()};
     switch (m->type) {
