@@ -192,6 +192,26 @@ struct Delivery::State {
   bool write_dead_letter(const Event& event, const std::string& body, const std::string& url, int attempts, long status,
                          const std::string& reason, const std::string& reply);
   void worker(Lane& lane, bool watcher);
+  // Counts a request in flight for stop(), however its thread leaves it.
+  class InFlight {
+   public:
+    explicit InFlight(State& s) : s_(s) {
+      std::lock_guard<std::mutex> f(s_.flight_mutex);
+      ++s_.in_flight;
+    }
+    ~InFlight() {
+      {
+        std::lock_guard<std::mutex> f(s_.flight_mutex);
+        --s_.in_flight;
+      }
+      s_.flight_done.notify_all();
+    }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+
+   private:
+    State& s_;
+  };
   Outcome attempt(Lane& lane, HttpClient& client, const Pending& p);
   void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
   void sync_loop();
@@ -425,48 +445,66 @@ void Delivery::State::worker(Lane& lane, bool watcher) {
     HttpClient client(lane.config, &abort);
     std::unique_lock<std::mutex> lock(lane.mutex);
     while (!stopping) {
-      const auto now = Steady::now();
-      const auto due = lane.schedule.empty()
-                           ? Steady::time_point::max()
-                           : std::max(lane.schedule.begin()->first.first, lane.paused_until);
-      if (due > now) {
-        const auto until = watcher ? std::min(due, now + options.pickup_interval) : due;
-        if (until == Steady::time_point::max())
-          lane.wake.wait(lock);
-        else
-          lane.wake.wait_until(lock, until);
-        continue;
-      }
-      const std::string outage_id = lane.schedule.begin()->second;
-      lane.schedule.erase(lane.schedule.begin());
-      OutageQueue& outage = lane.outages[outage_id];
-      outage.in_flight = true;
-      const Pending p = outage.events.front();
-      {
-        std::lock_guard<std::mutex> f(flight_mutex);
-        ++in_flight;
-      }
-      lock.unlock();
-
-      Outcome o;
+      std::string outage_id;  // set while this thread holds an outage in flight
       try {
-        o = attempt(lane, client, p);
+        const auto now = Steady::now();
+        const auto due = lane.schedule.empty()
+                             ? Steady::time_point::max()
+                             : std::max(lane.schedule.begin()->first.first, lane.paused_until);
+        if (due > now) {
+          const auto until = watcher ? std::min(due, now + options.pickup_interval) : due;
+          if (until == Steady::time_point::max())
+            lane.wake.wait(lock);
+          else
+            lane.wake.wait_until(lock, until);
+          continue;
+        }
+        outage_id = lane.schedule.begin()->second;
+        lane.schedule.erase(lane.schedule.begin());
+        if (!lane.schedule.empty() && std::max(lane.schedule.begin()->first.first, lane.paused_until) <= now)
+          lane.wake.notify_one();
+        auto found = lane.outages.find(outage_id);
+        // An outage scheduled twice (see the catch below) is taken once.
+        if (found == lane.outages.end() || found->second.in_flight || found->second.events.empty()) {
+          outage_id.clear();
+          continue;
+        }
+        found->second.in_flight = true;
+        const Pending p = found->second.events.front();
+        {
+          const InFlight counted(*this);
+          lock.unlock();
+          Outcome o;
+          try {
+            o = attempt(lane, client, p);
+          } catch (const std::exception& ex) {
+            // Treated as a failed try, so the outage is not stuck in flight.
+            o.verdict = stopping ? Verdict::Abandoned : Verdict::Retry;
+            o.reason = std::string("internal error: ") + ex.what();
+          }
+          LogLines logs;
+          lock.lock();
+          settle(lane, outage_id, p, o, logs);
+          outage_id.clear();
+          lock.unlock();
+          for (const auto& [level, line] : logs) log.log(level, line);
+        }
+        lock.lock();
       } catch (const std::exception& ex) {
-        // Treated as a failed try, so the outage is not stuck in flight.
-        o.verdict = stopping ? Verdict::Abandoned : Verdict::Retry;
-        o.reason = std::string("internal error: ") + ex.what();
+        // Out of memory half way through: the outage must not stay in
+        // flight, or none of its events would ever go again.
+        if (!lock.owns_lock()) lock.lock();
+        if (!outage_id.empty()) {
+          auto found = lane.outages.find(outage_id);
+          if (found != lane.outages.end()) {
+            found->second.in_flight = false;
+            if (!found->second.events.empty()) lane.schedule_head(outage_id, Steady::now() + options.initial_backoff);
+          }
+        }
+        lock.unlock();
+        log.error(prefix + "delivery interrupted (" + ex.what() + "); trying again");
+        lock.lock();
       }
-      LogLines logs;
-      lock.lock();
-      settle(lane, outage_id, p, o, logs);
-      lock.unlock();
-      for (const auto& [level, line] : logs) log.log(level, line);
-      {
-        std::lock_guard<std::mutex> f(flight_mutex);
-        --in_flight;
-      }
-      flight_done.notify_all();
-      lock.lock();
     }
   } catch (const std::exception& ex) {
     log.error(prefix + "delivery thread failed: " + ex.what());
@@ -478,6 +516,12 @@ void Delivery::State::sync_loop() {
   std::unique_lock<std::mutex> lock(sync_mutex);
   while (!stopping) {
     sync_wake.wait_for(lock, options.sync_interval, [this] { return stopping.load(); });
+    if (stopping) break;
+    lock.unlock();
+    // Here rather than in acknowledge(): copying a large backlog must not
+    // hold up a delivery thread, nor stop() waiting for it.
+    spool->maintain();
+    lock.lock();
     if (!appended.exchange(false)) continue;
     lock.unlock();
     try {

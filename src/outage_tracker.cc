@@ -342,7 +342,12 @@ struct OutageTracker::State {
     std::optional<Outage> outage;
   };
 
+  // The open outages as loaded from disk.
   using Records = std::unordered_map<OutageKey, Record, OutageKeyHash>;
+  // The open outages as they should be on disk, by the address of their key
+  // in keys (stable, and never erased): no second copy of the key, and a
+  // change costs no second hashing of its five strings.
+  using OnDisk = std::unordered_map<const OutageKey*, Record>;
 
   // Compaction is due past this many journal records, or this many open
   // outages times two: amortized, a change costs O(1) bytes of snapshot.
@@ -371,7 +376,7 @@ struct OutageTracker::State {
   // so the journal's order is the map's order and a copy of the map is a cut
   // that the journal continues exactly. Never held across an fsync.
   std::mutex journal_mutex;
-  Records records;                   // the open outages as they should be on disk
+  OnDisk records;
   std::shared_ptr<UniqueFd> journal;       // null when it could not be opened: retried per change
   std::shared_ptr<UniqueFd> retiring;      // .journal.old's, until its compaction is done (for sync())
   bool old_journal_pending = false;  // .journal.old exists: no second rename over it
@@ -385,11 +390,12 @@ struct OutageTracker::State {
   std::atomic<bool> directory_synced{true};  // false while a new journal's name may not be durable
   ErrorThrottle journal_errors;
 
-  KeyState& key_state(const OutageKey& key) {
+  // The key's state, and the key as stored in keys (see OnDisk).
+  std::pair<const OutageKey*, KeyState*> key_state(const OutageKey& key) {
     std::lock_guard<std::mutex> lock(keys_mutex);
-    auto& slot = keys[key];
-    if (!slot) slot = std::make_unique<KeyState>();
-    return *slot;
+    auto [it, fresh] = keys.try_emplace(key);
+    if (fresh) it->second = std::make_unique<KeyState>();
+    return {&it->first, it->second.get()};
   }
 
   bool compaction_due() const {  // under journal_mutex
@@ -404,12 +410,13 @@ struct OutageTracker::State {
   void start_after_load(std::size_t current_journal_records);
 
   // Returns whether compaction is due.
+  // key: as stored in keys.
   bool record(const OutageKey& key, const std::optional<Outage>& outage, TimePoint last_time);
   std::shared_ptr<UniqueFd> open_journal(bool truncate, std::string& error);  // under journal_mutex when running
   void compact();
   void sync();
 
-  std::string serialize(const Records& snapshot) const;
+  std::string serialize(const OnDisk& snapshot) const;
   bool write_file(const std::string& text);
   void journal_error(const std::string& what);
 };
@@ -487,16 +494,16 @@ void OutageTracker::State::load() {
   replay_journal(old_journal_file, loaded, old_records);
   replay_journal(journal_file, loaded, current_records);
 
-  for (const auto& [key, r] : loaded) {
+  for (auto& [key, r] : loaded) {
     auto ks = std::make_unique<KeyState>();
     // Each change stores the key's last time with it (a missing value's
     // FAILURE leaves it behind its last_page, on purpose).
     if (r.last_time != TimePoint{}) ks->last_time = r.last_time;
     ks->outage = r.outage;
-    keys.emplace(key, std::move(ks));
+    const auto stored = keys.emplace(key, std::move(ks)).first;
+    records.emplace(&stored->first, std::move(r));
   }
-  open_count = loaded.size();
-  records = std::move(loaded);
+  open_count = records.size();
   if (!records.empty())
     log.info("outage state file " + state_file + ": " + std::to_string(records.size()) + " open outage(s) restored");
   start_after_load(current_records);
@@ -566,9 +573,9 @@ bool OutageTracker::State::record(const OutageKey& key, const std::optional<Outa
   {
     std::lock_guard<std::mutex> lock(journal_mutex);
     if (outage)
-      records.insert_or_assign(key, Record{*outage, last_time});
+      records.insert_or_assign(&key, Record{*outage, last_time});
     else
-      records.erase(key);
+      records.erase(&key);
     ++changes;
     if (!error.empty()) {
       // Not written: the next snapshot brings the change to disk.
@@ -607,7 +614,7 @@ void OutageTracker::State::compact() {
   std::unique_lock<std::mutex> compactor(compaction_mutex, std::try_to_lock);
   if (!compactor.owns_lock()) return;  // another thread is at it
 
-  Records cut;
+  OnDisk cut;
   std::uint64_t failures_covered = 0;
   std::string error;
   bool renamed = true;
@@ -682,12 +689,12 @@ void OutageTracker::State::sync() {
   }
 }
 
-std::string OutageTracker::State::serialize(const Records& snapshot) const {
+std::string OutageTracker::State::serialize(const OnDisk& snapshot) const {
   JsonWriter w;
   w.begin_object().key("version").number(std::int64_t{kStateVersion}).key("outages").begin_array();
   for (const auto& [key, r] : snapshot) {
     w.begin_object();
-    write_key_fields(w, key);
+    write_key_fields(w, *key);
     write_record_fields(w, r);
     w.end_object();
   }
@@ -732,7 +739,8 @@ void OutageTracker::sync() { state_->sync(); }
 void OutageTracker::process(const Notification& n, const TransitionHandler& handler) {
   State& s = *state_;
   const OutageKey key = OutageKey::of(n);
-  State::KeyState& ks = s.key_state(key);
+  const auto [stored_key, state] = s.key_state(key);
+  State::KeyState& ks = *state;
   bool compaction_due = false;
   {
     std::lock_guard<std::mutex> lock(ks.mutex);
@@ -787,7 +795,7 @@ void OutageTracker::process(const Notification& n, const TransitionHandler& hand
     ks.outage = std::move(next);
     // Journaled under the key's lock so that, per key, the journal's order
     // is the order of the decisions.
-    if (changed) compaction_due = s.record(key, ks.outage, ks.last_time.value_or(TimePoint{}));
+    if (changed) compaction_due = s.record(*stored_key, ks.outage, ks.last_time.value_or(TimePoint{}));
   }
   // The snapshot's fsyncs happen outside the key's lock, and only about once
   // per max(1024, 2 x open outages) changes.

@@ -387,8 +387,9 @@ void Spool::acknowledge(const std::string& event_id) {
     s.unaccount(it->second);
     s.pending.erase(it);
   }
-  s.maintain();
 }
+
+void Spool::maintain() { state_->maintain(); }
 
 std::size_t Spool::pending() const {
   std::lock_guard<std::mutex> lock(state_->mutex);

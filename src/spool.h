@@ -75,11 +75,19 @@ class Spool {
   std::optional<std::string> read_body(const std::string& event_id);
 
   // Thread-safe: the event is delivered or dead-lettered; it will not be
-  // recovered again. Compacts the log when enough of it is acknowledged
-  // (on the calling thread, mostly without the append mutex). Never throws:
-  // an I/O error is logged (the event may then be recovered again after a
-  // restart: a duplicate, never a loss). An unknown event_id is ignored.
+  // recovered again. One write(2). Never throws: an I/O error is logged
+  // (the event may then be recovered again after a restart: a duplicate,
+  // never a loss). An unknown event_id is ignored.
   void acknowledge(const std::string& event_id);
+
+  // Deletes the segments whose events are all acknowledged, starts a new
+  // segment when the active one is full, and compacts the log when enough
+  // of it is acknowledged (copying the pending events, mostly without the
+  // append mutex), so that the spool stays bounded by what is pending.
+  // Thread-safe; meant to be called periodically from a thread of its own
+  // (e.g. with sync()), as copying a large backlog takes a while. Never
+  // throws: a failure is logged (WARNING) and retried by the next call.
+  void maintain();
 
   // Flushes every record appended so far to stable storage (fdatasync of
   // the segments, fsync of the directory after a segment was created), so

@@ -400,6 +400,39 @@ void test_damaged_spool_record_dead_lettered() {
   CU_ASSERT(xmtest::json_string_member(lines[0].get(), "reason").find("damaged") != std::string::npos);
 }
 
+std::uintmax_t spool_bytes(const std::string& dir) {
+  std::uintmax_t total = 0;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      struct stat st {};
+      if (name.rfind("spool-", 0) == 0 && ::stat((dir + "/" + name).c_str(), &st) == 0) total += st.st_size;
+    }
+    closedir(d);
+  }
+  return total;
+}
+
+// Delivered events leave the spool: the flush tick deletes and compacts
+// what is acknowledged, so a spool that held megabytes shrinks.
+void test_spool_shrinks_after_delivery() {
+  World w;
+  Delivery& d = w.open(false);
+  const std::string padding(1000, 'p');
+  const int kEvents = 5000;  // more than a 4 MiB segment
+  for (int i = 0; i < kEvents; ++i) {
+    Event e = make_event(EventType::Outage, "o-shrink-" + std::to_string(i));
+    e.body.insert(e.body.size() - 1, ",\"padding\":\"" + padding + "\"");
+    CU_ASSERT_FATAL(d.submit(std::move(e)));
+  }
+  CU_ASSERT(spool_bytes(w.spool_dir()) > 5000000u);
+  d.start();
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(kEvents, kWait));
+  CU_ASSERT(xmtest::wait_until([&] { return spool_bytes(w.spool_dir()) < 100000u; }, kWait));
+  w.delivery.reset();
+  CU_ASSERT(spooled(w.spool_dir()).empty());
+}
+
 void test_retry_max_age_dead_letters() {
   World w;
   w.ops().retry_max_age = std::chrono::seconds(1);
@@ -899,6 +932,7 @@ int main(int argc, char** argv) {
                        {{"delivers_with_headers", test_delivers_with_headers},
                         {"connections_kept_alive", test_connections_kept_alive},
                         {"damaged_spool_record_dead_lettered", test_damaged_spool_record_dead_lettered},
+                        {"spool_shrinks_after_delivery", test_spool_shrinks_after_delivery},
                         {"retries_500_then_success", test_retries_500_then_success},
                         {"retries_dropped_connection", test_retries_dropped_connection},
                         {"honours_retry_after", test_honours_retry_after},

@@ -484,7 +484,8 @@ void test_garbage_and_empty_files() {
       CU_ASSERT(spool.take_recovered().empty());
       CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "skipped"), 2u);
       spool.append(make_event(1));
-      spool.acknowledge("ev-1");  // the damaged segments hold nothing pending: they go
+      spool.acknowledge("ev-1");
+      spool.maintain();  // the damaged segments hold nothing pending: they go
       spool.append(make_event(2));
     }
     CU_ASSERT(!xmtest::file_exists(dir / "spool-000001.log"));
@@ -607,6 +608,7 @@ void test_compaction_keeps_spool_bounded() {
         expected.push_back("ev-" + std::to_string(i));
       else
         spool.acknowledge("ev-" + std::to_string(i));
+      spool.maintain();  // as the delivery's flush tick does, here after every event
       largest = std::max(largest, spool_bytes(dir.path()));
     }
     CU_ASSERT_EQUAL(spool.pending(), expected.size());
@@ -631,6 +633,7 @@ void test_backlog_drains() {
     CU_ASSERT_EQUAL(spool.pending(), 1000u);
     CU_ASSERT(spool_bytes(dir.path()) >= 1000 * record);
     for (int i = 0; i < 990; ++i) spool.acknowledge("ev-" + std::to_string(i));
+    spool.maintain();
     CU_ASSERT_EQUAL(spool.pending(), 10u);
     CU_ASSERT(spool_bytes(dir.path()) <= 2 * 10 * record + 3 * 8 * 1024);
   }
@@ -646,6 +649,7 @@ void test_many_small_segments_merged() {
     spool.append(make_event(2 * i));
     spool.append(make_event(2 * i + 1));
     spool.acknowledge("ev-" + std::to_string(2 * i + 1));
+    spool.maintain();
   }
   CU_ASSERT(segments(dir.path()).size() <= 7u);
   std::vector<std::string> expected;
@@ -691,6 +695,7 @@ void test_old_and_compacted_segments_both_present() {
         expected.push_back("ev-" + std::to_string(i));
       else
         spool.acknowledge("ev-" + std::to_string(i));
+      spool.maintain();
     }
     CU_ASSERT(log.contains(LogLevel::Warning, "injected: unlink"));
     std::lock_guard<std::mutex> lock(io->faults->mutex);
@@ -743,6 +748,7 @@ void test_crash_at_every_step_of_compaction() {
       for (int victim : victims) {
         in_flight = "ev-" + std::to_string(victim);
         spool.acknowledge(in_flight);
+        spool.maintain();
         live.erase(std::find(live.begin(), live.end(), in_flight));
         in_flight.clear();
       }
@@ -792,6 +798,11 @@ void test_concurrent_appends_and_acks() {
         if (id.back() != '7') spool.acknowledge(id);
       }
     });
+    // Maintenance, as the delivery's flush tick runs it, all along.
+    std::atomic<bool> writing{true};
+    std::thread maintainer([&] {
+      while (writing) spool.maintain();
+    });
     std::vector<std::thread> writers;
     for (int t = 0; t < kThreads; ++t)
       writers.emplace_back([&, t] {
@@ -809,6 +820,8 @@ void test_concurrent_appends_and_acks() {
       });
     for (auto& w : writers) w.join();
     acker.join();
+    writing = false;
+    maintainer.join();
     for (int t = 0; t < kThreads; ++t)
       for (int i = 7; i < kPerThread; i += 10) unacked.insert("t" + std::to_string(t) + "-" + std::to_string(i));
     CU_ASSERT_EQUAL(spool.pending(), unacked.size());
@@ -848,6 +861,7 @@ void test_read_body_after_compaction_and_reopen() {
     for (int i = 0; i < 400; ++i) {
       spool.append(make_event(i, 200));
       if (i % 50 != 7) spool.acknowledge("ev-" + std::to_string(i));
+      spool.maintain();
     }
     // The kept events were moved by compactions into new segments.
     CU_ASSERT(segments(dir.path()).size() < 400 * 200 / (8 * 1024));
@@ -876,6 +890,7 @@ void test_read_body_races_compaction() {
       // Everything but ev-0 delivered: compaction copies ev-0 away and the
       // old segments go.
       for (int i = 1; i < 60; ++i) spool.acknowledge("ev-" + std::to_string(i));
+      spool.maintain();
       CU_ASSERT(path == first_segment);
       CU_ASSERT(!xmtest::file_exists(first_segment));
     };
@@ -914,7 +929,8 @@ void test_permissions() {
     Spool spool(dir, log, nullptr, SpoolOptions{2048, 4});
     for (int i = 0; i < 100; ++i) {
       spool.append(make_event(i));
-      if (i % 2 == 0) spool.acknowledge("ev-" + std::to_string(i));  // compacts
+      if (i % 2 == 0) spool.acknowledge("ev-" + std::to_string(i));
+      spool.maintain();  // compacts
     }
   }
   ::umask(old_umask);
@@ -961,6 +977,7 @@ void run_killed_child(unsigned reports_before_kill) {
           report = i << 1 | 1;
           if (::write(fds[1], &report, sizeof report) != sizeof report) ::_exit(1);
         }
+        if (i % 8 == 0) spool.maintain();  // killed in the middle of a compaction too
       }
     } catch (...) {
     }
