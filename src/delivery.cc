@@ -122,6 +122,7 @@ struct Lane {
   std::size_t queued = 0;  // undelivered events, in flight included
 
   Steady::time_point paused_until{};
+  bool watching = false;  // an idle worker looks for new events (see worker())
   unsigned pause_streak = 0;     // lane pauses since the last success
   unsigned failures_since_ok = 0;
   Steady::time_point last_failing_warning{};
@@ -140,7 +141,7 @@ struct Lane {
   }
 
   // Adds an event; the caller holds the mutex. No worker is woken: the
-  // watcher finds it (see worker()).
+  // watching one finds it (see worker()).
   void enqueue(Event event) {
     auto [it, fresh] = outages.try_emplace(event.outage_id);
     it->second.events.push_back(Pending{std::move(event), 0});
@@ -191,7 +192,7 @@ struct Delivery::State {
   Steady::duration backoff(unsigned failures, std::mt19937_64& rng) const;
   bool write_dead_letter(const Event& event, const std::string& body, const std::string& url, int attempts, long status,
                          const std::string& reason, const std::string& reply);
-  void worker(Lane& lane, bool watcher);
+  void worker(Lane& lane);
   // Counts a request in flight for stop(), however its thread leaves it.
   class InFlight {
    public:
@@ -432,13 +433,14 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
 
 // collectd's threads never wake a worker: in a virtual machine, waking a
 // thread that sleeps on another CPU costs the waker more than all the rest
-// of the notification callback. Instead, one worker per lane, the watcher,
-// looks for new events every pickup_interval while the lane has nothing
-// due; a worker that takes an event and sees more due wakes a peer, so a
-// burst spreads over the Connections within a few hand-offs. A page waits at
-// most pickup_interval longer; an idle lane costs one short wake-up per
-// interval.
-void Delivery::State::worker(Lane& lane, bool watcher) {
+// of the notification callback. Instead, one idle worker per lane at a
+// time, the watcher, looks for new events every pickup_interval; a worker
+// that takes an event wakes an idle peer, which takes the next due outage
+// or the watch, so a burst spreads over the Connections within a few
+// hand-offs and a worker held by a slow request never leaves new events
+// unseen. A page waits at most pickup_interval longer; an idle lane costs
+// one short wake-up per interval.
+void Delivery::State::worker(Lane& lane) {
   run_in_background();
   const std::string prefix = "integration " + lane.config.name + ": ";
   try {
@@ -452,17 +454,20 @@ void Delivery::State::worker(Lane& lane, bool watcher) {
                              ? Steady::time_point::max()
                              : std::max(lane.schedule.begin()->first.first, lane.paused_until);
         if (due > now) {
-          const auto until = watcher ? std::min(due, now + options.pickup_interval) : due;
+          const bool watch = !lane.watching;
+          if (watch) lane.watching = true;
+          const auto until = watch ? std::min(due, now + options.pickup_interval) : due;
           if (until == Steady::time_point::max())
             lane.wake.wait(lock);
           else
             lane.wake.wait_until(lock, until);
+          if (watch) lane.watching = false;
           continue;
         }
         outage_id = lane.schedule.begin()->second;
         lane.schedule.erase(lane.schedule.begin());
-        if (!lane.schedule.empty() && std::max(lane.schedule.begin()->first.first, lane.paused_until) <= now)
-          lane.wake.notify_one();
+        // An idle peer takes over the watch, or the next due outage.
+        lane.wake.notify_one();
         auto found = lane.outages.find(outage_id);
         // An outage scheduled twice (see the catch below) is taken once.
         if (found == lane.outages.end() || found->second.in_flight || found->second.events.empty()) {
@@ -645,7 +650,7 @@ void Delivery::start() {
   s.started = true;
   for (auto& lane : s.lanes)
     for (int i = 0; i < std::max(1, lane->config.connections); ++i)
-      lane->threads.emplace_back([&s, l = lane.get(), watcher = i == 0] { s.worker(*l, watcher); });
+      lane->threads.emplace_back([&s, l = lane.get()] { s.worker(*l); });
   s.sync_thread = std::thread([&s] { s.sync_loop(); });
 }
 

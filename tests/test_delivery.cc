@@ -510,6 +510,27 @@ void test_per_outage_order_in_parallel() {
     if (body_member(r, "event_type") == "clear") CU_ASSERT_EQUAL(body_seq(r), 2);
 }
 
+// collectd's thread does not wake the delivery threads; an idle one looks
+// for new events. One held by a slow request must not leave a new outage
+// waiting while another connection is free.
+void test_new_outage_not_held_behind_slow_request() {
+  World w;
+  w.ops().connections = 2;
+  w.ops().timeout = 10000ms;
+  Standin::Reply slow;
+  slow.delay = 3000ms;
+  w.standin->script({slow});
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-held")));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return w.standin->pending_count() == 1; }, kWait));
+  const auto submitted = std::chrono::steady_clock::now();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-next")));
+  CU_ASSERT(w.standin->wait_for_accepted(1, 2500ms));
+  CU_ASSERT_EQUAL(w.standin->pending_count(), 1u);  // the slow one still in flight
+  CU_ASSERT(std::chrono::steady_clock::now() - submitted < 2500ms);
+  CU_ASSERT(w.standin->wait_for_accepted(2, kWait));
+}
+
 void test_slow_endpoint_does_not_slow_submit() {
   World w;
   w.ops().timeout = 10000ms;
@@ -933,6 +954,7 @@ int main(int argc, char** argv) {
                      {{"delivery",
                        {{"delivers_with_headers", test_delivers_with_headers},
                         {"connections_kept_alive", test_connections_kept_alive},
+                        {"new_outage_not_held_behind_slow_request", test_new_outage_not_held_behind_slow_request},
                         {"damaged_spool_record_dead_lettered", test_damaged_spool_record_dead_lettered},
                         {"spool_shrinks_after_delivery", test_spool_shrinks_after_delivery},
                         {"retries_500_then_success", test_retries_500_then_success},
