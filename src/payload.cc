@@ -144,6 +144,8 @@ class MacroValues {
     text_[m] = owned_[m];
   }
   void set_literal(Macro m, std::string_view s) { text_[m] = s; }  // s outlives this
+  // A time made for this event, formatted without an allocation.
+  void set_time(Macro m, TimePoint t) { text_[m] = format_rfc3339(t, false, times_[m]); }
 
   std::vector<std::string> targets;
   bool has_details_url = false;  // DetailsURL is set (its expansion may still be "")
@@ -151,6 +153,7 @@ class MacroValues {
  private:
   std::array<std::string_view, kMacroCount> text_;
   std::array<std::string, kMacroCount> owned_;
+  std::array<Rfc3339Buffer, kMacroCount> times_;
 };
 
 // The longest macro name that s starts with (so "$type_instance" is not read
@@ -367,8 +370,8 @@ void compute_macros(const Transition& t, const std::string& event_id, const Inte
   if (const MetaItem* ds = n.find_meta("DataSource"))
     if (const auto* s = std::get_if<std::string>(&ds->value)) v.set_clean(kItems, *s);
   v.set_owned(kReasons, sanitize_utf8(reasons(t)));
-  v.set_owned(kTimestamp, format_rfc3339(n.time));
-  v.set_owned(kStartTime, format_rfc3339(t.outage.start));
+  v.set_time(kTimestamp, n.time);
+  v.set_time(kStartTime, t.outage.start);
   v.set_owned(kDuration, std::to_string(std::max<std::int64_t>(0, whole_seconds(n.time - t.outage.start))));
   if (const auto cv = current_value(n)) v.set_owned(kCurrentValue, compact_number(*cv));
   v.targets.reserve(integration.targets.size());
@@ -434,7 +437,8 @@ std::string builtin_payload(const Transition& t, const MacroValues& v) {
   w.plain_key("type").string(v[kType]);
   w.plain_key("type_instance").string(v[kTypeInstance]);
   w.plain_key("severity").string(severity_name(n.severity));
-  w.plain_key("time").string(format_rfc3339(n.time, true));
+  Rfc3339Buffer time;
+  w.plain_key("time").string(format_rfc3339(n.time, true, time));
   w.plain_key("meta").begin_object();
   // A handful of items: comparing with the earlier ones beats a set. The
   // first of a name wins, as in find_meta.
@@ -507,6 +511,11 @@ std::string position_in_template(std::string_view text, const std::vector<Replac
 
 
 std::string format_rfc3339(TimePoint t, bool with_fraction) {
+  Rfc3339Buffer buf;
+  return std::string(format_rfc3339(t, with_fraction, buf));
+}
+
+std::string_view format_rfc3339(TimePoint t, bool with_fraction, Rfc3339Buffer& buf) {
   using namespace std::chrono;
   // floor, not duration_cast: 0.5 s before the epoch is 23:59:59.5.
   const auto secs = floor<seconds>(t.time_since_epoch());
@@ -526,8 +535,7 @@ std::string format_rfc3339(TimePoint t, bool with_fraction) {
   const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
   // A TimePoint (int64 nanoseconds) spans 1677 to 2262: four digits, as
   // RFC 3339 wants.
-  char buf[32];
-  char* p = buf;
+  char* p = buf.data();
   auto digits = [&p](std::int64_t value, int width) {
     for (int i = width - 1; i >= 0; --i, value /= 10) p[i] = static_cast<char>('0' + value % 10);
     p += width;
@@ -548,7 +556,7 @@ std::string format_rfc3339(TimePoint t, bool with_fraction) {
     digits(floor<microseconds>(t.time_since_epoch() - secs).count(), 6);
   }
   *p++ = 'Z';
-  return std::string(buf, p);
+  return std::string_view(buf.data(), static_cast<std::size_t>(p - buf.data()));
 }
 
 std::string check_template(const std::string& text) {

@@ -3,7 +3,9 @@
 // values computed per event. Only std::bad_alloc is ever thrown.
 #pragma once
 
+#include <array>
 #include <string>
+#include <string_view>
 
 #include "config.h"
 #include "event.h"
@@ -41,5 +43,10 @@ std::string check_template(const std::string& text);
 // "2026-11-28T11:47:45.123456Z" (microseconds). Rounds down, also before
 // the epoch.
 std::string format_rfc3339(TimePoint t, bool with_fraction = false);
+
+// The same into buf, without an allocation; returns the text, which lives
+// in buf.
+using Rfc3339Buffer = std::array<char, 32>;
+std::string_view format_rfc3339(TimePoint t, bool with_fraction, Rfc3339Buffer& buf);
 
 }  // namespace xmatters
