@@ -97,8 +97,8 @@ struct Spool::State {
   bool ack_failing = false;                              // log only the first of a run
   std::vector<Event> recovered;
 
-  // One rotation or compaction at a time; acknowledge() skips maintenance
-  // while another thread is doing it.
+  // One rotation or compaction at a time; maintain() returns at once while
+  // another thread is doing it.
   std::mutex maintenance;
   // Guarded by maintenance; only the first failure of a run is a WARNING.
   bool maintenance_failing = false;
@@ -460,7 +460,7 @@ void Spool::State::maintain() {
     if (do_compact || do_rotate) sync();
     maintenance_failing = false;
   } catch (const std::exception& e) {
-    // Retried at the next acknowledgement; the spool only grows meanwhile.
+    // Retried by the next maintain(); the spool only grows meanwhile.
     const std::string message = std::string("spool: compaction failed: ") + e.what() + "; will retry";
     if (maintenance_failing)
       log.debug(message);
