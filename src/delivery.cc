@@ -160,6 +160,8 @@ struct Delivery::State {
   std::unique_ptr<Spool> spool;
   std::vector<std::unique_ptr<Lane>> lanes;
   std::unordered_map<std::string, Lane*> by_name;
+  // Per integration, the change fields of the events recovered at start.
+  std::unordered_map<std::string, std::vector<std::string>> recovered_changes;
   milliseconds max_timeout{0};
 
   std::atomic<std::size_t> total_queued{0};  // for QueueLimit, across lanes
@@ -213,6 +215,8 @@ struct Delivery::State {
    private:
     State& s_;
   };
+  // The event leaves the spool, its outage change recorded first.
+  void acknowledge(const Event& event);
   Outcome attempt(Lane& lane, HttpClient& client, const Pending& p);
   void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
   void sync_loop();
@@ -264,6 +268,11 @@ bool Delivery::State::write_dead_letter(const Event& event, const std::string& b
   return true;
 }
 
+void Delivery::State::acknowledge(const Event& event) {
+  if (options.before_acknowledge) options.before_acknowledge(event);
+  spool->acknowledge(event.event_id);
+}
+
 Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& p) {
   const Event& e = p.event;
   const IntegrationConfig& c = lane.config;
@@ -283,7 +292,7 @@ Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& 
     o.verdict = Verdict::DeadLetter;
     o.reason = ex.what();
     o.dead_letter_written = write_dead_letter(e, body, "", p.attempts, 0, o.reason, "");
-    if (o.dead_letter_written) spool->acknowledge(e.event_id);
+    if (o.dead_letter_written) acknowledge(e);
     return o;
   }
   o.http = client.post(url, body, e.event_id);
@@ -295,7 +304,7 @@ Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& 
   }
   if (r.status >= 200 && r.status < 300) {
     o.verdict = Verdict::Delivered;
-    spool->acknowledge(e.event_id);
+    acknowledge(e);
     return o;
   }
   const bool retryable = r.status == 0 || r.status == 408 || r.status == 425 || r.status == 429 ||
@@ -321,7 +330,7 @@ Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& 
 
   // Dead letter: written and acknowledged before the outage's next event goes.
   o.dead_letter_written = write_dead_letter(e, body, url, p.attempts + 1, r.status, o.reason, r.reply_start);
-  if (o.dead_letter_written) spool->acknowledge(e.event_id);
+  if (o.dead_letter_written) acknowledge(e);
   return o;
 }
 
@@ -578,6 +587,8 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
     if (lane == s.by_name.end()) {
       // Without its <Integration> there is no URL to send it to; kept in
       // the spool it would count against QueueLimit forever.
+      // No tracker keeps its outage either: nothing to record first (and
+      // before_acknowledge may not be callable yet, during construction).
       if (s.write_dead_letter(event, event.body, "", 0, 0, "integration no longer configured", "")) {
         s.spool->acknowledge(event.event_id);
         ++orphans[event.integration].moved;
@@ -586,6 +597,7 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
       }
       continue;
     }
+    if (!event.change.empty()) s.recovered_changes[event.integration].push_back(event.change);
     lane->second->enqueue(without_body(std::move(event)));
     ++s.total_queued;
     ++recovered;
@@ -605,6 +617,11 @@ Delivery::~Delivery() {
   } catch (const std::exception& e) {
     state_->log.error(std::string("stopping delivery: ") + e.what());
   }
+}
+
+std::vector<std::string> Delivery::recovered_changes(const std::string& integration) const {
+  const auto found = state_->recovered_changes.find(integration);
+  return found != state_->recovered_changes.end() ? found->second : std::vector<std::string>{};
 }
 
 bool Delivery::submit(Event event) {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config.h"
 #include "event.h"
@@ -38,6 +39,10 @@ struct DeliveryOptions {
   // Called on the same tick after the spool's flush, for state written along
   // with the events (the open outages' journals).
   std::function<void()> also_sync;
+  // Called with each event just before it leaves the spool (delivered,
+  // dead-lettered), on a delivery thread: the outage change it carries
+  // (Event::change) must be recorded elsewhere first.
+  std::function<void(const Event&)> before_acknowledge;
 };
 
 class Delivery : public EventSink {
@@ -55,6 +60,7 @@ class Delivery : public EventSink {
 
   // Throws std::system_error when the spool cannot take the event.
   bool submit(Event event) override;
+  std::vector<std::string> recovered_changes(const std::string& integration) const override;
 
   // Starts the delivery threads.
   void start();

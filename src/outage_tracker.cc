@@ -16,6 +16,7 @@
 #include <string_view>
 #include <stdexcept>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -59,7 +60,7 @@ struct OutageKeyHash {
 
 // --- the state files -------------------------------------------------------------
 
-constexpr int kStateVersion = 1;
+constexpr int kStateVersion = 2;
 
 // Threads reorder a key's notifications by microseconds; one this much older
 // than the last means the clock went back.
@@ -143,12 +144,34 @@ struct Record {
   TimePoint last_time;
 };
 
+// A key as it goes to disk: the version of its last change, and its open
+// outage unless that change closed it. A closed key is kept (a tombstone)
+// for as long as an event of an older outage of the key may still be in the
+// spool, whose change must not reopen that outage at the next start; see
+// OutageTracker::State::load().
+struct KeyRecord {
+  std::uint64_t version = 0;
+  std::optional<Record> set;  // nullopt: closed
+};
+
 void write_record_fields(JsonWriter& w, const Record& r) {
   w.key("last_page_ns").number(to_ns(r.outage.last_page));
   w.key("last_time_ns").number(to_ns(r.last_time));
   w.key("outage_id").string(r.outage.id);
   w.key("severity").string(severity_name(r.outage.severity));
   w.key("start_ns").number(to_ns(r.outage.start));
+}
+
+void write_version(JsonWriter& w, std::uint64_t version) {
+  // jansson reads JSON integers as int64: a version never gets near 2^63.
+  w.key("version").number(static_cast<std::int64_t>(version));
+}
+
+// Throws std::runtime_error naming what is wrong.
+std::uint64_t parse_version(const json_t* o) {
+  const std::int64_t version = int_member(o, "version");
+  if (version < 0) throw std::runtime_error("bad \"version\"");
+  return static_cast<std::uint64_t>(version);
 }
 
 // Throws std::runtime_error naming what is wrong.
@@ -197,9 +220,9 @@ constexpr std::uint8_t kJournalFailure = 2;
 // key's state after the change, or OUTAGE_CLOSE when outage is null. Sized
 // exactly, so that it costs one allocation on collectd's thread. Throws
 // std::length_error (a key of megabytes) or std::bad_alloc.
-std::string encode_change(const OutageKey& key, const Outage* outage, TimePoint last_time) {
+std::string encode_change(const OutageKey& key, std::uint64_t version, const Outage* outage, TimePoint last_time) {
   std::size_t size = 5 * 4 + key.host.size() + key.plugin.size() + key.plugin_instance.size() + key.type.size() +
-                     key.type_instance.size();
+                     key.type_instance.size() + 8;
   if (outage) size += 8 + 8 + 1 + 8 + 4 + outage->id.size();
   sf::RecordBuilder b(outage ? sf::RecordType::OutageSet : sf::RecordType::OutageClose, size);
   b.field(key.host);
@@ -207,6 +230,7 @@ std::string encode_change(const OutageKey& key, const Outage* outage, TimePoint 
   b.field(key.plugin_instance);
   b.field(key.type);
   b.field(key.type_instance);
+  b.i64(static_cast<std::int64_t>(version));  // a u64 on disk: the same bytes
   if (outage) {
     b.i64(to_ns(outage->last_page));
     b.i64(to_ns(last_time));
@@ -217,10 +241,10 @@ std::string encode_change(const OutageKey& key, const Outage* outage, TimePoint 
   return std::move(b).finish();
 }
 
-// A journal record decoded: the key, and for a set the key's record.
+// A journal record decoded: its key as the change leaves it.
 struct Change {
   OutageKey key;
-  std::optional<Record> set;  // nullopt: the outage closed
+  KeyRecord change;
 };
 
 // False when the payload is malformed or says what the tracker never writes
@@ -228,8 +252,9 @@ struct Change {
 bool decode_change(const sf::Record& rec, Change* out) {
   sf::PayloadReader r(rec.payload);
   std::string_view host, plugin, plugin_instance, type, type_instance;
+  std::int64_t version = 0;
   if (!r.field(&host) || !r.field(&plugin) || !r.field(&plugin_instance) || !r.field(&type) ||
-      !r.field(&type_instance))
+      !r.field(&type_instance) || !r.i64(&version))
     return false;
   std::optional<Record> set;
   if (rec.type == sf::RecordType::OutageSet) {
@@ -248,8 +273,28 @@ bool decode_change(const sf::Record& rec, Change* out) {
   if (!r.done()) return false;
   out->key = OutageKey{std::string(host), std::string(plugin), std::string(plugin_instance), std::string(type),
                        std::string(type_instance)};
-  out->set = std::move(set);
+  out->change = KeyRecord{static_cast<std::uint64_t>(version), std::move(set)};
   return true;
+}
+
+// Each key's newest change found while loading.
+using Loaded = std::unordered_map<OutageKey, KeyRecord, OutageKeyHash>;
+using Keys = std::unordered_set<OutageKey, OutageKeyHash>;
+
+// Keeps the newer of c and the key's change in loaded: the higher version;
+// of equal ones the first found (copies of one change).
+void keep_newest(Loaded& loaded, Change&& c) {
+  // try_emplace moves from neither argument when the key is there already.
+  const auto [it, fresh] = loaded.try_emplace(std::move(c.key), std::move(c.change));
+  if (!fresh && c.change.version > it->second.version) it->second = std::move(c.change);
+}
+
+// A change as Transition::change carries it: exactly one framed journal
+// record. False when it is anything else.
+bool decode_framed_change(std::string_view bytes, Change* out) {
+  sf::Record rec{};
+  return !bytes.empty() && sf::parse_record(bytes, 0, &rec, sf::LogKind::OutageJournal) == bytes.size() &&
+         decode_change(rec, out);
 }
 
 std::string directory_of(const std::string& path) {
@@ -313,18 +358,37 @@ class ErrorThrottle {
 // --- the tracker ------------------------------------------------------------------
 
 // How the files fit together. Every change (open, escalate, renotify, close)
-// is one record of the journal (binary, framed like the spool's records: see
-// spool_format.h) carrying the key's full state after it: an OUTAGE_SET with
-// the whole record, or an OUTAGE_CLOSE. Loading applies the snapshot, then
-// .journal.old when there is one, then .journal; a set replaces the key's
-// record and a close erases it. Because a record carries full state rather
-// than a difference, applying one that the snapshot already contains changes
-// nothing, and the last record for a key always wins. So the result is
-// right whenever (a) the journals together hold every change since some
-// point P, in order per key, and (b) the snapshot is the state at P or later.
-// A torn or damaged record costs only its own change: the reader
-// resynchronises on the next valid record, as the spool's does.
-// Compaction keeps that true at each step a crash can interrupt:
+// is one record (binary, framed like the spool's records: see
+// spool_format.h) carrying the key's full state after it, an OUTAGE_SET
+// with the whole record or an OUTAGE_CLOSE, and the key's version: one more
+// than the key's last. A change that sends an event rides in the event's
+// spool record (Transition::change) and reaches the journal through
+// persist(), from a delivery thread, just before the event leaves the spool;
+// a change without an event is journaled by process() at once. Either way it
+// reaches the journal only if its version is above the key's last persisted
+// one: delivery threads may acknowledge two outages of a key out of order.
+// Loading takes, for each key, the state of the highest version found in
+// the snapshot, .journal.old when there is one, .journal, and the changes of
+// the events still in the spool (recovered). Because a record carries full
+// state rather than a difference, and the highest version wins rather than
+// the last record, the result is right whenever (a) the journals together
+// hold every change persisted since some point P, (b) the snapshot is the
+// persisted state at P or later, and (c) recovered holds every change not
+// persisted yet (an event leaves the spool only after its change is
+// persisted). A crash can therefore never keep an event while losing its
+// change, which would page one failure twice under two outage_ids. A torn
+// or damaged record costs only its own change: the reader resynchronises on
+// the next valid record, as the spool's does.
+// (b) needs the snapshot to remember closes too: an event of an older
+// outage of the key may still be in the spool (its delivery retried while a
+// newer outage's went through, or the outage closed silently while its
+// event waited), and its change must not reopen that outage. So a close
+// leaves a tombstone, key and version, in records and the snapshot's
+// "closed" list. A start drops the tombstones of keys that recovered does
+// not name: no older change of theirs is left anywhere, and the KeyState
+// still carries the version on. The snapshot thus holds the open outages and
+// the keys closed since the last start.
+// Compaction keeps (a) and (b) true at each step a crash can interrupt:
 //   1. rename .journal to .journal.old, start an empty .journal, copy the
 //      records (under the journal mutex: a consistent cut at P);
 //   2. write the snapshot of that copy (tmp + fsync + rename + directory
@@ -340,17 +404,20 @@ struct OutageTracker::State {
     std::mutex mutex;  // held across the decision and the handler
     std::optional<TimePoint> last_time;
     std::optional<Outage> outage;
+    std::uint64_t version = 0;  // of the last change decided, under mutex
+    // Of the last change persisted; written under journal_mutex. process()
+    // reads it too, without that mutex (persist() must never wait for a
+    // handler), so that a key first seen by persist() goes on above it.
+    std::atomic<std::uint64_t> persisted_version{0};
   };
 
-  // The open outages as loaded from disk.
-  using Records = std::unordered_map<OutageKey, Record, OutageKeyHash>;
-  // The open outages as they should be on disk, by the address of their key
-  // in keys (stable, and never erased): no second copy of the key, and a
-  // change costs no second hashing of its five strings.
-  using OnDisk = std::unordered_map<const OutageKey*, Record>;
+  // The keys as they should be on disk (open outages and tombstones), by the
+  // address of their key in keys (stable, and never erased): no second copy
+  // of the key, and a change costs no second hashing of its five strings.
+  using OnDisk = std::unordered_map<const OutageKey*, KeyRecord>;
 
-  // Compaction is due past this many journal records, or this many open
-  // outages times two: amortized, a change costs O(1) bytes of snapshot.
+  // Compaction is due past this many journal records, or this many keys on
+  // disk times two: amortized, a change costs O(1) bytes of snapshot.
   static constexpr std::size_t kMinCompactionRecords = 1024;
   // After a failed snapshot, this many changes pass before the next attempt,
   // so that a broken disk does not cost an fsync per notification.
@@ -403,15 +470,22 @@ struct OutageTracker::State {
            (journal_records > std::max(kMinCompactionRecords, 2 * records.size()) || failed_appends > repaired_upto);
   }
 
-  void load();
-  Records load_snapshot();
+  void load(const std::vector<std::string>& recovered);
+  Loaded load_snapshot();
   // Adds the number of records found (damaged ones aside) to records_read.
-  void replay_journal(const std::string& path, Records& records_out, std::size_t& records_read);
+  void replay_journal(const std::string& path, Loaded& loaded, std::size_t& records_read);
+  // Returns the keys recovered names.
+  Keys replay_recovered(const std::vector<std::string>& recovered, Loaded& loaded);
   void start_after_load(std::size_t current_journal_records);
 
-  // Returns whether compaction is due.
-  // key: as stored in keys.
-  bool record(const OutageKey& key, const std::optional<Outage>& outage, TimePoint last_time);
+  // The rest return whether compaction is due; key: as stored in keys.
+  // Journals a change process() decided without an event. Under ks.mutex.
+  bool record(const OutageKey& key, KeyState& ks, std::uint64_t version, const std::optional<Outage>& outage,
+              TimePoint last_time);
+  // Applies change to records and appends its framed record (encoded; empty,
+  // with error saying why, when it could not be encoded) to the journal,
+  // unless a change of key as new was persisted already.
+  bool commit(const OutageKey& key, KeyState& ks, KeyRecord change, std::string_view encoded, std::string error);
   std::shared_ptr<UniqueFd> open_journal(bool truncate, std::string& error);  // under journal_mutex when running
   void compact();
   void sync();
@@ -421,8 +495,8 @@ struct OutageTracker::State {
   void journal_error(const std::string& what);
 };
 
-OutageTracker::State::Records OutageTracker::State::load_snapshot() {
-  Records loaded;
+Loaded OutageTracker::State::load_snapshot() {
+  Loaded loaded;
   try {
     const std::optional<std::string> text = read_whole_file(state_file);
     if (!text) return loaded;  // first start
@@ -433,15 +507,19 @@ OutageTracker::State::Records OutageTracker::State::load_snapshot() {
                                std::to_string(err.column));
     if (!json_is_object(root.get())) throw std::runtime_error("not a JSON object");
     if (int_member(root.get(), "version") != kStateVersion) throw std::runtime_error("unknown version");
-    const json_t* outages = member(root.get(), "outages");
-    if (!json_is_array(outages)) throw std::runtime_error("\"outages\" is not an array");
-    std::size_t i;
-    const json_t* o;
-    json_array_foreach(outages, i, o) {
-      if (!json_is_object(o)) throw std::runtime_error("an outage is not an object");
-      OutageKey key = parse_key(o);
-      if (!loaded.emplace(std::move(key), parse_snapshot_record(o)).second)
-        throw std::runtime_error("duplicate outage key");
+    // "outages": the open ones; "closed": the tombstones, key and version.
+    for (const char* list : {"outages", "closed"}) {
+      const bool open = list == std::string_view("outages");
+      const json_t* entries = member(root.get(), list);
+      if (!json_is_array(entries)) throw std::runtime_error(std::string("\"") + list + "\" is not an array");
+      std::size_t i;
+      const json_t* o;
+      json_array_foreach(entries, i, o) {
+        if (!json_is_object(o)) throw std::runtime_error(std::string("an entry of \"") + list + "\" is not an object");
+        KeyRecord r{parse_version(o), std::nullopt};
+        if (open) r.set = parse_snapshot_record(o);
+        if (!loaded.try_emplace(parse_key(o), std::move(r)).second) throw std::runtime_error("duplicate outage key");
+      }
     }
   } catch (const std::exception& e) {
     log.warning("outage state file " + state_file + " cannot be used (" + e.what() +
@@ -451,7 +529,7 @@ OutageTracker::State::Records OutageTracker::State::load_snapshot() {
   return loaded;
 }
 
-void OutageTracker::State::replay_journal(const std::string& path, Records& out, std::size_t& records_read) {
+void OutageTracker::State::replay_journal(const std::string& path, Loaded& loaded, std::size_t& records_read) {
   std::optional<std::string> text;
   try {
     text = read_whole_file(path);
@@ -469,10 +547,7 @@ void OutageTracker::State::replay_journal(const std::string& path, Records& out,
           ++undecodable;
           return;
         }
-        if (change.set)
-          out.insert_or_assign(std::move(change.key), std::move(*change.set));
-        else
-          out.erase(change.key);
+        keep_newest(loaded, std::move(change));
       });
   // Earlier versions wrote the journal as JSON lines, {"op":... each; after
   // an upgrade such a file is one damaged run like any other, but the
@@ -488,24 +563,56 @@ void OutageTracker::State::replay_journal(const std::string& path, Records& out,
                 (damage.at_end ? " (a torn last record is expected after a crash)" : ""));
 }
 
-void OutageTracker::State::load() {
-  Records loaded = load_snapshot();
+Keys OutageTracker::State::replay_recovered(const std::vector<std::string>& recovered, Loaded& loaded) {
+  Keys named;
+  std::size_t malformed = 0;
+  for (const std::string& bytes : recovered) {
+    Change change;
+    if (!decode_framed_change(bytes, &change)) {
+      ++malformed;
+      continue;
+    }
+    named.insert(change.key);
+    keep_newest(loaded, std::move(change));
+  }
+  if (malformed > 0)
+    log.warning("outage state file " + state_file + ": " + std::to_string(malformed) +
+                " malformed outage change(s) of events in the spool skipped");
+  return named;
+}
+
+void OutageTracker::State::load(const std::vector<std::string>& recovered) {
+  Loaded loaded = load_snapshot();
   std::size_t old_records = 0, current_records = 0;
   replay_journal(old_journal_file, loaded, old_records);
   replay_journal(journal_file, loaded, current_records);
+  const Keys in_spool = replay_recovered(recovered, loaded);
 
-  for (auto& [key, r] : loaded) {
+  std::size_t open = 0;
+  for (auto& [key, change] : loaded) {
+    // A key whose outage closed keeps its version in memory all the same, so
+    // that its next changes are newer than any it had.
     auto ks = std::make_unique<KeyState>();
-    // Each change stores the key's last time with it (a missing value's
-    // FAILURE leaves it behind its last_page, on purpose).
-    if (r.last_time != TimePoint{}) ks->last_time = r.last_time;
-    ks->outage = r.outage;
+    ks->version = change.version;
+    ks->persisted_version.store(change.version, std::memory_order_relaxed);  // by the snapshot below
     const auto stored = keys.emplace(key, std::move(ks)).first;
-    records.emplace(&stored->first, std::move(r));
+    if (change.set) {
+      // Each change stores the key's last time with it (a missing value's
+      // FAILURE leaves it behind its last_page, on purpose).
+      KeyState& state = *stored->second;
+      if (change.set->last_time != TimePoint{}) state.last_time = change.set->last_time;
+      state.outage = change.set->outage;
+      ++open;
+    } else if (in_spool.count(key) == 0) {
+      // Its tombstone protected it from the changes of events that were
+      // still in the spool, older than its close; recovered names all those
+      // left, and none is this key's: it has done its work.
+      continue;
+    }
+    records.emplace(&stored->first, std::move(change));
   }
-  open_count = records.size();
-  if (!records.empty())
-    log.info("outage state file " + state_file + ": " + std::to_string(records.size()) + " open outage(s) restored");
+  open_count = open;
+  if (open > 0) log.info("outage state file " + state_file + ": " + std::to_string(open) + " open outage(s) restored");
   start_after_load(current_records);
 }
 
@@ -560,22 +667,33 @@ std::shared_ptr<UniqueFd> OutageTracker::State::open_journal(bool truncate, std:
   return fd;
 }
 
-bool OutageTracker::State::record(const OutageKey& key, const std::optional<Outage>& outage, TimePoint last_time) {
+bool OutageTracker::State::record(const OutageKey& key, KeyState& ks, std::uint64_t version,
+                                  const std::optional<Outage>& outage, TimePoint last_time) {
   // Encoded before taking the journal mutex: only the map update and one
   // write(2) happen under it.
-  std::string change, error;
+  std::string encoded, error;
   try {
-    change = encode_change(key, outage ? &*outage : nullptr, last_time);
+    encoded = encode_change(key, version, outage ? &*outage : nullptr, last_time);
   } catch (const std::exception& e) {
     error = "cannot encode a record of outage journal " + journal_file + ": " + e.what();
   }
+  KeyRecord change{version, std::nullopt};
+  if (outage) change.set = Record{*outage, last_time};
+  return commit(key, ks, std::move(change), encoded, std::move(error));
+}
+
+bool OutageTracker::State::commit(const OutageKey& key, KeyState& ks, KeyRecord change, std::string_view encoded,
+                                  std::string error) {
   bool due;
   {
     std::lock_guard<std::mutex> lock(journal_mutex);
-    if (outage)
-      records.insert_or_assign(&key, Record{*outage, last_time});
-    else
-      records.erase(&key);
+    // Only a delivery thread's persist() can be late: its event's outage
+    // may have been overtaken by a newer one of the key acknowledged first.
+    if (change.version <= ks.persisted_version.load(std::memory_order_relaxed)) return false;
+    ks.persisted_version.store(change.version, std::memory_order_relaxed);
+    // A close leaves a tombstone: the events of the key's older outages
+    // may be in the spool still, until the next start says they are not.
+    records.insert_or_assign(&key, std::move(change));
     ++changes;
     if (!error.empty()) {
       // Not written: the next snapshot brings the change to disk.
@@ -586,9 +704,9 @@ bool OutageTracker::State::record(const OutageKey& key, const std::optional<Outa
     }
     if (error.empty() && journal) {
       ssize_t n;
-      do n = ::write(journal->get(), change.data(), change.size());
+      do n = ::write(journal->get(), encoded.data(), encoded.size());
       while (n < 0 && errno == EINTR);
-      if (n == static_cast<ssize_t>(change.size())) {
+      if (n == static_cast<ssize_t>(encoded.size())) {
         ++journal_records;
       } else {
         if (n >= 0) errno = ENOSPC;  // a short write to a regular file
@@ -596,8 +714,7 @@ bool OutageTracker::State::record(const OutageKey& key, const std::optional<Outa
         journal.reset();  // reopened on the next change, whose record follows any torn one
       }
     }
-    // The change is in memory (its event was accepted): a snapshot must
-    // bring it to disk.
+    // The change is in records: a snapshot must bring it to disk.
     if (!error.empty()) ++failed_appends;
     due = compaction_due();
   }
@@ -691,14 +808,20 @@ void OutageTracker::State::sync() {
 
 std::string OutageTracker::State::serialize(const OnDisk& snapshot) const {
   JsonWriter w;
-  w.begin_object().key("version").number(std::int64_t{kStateVersion}).key("outages").begin_array();
-  for (const auto& [key, r] : snapshot) {
-    w.begin_object();
-    write_key_fields(w, *key);
-    write_record_fields(w, r);
-    w.end_object();
+  w.begin_object().key("version").number(std::int64_t{kStateVersion});
+  for (const bool open : {true, false}) {
+    w.key(open ? "outages" : "closed").begin_array();
+    for (const auto& [key, r] : snapshot) {
+      if (r.set.has_value() != open) continue;
+      w.begin_object();
+      write_key_fields(w, *key);
+      if (r.set) write_record_fields(w, *r.set);
+      write_version(w, r.version);
+      w.end_object();
+    }
+    w.end_array();
   }
-  return w.end_array().end_object().take() + "\n";
+  return w.end_object().take() + "\n";
 }
 
 bool OutageTracker::State::write_file(const std::string& text) {
@@ -725,9 +848,10 @@ bool OutageTracker::State::write_file(const std::string& text) {
   return true;
 }
 
-OutageTracker::OutageTracker(std::string state_file, TrackerOptions options, Logger& log)
+OutageTracker::OutageTracker(std::string state_file, TrackerOptions options, Logger& log,
+                             const std::vector<std::string>& recovered)
     : state_(std::make_unique<State>(std::move(state_file), options, log)) {
-  state_->load();
+  state_->load(recovered);
 }
 
 OutageTracker::~OutageTracker() = default;
@@ -735,6 +859,19 @@ OutageTracker::~OutageTracker() = default;
 std::size_t OutageTracker::open_outages() const { return state_->open_count.load(std::memory_order_relaxed); }
 
 void OutageTracker::sync() { state_->sync(); }
+
+void OutageTracker::persist(std::string_view change) {
+  State& s = *state_;
+  Change c;
+  if (!decode_framed_change(change, &c)) {
+    s.journal_error("malformed outage change for outage journal " + s.journal_file + " ignored");
+    return;
+  }
+  // A key never seen is created: its events came from an earlier run whose
+  // changes the constructor was not given.
+  const auto [stored_key, state] = s.key_state(c.key);
+  if (s.commit(*stored_key, *state, std::move(c.change), change, {})) s.compact();
+}
 
 void OutageTracker::process(const Notification& n, const TransitionHandler& handler) {
   State& s = *state_;
@@ -778,27 +915,36 @@ void OutageTracker::process(const Notification& n, const TransitionHandler& hand
         send = EventType::Outage;
       }
     }
-
-    if (send) {
-      // A clear describes the outage as it was: its id, start and highest severity.
-      const Outage& described = *send == EventType::Clear ? *ks.outage : *next;
-      if (!handler(Transition{*send, n, described})) return;  // refused: nothing changes
-    }
+    const bool opened = next && !ks.outage, closed = !next && ks.outage;
+    const bool changed = send.has_value() || opened || closed;
     // collectd stamps a missing value's FAILURE with the time it noticed, the
     // OKAY of the value's return with that value's own, earlier time: the
     // FAILURE must not make that OKAY look older, or the outage never clears.
-    if (!n.is_missing_value()) ks.last_time = n.time;
-    const bool opened = next && !ks.outage, closed = !next && ks.outage;
+    const std::optional<TimePoint> last_time = n.is_missing_value() ? ks.last_time : n.time;
+    const std::uint64_t version =
+        changed ? std::max(ks.version, ks.persisted_version.load(std::memory_order_relaxed)) + 1 : ks.version;
+
+    if (send) {
+      // The change rides in the event: persist() journals it when the event
+      // leaves the spool, so this thread writes once per event.
+      const std::string change =
+          encode_change(*stored_key, version, next ? &*next : nullptr, last_time.value_or(TimePoint{}));
+      // A clear describes the outage as it was: its id, start and highest severity.
+      const Outage& described = *send == EventType::Clear ? *ks.outage : *next;
+      if (!handler(Transition{*send, n, described, change})) return;  // refused: nothing changes
+    }
+    ks.last_time = last_time;
     if (opened) s.open_count.fetch_add(1, std::memory_order_relaxed);
     if (closed) s.open_count.fetch_sub(1, std::memory_order_relaxed);
-    const bool changed = send.has_value() || opened || closed;
     ks.outage = std::move(next);
-    // Journaled under the key's lock so that, per key, the journal's order
-    // is the order of the decisions.
-    if (changed) compaction_due = s.record(*stored_key, ks.outage, ks.last_time.value_or(TimePoint{}));
+    ks.version = version;
+    // A change without an event has nothing to ride in: journaled now,
+    // under the key's lock so that its version is the key's newest.
+    if (changed && !send)
+      compaction_due = s.record(*stored_key, ks, version, ks.outage, ks.last_time.value_or(TimePoint{}));
   }
   // The snapshot's fsyncs happen outside the key's lock, and only about once
-  // per max(1024, 2 x open outages) changes.
+  // per max(1024, 2 x keys on disk) changes.
   if (compaction_due) s.compact();
 }
 

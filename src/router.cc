@@ -20,16 +20,17 @@ TrackerOptions tracker_options(const IntegrationConfig& i) {
 
 }  // namespace
 
-Router::Route::Route(const IntegrationConfig& i, const std::string& spool_dir, Logger& log)
+Router::Route::Route(const IntegrationConfig& i, const std::string& spool_dir, Logger& log,
+                     const std::vector<std::string>& recovered)
     : integration(i),
-      tracker(spool_dir + "/outages-" + i.name + ".json", tracker_options(i), log),
+      tracker(spool_dir + "/outages-" + i.name + ".json", tracker_options(i), log, recovered),
       payload(i) {}
 
 Router::Router(const Config& config, const std::string& spool_dir, EventSink& sink, Logger& log)
     : sink_(sink), log_(log) {
   routes_.reserve(config.integrations.size());
   for (const auto& integration : config.integrations)
-    routes_.push_back(std::make_unique<Route>(integration, spool_dir, log));
+    routes_.push_back(std::make_unique<Route>(integration, spool_dir, log, sink.recovered_changes(integration.name)));
 }
 
 void Router::dispatch(const Notification& n) {
@@ -48,6 +49,7 @@ void Router::dispatch(const Notification& n) {
           event.type = t.type;
           event.created = Clock::now();
           event.body = route->payload.build(t, event.event_id);
+          event.change = std::string(t.change);
           // Nothing is logged here, on collectd's thread: the sink logs a
           // refusal (QueueLimit, with its count), and each event at INFO
           // when xMatters has it.
@@ -67,6 +69,13 @@ void Router::dispatch(const Notification& n) {
                  " not processed: unknown exception");
     }
   }
+}
+
+void Router::persist(const Event& event) {
+  if (event.change.empty()) return;
+  for (const auto& route : routes_)
+    if (route->integration.name == event.integration) return route->tracker.persist(event.change);
+  // An integration no longer configured: no tracker keeps its outages.
 }
 
 std::size_t Router::open_outages(std::size_t integration) const {

@@ -19,7 +19,8 @@ namespace xmatters {
 
 class Router {
  public:
-  // Outage state of each integration persists in spool_dir. config must
+  // Outage state of each integration persists in spool_dir, and in the
+  // sink's undelivered events (EventSink::recovered_changes). config must
   // outlive the router.
   Router(const Config& config, const std::string& spool_dir, EventSink& sink, Logger& log);
 
@@ -28,12 +29,19 @@ class Router {
 
   std::size_t open_outages(std::size_t integration) const;
 
+  // Records the outage change an event carries (Event::change) in its
+  // integration's tracker; called just before the event leaves the spool.
+  // Thread-safe.
+  void persist(const Event& event);
+
   // Flushes the open outages' journals to stable storage (see OutageTracker::sync).
   void sync();
 
  private:
   struct Route {
-    Route(const IntegrationConfig& i, const std::string& spool_dir, Logger& log);
+    // recovered: the change fields of the integration's undelivered events.
+    Route(const IntegrationConfig& i, const std::string& spool_dir, Logger& log,
+          const std::vector<std::string>& recovered);
     const IntegrationConfig& integration;
     OutageTracker tracker;
     PayloadBuilder payload;

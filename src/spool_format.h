@@ -20,18 +20,26 @@
 //
 // EVENT payload: u32 length + bytes of event_id, integration and outage_id,
 // u8 event type (1 outage, 2 clear), i64 created (nanoseconds since the Unix
-// epoch), u32 length + bytes of body; all integers little-endian.
+// epoch), u32 length + bytes of body, u32 length + bytes of change (the
+// outage change the event records, a whole framed outage journal record, see
+// below: so that one write(2) makes both durable); all integers
+// little-endian.
 // ACK payload: the bytes of the acknowledged event_id.
 //
 // The outage journal (outages-<integration>.json.journal, see
 // outage_tracker.cc) is the same framing around record types of its own:
 //
-// OUTAGE_SET (3) payload: the key, then i64 last_page, i64 last_time (both
-// nanoseconds since the Unix epoch), u8 severity (1 WARNING, 2 FAILURE),
-// i64 start, u32 length + bytes of outage_id.
-// OUTAGE_CLOSE (4) payload: the key alone.
+// OUTAGE_SET (3) payload: the key, u64 version, then i64 last_page, i64
+// last_time (both nanoseconds since the Unix epoch), u8 severity (1 WARNING,
+// 2 FAILURE), i64 start, u32 length + bytes of outage_id.
+// OUTAGE_CLOSE (4) payload: the key, u64 version.
 // The key: u32 length + bytes of host, plugin, plugin_instance, type and
 // type_instance, collectd's bytes as they are (valid UTF-8 or not).
+// The version counts the key's changes (the first is 1): of two records for
+// one key, the one with the higher version is the newer, whichever file it
+// was found in. A change that sends an event travels in that event's spool
+// record until the event leaves the spool, and only then reaches the
+// journal, so records reach the journal out of order (see outage_tracker.h).
 //
 // Why the journal is binary: its records are written on collectd's
 // notification thread, whose callback has a budget of about 10 us. As JSON

@@ -129,9 +129,10 @@ bool is_record_type_of(LogKind log, std::uint8_t type) {
 
 std::string encode_event(const Event& e) {
   const std::size_t size = 4 + e.event_id.size() + 4 + e.integration.size() + 4 + e.outage_id.size() +
-                           1 + 8 + 4 + e.body.size();
+                           1 + 8 + 4 + e.body.size() + 4 + e.change.size();
   // Each field's own u32 length must not wrap either.
-  if (e.body.size() > kMaxPayload) throw std::length_error("event too large for the spool");
+  if (e.body.size() > kMaxPayload || e.change.size() > kMaxPayload)
+    throw std::length_error("event too large for the spool");
   RecordBuilder b(RecordType::Event, size);
   b.field(e.event_id);
   b.field(e.integration);
@@ -139,6 +140,7 @@ std::string encode_event(const Event& e) {
   b.u8(e.type == EventType::Clear ? kClear : kOutage);
   b.i64(std::chrono::duration_cast<std::chrono::nanoseconds>(e.created.time_since_epoch()).count());
   b.field(e.body);
+  b.field(e.change);
   return std::move(b).finish();
 }
 
@@ -165,11 +167,11 @@ std::size_t parse_record(std::string_view data, std::size_t offset, Record* out,
 
 bool decode_event(std::string_view payload, Event* out) {
   PayloadReader r(payload);
-  std::string_view id, integration, outage, body;
+  std::string_view id, integration, outage, body, change;
   std::uint8_t type = 0;
   std::int64_t created = 0;
   if (!r.field(&id) || !r.field(&integration) || !r.field(&outage) || !r.u8(&type) || !r.i64(&created) ||
-      !r.field(&body) || !r.done())
+      !r.field(&body) || !r.field(&change) || !r.done())
     return false;
   if (id.empty() || (type != kOutage && type != kClear)) return false;
   out->event_id.assign(id);
@@ -178,6 +180,7 @@ bool decode_event(std::string_view payload, Event* out) {
   out->type = type == kClear ? EventType::Clear : EventType::Outage;
   out->created = TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(created)));
   out->body.assign(body);
+  out->change.assign(change);
   return true;
 }
 

@@ -118,7 +118,7 @@ Notification to_notification(const notification_t& n) {
 struct Pipeline {
   Pipeline(const Config& config, const std::string& spool_dir, Logger& log)
       : lock(spool_dir),
-        delivery(config, spool_dir, log, flush_outages_with_the_spool()),
+        delivery(config, spool_dir, log, delivery_options()),
         router(config, spool_dir, delivery, log) {}
   // The delivery's threads call into the router: they stop before it goes.
   ~Pipeline() { delivery.stop(); }
@@ -130,11 +130,14 @@ struct Pipeline {
   Router router;
 
  private:
-  // The delivery's flush tick also makes the outage journals durable; it
-  // starts with delivery.start(), once the router exists.
-  DeliveryOptions flush_outages_with_the_spool() {
+  // The delivery's flush tick also makes the outage journals durable, and
+  // an event's outage change is recorded by the tracker before the event
+  // leaves the spool. Both run on the delivery's threads, which start with
+  // delivery.start(), once the router exists.
+  DeliveryOptions delivery_options() {
     DeliveryOptions options;
     options.also_sync = [this] { router.sync(); };
+    options.before_acknowledge = [this](const Event& event) { router.persist(event); };
     return options;
   }
 };

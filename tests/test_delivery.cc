@@ -69,6 +69,7 @@ Event make_event(EventType type, const std::string& outage_id, int seq = 0, cons
   e.created = Clock::now();
   e.body = std::string("{\"event_type\":\"") + xmatters::event_type_name(type) + "\",\"outage_id\":\"" + outage_id +
            "\",\"event_id\":\"" + e.event_id + "\",\"seq\":" + std::to_string(seq) + "}";
+  e.change = "change " + outage_id + " " + std::to_string(seq);
   return e;
 }
 
@@ -86,8 +87,9 @@ struct World {
   }
   IntegrationConfig& ops() { return config.integrations.front(); }
   std::string spool_dir() const { return dir / "spool"; }
+  DeliveryOptions options = fast_options();
   Delivery& open(bool start = true) {
-    delivery = std::make_unique<Delivery>(config, spool_dir(), log, fast_options());
+    delivery = std::make_unique<Delivery>(config, spool_dir(), log, options);
     if (start) delivery->start();
     return *delivery;
   }
@@ -433,6 +435,48 @@ void test_spool_shrinks_after_delivery() {
   CU_ASSERT(xmtest::wait_until([&] { return spool_bytes(w.spool_dir()) < (1u << 20); }, kWait));
   w.delivery.reset();
   CU_ASSERT(spooled(w.spool_dir()).empty());
+}
+
+// An event's outage change is handed to before_acknowledge once, just
+// before the event leaves the spool, delivered or dead-lettered; and the
+// changes of events recovered at start are there for the trackers.
+void test_changes_recorded_before_acknowledgement() {
+  World w;
+  Standin::Reply bad;
+  bad.status = 400;
+  w.standin->script({bad});
+  std::mutex mutex;
+  std::vector<std::string> recorded;
+  w.options.before_acknowledge = [&](const Event& e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    recorded.push_back(e.change);
+  };
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-chg", 1)));  // answered 400: dead-lettered
+  CU_ASSERT(d.submit(make_event(EventType::Clear, "o-chg", 2)));
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
+  CU_ASSERT(xmtest::wait_until([&] {
+    std::lock_guard<std::mutex> lock(mutex);
+    return recorded.size() == 2;
+  }));
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    CU_ASSERT(recorded == (std::vector<std::string>{"change o-chg 1", "change o-chg 2"}));
+  }
+  w.delivery.reset();
+
+  // Recovered: what a crash left undelivered.
+  w.standin->stop();
+  Delivery& again = w.open(false);
+  CU_ASSERT(again.recovered_changes("ops").empty());
+  CU_ASSERT(again.submit(make_event(EventType::Outage, "o-left", 1)));
+  CU_ASSERT(again.submit(make_event(EventType::Outage, "o-left", 2)));
+  w.delivery.reset();
+  Delivery& third = w.open(false);
+  CU_ASSERT(third.recovered_changes("ops") == (std::vector<std::string>{"change o-left 1", "change o-left 2"}));
+  CU_ASSERT(third.recovered_changes("dba").empty());
+  std::lock_guard<std::mutex> lock(mutex);
+  CU_ASSERT_EQUAL(recorded.size(), 2u);  // nothing left the spool meanwhile
 }
 
 void test_retry_max_age_dead_letters() {
@@ -956,6 +1000,7 @@ int main(int argc, char** argv) {
                         {"connections_kept_alive", test_connections_kept_alive},
                         {"new_outage_not_held_behind_slow_request", test_new_outage_not_held_behind_slow_request},
                         {"damaged_spool_record_dead_lettered", test_damaged_spool_record_dead_lettered},
+                        {"changes_recorded_before_acknowledgement", test_changes_recorded_before_acknowledgement},
                         {"spool_shrinks_after_delivery", test_spool_shrinks_after_delivery},
                         {"retries_500_then_success", test_retries_500_then_success},
                         {"retries_dropped_connection", test_retries_dropped_connection},

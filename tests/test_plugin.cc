@@ -1,6 +1,9 @@
 // The glue, called through the fake collectd host as collectd would call
 // it, delivering over real loopback HTTP to the xMatters stand-in.
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -243,6 +246,57 @@ void test_shutdown_unregisters_and_keeps_the_spool() {
   CU_ASSERT(standin.wait_for_accepted(1, std::chrono::seconds(10)));
 }
 
+// collectd killed (kill -9) the moment the callback returned, before the
+// event could be sent: the event and its outage both come back from the
+// spool, so the restarted plugin pages once, treats collectd's re-sent
+// FAILURE as the same outage and clears it under the same outage_id.
+void test_kill9_after_the_callback_pages_once() {
+  xmtest::TempDir base;
+  xmtest::Standin standin;
+  standin.stop();  // down while the first collectd runs: the event stays spooled
+  const auto config = plugin_block({opt("SpoolDir", {ConfigValue::of(base / "spool")}),
+                                    integration("ops", standin.url("outage-fn"), standin.url("clear-fn"))});
+  auto notify = [](int severity, double time) {
+    fake_collectd::Notif n(severity, "db1", "cpu", "percent", "m", at(time));
+    n.meta("DataSource", "value").meta("CurrentValue", severity == NOTIF_OKAY ? 50.0 : 95.0).meta("FailureMax", 90.0);
+    return fake_collectd::call_notification(n.get());
+  };
+  const pid_t child = ::fork();
+  CU_ASSERT_FATAL(child >= 0);
+  if (child == 0) {
+    fake_collectd::reset();
+    fake_collectd::set_global_option("BaseDir", base.path());
+    module_register();
+    fake_collectd::OConfig ci(config);
+    if (fake_collectd::call_config(ci.item()) != 0 || fake_collectd::call_init() != 0) ::_exit(1);
+    notify(NOTIF_FAILURE, 1795866465);
+    ::kill(::getpid(), SIGKILL);
+    ::_exit(2);
+  }
+  int status = 0;
+  CU_ASSERT_FATAL(::waitpid(child, &status, 0) == child);
+  CU_ASSERT_FATAL(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+  standin.restart();
+  Session s;
+  fake_collectd::OConfig ci(config);
+  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_config(ci.item()), 0);
+  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_init(), 0);
+  CU_ASSERT_FATAL(standin.wait_for_accepted(1, std::chrono::seconds(10)));
+  CU_ASSERT_EQUAL(notify(NOTIF_FAILURE, 1795866475), 0);  // collectd re-sends it after its restart
+  CU_ASSERT_EQUAL(notify(NOTIF_OKAY, 1795866485), 0);
+  CU_ASSERT_FATAL(standin.wait_for_accepted(2, std::chrono::seconds(10)));
+  const auto requests = standin.requests();
+  CU_ASSERT_EQUAL_FATAL(requests.size(), 2u);
+  auto page = xmtest::parse_json(requests[0].body);
+  auto clear = xmtest::parse_json(requests[1].body);
+  CU_ASSERT_FATAL(page != nullptr && clear != nullptr);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(page.get(), "event_type"), "outage");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(clear.get(), "event_type"), "clear");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(clear.get(), "outage_id"),
+                  xmtest::json_string_member(page.get(), "outage_id"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -258,5 +312,6 @@ int main(int argc, char** argv) {
                         {"unterminated_fields_give_valid_json", test_unterminated_fields_give_valid_json},
                         {"read_callback_dispatches_statistics", test_read_callback_dispatches_statistics},
                         {"report_stats_false_registers_no_read", test_report_stats_false_registers_no_read},
-                        {"shutdown_unregisters_and_keeps_the_spool", test_shutdown_unregisters_and_keeps_the_spool}}}});
+                        {"shutdown_unregisters_and_keeps_the_spool", test_shutdown_unregisters_and_keeps_the_spool},
+                        {"kill9_after_the_callback_pages_once", test_kill9_after_the_callback_pages_once}}}});
 }

@@ -50,12 +50,13 @@ Event make_event(int i, std::size_t body_size = 160) {
   e.body = "{\"event_id\":\"" + e.event_id + "\",\"description\":\"";
   while (e.body.size() + 2 < body_size) e.body += static_cast<char>('a' + (e.body.size() + i) % 26);
   e.body += "\"}";
+  e.change = i % 4 == 3 ? std::string() : "change of ev-" + std::to_string(i) + std::string(1, '\0') + "\xff";
   return e;
 }
 
 bool same_event(const Event& a, const Event& b) {
   return a.event_id == b.event_id && a.integration == b.integration && a.outage_id == b.outage_id &&
-         a.type == b.type && a.created == b.created && a.body == b.body;
+         a.type == b.type && a.created == b.created && a.body == b.body && a.change == b.change;
 }
 
 std::vector<std::string> ids_of(const std::vector<Event>& events) {

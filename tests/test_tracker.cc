@@ -66,10 +66,13 @@ struct Seen {
   Outage outage;
 };
 
-// The test's handler: records every transition; refuses while refuse is set.
+// The test's handler: records every transition; refuses while refuse is
+// set. Like the spool, it keeps each accepted event's change until the event
+// is delivered (deliver()).
 struct Recorder {
   std::mutex mutex;
   std::vector<Seen> seen;
+  std::vector<std::string> changes;  // of the events not delivered yet, in order
   bool refuse = false;
   int calls = 0;
 
@@ -79,6 +82,7 @@ struct Recorder {
       ++calls;
       if (refuse) return false;
       seen.push_back({t.type, t.notification.severity, t.notification.time, OutageKey::of(t.notification), t.outage});
+      changes.emplace_back(t.change);
       return true;
     };
   }
@@ -86,7 +90,22 @@ struct Recorder {
     std::lock_guard<std::mutex> lock(mutex);
     return seen.size();
   }
+  // The changes of the events not delivered yet, which are now taken as delivered.
+  std::vector<std::string> take_changes() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return std::exchange(changes, {});
+  }
+  // Delivers every event so far, in order: what the delivery thread does.
+  void deliver(OutageTracker& t) {
+    for (const auto& c : take_changes()) t.persist(c);
+  }
 };
+
+// process(), then the delivery of its event, if any.
+void process_delivered(OutageTracker& t, Recorder& rec, const Notification& n) {
+  t.process(n, rec.handler());
+  rec.deliver(t);
+}
 
 TrackerOptions opts(Severity min = Severity::Warning, long renotify = 0, bool send_clear = true) {
   TrackerOptions o;
@@ -105,7 +124,8 @@ bool is_uuid(const std::string& s) {
   return true;
 }
 
-// A tracker in its own directory, with a log.
+// A tracker in its own directory, with a log; send() delivers each event at
+// once (hold() sends without delivering).
 struct Fixture {
   xmtest::TempDir dir;
   xmtest::CapturingLogger log;
@@ -115,11 +135,19 @@ struct Fixture {
   std::unique_ptr<OutageTracker> tracker;
 
   explicit Fixture(TrackerOptions o = opts()) { restart(o); }
-  void restart(TrackerOptions o = opts()) {
+  void restart(TrackerOptions o = opts(), const std::vector<std::string>& recovered = {}) {
     tracker.reset();
-    tracker = std::make_unique<OutageTracker>(file, o, log);
+    tracker = std::make_unique<OutageTracker>(file, o, log, recovered);
   }
-  void send(const Notification& n) { tracker->process(n, rec.handler()); }
+  void send(const Notification& n) { process_delivered(*tracker, rec, n); }
+  // Sends n, and returns the change of its event (empty when none was sent)
+  // without delivering it: the event is still in the spool.
+  std::string hold(const Notification& n) {
+    rec.deliver(*tracker);
+    tracker->process(n, rec.handler());
+    const auto held = rec.take_changes();
+    return held.empty() ? std::string() : held.front();
+  }
 };
 
 // --- the CONTRACT §3 table, row by row ----------------------------------------------
@@ -603,18 +631,28 @@ void test_many_threads() {
       for (int i = 0; i < kSteps; ++i) {
         const std::string& host = rng() % 2 ? own : shared_hosts[rng() % shared_hosts.size()];
         const Severity sev = static_cast<Severity>(rng() % 3);
-        f.send(note(sev, at_ms(clock.fetch_add(1)), host));
+        f.tracker->process(note(sev, at_ms(clock.fetch_add(1)), host), f.rec.handler());
       }
     });
   }
-  // The delivery thread's periodic sync(), racing the appends and compactions.
+  // The delivery thread: persists the events' changes in batches, shuffled
+  // (as delivery threads acknowledging different outages may), racing the
+  // notifications, the silent closes' appends and the compactions; and its
+  // periodic sync().
   std::atomic<bool> done{false};
-  std::thread syncer([&] {
-    while (!done) f.tracker->sync();
+  std::thread deliverer([&] {
+    std::mt19937 rng(4242);
+    while (!done) {
+      auto batch = f.rec.take_changes();
+      std::shuffle(batch.begin(), batch.end(), rng);
+      for (const auto& c : batch) f.tracker->persist(c);
+      f.tracker->sync();
+    }
   });
   for (auto& t : threads) t.join();
   done = true;
-  syncer.join();
+  deliverer.join();
+  f.rec.deliver(*f.tracker);
 
   // The handler runs under the key's lock, so per key the recorded order is
   // the order of decisions: it must obey the table.
@@ -747,7 +785,7 @@ void check_clean_start(const std::string& content) {
   CU_ASSERT(log.contains(LogLevel::Warning, file));
   if (!log.contains(LogLevel::Warning, file)) std::fprintf(stderr, "%s", log.dump().c_str());
   Recorder rec;
-  t.process(note(Severity::Failure, at(0)), rec.handler());  // works, and replaces the bad file
+  process_delivered(t, rec, note(Severity::Failure, at(0)));  // works, and replaces the bad file
   CU_ASSERT_EQUAL(rec.size(), 1u);
   OutageTracker again(file, opts(), log);
   CU_ASSERT_EQUAL(again.open_outages(), 1u);
@@ -787,7 +825,7 @@ void test_unwritable_state_file_logs_error() {
   const std::string file = dir / "missing-dir/outages-x.json";
   OutageTracker t(file, opts(), log);
   Recorder rec;
-  t.process(note(Severity::Failure, at(0)), rec.handler());
+  process_delivered(t, rec, note(Severity::Failure, at(0)));
   // The page went out; the outage is open in memory; the failure is loud.
   CU_ASSERT_EQUAL(rec.size(), 1u);
   CU_ASSERT_EQUAL(t.open_outages(), 1u);
@@ -815,16 +853,18 @@ std::size_t record_count(const std::string& path) {
 
 // A journal record written by hand from the format's description in
 // spool_format.h, for the keys note() makes (plugin "cpu", instance "0",
-// type "percent", type instance "user"); severity 1 is WARNING, 2 FAILURE.
-void add_note_key(sf::RecordBuilder& b, const std::string& host) {
+// type "percent", type instance "user"), and a version; severity 1 is
+// WARNING, 2 FAILURE.
+void add_note_key(sf::RecordBuilder& b, const std::string& host, std::uint64_t version) {
   for (const char* field : {host.c_str(), "cpu", "0", "percent", "user"}) b.field(field);
+  b.i64(static_cast<std::int64_t>(version));
 }
 
 std::string journal_set(const std::string& host, const std::string& outage_id, std::uint8_t severity,
-                        TimePoint time) {
+                        TimePoint time, std::uint64_t version = 1) {
   const std::int64_t ns = std::chrono::duration_cast<nanoseconds>(time.time_since_epoch()).count();
   sf::RecordBuilder b(sf::RecordType::OutageSet, 0);
-  add_note_key(b, host);
+  add_note_key(b, host, version);
   b.i64(ns);  // last_page
   b.i64(ns);  // last_time
   b.u8(severity);
@@ -833,9 +873,9 @@ std::string journal_set(const std::string& host, const std::string& outage_id, s
   return std::move(b).finish();
 }
 
-std::string journal_close(const std::string& host, std::string_view trailing = {}) {
+std::string journal_close(const std::string& host, std::uint64_t version, std::string_view trailing = {}) {
   sf::RecordBuilder b(sf::RecordType::OutageClose, 0);
-  add_note_key(b, host);
+  add_note_key(b, host, version);
   b.bytes(trailing);
   return std::move(b).finish();
 }
@@ -844,7 +884,7 @@ std::string journal_close(const std::string& host, std::string_view trailing = {
 // at time t for each), so it ends what it inspects.
 std::map<std::string, std::string> drain_open(OutageTracker& t, const std::vector<std::string>& hosts, TimePoint time) {
   Recorder rec;
-  for (const auto& h : hosts) t.process(note(Severity::Okay, time, h), rec.handler());
+  for (const auto& h : hosts) process_delivered(t, rec, note(Severity::Okay, time, h));
   std::map<std::string, std::string> open;
   for (const auto& s : rec.seen)
     if (s.type == EventType::Clear) open[s.key.host] = s.outage.id;
@@ -904,7 +944,7 @@ void test_torn_journal_tail() {
         CU_ASSERT_EQUAL(t.open_outages(), 2u);
         // Without its last record, b stays paged as warning: a FAILURE escalates it again.
         Recorder rec;
-        t.process(note(Severity::Failure, at(10), "b"), rec.handler());
+        process_delivered(t, rec, note(Severity::Failure, at(10), "b"));
         CU_ASSERT_EQUAL(rec.size(), lost ? 1u : 0u);
         if (rec.size() == 1) CU_ASSERT(rec.seen[0].outage.id == b_id);
         CU_ASSERT_EQUAL(log.count(LogLevel::Warning, file + ".journal"), torn ? 1u : 0u);
@@ -933,9 +973,9 @@ void test_corrupt_journal_records_skipped() {
   text[b_offset + b_size / 2] = static_cast<char>(text[b_offset + b_size / 2] ^ 0x20);
   // ...records whose checksum is right but whose content is no change the
   // tracker writes (each would change a or b if it were applied)...
-  text += journal_set("a", "d0000000-0000-4000-8000-000000000000", 3, at(20));  // no such severity
-  text += journal_set("b", "not an id!", 2, at(20));
-  text += journal_close("a", "x");  // a byte too many
+  text += journal_set("a", "d0000000-0000-4000-8000-000000000000", 3, at(20), 9);  // no such severity
+  text += journal_set("b", "not an id!", 2, at(20), 9);
+  text += journal_close("a", 9, "x");  // a byte too many
   // ...a spool record, whose type the journal does not accept...
   text += sf::encode_ack("ev-1");
   // ...and after all of it, a valid record, still applied.
@@ -961,7 +1001,7 @@ void test_corrupt_journal_records_skipped() {
 // Each log of the shared framing takes only its own record types.
 void test_journal_and_spool_records_not_mixed() {
   const std::string set = journal_set("a", "d0000000-0000-4000-8000-000000000000", 2, at(0));
-  const std::string close = journal_close("a");
+  const std::string close = journal_close("a", 2);
   const std::string ack = sf::encode_ack("ev-1");
   sf::Record r{};
   CU_ASSERT_EQUAL(sf::parse_record(set, 0, &r, sf::LogKind::OutageJournal), set.size());
@@ -1071,7 +1111,7 @@ void test_crash_during_compaction() {
     }
     OutageTracker t(file, opts(), log);
     Recorder rec;
-    t.process(note(Severity::Failure, at(30), "h2"), rec.handler());  // escalated already: nothing
+    process_delivered(t, rec, note(Severity::Failure, at(30), "h2"));  // escalated already: nothing
     CU_ASSERT_EQUAL(rec.size(), 0u);
     CU_ASSERT(drain_open(t, {"h1", "h2", "h3", "h4", "h5"}, at(40)) == expected);
     CU_ASSERT_EQUAL(log.count(LogLevel::Warning) + log.count(LogLevel::Error), 0u);
@@ -1125,18 +1165,241 @@ void test_journal_recovers_after_write_failure() {
   Recorder rec;
   {
     OutageTracker t(file, opts(), log);
-    t.process(note(Severity::Failure, at(0), "a"), rec.handler());
+    process_delivered(t, rec, note(Severity::Failure, at(0), "a"));
     CU_ASSERT(log.contains(LogLevel::Error, file + ".journal"));
     CU_ASSERT_EQUAL(t.open_outages(), 1u);
     // The directory comes back: the next change reopens the journal and
     // brings the one it missed to disk as well.
     CU_ASSERT_EQUAL(::mkdir(subdir.c_str(), 0700), 0);
-    t.process(note(Severity::Failure, at(1), "b"), rec.handler());
+    process_delivered(t, rec, note(Severity::Failure, at(1), "b"));
     t.sync();
   }
   OutageTracker again(file, opts(), log);
   CU_ASSERT_EQUAL(again.open_outages(), 2u);
   CU_ASSERT_EQUAL(rec.size(), 2u);
+}
+
+// Silent closes, journaled on the notifying threads, racing the delivery
+// thread's persist() of events' changes, in whatever order it gets them.
+void test_many_threads_silent_closes() {
+  Fixture f(opts(Severity::Warning, 0, false));
+  constexpr int kThreads = 4, kSteps = 1500;
+  const std::vector<std::string> hosts{"s1", "s2", "s3"};
+  std::atomic<long> clock{0};
+  std::atomic<bool> done{false};
+  std::thread deliverer([&] {
+    std::mt19937 rng(99);
+    while (!done) {
+      auto batch = f.rec.take_changes();
+      std::shuffle(batch.begin(), batch.end(), rng);
+      for (const auto& c : batch) f.tracker->persist(c);
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int th = 0; th < kThreads; ++th)
+    threads.emplace_back([&, th] {
+      std::mt19937 rng(static_cast<unsigned>(th) + 17u);
+      for (int i = 0; i < kSteps; ++i)
+        f.tracker->process(note(static_cast<Severity>(rng() % 3), at_ms(clock.fetch_add(1)), hosts[rng() % hosts.size()]),
+                           f.rec.handler());
+    });
+  for (auto& t : threads) t.join();
+  done = true;
+  deliverer.join();
+  f.rec.deliver(*f.tracker);
+  const std::size_t open = f.tracker->open_outages();
+  // The outage a host ends with, if open, is the one of its last event.
+  std::map<std::string, std::string> last_id;
+  for (const auto& s : f.rec.seen) last_id[s.key.host] = s.outage.id;
+  f.restart();  // SendClear true from here, to see what is open
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), open);
+  const auto drained = drain_open(*f.tracker, hosts, at_ms(clock.load() + 1));
+  CU_ASSERT_EQUAL(drained.size(), open);
+  for (const auto& [host, id] : drained) CU_ASSERT(last_id[host] == id);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Error) + f.log.count(LogLevel::Warning), 0u);
+}
+
+// --- changes that ride in the spool's events --------------------------------------------
+
+// The kill -9 between the event's write(2) and the journal's that this
+// design removes: the change is in the spool record alone.
+void test_change_in_spooled_event_survives_crash() {
+  Fixture f;
+  const std::string change = f.hold(note(Severity::Failure, at(0)));
+  CU_ASSERT_FATAL(!change.empty());
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 1u);
+  const std::string id = f.rec.seen[0].outage.id;
+  CU_ASSERT_EQUAL(record_count(f.journal), 0u);  // one write(2) on collectd's thread: the event's
+  f.tracker.reset();                              // killed before the event was delivered
+
+  // Without the spool's changes: the journal never had it.
+  f.restart();
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  f.tracker.reset();
+  // With them: the same outage, not a second page under another id.
+  f.restart(opts(), {change});
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  f.send(note(Severity::Failure, at(10)));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  f.send(note(Severity::Okay, at(20)));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 2u);
+  CU_ASSERT(f.rec.seen[1].type == EventType::Clear);
+  CU_ASSERT(f.rec.seen[1].outage.id == id);
+  CU_ASSERT(f.rec.seen[1].outage.start == at(0));
+  // The restored state was snapshotted at start-up: the event's late delivery
+  // (a copy of what is there) changes nothing.
+  f.tracker->persist(change);
+  f.restart();
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+}
+
+// The change as it travels: one framed journal record, with the key's version.
+void test_change_encoding() {
+  Fixture f;
+  const std::string open = f.hold(note(Severity::Warning, at(0)));
+  const std::string escalate = f.hold(note(Severity::Failure, at(10)));
+  const std::string clear = f.hold(note(Severity::Okay, at(20)));
+  std::uint64_t version = 0;
+  for (const auto* c : {&open, &escalate, &clear}) {
+    sf::Record r{};
+    CU_ASSERT_EQUAL_FATAL(sf::parse_record(*c, 0, &r, sf::LogKind::OutageJournal), c->size());
+    CU_ASSERT(r.type == (c == &clear ? sf::RecordType::OutageClose : sf::RecordType::OutageSet));
+    sf::PayloadReader p(r.payload);
+    std::string_view field;
+    for (int i = 0; i < 5; ++i) CU_ASSERT(p.field(&field));
+    CU_ASSERT_EQUAL(field, "user");
+    std::int64_t v = 0;
+    CU_ASSERT(p.i64(&v));
+    CU_ASSERT_EQUAL(static_cast<std::uint64_t>(v), ++version);  // counts the key's changes from 1
+  }
+  // What a hand-made record says is what the tracker encodes.
+  CU_ASSERT_EQUAL(clear, journal_close("h", 3));
+}
+
+void test_stale_changes_lose_to_newer_ones() {
+  Fixture f;
+  const std::string warning = f.hold(note(Severity::Warning, at(0)));  // version 1
+  const std::string failure = f.hold(note(Severity::Failure, at(10)));  // version 2: escalation
+  // Delivered out of order: the older change comes last and is ignored.
+  f.tracker->persist(failure);
+  f.tracker->persist(warning);
+  CU_ASSERT_EQUAL(record_count(f.journal), 1u);
+  f.restart();
+  // The snapshot says which version each open outage is at.
+  auto snapshot = xmtest::parse_json(xmtest::read_file(f.file));
+  const json_t* outage = snapshot ? json_array_get(json_object_get(snapshot.get(), "outages"), 0) : nullptr;
+  CU_ASSERT(outage != nullptr && json_integer_value(json_object_get(outage, "version")) == 2);
+  f.send(note(Severity::Failure, at(20)));  // escalated already: nothing
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  // A stale change of an event still in the spool does not override the
+  // newer state persisted (in the snapshot now).
+  f.restart(opts(), {warning});
+  f.send(note(Severity::Failure, at(30)));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+}
+
+void test_recovered_close_beats_older_set() {
+  Fixture f;
+  const std::string set = f.hold(note(Severity::Failure, at(0)));  // version 1
+  const std::string close = f.hold(note(Severity::Okay, at(10)));  // version 2
+  f.tracker->persist(set);
+  // Killed with the clear still in the spool.
+  f.restart(opts(), {close});
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  // The key keeps its version although closed: a new outage's changes are
+  // newer than any of an older one still in the spool, in whatever order
+  // the spool hands them over.
+  const std::string reopen = f.hold(note(Severity::Failure, at(20)));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 3u);
+  f.restart(opts(), {reopen, close});
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  f.send(note(Severity::Okay, at(30)));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 4u);
+  CU_ASSERT(f.rec.seen[3].type == EventType::Clear && f.rec.seen[3].outage.id == f.rec.seen[2].outage.id);
+  // Both events of an outage still in the spool, handed over in any order.
+  Fixture g;
+  const std::string g_set = g.hold(note(Severity::Failure, at(0)));
+  const std::string g_close = g.hold(note(Severity::Okay, at(10)));
+  g.restart(opts(), {g_close, g_set});
+  CU_ASSERT_EQUAL(g.tracker->open_outages(), 0u);
+  g.restart(opts(), {g_set, g_close});
+  CU_ASSERT_EQUAL(g.tracker->open_outages(), 0u);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+}
+
+std::size_t snapshot_entries(const std::string& file, const char* list) {
+  auto snapshot = xmtest::parse_json(xmtest::read_file(file));
+  return snapshot ? json_array_size(json_object_get(snapshot.get(), list)) : 0;
+}
+
+void test_close_without_event_journaled_at_once() {
+  const TrackerOptions silent = opts(Severity::Warning, 0, false);
+  {
+    Fixture f(silent);
+    f.send(note(Severity::Failure, at(0)));
+    CU_ASSERT_EQUAL(record_count(f.journal), 1u);
+    CU_ASSERT(f.hold(note(Severity::Okay, at(10))).empty());  // SendClear false: no event
+    CU_ASSERT_EQUAL(record_count(f.journal), 2u);             // nothing to ride in: written now
+    f.restart(silent);
+    CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+    f.send(note(Severity::Failure, at(20)));  // a new outage
+    CU_ASSERT_EQUAL_FATAL(f.rec.size(), 2u);
+    CU_ASSERT(f.rec.seen[1].outage.id != f.rec.seen[0].outage.id);
+    CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+  }
+  // The opening's event is stuck in the spool (xMatters is down) when the
+  // outage closes silently: its change, older, must not reopen the outage,
+  // at the next start nor at any later one while the event is still there,
+  // although the snapshot lists open outages only.
+  Fixture f(silent);
+  const std::string set = f.hold(note(Severity::Failure, at(0)));
+  f.hold(note(Severity::Okay, at(10)));
+  CU_ASSERT_EQUAL(record_count(f.journal), 1u);  // the close alone
+  for (int start = 0; start < 2; ++start) {
+    f.restart(silent, {set});
+    CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+    CU_ASSERT_EQUAL(record_count(f.journal), 0u);  // all of it in the snapshot now
+    CU_ASSERT_EQUAL(snapshot_entries(f.file, "closed"), 1u);
+  }
+  f.tracker->persist(set);  // finally delivered: too old to change anything
+  CU_ASSERT_EQUAL(record_count(f.journal), 0u);
+  // Once no event of the key is left in the spool, its tombstone goes.
+  f.restart(silent);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  CU_ASSERT_EQUAL(snapshot_entries(f.file, "closed"), 0u);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+}
+
+void test_persist_of_unknown_key_and_malformed_changes() {
+  // A change of a key this tracker has not seen (its event is from an
+  // earlier run) is persisted all the same.
+  std::string change;
+  {
+    Fixture other;
+    change = other.hold(note(Severity::Failure, at(0), "elsewhere"));
+  }
+  Fixture f;
+  f.tracker->persist(change);
+  CU_ASSERT_EQUAL(record_count(f.journal), 1u);
+  // Malformed: logged once (throttled), ignored.
+  f.tracker->persist("");
+  f.tracker->persist("not a record");
+  f.tracker->persist(change + "x");
+  f.tracker->persist(sf::encode_ack("ev-1"));
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Error, "malformed"), 1u);
+  CU_ASSERT_EQUAL(record_count(f.journal), 1u);
+  f.restart();
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  // Malformed changes from the spool: a WARNING, and the rest is used.
+  f.tracker.reset();
+  xmtest::write_file(f.file, "");
+  f.log.clear();
+  f.restart(opts(), {"garbage", change});
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  CU_ASSERT(f.log.contains(LogLevel::Warning, "1 malformed"));
 }
 
 // --- the Router ------------------------------------------------------------------------------
@@ -1316,7 +1579,8 @@ int main(int argc, char** argv) {
          {"missing_value_failure_without_meta", test_missing_value_failure_without_meta},
          {"putnotif_without_type", test_putnotif_without_type}}},
        {"sequences",
-        {{"randomized_sequence", test_randomized_sequence}, {"many_threads", test_many_threads}}},
+        {{"randomized_sequence", test_randomized_sequence}, {"many_threads", test_many_threads},
+         {"many_threads_silent_closes", test_many_threads_silent_closes}}},
        {"persistence",
         {{"restart_keeps_open_outage", test_restart_keeps_open_outage},
          {"restart_keeps_renotify_and_order", test_restart_keeps_renotify_and_order},
@@ -1336,6 +1600,13 @@ int main(int argc, char** argv) {
          {"crash_during_compaction", test_crash_during_compaction},
          {"journal_stays_bounded", test_journal_stays_bounded},
          {"journal_recovers_after_write_failure", test_journal_recovers_after_write_failure}}},
+       {"spooled_changes",
+        {{"change_in_spooled_event_survives_crash", test_change_in_spooled_event_survives_crash},
+         {"change_encoding", test_change_encoding},
+         {"stale_changes_lose_to_newer_ones", test_stale_changes_lose_to_newer_ones},
+         {"recovered_close_beats_older_set", test_recovered_close_beats_older_set},
+         {"close_without_event_journaled_at_once", test_close_without_event_journaled_at_once},
+         {"persist_of_unknown_key_and_malformed_changes", test_persist_of_unknown_key_and_malformed_changes}}},
        {"router",
         {{"routes_by_host_filter", test_router_routes_by_host_filter},
          {"sink_exception_isolated", test_router_sink_exception_isolated},
