@@ -243,8 +243,14 @@ int main(int argc, char** argv) {
       idle_gap(standin, kOutages + i + 1);
     });
     idle_pause = idle.median_pause;
-    results.push_back(summarize("FAILURE opening an outage, xMatters idle", std::move(idle)));
+    results.push_back(summarize("FAILURE opening an outage, xMatters idle, 1 per 20 ms", std::move(idle)));
     idle_row = results.size() - 1;
+    // xMatters answering at once, collectd busy: a notification every
+    // millisecond, as from a collectd with hundreds of values a second.
+    results.push_back(summarize("FAILURE opening an outage, xMatters idle, 1 per ms",
+                                plugin.run(NOTIF_FAILURE, 2000, 2000, 4 * kOutages, [](int) {
+                                  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                                })));
     standin.stop();
     results.push_back(summarize("FAILURE opening an outage, xMatters down", plugin.run(NOTIF_FAILURE, kOutages, kOutages, kOutages)));
     standin.restart();
@@ -264,7 +270,7 @@ int main(int argc, char** argv) {
     if (r.faults >= 0) std::printf(" %12.2f", r.faults);
     std::printf("\n");
   }
-  std::printf("(\"/ write(2)\" of the idle row: against the write(2) after the same pause)\n");
+  std::printf("(\"/ write(2)\" of the first idle row: against the write(2) after the same pause)\n");
   std::printf("\nmemory: %ld KiB resident for %d open outages (%.0f bytes per outage, tracker and queue)\n",
               rss_after - rss_before, kOutages, (rss_after - rss_before) * 1024.0 / kOutages);
   curl_global_cleanup();
