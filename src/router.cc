@@ -74,7 +74,10 @@ void Router::dispatch(const Notification& n) {
 void Router::persist(const Event& event) {
   if (event.change.empty()) return;
   for (const auto& route : routes_)
-    if (route->integration.name == event.integration) return route->tracker.persist(event.change);
+    if (route->integration.name == event.integration) {
+      route->tracker.persist(event.change);
+      return;
+    }
   // An integration no longer configured: no tracker keeps its outages.
 }
 

@@ -48,6 +48,14 @@ struct Session {
   ~Session() { fake_collectd::call_shutdown(); }
 };
 
+// The plugin started with config, as collectd's start-up does; a failure
+// ends the test.
+void configure_and_init(const ConfigNode& config) {
+  fake_collectd::OConfig ci(config);
+  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_config(ci.item()), 0);
+  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_init(), 0);
+}
+
 void test_registers_config_init_shutdown_only() {
   Session s;
   CU_ASSERT_FALSE(fake_collectd::has_notification_callback());
@@ -240,9 +248,7 @@ void test_shutdown_unregisters_and_keeps_the_spool() {
   }
   standin.restart();
   Session s;
-  fake_collectd::OConfig ci(config);
-  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_config(ci.item()), 0);
-  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_init(), 0);
+  configure_and_init(config);
   CU_ASSERT(standin.wait_for_accepted(1, std::chrono::seconds(10)));
 }
 
@@ -279,9 +285,7 @@ void test_kill9_after_the_callback_pages_once() {
 
   standin.restart();
   Session s;
-  fake_collectd::OConfig ci(config);
-  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_config(ci.item()), 0);
-  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_init(), 0);
+  configure_and_init(config);
   CU_ASSERT_FATAL(standin.wait_for_accepted(1, std::chrono::seconds(10)));
   CU_ASSERT_EQUAL(notify(NOTIF_FAILURE, 1795866475), 0);  // collectd re-sends it after its restart
   CU_ASSERT_EQUAL(notify(NOTIF_OKAY, 1795866485), 0);

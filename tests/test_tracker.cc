@@ -618,6 +618,34 @@ void test_randomized_sequence() {
   }
 }
 
+// A delivery thread for the concurrency tests: persists the events'
+// changes in batches, shuffled (as delivery threads acknowledging different
+// outages may), until it goes out of scope; with sync() after each batch
+// when asked.
+class Deliverer {
+ public:
+  Deliverer(Fixture& f, unsigned seed, bool sync)
+      : thread_([this, &f, seed, sync] {
+          std::mt19937 rng(seed);
+          while (!done_) {
+            auto batch = f.rec.take_changes();
+            std::shuffle(batch.begin(), batch.end(), rng);
+            for (const auto& c : batch) f.tracker->persist(c);
+            if (sync) f.tracker->sync();
+          }
+        }) {}
+  ~Deliverer() {
+    done_ = true;
+    thread_.join();
+  }
+  Deliverer(const Deliverer&) = delete;
+  Deliverer& operator=(const Deliverer&) = delete;
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
 void test_many_threads() {
   Fixture f(opts(Severity::Warning, 0, true));
   constexpr int kThreads = 8, kSteps = 1500;
@@ -635,23 +663,12 @@ void test_many_threads() {
       }
     });
   }
-  // The delivery thread: persists the events' changes in batches, shuffled
-  // (as delivery threads acknowledging different outages may), racing the
-  // notifications, the silent closes' appends and the compactions; and its
-  // periodic sync().
-  std::atomic<bool> done{false};
-  std::thread deliverer([&] {
-    std::mt19937 rng(4242);
-    while (!done) {
-      auto batch = f.rec.take_changes();
-      std::shuffle(batch.begin(), batch.end(), rng);
-      for (const auto& c : batch) f.tracker->persist(c);
-      f.tracker->sync();
-    }
-  });
-  for (auto& t : threads) t.join();
-  done = true;
-  deliverer.join();
+  // Racing the notifications, the silent closes' appends and the
+  // compactions; with its periodic sync().
+  {
+    const Deliverer deliverer(f, 4242, true);
+    for (auto& t : threads) t.join();
+  }
   f.rec.deliver(*f.tracker);
 
   // The handler runs under the key's lock, so per key the recorded order is
@@ -1186,26 +1203,19 @@ void test_many_threads_silent_closes() {
   constexpr int kThreads = 4, kSteps = 1500;
   const std::vector<std::string> hosts{"s1", "s2", "s3"};
   std::atomic<long> clock{0};
-  std::atomic<bool> done{false};
-  std::thread deliverer([&] {
-    std::mt19937 rng(99);
-    while (!done) {
-      auto batch = f.rec.take_changes();
-      std::shuffle(batch.begin(), batch.end(), rng);
-      for (const auto& c : batch) f.tracker->persist(c);
-    }
-  });
-  std::vector<std::thread> threads;
-  for (int th = 0; th < kThreads; ++th)
-    threads.emplace_back([&, th] {
-      std::mt19937 rng(static_cast<unsigned>(th) + 17u);
-      for (int i = 0; i < kSteps; ++i)
-        f.tracker->process(note(static_cast<Severity>(rng() % 3), at_ms(clock.fetch_add(1)), hosts[rng() % hosts.size()]),
-                           f.rec.handler());
-    });
-  for (auto& t : threads) t.join();
-  done = true;
-  deliverer.join();
+  {
+    const Deliverer deliverer(f, 99, false);
+    std::vector<std::thread> threads;
+    for (int th = 0; th < kThreads; ++th)
+      threads.emplace_back([&, th] {
+        std::mt19937 rng(static_cast<unsigned>(th) + 17u);
+        for (int i = 0; i < kSteps; ++i)
+          f.tracker->process(
+              note(static_cast<Severity>(rng() % 3), at_ms(clock.fetch_add(1)), hosts[rng() % hosts.size()]),
+              f.rec.handler());
+      });
+    for (auto& t : threads) t.join();
+  }
   f.rec.deliver(*f.tracker);
   const std::size_t open = f.tracker->open_outages();
   // The outage a host ends with, if open, is the one of its last event.
