@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace xmatters {
 
@@ -40,13 +41,14 @@ class JsonWriter {
   JsonWriter& null();
 
   std::string_view text() const { return std::string_view(out_.data(), len_); }
-  // The text, in a string of its own size: a payload waits in the delivery
-  // queue, possibly for long, and should not keep the writer's spare room.
+  // The text; the writer starts over, empty. No copy: a payload lives only
+  // until it is spooled (queued events keep no body), so the spare room it
+  // keeps costs nothing, and a copy would, on collectd's thread.
   std::string take() {
-    std::string text(out_.data(), len_);
+    out_.resize(len_);
     len_ = 0;
     need_comma_ = false;
-    return text;
+    return std::exchange(out_, std::string());
   }
 
  private:

@@ -1,13 +1,13 @@
 // `make bench`: what the notification callback costs collectd, measured
 // through the fake collectd host with the real pipeline behind it (router,
-// tracker, payload, spool, delivery to the stand-in on loopback), next to
-// peers measured in the same run: a bare write(2) of one event-sized record
-// (the floor of taking an event into durable custody), the same after the
-// pause that precedes each call of the idle case (on a virtual machine a
-// thread that slept runs its next microseconds several times slower, and
-// that is the floor of the idle case), and a synchronous HTTP POST per
-// notification (what a plugin that sends from collectd's thread costs it).
-// Timings are reported, never asserted.
+// tracker, payload, spool, delivery to the stand-in on loopback), each
+// situation in a plugin of its own, next to peers measured in the same run:
+// a bare write(2) of one event-sized record (what taking an event into
+// custody costs a plugin that appends with a system call), the same after
+// the pause that precedes each call of the idle case (on a virtual machine
+// a thread that slept runs its next microseconds several times slower), and
+// a synchronous HTTP POST per notification (what a plugin that sends from
+// collectd's thread costs it). Timings are reported, never asserted.
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,12 +73,14 @@ long thread_page_faults() {
   return ru.ru_minflt + ru.ru_majflt;
 }
 
+// Anonymous memory only: the spool's mapped segment is page cache, which
+// the kernel reclaims once it is written back.
 long rss_kib() {
   std::ifstream status("/proc/self/status");
   std::string key;
   long value = 0;
   while (status >> key) {
-    if (key == "VmRSS:") {
+    if (key == "RssAnon:") {
       status >> value;
       return value;
     }
@@ -107,6 +110,11 @@ class Plugin {
     }
   }
   ~Plugin() { fake_collectd::call_shutdown(); }
+
+  // The threshold plugin's OKAY at the first value of each of count value
+  // lists (hosts from key_offset) after collectd starts: a FAILURE under
+  // collectd finds its value list known to the tracker.
+  void known(int count, int key_offset) { run(NOTIF_OKAY, count, count, key_offset); }
 
   // Times one callback per notification; host i % keys, time advancing.
   // between(i), untimed, runs after the i-th.
@@ -195,22 +203,69 @@ Result synchronous_post(const xmtest::Standin& standin, int count) {
   return summarize("peer: synchronous POST to xMatters on loopback", us);
 }
 
+// The situations measured; each in a plugin of its own (its own SpoolDir),
+// started as under collectd: the threshold plugin's OKAY at the first value
+// of each value list, 1,000 of them, and of those that will fail.
+struct Situation {
+  const char* name;
+  bool xmatters_down;
+  // Between two calls; none: back to back.
+  enum class Pace { Burst, Idle20ms, EveryMs } pace;
+};
+
+constexpr Situation kBurst{"FAILURE opening an outage, xMatters busy (burst)", false, Situation::Pace::Burst};
+constexpr Situation kIdle{"FAILURE opening an outage, xMatters idle, 1 per 20 ms", false, Situation::Pace::Idle20ms};
+constexpr Situation kEveryMs{"FAILURE opening an outage, xMatters idle, 1 per ms", false, Situation::Pace::EveryMs};
+constexpr Situation kDown{"FAILURE opening an outage, xMatters down", true, Situation::Pace::Burst};
+
+// count outage-opening FAILUREs in situation; more(plugin), untimed, runs
+// after them, still in the same plugin.
+Samples measure(const Situation& situation, xmtest::Standin& standin, int count,
+                const std::function<void(Plugin&)>& more = nullptr) {
+  xmtest::TempDir base;
+  if (situation.xmatters_down) standin.stop();
+  Samples samples;
+  {
+    Plugin plugin(base.path(), standin);
+    plugin.run(NOTIF_OKAY, 2000, 1000, 0);
+    plugin.known(count, 0);
+    const std::size_t accepted = standin.accepted_count();
+    std::function<void(int)> between;
+    switch (situation.pace) {
+      case Situation::Pace::Burst:
+        break;
+      case Situation::Pace::Idle20ms:
+        // One outage at a time, each delivered before the next: the endpoint
+        // is idle when the notification comes, as it is most of the time.
+        between = [&](int i) { idle_gap(standin, accepted + i + 1); };
+        break;
+      case Situation::Pace::EveryMs:
+        // xMatters answering at once, collectd busy: a notification every
+        // millisecond, as from a collectd with hundreds of values a second.
+        between = [](int) { std::this_thread::sleep_for(std::chrono::milliseconds(1)); };
+        break;
+    }
+    samples = plugin.run(NOTIF_FAILURE, count, count, 0, between);
+    if (more) more(plugin);
+  }
+  if (situation.xmatters_down) standin.restart();
+  return samples;
+}
+
 }  // namespace
 
-// `bench_callback down N` / `bench_callback idle N`: only N outage-opening
-// callbacks with xMatters down / idle, nothing else in the process, for perf
-// or callgrind to look at.
+// `bench_callback burst|idle|ms|down N`: only N outage-opening callbacks in
+// that situation, for perf, callgrind or lackey to look at.
 int profile(const std::string& mode, int count) {
-  xmtest::TempDir base;
+  const std::map<std::string, const Situation*> modes = {
+      {"burst", &kBurst}, {"idle", &kIdle}, {"ms", &kEveryMs}, {"down", &kDown}};
+  const auto found = modes.find(mode);
+  if (found == modes.end()) {
+    std::fprintf(stderr, "usage: bench_callback [burst|idle|ms|down N]\n");
+    return 2;
+  }
   xmtest::Standin standin;
-  if (mode == "down") standin.stop();
-  Plugin plugin(base.path(), standin);
-  plugin.run(NOTIF_OKAY, 2000, 1000, 0);  // as in the full run: maps and spool exist
-  const Result r =
-      mode == "down"
-          ? summarize("FAILURE opening an outage, xMatters down", plugin.run(NOTIF_FAILURE, count, count, 0))
-          : summarize("FAILURE opening an outage, xMatters idle",
-                      plugin.run(NOTIF_FAILURE, count, count, 0, [&](int i) { idle_gap(standin, i + 1); }));
+  const Result r = summarize(found->second->name, measure(*found->second, standin, count));
   std::printf("%s: median %.2f µs, p99 %.2f µs, %.2f page faults per call\n", r.name.c_str(), r.median_us, r.p99_us,
               r.faults);
   return 0;
@@ -220,44 +275,32 @@ int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   if (argc == 3) return profile(argv[1], std::atoi(argv[2]));
   std::vector<Result> results;
-  xmtest::TempDir base;
   xmtest::Standin standin;
   long rss_before = 0, rss_after = 0;
-  std::chrono::steady_clock::duration idle_pause{};
-  std::size_t idle_row = 0;
   const int kOutages = 20000;
   {
+    xmtest::TempDir base;
     Plugin plugin(base.path(), standin);
-    // Warm-up: the tracker's maps and the spool file exist.
     plugin.run(NOTIF_OKAY, 2000, 1000, 0);
     results.push_back(summarize("OKAY without an outage (start-up storm, noise)", plugin.run(NOTIF_OKAY, 200000, 1000, 0)));
-    rss_before = rss_kib();
-    results.push_back(summarize("FAILURE opening an outage, xMatters busy (burst)", plugin.run(NOTIF_FAILURE, kOutages, kOutages, 0)));
+  }
+  rss_before = rss_kib();
+  results.push_back(summarize(kBurst.name, measure(kBurst, standin, kOutages, [&](Plugin& plugin) {
     rss_after = rss_kib();
     results.push_back(summarize("FAILURE repeated for an open outage (Persist)", plugin.run(NOTIF_FAILURE, 200000, kOutages, 0)));
-    standin.wait_for_accepted(kOutages, std::chrono::seconds(120));
-    // One outage at a time, each delivered before the next: the endpoint is
-    // idle when the notification comes, as it is most of the time.
-    const int kIdle = 500;
-    Samples idle = plugin.run(NOTIF_FAILURE, kIdle, kIdle, 3 * kOutages, [&](int i) {
-      idle_gap(standin, kOutages + i + 1);
-    });
-    idle_pause = idle.median_pause;
-    results.push_back(summarize("FAILURE opening an outage, xMatters idle, 1 per 20 ms", std::move(idle)));
-    idle_row = results.size() - 1;
-    // xMatters answering at once, collectd busy: a notification every
-    // millisecond, as from a collectd with hundreds of values a second.
-    results.push_back(summarize("FAILURE opening an outage, xMatters idle, 1 per ms",
-                                plugin.run(NOTIF_FAILURE, 2000, 2000, 4 * kOutages, [](int) {
-                                  std::this_thread::sleep_for(std::chrono::milliseconds(1));
-                                })));
-    standin.stop();
-    results.push_back(summarize("FAILURE opening an outage, xMatters down", plugin.run(NOTIF_FAILURE, kOutages, kOutages, kOutages)));
-    standin.restart();
-  }
-  results.push_back(bare_write(base.path(), 200000));
+  })));
+  std::swap(results[results.size() - 1], results[results.size() - 2]);  // burst before Persist
+  Samples idle = measure(kIdle, standin, 500);
+  const auto idle_pause = idle.median_pause;
+  results.push_back(summarize(kIdle.name, std::move(idle)));
+  const std::size_t idle_row = results.size() - 1;
+  results.push_back(summarize(kEveryMs.name, measure(kEveryMs, standin, 2000)));
+  results.push_back(summarize(kDown.name, measure(kDown, standin, kOutages)));
+
+  xmtest::TempDir scratch;
+  results.push_back(bare_write(scratch.path(), 200000));
   const double floor = results.back().median_us;
-  results.push_back(bare_write(base.path(), 500, idle_pause));
+  results.push_back(bare_write(scratch.path(), 500, idle_pause));
   results.push_back(synchronous_post(standin, 2000));
   results[idle_row].floor = &results[results.size() - 2];  // no more push_back: the pointer stays valid
 
