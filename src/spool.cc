@@ -3,7 +3,7 @@
 // Invariants that make a crash at any instant safe (kill -9: nothing appended
 // is lost; power loss: nothing sync()ed is lost; duplicates are possible,
 // losses are not):
-//  - Records are only ever appended, each at once under mutex_, to
+//  - Records are only ever appended, each with one write(2) under mutex_, to
 //    the active segment, whose sequence number is the highest. A failed write
 //    is cut back off (or, when that fails too, later records go to a new
 //    segment), so a half record can only be a torn tail that replay skips.
@@ -81,7 +81,7 @@ struct Spool::State {
   const std::shared_ptr<SpoolIo> io;
   const SpoolOptions options;
 
-  // Guards the members from here to recovered. Held for one append by
+  // Guards the members from here to recovered. Held for one write(2) by
   // append and acknowledge; the rest holds it only for bookkeeping.
   mutable std::mutex mutex;
   std::shared_ptr<WritableFile> active;  // null after a write it could not repair
@@ -133,12 +133,10 @@ struct Spool::State {
   }
 
   // Caller holds mutex. I/O under the lock, but only at open, on rotation
-  // (every segment_bytes) and after a failed write. The reservation is twice
-  // the rotation size: maintain() rotates once a second, and appends up to
-  // then should still land in it.
+  // (every segment_bytes) and after a failed write.
   void start_segment_locked() {
     const std::uint64_t seq = next_seq++;
-    std::shared_ptr<WritableFile> file = io->open_append(segment_path(seq), 2 * options.segment_bytes);
+    std::shared_ptr<WritableFile> file = io->open_append(segment_path(seq));
     retire_active_locked();
     active = std::move(file);
     active_seq = seq;

@@ -61,10 +61,8 @@ class Spool {
   // Throws std::system_error on an I/O error (e.g. ENOSPC; EFBIG for an
   // event over 16 MiB) and std::invalid_argument for an empty event_id; the
   // event is then not in the spool, and the spool stays consistent.
-  // Costs one copy into the mapped segment under a mutex (one write(2)
-  // where the segment cannot be mapped, or past what maintain() and sync()
-  // made ready) and no fsync: the record is encoded and checksummed before
-  // the lock is taken.
+  // Costs one write(2) under a mutex and no fsync: the record is encoded
+  // and checksummed before the lock is taken.
   void append(const Event& event);
 
   // The body of a pending event, read back from its record: the delivery

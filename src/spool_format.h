@@ -8,8 +8,7 @@
 // removed. spool-NNNNNN.log.tmp is a compacted segment being written; one
 // left by a crash is incomplete by definition and is removed at open.
 //
-// A segment is a plain sequence of records, each written whole at once (one
-// copy into a map of the file, or one write(2)):
+// A segment is a plain sequence of records, each written with one write(2):
 //
 //   +-----------+-----------+------+-----------------+
 //   | crc (4)   | length (4)| type | payload         |
@@ -23,7 +22,7 @@
 // u8 event type (1 outage, 2 clear), i64 created (nanoseconds since the Unix
 // epoch), u32 length + bytes of body, u32 length + bytes of change (the
 // outage change the event records, a whole framed outage journal record, see
-// below: so that one write makes both durable); all integers
+// below: so that one write(2) makes both durable); all integers
 // little-endian.
 // ACK payload: the bytes of the acknowledged event_id.
 //
@@ -54,24 +53,17 @@
 // Journals of JSON lines left by earlier versions are not read (the tracker
 // says so in a WARNING; their snapshot, still JSON, is).
 //
-// A segment being written is preallocated and mapped into memory (see
-// spool_io.h), so until it is closed it ends in zeros, and a segment left
-// by a crash keeps them: zeros that run to the end of a file are padding,
-// skipped without a WARNING. A record torn by the crash is not all zeros,
-// and is reported as a torn tail.
-//
 // Why no fixed blocks (as LevelDB's log has): records are small and written
 // whole, so the only damage we expect is a torn tail (a crash or power loss in
 // the middle of a write, or a file system that extends the size before the
-// data and leaves zeros, which then read as padding) and, rarely, a flipped
-// byte. The reader recovers from
+// data and leaves zeros) and, rarely, a flipped byte. The reader recovers from
 // both by resynchronising: where no valid record starts, it moves forward one
 // byte at a time until a header with a plausible type and length and a
 // matching CRC starts again. A random match needs a 1 in 2^32 CRC accident at
 // a position whose type and length are also plausible, so it is not a
 // practical concern; a region of zeros never matches because type 0 is
 // invalid. Blocks would bound that scan but cost padding and a record split
-// across blocks, i.e. more than one write per record.
+// across blocks, i.e. more than one write(2) per record.
 //
 // Why the CRC is masked (rotated and offset, as in the snappy framing
 // format): the CRC of a string that itself contains CRCs is weak, and an event
@@ -135,7 +127,7 @@ inline void put_u32le(char* p, std::uint32_t v) {
   std::memcpy(p, b, 4);
 }
 
-// Builds one framed record in one buffer, to be written at once. The payload is
+// Builds one framed record in one buffer, for one write(2). The payload is
 // written in place behind room left for the header, which is filled in last;
 // given the payload's exact size, a record costs one allocation and no
 // reallocation. Inline, because the journal builds its records on
@@ -226,7 +218,7 @@ class PayloadReader {
   std::string_view s_;
 };
 
-// Whole framed records, ready to be written at once. Throw std::length_error when
+// Whole framed records, ready for one write(2). Throw std::length_error when
 // the payload would exceed kMaxPayload.
 std::string encode_event(const Event& event);
 std::string encode_ack(std::string_view event_id);
@@ -250,8 +242,7 @@ struct Damage {
 
 // Calls fn(record, offset, size) for every valid record of log in data, in
 // order. Where no valid record starts, moves on one byte at a time until one
-// does (see above for why that resynchronisation is sound). Zeros from there
-// to the end are padding, not damage.
+// does (see above for why that resynchronisation is sound).
 template <typename Fn>
 Damage scan_records(std::string_view data, LogKind log, Fn&& fn) {
   Damage damage;
@@ -267,8 +258,6 @@ Damage scan_records(std::string_view data, LogKind log, Fn&& fn) {
     const std::size_t start = pos;
     do ++pos;
     while (pos < data.size() && parse_record(data, pos, &rec, log) == 0);
-    if (pos == data.size() && data.find_first_not_of('\0', start) == std::string_view::npos)
-      break;  // padding: space preallocated and never written
     damage.bytes += pos - start;
     ++damage.places;
     damage.at_end = pos == data.size();

@@ -4,22 +4,16 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 #include <stdexcept>
 #include <system_error>
-#include <utility>
 
 #include "resources.h"
 #include "spool_format.h"
@@ -240,227 +234,55 @@ namespace {
 }
 
 
-// A memory map, unmapped when it goes.
-class Mapping {
- public:
-  Mapping() = default;
-  Mapping(char* base, std::size_t length) : base_(base), length_(length) {}
-  ~Mapping() { reset(); }
-  Mapping(Mapping&& o) noexcept : base_(std::exchange(o.base_, nullptr)), length_(std::exchange(o.length_, 0)) {}
-  Mapping& operator=(Mapping&& o) noexcept {
-    if (this != &o) {
-      reset();
-      base_ = std::exchange(o.base_, nullptr);
-      length_ = std::exchange(o.length_, 0);
-    }
-    return *this;
-  }
-  explicit operator bool() const { return base_ != nullptr; }
-  char* base() const { return base_; }
-  std::size_t length() const { return length_; }
-  void reset() {
-    if (base_ != nullptr) ::munmap(base_, length_);
-    base_ = nullptr;
-    length_ = 0;
-  }
-
- private:
-  char* base_ = nullptr;
-  std::size_t length_ = 0;
-};
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels say EINVAL
-#endif
-
-std::size_t page_size() {
-  static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  return size;
-}
-
-std::uint64_t page_floor(std::uint64_t offset) { return offset - offset % page_size(); }
-
-// File systems on which a store into a map of preallocated blocks cannot
-// fail for want of space: blocks are allocated in place, not copied on
-// write. Elsewhere (btrfs, NFS, ...) the kernel could answer a store with
-// SIGBUS, which would kill collectd; there appends stay write(2)s.
-bool maps_safely(int fd) {
-  struct statfs fs {};
-  if (::fstatfs(fd, &fs) != 0) return false;
-  switch (static_cast<unsigned long>(fs.f_type)) {
-    case 0xEF53UL:      // ext2/3/4
-    case 0x58465342UL:  // XFS
-    case 0x01021994UL:  // tmpfs
-      return true;
-    default:
-      return false;
-  }
-}
-
-// An append-only file written at a tail it keeps itself. When created with
-// a reservation, the reserved bytes are preallocated (the file's size
-// covers them, as zeros) and mapped, and an append that lands in pages
-// already made writable is a memcpy into the page cache: no system call.
-// That is the point: on these virtual machines a write(2) issued after a
-// pause of a few milliseconds costs 5 to 35 us (a system call's entry runs
-// cold, and the file's times are updated through the file system's
-// journal), a copy into a mapped page about 1 us. A store into a shared
-// map is in the page cache as soon as it is made, so it survives the
-// death of the process as a write(2) does.
-//
-// The thread that appends never takes a page fault it could not survive:
-// it copies only into pages that sync() (and the open) made writable in
-// advance with MADV_POPULATE_WRITE, which reports failure as an error where
-// a fault would raise SIGBUS; the rest goes through pwrite(2). sync()
-// makes writable about twice what was appended since the last sync() ahead
-// of the tail, so a steady stream stays on the copy.
 class PosixFile final : public WritableFile {
  public:
-  PosixFile(UniqueFd fd, std::string path, std::uint64_t tail, std::size_t reserve)
-      : fd_(std::move(fd)), path_(std::move(path)), tail_(tail), dirty_end_(tail), synced_(tail) {
-    if (reserve == 0 || tail != 0 || !maps_safely(fd_.get())) return;
-    const std::size_t length = (reserve + page_size() - 1) / page_size() * page_size();
-    void* base = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
-    if (base == MAP_FAILED) return;
-    Mapping map(static_cast<char*>(base), length);
-    // Not posix_fallocate: where the file system cannot preallocate, glibc
-    // would write the zeros itself, and mapping is not worth it.
-    if (::fallocate(fd_.get(), 0, 0, static_cast<off_t>(length)) != 0) {
-      // Whatever it did allocate reads as zeros, which replay skips as
-      // padding; the best is to leave none.
-      if (::ftruncate(fd_.get(), 0) != 0) {
-      }
-      return;
-    }
-    map_ = std::move(map);
-    prepare(0, kMinAhead);
-  }
-
-  ~PosixFile() override {
-    try {
-      close();
-    } catch (const std::system_error&) {
-    }
-  }
+  PosixFile(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
 
   void append(std::string_view data) override {
     check_open("write");
-    const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
-    if (tail + data.size() <= ready_.load(std::memory_order_acquire)) {
-      std::memcpy(map_.base() + tail, data.data(), data.size());
-    } else {
-      std::uint64_t at = tail;
-      while (!data.empty()) {
-        const ssize_t n = ::pwrite(fd_.get(), data.data(), data.size(), static_cast<off_t>(at));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          const int err = n < 0 ? errno : EIO;
-          dirty_end_ = std::max(dirty_end_, at);
-          throw_errno(err, "write", path_);
-        }
-        at += static_cast<std::uint64_t>(n);
-        data.remove_prefix(static_cast<std::size_t>(n));
+    while (!data.empty()) {
+      const ssize_t n = ::write(fd_.get(), data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw_errno(errno, "write", path_);
       }
-      dirty_end_ = std::max(dirty_end_, at);
-      tail_.store(at, std::memory_order_release);
-      return;
+      if (n == 0) throw_errno(EIO, "write", path_);
+      data.remove_prefix(static_cast<std::size_t>(n));
     }
-    const std::uint64_t end = tail + data.size();
-    dirty_end_ = std::max(dirty_end_, end);
-    tail_.store(end, std::memory_order_release);
   }
 
   void truncate(std::uint64_t size) override {
     check_open("truncate");
-    const std::uint64_t end = std::max(tail_.load(std::memory_order_relaxed), dirty_end_);
-    if (size < end && size < map_.length()) {
-      // Zeros, as the preallocated space reads; by write(2), as these
-      // pages may not be writable in the map.
-      const std::string zeros(static_cast<std::size_t>(std::min<std::uint64_t>(end, map_.length()) - size), '\0');
-      if (::pwrite(fd_.get(), zeros.data(), zeros.size(), static_cast<off_t>(size)) !=
-          static_cast<ssize_t>(zeros.size()))
-        throw_errno(errno != 0 ? errno : EIO, "truncate", path_);
-    }
-    if (end > map_.length() && ::ftruncate(fd_.get(), static_cast<off_t>(std::max<std::uint64_t>(size, map_.length()))) != 0)
-      throw_errno(errno, "truncate", path_);
-    dirty_end_ = size;
-    tail_.store(size, std::memory_order_release);
+    if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) throw_errno(errno, "truncate", path_);
   }
 
   void sync() override {
     check_open("fdatasync");
-    std::lock_guard<std::mutex> lock(sync_mutex_);
-    const std::uint64_t tail = tail_.load(std::memory_order_acquire);
-    const std::uint64_t in_map = std::min<std::uint64_t>(tail, map_.length());
-    const std::uint64_t from = page_floor(std::min(synced_, in_map));
-    // Only the appended range: an fdatasync would also write back, and so
-    // make read-only again, the pages made writable ahead of the tail.
-    if (in_map > from && ::msync(map_.base() + from, in_map - from, MS_SYNC) != 0) throw_errno(errno, "msync", path_);
-    if ((tail > map_.length() || !map_) && ::fdatasync(fd_.get()) != 0) throw_errno(errno, "fdatasync", path_);
-    if (map_) prepare(tail, std::max<std::uint64_t>(kMinAhead, 2 * (tail - synced_)));
-    synced_ = tail;
+    if (::fdatasync(fd_.get()) != 0) throw_errno(errno, "fdatasync", path_);
   }
 
   void close() override {
     if (fd_.get() < 0) return;
-    if (map_) {
-      map_.reset();
-      // The padding goes; a crash leaves it, and replay reads it as the
-      // zeros it is.
-      if (::ftruncate(fd_.get(), static_cast<off_t>(tail_.load())) != 0) {
-        const int err = errno;
-        fd_.reset();
-        throw_errno(err, "truncate", path_);
-      }
-    }
     // Linux releases the descriptor even when close reports an error, so
     // it must not be closed again.
     if (::close(fd_.release()) != 0 && errno != EINTR) throw_errno(errno, "close", path_);
   }
 
  private:
-  // What sync() makes writable ahead of the tail at least: some 350 events.
-  static constexpr std::uint64_t kMinAhead = 256u << 10;
-
-  // Makes the pages from tail's to ahead bytes past it writable (again:
-  // msync and the kernel's writeback make written pages read-only, to see
-  // the next write), and lets append() copy into them. Failure (an old
-  // kernel, no memory) leaves append() on pwrite(2).
-  void prepare(std::uint64_t tail, std::uint64_t ahead) {
-    const std::uint64_t from = page_floor(tail);
-    const std::uint64_t to = std::min<std::uint64_t>(map_.length(), page_floor(tail + ahead + page_size() - 1));
-    if (to <= from) return;
-    if (::madvise(map_.base() + from, to - from, MADV_POPULATE_WRITE) != 0) return;
-    std::uint64_t ready = ready_.load(std::memory_order_relaxed);
-    while (ready < to && !ready_.compare_exchange_weak(ready, to, std::memory_order_release)) {
-    }
-  }
-
   void check_open(const char* what) const {
     if (fd_.get() < 0) throw_errno(EBADF, what, path_);
   }
 
   UniqueFd fd_;
   std::string path_;
-  Mapping map_;
-  // Written by append() and truncate() (one thread at a time, the spool's
-  // lock), read by sync() on another thread.
-  std::atomic<std::uint64_t> tail_;
-  std::uint64_t dirty_end_;  // the furthest any write reached, failed ones included
-  // Copies below this offset need no system call; grows only.
-  std::atomic<std::uint64_t> ready_{0};
-  std::mutex sync_mutex_;
-  std::uint64_t synced_;  // guarded by sync_mutex_
 };
 
 class PosixSpoolIo final : public SpoolIo {
  public:
-  std::unique_ptr<WritableFile> open_append(const std::string& path, std::size_t reserve) override {
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  std::unique_ptr<WritableFile> open_append(const std::string& path) override {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     if (fd.get() < 0) throw_errno(errno, "open", path);
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) throw_errno(errno, "stat", path);
-    return std::make_unique<PosixFile>(std::move(fd), path, static_cast<std::uint64_t>(st.st_size), reserve);
+    return std::make_unique<PosixFile>(std::move(fd), path);
   }
 
   std::string read_file(const std::string& path) override {

@@ -35,11 +35,7 @@ class SpoolIo {
  public:
   virtual ~SpoolIo() = default;
   // Creates the file (mode 0600) if missing; writes go to its end.
-  // reserve: bytes a new file is expected to take; the real implementation
-  // preallocates them and maps them into memory, so that appends into them
-  // make no system call. The file then reads as padded with zeros up to
-  // that size until it is closed, or for good after a crash.
-  virtual std::unique_ptr<WritableFile> open_append(const std::string& path, std::size_t reserve = 0) = 0;
+  virtual std::unique_ptr<WritableFile> open_append(const std::string& path) = 0;
   virtual std::string read_file(const std::string& path) = 0;
   // size bytes of path from offset; fewer than size (the file is shorter)
   // throws EIO.
@@ -57,10 +53,8 @@ class SpoolIo {
   virtual void sync_dir(const std::string& dir) = 0;
 };
 
-// The real thing: open(2) with O_CLOEXEC and mode 0600; appends into a
-// reservation are copies into a shared map of the file (on ext4, XFS and
-// tmpfs; elsewhere, and past the reservation, pwrite(2)); sync is msync or
-// fdatasync; fsync of the directory.
+// The real thing: open(2) with O_APPEND|O_CLOEXEC and mode 0600, fdatasync,
+// fsync of the directory.
 std::shared_ptr<SpoolIo> posix_spool_io();
 
 }  // namespace xmatters

@@ -73,8 +73,8 @@ long thread_page_faults() {
   return ru.ru_minflt + ru.ru_majflt;
 }
 
-// Anonymous memory only: the spool's mapped segment is page cache, which
-// the kernel reclaims once it is written back.
+// Anonymous memory: what the plugin allocates (not the pages of the code,
+// which the run touches more or less of).
 long rss_kib() {
   std::ifstream status("/proc/self/status");
   std::string key;

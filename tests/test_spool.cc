@@ -2,7 +2,6 @@
 // fault injection through SpoolIo, concurrency, permissions, kill -9.
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,7 +11,6 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -202,9 +200,9 @@ class FaultyIo final : public xmatters::SpoolIo {
  public:
   std::shared_ptr<Faults> faults = std::make_shared<Faults>();
 
-  std::unique_ptr<xmatters::WritableFile> open_append(const std::string& path, std::size_t reserve) override {
+  std::unique_ptr<xmatters::WritableFile> open_append(const std::string& path) override {
     faults->hook("open", path);
-    return std::make_unique<FaultyFile>(real_->open_append(path, reserve), faults, path);
+    return std::make_unique<FaultyFile>(real_->open_append(path), faults, path);
   }
   std::string read_file(const std::string& path) override { return real_->read_file(path); }
   std::string read_at(const std::string& path, std::uint64_t offset, std::size_t size) override {
@@ -481,11 +479,11 @@ void test_garbage_and_empty_files() {
       garbage += static_cast<char>(x >> 24);
     }
     xmtest::write_file(dir / "spool-000001.log", garbage);
-    xmtest::write_file(dir / "spool-000002.log", std::string(5000, '\0'));  // padding only: no WARNING
+    xmtest::write_file(dir / "spool-000002.log", std::string(5000, '\0'));
     {
       Spool spool(dir.path(), log);
       CU_ASSERT(spool.take_recovered().empty());
-      CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "skipped"), 1u);
+      CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "skipped"), 2u);
       spool.append(make_event(1));
       spool.acknowledge("ev-1");
       spool.maintain();  // the damaged segments hold nothing pending: they go
@@ -954,138 +952,6 @@ void test_permissions() {
   CU_ASSERT(throws<std::system_error>([&] { Spool spool(base / "file", log); }));
 }
 
-// --- the mapped segment ------------------------------------------------------------------
-
-// Zeros that run to the end of a segment are the unwritten part of its
-// reservation (a crash keeps them); zeros anywhere else are damage.
-void test_padding_is_not_damage() {
-  std::vector<std::size_t> offsets;
-  const std::string data = handmade_segment(3, &offsets);
-  const std::string zeros(10000, '\0');
-  {
-    xmtest::TempDir dir;
-    xmtest::CapturingLogger log;
-    xmtest::write_file(dir / "spool-000001.log", data + zeros);
-    CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({0, 1, 2}));
-    CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
-  }
-  {
-    // A record torn by the crash, then the rest of the reservation.
-    xmtest::TempDir dir;
-    xmtest::CapturingLogger log;
-    const std::size_t torn = (offsets[3] - offsets[2]) / 2;
-    xmtest::write_file(dir / "spool-000001.log", data.substr(0, offsets[2] + torn) + zeros);
-    CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({0, 1}));
-    CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "torn"), 1u);
-    CU_ASSERT(log.contains(LogLevel::Warning, "skipped " + std::to_string(torn + zeros.size()) + " bytes"));
-  }
-  {
-    // Zeros followed by records: damage, and the records are still found.
-    xmtest::TempDir dir;
-    xmtest::CapturingLogger log;
-    xmtest::write_file(dir / "spool-000001.log", data.substr(0, offsets[1]) + zeros + data.substr(offsets[1]));
-    CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({0, 1, 2}));
-    CU_ASSERT(log.contains(LogLevel::Warning, "skipped " + std::to_string(zeros.size()) + " bytes"));
-    CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "torn"), 0u);
-  }
-}
-
-// Where the spool maps its segments (spool_io.h): ext4, XFS and tmpfs.
-bool maps_segments(const std::string& dir) {
-  struct statfs st {};
-  CU_ASSERT_FATAL(::statfs(dir.c_str(), &st) == 0);
-  const auto type = static_cast<unsigned long>(st.f_type);
-  return type == 0xEF53UL || type == 0x58465342UL || type == 0x01021994UL;
-}
-
-// write(2)-family calls this process has made (task I/O accounting).
-long write_calls() {
-  std::ifstream io("/proc/self/io");
-  std::string key;
-  long value = -1;
-  while (io >> key >> value)
-    if (key == "syscw:") return value;
-  return -1;
-}
-
-// The active segment is reserved (twice segment_bytes) while it is written,
-// and cut to its records when it is closed.
-void test_reservation_trimmed_at_close() {
-  xmtest::TempDir dir;
-  xmtest::CapturingLogger log;
-  const SpoolOptions options{8192, 4};
-  std::string path;
-  std::uint64_t record_bytes = 0;
-  {
-    Spool spool(dir.path(), log, nullptr, options);
-    for (int i = 0; i < 3; ++i) {
-      spool.append(make_event(i));
-      record_bytes += sf::encode_event(make_event(i)).size();
-    }
-    path = segments(dir.path()).back();
-    CU_ASSERT_EQUAL(fs::file_size(path), maps_segments(dir.path()) ? 2 * options.segment_bytes : record_bytes);
-  }
-  CU_ASSERT_EQUAL(fs::file_size(path), record_bytes);
-  CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({0, 1, 2}));
-  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
-}
-
-// Appends into the pages made ready are copies into the map: no write(2).
-// Past them they are write(2)s, until sync() makes more pages ready; every
-// event reads back either way, in order.
-void test_appends_into_the_map_make_no_write_calls() {
-  xmtest::TempDir dir;
-  if (!maps_segments(dir.path()) || write_calls() < 0) {
-    std::fprintf(stderr, "(not a file system the spool maps, or no /proc/self/io: skipped) ");
-    return;
-  }
-  xmtest::CapturingLogger log;
-  std::vector<int> appended;
-  {
-    Spool spool(dir.path(), log);
-    auto append = [&](int from, int to) {
-      const long before = write_calls();
-      for (int i = from; i < to; ++i) {
-        spool.append(make_event(i, 700));
-        appended.push_back(i);
-      }
-      return write_calls() - before;
-    };
-    CU_ASSERT_EQUAL(append(0, 200), 0);  // 150 KB: within what the open made ready
-    CU_ASSERT(append(200, 2000) > 0);    // 1.3 MB more: past it
-    spool.sync();                        // ready again, twice as far as was appended
-    CU_ASSERT_EQUAL(append(2000, 3000), 0);
-    CU_ASSERT_EQUAL(*spool.read_body("ev-2999"), make_event(2999, 700).body);
-    CU_ASSERT_EQUAL(*spool.read_body("ev-1000"), make_event(1000, 700).body);
-  }
-  const auto got = reopen(dir.path(), log);
-  CU_ASSERT_EQUAL_FATAL(got.size(), appended.size());
-  for (std::size_t i = 0; i < got.size(); ++i) CU_ASSERT(same_event(got[i], make_event(appended[i], 700)));
-  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
-}
-
-// A record larger than the whole reservation goes past it by write(2), and
-// the ones after it follow it there.
-void test_record_larger_than_reservation() {
-  xmtest::TempDir dir;
-  xmtest::CapturingLogger log;
-  {
-    Spool spool(dir.path(), log, nullptr, SpoolOptions{4096, 4});
-    spool.append(make_event(0));
-    spool.append(make_event(1, 50000));
-    spool.append(make_event(2));
-    CU_ASSERT_EQUAL(*spool.read_body("ev-1"), make_event(1, 50000).body);
-    CU_ASSERT_EQUAL(*spool.read_body("ev-2"), make_event(2).body);
-    spool.sync();
-  }
-  const auto got = reopen(dir.path(), log);
-  CU_ASSERT_EQUAL_FATAL(got.size(), 3u);
-  CU_ASSERT(same_event(got[0], make_event(0)));
-  CU_ASSERT(same_event(got[1], make_event(1, 50000)));
-  CU_ASSERT(same_event(got[2], make_event(2)));
-  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
-}
-
 // --- kill -9 -------------------------------------------------------------------------------
 
 // A child appends and acknowledges as fast as it can, reporting each call
@@ -1199,11 +1065,6 @@ int main(int argc, char** argv) {
                         {"after_compaction_and_reopen", test_read_body_after_compaction_and_reopen},
                         {"races_compaction", test_read_body_races_compaction},
                         {"of_damaged_record", test_read_body_of_damaged_record}}},
-                      {"spool_mapped",
-                       {{"padding_is_not_damage", test_padding_is_not_damage},
-                        {"reservation_trimmed_at_close", test_reservation_trimmed_at_close},
-                        {"appends_into_the_map_make_no_write_calls", test_appends_into_the_map_make_no_write_calls},
-                        {"record_larger_than_reservation", test_record_larger_than_reservation}}},
                       {"spool_concurrency",
                        {{"concurrent_appends_and_acks", test_concurrent_appends_and_acks},
                         {"kill9_child", test_kill9_child},
