@@ -178,6 +178,15 @@ void JsonWriter::append_quoted(std::string_view s) {
 
 JsonWriter& JsonWriter::number(double v) {
   if (!std::isfinite(v)) return null();
+  // Whole numbers of up to four digits (thresholds, percentages, counts)
+  // are most of what payloads carry. Their shortest form is their digits;
+  // writing them as an integer spares collectd's thread the general
+  // algorithm, whose code and tables a rare call finds cold.
+  if (std::fabs(v) < 10000 && v == std::trunc(v) && !(v == 0 && std::signbit(v))) {
+    integer(static_cast<int>(v));
+    put(".0");
+    return *this;
+  }
   separate();
   std::array<char, 32> buf;
   const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);

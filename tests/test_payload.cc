@@ -1,6 +1,8 @@
 // Panopta-format payloads (CONTRACT §4): golden bodies for collectd's real
 // notification shapes, property types, target and details_url, hostile
 // bytes, UTF-8 repair, RFC 3339 times, and Template / ClearTemplate.
+#include <array>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -820,6 +822,24 @@ void test_writer_numbers() {
     CU_ASSERT_FATAL(j != nullptr && json_is_real(j.get()));
     CU_ASSERT_EQUAL(json_real_value(j.get()), v);  // reads back exactly
   }
+  // Small whole numbers take a shorter way: to the same text as the
+  // shortest form, on both sides of where it ends.
+  auto shortest = [](double v) {
+    std::array<char, 32> buf;
+    const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+    std::string t(buf.data(), r.ptr);
+    return t.find_first_of(".e") == std::string::npos ? t + ".0" : t;
+  };
+  int mismatches = 0;
+  for (int i = -20000; i <= 20000; ++i)
+    for (double v : {double(i), i + 0.5, i * 0.001})
+      if (text(v) != shortest(v)) ++mismatches;
+  CU_ASSERT_EQUAL(mismatches, 0);
+  CU_ASSERT_EQUAL(text(-0.0), "-0.0");
+  CU_ASSERT_EQUAL(text(0.0), "0.0");
+  CU_ASSERT_EQUAL(text(9999.0), "9999.0");
+  CU_ASSERT_EQUAL(text(-9999.0), "-9999.0");
+  CU_ASSERT_EQUAL(text(100000.0), "1e+05");
 }
 
 void test_valid_utf8() {
