@@ -43,7 +43,10 @@ struct Result {
   double p99_us;
   std::size_t samples;
   double faults = -1;  // page faults per call, when counted
-  const Result* floor = nullptr;  // the write(2) peer it compares with; null: the plain one
+  // Of a paced row: its paired peer's median (a write(2) after each of the
+  // same pauses, measured between the calls); 0: compared with the plain
+  // write(2) peer.
+  double paired_peer_us = 0;
 };
 
 // Timings of the calls, and the page faults they took: in a virtual
@@ -52,7 +55,8 @@ struct Result {
 struct Samples {
   std::vector<double> us;
   long faults = 0;
-  std::chrono::steady_clock::duration median_pause{};  // of the untimed between()s
+  // A paced run's paired peer: a write(2) timed after each pause.
+  std::vector<double> peer_us;
 };
 
 Result summarize(const std::string& name, std::vector<double> us) {
@@ -64,6 +68,7 @@ Result summarize(const std::string& name, Samples s) {
   const double faults = static_cast<double>(s.faults) / static_cast<double>(s.us.size());
   Result r = summarize(name, std::move(s.us));
   r.faults = faults;
+  if (!s.peer_us.empty()) r.paired_peer_us = summarize("", std::move(s.peer_us)).median_us;
   return r;
 }
 
@@ -117,8 +122,9 @@ class Plugin {
   void known(int count, int key_offset) { run(NOTIF_OKAY, count, count, key_offset); }
 
   // Times one callback per notification; host i % keys, time advancing.
-  // between(i), untimed, runs after the i-th.
-  Samples run(int severity, int count, int keys, int key_offset, const std::function<void(int)>& between = nullptr) {
+  // between(i, samples), untimed, runs after the i-th.
+  Samples run(int severity, int count, int keys, int key_offset,
+              const std::function<void(int, Samples&)>& between = nullptr) {
     Samples samples;
     samples.us.reserve(count);
     // Counted over the whole run, not around each call: a system call
@@ -126,7 +132,6 @@ class Plugin {
     // branch predictors), which is not what it costs in collectd. The
     // untimed between() is counted too; it allocates little.
     const long faults = thread_page_faults();
-    std::vector<std::chrono::steady_clock::duration> pauses;
     for (int i = 0; i < count; ++i) {
       fake_collectd::Notif n(severity, "host" + std::to_string(key_offset + i % keys), "cpu", "percent",
                              "Host h, plugin cpu type percent: Data source \"value\" is currently 95.000000. "
@@ -137,16 +142,9 @@ class Plugin {
       fake_collectd::call_notification(n.get());
       const auto end = std::chrono::steady_clock::now();
       samples.us.push_back(Micros(end - start).count());
-      if (between) {
-        between(i);
-        pauses.push_back(std::chrono::steady_clock::now() - end);
-      }
+      if (between) between(i, samples);
     }
     samples.faults = thread_page_faults() - faults;
-    if (!pauses.empty()) {
-      std::nth_element(pauses.begin(), pauses.begin() + pauses.size() / 2, pauses.end());
-      samples.median_pause = pauses[pauses.size() / 2];
-    }
     return samples;
   }
 
@@ -162,24 +160,31 @@ void idle_gap(const xmtest::Standin& standin, std::size_t accepted) {
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
-// pause: slept before each write, as the idle case's calls are preceded by one.
-Result bare_write(const std::string& dir, int count, std::chrono::steady_clock::duration pause = {}) {
-  const int fd = ::open((dir + "/bare.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  const std::string record(700, 'x');
-  std::vector<double> us;
-  for (int i = 0; i < count; ++i) {
-    if (pause.count() > 0) std::this_thread::sleep_for(pause);
+// A write(2) of an event-sized record, appended to path.
+class BareWrite {
+ public:
+  explicit BareWrite(const std::string& path)
+      : fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)), record_(700, 'x') {}
+  ~BareWrite() { ::close(fd_); }
+  BareWrite(const BareWrite&) = delete;
+  BareWrite& operator=(const BareWrite&) = delete;
+  // µs it took.
+  double timed() {
     const auto start = std::chrono::steady_clock::now();
-    if (::write(fd, record.data(), record.size()) < 0) break;
-    us.push_back(Micros(std::chrono::steady_clock::now() - start).count());
+    if (::write(fd_, record_.data(), record_.size()) < 0) std::perror("bench: write");
+    return Micros(std::chrono::steady_clock::now() - start).count();
   }
-  ::close(fd);
-  if (pause.count() > 0) {
-    char name[96];
-    std::snprintf(name, sizeof name, "peer: the same after a %.1f ms pause, as idle",
-                  std::chrono::duration<double, std::milli>(pause).count());
-    return summarize(name, us);
-  }
+
+ private:
+  int fd_;
+  std::string record_;
+};
+
+Result bare_write(const std::string& dir, int count) {
+  BareWrite w(dir + "/bare.log");
+  std::vector<double> us;
+  us.reserve(count);
+  for (int i = 0; i < count; ++i) us.push_back(w.timed());
   return summarize("peer: write(2) of a 700-byte record", us);
 }
 
@@ -209,13 +214,13 @@ Result synchronous_post(const xmtest::Standin& standin, int count) {
 struct Situation {
   const char* name;
   bool xmatters_down;
-  // Between two calls; none: back to back.
+  // The pause before each call; none: back to back.
   enum class Pace { Burst, Idle20ms, EveryMs } pace;
 };
 
 constexpr Situation kBurst{"FAILURE opening an outage, xMatters busy (burst)", false, Situation::Pace::Burst};
-constexpr Situation kIdle{"FAILURE opening an outage, xMatters idle, 1 per 20 ms", false, Situation::Pace::Idle20ms};
-constexpr Situation kEveryMs{"FAILURE opening an outage, xMatters idle, 1 per ms", false, Situation::Pace::EveryMs};
+constexpr Situation kIdle{"FAILURE opening an outage, xMatters idle, 20 ms apart", false, Situation::Pace::Idle20ms};
+constexpr Situation kEveryMs{"FAILURE opening an outage, xMatters idle, 1 ms apart", false, Situation::Pace::EveryMs};
 constexpr Situation kDown{"FAILURE opening an outage, xMatters down", true, Situation::Pace::Burst};
 
 // count outage-opening FAILUREs in situation; more(plugin), untimed, runs
@@ -230,21 +235,37 @@ Samples measure(const Situation& situation, xmtest::Standin& standin, int count,
     plugin.run(NOTIF_OKAY, 2000, 1000, 0);
     plugin.known(count, 0);
     const std::size_t accepted = standin.accepted_count();
-    std::function<void(int)> between;
+    std::function<void(int)> pause;
     switch (situation.pace) {
       case Situation::Pace::Burst:
         break;
       case Situation::Pace::Idle20ms:
         // One outage at a time, each delivered before the next: the endpoint
         // is idle when the notification comes, as it is most of the time.
-        between = [&](int i) { idle_gap(standin, accepted + i + 1); };
+        pause = [&](int i) { idle_gap(standin, accepted + i + 1); };
         break;
       case Situation::Pace::EveryMs:
-        // xMatters answering at once, collectd busy: a notification every
-        // millisecond, as from a collectd with hundreds of values a second.
-        between = [](int) { std::this_thread::sleep_for(std::chrono::milliseconds(1)); };
+        // xMatters answering at once, collectd busy: notifications a
+        // millisecond apart, as from a collectd with hundreds of values a
+        // second.
+        pause = [](int) { std::this_thread::sleep_for(std::chrono::milliseconds(1)); };
         break;
     }
+    // A paced run's peer is measured in the same run, call by call: after
+    // each pause a write(2), then the same pause again before the next
+    // call (so calls are two pauses apart, each preceded by one). The
+    // machine's cold costs change by a factor of several within minutes
+    // (other guests); each pair sees the same.
+    BareWrite peer(base / "bare.log");
+    std::function<void(int, Samples&)> between;
+    if (pause)
+      between = [&](int i, Samples& s) {
+        const auto start = std::chrono::steady_clock::now();
+        pause(i);
+        const auto took = std::chrono::steady_clock::now() - start;
+        s.peer_us.push_back(peer.timed());
+        std::this_thread::sleep_for(took);
+      };
     samples = plugin.run(NOTIF_FAILURE, count, count, 0, between);
     if (more) more(plugin);
   }
@@ -266,8 +287,10 @@ int profile(const std::string& mode, int count) {
   }
   xmtest::Standin standin;
   const Result r = summarize(found->second->name, measure(*found->second, standin, count));
-  std::printf("%s: median %.2f µs, p99 %.2f µs, %.2f page faults per call\n", r.name.c_str(), r.median_us, r.p99_us,
+  std::printf("%s: median %.2f µs, p99 %.2f µs, %.2f page faults per call", r.name.c_str(), r.median_us, r.p99_us,
               r.faults);
+  if (r.paired_peer_us > 0) std::printf(", write(2) after the same pauses %.2f µs", r.paired_peer_us);
+  std::printf("\n");
   return 0;
 }
 
@@ -290,30 +313,26 @@ int main(int argc, char** argv) {
     results.push_back(summarize("FAILURE repeated for an open outage (Persist)", plugin.run(NOTIF_FAILURE, 200000, kOutages, 0)));
   })));
   std::swap(results[results.size() - 1], results[results.size() - 2]);  // burst before Persist
-  Samples idle = measure(kIdle, standin, 500);
-  const auto idle_pause = idle.median_pause;
-  results.push_back(summarize(kIdle.name, std::move(idle)));
-  const std::size_t idle_row = results.size() - 1;
+  results.push_back(summarize(kIdle.name, measure(kIdle, standin, 500)));
   results.push_back(summarize(kEveryMs.name, measure(kEveryMs, standin, 2000)));
   results.push_back(summarize(kDown.name, measure(kDown, standin, kOutages)));
-
   xmtest::TempDir scratch;
   results.push_back(bare_write(scratch.path(), 200000));
-  const double floor = results.back().median_us;
-  results.push_back(bare_write(scratch.path(), 500, idle_pause));
+  const double plain_write = results.back().median_us;
   results.push_back(synchronous_post(standin, 2000));
-  results[idle_row].floor = &results[results.size() - 2];  // no more push_back: the pointer stays valid
-
   const double sync = results.back().median_us;
+
   std::printf("%-52s %10s %10s %9s %12s %12s %12s\n", "notification callback", "median µs", "p99 µs", "samples",
               "/ write(2)", "sync POST /", "faults/call");
   for (const auto& r : results) {
-    std::printf("%-52s %10.2f %10.2f %9zu %12.1f %12.1f", r.name.c_str(), r.median_us, r.p99_us, r.samples,
-                r.median_us / (r.floor != nullptr ? r.floor->median_us : floor), sync / r.median_us);
+    const double peer = r.paired_peer_us > 0 ? r.paired_peer_us : plain_write;
+    std::printf("%-52s %10.2f %10.2f %9zu %11.1f%s %12.1f", r.name.c_str(), r.median_us, r.p99_us, r.samples,
+                r.median_us / peer, r.paired_peer_us > 0 ? "*" : " ", sync / r.median_us);
     if (r.faults >= 0) std::printf(" %12.2f", r.faults);
     std::printf("\n");
+    if (r.paired_peer_us > 0)
+      std::printf("%-52s %10.2f\n", "  * peer: write(2) after each of the same pauses", r.paired_peer_us);
   }
-  std::printf("(\"/ write(2)\" of the first idle row: against the write(2) after the same pause)\n");
   std::printf("\nmemory: %ld KiB resident for %d open outages (%.0f bytes per outage, tracker and queue)\n",
               rss_after - rss_before, kOutages, (rss_after - rss_before) * 1024.0 / kOutages);
   curl_global_cleanup();
