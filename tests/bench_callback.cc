@@ -215,13 +215,13 @@ struct Situation {
   const char* name;
   bool xmatters_down;
   // The pause before each call; none: back to back.
-  enum class Pace { Burst, Idle20ms, EveryMs } pace;
+  enum class Pace { BackToBack, Idle20ms, EveryMs } pace;
 };
 
-constexpr Situation kBurst{"FAILURE opening an outage, xMatters busy (burst)", false, Situation::Pace::Burst};
-constexpr Situation kIdle{"FAILURE opening an outage, xMatters idle, 20 ms apart", false, Situation::Pace::Idle20ms};
-constexpr Situation kEveryMs{"FAILURE opening an outage, xMatters idle, 1 ms apart", false, Situation::Pace::EveryMs};
-constexpr Situation kDown{"FAILURE opening an outage, xMatters down", true, Situation::Pace::Burst};
+constexpr Situation kBurst{"FAILURE opening an outage, xMatters busy (burst)", false, Situation::Pace::BackToBack};
+constexpr Situation kIdle{"FAILURE opening an outage, xMatters idle, 20 ms pause", false, Situation::Pace::Idle20ms};
+constexpr Situation kEveryMs{"FAILURE opening an outage, xMatters idle, 1 ms pause", false, Situation::Pace::EveryMs};
+constexpr Situation kDown{"FAILURE opening an outage, xMatters down", true, Situation::Pace::BackToBack};
 
 // count outage-opening FAILUREs in situation; more(plugin), untimed, runs
 // after them, still in the same plugin.
@@ -237,7 +237,7 @@ Samples measure(const Situation& situation, xmtest::Standin& standin, int count,
     const std::size_t accepted = standin.accepted_count();
     std::function<void(int)> pause;
     switch (situation.pace) {
-      case Situation::Pace::Burst:
+      case Situation::Pace::BackToBack:
         break;
       case Situation::Pace::Idle20ms:
         // One outage at a time, each delivered before the next: the endpoint
