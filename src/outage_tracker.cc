@@ -873,7 +873,7 @@ void OutageTracker::persist(std::string_view change) {
   if (s.commit(*stored_key, *state, std::move(c.change), change, {})) s.compact();
 }
 
-void OutageTracker::process(const Notification& n, const TransitionHandler& handler) {
+void OutageTracker::process(const Notification& n, TransitionHandler handler) {
   State& s = *state_;
   const OutageKey key = OutageKey::of(n);
   const auto [stored_key, state] = s.key_state(key);
@@ -927,11 +927,11 @@ void OutageTracker::process(const Notification& n, const TransitionHandler& hand
     if (send) {
       // The change rides in the event: persist() journals it when the event
       // leaves the spool, so this thread writes once per event.
-      const std::string change =
-          encode_change(*stored_key, version, next ? &*next : nullptr, last_time.value_or(TimePoint{}));
       // A clear describes the outage as it was: its id, start and highest severity.
       const Outage& described = *send == EventType::Clear ? *ks.outage : *next;
-      if (!handler(Transition{*send, n, described, change})) return;  // refused: nothing changes
+      Transition t{*send, n, described,
+                   encode_change(*stored_key, version, next ? &*next : nullptr, last_time.value_or(TimePoint{}))};
+      if (!handler(t)) return;  // refused: nothing changes
     }
     ks.last_time = last_time;
     if (opened) s.open_count.fetch_add(1, std::memory_order_relaxed);

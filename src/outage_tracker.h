@@ -4,13 +4,13 @@
 
 #include <chrono>
 #include <cstddef>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "event.h"
+#include "function_ref.h"
 #include "log.h"
 #include "notification.h"
 
@@ -41,15 +41,16 @@ struct Transition {
   const Outage& outage;  // as it is after this transition
   // The outage change this transition makes, as one framed journal record
   // (OUTAGE_SET with the key's state after it, or OUTAGE_CLOSE for a clear;
-  // see spool_format.h) carrying the key's new version. The handler stores a
-  // copy in the event; OutageTracker::persist() gets it back when the event
-  // leaves the spool. Valid only during the call.
-  std::string_view change = {};
+  // see spool_format.h) carrying the key's new version. The handler keeps
+  // it with the event (it may move it out); OutageTracker::persist() gets it
+  // back when the event leaves the spool.
+  std::string change = {};
 };
 
 // Builds and submits the event; returns whether the sink accepted it. A
-// refused transition leaves the tracker's state as it was.
-using TransitionHandler = std::function<bool(const Transition&)>;
+// refused transition leaves the tracker's state as it was. Called only
+// during process(), so a reference: no allocation per notification.
+using TransitionHandler = FunctionRef<bool(Transition&)>;
 
 struct TrackerOptions {
   Severity min_severity = Severity::Warning;
@@ -101,7 +102,7 @@ class OutageTracker {
   // An exception from the handler propagates, with the state as it was (so
   // does std::length_error for a key too large for a journal record); a
   // failure to write the state file is logged (ERROR), not thrown.
-  void process(const Notification& n, const TransitionHandler& handler);
+  void process(const Notification& n, TransitionHandler handler);
 
   // Journals change (a Transition::change) unless a change of its key as new
   // was persisted already. Thread-safe; meant for the delivery thread, just

@@ -40,7 +40,7 @@ void Router::dispatch(const Notification& n) {
     // notification from the others.
     try {
       if (!route->integration.matches(n)) continue;
-      route->tracker.process(n, [&](const Transition& t) {
+      route->tracker.process(n, [&](Transition& t) {
         try {
           Event event;
           event.event_id = random_uuid();
@@ -49,7 +49,7 @@ void Router::dispatch(const Notification& n) {
           event.type = t.type;
           event.created = Clock::now();
           event.body = route->payload.build(t, event.event_id);
-          event.change = std::string(t.change);
+          event.change = std::move(t.change);
           // Nothing is logged here, on collectd's thread: the sink logs a
           // refusal (QueueLimit, with its count), and each event at INFO
           // when xMatters has it.

@@ -76,7 +76,7 @@ struct Recorder {
   bool refuse = false;
   int calls = 0;
 
-  TransitionHandler handler() {
+  auto handler() {
     return [this](const Transition& t) {
       std::lock_guard<std::mutex> lock(mutex);
       ++calls;
