@@ -107,7 +107,11 @@ void append_json_escaped(std::string& out, std::string_view s) {
   escape(s, [&out](std::string_view piece) { out += piece; });
 }
 
-void JsonWriter::grow(std::size_t n) { out_.resize(std::max(2 * out_.size(), len_ + n)); }
+void JsonWriter::grow(std::size_t n) {
+  // Past the capacity, std::string's resize grows geometrically.
+  constexpr std::size_t kStep = 256;
+  out_.resize(len_ + std::max(n, kStep));
+}
 
 void JsonWriter::put(std::string_view s) {
   if (!s.empty()) std::memcpy(room(s.size()), s.data(), s.size());

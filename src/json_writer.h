@@ -19,7 +19,7 @@ void append_json_escaped(std::string& out, std::string_view s);
 class JsonWriter {
  public:
   // reserve: the expected size, so that the text is not copied as it grows.
-  explicit JsonWriter(std::size_t reserve = 256) : out_(reserve, '\0') {}
+  explicit JsonWriter(std::size_t reserve = 256) { out_.reserve(reserve); }
 
   JsonWriter& begin_object() { return open('{'); }
   JsonWriter& end_object() { return close('}'); }
@@ -55,7 +55,9 @@ class JsonWriter {
   // out_ is kept at least as long as the text, which is its first len_
   // bytes: an append is then a bounds check and a memcpy, without
   // std::string's per-call bookkeeping. Payloads are dozens of appends, on
-  // collectd's thread.
+  // collectd's thread. It grows a step at a time within the reserved room
+  // (std::string zero-fills what it grows by: zeroing all of the room at
+  // once would write to memory the text never reaches).
   char* room(std::size_t n) {
     if (out_.size() - len_ < n) grow(n);
     char* at = out_.data() + len_;
