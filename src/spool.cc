@@ -151,12 +151,10 @@ struct Spool::State {
   }
 
   // Caller holds mutex. Appends one framed record to the active segment.
-  Loc write_record_locked(std::initializer_list<std::string_view> pieces) {
+  Loc write_record_locked(const std::string& record) {
     if (!active) start_segment_locked();
-    std::size_t size = 0;
-    for (const std::string_view piece : pieces) size += piece.size();
     try {
-      active->append(pieces);
+      active->append(record);
     } catch (const std::system_error&) {
       // Part of the record may be in the file; a record appended after it
       // would be preceded by garbage. Cut it off, or leave it as a torn tail
@@ -170,10 +168,10 @@ struct Spool::State {
       }
       throw;
     }
-    const Loc loc{active_seq, active_size, static_cast<std::uint32_t>(size)};
-    active_size += size;
+    const Loc loc{active_seq, active_size, static_cast<std::uint32_t>(record.size())};
+    active_size += record.size();
     segments[active_seq].size = active_size;
-    total_bytes += size;
+    total_bytes += record.size();
     return loc;
   }
 
@@ -319,18 +317,17 @@ std::vector<Event> Spool::take_recovered() {
 
 void Spool::append(const Event& event) {
   if (event.event_id.empty()) throw std::invalid_argument("spool: event without event_id");
-  const sf::EventRecord record = [&] {
-    try {
-      return sf::EventRecord(event);
-    } catch (const std::length_error&) {
-      throw std::system_error(EFBIG, std::generic_category(),
-                              "spool: event " + event.event_id + " of integration " + event.integration + " too large");
-    }
-  }();
+  std::string record;
+  try {
+    record = sf::encode_event(event);
+  } catch (const std::length_error&) {
+    throw std::system_error(EFBIG, std::generic_category(),
+                            "spool: event " + event.event_id + " of integration " + event.integration + " too large");
+  }
   std::string id = event.event_id;
   State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mutex);
-  const Loc loc = s.write_record_locked({record.head(), record.body(), record.tail()});
+  const Loc loc = s.write_record_locked(record);
   s.set_pending(std::move(id), loc);
 }
 
@@ -377,7 +374,7 @@ void Spool::acknowledge(const std::string& event_id) {
     if (it == s.pending.end()) return;
     try {
       // Encoded here, where the id is known to be one that fits a record.
-      s.write_record_locked({sf::encode_ack(event_id)});
+      s.write_record_locked(sf::encode_ack(event_id));
       s.ack_failing = false;
     } catch (const std::system_error& e) {
       // Forgetting it anyway is safe: compaction does not copy it, and until
@@ -567,12 +564,12 @@ void Spool::State::compact() {
           out_size += from.size;
         }
         if (chunk.size() >= kWriteChunk) {
-          out->append({chunk});
+          out->append(chunk);
           chunk.clear();
         }
       }
     }
-    out->append({chunk});
+    out->append(chunk);
     out->sync();
     out->close();
     io->rename(tmp, final_path);

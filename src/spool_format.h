@@ -159,20 +159,12 @@ class RecordBuilder {
   }
   // The whole record. Throws std::length_error when more than kMaxPayload
   // bytes were added after all.
-  std::string finish() && { return std::move(*this).finish_around(end_, {}); }
-
-  // Where the payload written so far ends.
-  std::size_t mark() const { return end_; }
-  // The record as if gap had been written at at (a mark()), without copying
-  // it: the record is the result's [0, at), then gap, then the rest of the
-  // result, for a writev(2) of the three. Throws std::length_error as finish().
-  std::string finish_around(std::size_t at, std::string_view gap) && {
-    const std::size_t length = end_ - kHeaderSize + gap.size();
+  std::string finish() && {
+    const std::size_t length = end_ - kHeaderSize;
     if (length > kMaxPayload) throw std::length_error("record too large for the spool's framing");
     buf_.resize(end_);  // a no-op unless payload_size was too large
     put_u32le(&buf_[4], static_cast<std::uint32_t>(length));
-    const std::string_view b(buf_);
-    put_u32le(&buf_[0], mask_crc(crc32c(b.substr(at), crc32c(gap, crc32c(b.substr(8, at - 8))))));
+    put_u32le(&buf_[0], mask_crc(crc32c(std::string_view(buf_).substr(8))));
     return std::move(buf_);
   }
 
@@ -226,29 +218,8 @@ class PayloadReader {
   std::string_view s_;
 };
 
-// An EVENT record in three pieces, head() + body() + tail(), for one
-// writev(2): the body, most of the record, goes from the event's own string
-// to the file instead of being copied into a record buffer first (on
-// collectd's thread, that copy and its buffer were a tenth of a callback's
-// memory traffic). body() is a view of the event's body: the event must
-// outlive the record. Throws std::length_error when the payload would
-// exceed kMaxPayload.
-class EventRecord {
- public:
-  explicit EventRecord(const Event& event);
-  std::string_view head() const { return std::string_view(frame_).substr(0, body_at_); }
-  std::string_view body() const { return body_; }
-  std::string_view tail() const { return std::string_view(frame_).substr(body_at_); }
-  std::size_t size() const { return frame_.size() + body_.size(); }
-
- private:
-  std::string frame_;  // the record without the body's bytes
-  std::size_t body_at_;
-  std::string_view body_;
-};
-
-// Whole framed records in one string. Throw std::length_error when the
-// payload would exceed kMaxPayload.
+// Whole framed records, ready for one write(2). Throw std::length_error when
+// the payload would exceed kMaxPayload.
 std::string encode_event(const Event& event);
 std::string encode_ack(std::string_view event_id);
 

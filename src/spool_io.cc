@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <array>
@@ -128,29 +127,21 @@ bool is_record_type_of(LogKind log, std::uint8_t type) {
 
 }  // namespace
 
-EventRecord::EventRecord(const Event& e) : body_(e.body) {
+std::string encode_event(const Event& e) {
+  const std::size_t size = 4 + e.event_id.size() + 4 + e.integration.size() + 4 + e.outage_id.size() +
+                           1 + 8 + 4 + e.body.size() + 4 + e.change.size();
   // Each field's own u32 length must not wrap either.
   if (e.body.size() > kMaxPayload || e.change.size() > kMaxPayload)
     throw std::length_error("event too large for the spool");
-  RecordBuilder b(RecordType::Event, 4 + e.event_id.size() + 4 + e.integration.size() + 4 + e.outage_id.size() +
-                                         1 + 8 + 4 + 4 + e.change.size());
+  RecordBuilder b(RecordType::Event, size);
   b.field(e.event_id);
   b.field(e.integration);
   b.field(e.outage_id);
   b.u8(e.type == EventType::Clear ? kClear : kOutage);
   b.i64(std::chrono::duration_cast<std::chrono::nanoseconds>(e.created.time_since_epoch()).count());
-  b.u32(static_cast<std::uint32_t>(e.body.size()));
-  body_at_ = b.mark();
+  b.field(e.body);
   b.field(e.change);
-  frame_ = std::move(b).finish_around(body_at_, e.body);
-}
-
-std::string encode_event(const Event& e) {
-  const EventRecord record(e);
-  std::string out;
-  out.reserve(record.size());
-  out.append(record.head()).append(record.body()).append(record.tail());
-  return out;
+  return std::move(b).finish();
 }
 
 std::string encode_ack(std::string_view event_id) {
@@ -247,28 +238,16 @@ class PosixFile final : public WritableFile {
  public:
   PosixFile(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
 
-  void append(std::initializer_list<std::string_view> pieces) override {
+  void append(std::string_view data) override {
     check_open("write");
-    std::array<iovec, kMaxAppendPieces> iov;
-    if (pieces.size() > iov.size()) throw std::invalid_argument("spool: too many pieces for one write to " + path_);
-    int count = 0;
-    for (const std::string_view piece : pieces)
-      if (!piece.empty()) iov[count++] = iovec{const_cast<char*>(piece.data()), piece.size()};
-    iovec* next = iov.data();
-    while (count > 0) {
-      const ssize_t n = ::writev(fd_.get(), next, count);
+    while (!data.empty()) {
+      const ssize_t n = ::write(fd_.get(), data.data(), data.size());
       if (n < 0) {
         if (errno == EINTR) continue;
         throw_errno(errno, "write", path_);
       }
       if (n == 0) throw_errno(EIO, "write", path_);
-      // A short write: go on from where it stopped.
-      auto written = static_cast<std::size_t>(n);
-      for (; count > 0 && written >= next->iov_len; --count) written -= next++->iov_len;
-      if (count > 0) {
-        next->iov_base = static_cast<char*>(next->iov_base) + written;
-        next->iov_len -= written;
-      }
+      data.remove_prefix(static_cast<std::size_t>(n));
     }
   }
 

@@ -8,7 +8,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,16 +18,12 @@ namespace xmatters {
 
 // A file opened for appending. sync() may run on one thread while append()
 // or truncate() runs on another (the spool fsyncs without its lock).
-inline constexpr std::size_t kMaxAppendPieces = 4;
-
 class WritableFile {
  public:
   virtual ~WritableFile() = default;  // closes; errors ignored
-  // Appends the pieces, in order, as one record: one writev(2) unless the
-  // kernel writes less. Throws on failure (std::invalid_argument for more
-  // than kMaxAppendPieces pieces); after a throw, part of the data may have
-  // reached the file.
-  virtual void append(std::initializer_list<std::string_view> pieces) = 0;
+  // Appends all of data (one write(2) unless the kernel writes less) or
+  // throws; after a throw, part of data may have reached the file.
+  virtual void append(std::string_view data) = 0;
   // Cuts the file back to size bytes (to drop a partly written record).
   virtual void truncate(std::uint64_t size) = 0;
   // Data and size to stable storage (fdatasync).

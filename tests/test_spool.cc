@@ -157,10 +157,8 @@ class FaultyFile final : public xmatters::WritableFile {
   FaultyFile(std::unique_ptr<xmatters::WritableFile> inner, std::shared_ptr<Faults> faults, std::string path)
       : inner_(std::move(inner)), faults_(std::move(faults)), path_(std::move(path)) {}
 
-  void append(std::initializer_list<std::string_view> pieces) override {
+  void append(std::string_view data) override {
     faults_->hook("append", path_);
-    std::string data;
-    for (const std::string_view piece : pieces) data += piece;
     std::size_t partial = 0;
     int err = 0;
     {
@@ -171,8 +169,8 @@ class FaultyFile final : public xmatters::WritableFile {
         err = faults_->append_errno;
       }
     }
-    if (err == 0) return inner_->append(pieces);
-    if (partial > 0) inner_->append({std::string_view(data).substr(0, partial)});
+    if (err == 0) return inner_->append(data);
+    if (partial > 0) inner_->append(data.substr(0, partial));
     fail(err, "write " + path_);
   }
   void truncate(std::uint64_t size) override {
@@ -289,40 +287,6 @@ void test_record_roundtrip() {
   }
   // Zeros are never a record (power loss can leave them at a file's end).
   CU_ASSERT_EQUAL(sf::parse_record(std::string(64, '\0'), 0, &r), 0u);
-}
-
-// The spool writes an event as three pieces, the body from the event's own
-// string: together they must be the very record the event's fields make when
-// written in place, CRC included.
-void test_record_in_pieces() {
-  Event e = make_event(7);
-  e.body = std::string(3000, 'b') + std::string("\0\xff", 2);
-  const sf::EventRecord pieces(e);
-  sf::RecordBuilder inline_body(sf::RecordType::Event, 0);
-  inline_body.field(e.event_id);
-  inline_body.field(e.integration);
-  inline_body.field(e.outage_id);
-  inline_body.u8(1);
-  inline_body.i64(std::chrono::duration_cast<std::chrono::nanoseconds>(e.created.time_since_epoch()).count());
-  inline_body.field(e.body);
-  inline_body.field(e.change);
-  const std::string whole = std::move(inline_body).finish();
-  CU_ASSERT(pieces.body().data() == e.body.data());  // a view, not a copy
-  CU_ASSERT_EQUAL(pieces.size(), whole.size());
-  CU_ASSERT(std::string(pieces.head()) + std::string(pieces.body()) + std::string(pieces.tail()) == whole);
-  CU_ASSERT(sf::encode_event(e) == whole);
-
-  // The pieces reach the file in order, as one record; empty ones are skipped.
-  xmtest::TempDir dir;
-  const auto io = xmatters::posix_spool_io();
-  const std::string path = dir / "pieces.log";
-  {
-    const auto file = io->open_append(path);
-    file->append({pieces.head(), "", pieces.body(), pieces.tail()});
-    file->append({"", ""});
-    CU_ASSERT(throws<std::invalid_argument>([&] { file->append({"a", "b", "c", "d", "e"}); }));
-  }
-  CU_ASSERT(io->read_file(path) == whole);
 }
 
 void test_names() {
@@ -1073,7 +1037,6 @@ int main(int argc, char** argv) {
                      {{"spool_format",
                        {{"crc32c_known_values", test_crc32c_known_values},
                         {"record_roundtrip", test_record_roundtrip},
-                        {"record_in_pieces", test_record_in_pieces},
                         {"names", test_names}}},
                       {"spool_recovery",
                        {{"append_reopen_recovers", test_append_reopen_recovers},
