@@ -4,8 +4,9 @@
 // situation in a plugin of its own, next to peers measured in the same run:
 // a bare write(2) of one event-sized record (what taking an event into
 // custody costs a plugin that appends with a system call), the same after
-// the pause that precedes each call of the idle case (on a virtual machine
-// a thread that slept runs its next microseconds several times slower), and
+// each of the pauses that precede the calls of the paced cases (on a
+// virtual machine a thread that slept runs its next microseconds several
+// times slower, whatever it runs), and
 // a synchronous HTTP POST per notification (what a plugin that sends from
 // collectd's thread costs it). Timings are reported, never asserted.
 #include <curl/curl.h>
@@ -43,10 +44,12 @@ struct Result {
   double p99_us;
   std::size_t samples;
   double faults = -1;  // page faults per call, when counted
-  // Of a paced row: its paired peer's median (a write(2) after each of the
-  // same pauses, measured between the calls); 0: compared with the plain
-  // write(2) peer.
+  // Its paired peer's median: a write(2) after each of the same pauses,
+  // measured between the calls (a paced row), or the write(2)s made just
+  // before and just after the row (a row of calls back to back); 0:
+  // compared with the plain write(2) peer.
   double paired_peer_us = 0;
+  const char* paired_peer = "";  // how it was measured
 };
 
 // Timings of the calls, and the page faults they took: in a virtual
@@ -68,7 +71,10 @@ Result summarize(const std::string& name, Samples s) {
   const double faults = static_cast<double>(s.faults) / static_cast<double>(s.us.size());
   Result r = summarize(name, std::move(s.us));
   r.faults = faults;
-  if (!s.peer_us.empty()) r.paired_peer_us = summarize("", std::move(s.peer_us)).median_us;
+  if (!s.peer_us.empty()) {
+    r.paired_peer_us = summarize("", std::move(s.peer_us)).median_us;
+    r.paired_peer = "write(2) after each of the same pauses";
+  }
   return r;
 }
 
@@ -160,6 +166,15 @@ void idle_gap(const xmtest::Standin& standin, std::size_t accepted) {
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
+// A pause in which the thread keeps running, as a collectd write thread
+// does while it works through other value lists: it does not give its CPU
+// up, so the machine does not put it to sleep.
+void spin_for(std::chrono::steady_clock::duration d) {
+  const auto until = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
 // A write(2) of an event-sized record, appended to path.
 class BareWrite {
  public:
@@ -188,6 +203,21 @@ Result bare_write(const std::string& dir, int count) {
   return summarize("peer: write(2) of a 700-byte record", us);
 }
 
+// row(), with the write(2)s of a block made just before it and of one made
+// just after it as its peer: the machine's speed drifts by a factor of
+// several within minutes, and a peer measured at another time would
+// compare the row with another machine.
+template <typename Row>
+Result with_peer_around(const std::string& dir, Row&& row) {
+  constexpr int kBlock = 20000;
+  const double before = bare_write(dir, kBlock).median_us;
+  Result r = row();
+  const double after = bare_write(dir, kBlock).median_us;
+  r.paired_peer_us = (before + after) / 2;
+  r.paired_peer = "write(2)s just before and after the row";
+  return r;
+}
+
 Result synchronous_post(const xmtest::Standin& standin, int count) {
   CURL* curl = curl_easy_init();
   const std::string url = standin.url("sync");
@@ -214,13 +244,29 @@ Result synchronous_post(const xmtest::Standin& standin, int count) {
 struct Situation {
   const char* name;
   bool xmatters_down;
-  // The pause before each call; none: back to back.
-  enum class Pace { BackToBack, Idle20ms, EveryMs } pace;
+  // What happens before each call.
+  enum class Pace {
+    BackToBack,
+    // A millisecond in which the calling thread keeps running: xMatters
+    // idle, collectd busy (hundreds of values a second); the delivery
+    // threads send as events come, in the pauses.
+    RunningMs,
+    // The same millisecond asleep: a virtual machine's CPU that goes idle
+    // runs its next microseconds several times slower, whatever it runs.
+    AsleepMs,
+    // Each event delivered before the next, then 5 ms asleep: one outage
+    // at a time, as most real ones come.
+    Asleep20ms,
+  } pace;
 };
 
 constexpr Situation kBurst{"FAILURE opening an outage, xMatters busy (burst)", false, Situation::Pace::BackToBack};
-constexpr Situation kIdle{"FAILURE opening an outage, xMatters idle, 20 ms pause", false, Situation::Pace::Idle20ms};
-constexpr Situation kEveryMs{"FAILURE opening an outage, xMatters idle, 1 ms pause", false, Situation::Pace::EveryMs};
+constexpr Situation kRunningMs{"FAILURE opening an outage, xMatters idle, 1 ms apart", false,
+                               Situation::Pace::RunningMs};
+constexpr Situation kAsleepMs{"FAILURE opening an outage, xMatters idle, 1 ms asleep", false,
+                              Situation::Pace::AsleepMs};
+constexpr Situation kAsleep20ms{"FAILURE opening an outage, xMatters idle, 20 ms asleep", false,
+                                Situation::Pace::Asleep20ms};
 constexpr Situation kDown{"FAILURE opening an outage, xMatters down", true, Situation::Pace::BackToBack};
 
 // count outage-opening FAILUREs in situation; more(plugin), untimed, runs
@@ -239,16 +285,14 @@ Samples measure(const Situation& situation, xmtest::Standin& standin, int count,
     switch (situation.pace) {
       case Situation::Pace::BackToBack:
         break;
-      case Situation::Pace::Idle20ms:
-        // One outage at a time, each delivered before the next: the endpoint
-        // is idle when the notification comes, as it is most of the time.
-        pause = [&](int i) { idle_gap(standin, accepted + i + 1); };
+      case Situation::Pace::RunningMs:
+        pause = [](int) { spin_for(std::chrono::milliseconds(1)); };
         break;
-      case Situation::Pace::EveryMs:
-        // xMatters answering at once, collectd busy: notifications a
-        // millisecond apart, as from a collectd with hundreds of values a
-        // second.
+      case Situation::Pace::AsleepMs:
         pause = [](int) { std::this_thread::sleep_for(std::chrono::milliseconds(1)); };
+        break;
+      case Situation::Pace::Asleep20ms:
+        pause = [&](int i) { idle_gap(standin, accepted + i + 1); };
         break;
     }
     // A paced run's peer is measured in the same run, call by call: after
@@ -264,7 +308,10 @@ Samples measure(const Situation& situation, xmtest::Standin& standin, int count,
         pause(i);
         const auto took = std::chrono::steady_clock::now() - start;
         s.peer_us.push_back(peer.timed());
-        std::this_thread::sleep_for(took);
+        if (situation.pace == Situation::Pace::RunningMs)
+          spin_for(took);
+        else
+          std::this_thread::sleep_for(took);
       };
     samples = plugin.run(NOTIF_FAILURE, count, count, 0, between);
     if (more) more(plugin);
@@ -275,14 +322,19 @@ Samples measure(const Situation& situation, xmtest::Standin& standin, int count,
 
 }  // namespace
 
-// `bench_callback burst|idle|ms|down N`: only N outage-opening callbacks in
-// that situation, for perf, callgrind or lackey to look at.
+// `bench_callback burst|ms|asleep-ms|asleep-20ms|down N`: only N
+// outage-opening callbacks in that situation, for perf, callgrind or lackey
+// to look at.
 int profile(const std::string& mode, int count) {
   const std::map<std::string, const Situation*> modes = {
-      {"burst", &kBurst}, {"idle", &kIdle}, {"ms", &kEveryMs}, {"down", &kDown}};
+      {"burst", &kBurst},
+      {"ms", &kRunningMs},
+      {"asleep-ms", &kAsleepMs},
+      {"asleep-20ms", &kAsleep20ms},
+      {"down", &kDown}};
   const auto found = modes.find(mode);
   if (found == modes.end()) {
-    std::fprintf(stderr, "usage: bench_callback [burst|idle|ms|down N]\n");
+    std::fprintf(stderr, "usage: bench_callback [burst|ms|asleep-ms|asleep-20ms|down N]\n");
     return 2;
   }
   xmtest::Standin standin;
@@ -307,17 +359,21 @@ int main(int argc, char** argv) {
     plugin.run(NOTIF_OKAY, 2000, 1000, 0);
     results.push_back(summarize("OKAY without an outage (start-up storm, noise)", plugin.run(NOTIF_OKAY, 200000, 1000, 0)));
   }
+  xmtest::TempDir scratch;
   rss_before = rss_kib();
   Samples persist;  // in the burst's plugin, its outages open
-  results.push_back(summarize(kBurst.name, measure(kBurst, standin, kOutages, [&](Plugin& plugin) {
-    rss_after = rss_kib();
-    persist = plugin.run(NOTIF_FAILURE, 200000, kOutages, 0);
-  })));
+  results.push_back(with_peer_around(scratch.path(), [&] {
+    return summarize(kBurst.name, measure(kBurst, standin, kOutages, [&](Plugin& plugin) {
+      rss_after = rss_kib();
+      persist = plugin.run(NOTIF_FAILURE, 200000, kOutages, 0);
+    }));
+  }));
   results.push_back(summarize("FAILURE repeated for an open outage (Persist)", std::move(persist)));
-  results.push_back(summarize(kIdle.name, measure(kIdle, standin, 500)));
-  results.push_back(summarize(kEveryMs.name, measure(kEveryMs, standin, 2000)));
-  results.push_back(summarize(kDown.name, measure(kDown, standin, kOutages)));
-  xmtest::TempDir scratch;
+  results.push_back(summarize(kRunningMs.name, measure(kRunningMs, standin, 2000)));
+  results.push_back(summarize(kAsleepMs.name, measure(kAsleepMs, standin, 2000)));
+  results.push_back(summarize(kAsleep20ms.name, measure(kAsleep20ms, standin, 500)));
+  results.push_back(
+      with_peer_around(scratch.path(), [&] { return summarize(kDown.name, measure(kDown, standin, kOutages)); }));
   results.push_back(bare_write(scratch.path(), 200000));
   const double plain_write = results.back().median_us;
   results.push_back(synchronous_post(standin, 2000));
@@ -332,7 +388,7 @@ int main(int argc, char** argv) {
     if (r.faults >= 0) std::printf(" %12.2f", r.faults);
     std::printf("\n");
     if (r.paired_peer_us > 0)
-      std::printf("%-52s %10.2f\n", "  * peer: write(2) after each of the same pauses", r.paired_peer_us);
+      std::printf("  * peer: %-44s %10.2f\n", r.paired_peer, r.paired_peer_us);
   }
   std::printf("\nmemory: %ld KiB resident for %d open outages (%.0f bytes per outage, tracker and queue)\n",
               rss_after - rss_before, kOutages, (rss_after - rss_before) * 1024.0 / kOutages);
