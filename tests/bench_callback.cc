@@ -7,9 +7,9 @@
 // each of the pauses that precede the calls of the paced cases (on a
 // virtual machine a thread that slept runs its next microseconds several
 // times slower, whatever it runs) or just before and after the calls of
-// the others, and
-// a synchronous HTTP POST per notification (what a plugin that sends from
-// collectd's thread costs it). Timings are reported, never asserted.
+// the others, and a synchronous HTTP POST per notification (what a plugin
+// that sends from collectd's thread costs it). Timings are reported, never
+// asserted.
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <unistd.h>

@@ -76,6 +76,8 @@ struct Recorder {
   bool refuse = false;
   int calls = 0;
 
+  // The lambda itself: a TransitionHandler only refers to it, so it must
+  // live as long as the process() call it is passed to.
   auto handler() {
     return [this](const Transition& t) {
       std::lock_guard<std::mutex> lock(mutex);
