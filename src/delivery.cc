@@ -26,6 +26,7 @@
 #include "redact.h"
 #include "resources.h"
 #include "spool.h"
+#include "throttle.h"
 
 // How it works. Each integration has a lane: its queue of outages, each a
 // FIFO of events, and `Connections` worker threads, each owning one kept-alive
@@ -160,15 +161,14 @@ struct Delivery::State {
   std::unique_ptr<Spool> spool;
   std::vector<std::unique_ptr<Lane>> lanes;
   std::unordered_map<std::string, Lane*> by_name;
-  // Per integration, the change fields of the events recovered at start.
-  std::unordered_map<std::string, std::vector<std::string>> recovered_changes;
+  // The outage changes found in the spool at start.
+  std::vector<std::string> recovered_changes;
   milliseconds max_timeout{0};
 
   std::atomic<std::size_t> total_queued{0};  // for QueueLimit, across lanes
   std::atomic<bool> accepting{true};
   std::atomic<bool> stopping{false};
   std::atomic<bool> abort{false};  // cancels requests still in flight after the grace time
-  std::atomic<bool> appended{false};
 
   std::mutex control;  // start / stop
   bool started = false;
@@ -188,6 +188,14 @@ struct Delivery::State {
   bool drop_logged = false;
   Steady::time_point last_drop_log{};
   std::uint64_t dropped_since_log = 0;
+  Throttle no_room_errors;
+  Throttle held_errors;
+
+  // Clears the spool could not take (a full or failing disk), with their
+  // bodies, by event_id: sent from here, and spooled by the maintenance
+  // thread once it can. Never compacted away meanwhile (maintain's flag).
+  std::mutex held_mutex;
+  std::unordered_map<std::string, Event> held;
 
   State(const Config& c, Logger& l, DeliveryOptions o) : config(c), log(l), options(o) {}
 
@@ -220,7 +228,9 @@ struct Delivery::State {
   Outcome attempt(Lane& lane, HttpClient& client, const Pending& p);
   void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
   void sync_loop();
+  void spool_held();
   void refuse(Lane& lane, const Event& event);
+  void refuse_no_room(Lane& lane, const Event& event, const std::string& why);
 };
 
 Steady::duration Delivery::State::backoff(unsigned failures, std::mt19937_64& rng) const {
@@ -269,7 +279,9 @@ bool Delivery::State::write_dead_letter(const Event& event, const std::string& b
 }
 
 void Delivery::State::acknowledge(const Event& event) {
-  if (options.before_acknowledge) options.before_acknowledge(event);
+  // Under held_mutex, so that spool_held() cannot spool it after this.
+  std::lock_guard<std::mutex> lock(held_mutex);
+  held.erase(event.event_id);
   spool->acknowledge(event.event_id);
 }
 
@@ -280,8 +292,18 @@ Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& 
   Outcome o;
   std::string body;
   try {
-    std::optional<std::string> spooled = spool->read_body(e.event_id);
-    if (!spooled) throw std::runtime_error("it is no longer in the spool");
+    std::optional<std::string> spooled;
+    {
+      std::lock_guard<std::mutex> lock(held_mutex);
+      auto found = held.find(e.event_id);
+      if (found != held.end()) spooled = found->second.body;
+    }
+    if (!spooled) {
+      spooled = spool->read_body(e.event_id);
+      if (!spooled) throw std::runtime_error("it is no longer in the spool");
+      // Sent only once a power loss cannot take it back (doc/storage.md).
+      spool->make_durable(e.event_id);
+    }
     body = std::move(*spooled);
   } catch (const std::system_error& ex) {
     o.verdict = stopping ? Verdict::Abandoned : Verdict::Retry;
@@ -532,20 +554,46 @@ void Delivery::State::sync_loop() {
     sync_wake.wait_for(lock, options.sync_interval, [this] { return stopping.load(); });
     if (stopping) break;
     lock.unlock();
-    // Here rather than in acknowledge(): copying a large backlog must not
-    // hold up a delivery thread, nor stop() waiting for it.
-    spool->maintain();
-    lock.lock();
-    if (!appended.exchange(false)) continue;
-    lock.unlock();
+    // Here rather than on a delivery thread: copying a large backlog must
+    // not hold up a delivery, nor stop() waiting for it.
     try {
-      spool->sync();
-      if (options.also_sync) options.also_sync();
+      spool_held();
+      bool holding;
+      {
+        std::lock_guard<std::mutex> held_lock(held_mutex);
+        holding = !held.empty();
+      }
+      // A compaction now would drop the records of the outages whose
+      // clears are only in memory.
+      spool->maintain(!holding);
     } catch (const std::exception& ex) {
-      log.error(std::string("cannot flush the spool to disk: ") + ex.what());
+      log.error(std::string("spool maintenance: ") + ex.what());
     }
     lock.lock();
   }
+}
+
+void Delivery::State::spool_held() {
+  std::lock_guard<std::mutex> lock(held_mutex);
+  for (auto it = held.begin(); it != held.end();) {
+    try {
+      spool->append(it->second);
+    } catch (const std::system_error&) {
+      return;  // the spool logged it; tried again on the next tick
+    }
+    it = held.erase(it);
+  }
+}
+
+void Delivery::State::refuse_no_room(Lane& lane, const Event& event, const std::string& why) {
+  {
+    std::lock_guard<std::mutex> l(lane.mutex);
+    ++lane.dropped;
+  }
+  if (const auto held_back = no_room_errors.admit())
+    log.error("integration " + event.integration + ": the spool cannot take new outage events (" + why + "); " +
+              std::to_string(*held_back + 1) + " outage event(s) refused" + (*held_back > 0 ? " since the last report" : "") +
+              "; paging resumes by itself when there is room");
 }
 
 void Delivery::State::refuse(Lane& lane, const Event& event) {
@@ -587,8 +635,6 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
     if (lane == s.by_name.end()) {
       // Without its <Integration> there is no URL to send it to; kept in
       // the spool it would count against QueueLimit forever.
-      // No tracker keeps its outage either: nothing to record first (and
-      // before_acknowledge may not be callable yet, during construction).
       if (s.write_dead_letter(event, event.body, "", 0, 0, "integration no longer configured", "")) {
         s.spool->acknowledge(event.event_id);
         ++orphans[event.integration].moved;
@@ -597,7 +643,6 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
       }
       continue;
     }
-    if (!event.change.empty()) s.recovered_changes[event.integration].push_back(event.change);
     lane->second->enqueue(without_body(std::move(event)));
     ++s.total_queued;
     ++recovered;
@@ -609,6 +654,7 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
     log.error(line);
   }
   if (recovered > 0) log.info(std::to_string(recovered) + " undelivered event(s) recovered from the spool");
+  s.recovered_changes = s.spool->take_recovered_changes();
 }
 
 Delivery::~Delivery() {
@@ -619,9 +665,12 @@ Delivery::~Delivery() {
   }
 }
 
-std::vector<std::string> Delivery::recovered_changes(const std::string& integration) const {
-  const auto found = state_->recovered_changes.find(integration);
-  return found != state_->recovered_changes.end() ? found->second : std::vector<std::string>{};
+std::vector<std::string> Delivery::recovered_changes() const { return state_->recovered_changes; }
+
+void Delivery::record_change(const std::string& record) { state_->spool->append_change(record); }
+
+void Delivery::set_snapshot_source(std::function<std::string()> source) {
+  state_->spool->set_snapshot_source(std::move(source));
 }
 
 bool Delivery::submit(Event event) {
@@ -650,11 +699,29 @@ bool Delivery::submit(Event event) {
   }
   try {
     s.spool->append(event);
+  } catch (const std::system_error& e) {
+    if (e.code() == std::errc::file_too_large) {
+      --s.total_queued;
+      throw;
+    }
+    if (event.type == EventType::Outage) {
+      --s.total_queued;
+      s.refuse_no_room(lane, event, e.what());
+      return false;
+    }
+    // A clear is never lost: its outage closes, and it is sent from memory
+    // until the spool can take it (a crash meanwhile: the outage is still
+    // open in the spool, and collectd's OKAY after the restart clears it).
+    if (const auto held_back = s.held_errors.admit())
+      s.log.error("integration " + event.integration + ": the spool cannot take a clear (" + e.what() +
+                  "); held in memory and sent from there" +
+                  (*held_back > 0 ? " (and " + std::to_string(*held_back) + " more since the last report)" : ""));
+    std::lock_guard<std::mutex> held_lock(s.held_mutex);
+    s.held.emplace(event.event_id, event);
   } catch (...) {
     --s.total_queued;
     throw;
   }
-  s.appended = true;
   std::lock_guard<std::mutex> lock(lane.mutex);
   lane.enqueue(without_body(std::move(event)));
   return true;
@@ -699,12 +766,8 @@ void Delivery::stop() {
     for (auto& t : lane->threads)
       if (t.joinable()) t.join();
   if (s.sync_thread.joinable()) s.sync_thread.join();
-  try {
-    s.spool->sync();
-    if (s.options.also_sync) s.options.also_sync();
-  } catch (const std::exception& e) {
-    s.log.error(std::string("cannot flush the spool to disk: ") + e.what());
-  }
+  s.spool_held();
+  s.spool->sync();
   for (auto& lane : s.lanes) {
     std::lock_guard<std::mutex> l(lane->mutex);
     if (lane->queued > 0)

@@ -34,15 +34,9 @@ struct DeliveryOptions {
   // How often an idle lane looks for new events (collectd's threads do not
   // wake the delivery threads): the most a new event waits to be sent.
   std::chrono::milliseconds pickup_interval{20};
-  // How often appended events are flushed to stable storage.
+  // How often the maintenance thread flushes the spool to stable storage,
+  // compacts it when due and retries clears held in memory.
   std::chrono::milliseconds sync_interval{1000};
-  // Called on the same tick after the spool's flush, for state written along
-  // with the events (the open outages' journals).
-  std::function<void()> also_sync;
-  // Called with each event just before it leaves the spool (delivered,
-  // dead-lettered), on a delivery thread: the outage change it carries
-  // (Event::change) must be recorded elsewhere first.
-  std::function<void(const Event&)> before_acknowledge;
 };
 
 class Delivery : public EventSink {
@@ -58,9 +52,16 @@ class Delivery : public EventSink {
   Delivery(const Delivery&) = delete;
   Delivery& operator=(const Delivery&) = delete;
 
-  // Throws std::system_error when the spool cannot take the event.
+  // Never throws on an I/O error: an outage event the spool cannot take is
+  // refused (ERROR every 10 s with the count), a clear is held in memory and
+  // spooled by the maintenance thread once it can be.
   bool submit(Event event) override;
-  std::vector<std::string> recovered_changes(const std::string& integration) const override;
+  void record_change(const std::string& record) override;
+  std::vector<std::string> recovered_changes() const override;
+
+  // Where the spool's compaction takes the open outages from; set before
+  // start().
+  void set_snapshot_source(std::function<std::string()> source);
 
   // Starts the delivery threads.
   void start();

@@ -20,10 +20,9 @@ struct Event {
   EventType type = EventType::Outage;
   TimePoint created;        // when the event was made; RetryMaxAge counts from here
   std::string body;         // the JSON payload, sent as it is
-  // The outage change this event makes (OutageTracker's encoding). It is
-  // spooled with the event, in the same write(2), and recorded by the
-  // tracker only when the event leaves the spool: until then the spool is
-  // where a crash recovers it from.
+  // The outage change this event makes, one framed record (doc/storage.md).
+  // It is spooled with the event, in the same write(2), so that a crash
+  // cannot keep one without the other.
   std::string change;
 };
 
@@ -32,12 +31,17 @@ class EventSink {
  public:
   virtual ~EventSink() = default;
   // Thread-safe; never waits on the network. Returns false when the event is
-  // refused (QueueLimit reached for an outage event); a clear is never
-  // refused. Once it returns true the event survives a crash of the process.
+  // refused (QueueLimit reached, or no room on disk, for an outage event); a
+  // clear is never refused while delivery runs. Once it returns true the
+  // event survives a crash of the process (a clear the disk could not take
+  // is held in memory until it can).
   virtual bool submit(Event event) = 0;
-  // The change fields of the integration's events that were recovered from
-  // an earlier run and are still undelivered (see Event::change).
-  virtual std::vector<std::string> recovered_changes(const std::string& /*integration*/) const { return {}; }
+  // Records an outage change that sends no event (one framed record).
+  // Thread-safe; never throws.
+  virtual void record_change(const std::string& /*record*/) {}
+  // The outage changes found in the spool at start, every integration's, in
+  // log order (Spool::take_recovered_changes).
+  virtual std::vector<std::string> recovered_changes() const { return {}; }
 };
 
 }  // namespace xmatters

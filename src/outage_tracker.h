@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,16 +35,16 @@ struct Outage {
 };
 
 // What the tracker decided; handed to the TransitionHandler under the key's
-// lock, so that events of one outage reach the sink in order.
+// lock, so that events of one outage reach the sink in order, and so that,
+// per key, the spool's order of changes is the order they were decided in.
 struct Transition {
   EventType type;
   const Notification& notification;
   const Outage& outage;  // as it is after this transition
-  // The outage change this transition makes, as one framed journal record
-  // (OUTAGE_SET with the key's state after it, or OUTAGE_CLOSE for a clear;
-  // see spool_format.h) carrying the key's new version. The handler keeps
-  // it with the event (it may move it out); OutageTracker::persist() gets it
-  // back when the event leaves the spool.
+  // The outage change this transition makes, one framed record (OUTAGE_SET
+  // with the key's state after it, or OUTAGE_CLOSE for a clear; see
+  // doc/storage.md). The handler spools it with the event (it may move it
+  // out), so that one write(2) makes both durable.
   std::string change = {};
 };
 
@@ -52,72 +53,46 @@ struct Transition {
 // during process(), so a reference: no allocation per notification.
 using TransitionHandler = FunctionRef<bool(Transition&)>;
 
+// Records a change that sends no event (a close with SendClear false): one
+// framed record for the spool (Spool::append_change). Must not throw.
+using ChangeWriter = std::function<void(const std::string& record)>;
+
 struct TrackerOptions {
   Severity min_severity = Severity::Warning;
   std::chrono::seconds renotify_interval{0};
   bool send_clear = true;
 };
 
-// Persistence: a snapshot, state_file (JSON of every open outage, and of the
-// keys closed since the last start, replaced atomically, for operators to
-// read), and a journal beside it, state_file + ".journal": one binary record
-// per change (framed like the spool's records, see spool_format.h), appended
-// with a single write(2) and no fsync. The journal is folded into a new
-// snapshot when it grows past max(1024, 2 x keys in the snapshot) records.
-//
-// A change that sends an event is not journaled by process(): its record
-// rides in the event's spool record (Transition::change), so that
-// collectd's thread pays one write(2) per event, and a crash cannot keep the
-// event while losing the change (or the reverse), which would page the same
-// failure twice under two outage_ids. A delivery thread hands the record to
-// persist() just before the event leaves the spool; a restart gets the
-// records of events still pending back through the constructor's recovered.
-// Each change carries the key's version, one more than the last, so that
-// whichever order they arrive in (from the journal, the snapshot, the spool,
-// or delivery threads acknowledging different outages of a key out of
-// order) the newest wins. A change without an event (a close when
-// SendClear is false) has nothing to ride in and is journaled at once.
-//
-// A journaled change survives a crash of the process (kill -9) as soon as it
-// is written; it survives a power loss only once sync() has run after it (or
-// a snapshot was written after it).
+// The table of one integration's open outages. It lives in memory; the
+// spool is its log: every change is a record there (in its event's record,
+// or one of its own written through the ChangeWriter), and compaction
+// writes the table itself (snapshot()). A key without an open outage is not
+// kept at all.
 class OutageTracker {
  public:
-  // Loads the outages persisted beside state_file, then the changes in
-  // recovered: the Transition::change of every event of this integration
-  // still in the spool, in any order (all of them: a key it does not name is
-  // taken to have no older change left to guard against). For each key the
-  // highest version wins. A corrupt or truncated snapshot, damaged journal
-  // records or malformed recovered changes give a WARNING and are skipped;
-  // so does a journal of JSON lines left by an earlier version. Then writes
-  // a fresh snapshot of the result and starts an empty journal.
-  OutageTracker(std::string state_file, TrackerOptions options, Logger& log,
-                const std::vector<std::string>& recovered = {});
+  // recovered: the spool's outage changes (Spool::take_recovered_changes,
+  // every integration's, in log order); those of this integration are
+  // applied in order, the last one of a key winning. Malformed ones are
+  // skipped with one WARNING.
+  OutageTracker(std::string integration, TrackerOptions options, Logger& log,
+                const std::vector<std::string>& recovered = {}, ChangeWriter write_change = nullptr);
   ~OutageTracker();
   OutageTracker(const OutageTracker&) = delete;
   OutageTracker& operator=(const OutageTracker&) = delete;
 
   // Thread-safe. Concurrent calls for one key behave as some serial order;
-  // a notification older than the last one processed for its key is ignored.
-  // An exception from the handler propagates, with the state as it was (so
-  // does std::length_error for a key too large for a journal record); a
-  // failure to write the state file is logged (ERROR), not thrown.
+  // a notification older than the last one processed for its open outage
+  // is ignored. An exception from the handler propagates, with the state
+  // as it was (so does std::length_error for a key too large for a record).
+  // Costs no I/O but the handler's, or one ChangeWriter call.
   void process(const Notification& n, TransitionHandler handler);
-
-  // Journals change (a Transition::change) unless a change of its key as new
-  // was persisted already. Thread-safe; meant for the delivery thread, just
-  // before the event carrying change leaves the spool (delivered or
-  // dead-lettered), and never blocks on process()'s handler. A malformed
-  // change, or a failure to write, is logged (ERROR, throttled), not thrown.
-  void persist(std::string_view change);
 
   std::size_t open_outages() const;
 
-  // Makes every change processed so far survive a power loss (fdatasync of
-  // the journal). Thread-safe and cheap when nothing changed; meant to be
-  // called periodically (e.g. every second by the delivery thread), never
-  // from the notification path. A failure is logged (ERROR), not thrown.
-  void sync();
+  // Appends to out one framed OUTAGE_SET record per open outage, each
+  // key's committed state, read under its lock. Thread-safe; for the
+  // spool's compaction.
+  void snapshot(std::string& out) const;
 
  private:
   struct State;

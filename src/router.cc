@@ -17,20 +17,20 @@ TrackerOptions tracker_options(const IntegrationConfig& i) {
   return o;
 }
 
-
 }  // namespace
 
-Router::Route::Route(const IntegrationConfig& i, const std::string& spool_dir, Logger& log,
-                     const std::vector<std::string>& recovered)
+Router::Route::Route(const IntegrationConfig& i, Logger& log, const std::vector<std::string>& recovered,
+                     EventSink& sink)
     : integration(i),
-      tracker(spool_dir + "/outages-" + i.name + ".json", tracker_options(i), log, recovered),
+      tracker(i.name, tracker_options(i), log, recovered,
+              [&sink](const std::string& record) { sink.record_change(record); }),
       payload(i) {}
 
-Router::Router(const Config& config, const std::string& spool_dir, EventSink& sink, Logger& log)
-    : sink_(sink), log_(log) {
+Router::Router(const Config& config, EventSink& sink, Logger& log) : sink_(sink), log_(log) {
+  const std::vector<std::string> recovered = sink.recovered_changes();
   routes_.reserve(config.integrations.size());
   for (const auto& integration : config.integrations)
-    routes_.push_back(std::make_unique<Route>(integration, spool_dir, log, sink.recovered_changes(integration.name)));
+    routes_.push_back(std::make_unique<Route>(integration, log, recovered, sink));
 }
 
 void Router::dispatch(const Notification& n) {
@@ -71,22 +71,14 @@ void Router::dispatch(const Notification& n) {
   }
 }
 
-void Router::persist(const Event& event) {
-  if (event.change.empty()) return;
-  for (const auto& route : routes_)
-    if (route->integration.name == event.integration) {
-      route->tracker.persist(event.change);
-      return;
-    }
-  // An integration no longer configured: no tracker keeps its outages.
-}
-
 std::size_t Router::open_outages(std::size_t integration) const {
   return routes_.at(integration)->tracker.open_outages();
 }
 
-void Router::sync() {
-  for (const auto& route : routes_) route->tracker.sync();
+std::string Router::snapshot() const {
+  std::string out;
+  for (const auto& route : routes_) route->tracker.snapshot(out);
+  return out;
 }
 
 }  // namespace xmatters

@@ -19,29 +19,23 @@ namespace xmatters {
 
 class Router {
  public:
-  // Outage state of each integration persists in spool_dir, and in the
-  // sink's undelivered events (EventSink::recovered_changes). config must
+  // Outage state of each integration is recovered from the sink's spool
+  // (EventSink::recovered_changes) and logged through it. config must
   // outlive the router.
-  Router(const Config& config, const std::string& spool_dir, EventSink& sink, Logger& log);
+  Router(const Config& config, EventSink& sink, Logger& log);
 
   // Thread-safe; called from collectd's threads.
   void dispatch(const Notification& n);
 
   std::size_t open_outages(std::size_t integration) const;
 
-  // Records the outage change an event carries (Event::change) in its
-  // integration's tracker; called just before the event leaves the spool.
-  // Thread-safe.
-  void persist(const Event& event);
-
-  // Flushes the open outages' journals to stable storage (see OutageTracker::sync).
-  void sync();
+  // Every integration's open outages as framed records: the spool's
+  // snapshot for compaction (SnapshotSource). Thread-safe.
+  std::string snapshot() const;
 
  private:
   struct Route {
-    // recovered: the change fields of the integration's undelivered events.
-    Route(const IntegrationConfig& i, const std::string& spool_dir, Logger& log,
-          const std::vector<std::string>& recovered);
+    Route(const IntegrationConfig& i, Logger& log, const std::vector<std::string>& recovered, EventSink& sink);
     const IntegrationConfig& integration;
     OutageTracker tracker;
     PayloadBuilder payload;

@@ -1,22 +1,9 @@
-// The spool: segments of CRC-framed records (spool_format.h) under SpoolDir.
+// The spool: segments of CRC-framed records under SpoolDir. What is on disk
+// and why a crash or power loss at any instant is safe: doc/storage.md.
 //
-// Invariants that make a crash at any instant safe (kill -9: nothing appended
-// is lost; power loss: nothing sync()ed is lost; duplicates are possible,
-// losses are not):
-//  - Records are only ever appended, each with one write(2) under mutex_, to
-//    the active segment, whose sequence number is the highest. A failed write
-//    is cut back off (or, when that fails too, later records go to a new
-//    segment), so a half record can only be a torn tail that replay skips.
-//  - An ACK is always in the same segment as its EVENT or a later one, so
-//    segments are only deleted as a prefix, oldest first, and only when none
-//    of their events is pending: a crash half way through deleting them
-//    leaves ACKs without EVENTs (ignored), never EVENTs without their ACKs.
-//  - Compaction copies the pending events of all older segments, in order,
-//    into a new segment numbered between them and the new active segment,
-//    written as a .tmp file, fsynced and renamed into place before any older
-//    segment is deleted. Replay lets a later copy of an event replace the
-//    earlier one in the order, so any mix of originals and copies that a
-//    crash leaves replays to the same events in the same order.
+// Units here: PendingIndex (where each undelivered event's record is),
+// Reserve (the space kept for a full disk), and the State that appends,
+// replays and compacts the segments.
 #include "spool.h"
 
 #include <fcntl.h>
@@ -25,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <map>
@@ -35,12 +23,15 @@
 #include <utility>
 
 #include "spool_format.h"
+#include "throttle.h"
 
 namespace xmatters {
 
 namespace sf = spool_format;
 
 namespace {
+
+using Steady = std::chrono::steady_clock;
 
 // Where a record lives.
 struct Loc {
@@ -52,88 +43,194 @@ struct Loc {
 bool same_place(const Loc& a, const Loc& b) { return a.seq == b.seq && a.offset == b.offset; }
 bool before(const Loc& a, const Loc& b) { return a.seq != b.seq ? a.seq < b.seq : a.offset < b.offset; }
 
-struct Segment {
-  std::uint64_t size = 0;        // bytes in the file, damaged ones included
-  std::uint64_t live_bytes = 0;  // of its pending events' records
-  std::size_t live_count = 0;
-};
-
 std::string mode_string(mode_t mode) {
   char buf[8];
   std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
   return buf;
 }
 
-// Rows of the compaction's index updates and filters are handled in
-// batches, so the append mutex is never held for long.
-constexpr std::size_t kBatch = 256;
+bool is_enospc(const std::system_error& e) { return e.code() == std::errc::no_space_on_device; }
+
 // Compaction writes its output in chunks of about this size.
 constexpr std::size_t kWriteChunk = 1u << 20;
 
-}  // namespace
-
-struct Spool::State {
-  State(std::string d, Logger& l, std::shared_ptr<SpoolIo> i, const SpoolOptions& o)
-      : dir(std::move(d)), log(l), io(i ? std::move(i) : posix_spool_io()), options(o) {}
-
-  const std::string dir;
-  Logger& log;
-  const std::shared_ptr<SpoolIo> io;
-  const SpoolOptions options;
-
-  // Guards the members from here to recovered. Held for one write(2) by
-  // append and acknowledge; the rest holds it only for bookkeeping.
-  mutable std::mutex mutex;
-  std::shared_ptr<WritableFile> active;  // null after a write it could not repair
-  std::uint64_t active_seq = 0;
-  std::uint64_t active_size = 0;  // whole records only
-  std::uint64_t next_seq = 1;
-  std::map<std::uint64_t, Segment> segments;  // every segment in use, the active one included
-  std::uint64_t total_bytes = 0;             // sum of segments' sizes
-  std::uint64_t live_bytes = 0;              // sum of segments' live bytes
-  std::unordered_map<std::string, Loc> pending;
-  std::vector<std::shared_ptr<WritableFile>> unsynced;  // retired, not fsynced yet
-  bool dir_dirty = false;                                // entries changed since the last sync
-  bool ack_failing = false;                              // log only the first of a run
-  std::vector<Event> recovered;
-
-  // One rotation or compaction at a time; maintain() returns at once while
-  // another thread is doing it.
-  std::mutex maintenance;
-  // Guarded by maintenance; only the first failure of a run is a WARNING.
-  bool maintenance_failing = false;
-  bool removal_failing = false;
-
-  std::string path(const std::string& name) const { return dir + "/" + name; }
-  std::string segment_path(std::uint64_t seq) const { return path(sf::segment_name(seq)); }
-
-  void account(const Loc& loc) {
-    Segment& seg = segments[loc.seq];
-    seg.live_bytes += loc.size;
-    ++seg.live_count;
-    live_bytes += loc.size;
-  }
-  void unaccount(const Loc& loc) {
-    auto it = segments.find(loc.seq);
-    if (it == segments.end()) return;
-    it->second.live_bytes -= loc.size;
-    --it->second.live_count;
-    live_bytes -= loc.size;
-  }
-
-  // A later record for a pending event_id replaces the earlier one (see
-  // spool_format.h: compaction's copies).
-  void set_pending(std::string id, const Loc& loc) {
-    auto [it, inserted] = pending.try_emplace(std::move(id), loc);
+// The undelivered events: where each one's record is, and how many bytes of
+// records each segment still holds for them.
+class PendingIndex {
+ public:
+  // A later record for a pending event_id replaces the earlier one (a copy
+  // written by compaction).
+  void set(std::string id, const Loc& loc) {
+    auto [it, inserted] = by_id_.try_emplace(std::move(id), loc);
     if (!inserted) {
       unaccount(it->second);
       it->second = loc;
     }
     account(loc);
   }
+  // False when id is not pending.
+  bool erase(const std::string& id) {
+    auto it = by_id_.find(id);
+    if (it == by_id_.end()) return false;
+    unaccount(it->second);
+    by_id_.erase(it);
+    return true;
+  }
+  const Loc* find(const std::string& id) const {
+    auto it = by_id_.find(id);
+    return it == by_id_.end() ? nullptr : &it->second;
+  }
+  // Moves id's record from `from` to `to`, unless it was acknowledged or
+  // moved meanwhile.
+  void move(const std::string& id, const Loc& from, const Loc& to) {
+    auto it = by_id_.find(id);
+    if (it == by_id_.end() || !same_place(it->second, from)) return;
+    unaccount(it->second);
+    it->second = to;
+    account(to);
+  }
+  // Forgets the events still recorded in segments before seq (records that
+  // compaction could not copy); returns how many.
+  std::size_t drop_before(std::uint64_t seq) {
+    std::size_t dropped = 0;
+    for (auto it = by_id_.begin(); it != by_id_.end();) {
+      if (it->second.seq < seq) {
+        unaccount(it->second);
+        it = by_id_.erase(it);
+        ++dropped;
+      } else {
+        ++it;
+      }
+    }
+    return dropped;
+  }
+  std::size_t live_in_segments_before(std::uint64_t seq) const {
+    std::size_t n = 0;
+    for (auto it = per_segment_.begin(); it != per_segment_.end() && it->first < seq; ++it) n += it->second;
+    return n;
+  }
+  std::size_t size() const { return by_id_.size(); }
+  std::uint64_t bytes() const { return bytes_; }
+  // Ordered by place in the log: the order of recovery.
+  std::vector<std::pair<Loc, std::string>> ordered() const {
+    std::vector<std::pair<Loc, std::string>> out;
+    out.reserve(by_id_.size());
+    for (const auto& [id, loc] : by_id_) out.emplace_back(loc, id);
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return before(a.first, b.first); });
+    return out;
+  }
 
-  // Caller holds mutex. I/O under the lock, but only at open, on rotation
-  // (every segment_bytes) and after a failed write.
+ private:
+  void account(const Loc& loc) {
+    bytes_ += loc.size;
+    ++per_segment_[loc.seq];
+  }
+  void unaccount(const Loc& loc) {
+    bytes_ -= loc.size;
+    auto it = per_segment_.find(loc.seq);
+    if (it != per_segment_.end() && --it->second == 0) per_segment_.erase(it);
+  }
+
+  std::unordered_map<std::string, Loc> by_id_;
+  std::map<std::uint64_t, std::size_t> per_segment_;  // pending events per segment
+  std::uint64_t bytes_ = 0;
+};
+
+// SpoolDir/reserve: space that the spool holds while it has room and gives
+// up the first time a write finds the file system full, so that what must
+// still be written (acknowledgements, clears, compaction) can be.
+class Reserve {
+ public:
+  Reserve(SpoolIo& io, std::string path, std::uint64_t bytes) : io_(io), path_(std::move(path)), bytes_(bytes) {}
+  bool held() const { return held_.load(); }
+  // Takes the space (again); false when there is no room yet.
+  bool restore() {
+    if (bytes_ == 0) return false;
+    try {
+      io_.allocate(path_, bytes_);
+      held_ = true;
+      return true;
+    } catch (const std::system_error&) {
+      try {
+        io_.remove(path_);  // a part is worse than nothing: it is not counted on
+      } catch (const std::system_error&) {
+      }
+      return false;
+    }
+  }
+  // Gives the space up; false when none was held.
+  bool release() {
+    if (!held_.exchange(false)) return false;
+    try {
+      io_.remove(path_);
+    } catch (const std::system_error&) {
+    }
+    return true;
+  }
+
+ private:
+  SpoolIo& io_;
+  const std::string path_;
+  const std::uint64_t bytes_;
+  std::atomic<bool> held_{false};
+};
+
+}  // namespace
+
+struct Spool::State {
+  State(std::string d, Logger& l, std::shared_ptr<SpoolIo> i, const SpoolOptions& o)
+      : dir(std::move(d)),
+        log(l),
+        io(i ? std::move(i) : posix_spool_io()),
+        options(o),
+        reserve(*io, dir + "/reserve", o.reserve_bytes) {}
+
+  const std::string dir;
+  Logger& log;
+  const std::shared_ptr<SpoolIo> io;
+  const SpoolOptions options;
+  Reserve reserve;
+
+  // Guards the members from here to recovered_changes. Held for one
+  // write(2) by append, append_change and acknowledge.
+  mutable std::mutex mutex;
+  std::shared_ptr<WritableFile> active;  // null after a write it could not repair
+  std::uint64_t active_seq = 0;
+  std::uint64_t active_size = 0;  // whole records only
+  std::uint64_t next_seq = 1;
+  std::map<std::uint64_t, std::uint64_t> segment_sizes;  // every segment in use, the active one included
+  std::uint64_t total_bytes = 0;                         // their sum
+  PendingIndex pending;
+  std::vector<std::shared_ptr<WritableFile>> unsynced;  // retired, not fsynced yet
+  bool dir_dirty = false;                                // entries changed since the last sync
+  Loc durable{};                                         // every record before it is synced
+  std::vector<Event> recovered;
+  std::vector<std::string> recovered_changes;
+
+  std::atomic<bool> change_lost{false};  // a change is in memory only: compaction due
+  Throttle write_errors;
+  Throttle sync_errors;
+
+  std::mutex sync_mutex;  // one sync at a time; a second caller finds the work done
+
+  // Guards the members below: one maintenance at a time.
+  std::mutex maintenance;
+  SnapshotSource snapshot_source;
+  std::uint64_t snapshot_bytes = 0;  // of the outage table in the last compacted segment
+  Steady::time_point last_compaction{};
+  std::vector<std::uint64_t> obsolete;  // replaced segments whose deletion failed
+  Throttle maintenance_errors;
+
+  std::string path(const std::string& name) const { return dir + "/" + name; }
+  std::string segment_path(std::uint64_t seq) const { return path(sf::segment_name(seq)); }
+
+  void error(Throttle& throttle, const std::string& what) {
+    if (const auto held_back = throttle.admit())
+      log.error("spool: " + what + (*held_back > 0 ? " (and " + std::to_string(*held_back) + " more since)" : ""));
+  }
+
+  // Caller holds mutex. I/O under the lock, but only at open, at compaction
+  // and after a failed write.
   void start_segment_locked() {
     const std::uint64_t seq = next_seq++;
     std::shared_ptr<WritableFile> file = io->open_append(segment_path(seq));
@@ -141,7 +238,7 @@ struct Spool::State {
     active = std::move(file);
     active_seq = seq;
     active_size = 0;
-    segments[seq];
+    segment_sizes[seq] = 0;
     dir_dirty = true;
   }
 
@@ -150,8 +247,21 @@ struct Spool::State {
     active.reset();
   }
 
-  // Caller holds mutex. Appends one framed record to the active segment.
-  Loc write_record_locked(const std::string& record) {
+  // Caller holds mutex. Appends one framed record to the active segment;
+  // on ENOSPC gives the reserve up and tries once more, if may_use_reserve.
+  Loc write_record_locked(const std::string& record, bool may_use_reserve) {
+    try {
+      return try_write_locked(record);
+    } catch (const std::system_error& e) {
+      if (!is_enospc(e) || !may_use_reserve || !reserve.release()) throw;
+      log.warning("spool: the file system of " + dir +
+                  " is full: released the reserve for deliveries and clears; new outage events are refused "
+                  "until there is room again");
+      return try_write_locked(record);
+    }
+  }
+
+  Loc try_write_locked(const std::string& record) {
     if (!active) start_segment_locked();
     try {
       active->append(record);
@@ -161,25 +271,25 @@ struct Spool::State {
       // of a segment that takes no more records.
       try {
         active->truncate(active_size);
-      } catch (const std::system_error& e) {
-        log.warning("spool " + segment_path(active_seq) + ": cannot remove a partly written record (" +
-                    e.what() + "); continuing in a new segment");
+      } catch (const std::system_error&) {
         retire_active_locked();
       }
       throw;
     }
     const Loc loc{active_seq, active_size, static_cast<std::uint32_t>(record.size())};
     active_size += record.size();
-    segments[active_seq].size = active_size;
+    segment_sizes[active_seq] = active_size;
     total_bytes += record.size();
     return loc;
   }
 
   void open_dir();
   void replay();
-  void maintain();
-  void collect_garbage();
+  void replay_segment(std::uint64_t seq, std::unordered_map<std::string, Event>& found);
+  void maintain(bool may_compact);
+  bool compaction_due();
   void compact();
+  void delete_obsolete();
   void sync();
 };
 
@@ -189,9 +299,6 @@ void Spool::State::open_dir() {
   if (io->make_dir(dir, 0700)) log.info("spool: created directory " + dir);
   const mode_t mode = io->mode(dir);
   if (!S_ISDIR(mode)) throw std::system_error(ENOTDIR, std::generic_category(), "spool directory " + dir);
-  // The files are 0600 whatever the directory's mode, so only their names
-  // show; tightening an operator's directory behind their back could break
-  // whatever made it looser, so this only warns.
   if ((mode & 077) != 0)
     log.warning("spool directory " + dir + " has mode " + mode_string(mode) +
                 "; 0700 is recommended (other users can list it)");
@@ -207,75 +314,89 @@ void Spool::State::replay() {
         seqs.push_back(seq);
         break;
       case sf::NameKind::Temporary:
-        // An unfinished compaction: the segments it was copying from are
-        // all still there.
+        // An unfinished compaction: the segments it was replacing are all
+        // still there.
         try {
           io->remove(path(name));
-          log.info("spool: removed " + name + ", left by an interrupted compaction");
           dir_dirty = true;
         } catch (const std::system_error& e) {
           log.warning(std::string("spool: ") + e.what());
         }
         break;
       case sf::NameKind::Other:
-        continue;  // dead-letter.jsonl, outages-*.json, ...: not ours
+        if (name.compare(0, 8, "outages-") == 0 && name.find(".json") != std::string::npos)
+          log.warning("spool: " + path(name) +
+                      " was left by an earlier version, which kept outages there; it is not read (the outages "
+                      "now live in the spool's segments) and may be removed");
+        continue;  // dead-letter.jsonl, reserve, lock, ...: not segments
     }
     highest = std::max(highest, seq);
   }
   std::sort(seqs.begin(), seqs.end());
-
-  std::unordered_map<std::string, std::pair<Loc, Event>> found;
-  for (const std::uint64_t seq : seqs) {
-    const std::string file = segment_path(seq);
-    const std::string data = io->read_file(file);
-    segments[seq].size = data.size();
-    total_bytes += data.size();
-    std::size_t undecodable = 0;
-    const sf::Damage damage =
-        sf::scan_records(data, sf::LogKind::Spool, [&](const sf::Record& rec, std::size_t offset, std::size_t size) {
-          const Loc loc{seq, offset, static_cast<std::uint32_t>(size)};
-          if (rec.type == sf::RecordType::Event) {
-            Event event;
-            if (!sf::decode_event(rec.payload, &event)) {
-              ++undecodable;
-              return;
-            }
-            std::string id = event.event_id;
-            set_pending(id, loc);
-            found[std::move(id)] = {loc, std::move(event)};
-          } else {
-            auto it = pending.find(std::string(rec.payload));
-            if (it == pending.end()) return;  // its EVENT was in a deleted segment
-            unaccount(it->second);
-            pending.erase(it);
-            found.erase(std::string(rec.payload));
-          }
-        });
-    if (damage.places > 0)
-      log.warning("spool " + file + ": skipped " + std::to_string(damage.bytes) +
-                  " bytes of damaged or incomplete records in " + std::to_string(damage.places) +
-                  (damage.places == 1 ? " place" : " places") +
-                  (damage.at_end ? " (the file ends in a torn write)" : "") +
-                  "; events in them are lost, the others are recovered");
-    if (undecodable > 0)
-      log.warning("spool " + file + ": skipped " + std::to_string(undecodable) +
-                  " records with a valid checksum that do not decode as events");
+  std::unordered_map<std::string, Event> found;
+  for (const std::uint64_t seq : seqs) replay_segment(seq, found);
+  for (auto& [loc, id] : pending.ordered()) {
+    auto it = found.find(id);
+    recovered.push_back(std::move(it->second));
   }
-
-  recovered.reserve(found.size());
-  std::vector<std::pair<Loc, Event>> ordered;
-  ordered.reserve(found.size());
-  for (auto& f : found) ordered.push_back(std::move(f.second));
-  std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return before(a.first, b.first); });
-  for (auto& o : ordered) recovered.push_back(std::move(o.second));
   if (!recovered.empty())
     log.info("spool " + dir + ": recovered " + std::to_string(recovered.size()) + " undelivered events");
-
   next_seq = highest + 1;  // a leftover .tmp's number is not reused either
 }
 
+void Spool::State::replay_segment(std::uint64_t seq, std::unordered_map<std::string, Event>& found) {
+  const std::string file = segment_path(seq);
+  const std::string data = io->read_file(file);
+  segment_sizes[seq] = data.size();
+  total_bytes += data.size();
+  // Records written before a crash may not be on disk yet: they are synced
+  // with the next sync(), before anything recovered from them is sent.
+  unsynced.push_back(io->open_append(file));
+  std::size_t undecodable = 0;
+  const sf::Damage damage = sf::scan_records(data, [&](const sf::Record& rec, std::size_t offset, std::size_t size) {
+    const Loc loc{seq, offset, static_cast<std::uint32_t>(size)};
+    switch (rec.type) {
+      case sf::RecordType::Event: {
+        Event event;
+        if (!sf::decode_event(rec.payload, &event)) {
+          ++undecodable;
+          return;
+        }
+        if (!event.change.empty()) recovered_changes.push_back(std::move(event.change));
+        event.change.clear();
+        pending.set(event.event_id, loc);
+        std::string id = event.event_id;
+        found[std::move(id)] = std::move(event);
+        return;
+      }
+      case sf::RecordType::Ack: {
+        const std::string id(rec.payload);
+        if (pending.erase(id)) found.erase(id);  // else its EVENT was in a deleted segment
+        return;
+      }
+      case sf::RecordType::OutageSet:
+      case sf::RecordType::OutageClose:
+        recovered_changes.emplace_back(data.substr(offset, size));
+        return;
+      case sf::RecordType::Snapshot:
+        // What follows is the whole outage table as of then.
+        recovered_changes.clear();
+        return;
+    }
+  });
+  if (damage.places > 0)
+    log.warning("spool " + file + ": skipped " + std::to_string(damage.bytes) +
+                " bytes of damaged or incomplete records in " + std::to_string(damage.places) +
+                (damage.places == 1 ? " place" : " places") +
+                (damage.at_end ? " (the file ends in a torn write)" : "") +
+                "; events and outages in them are lost, the others are recovered");
+  if (undecodable > 0)
+    log.warning("spool " + file + ": skipped " + std::to_string(undecodable) +
+                " records with a valid checksum that do not decode as events");
+}
+
 SpoolDirLock::SpoolDirLock(const std::string& dir)
-    : fd_(::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+    : fd_(::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) {
   if (fd_.get() < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + dir + "/lock");
   if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
@@ -284,22 +405,17 @@ SpoolDirLock::SpoolDirLock(const std::string& dir)
   }
 }
 
-Spool::Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io)
-    : Spool(dir, log, std::move(io), SpoolOptions{}) {}
-
 Spool::Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io, const SpoolOptions& options)
     : state_(std::make_unique<State>(dir, log, std::move(io), options)) {
   State& s = *state_;
   s.open_dir();
   s.replay();
-  {
-    // A new segment at every start: the last one may end in a torn record,
-    // and records appended after that would have to be found by a resync.
-    std::lock_guard<std::mutex> lock(s.mutex);
-    s.start_segment_locked();
-  }
-  std::lock_guard<std::mutex> maintenance(s.maintenance);
-  s.collect_garbage();
+  if (!s.reserve.restore() && options.reserve_bytes > 0)
+    log.warning("spool: no room for the reserve " + dir + "/reserve; new outage events are refused until there is");
+  // A new segment at every start: the last one may end in a torn record,
+  // and records appended after that would have to be found by a resync.
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.start_segment_locked();
 }
 
 Spool::~Spool() {
@@ -313,10 +429,25 @@ std::vector<Event> Spool::take_recovered() {
   return std::exchange(state_->recovered, {});
 }
 
+std::vector<std::string> Spool::take_recovered_changes() {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return std::exchange(state_->recovered_changes, {});
+}
+
+void Spool::set_snapshot_source(SnapshotSource source) {
+  std::lock_guard<std::mutex> lock(state_->maintenance);
+  state_->snapshot_source = std::move(source);
+}
+
 // --- the hot path ------------------------------------------------------------------
 
 void Spool::append(const Event& event) {
   if (event.event_id.empty()) throw std::invalid_argument("spool: event without event_id");
+  State& s = *state_;
+  const bool clear = event.type == EventType::Clear;
+  // Without the reserve, the room left is for what was accepted already.
+  if (!clear && !s.reserve.held() && s.options.reserve_bytes > 0)
+    throw std::system_error(ENOSPC, std::generic_category(), "spool " + s.dir + " has no room for new outages");
   std::string record;
   try {
     record = sf::encode_event(event);
@@ -325,10 +456,21 @@ void Spool::append(const Event& event) {
                             "spool: event " + event.event_id + " of integration " + event.integration + " too large");
   }
   std::string id = event.event_id;
-  State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mutex);
-  const Loc loc = s.write_record_locked(record);
-  s.set_pending(std::move(id), loc);
+  const Loc loc = s.write_record_locked(record, clear);
+  s.pending.set(std::move(id), loc);
+}
+
+void Spool::append_change(const std::string& record) {
+  State& s = *state_;
+  try {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.write_record_locked(record, true);
+  } catch (const std::system_error& e) {
+    s.change_lost = true;
+    s.error(s.write_errors, std::string("cannot record an outage change (") + e.what() +
+                                "); it is kept in memory and written with the next compaction");
+  }
 }
 
 std::optional<std::string> Spool::read_body(const std::string& event_id) {
@@ -341,9 +483,9 @@ std::optional<std::string> Spool::read_body(const std::string& event_id) {
     Loc loc;
     {
       std::lock_guard<std::mutex> lock(s.mutex);
-      auto it = s.pending.find(event_id);
-      if (it == s.pending.end()) return std::nullopt;
-      loc = it->second;
+      const Loc* found = s.pending.find(event_id);
+      if (!found) return std::nullopt;
+      loc = *found;
     }
     const std::string file = s.segment_path(loc.seq);
     std::string data;
@@ -352,8 +494,8 @@ std::optional<std::string> Spool::read_body(const std::string& event_id) {
     } catch (const std::system_error& e) {
       if (e.code() != std::errc::no_such_file_or_directory) throw;
       std::lock_guard<std::mutex> lock(s.mutex);
-      auto it = s.pending.find(event_id);
-      if (it != s.pending.end() && same_place(it->second, loc)) throw;  // not moved: gone
+      const Loc* found = s.pending.find(event_id);
+      if (found && same_place(*found, loc)) throw;  // not moved: gone
       continue;
     }
     sf::Record rec{};
@@ -366,30 +508,34 @@ std::optional<std::string> Spool::read_body(const std::string& event_id) {
   }
 }
 
-void Spool::acknowledge(const std::string& event_id) {
+bool Spool::make_durable(const std::string& event_id) {
   State& s = *state_;
-  {
+  auto durable = [&] {
     std::lock_guard<std::mutex> lock(s.mutex);
-    auto it = s.pending.find(event_id);
-    if (it == s.pending.end()) return;
-    try {
-      // Encoded here, where the id is known to be one that fits a record.
-      s.write_record_locked(sf::encode_ack(event_id));
-      s.ack_failing = false;
-    } catch (const std::system_error& e) {
-      // Forgetting it anyway is safe: compaction does not copy it, and until
-      // then a restart only sends it again.
-      if (!s.ack_failing)
-        s.log.warning(std::string("spool: cannot record that an event was delivered (") + e.what() +
-                      "); it may be sent again after a restart");
-      s.ack_failing = true;
-    }
-    s.unaccount(it->second);
-    s.pending.erase(it);
-  }
+    const Loc* loc = s.pending.find(event_id);
+    return !loc || before(*loc, s.durable);
+  };
+  if (durable()) return true;
+  s.sync();
+  return durable();
 }
 
-void Spool::maintain() { state_->maintain(); }
+void Spool::acknowledge(const std::string& event_id) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (!s.pending.find(event_id)) return;
+  try {
+    s.write_record_locked(sf::encode_ack(event_id), true);
+  } catch (const std::system_error& e) {
+    // Forgetting it anyway is safe: compaction does not copy it, and until
+    // then a restart only sends it again.
+    s.error(s.write_errors, std::string("cannot record that an event was delivered (") + e.what() +
+                                "); it may be sent again after a restart");
+  }
+  s.pending.erase(event_id);
+}
+
+void Spool::maintain(bool compact) { state_->maintain(compact); }
 
 std::size_t Spool::pending() const {
   std::lock_guard<std::mutex> lock(state_->mutex);
@@ -399,210 +545,199 @@ std::size_t Spool::pending() const {
 void Spool::sync() { state_->sync(); }
 
 void Spool::State::sync() {
+  std::lock_guard<std::mutex> one_at_a_time(sync_mutex);
   std::vector<std::shared_ptr<WritableFile>> files;
   bool sync_directory = false;
+  Loc upto;
   {
     std::lock_guard<std::mutex> lock(mutex);
+    upto = Loc{active_seq, active_size, 0};
+    if (unsynced.empty() && !dir_dirty && !before(durable, upto)) return;  // nothing new
     files = std::exchange(unsynced, {});
     if (active) files.push_back(active);
     sync_directory = std::exchange(dir_dirty, false);
   }
-  // fsync runs without the mutex: appends go on meanwhile.
+  // fdatasync runs without the mutex: appends go on meanwhile.
+  bool ok = true;
   for (const auto& f : files) {
     try {
       f->sync();
     } catch (const std::system_error& e) {
-      log.error(std::string("spool: ") + e.what() + "; undelivered events may not survive a power loss");
+      ok = false;
+      error(sync_errors, std::string(e.what()) + "; undelivered events may not survive a power loss");
     }
   }
-  if (!sync_directory) return;
-  try {
-    io->sync_dir(dir);
-  } catch (const std::system_error& e) {
-    log.error(std::string("spool: ") + e.what() + "; undelivered events may not survive a power loss");
-    std::lock_guard<std::mutex> lock(mutex);
-    dir_dirty = true;
+  if (sync_directory) {
+    try {
+      io->sync_dir(dir);
+    } catch (const std::system_error& e) {
+      ok = false;
+      error(sync_errors, std::string(e.what()) + "; undelivered events may not survive a power loss");
+    }
   }
+  std::lock_guard<std::mutex> lock(mutex);
+  if (ok) {
+    durable = upto;
+    return;
+  }
+  // Tried again by the next sync.
+  if (sync_directory) dir_dirty = true;
+  for (auto& f : files)
+    if (f != active) unsynced.push_back(std::move(f));
 }
 
-// --- rotation, garbage collection, compaction -------------------------------------
+// --- maintenance and compaction -----------------------------------------------------
 
-void Spool::State::maintain() {
-  std::unique_lock<std::mutex> guard(maintenance, std::try_to_lock);
-  if (!guard.owns_lock()) return;
+void Spool::State::maintain(bool may_compact) {
+  std::lock_guard<std::mutex> guard(maintenance);
   try {
-    collect_garbage();
-    bool do_compact = false;
-    bool do_rotate = false;
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      const std::uint64_t limit = options.segment_bytes;
-      const std::uint64_t garbage = total_bytes - live_bytes;
-      // Copying is worth it once it at least halves the spool; many small
-      // segments (one per restart) are merged whatever their content.
-      do_compact = (total_bytes >= limit && garbage > live_bytes) ||
-                   (segments.size() > options.max_segments && total_bytes < segments.size() * limit / 2 &&
-                    garbage > 0);
-      // Nothing to copy: starting a new segment lets all the old ones go.
-      if (do_compact && live_bytes == 0) {
-        do_compact = false;
-        do_rotate = true;
-      }
-      if (!do_compact && active_size >= limit) do_rotate = true;
-      // A segment is rotated out only so that it can be deleted once its
-      // events are acknowledged: in order, that costs no copying.
-      if (do_rotate) start_segment_locked();
-    }
-    if (do_compact) compact();
-    collect_garbage();
-    // Retired segments keep a descriptor until they are synced; do not
-    // count on the delivery thread to call sync() for that.
-    if (do_compact || do_rotate) sync();
-    maintenance_failing = false;
+    delete_obsolete();
+    if (may_compact && compaction_due()) compact();
   } catch (const std::exception& e) {
     // Retried by the next maintain(); the spool only grows meanwhile.
-    const std::string message = std::string("spool: compaction failed: ") + e.what() + "; will retry";
-    if (maintenance_failing)
-      log.debug(message);
-    else
-      log.warning(message);
-    maintenance_failing = true;
+    error(maintenance_errors, std::string("compaction failed: ") + e.what() + "; will retry");
   }
+  if (!reserve.held() && options.reserve_bytes > 0 && reserve.restore())
+    log.notice("spool: there is room in " + dir + " again; new outage events are accepted");
+  sync();
 }
 
-void Spool::State::collect_garbage() {
-  std::vector<std::pair<std::uint64_t, Segment>> doomed;
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    for (auto it = segments.begin();
-         it != segments.end() && it->first != active_seq && it->second.live_count == 0;) {
-      doomed.emplace_back(*it);
-      total_bytes -= it->second.size;
-      it = segments.erase(it);
-    }
-  }
-  for (std::size_t i = 0; i < doomed.size(); ++i) {
-    try {
-      io->remove(segment_path(doomed[i].first));
-    } catch (const std::system_error& e) {
-      // Oldest first or not at all (see the top of this file): the rest
-      // stay, to be retried.
-      const std::string message = std::string("spool: cannot delete an old segment: ") + e.what();
-      if (removal_failing)
-        log.debug(message);
-      else
-        log.warning(message);
-      removal_failing = true;
-      std::lock_guard<std::mutex> lock(mutex);
-      for (std::size_t j = i; j < doomed.size(); ++j) {
-        segments.insert(doomed[j]);
-        total_bytes += doomed[j].second.size;
-      }
-      break;
-    }
-    removal_failing = false;
-  }
-  if (!doomed.empty()) {
-    std::lock_guard<std::mutex> lock(mutex);
-    dir_dirty = true;
-  }
+// Caller holds maintenance.
+bool Spool::State::compaction_due() {
+  const auto now = Steady::now();
+  if (now - last_compaction < options.compaction_interval) return false;
+  if (change_lost) return true;
+  std::lock_guard<std::mutex> lock(mutex);
+  // Bytes that a compaction would drop: acknowledged events, their
+  // acknowledgements, and outage changes the table has overtaken.
+  const std::uint64_t keep = pending.bytes() + snapshot_bytes;
+  const std::uint64_t drop = total_bytes > keep ? total_bytes - keep : 0;
+  // More than the compacted and the active segment: a start left some.
+  return drop > keep || (active_size >= options.segment_bytes && drop > 0) || segment_sizes.size() > 2;
 }
 
+// Caller holds maintenance. The order of the steps is the ordering rule of
+// doc/storage.md.
 void Spool::State::compact() {
+  change_lost = false;  // the table written below includes the change
+  last_compaction = Steady::now();
   std::uint64_t target = 0;
   std::vector<std::uint64_t> sources;
   {
     std::lock_guard<std::mutex> lock(mutex);
     target = next_seq++;
     start_segment_locked();  // from here on, every segment before target is immutable
-    for (const auto& [seq, seg] : segments)
-      if (seq < target && seg.live_count > 0) sources.push_back(seq);
+    for (const auto& [seq, size] : segment_sizes)
+      if (seq < target) sources.push_back(seq);
   }
+  // Every record appended so far is made durable before a snapshot that may
+  // include its change: the snapshot must never be ahead of the events.
+  const std::string table = sf::encode_snapshot() + (snapshot_source ? snapshot_source() : std::string());
+  sync();
+
   const std::string tmp = path(sf::temporary_name(target));
   const std::string final_path = segment_path(target);
-
   struct Moved {
     std::string id;
     Loc from;
-    std::uint64_t to_offset;
+    Loc to;
   };
   std::vector<Moved> moved;
   std::uint64_t out_size = 0;
-  bool renamed = false;
-  try {
+  auto write_compacted = [&] {
+    moved.clear();
+    out_size = 0;
     io->remove(tmp);
     const std::unique_ptr<WritableFile> out = io->open_append(tmp);
-    std::string chunk;
+    std::string chunk = table;
+    out_size = table.size();
     for (const std::uint64_t seq : sources) {
       const std::string data = io->read_file(segment_path(seq));
-      struct Candidate {
+      sf::scan_records(data, [&](const sf::Record& rec, std::size_t offset, std::size_t size) {
         std::string_view id;
-        Loc loc;
-      };
-      std::vector<Candidate> candidates;
-      // Damage was reported at open; here it is only stepped over.
-      sf::scan_records(data, sf::LogKind::Spool, [&](const sf::Record& rec, std::size_t offset, std::size_t size) {
-        std::string_view id;
-        if (rec.type == sf::RecordType::Event && sf::decode_event_id(rec.payload, &id))
-          candidates.push_back({id, Loc{seq, offset, static_cast<std::uint32_t>(size)}});
-      });
-      for (std::size_t i = 0; i < candidates.size(); i += kBatch) {
-        const std::size_t end = std::min(candidates.size(), i + kBatch);
-        std::vector<bool> keep(end - i);
+        if (rec.type != sf::RecordType::Event || !sf::decode_event_id(rec.payload, &id)) return;
+        const Loc from{seq, offset, static_cast<std::uint32_t>(size)};
         {
           std::lock_guard<std::mutex> lock(mutex);
-          for (std::size_t j = i; j < end; ++j) {
-            auto it = pending.find(std::string(candidates[j].id));
-            keep[j - i] = it != pending.end() && same_place(it->second, candidates[j].loc);
-          }
+          const Loc* loc = pending.find(std::string(id));
+          if (!loc || !same_place(*loc, from)) return;
         }
-        for (std::size_t j = i; j < end; ++j) {
-          if (!keep[j - i]) continue;
-          const Loc& from = candidates[j].loc;
-          chunk.append(data, from.offset, from.size);
-          moved.push_back({std::string(candidates[j].id), from, out_size});
-          out_size += from.size;
-        }
+        // Without its change: the table carries the outage's state, and an
+        // old change replayed after it could reopen a closed outage.
+        Event event;
+        if (!sf::decode_event(rec.payload, &event)) return;
+        event.change.clear();
+        const std::string copy = sf::encode_event(event);
+        moved.push_back({event.event_id, from, Loc{target, out_size, static_cast<std::uint32_t>(copy.size())}});
+        chunk += copy;
+        out_size += copy.size();
         if (chunk.size() >= kWriteChunk) {
           out->append(chunk);
           chunk.clear();
         }
-      }
+      });
     }
     out->append(chunk);
     out->sync();
     out->close();
+  };
+  try {
+    try {
+      write_compacted();
+    } catch (const std::system_error& e) {
+      if (!is_enospc(e) || !reserve.release()) throw;
+      log.warning("spool: the file system of " + dir + " is full: released the reserve for compaction");
+      write_compacted();
+    }
     io->rename(tmp, final_path);
-    renamed = true;
     io->sync_dir(dir);
   } catch (...) {
-    // The sources are untouched; a copy that might be incomplete or not
-    // durable must not outlive them.
+    // The sources are untouched and still hold everything.
     try {
-      io->remove(renamed ? final_path : tmp);
+      if (!io->remove(tmp)) io->remove(final_path);
     } catch (const std::system_error&) {
     }
     throw;
   }
 
-  // The copies take over from the originals, which become garbage.
+  // The copies take over from the originals; the sources may go.
+  std::size_t lost = 0;
   {
     std::lock_guard<std::mutex> lock(mutex);
-    segments[target].size = out_size;
+    segment_sizes[target] = out_size;
     total_bytes += out_size;
-  }
-  for (std::size_t i = 0; i < moved.size(); i += kBatch) {
-    std::lock_guard<std::mutex> lock(mutex);
-    for (std::size_t j = i; j < std::min(moved.size(), i + kBatch); ++j) {
-      auto it = pending.find(moved[j].id);
-      if (it == pending.end() || !same_place(it->second, moved[j].from)) continue;  // acknowledged meanwhile
-      unaccount(it->second);
-      it->second = Loc{target, moved[j].to_offset, moved[j].from.size};
-      account(it->second);
+    for (const Moved& m : moved) pending.move(m.id, m.from, m.to);
+    // Events whose records no longer read back cannot be copied.
+    if (pending.live_in_segments_before(target) > 0) lost = pending.drop_before(target);
+    for (const std::uint64_t seq : sources) {
+      total_bytes -= segment_sizes[seq];
+      segment_sizes.erase(seq);
     }
+    snapshot_bytes = table.size();
   }
+  if (lost > 0)
+    log.warning("spool: " + std::to_string(lost) + " undelivered events whose records were damaged since are lost");
+  obsolete.insert(obsolete.end(), sources.begin(), sources.end());
+  delete_obsolete();
   log.debug("spool: compacted " + std::to_string(sources.size()) + " segments into " + sf::segment_name(target) +
             " (" + std::to_string(moved.size()) + " pending events, " + std::to_string(out_size) + " bytes)");
+}
+
+// Caller holds maintenance. Oldest first: a segment that stays is replayed
+// before the compacted one, which overrides it.
+void Spool::State::delete_obsolete() {
+  if (obsolete.empty()) return;
+  std::size_t done = 0;
+  try {
+    for (; done < obsolete.size(); ++done) io->remove(segment_path(obsolete[done]));
+  } catch (const std::system_error& e) {
+    error(maintenance_errors, std::string("cannot delete a replaced segment: ") + e.what() + "; will retry");
+  }
+  obsolete.erase(obsolete.begin(), obsolete.begin() + static_cast<std::ptrdiff_t>(done));
+  if (done > 0) {
+    std::lock_guard<std::mutex> lock(mutex);
+    dir_dirty = true;
+  }
 }
 
 }  // namespace xmatters

@@ -1,8 +1,11 @@
-// The on-disk queue of undelivered events under SpoolDir: an append-only
-// log of CRC-framed records (see spool_format.h) that survives a torn tail.
+// The spool: the plugin's one log of events and outage changes under
+// SpoolDir (its format and rules: doc/storage.md).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,17 +18,24 @@
 
 namespace xmatters {
 
-// Sizes of the spool's files. The defaults suit production; tests shrink
-// them to exercise rotation and compaction with few events.
+// Sizes and pace of the spool's maintenance. The defaults suit production;
+// tests shrink them to exercise compaction with few events.
 struct SpoolOptions {
-  // The segment being appended to is closed and a new one started once it
-  // is this big; compaction starts once the spool is bigger than this and
-  // more than half of it is acknowledged.
+  // Compaction is due once the records it would drop outweigh the ones it
+  // keeps, or once the active segment is this big.
   std::size_t segment_bytes = 4u << 20;
-  // More segments than this, most of them small (each start of the plugin
-  // begins a new one), are compacted into one.
-  std::size_t max_segments = 32;
+  // At most one compaction per interval: a delivered event's space comes
+  // back within about that.
+  std::chrono::milliseconds compaction_interval{1000};
+  // Space held in SpoolDir/reserve and given up when the file system is
+  // full, so that acknowledgements and compaction can still be written.
+  std::uint64_t reserve_bytes = 1u << 20;
 };
+
+// The open outages of every integration as framed OUTAGE_SET records, each
+// key's committed state (OutageTracker::snapshot). Called by compaction,
+// from the maintenance thread.
+using SnapshotSource = std::function<std::string()>;
 
 // Exclusive use of a SpoolDir by one process: two collectd daemons (or a
 // `collectd -T` beside the running one) on one spool would compact away
@@ -40,39 +50,58 @@ class SpoolDirLock {
   UniqueFd fd_;
 };
 
+// The one write-ahead log of the plugin: events, their acknowledgements and
+// the outage changes, in segments under SpoolDir (doc/storage.md).
 class Spool {
  public:
   // Opens dir (created with mode 0700 if missing; files are 0600) and
-  // replays it: events appended and not acknowledged are kept for
-  // take_recovered(). A damaged or torn record is skipped with a WARNING.
+  // replays it. A damaged or torn record is skipped with a WARNING.
   // Throws std::system_error when dir cannot be used.
-  Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io = nullptr);
-  // The same, with other file sizes (tests).
-  Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io, const SpoolOptions& options);
+  Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io = nullptr,
+        const SpoolOptions& options = SpoolOptions{});
   ~Spool();
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
 
   // The undelivered events found at open, oldest first; once.
   std::vector<Event> take_recovered();
+  // The outage changes found at open, in log order from the last snapshot
+  // on, each one framed OUTAGE_SET or OUTAGE_CLOSE record (an event's
+  // change field or a record of its own); once. Applied in order, the last
+  // one of a key wins.
+  std::vector<std::string> take_recovered_changes();
 
-  // Thread-safe. When it returns, the event survives a crash of the process
-  // (it is in the kernel's page cache; sync() makes it survive power loss).
+  // Where compaction takes the outage table from. Until it is set the
+  // table is taken to be empty (a spool of events only, as in tests).
+  void set_snapshot_source(SnapshotSource source);
+
+  // Thread-safe. When it returns, the event (and the change it carries)
+  // survives a crash of the process; sync() makes it survive power loss.
   // Throws std::system_error on an I/O error (e.g. ENOSPC; EFBIG for an
   // event over 16 MiB) and std::invalid_argument for an empty event_id; the
-  // event is then not in the spool, and the spool stays consistent.
-  // Costs one write(2) under a mutex and no fsync: the record is encoded
-  // and checksummed before the lock is taken.
+  // event is then not in the spool, and the spool stays consistent. An
+  // outage event is refused with ENOSPC, unwritten, while the file system
+  // has been found full and the reserve is not back (a clear may use it).
+  // Costs one write(2) under a mutex and no fsync.
   void append(const Event& event);
 
+  // Appends one framed OUTAGE_SET / OUTAGE_CLOSE record (a change that sends
+  // no event) with one write(2). Thread-safe; never throws: a failure is
+  // logged (ERROR, throttled) and makes a compaction due, whose snapshot
+  // brings the change to disk.
+  void append_change(const std::string& record);
+
   // The body of a pending event, read back from its record: the delivery
-  // queue holds events without their bodies, so that a waiting event costs
-  // memory for its ids only (fresh memory, taken on collectd's thread, is
-  // a page fault there). Thread-safe; nullopt when the event is not
-  // pending. Throws std::system_error on an I/O error and
-  // std::runtime_error when the record no longer reads back as written
-  // (damaged on disk since).
+  // queue holds events without their bodies. Thread-safe; nullopt when the
+  // event is not pending. Throws std::system_error on an I/O error and
+  // std::runtime_error when the record no longer reads back as written.
   std::optional<std::string> read_body(const std::string& event_id);
+
+  // Makes the event's record durable (an fdatasync unless a sync since its
+  // append did): an event is sent only once a power loss cannot take it
+  // back (doc/storage.md, the ordering rule). Thread-safe; for delivery
+  // threads, never collectd's. False when it could not be synced.
+  bool make_durable(const std::string& event_id);
 
   // Thread-safe: the event is delivered or dead-lettered; it will not be
   // recovered again. One write(2). Never throws: an I/O error is logged
@@ -80,19 +109,14 @@ class Spool {
   // never a loss). An unknown event_id is ignored.
   void acknowledge(const std::string& event_id);
 
-  // Deletes the segments whose events are all acknowledged, starts a new
-  // segment when the active one is full, and compacts the log when enough
-  // of it is acknowledged (copying the pending events, mostly without the
-  // append mutex), so that the spool stays bounded by what is pending.
-  // Thread-safe; meant to be called periodically from a thread of its own
-  // (e.g. with sync()), as copying a large backlog takes a while. Never
-  // throws: a failure is logged (WARNING) and retried by the next call.
-  void maintain();
+  // Compacts the log when it is due (compact false: not now), brings the
+  // reserve back when there is room, retries what failed, then sync()s.
+  // Meant for the maintenance thread, about every second; never collectd's.
+  // Never throws: a failure is logged (ERROR, throttled) and retried.
+  void maintain(bool compact = true);
 
-  // Flushes every record appended so far to stable storage (fdatasync of
-  // the segments, fsync of the directory after a segment was created), so
-  // that it survives a power loss, which append alone does not promise.
-  // Never throws: an error is logged with ERROR.
+  // Flushes every record appended so far to stable storage. Never throws:
+  // an error is logged with ERROR.
   void sync();
 
   // Events appended (or recovered) and not acknowledged.

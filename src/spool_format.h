@@ -1,82 +1,6 @@
-// The spool's on-disk format (CONTRACT §5), and the record framing it shares
-// with the outage journal.
-//
-// SpoolDir holds segment files named spool-NNNNNN.log (a decimal sequence
-// number, zero-padded to at least six digits; replayed in numeric order).
-// Every other file in SpoolDir (dead-letter.jsonl, outages-*.json, anything
-// an operator left there) belongs to someone else and is never read or
-// removed. spool-NNNNNN.log.tmp is a compacted segment being written; one
-// left by a crash is incomplete by definition and is removed at open.
-//
-// A segment is a plain sequence of records, each written with one write(2):
-//
-//   +-----------+-----------+------+-----------------+
-//   | crc (4)   | length (4)| type | payload         |
-//   +-----------+-----------+------+-----------------+
-//     masked CRC32C of type and payload, little-endian
-//                 payload length in bytes, little-endian
-//                             1 byte: 1 = EVENT, 2 = ACK
-//                             (3 and 4 are the outage journal's, below)
-//
-// EVENT payload: u32 length + bytes of event_id, integration and outage_id,
-// u8 event type (1 outage, 2 clear), i64 created (nanoseconds since the Unix
-// epoch), u32 length + bytes of body, u32 length + bytes of change (the
-// outage change the event records, a whole framed outage journal record, see
-// below: so that one write(2) makes both durable); all integers
-// little-endian.
-// ACK payload: the bytes of the acknowledged event_id.
-//
-// The outage journal (outages-<integration>.json.journal, see
-// outage_tracker.cc) is the same framing around record types of its own:
-//
-// OUTAGE_SET (3) payload: the key, u64 version, then i64 last_page, i64
-// last_time (both nanoseconds since the Unix epoch), u8 severity (1 WARNING,
-// 2 FAILURE), i64 start, u32 length + bytes of outage_id.
-// OUTAGE_CLOSE (4) payload: the key, u64 version.
-// The key: u32 length + bytes of host, plugin, plugin_instance, type and
-// type_instance, collectd's bytes as they are (valid UTF-8 or not).
-// The version counts the key's changes (the first is 1): of two records for
-// one key, the one with the higher version is the newer, whichever file it
-// was found in. A change that sends an event travels in that event's spool
-// record until the event leaves the spool, and only then reaches the
-// journal, so records reach the journal out of order (see outage_tracker.h).
-//
-// Why the journal is binary: its records are written on collectd's
-// notification thread, whose callback has a budget of about 10 us. As JSON
-// lines (numbers formatted, strings escaped, non-UTF-8 keys hex-encoded) a
-// change cost several thousand instructions to encode; framed like this, a
-// few hundred (callgrind). Why this framing rather than one of its own: one
-// encoder, one parser and one resynchronising reader serve both logs, so
-// the journal recovers from a torn tail or a flipped byte exactly as the
-// spool does. Each log accepts only its own record types (parse_record's
-// LogKind): a record of one log found in the other is damage, not data.
-// Journals of JSON lines left by earlier versions are not read (the tracker
-// says so in a WARNING; their snapshot, still JSON, is).
-//
-// Why no fixed blocks (as LevelDB's log has): records are small and written
-// whole, so the only damage we expect is a torn tail (a crash or power loss in
-// the middle of a write, or a file system that extends the size before the
-// data and leaves zeros) and, rarely, a flipped byte. The reader recovers from
-// both by resynchronising: where no valid record starts, it moves forward one
-// byte at a time until a header with a plausible type and length and a
-// matching CRC starts again. A random match needs a 1 in 2^32 CRC accident at
-// a position whose type and length are also plausible, so it is not a
-// practical concern; a region of zeros never matches because type 0 is
-// invalid. Blocks would bound that scan but cost padding and a record split
-// across blocks, i.e. more than one write(2) per record.
-//
-// Why the CRC is masked (rotated and offset, as in the snappy framing
-// format): the CRC of a string that itself contains CRCs is weak, and an event
-// body may well contain bytes of a spool record (a spool copied into a
-// payload, a test fixture); masking makes an embedded record's stored CRC
-// useless as a match for the outer one. It also makes the CRC of an empty
-// payload non-zero.
-//
-// Replay semantics: an EVENT makes its event_id pending, an ACK makes it not
-// pending. A later EVENT with an event_id already pending (a copy written by
-// compaction) moves that event to the copy's position: the copy is in the
-// original append order, so the recovered order stays the append order even
-// when a crash left both the copies and some of the originals.
+// The spool's on-disk format: segment files of CRC-framed records. The
+// format, compaction, the recovery rule and the sync/delete ordering rule are
+// stated in doc/storage.md; this header is its code.
 #pragma once
 
 #include <cstddef>
@@ -96,13 +20,8 @@ inline constexpr std::size_t kHeaderSize = 9;
 // A larger length is damage, not a record: no event comes near it.
 inline constexpr std::uint32_t kMaxPayload = 16u << 20;
 
-enum class RecordType : std::uint8_t { Event = 1, Ack = 2, OutageSet = 3, OutageClose = 4 };
-
-// The logs framed this way; each accepts only its own record types.
-enum class LogKind : std::uint8_t {
-  Spool,          // Event, Ack
-  OutageJournal,  // OutageSet, OutageClose
-};
+// Snapshot: "the outage table is exactly what follows" (doc/storage.md).
+enum class RecordType : std::uint8_t { Event = 1, Ack = 2, OutageSet = 3, OutageClose = 4, Snapshot = 5 };
 
 // CRC-32C (Castagnoli), extended over data from a previous value.
 std::uint32_t crc32c(std::string_view data, std::uint32_t crc = 0);
@@ -130,7 +49,7 @@ inline void put_u32le(char* p, std::uint32_t v) {
 // Builds one framed record in one buffer, for one write(2). The payload is
 // written in place behind room left for the header, which is filled in last;
 // given the payload's exact size, a record costs one allocation and no
-// reallocation. Inline, because the journal builds its records on
+// reallocation. Inline, because the tracker builds its records on
 // collectd's thread, where a call per field would cost more than the field.
 class RecordBuilder {
  public:
@@ -222,16 +141,17 @@ class PayloadReader {
 // the payload would exceed kMaxPayload.
 std::string encode_event(const Event& event);
 std::string encode_ack(std::string_view event_id);
+std::string encode_snapshot();
 
 struct Record {
   RecordType type;
   std::string_view payload;  // points into the parsed buffer
 };
 
-// The size of the valid record of log that starts at data[offset] (filling
-// *out), or 0 when none starts there (bad CRC, a type that is not log's, bad
-// length, or truncated).
-std::size_t parse_record(std::string_view data, std::size_t offset, Record* out, LogKind log = LogKind::Spool);
+// The size of the valid record that starts at data[offset] (filling *out),
+// or 0 when none starts there (bad CRC, unknown type, bad length, or
+// truncated). Public for the fuzz targets.
+std::size_t parse_record(std::string_view data, std::size_t offset, Record* out);
 
 // What a scan found wrong in a log file.
 struct Damage {
@@ -240,16 +160,16 @@ struct Damage {
   bool at_end = false;      // the last run reaches the end of the data (a torn tail)
 };
 
-// Calls fn(record, offset, size) for every valid record of log in data, in
-// order. Where no valid record starts, moves on one byte at a time until one
-// does (see above for why that resynchronisation is sound).
+// Calls fn(record, offset, size) for every valid record in data, in order.
+// Where no valid record starts, moves on one byte at a time until one does
+// (doc/storage.md says why that resynchronisation is sound).
 template <typename Fn>
-Damage scan_records(std::string_view data, LogKind log, Fn&& fn) {
+Damage scan_records(std::string_view data, Fn&& fn) {
   Damage damage;
   std::size_t pos = 0;
   while (pos < data.size()) {
     Record rec{};
-    const std::size_t n = parse_record(data, pos, &rec, log);
+    const std::size_t n = parse_record(data, pos, &rec);
     if (n > 0) {
       fn(rec, pos, n);
       pos += n;
@@ -257,7 +177,7 @@ Damage scan_records(std::string_view data, LogKind log, Fn&& fn) {
     }
     const std::size_t start = pos;
     do ++pos;
-    while (pos < data.size() && parse_record(data, pos, &rec, log) == 0);
+    while (pos < data.size() && parse_record(data, pos, &rec) == 0);
     damage.bytes += pos - start;
     ++damage.places;
     damage.at_end = pos == data.size();

@@ -114,15 +114,8 @@ namespace {
 constexpr std::uint8_t kOutage = 1;
 constexpr std::uint8_t kClear = 2;
 
-bool is_record_type_of(LogKind log, std::uint8_t type) {
-  switch (log) {
-    case LogKind::Spool:
-      return type == static_cast<std::uint8_t>(RecordType::Event) || type == static_cast<std::uint8_t>(RecordType::Ack);
-    case LogKind::OutageJournal:
-      return type == static_cast<std::uint8_t>(RecordType::OutageSet) ||
-             type == static_cast<std::uint8_t>(RecordType::OutageClose);
-  }
-  return false;
+bool is_record_type(std::uint8_t type) {
+  return type >= static_cast<std::uint8_t>(RecordType::Event) && type <= static_cast<std::uint8_t>(RecordType::Snapshot);
 }
 
 }  // namespace
@@ -150,12 +143,14 @@ std::string encode_ack(std::string_view event_id) {
   return std::move(b).finish();
 }
 
-std::size_t parse_record(std::string_view data, std::size_t offset, Record* out, LogKind log) {
+std::string encode_snapshot() { return RecordBuilder(RecordType::Snapshot, 0).finish(); }
+
+std::size_t parse_record(std::string_view data, std::size_t offset, Record* out) {
   if (offset > data.size() || data.size() - offset < kHeaderSize) return 0;
   auto h = reinterpret_cast<const unsigned char*>(data.data() + offset);
   // Cheapest checks first: the resync scan calls this at every byte offset.
   const std::uint8_t type = h[8];
-  if (!is_record_type_of(log, type)) return 0;
+  if (!is_record_type(type)) return 0;
   const std::uint32_t length = load_u32le(h + 4);
   if (length > kMaxPayload || data.size() - offset - kHeaderSize < length) return 0;
   const std::string_view covered = data.substr(offset + 8, 1 + length);
@@ -280,13 +275,13 @@ class PosixFile final : public WritableFile {
 class PosixSpoolIo final : public SpoolIo {
  public:
   std::unique_ptr<WritableFile> open_append(const std::string& path) override {
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (fd.get() < 0) throw_errno(errno, "open", path);
     return std::make_unique<PosixFile>(std::move(fd), path);
   }
 
   std::string read_file(const std::string& path) override {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (fd.get() < 0) throw_errno(errno, "open", path);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) throw_errno(errno, "stat", path);
@@ -308,7 +303,7 @@ class PosixSpoolIo final : public SpoolIo {
   }
 
   std::string read_at(const std::string& path, std::uint64_t offset, std::size_t size) override {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (fd.get() < 0) throw_errno(errno, "open", path);
     std::string out(size, '\0');
     for (std::size_t got = 0; got < size;) {
@@ -363,6 +358,22 @@ class PosixSpoolIo final : public SpoolIo {
     UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd.get() < 0) throw_errno(errno, "open", dir);
     if (::fsync(fd.get()) != 0) throw_errno(errno, "fsync", dir);
+  }
+
+  void allocate(const std::string& path, std::uint64_t bytes) override {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd.get() < 0) throw_errno(errno, "open", path);
+    int err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(bytes));
+    if (err == EOPNOTSUPP || err == EINVAL) {
+      // A file system without fallocate: blocks written are blocks held.
+      const std::string zeros(64 * 1024, '\0');
+      PosixFile file(std::move(fd), path);
+      for (std::uint64_t done = 0; done < bytes; done += zeros.size()) file.append(zeros);
+      file.sync();
+      return;
+    }
+    if (err != 0) throw_errno(err, "fallocate", path);
+    if (::fdatasync(fd.get()) != 0) throw_errno(errno, "fdatasync", path);
   }
 };
 

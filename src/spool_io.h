@@ -51,10 +51,13 @@ class SpoolIo {
   virtual mode_t mode(const std::string& path) = 0;
   // Makes renames and removals in dir durable.
   virtual void sync_dir(const std::string& dir) = 0;
+  // Makes path (created 0600 if missing) hold at least bytes of allocated
+  // space, synced: the spool's reserve for a full disk (doc/storage.md).
+  virtual void allocate(const std::string& path, std::uint64_t bytes) = 0;
 };
 
-// The real thing: open(2) with O_APPEND|O_CLOEXEC and mode 0600, fdatasync,
-// fsync of the directory.
+// The real thing: open(2) with O_NOFOLLOW|O_CLOEXEC (O_APPEND for writing)
+// and mode 0600, fdatasync, fsync of the directory, posix_fallocate.
 std::shared_ptr<SpoolIo> posix_spool_io();
 
 }  // namespace xmatters

@@ -117,9 +117,11 @@ Notification to_notification(const notification_t& n) {
 // What init builds from the configuration; torn down at shutdown.
 struct Pipeline {
   Pipeline(const Config& config, const std::string& spool_dir, Logger& log)
-      : lock(spool_dir),
-        delivery(config, spool_dir, log, delivery_options()),
-        router(config, spool_dir, delivery, log) {}
+      : lock(spool_dir), delivery(config, spool_dir, log), router(config, delivery, log) {
+    // Compaction (on the delivery's maintenance thread, which starts with
+    // delivery.start()) writes the open outages from the router.
+    delivery.set_snapshot_source([this] { return router.snapshot(); });
+  }
   // The delivery's threads call into the router: they stop before it goes.
   ~Pipeline() { delivery.stop(); }
   Pipeline(const Pipeline&) = delete;
@@ -128,18 +130,6 @@ struct Pipeline {
   SpoolDirLock lock;
   Delivery delivery;
   Router router;
-
- private:
-  // The delivery's flush tick also makes the outage journals durable, and
-  // an event's outage change is recorded by the tracker before the event
-  // leaves the spool. Both run on the delivery's threads, which start with
-  // delivery.start(), once the router exists.
-  DeliveryOptions delivery_options() {
-    DeliveryOptions options;
-    options.also_sync = [this] { router.sync(); };
-    options.before_acknowledge = [this](const Event& event) { router.persist(event); };
-    return options;
-  }
 };
 
 // The one plugin instance. collectd calls the notification and read

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cstdlib>
 #include <future>
 #include <map>
@@ -22,6 +23,7 @@
 #include "delivery.h"
 #include "http_client.h"
 #include "spool.h"
+#include "spool_format.h"
 #include "standin.h"
 #include "testing.h"
 #include "uuid.h"
@@ -36,6 +38,7 @@ using xmatters::EventType;
 using xmatters::IntegrationConfig;
 using xmatters::LogLevel;
 using xmtest::RecordedRequest;
+namespace sf = xmatters::spool_format;
 using xmtest::Standin;
 
 namespace {
@@ -437,46 +440,44 @@ void test_spool_shrinks_after_delivery() {
   CU_ASSERT(spooled(w.spool_dir()).empty());
 }
 
-// An event's outage change is handed to before_acknowledge once, just
-// before the event leaves the spool, delivered or dead-lettered; and the
-// changes of events recovered at start are there for the trackers.
-void test_changes_recorded_before_acknowledgement() {
+// The outage changes in the spool come back at the next start in log
+// order: those that events carry and those recorded on their own; once a
+// compaction ran, only the outage table it wrote (the snapshot source's).
+void test_changes_recovered_in_log_order() {
   World w;
-  Standin::Reply bad;
-  bad.status = 400;
-  w.standin->script({bad});
-  std::mutex mutex;
-  std::vector<std::string> recorded;
-  w.options.before_acknowledge = [&](const Event& e) {
-    std::lock_guard<std::mutex> lock(mutex);
-    recorded.push_back(e.change);
-  };
-  Delivery& d = w.open();
-  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-chg", 1)));  // answered 400: dead-lettered
-  CU_ASSERT(d.submit(make_event(EventType::Clear, "o-chg", 2)));
-  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
-  CU_ASSERT(xmtest::wait_until([&] {
-    std::lock_guard<std::mutex> lock(mutex);
-    return recorded.size() == 2;
-  }));
+  w.standin->stop();
+  const std::string own = sf::RecordBuilder(sf::RecordType::OutageClose, 3).finish();
+  std::string table = sf::RecordBuilder(sf::RecordType::OutageSet, 0).finish();
   {
-    std::lock_guard<std::mutex> lock(mutex);
-    CU_ASSERT(recorded == (std::vector<std::string>{"change o-chg 1", "change o-chg 2"}));
+    Delivery& d = w.open(false);
+    CU_ASSERT(d.recovered_changes().empty());
+    CU_ASSERT(d.submit(make_event(EventType::Outage, "o-left", 1)));
+    d.record_change(own);
+    CU_ASSERT(d.submit(make_event(EventType::Clear, "o-left", 2)));
   }
   w.delivery.reset();
-
-  // Recovered: what a crash left undelivered.
-  w.standin->stop();
-  Delivery& again = w.open(false);
-  CU_ASSERT(again.recovered_changes("ops").empty());
-  CU_ASSERT(again.submit(make_event(EventType::Outage, "o-left", 1)));
-  CU_ASSERT(again.submit(make_event(EventType::Outage, "o-left", 2)));
+  {
+    Delivery& d = w.open(false);
+    CU_ASSERT(d.recovered_changes() == (std::vector<std::string>{"change o-left 1", own, "change o-left 2"}));
+  }
   w.delivery.reset();
-  Delivery& third = w.open(false);
-  CU_ASSERT(third.recovered_changes("ops") == (std::vector<std::string>{"change o-left 1", "change o-left 2"}));
-  CU_ASSERT(third.recovered_changes("dba").empty());
-  std::lock_guard<std::mutex> lock(mutex);
-  CU_ASSERT_EQUAL(recorded.size(), 2u);  // nothing left the spool meanwhile
+  // Delivered, then compacted: the changes give way to the table.
+  w.standin = std::make_unique<Standin>();
+  w.ops() = integration_for(*w.standin);
+  Delivery& d = w.open(false);
+  d.set_snapshot_source([&] { return table; });
+  d.start();
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(2, kWait));
+  CU_ASSERT(xmtest::wait_until([&] {
+    for (const auto& entry : std::filesystem::directory_iterator(w.spool_dir()))
+      if (entry.path().filename().string().rfind("spool-", 0) == 0 &&
+          xmtest::read_file(entry.path().string()).find("change o-left") != std::string::npos)
+        return false;
+    return true;
+  }, kWait));
+  w.delivery.reset();
+  Delivery& again = w.open(false);
+  CU_ASSERT(again.recovered_changes() == std::vector<std::string>{table});
 }
 
 void test_retry_max_age_dead_letters() {
@@ -1000,7 +1001,7 @@ int main(int argc, char** argv) {
                         {"connections_kept_alive", test_connections_kept_alive},
                         {"new_outage_not_held_behind_slow_request", test_new_outage_not_held_behind_slow_request},
                         {"damaged_spool_record_dead_lettered", test_damaged_spool_record_dead_lettered},
-                        {"changes_recorded_before_acknowledgement", test_changes_recorded_before_acknowledgement},
+                        {"changes_recovered_in_log_order", test_changes_recovered_in_log_order},
                         {"spool_shrinks_after_delivery", test_spool_shrinks_after_delivery},
                         {"retries_500_then_success", test_retries_500_then_success},
                         {"retries_dropped_connection", test_retries_dropped_connection},

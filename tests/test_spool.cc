@@ -36,6 +36,16 @@ namespace fs = std::filesystem;
 
 // --- helpers ---------------------------------------------------------------------
 
+// Compaction whenever it is due, and a small reserve (a copy of the
+// directory per crash snapshot carries it).
+SpoolOptions small(std::size_t segment_bytes) {
+  SpoolOptions o;
+  o.segment_bytes = segment_bytes;
+  o.compaction_interval = std::chrono::milliseconds(0);
+  o.reserve_bytes = 4096;
+  return o;
+}
+
 xmatters::TimePoint at_ns(std::int64_t ns) {
   return xmatters::TimePoint(std::chrono::duration_cast<xmatters::Clock::duration>(std::chrono::nanoseconds(ns)));
 }
@@ -54,9 +64,11 @@ Event make_event(int i, std::size_t body_size = 160) {
   return e;
 }
 
+// Recovered events come without their change: it is in
+// take_recovered_changes() (test_changes_recovered).
 bool same_event(const Event& a, const Event& b) {
   return a.event_id == b.event_id && a.integration == b.integration && a.outage_id == b.outage_id &&
-         a.type == b.type && a.created == b.created && a.body == b.body && a.change == b.change;
+         a.type == b.type && a.created == b.created && a.body == b.body;
 }
 
 std::vector<std::string> ids_of(const std::vector<Event>& events) {
@@ -128,6 +140,7 @@ struct Faults {
   bool fail_truncate = false;
   bool fail_sync = false;
   bool fail_remove = false;  // of segments, not of .tmp files
+  bool fail_allocate = false;
   // Called before every operation, e.g. to take a "crash" snapshot.
   std::function<void(const std::string& op, const std::string& path)> before;
 
@@ -229,6 +242,14 @@ class FaultyIo final : public xmatters::SpoolIo {
     faults->hook("sync_dir", dir);
     real_->sync_dir(dir);
   }
+  void allocate(const std::string& path, std::uint64_t bytes) override {
+    faults->hook("allocate", path);
+    {
+      std::lock_guard<std::mutex> lock(faults->mutex);
+      if (faults->fail_allocate) fail(ENOSPC, "fallocate " + path);
+    }
+    real_->allocate(path, bytes);
+  }
 
  private:
   std::shared_ptr<xmatters::SpoolIo> real_ = xmatters::posix_spool_io();
@@ -270,7 +291,7 @@ void test_record_roundtrip() {
   CU_ASSERT(r.type == sf::RecordType::Event);
   Event back;
   CU_ASSERT_FATAL(sf::decode_event(r.payload, &back));
-  CU_ASSERT(same_event(e, back));
+  CU_ASSERT(same_event(e, back) && back.change == e.change);
   std::string_view id;
   CU_ASSERT(sf::decode_event_id(r.payload, &id) && id == e.event_id);
 
@@ -509,7 +530,7 @@ void test_foreign_files_ignored() {
   const std::vector<std::string> foreign = {"dead-letter.jsonl", "outages-ops.json", "spool-12.log.bak", "notes.txt"};
   for (const auto& name : foreign) xmtest::write_file(dir / name, "not a spool " + name);
   {
-    Spool spool(dir.path(), log, nullptr, SpoolOptions{2048, 4});
+    Spool spool(dir.path(), log, nullptr, small(2048));
     for (int i = 0; i < 300; ++i) {
       spool.append(make_event(i));
       if (i != 7) spool.acknowledge("ev-" + std::to_string(i));
@@ -517,14 +538,16 @@ void test_foreign_files_ignored() {
   }
   CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({7}));
   for (const auto& name : foreign) CU_ASSERT(xmtest::read_file(dir / name) == "not a spool " + name);
-  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+  // The outage file of an earlier version is named, once per start, and not read.
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 2u);
+  CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "outages-ops.json was left by an earlier version"), 2u);
 }
 
 // --- faults ------------------------------------------------------------------------------
 
 // Appends that fail as configured throw, and leave a spool whose later
 // appends and replay are as if they had never been tried.
-void check_failed_append(std::size_t partial, bool truncate_fails) {
+void check_failed_append(std::size_t partial, bool truncate_fails, int err = EIO) {
   xmtest::TempDir dir;
   xmtest::CapturingLogger log;
   auto io = std::make_shared<FaultyIo>();
@@ -536,14 +559,15 @@ void check_failed_append(std::size_t partial, bool truncate_fails) {
       f.fail_appends = 1;
       f.partial = partial;
       f.fail_truncate = truncate_fails;
+      f.append_errno = err;
     });
-    bool enospc = false;
+    bool failed = false;
     try {
       spool.append(make_event(2));
     } catch (const std::system_error& e) {
-      enospc = e.code() == std::errc::no_space_on_device;
+      failed = e.code().value() == err;
     }
-    CU_ASSERT(enospc);
+    CU_ASSERT(failed);
     CU_ASSERT_EQUAL(spool.pending(), 2u);
     io->faults->set([&](Faults& f) {
       f.fail_truncate = false;
@@ -560,7 +584,8 @@ void check_failed_append(std::size_t partial, bool truncate_fails) {
   CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "skipped"), truncate_fails && partial > 0 ? 1u : 0u);
 }
 
-void test_enospc() { check_failed_append(0, false); }
+void test_eio() { check_failed_append(0, false); }
+void test_erofs() { check_failed_append(0, false, EROFS); }
 void test_short_write() { check_failed_append(SIZE_MAX, false); }
 void test_short_write_truncate_fails() {
   check_failed_append(SIZE_MAX, true);
@@ -577,12 +602,13 @@ void test_failed_ack_and_sync_do_not_throw() {
     spool.append(make_event(1));
     io->faults->set([&](Faults& f) {
       f.fail_appends = 2;
+      f.append_errno = EIO;
       f.fail_sync = true;
     });
     spool.acknowledge("ev-0");
     spool.acknowledge("ev-1");
     CU_ASSERT_EQUAL(spool.pending(), 0u);
-    CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "may be sent again"), 1u);  // once per run of failures
+    CU_ASSERT_EQUAL(log.count(LogLevel::Error, "may be sent again"), 1u);  // throttled
     spool.sync();
     CU_ASSERT(log.contains(LogLevel::Error, "injected: fdatasync"));
     std::lock_guard<std::mutex> lock(io->faults->mutex);
@@ -597,7 +623,7 @@ void test_failed_ack_and_sync_do_not_throw() {
 void test_compaction_keeps_spool_bounded() {
   xmtest::TempDir dir;
   xmtest::CapturingLogger log;
-  const SpoolOptions options{16 * 1024, 8};
+  const SpoolOptions options = small(16 * 1024);
   std::vector<std::string> expected;
   std::uint64_t largest = 0;
   const std::size_t record = sf::encode_event(make_event(0, 300)).size();
@@ -618,7 +644,7 @@ void test_compaction_keeps_spool_bounded() {
   // couple of segments' worth on disk.
   const std::uint64_t live = expected.size() * record;
   CU_ASSERT(largest <= 2 * live + 3 * options.segment_bytes);
-  CU_ASSERT(segments(dir.path()).size() <= options.max_segments);
+  CU_ASSERT(segments(dir.path()).size() <= 3u);
   CU_ASSERT(ids_of(reopen(dir.path(), log)) == expected);
   CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
 }
@@ -629,7 +655,7 @@ void test_backlog_drains() {
   xmtest::CapturingLogger log;
   const std::size_t record = sf::encode_event(make_event(0, 200)).size();
   {
-    Spool spool(dir.path(), log, nullptr, SpoolOptions{8 * 1024, 8});
+    Spool spool(dir.path(), log, nullptr, small(8 * 1024));
     for (int i = 0; i < 1000; ++i) spool.append(make_event(i, 200));
     CU_ASSERT_EQUAL(spool.pending(), 1000u);
     CU_ASSERT(spool_bytes(dir.path()) >= 1000 * record);
@@ -644,7 +670,7 @@ void test_backlog_drains() {
 void test_many_small_segments_merged() {
   xmtest::TempDir dir;
   xmtest::CapturingLogger log;
-  const SpoolOptions options{1 << 20, 5};
+  const SpoolOptions options = small(1 << 20);
   for (int i = 0; i < 12; ++i) {
     Spool spool(dir.path(), log, nullptr, options);
     spool.append(make_event(2 * i));
@@ -652,7 +678,7 @@ void test_many_small_segments_merged() {
     spool.acknowledge("ev-" + std::to_string(2 * i + 1));
     spool.maintain();
   }
-  CU_ASSERT(segments(dir.path()).size() <= 7u);
+  CU_ASSERT(segments(dir.path()).size() <= 3u);
   std::vector<std::string> expected;
   for (int i = 0; i < 12; ++i) expected.push_back("ev-" + std::to_string(2 * i));
   CU_ASSERT(ids_of(reopen(dir.path(), log)) == expected);
@@ -686,7 +712,7 @@ void test_old_and_compacted_segments_both_present() {
   auto io = std::make_shared<FaultyIo>();
   std::vector<std::string> expected;
   {
-    Spool spool(dir.path(), log, io, SpoolOptions{4096, 100});
+    Spool spool(dir.path(), log, io, small(4096));
     io->faults->set([&](Faults& f) {
       f.fail_remove = true;
     });
@@ -698,7 +724,7 @@ void test_old_and_compacted_segments_both_present() {
         spool.acknowledge("ev-" + std::to_string(i));
       spool.maintain();
     }
-    CU_ASSERT(log.contains(LogLevel::Warning, "injected: unlink"));
+    CU_ASSERT(log.contains(LogLevel::Error, "injected: unlink"));
     std::lock_guard<std::mutex> lock(io->faults->mutex);
     io->faults->fail_remove = false;
   }
@@ -725,7 +751,7 @@ void test_crash_at_every_step_of_compaction() {
   };
   std::vector<Snapshot> taken;
   {
-    Spool spool(dir.path(), log, io, SpoolOptions{3000, 6});
+    Spool spool(dir.path(), log, io, small(3000));
     {
       std::lock_guard<std::mutex> lock(io->faults->mutex);
       io->faults->before = [&](const std::string& op, const std::string& path) {
@@ -782,7 +808,7 @@ void test_concurrent_appends_and_acks() {
   constexpr int kPerThread = 1500;
   std::set<std::string> unacked;
   {
-    Spool spool(dir.path(), log, nullptr, SpoolOptions{32 * 1024, 8});
+    Spool spool(dir.path(), log, nullptr, small(32 * 1024));
     std::mutex mutex;
     std::condition_variable cv;
     std::deque<std::string> appended;
@@ -858,7 +884,7 @@ void test_read_body_after_compaction_and_reopen() {
   xmtest::TempDir dir;
   xmtest::CapturingLogger log;
   {
-    Spool spool(dir.path(), log, nullptr, SpoolOptions{8 * 1024, 8});
+    Spool spool(dir.path(), log, nullptr, small(8 * 1024));
     for (int i = 0; i < 400; ++i) {
       spool.append(make_event(i, 200));
       if (i % 50 != 7) spool.acknowledge("ev-" + std::to_string(i));
@@ -868,7 +894,7 @@ void test_read_body_after_compaction_and_reopen() {
     CU_ASSERT(segments(dir.path()).size() < 400 * 200 / (8 * 1024));
     for (int i = 7; i < 400; i += 50) CU_ASSERT(spool.read_body("ev-" + std::to_string(i)) == make_event(i, 200).body);
   }
-  Spool spool(dir.path(), log, nullptr, SpoolOptions{8 * 1024, 8});
+  Spool spool(dir.path(), log, nullptr, small(8 * 1024));
   CU_ASSERT_EQUAL(spool.take_recovered().size(), 8u);
   for (int i = 7; i < 400; i += 50) CU_ASSERT(spool.read_body("ev-" + std::to_string(i)) == make_event(i, 200).body);
   CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
@@ -880,7 +906,7 @@ void test_read_body_races_compaction() {
   xmtest::TempDir dir;
   xmtest::CapturingLogger log;
   auto io = std::make_shared<FaultyIo>();
-  Spool spool(dir.path(), log, io, SpoolOptions{4096, 8});
+  Spool spool(dir.path(), log, io, small(4096));
   for (int i = 0; i < 60; ++i) spool.append(make_event(i, 200));
   const std::string first_segment = segments(dir.path()).front();
   int moved_under_the_reader = 0;
@@ -928,7 +954,7 @@ void test_permissions() {
   const mode_t old_umask = ::umask(0);  // the modes must not depend on the umask
   const std::string dir = base / "spool";
   {
-    Spool spool(dir, log, nullptr, SpoolOptions{2048, 4});
+    Spool spool(dir, log, nullptr, small(2048));
     for (int i = 0; i < 100; ++i) {
       spool.append(make_event(i));
       if (i % 2 == 0) spool.acknowledge("ev-" + std::to_string(i));
@@ -969,7 +995,7 @@ void run_killed_child(unsigned reports_before_kill) {
     ::close(fds[0]);
     try {
       xmtest::CapturingLogger log;
-      Spool spool(dir.path(), log, nullptr, SpoolOptions{4096, 4});
+      Spool spool(dir.path(), log, nullptr, small(4096));
       for (std::uint32_t i = 0;; ++i) {
         spool.append(make_event(static_cast<int>(i)));
         std::uint32_t report = i << 1;
@@ -1049,7 +1075,8 @@ int main(int argc, char** argv) {
                         {"garbage_and_empty_files", test_garbage_and_empty_files},
                         {"foreign_files_ignored", test_foreign_files_ignored}}},
                       {"spool_faults",
-                       {{"enospc", test_enospc},
+                       {{"eio", test_eio},
+                        {"erofs", test_erofs},
                         {"short_write", test_short_write},
                         {"short_write_truncate_fails", test_short_write_truncate_fails},
                         {"failed_ack_and_sync_do_not_throw", test_failed_ack_and_sync_do_not_throw}}},
