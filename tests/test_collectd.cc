@@ -1,9 +1,13 @@
 // End to end in a real collectd (Debian's collectd-core): the plugin loaded
 // from the build tree, values fed through the unixsock plugin, thresholds
 // from collectd's threshold plugin, and the xMatters stand-in on loopback.
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <cstdlib>
 #include <ctime>
 #include <map>
@@ -613,6 +617,108 @@ void test_kill9_during_burst() {
               t.xm.request_count());
 }
 
+// A tmpfs mounted for the test's lifetime (needs root).
+class SmallTmpfs {
+ public:
+  SmallTmpfs(const std::string& path, const std::string& size) : path_(path) {
+    ::mkdir(path.c_str(), 0700);
+    mounted_ = ::mount("tmpfs", path.c_str(), "tmpfs", 0, ("size=" + size + ",mode=0700").c_str()) == 0;
+  }
+  ~SmallTmpfs() {
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+  }
+  SmallTmpfs(const SmallTmpfs&) = delete;
+  SmallTmpfs& operator=(const SmallTmpfs&) = delete;
+  bool mounted() const { return mounted_; }
+  std::uint64_t used() const {
+    struct statvfs st {};
+    if (::statvfs(path_.c_str(), &st) != 0) return 0;
+    return static_cast<std::uint64_t>(st.f_blocks - st.f_bfree) * st.f_frsize;
+  }
+
+ private:
+  std::string path_;
+  bool mounted_ = false;
+};
+
+// SpoolDir on a 2 MiB tmpfs, filled with xMatters down: outage events are
+// refused with a throttled ERROR, clears still go in; once xMatters is back
+// everything accepted is delivered once, the space comes back, a later
+// outage and clear page without a restart, and a restart sends nothing again.
+void test_full_spool_dir() {
+  if (::geteuid() != 0) {
+    std::fprintf(stderr, "\nfull_spool_dir: SKIPPED, mounting a tmpfs needs root\n");
+    CU_FAIL("not run: needs root to mount a tmpfs");
+    return;
+  }
+  xmtest::TempDir mnt;
+  const std::string spool = mnt / "spool";
+  SmallTmpfs fs(spool, "2m");
+  REQUIRE(fs.mounted());
+  xmtest::Standin xm;
+  CollectdProcess c(xmatters_block(ops_integration(xm), "  SpoolDir \"" + spool + "\"\n"));
+  REQUIRE(c.start());
+  xm.stop();
+  // Fill it: distinct outages until the plugin refuses one.
+  int sent = 0;
+  for (; sent < 5000 && c.log().find("cannot take new outage events") == std::string::npos; ++sent)
+    REQUIRE(c.putnotif("failure", "host=testhost plugin=fill-" + std::to_string(sent), "filling " + std::to_string(sent)));
+  REQUIRE(sent < 5000);
+  for (int i = 0; i < 200; ++i)  // more refusals: still one ERROR per 10 s
+    REQUIRE(c.putnotif("failure", "host=testhost plugin=more-" + std::to_string(i), "refused " + std::to_string(i)));
+  CU_ASSERT(c.log_lines({"cannot take new outage events"}).size() <= 2u);
+  // Clears of outages accepted before the disk filled are never lost.
+  constexpr int kClears = 10;
+  REQUIRE(sent > 2 * kClears);
+  for (int i = 0; i < kClears; ++i)
+    REQUIRE(c.putnotif("okay", "host=testhost plugin=fill-" + std::to_string(i), "back " + std::to_string(i)));
+
+  xm.restart();
+  // Every accepted event is delivered and its space reclaimed: the spool is
+  // back to its reserve (given up when the disk filled, taken back once
+  // there was room) and the table of the outages still open (about 120
+  // bytes each), where the events had filled the rest of the disk.
+  const bool drained = xmtest::wait_until(
+      [&] {
+        return xmtest::file_exists(spool + "/reserve") &&
+               fs.used() < (1u << 20) + 4096 + static_cast<std::uint64_t>(sent) * 128;
+      },
+      60s);
+  if (!drained) {
+    std::fprintf(stderr, "\nthe spool did not shrink back: %llu bytes used\n", static_cast<unsigned long long>(fs.used()));
+    for (const auto& entry : std::filesystem::directory_iterator(spool))
+      std::fprintf(stderr, "  %s %llu\n", entry.path().filename().c_str(),
+                   static_cast<unsigned long long>(std::filesystem::file_size(entry.path())));
+  }
+  CU_ASSERT(drained);
+  const auto got = accepted(xm);
+  std::set<std::string> event_ids;
+  std::map<std::string, std::vector<std::string>> by_service;  // services -> event types in order
+  for (const auto& r : got) {
+    CU_ASSERT(event_ids.insert(r.str("event_id")).second);  // each event once
+    by_service[r.str("services")].push_back(r.str("event_type"));
+  }
+  CU_ASSERT(by_service.size() > static_cast<std::size_t>(2 * kClears));
+  for (int i = 0; i < kClears; ++i)
+    CU_ASSERT((by_service["fill-" + std::to_string(i)] == std::vector<std::string>{"outage", "clear"}));
+  for (const auto& [service, types] : by_service) CU_ASSERT(service.rfind("more-", 0) != 0);  // refused ones
+
+  // Paging resumes by itself: a later outage and its clear.
+  std::size_t before = xm.accepted_count();
+  REQUIRE(c.putnotif("failure", "host=testhost plugin=later", "later failure"));
+  REQUIRE(wait_accepted(xm, before + 1));
+  REQUIRE(c.putnotif("okay", "host=testhost plugin=later", "later recovery"));
+  REQUIRE(wait_accepted(xm, before + 2));
+  // A restart re-sends nothing: the next request is the sentinel's.
+  REQUIRE(c.restart());
+  before = xm.request_count();
+  REQUIRE(c.putnotif("failure", "host=testhost plugin=sentinel", "after the restart"));
+  REQUIRE(xm.wait_for_requests(before + 1, 20s));
+  const auto after = xm.requests();
+  CU_ASSERT_EQUAL(after.size(), before + 1);
+  if (!after.empty()) CU_ASSERT(after.back().body.find("sentinel") != std::string::npos);
+}
+
 // Two integrations routed by Host filter, one with a Template.
 void test_routing_and_template() {
   xmtest::Standin xm;
@@ -844,6 +950,7 @@ int main(int argc, char** argv) {
                               {"missing_value", guarded<test_missing_value>},
                               {"endpoint_down_then_up", guarded<test_endpoint_down_then_up>},
                               {"kill9_during_burst", guarded<test_kill9_during_burst>},
+                              {"full_spool_dir", guarded<test_full_spool_dir>},
                               {"routing_and_template", guarded<test_routing_and_template>},
                               {"putnotif_test_outage", guarded<test_putnotif_test_outage>},
                               {"putnotif_with_perl_client", guarded<test_putnotif_with_perl_client>},
