@@ -268,19 +268,6 @@ void test_honours_retry_after() {
   CU_ASSERT(reqs[1].time - reqs[0].time >= 900ms);
 }
 
-void test_parse_retry_after() {
-  const auto now = Clock::now();
-  CU_ASSERT(xmatters::parse_retry_after("120", now) == std::chrono::seconds(120));
-  CU_ASSERT(xmatters::parse_retry_after(" 0 ", now) == std::chrono::seconds(0));
-  CU_ASSERT(!xmatters::parse_retry_after("soon", now).has_value());
-  CU_ASSERT(!xmatters::parse_retry_after("", now).has_value());
-  // An HTTP date: 1994-11-06 08:49:37 UTC is 784111777.
-  const auto date_now = Clock::from_time_t(784111777 - 90);
-  const auto wait = xmatters::parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", date_now);
-  CU_ASSERT(wait == std::chrono::seconds(90));
-  CU_ASSERT(xmatters::parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now) == std::chrono::seconds(0));
-}
-
 // --- dead letters -----------------------------------------------------------------
 
 void test_unwritable_dead_letter_file_keeps_the_order() {
@@ -1005,7 +992,6 @@ int main(int argc, char** argv) {
                         {"retries_500_then_success", test_retries_500_then_success},
                         {"retries_dropped_connection", test_retries_dropped_connection},
                         {"honours_retry_after", test_honours_retry_after},
-                        {"parse_retry_after", test_parse_retry_after},
                         {"400_dead_lettered_and_clear_still_sent", test_400_dead_lettered_and_clear_still_sent},
          {"unwritable_dead_letter_file_keeps_the_order", test_unwritable_dead_letter_file_keeps_the_order},
                         {"retry_max_age_dead_letters", test_retry_max_age_dead_letters},
