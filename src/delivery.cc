@@ -45,6 +45,8 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr auto kStillFailingEvery = std::chrono::seconds(60);
+// A Retry-After longer than this is worth a WARNING (at most one a minute).
+constexpr auto kLongPause = std::chrono::seconds(60);
 constexpr auto kDropLogEvery = std::chrono::seconds(10);
 
 std::string seconds_text(Steady::duration d) {
@@ -94,6 +96,7 @@ struct Lane {
   bool watching = false;  // an idle worker looks for new events (see worker())
   unsigned failures_since_ok = 0;
   Steady::time_point last_failing_warning{};
+  std::optional<Steady::time_point> last_long_pause_warning;
 
   std::uint64_t delivered = 0, retried = 0, dead_lettered = 0, dropped = 0;
   double latency_sum = 0;
@@ -252,10 +255,20 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
       ++lane.retried;
       ++lane.failures_since_ok;
       std::optional<Steady::duration> asked;
-      // Honoured, but never past the time the event would be given up.
+      // Honoured up to the backoff ceiling, and never past the time the
+      // event would be given up.
       if (o.retry_after) asked = duration_cast<Steady::duration>(std::min<seconds>(*o.retry_after, c.retry_max_age));
       const auto left = duration_cast<Steady::duration>(e.created + c.retry_max_age - Clock::now());
       const auto delay = lane.schedule.retry(outage_id, attempts, asked, left, now);
+      if (o.retry_after && *o.retry_after > kLongPause &&
+          (!lane.last_long_pause_warning || now - *lane.last_long_pause_warning >= kStillFailingEvery)) {
+        lane.last_long_pause_warning = now;
+        logs.emplace_back(LogLevel::Warning,
+                          prefix + "Retry-After asks to wait " + std::to_string(o.retry_after->count()) +
+                              " s; delivery paused for " +
+                              seconds_text(std::min<Steady::duration>(*o.retry_after, options.max_backoff)) +
+                              ", the most it pauses");
+      }
       const std::string line = prefix + what + " not delivered (" + o.reason + "); retry " +
                                std::to_string(attempts) + " in " + seconds_text(delay);
       if (lane.failures_since_ok == 1 && attempts == 1) {

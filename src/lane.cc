@@ -64,8 +64,11 @@ Steady::duration LaneSchedule::retry(const std::string& outage_id, int attempts,
   outage.events.front().attempts = attempts;
   auto delay = backoff_.after(static_cast<unsigned>(attempts));
   if (asked) {
-    delay = std::max(delay, *asked);
-    paused_until_ = std::max(paused_until_, now + *asked);
+    // Whatever the header says: a wrong or hostile one must not silence
+    // the integration for a day.
+    const Steady::duration wait = std::min<Steady::duration>(*asked, backoff_.ceiling());
+    delay = std::max(delay, wait);
+    paused_until_ = std::max(paused_until_, now + wait);
   }
   // The last try is made at the deadline, not after it.
   delay = std::max(Steady::duration::zero(), std::min(delay, left));

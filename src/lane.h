@@ -62,11 +62,11 @@ class LaneSchedule {
   // next event is due at once.
   void pop(const std::string& outage_id, Steady::time_point now);
   // The head failed for the attempts-th time: it is due again after the
-  // backoff, or after `asked` (Retry-After) when longer, but no later than
-  // `left` from now (the RetryMaxAge deadline). A failure also pauses the
-  // whole lane, since it is usually the endpoint's, not the event's: a down
-  // xMatters is probed gently instead of with every queued event at once.
-  // Returns the event's delay.
+  // backoff, or after `asked` (Retry-After) when longer, but never after the
+  // backoff's ceiling nor later than `left` from now (the RetryMaxAge
+  // deadline). A failure also pauses the whole lane, since it is usually the
+  // endpoint's, not the event's: a down xMatters is probed gently instead of
+  // with every queued event at once. Returns the event's delay.
   Steady::duration retry(const std::string& outage_id, int attempts, std::optional<Steady::duration> asked,
                          Steady::duration left, Steady::time_point now);
   // The head stays and is due at `when` (the request was not made, or its

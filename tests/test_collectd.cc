@@ -808,6 +808,28 @@ void test_own_statistics() {
       10s);
   CU_ASSERT_TRUE(one_open);
 }
+// --- delivery engine ------------------------------------------------------------
+
+// A 429 asking to wait for years pauses the integration for the 5-minute
+// backoff ceiling, not for RetryMaxAge, and says so in one WARNING.
+void test_retry_after_bounded() {
+  E2E t;
+  xmtest::Standin::Reply busy;
+  busy.status = 429;
+  busy.retry_after = "99999999999";
+  t.xm.script({busy});
+  REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("e2e-ra/gauge", 95));
+  REQUIRE(t.xm.wait_for_requests(1, 20s));
+  // (Longer than a century is read as a century.)
+  const bool warned = t.c.wait_for_log("Retry-After asks to wait 3153600000 s", 10s);
+  dump_log_on_failure(t.c, warned, "no WARNING about the Retry-After");
+  CU_ASSERT_TRUE(warned);
+  const auto lines = t.c.log_lines({"[warning] xmatters plugin: ", "integration ops", "delivery paused for 300.00 s"});
+  CU_ASSERT_EQUAL(lines.size(), 1u);
+  CU_ASSERT_EQUAL(t.c.log().find("test-key"), std::string::npos);
+}
+
 // An exception out of a test would cross CUnit's C frames and terminate the
 // program: it fails the test instead.
 template <void (*F)()>
@@ -851,6 +873,7 @@ int main(int argc, char** argv) {
                               {"renotify_interval", guarded<test_renotify_interval>},
                               {"https_with_ca_cert", guarded<test_https_with_ca_cert>},
                               {"own_statistics", guarded<test_own_statistics>},
+                              {"retry_after_bounded", guarded<test_retry_after_bounded>},
                           }},
                      });
 }

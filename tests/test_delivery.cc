@@ -261,6 +261,7 @@ void test_honours_retry_after() {
   busy.status = 429;
   busy.retry_after = "1";
   w.standin->script({busy});
+  w.options.max_backoff = 5s;  // the ceiling, above the Retry-After
   Delivery& d = w.open();
   CU_ASSERT(d.submit(make_event(EventType::Outage, "o-429")));
   CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
@@ -268,6 +269,30 @@ void test_honours_retry_after() {
   CU_ASSERT_EQUAL_FATAL(reqs.size(), 2u);
   // The backoff alone would retry within 100 ms here.
   CU_ASSERT(reqs[1].time - reqs[0].time >= 900ms);
+}
+
+// A Retry-After of years, or of an hour, pauses the integration for the
+// backoff ceiling at most (1.5 s here), with one WARNING saying so; other
+// outages wait with it.
+void test_retry_after_bounded_by_ceiling() {
+  for (const char* value : {"99999999999", "3600", "Fri, 31 Dec 2100 23:59:59 GMT"}) {
+    World w;
+    w.options.max_backoff = 1500ms;
+    Standin::Reply busy;
+    busy.status = 429;
+    busy.retry_after = value;
+    w.standin->script({busy, busy});
+    Delivery& d = w.open();
+    CU_ASSERT(d.submit(make_event(EventType::Outage, "o-429")));
+    CU_ASSERT_FATAL(w.standin->wait_for_requests(1, kWait));
+    CU_ASSERT(d.submit(make_event(EventType::Outage, "o-other")));
+    CU_ASSERT_FATAL(w.standin->wait_for_accepted(2, kWait));
+    const auto reqs = w.standin->requests();
+    CU_ASSERT_EQUAL_FATAL(reqs.size(), 4u);
+    CU_ASSERT(reqs[1].time - reqs[0].time >= 1400ms);  // the pause was kept
+    CU_ASSERT(xmtest::wait_until([&] { return w.log.count(LogLevel::Warning, "Retry-After asks to wait") == 1; }));
+    CU_ASSERT_EQUAL(w.log.count(LogLevel::Warning, "delivery paused for 1.50 s"), 1u);
+  }
 }
 
 // --- dead letters -----------------------------------------------------------------
@@ -1102,6 +1127,7 @@ int main(int argc, char** argv) {
                         {"retries_500_then_success", test_retries_500_then_success},
                         {"retries_dropped_connection", test_retries_dropped_connection},
                         {"honours_retry_after", test_honours_retry_after},
+                        {"retry_after_bounded_by_ceiling", test_retry_after_bounded_by_ceiling},
                         {"400_dead_lettered_and_clear_still_sent", test_400_dead_lettered_and_clear_still_sent},
          {"unwritable_dead_letter_file_keeps_the_order", test_unwritable_dead_letter_file_keeps_the_order},
                         {"retry_max_age_dead_letters", test_retry_max_age_dead_letters},
