@@ -93,7 +93,6 @@ struct Lane {
   std::condition_variable wake;
   LaneSchedule schedule;
 
-  bool watching = false;  // an idle worker looks for new events (see worker())
   unsigned failures_since_ok = 0;
   Steady::time_point last_failing_warning{};
   std::optional<Steady::time_point> last_long_pause_warning;
@@ -126,7 +125,9 @@ struct Delivery::State {
   std::atomic<bool> accepting{true};
   std::atomic<bool> stopping{false};
   std::atomic<bool> abort{false};  // cancels requests still in flight after the grace time
+  // Set when the spool changed since the last tick (see note_spool_change).
   std::atomic<bool> appended{false};
+  std::atomic<bool> acknowledged{false};
 
   std::mutex control;  // start / stop
   bool started = false;
@@ -138,6 +139,7 @@ struct Delivery::State {
 
   std::mutex sync_mutex;
   std::condition_variable sync_wake;
+  bool tick_due = false;  // under sync_mutex
   std::thread sync_thread;
 
   std::mutex drop_mutex;
@@ -173,12 +175,26 @@ struct Delivery::State {
   Outcome attempt(Lane& lane, HttpClient& client, const Pending& p);
   void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
   void sync_loop();
+  void note_spool_change(std::atomic<bool>& flag);
   void refuse(Lane& lane, const Event& event);
 };
 
 void Delivery::State::acknowledge(const Event& event) {
   if (options.before_acknowledge) options.before_acknowledge(event);
   spool->acknowledge(event.event_id);
+  note_spool_change(acknowledged);
+}
+
+// The sync thread sleeps until the spool changes: only the first change
+// since its last tick wakes it, so collectd's thread pays for a wake-up at
+// most once per sync_interval.
+void Delivery::State::note_spool_change(std::atomic<bool>& flag) {
+  if (flag.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> lock(sync_mutex);
+    tick_due = true;
+  }
+  sync_wake.notify_one();
 }
 
 Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& p) {
@@ -324,18 +340,13 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
   }
   lane.schedule.pop(outage_id, now);
   --total_queued;
-  lane.wake.notify_one();
 }
 
-// collectd's threads never wake a worker: in a virtual machine, waking a
-// thread that sleeps on another CPU costs the waker more than all the rest
-// of the notification callback. Instead, one idle worker per lane at a
-// time, the watcher, looks for new events every pickup_interval; a worker
-// that takes an event wakes an idle peer, which takes the next due outage
-// or the watch, so a burst spreads over the Connections within a few
-// hand-offs and a worker held by a slow request never leaves new events
-// unseen. A page waits at most pickup_interval longer; an idle lane costs
-// one short wake-up per interval.
+// An idle worker sleeps until its lane's next event is due, or until
+// submit() wakes it because a new event is due sooner than that (which, in
+// a burst, is only its first event: the others find a worker awake). A
+// worker that takes an event and sees another due wakes a peer, so a burst
+// spreads over the Connections. An idle plugin does not wake at all.
 void Delivery::State::worker(Lane& lane) {
   run_in_background("xm-" + lane.config.name);
   const std::string prefix = "integration " + lane.config.name + ": ";
@@ -348,20 +359,15 @@ void Delivery::State::worker(Lane& lane) {
         const auto now = Steady::now();
         const auto due = lane.schedule.next_due();
         if (due > now) {
-          const bool watch = !lane.watching;
-          if (watch) lane.watching = true;
-          const auto until = watch ? std::min(due, now + options.pickup_interval) : due;
-          if (until == Steady::time_point::max())
+          if (due == Steady::time_point::max())
             lane.wake.wait(lock);
           else
-            lane.wake.wait_until(lock, until);
-          if (watch) lane.watching = false;
+            lane.wake.wait_until(lock, due);
           continue;
         }
         std::optional<LaneSchedule::Taken> taken = lane.schedule.take(now);
-        // An idle peer takes over the watch, or the next due outage.
-        lane.wake.notify_one();
         if (!taken) continue;
+        if (lane.schedule.next_due() <= now) lane.wake.notify_one();
         outage_id = taken->outage_id;
         const Pending& p = taken->head;
         {
@@ -398,24 +404,29 @@ void Delivery::State::worker(Lane& lane) {
   }
 }
 
+// Asleep until the spool changes (or while events wait, for maintenance's
+// retries); then one tick per sync_interval: the appends and
+// acknowledgements of that interval flushed and compacted together.
 void Delivery::State::sync_loop() {
   run_in_background("xm-sync");
   std::unique_lock<std::mutex> lock(sync_mutex);
   while (!stopping) {
-    sync_wake.wait_for(lock, options.sync_interval, [this] { return stopping.load(); });
-    if (stopping) break;
+    sync_wake.wait(lock, [this] { return stopping || tick_due || total_queued > 0; });
+    if (sync_wake.wait_for(lock, options.sync_interval, [this] { return stopping.load(); })) break;
+    tick_due = false;
+    acknowledged = false;
+    const bool flush = appended.exchange(false);
     lock.unlock();
     // Here rather than in acknowledge(): copying a large backlog must not
     // hold up a delivery thread, nor stop() waiting for it.
     spool->maintain();
-    lock.lock();
-    if (!appended.exchange(false)) continue;
-    lock.unlock();
-    try {
-      spool->sync();
-      if (options.also_sync) options.also_sync();
-    } catch (const std::exception& ex) {
-      log.error(std::string("cannot flush the spool to disk: ") + ex.what());
+    if (flush) {
+      try {
+        spool->sync();
+        if (options.also_sync) options.also_sync();
+      } catch (const std::exception& ex) {
+        log.error(std::string("cannot flush the spool to disk: ") + ex.what());
+      }
     }
     lock.lock();
   }
@@ -528,9 +539,15 @@ bool Delivery::submit(Event event) {
     --s.total_queued;
     throw;
   }
-  s.appended = true;
-  std::lock_guard<std::mutex> lock(lane.mutex);
-  lane.schedule.enqueue(without_body(std::move(event)));
+  s.note_spool_change(s.appended);
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(lane.mutex);
+    const auto due_before = lane.schedule.next_due();
+    lane.schedule.enqueue(without_body(std::move(event)));
+    wake = lane.schedule.next_due() < due_before;
+  }
+  if (wake) lane.wake.notify_one();
   return true;
 }
 

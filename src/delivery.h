@@ -33,10 +33,8 @@ struct DeliveryOptions {
   // never after more than max_backoff.
   std::chrono::milliseconds initial_backoff{1000};
   std::chrono::milliseconds max_backoff{kBackoffCeiling};
-  // How often an idle lane looks for new events (collectd's threads do not
-  // wake the delivery threads): the most a new event waits to be sent.
-  std::chrono::milliseconds pickup_interval{20};
-  // How often appended events are flushed to stable storage.
+  // How often appended events are flushed to stable storage (and the spool
+  // compacted), while there is something to flush or compact.
   std::chrono::milliseconds sync_interval{1000};
   // Called on the same tick after the spool's flush, for state written along
   // with the events (the open outages' journals).

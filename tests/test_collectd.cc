@@ -1,6 +1,7 @@
 // End to end in a real collectd (Debian's collectd-core): the plugin loaded
 // from the build tree, values fed through the unixsock plugin, thresholds
 // from collectd's threshold plugin, and the xMatters stand-in on loopback.
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "collectd_harness.h"
@@ -830,6 +832,53 @@ void test_retry_after_bounded() {
   CU_ASSERT_EQUAL(t.c.log().find("test-key"), std::string::npos);
 }
 
+// The plugin's threads (named xm-*) of a running collectd, with the
+// voluntary context switches (sleeps) each has made so far.
+std::map<std::string, long long> plugin_thread_sleeps(pid_t pid) {
+  std::map<std::string, long long> out;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(tasks.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string task = tasks + "/" + e->d_name;
+    std::string comm = xmtest::read_file(task + "/comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    if (comm.rfind("xm-", 0) != 0) continue;
+    std::istringstream status(xmtest::read_file(task + "/status"));
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
+        out[comm + "/" + e->d_name] = std::atoll(line.c_str() + sizeof "voluntary_ctxt_switches:");
+  }
+  closedir(d);
+  return out;
+}
+
+// An idle plugin sleeps: its threads (named for top -H) do not wake while
+// nothing is queued; before, each integration's watcher woke 50 times a
+// second. A page still goes out as soon as it is made.
+void test_idle_plugin_sleeps() {
+  E2E t("    Connections 3\n");
+  REQUIRE(t.start());
+  std::map<std::string, long long> before;
+  // Until the threads have started and gone to sleep.
+  REQUIRE(xmtest::wait_until([&] { return (before = plugin_thread_sleeps(t.c.pid())).size() == 4; }, 10s));
+  std::set<std::string> names;
+  for (const auto& [task, n] : before) names.insert(task.substr(0, task.find('/')));
+  CU_ASSERT_TRUE((names == std::set<std::string>{"xm-ops", "xm-sync"}));
+  // Watching for a while is the point here: what is counted is what happens
+  // in it.
+  std::this_thread::sleep_for(3s);
+  const auto after = plugin_thread_sleeps(t.c.pid());
+  long long woken = 0;
+  for (const auto& [task, n] : after) woken += n - before[task];
+  if (woken > 3) std::fprintf(stderr, "\nthe idle plugin's threads woke %lld times in 3 s\n", woken);
+  CU_ASSERT_TRUE(woken <= 3);
+  CU_ASSERT_TRUE(t.c.putval("e2e-sleep/gauge", 95));
+  REQUIRE(wait_accepted(t.xm, 1));
+}
+
 // An exception out of a test would cross CUnit's C frames and terminate the
 // program: it fails the test instead.
 template <void (*F)()>
@@ -874,6 +923,7 @@ int main(int argc, char** argv) {
                               {"https_with_ca_cert", guarded<test_https_with_ca_cert>},
                               {"own_statistics", guarded<test_own_statistics>},
                               {"retry_after_bounded", guarded<test_retry_after_bounded>},
+                              {"idle_plugin_sleeps", guarded<test_idle_plugin_sleeps>},
                           }},
                      });
 }
