@@ -176,7 +176,12 @@ struct Delivery::State {
   void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
   void sync_loop();
   void note_spool_change(std::atomic<bool>& flag);
+  // One more undelivered event under QueueLimit; false when it is full.
+  bool take_room();
   void refuse(Lane& lane, const Event& event);
+  // The refusals not yet in an ERROR, once kDropLogEvery has passed since
+  // the last (or at once, at stop).
+  void report_refusals(bool now_or_never);
 };
 
 void Delivery::State::acknowledge(const Event& event) {
@@ -420,6 +425,7 @@ void Delivery::State::sync_loop() {
     // Here rather than in acknowledge(): copying a large backlog must not
     // hold up a delivery thread, nor stop() waiting for it.
     spool->maintain();
+    report_refusals(false);
     if (flush) {
       try {
         spool->sync();
@@ -430,6 +436,14 @@ void Delivery::State::sync_loop() {
     }
     lock.lock();
   }
+}
+
+bool Delivery::State::take_room() {
+  std::size_t n = total_queued.load();
+  do {
+    if (n >= config.queue_limit) return false;
+  } while (!total_queued.compare_exchange_weak(n, n + 1));
+  return true;
 }
 
 void Delivery::State::refuse(Lane& lane, const Event& event) {
@@ -446,6 +460,16 @@ void Delivery::State::refuse(Lane& lane, const Event& event) {
             event.outage_id + "; " + std::to_string(dropped_since_log) + " outage event(s) refused" +
             (drop_logged ? " since the last report" : ""));
   drop_logged = true;
+  last_drop_log = now;
+  dropped_since_log = 0;
+}
+
+void Delivery::State::report_refusals(bool now_or_never) {
+  std::lock_guard<std::mutex> lock(drop_mutex);
+  const auto now = Steady::now();
+  if (dropped_since_log == 0 || (!now_or_never && now - last_drop_log < kDropLogEvery)) return;
+  log.error("queue full (QueueLimit " + std::to_string(config.queue_limit) + " undelivered events): " +
+            std::to_string(dropped_since_log) + " more outage event(s) refused since the last report");
   last_drop_log = now;
   dropped_since_log = 0;
 }
@@ -483,8 +507,11 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
       continue;
     }
     if (!event.change.empty()) s.recovered_changes[event.integration].push_back(event.change);
-    lane->second->schedule.enqueue(without_body(std::move(event)));
-    ++s.total_queued;
+    // An older run may have left two pages of one outage queued.
+    if (const auto replaced = lane->second->schedule.enqueue(without_body(std::move(event))))
+      s.spool->acknowledge(replaced->event_id);
+    else
+      ++s.total_queued;
     ++recovered;
   }
   for (const auto& [name, o] : orphans) {
@@ -522,32 +549,47 @@ bool Delivery::submit(Event event) {
                   " event of outage " + event.outage_id + " refused");
     return false;
   }
+  // A page that will replace its outage's queued page takes no new room
+  // under QueueLimit (checked again when it is queued: a delivery thread may
+  // take the queued one meanwhile).
+  bool counted = true;
   if (event.type == EventType::Outage) {
-    std::size_t n = s.total_queued.load();
-    do {
-      if (n >= s.config.queue_limit) {
-        s.refuse(lane, event);
-        return false;
-      }
-    } while (!s.total_queued.compare_exchange_weak(n, n + 1));
+    {
+      std::lock_guard<std::mutex> lock(lane.mutex);
+      counted = !lane.schedule.has_queued_page(event.outage_id);
+    }
+    if (counted && !s.take_room()) {
+      s.refuse(lane, event);
+      return false;
+    }
   } else {
     ++s.total_queued;  // a clear is never refused: its outage was paged
   }
   try {
     s.spool->append(event);
   } catch (...) {
-    --s.total_queued;
+    if (counted) --s.total_queued;
     throw;
   }
   s.note_spool_change(s.appended);
   bool wake;
+  std::optional<Event> replaced;
   {
     std::lock_guard<std::mutex> lock(lane.mutex);
     const auto due_before = lane.schedule.next_due();
-    lane.schedule.enqueue(without_body(std::move(event)));
+    replaced = lane.schedule.enqueue(without_body(std::move(event)));
     wake = lane.schedule.next_due() < due_before;
   }
   if (wake) lane.wake.notify_one();
+  if (replaced) {
+    // Its change needs no recording first: the new page carries a newer
+    // change of the same outage (and collectd's thread is inside the
+    // tracker here).
+    s.spool->acknowledge(replaced->event_id);
+    if (counted) --s.total_queued;
+  } else if (!counted) {
+    ++s.total_queued;
+  }
   return true;
 }
 
@@ -596,6 +638,7 @@ void Delivery::stop() {
   } catch (const std::exception& e) {
     s.log.error(std::string("cannot flush the spool to disk: ") + e.what());
   }
+  s.report_refusals(true);
   for (auto& lane : s.lanes) {
     std::lock_guard<std::mutex> l(lane->mutex);
     if (lane->schedule.queued() > 0)

@@ -19,11 +19,31 @@ void LaneSchedule::schedule(const std::string& outage_id, Steady::time_point whe
   schedule_.emplace(std::make_pair(when, arrivals_++), outage_id);
 }
 
-void LaneSchedule::enqueue(Event event) {
+const Pending* LaneSchedule::queued_page(const OutageQueue& outage) {
+  if (outage.events.empty()) return nullptr;
+  const Pending& last = outage.events.back();
+  if (last.event.type != EventType::Outage) return nullptr;  // a clear keeps what it follows
+  if (outage.in_flight && outage.events.size() == 1) return nullptr;
+  return &last;
+}
+
+bool LaneSchedule::has_queued_page(const std::string& outage_id) const {
+  const auto found = outages_.find(outage_id);
+  return found != outages_.end() && queued_page(found->second) != nullptr;
+}
+
+std::optional<Event> LaneSchedule::enqueue(Event event) {
   auto [it, fresh] = outages_.try_emplace(event.outage_id);
-  it->second.events.push_back(Pending{std::move(event), 0});
+  OutageQueue& outage = it->second;
+  if (event.type == EventType::Outage && queued_page(outage) != nullptr) {
+    Event replaced = std::move(outage.events.back().event);
+    outage.events.back().event = std::move(event);
+    return replaced;
+  }
+  outage.events.push_back(Pending{std::move(event), 0});
   ++queued_;
   if (fresh) schedule(it->first, Steady::time_point{});
+  return std::nullopt;
 }
 
 Steady::time_point LaneSchedule::next_due() const {

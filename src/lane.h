@@ -44,8 +44,14 @@ class LaneSchedule {
  public:
   explicit LaneSchedule(Backoff backoff) : backoff_(std::move(backoff)) {}
 
-  // Adds an event at its outage's tail; a new outage's is due at once.
-  void enqueue(Event event);
+  // Adds an event at its outage's tail; a new outage's is due at once. An
+  // outage has at most one undelivered outage event: a newer one (a re-page,
+  // an escalation) takes the place of its outage's last event when that is
+  // an outage event not in flight, keeping its place, its attempts and so
+  // its backoff. Returns the event replaced, for the spool to forget.
+  std::optional<Event> enqueue(Event event);
+  // Whether enqueue() would replace an event for an outage event of outage_id.
+  bool has_queued_page(const std::string& outage_id) const;
 
   // The earliest time a head may go (never within the lane's pause);
   // time_point::max() when nothing is scheduled.
@@ -88,6 +94,8 @@ class LaneSchedule {
   };
 
   void schedule(const std::string& outage_id, Steady::time_point when);
+  // The event a new outage event of this outage would replace, or nullptr.
+  static const Pending* queued_page(const OutageQueue& outage);
 
   Backoff backoff_;
   std::unordered_map<std::string, OutageQueue> outages_;

@@ -879,6 +879,57 @@ void test_idle_plugin_sleeps() {
   REQUIRE(wait_accepted(t.xm, 1));
 }
 
+// xMatters down, RenotifyInterval 1, QueueLimit 10: three failing values
+// re-paged every second for six seconds (18 pages, which used to fill the
+// queue and refuse new outages) keep one page each queued. A new outage is
+// still taken, and when xMatters is back each outage gets its latest page,
+// then its clear.
+void test_repages_merged_while_down() {
+  xmtest::Standin xm;
+  CollectdProcess c("Timeout 1000\n" + threshold_block("      Persist true\n") +
+                    xmatters_block(ops_integration(xm, "    RenotifyInterval 1\n"), "  QueueLimit 10\n"));
+  const bool started = c.start();
+  dump_log_on_failure(c, started, "collectd did not start");
+  REQUIRE(started);
+  xm.stop();
+  constexpr int kRounds = 6;
+  for (int round = 0; round < kRounds; ++round) {
+    for (int i = 0; i < 3; ++i) CU_ASSERT_TRUE(c.putval("e2e-rp" + std::to_string(i) + "/gauge", 95));
+    REQUIRE(c.wait_for_log("Notification: severity = FAILURE", 10s, 3 * (round + 1)));
+    // RenotifyInterval is time: a re-page needs a second since the last.
+    std::this_thread::sleep_for(1100ms);
+  }
+  CU_ASSERT_TRUE(c.putval("e2e-rp3/gauge", 95));
+  REQUIRE(c.wait_for_log("Notification: severity = FAILURE", 10s, 3 * kRounds + 1));
+  for (int i = 0; i < 4; ++i) CU_ASSERT_TRUE(c.putval("e2e-rp" + std::to_string(i) + "/gauge", 40));
+  REQUIRE(c.wait_for_log("Notification: severity = OKAY", 10s, 4));
+  CU_ASSERT_TRUE(c.log_lines({kPluginError}).empty());  // nothing refused
+  xm.restart();
+  const bool cleared = xmtest::wait_until(
+      [&] {
+        std::size_t clears = 0;
+        for (const auto& r : accepted(xm)) clears += r.str("event_type") == "clear";
+        return clears == 4;
+      },
+      60s);
+  dump_requests(xm, cleared, "waiting for 4 clears");
+  REQUIRE(cleared);
+  std::map<std::string, std::vector<std::string>> by_outage;
+  std::map<std::string, long long> paged_duration;
+  for (const auto& r : accepted(xm)) {
+    by_outage[r.str("outage_id")].push_back(r.str("event_type"));
+    if (r.str("event_type") == "outage") paged_duration[r.str("services")] = std::atoll(r.str("duration").c_str());
+  }
+  CU_ASSERT_EQUAL(by_outage.size(), 4u);
+  // Its page and its clear; a page in flight when a re-page came (a
+  // millisecond's window each second) is not replaced, and goes first.
+  for (const auto& [id, types] : by_outage)
+    CU_ASSERT_TRUE(types == (std::vector<std::string>{"outage", "clear"}) ||
+                   types == (std::vector<std::string>{"outage", "outage", "clear"}));
+  // The page sent is the latest re-page, not the first one.
+  for (int i = 0; i < 3; ++i) CU_ASSERT_TRUE(paged_duration["e2e-rp" + std::to_string(i) + "/gauge"] >= kRounds - 2);
+}
+
 // An exception out of a test would cross CUnit's C frames and terminate the
 // program: it fails the test instead.
 template <void (*F)()>
@@ -924,6 +975,7 @@ int main(int argc, char** argv) {
                               {"own_statistics", guarded<test_own_statistics>},
                               {"retry_after_bounded", guarded<test_retry_after_bounded>},
                               {"idle_plugin_sleeps", guarded<test_idle_plugin_sleeps>},
+                              {"repages_merged_while_down", guarded<test_repages_merged_while_down>},
                           }},
                      });
 }
