@@ -286,8 +286,8 @@ struct Spool::State {
   void open_dir();
   void replay();
   void replay_segment(std::uint64_t seq, std::unordered_map<std::string, Event>& found);
-  void maintain(bool may_compact);
-  bool compaction_due();
+  bool maintain(bool may_compact);
+  bool compaction_wanted();
   void compact();
   void delete_obsolete();
   void sync();
@@ -535,7 +535,7 @@ void Spool::acknowledge(const std::string& event_id) {
   s.pending.erase(event_id);
 }
 
-void Spool::maintain(bool compact) { state_->maintain(compact); }
+bool Spool::maintain(bool compact) { return state_->maintain(compact); }
 
 std::size_t Spool::pending() const {
   std::lock_guard<std::mutex> lock(state_->mutex);
@@ -588,32 +588,46 @@ void Spool::State::sync() {
 
 // --- maintenance and compaction -----------------------------------------------------
 
-void Spool::State::maintain(bool may_compact) {
+bool Spool::State::maintain(bool may_compact) {
   std::lock_guard<std::mutex> guard(maintenance);
+  bool more = false;
   try {
     delete_obsolete();
-    if (may_compact && compaction_due()) compact();
+    if (compaction_wanted()) {
+      if (may_compact && Steady::now() - last_compaction >= options.compaction_interval)
+        compact();
+      else
+        more = true;
+    }
   } catch (const std::exception& e) {
     // Retried by the next maintain(); the spool only grows meanwhile.
     error(maintenance_errors, std::string("compaction failed: ") + e.what() + "; will retry");
+    more = true;
   }
-  if (!reserve.held() && options.reserve_bytes > 0 && reserve.restore())
-    log.notice("spool: there is room in " + dir + " again; new outage events are accepted");
+  if (!reserve.held() && options.reserve_bytes > 0) {
+    if (reserve.restore())
+      log.notice("spool: there is room in " + dir + " again; new outage events are accepted");
+    else
+      more = true;
+  }
   sync();
+  return more || !obsolete.empty();
 }
 
 // Caller holds maintenance.
-bool Spool::State::compaction_due() {
-  const auto now = Steady::now();
-  if (now - last_compaction < options.compaction_interval) return false;
+bool Spool::State::compaction_wanted() {
   if (change_lost) return true;
   std::lock_guard<std::mutex> lock(mutex);
   // Bytes that a compaction would drop: acknowledged events, their
-  // acknowledgements, and outage changes the table has overtaken.
+  // acknowledgements, and outage changes the table has overtaken. Worth it
+  // once they outweigh the events it copies, and are not a trifle beside
+  // the table it rewrites (so delivered events' space comes back within a
+  // tick or two, and a large table is not rewritten for a few bytes).
   const std::uint64_t keep = pending.bytes() + snapshot_bytes;
   const std::uint64_t drop = total_bytes > keep ? total_bytes - keep : 0;
-  // More than the compacted and the active segment: a start left some.
-  return drop > keep || (active_size >= options.segment_bytes && drop > 0) || segment_sizes.size() > 2;
+  return (drop > pending.bytes() && 4 * drop > snapshot_bytes) ||
+         (active_size >= options.segment_bytes && drop > 0) ||
+         segment_sizes.size() > 2;  // more than the compacted and the active: a start left some
 }
 
 // Caller holds maintenance. The order of the steps is the ordering rule of

@@ -113,7 +113,9 @@ class Spool {
   // reserve back when there is room, retries what failed, then sync()s.
   // Meant for the maintenance thread, about every second; never collectd's.
   // Never throws: a failure is logged (ERROR, throttled) and retried.
-  void maintain(bool compact = true);
+  // Returns whether it has more to do (a compaction put off, the reserve
+  // not back yet): call it again a tick later even if nothing changes.
+  bool maintain(bool compact = true);
 
   // Flushes every record appended so far to stable storage. Never throws:
   // an error is logged with ERROR.
