@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -47,9 +48,10 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::size_t n = 2000;        // notifications per storm (fast and down receivers)
-  std::size_t n_slow = 200;    // per storm against the slow receiver
-  std::size_t n_exec = 100;    // per storm of exec + curl (a process per notification)
-  int idle_s = 10;             // idle window after the storm
+  std::size_t n_slow = 100;    // per storm against the slow receiver
+  std::size_t n_exec = 50;     // per storm of exec + curl (a process per notification)
+  int idle_s = 10;             // idle window after the storm, in the first round
+  int rounds = 3;              // the configurations in alternation, this many times
   int deliver_timeout_s = 60;  // the longest wait for the receiver to have them all
   std::string only;            // "receiver" or "receiver:config": run just those
   std::string profile;         // a command run during the storm of the selected runs; {pid} is collectd's
@@ -141,9 +143,10 @@ class ClosedPort {
   unsigned port_ = 0;
 };
 
-// nginx in the foreground with its own prefix, pid and logs in a temporary
-// directory, answering every request 202 with a requestId; its access log
-// has one line per request.
+// nginx as one unprivileged foreground process (nobody, when the bench runs
+// as root) with its own prefix, pid and logs in a temporary directory,
+// answering every request 202 with a requestId; its access log has one line
+// per request.
 class Nginx {
  public:
   Nginx() {
@@ -152,11 +155,12 @@ class Nginx {
       ClosedPort probe;  // a free port, released just before nginx binds it
       port = probe.port();
     }
-    ::chmod(dir_.path().c_str(), 0755);  // for nginx's workers when run as root
+    const passwd* nobody = ::geteuid() == 0 ? ::getpwnam("nobody") : nullptr;
+    if (nobody != nullptr && ::chown(dir_.path().c_str(), nobody->pw_uid, nobody->pw_gid) != 0)
+      throw std::runtime_error("cannot chown nginx's directory");
     std::ostringstream conf;
-    conf << "daemon off;\nworker_processes 1;\npid " << (dir_ / "nginx.pid") << ";\n"
+    conf << "daemon off;\nmaster_process off;\npid " << (dir_ / "nginx.pid") << ";\n"
          << "error_log " << (dir_ / "error.log") << " warn;\n"
-         << (::geteuid() == 0 ? "user nobody nogroup;\n" : "")
          << "events { worker_connections 1024; }\n"
          << "http {\n  access_log " << (dir_ / "access.log") << ";\n"
          << "  client_body_temp_path " << (dir_ / "body") << ";\n"
@@ -169,7 +173,10 @@ class Nginx {
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork");
     if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (nobody != nullptr &&
+          (::setgroups(0, nullptr) != 0 || ::setgid(nobody->pw_gid) != 0 || ::setuid(nobody->pw_uid) != 0))
+        ::_exit(126);
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // after setuid, which clears it
       ::execl(bin.c_str(), bin.c_str(), "-p", prefix.c_str(), "-c", cfg.c_str(), "-e", err.c_str(),
               static_cast<char*>(nullptr));
       ::_exit(127);
@@ -218,6 +225,7 @@ struct Receiver {
 
 struct Config {
   std::string name;
+  bool delivers;                            // false: the floor, which sends nothing
   std::vector<std::string> system_plugins;  // beside the harness's own
   std::function<std::string(const std::string& url)> block;
 };
@@ -231,18 +239,18 @@ std::string exec_user() {
 
 std::vector<Config> configs(const std::string& script) {
   return {
-      {"floor (no notification plugin)", {}, [](const std::string&) { return std::string(); }},
-      {"write_http", {"write_http"},
+      {"floor (no notification plugin)", false, {}, [](const std::string&) { return std::string(); }},
+      {"write_http", true, {"write_http"},
        [](const std::string& url) {
          return "LoadPlugin write_http\n<Plugin write_http>\n  <Node \"bench\">\n    URL \"" + url +
                 "\"\n    Format \"JSON\"\n    Metrics false\n    Notifications true\n  </Node>\n</Plugin>\n";
        }},
-      {"exec + curl", {"exec"},
+      {"exec + curl", true, {"exec"},
        [script](const std::string& url) {
          return "LoadPlugin exec\n<Plugin exec>\n  NotificationExec \"" + exec_user() + "\" \"" + script + "\" \"" +
                 url + "\"\n</Plugin>\n";
        }},
-      {"xmatters", {},
+      {"xmatters", true, {},
        [](const std::string& url) {
          return "LoadPlugin xmatters\n<Plugin xmatters>\n  <Integration \"bench\">\n    OutageURL \"" + url +
                 "\"\n  </Integration>\n</Plugin>\n";
@@ -259,6 +267,7 @@ struct Row {
   double deliver_s = 0;        // first PUTNOTIF to the receiver having them all
   double cpu_ms = 0, children_cpu_ms = 0;
   long long peak_rss_kb = 0;
+  bool idle_measured = false;
   double idle_switches_per_s = 0, idle_cpu_ms = 0;
   std::size_t log_lines = 0;
   bool ok = false;
@@ -298,7 +307,7 @@ class Profiler {
   pid_t pid_ = -1;
 };
 
-Row run_one(const Config& config, const Receiver& receiver, std::size_t n, const Options& opt, bool profile) {
+Row run_one(const Config& config, const Receiver& receiver, std::size_t n, const Options& opt, bool idle, bool profile) {
   const auto started = Clock::now();
   struct Say {  // how long each run took, for keeping the whole bounded
     const std::string& config;
@@ -342,11 +351,12 @@ Row run_one(const Config& config, const Receiver& receiver, std::size_t n, const
     us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
   }
   // Delivered: until the receiver has them all; a receiver that is down
-  // gets nothing, and the CPU is counted over the storm and 5 s more.
+  // gets nothing, and the CPU is counted over the storm and 5 s more (the
+  // first retries); the floor's over the storm alone.
   const auto delivered = [&] { return receiver.received() - received_before; };
-  if (receiver.reachable)
+  if (config.delivers && receiver.reachable)
     xmtest::wait_until([&] { return delivered() >= row.sent; }, std::chrono::seconds(opt.deliver_timeout_s));
-  else
+  else if (config.delivers)
     std::this_thread::sleep_for(5s);
   row.deliver_s = std::chrono::duration<double>(Clock::now() - t0).count();
   row.delivered = delivered();
@@ -361,12 +371,15 @@ Row run_one(const Config& config, const Receiver& receiver, std::size_t n, const
   row.dispatch_mean_us = us.empty() ? 0 : sum / static_cast<double>(us.size());
 
   // Idle: the storm is over (and delivered, where it can be): nothing happens.
-  const auto sw0 = switches_by_thread(pid);
-  const Cpu idle0 = cpu_of(pid);
-  std::this_thread::sleep_for(std::chrono::seconds(opt.idle_s));
-  row.idle_switches_per_s = static_cast<double>(switches_since(sw0, switches_by_thread(pid))) / opt.idle_s;
-  const Cpu idle1 = cpu_of(pid);
-  row.idle_cpu_ms = ticks_to_ms(idle1.own + idle1.children - idle0.own - idle0.children);
+  if (idle && opt.idle_s > 0) {
+    const auto sw0 = switches_by_thread(pid);
+    const Cpu idle0 = cpu_of(pid);
+    std::this_thread::sleep_for(std::chrono::seconds(opt.idle_s));
+    row.idle_switches_per_s = static_cast<double>(switches_since(sw0, switches_by_thread(pid))) / opt.idle_s;
+    const Cpu idle1 = cpu_of(pid);
+    row.idle_cpu_ms = ticks_to_ms(idle1.own + idle1.children - idle0.own - idle0.children);
+    row.idle_measured = true;
+  }
   row.peak_rss_kb = peak_rss_kb(pid);
   c.stop();
   row.log_lines = c.log_lines({""}).size();
@@ -376,49 +389,86 @@ Row run_one(const Config& config, const Receiver& receiver, std::size_t n, const
 
 // --- the report ----------------------------------------------------------------------
 
+// The machine's speed drifts within minutes (other work shares its two
+// cores), so the configurations run in alternation, round after round, and
+// each ratio is taken within a round: the table gives the median over the
+// rounds, and the ratios' lowest-highest.
 std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
   return b;
 }
 
-std::string ratio(double v, double base) { return base > 0 && v >= 0 ? fmt("%.2f", v / base) : "–"; }
-
-void print_table(const Receiver& receiver, std::size_t n, const std::vector<Row>& rows) {
-  std::printf("\n#### %s, %zu notifications\n\n", receiver.name.c_str(), n);
-  std::printf(
-      "| configuration | dispatch median µs | p99 µs | median ÷ floor | delivered | events/s | ÷ write_http | "
-      "CPU ms per event | ÷ write_http | peak RSS MB | idle switches/s | idle CPU ms | log lines |\n"
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-  const Row* floor = nullptr;
-  const Row* wh = nullptr;
-  for (const auto& r : rows) {
-    if (r.config.rfind("floor", 0) == 0) floor = &r;
-    if (r.config == "write_http") wh = &r;
+struct Series {
+  std::vector<double> values;
+  void add(double v) {
+    if (v >= 0) values.push_back(v);
   }
-  // Per delivered event where there are some, else per notification.
-  const auto cpu_per = [](const Row& r) {
-    const double total = r.cpu_ms + r.children_cpu_ms;
-    return r.delivered > 0 ? total / static_cast<double>(r.delivered)
-                           : (r.sent > 0 ? total / static_cast<double>(r.sent) : -1);
-  };
-  const auto rate = [](const Row& r) { return r.deliver_s > 0 ? static_cast<double>(r.delivered) / r.deliver_s : 0; };
-  for (const auto& r : rows) {
-    if (!r.ok) {
-      std::printf("| %s | did not start |\n", r.config.c_str());
+  double median() const { return values.empty() ? -1 : percentile(values, 0.5); }
+  std::string range(const char* f) const {
+    if (values.empty()) return "–";
+    const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+    const std::string low = fmt(f, *lo), high = fmt(f, *hi);
+    return low == high ? low : low + "–" + high;
+  }
+};
+
+// Per delivered event where there are some, else per notification.
+double cpu_per(const Row& r) {
+  const double total = r.cpu_ms + r.children_cpu_ms;
+  if (r.delivered > 0) return total / static_cast<double>(r.delivered);
+  return r.sent > 0 ? total / static_cast<double>(r.sent) : -1;
+}
+double rate(const Row& r) { return r.deliver_s > 0 && r.delivered > 0 ? static_cast<double>(r.delivered) / r.deliver_s : -1; }
+
+// rounds[round][config]; config 0 is the floor, 1 write_http.
+void print_table(const std::string& title, const std::vector<std::vector<Row>>& rounds) {
+  std::printf("\n#### %s\n\n", title.c_str());
+  std::printf(
+      "| configuration | sent | delivered | dispatch median µs | p99 µs | ÷ floor | events/s | ÷ write_http | "
+      "CPU ms per event | ÷ write_http | peak RSS MB | idle switches/s | idle CPU ms | log lines |\n"
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  const std::size_t configs = rounds.front().size();
+  for (std::size_t k = 0; k < configs; ++k) {
+    Series median, p99, vs_floor, events, events_vs, cpu, cpu_vs, rss, sw, idle_cpu;
+    std::size_t sent = 0, delivered = 0, log_lines = 0, ok = 0;
+    bool children = false;
+    for (const auto& round : rounds) {
+      const Row& r = round[k];
+      if (!r.ok) continue;
+      ++ok;
+      sent += r.sent;
+      delivered += r.delivered;
+      log_lines = std::max(log_lines, r.log_lines);
+      children = children || r.children_cpu_ms > 0;
+      median.add(r.dispatch_median_us);
+      p99.add(r.dispatch_p99_us);
+      if (round[0].ok) vs_floor.add(r.dispatch_median_us / round[0].dispatch_median_us);
+      events.add(rate(r));
+      cpu.add(cpu_per(r));
+      if (k > 1 && round[1].ok) {
+        if (rate(r) > 0 && rate(round[1]) > 0) events_vs.add(rate(r) / rate(round[1]));
+        if (cpu_per(round[1]) > 0) cpu_vs.add(cpu_per(r) / cpu_per(round[1]));
+      }
+      rss.add(static_cast<double>(r.peak_rss_kb) / 1024.0);
+      if (r.idle_measured) {
+        sw.add(r.idle_switches_per_s);
+        idle_cpu.add(r.idle_cpu_ms);
+      }
+    }
+    const std::string name = rounds.front()[k].config;
+    if (ok == 0) {
+      std::printf("| %s | not measured |\n", name.c_str());
       continue;
     }
-    const bool is_floor = &r == floor;
-    std::string cpu = fmt("%.3f", cpu_per(r));
-    if (r.children_cpu_ms > 0) cpu += fmt(" (%.3f own)", r.cpu_ms / static_cast<double>(std::max<std::size_t>(1, r.delivered > 0 ? r.delivered : r.sent)));
-    if (r.delivered == 0) cpu += " per notification";
-    std::printf("| %s | %.1f | %.0f | %s | %zu/%zu | %s | %s | %s | %s | %.1f | %.1f | %.0f | %zu |\n", r.config.c_str(),
-                r.dispatch_median_us, r.dispatch_p99_us,
-                floor != nullptr ? ratio(r.dispatch_median_us, floor->dispatch_median_us).c_str() : "–", r.delivered,
-                r.sent, is_floor || r.delivered == 0 ? "–" : fmt("%.0f", rate(r)).c_str(),
-                wh != nullptr && !is_floor && r.delivered > 0 ? ratio(rate(r), rate(*wh)).c_str() : "–", cpu.c_str(),
-                wh != nullptr && !is_floor ? ratio(cpu_per(r), cpu_per(*wh)).c_str() : "–",
-                static_cast<double>(r.peak_rss_kb) / 1024.0, r.idle_switches_per_s, r.idle_cpu_ms, r.log_lines);
+    const bool floor = k == 0;
+    const char* unit = delivered > 0 ? "" : " per notification";
+    std::printf("| %s | %zu | %zu | %s | %s | %s | %s | %s | %s%s%s | %s | %s | %s | %s | %zu |\n", name.c_str(), sent,
+                delivered, fmt("%.1f", median.median()).c_str(), fmt("%.0f", p99.median()).c_str(),
+                floor ? "1" : vs_floor.range("%.2f").c_str(), floor ? "–" : events.range("%.0f").c_str(),
+                events_vs.range("%.2f").c_str(), cpu.range("%.3f").c_str(), unit, children ? " (with its children)" : "",
+                cpu_vs.range("%.2f").c_str(), rss.range("%.1f").c_str(), sw.range("%.1f").c_str(),
+                idle_cpu.range("%.0f").c_str(), log_lines);
   }
   std::fflush(stdout);
 }
@@ -438,12 +488,13 @@ Options parse(int argc, char** argv) {
     else if (a == "--n-slow") o.n_slow = std::stoul(next());
     else if (a == "--n-exec") o.n_exec = std::stoul(next());
     else if (a == "--idle") o.idle_s = std::stoi(next());
+    else if (a == "--rounds") o.rounds = std::max(1, std::stoi(next()));
     else if (a == "--timeout") o.deliver_timeout_s = std::stoi(next());
     else if (a == "--only") o.only = next();
     else if (a == "--profile") o.profile = next();
     else {
       std::fprintf(stderr,
-                   "usage: bench_collectd [--n N] [--n-slow N] [--n-exec N] [--idle S] [--timeout S]\n"
+                   "usage: bench_collectd [--n N] [--n-slow N] [--n-exec N] [--idle S] [--rounds R] [--timeout S]\n"
                    "                      [--only RECEIVER[:CONFIG]] [--profile 'CMD {pid}']\n"
                    "receivers: fast slow down; configs: floor write_http exec xmatters\n");
       std::exit(2);
@@ -507,22 +558,26 @@ int main(int argc, char** argv) {
   const char* short_names[] = {"floor", "write_http", "exec", "xmatters"};
 
   std::printf("bench_collectd: a real collectd, %zu distinct FAILUREs through one unixsock connection "
-              "(%zu against the slow receiver, at most %zu for exec + curl), then %d s idle\n",
-              opt.n, opt.n_slow, opt.n_exec, opt.idle_s);
+              "(%zu against the slow receiver, at most %zu for exec + curl), %d rounds, %d s idle after the first\n",
+              opt.n, opt.n_slow, opt.n_exec, opt.rounds, opt.idle_s);
   const auto all = configs(script);
   for (std::size_t r = 0; r < receivers.size(); ++r) {
     const auto& [receiver, n] = receivers[r];
-    std::vector<Row> rows;
-    for (std::size_t k = 0; k < all.size(); ++k) {
-      if (!selected(opt, receiver.name, short_names[k])) continue;
-      const std::size_t storm = std::string(short_names[k]) == "exec" ? std::min(n, opt.n_exec) : n;
-      rows.push_back(run_one(all[k], receiver, storm, opt, !opt.profile.empty() && !opt.only.empty()));
+    std::vector<std::vector<Row>> rounds(static_cast<std::size_t>(opt.rounds));
+    bool any = false;
+    for (std::size_t round = 0; round < rounds.size(); ++round) {
+      for (std::size_t k = 0; k < all.size(); ++k) {
+        if (!selected(opt, receiver.name, short_names[k])) {
+          rounds[round].push_back(Row{all[k].name});
+          continue;
+        }
+        any = true;
+        const std::size_t storm = std::string(short_names[k]) == "exec" ? std::min(n, opt.n_exec) : n;
+        rounds[round].push_back(
+            run_one(all[k], receiver, storm, opt, round == 0, !opt.profile.empty() && !opt.only.empty()));
+      }
     }
-    if (!rows.empty()) {
-      Receiver titled = receiver;
-      titled.name = titles[r];
-      print_table(titled, n, rows);
-    }
+    if (any) print_table(titles[r], rounds);
   }
   return 0;
 }
