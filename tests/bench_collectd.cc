@@ -263,7 +263,7 @@ std::vector<Config> configs(const std::string& script) {
 struct Row {
   std::string config;
   std::size_t sent = 0, delivered = 0;
-  double dispatch_median_us = 0, dispatch_p99_us = 0, dispatch_mean_us = 0;
+  double dispatch_median_us = 0, dispatch_p99_us = 0;
   double deliver_s = 0;        // first PUTNOTIF to the receiver having them all
   double cpu_ms = 0, children_cpu_ms = 0;
   long long peak_rss_kb = 0;
@@ -366,9 +366,6 @@ Row run_one(const Config& config, const Receiver& receiver, std::size_t n, const
   row.children_cpu_ms = ticks_to_ms(cpu1.children - cpu0.children);
   row.dispatch_median_us = percentile(us, 0.5);
   row.dispatch_p99_us = percentile(us, 0.99);
-  double sum = 0;
-  for (double u : us) sum += u;
-  row.dispatch_mean_us = us.empty() ? 0 : sum / static_cast<double>(us.size());
 
   // Idle: the storm is over (and delivered, where it can be): nothing happens.
   if (idle && opt.idle_s > 0) {
