@@ -93,28 +93,50 @@ long long peak_rss_kb(pid_t pid) {
   return status_field(xmtest::read_file("/proc/" + std::to_string(pid) + "/status"), "VmHWM");
 }
 
-// Voluntary + involuntary context switches per live thread: each is one
-// time a thread stopped running, so one wake-up of it.
-std::map<std::string, long long> switches_by_thread(pid_t pid) {
-  std::map<std::string, long long> out;
+// Voluntary + involuntary context switches per live thread (by tid, with
+// its name): each is one time a thread stopped running, so one wake-up of it.
+struct ThreadSwitches {
+  std::string name;
+  long long count = 0;
+};
+
+std::map<std::string, ThreadSwitches> switches_by_thread(pid_t pid) {
+  std::map<std::string, ThreadSwitches> out;
   const std::string dir = "/proc/" + std::to_string(pid) + "/task";
   std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
   if (!d) return out;
   while (const dirent* e = ::readdir(d.get())) {
     if (e->d_name[0] == '.') continue;
-    const std::string status = xmtest::read_file(dir + "/" + e->d_name + "/status");
-    out[e->d_name] = status_field(status, "voluntary_ctxt_switches") + status_field(status, "nonvoluntary_ctxt_switches");
+    const std::string task = dir + "/" + e->d_name;
+    const std::string status = xmtest::read_file(task + "/status");
+    std::string name = xmtest::read_file(task + "/comm");
+    if (!name.empty() && name.back() == '\n') name.pop_back();
+    out[e->d_name] = {name, status_field(status, "voluntary_ctxt_switches") +
+                                status_field(status, "nonvoluntary_ctxt_switches")};
   }
   return out;
 }
 
-long long switches_since(const std::map<std::string, long long>& before, const std::map<std::string, long long>& after) {
+// The switches since before, in all, and the busiest threads' as text.
+std::pair<long long, std::string> switches_since(const std::map<std::string, ThreadSwitches>& before,
+                                                 const std::map<std::string, ThreadSwitches>& after, int seconds) {
   long long n = 0;
-  for (const auto& [tid, count] : after) {
+  std::vector<std::pair<long long, std::string>> by_thread;
+  for (const auto& [tid, t] : after) {
     auto b = before.find(tid);
-    n += count - (b != before.end() ? b->second : 0);
+    const long long d = t.count - (b != before.end() ? b->second.count : 0);
+    n += d;
+    by_thread.emplace_back(d, t.name);
   }
-  return n;
+  std::sort(by_thread.rbegin(), by_thread.rend());
+  std::string top;
+  for (std::size_t i = 0; i < by_thread.size() && i < 3 && by_thread[i].first > 0; ++i) {
+    char b[96];
+    std::snprintf(b, sizeof b, "%s%s %.1f/s", i > 0 ? ", " : "", by_thread[i].second.c_str(),
+                  static_cast<double>(by_thread[i].first) / seconds);
+    top += b;
+  }
+  return {n, top};
 }
 
 // --- receivers -------------------------------------------------------------------
@@ -269,6 +291,7 @@ struct Row {
   long long peak_rss_kb = 0;
   bool idle_measured = false;
   double idle_switches_per_s = 0, idle_cpu_ms = 0;
+  std::string idle_busiest;  // the threads that woke most while idle
   std::size_t log_lines = 0;
   bool ok = false;
 };
@@ -372,7 +395,9 @@ Row run_one(const Config& config, const Receiver& receiver, std::size_t n, const
     const auto sw0 = switches_by_thread(pid);
     const Cpu idle0 = cpu_of(pid);
     std::this_thread::sleep_for(std::chrono::seconds(opt.idle_s));
-    row.idle_switches_per_s = static_cast<double>(switches_since(sw0, switches_by_thread(pid))) / opt.idle_s;
+    const auto [switches, busiest] = switches_since(sw0, switches_by_thread(pid), opt.idle_s);
+    row.idle_switches_per_s = static_cast<double>(switches) / opt.idle_s;
+    row.idle_busiest = busiest;
     const Cpu idle1 = cpu_of(pid);
     row.idle_cpu_ms = ticks_to_ms(idle1.own + idle1.children - idle0.own - idle0.children);
     row.idle_measured = true;
@@ -467,6 +492,11 @@ void print_table(const std::string& title, const std::vector<std::vector<Row>>& 
                 cpu_vs.range("%.2f").c_str(), rss.range("%.1f").c_str(), sw.range("%.1f").c_str(),
                 idle_cpu.range("%.0f").c_str(), log_lines);
   }
+  std::printf("\nIdle wake-ups, the busiest threads (first round):");
+  for (std::size_t k = 0; k < configs; ++k)
+    if (rounds.front()[k].idle_measured)
+      std::printf(" %s: %s;", rounds.front()[k].config.c_str(), rounds.front()[k].idle_busiest.c_str());
+  std::printf("\n");
   std::fflush(stdout);
 }
 
@@ -565,7 +595,9 @@ int main(int argc, char** argv) {
     for (std::size_t round = 0; round < rounds.size(); ++round) {
       for (std::size_t k = 0; k < all.size(); ++k) {
         if (!selected(opt, receiver.name, short_names[k])) {
-          rounds[round].push_back(Row{all[k].name});
+          Row skipped;
+          skipped.config = all[k].name;
+          rounds[round].push_back(skipped);
           continue;
         }
         any = true;
