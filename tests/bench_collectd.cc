@@ -331,16 +331,6 @@ class Profiler {
 };
 
 Row run_one(const Config& config, const Receiver& receiver, std::size_t n, const Options& opt, bool idle, bool profile) {
-  const auto started = Clock::now();
-  struct Say {  // how long each run took, for keeping the whole bounded
-    const std::string& config;
-    const std::string& receiver;
-    Clock::time_point started;
-    ~Say() {
-      std::fprintf(stderr, "bench_collectd: %s, %s: %.1f s\n", receiver.c_str(), config.c_str(),
-                   std::chrono::duration<double>(Clock::now() - started).count());
-    }
-  } say{config.name, receiver.name, started};
   Row row;
   row.config = config.name;
   xmtest::CollectdProcess c(config.block(receiver.url));
@@ -411,16 +401,16 @@ Row run_one(const Config& config, const Receiver& receiver, std::size_t n, const
 
 // --- the report ----------------------------------------------------------------------
 
-// The machine's speed drifts within minutes (other work shares its two
-// cores), so the configurations run in alternation, round after round, and
-// each ratio is taken within a round: the table gives the median over the
-// rounds, and the ratios' lowest-highest.
 std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
   return b;
 }
 
+// The machine's speed drifts within minutes (other work shares its two
+// cores), so the configurations run in alternation, round after round, and
+// each ratio is taken within a round: the table gives the median over the
+// rounds, and the ratios' lowest-highest.
 struct Series {
   std::vector<double> values;
   void add(double v) {
@@ -602,8 +592,18 @@ int main(int argc, char** argv) {
         }
         any = true;
         const std::size_t storm = std::string(short_names[k]) == "exec" ? std::min(n, opt.n_exec) : n;
-        rounds[round].push_back(
-            run_one(all[k], receiver, storm, opt, round == 0, !opt.profile.empty() && !opt.only.empty()));
+        const auto started = Clock::now();
+        Row row;
+        row.config = all[k].name;
+        try {
+          row = run_one(all[k], receiver, storm, opt, round == 0, !opt.profile.empty() && !opt.only.empty());
+        } catch (const std::exception& e) {  // collectd died or stopped answering: that row is lost
+          std::fprintf(stderr, "bench_collectd: %s, %s: %s\n", receiver.name.c_str(), all[k].name.c_str(), e.what());
+        }
+        // How long each run took, for keeping the whole bounded.
+        std::fprintf(stderr, "bench_collectd: %s, %s: %.1f s\n", receiver.name.c_str(), all[k].name.c_str(),
+                     std::chrono::duration<double>(Clock::now() - started).count());
+        rounds[round].push_back(row);
       }
     }
     if (any) print_table(titles[r], rounds);
