@@ -658,6 +658,14 @@ class Parser {
     }
     if (!given("ClearURL")) ic.clear_url = ic.outage_url;
     if (!given("ClearTemplate")) ic.clear_template = ic.outage_template;
+    // Checked once every option is known: Target and DetailsURL count too.
+    for (const auto& [name, text] : {std::pair{"Template", &ic.outage_template}, {"ClearTemplate", &ic.clear_template}}) {
+      if (!given(name) || !*text) continue;
+      const std::size_t worst = template_worst_case(**text, ic);
+      if (worst > kMaxBody)
+        throw fail(name, "could expand to " + std::to_string(worst) + " bytes with the longest values collectd allows, "
+                         "more than the " + std::to_string(kMaxBody) + " bytes of a request the plugin sends");
+    }
   }
 
   Config config_;

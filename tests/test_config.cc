@@ -651,6 +651,27 @@ void test_warning_empty_password_file() {
   CU_ASSERT(c.integrations.at(0).password == std::string(""));
 }
 
+// Bug 7: a template whose expansion could pass the 64 KiB a request may have
+// is refused at start-up, instead of losing its pages later.
+void test_error_template_could_be_too_large() {
+  xmtest::TempDir dir;
+  std::string big = "{\"d\": \"";
+  for (int i = 0; i < 50; ++i) big += "$description ";  // 50 x 256 bytes, each escaped up to 6 times
+  big += "\"}";
+  xmtest::write_file(dir / "big.json", big);
+  xmtest::write_file(dir / "ok.json", kTemplate);
+  CU_ASSERT(error_names(plugin({ops({opt("Template", {S(dir / "ok.json")}), opt("ClearTemplate", {S(dir / "big.json")})})}),
+                        {"Integration \"ops\": ClearTemplate \"" + dir / "big.json" + "\": could expand to ",
+                         "65536 bytes"}));
+  CU_ASSERT(error_names(plugin({ops({opt("Template", {S(dir / "big.json")})})}), {"Integration \"ops\": Template \""}));
+  // Targets count: many long ones make $target alone too large.
+  std::vector<ConfigValue> targets;
+  for (int i = 0; i < 700; ++i) targets.push_back(S(std::string(100, 't')));
+  CU_ASSERT(error_names(plugin({ops({opt("Template", {S(dir / "ok.json")}), opt("Target", targets)})}),
+                        {"Integration \"ops\": Template", "could expand"}));
+  CU_ASSERT(parse_config(plugin({ops({opt("Template", {S(dir / "ok.json")})})})).integrations.size() == 1);
+}
+
 // Bug 8: a password file other users can read is probably a mistake.
 void test_warning_password_file_readable_by_others() {
   xmtest::TempDir dir;
@@ -852,6 +873,7 @@ int main(int argc, char** argv) {
                {"bad_scheme", test_error_bad_scheme},
                {"url_libcurl_refuses", test_error_url_libcurl_refuses},
                {"proxy_is_a_url", test_proxy_is_a_url},
+               {"template_could_be_too_large", test_error_template_could_be_too_large},
                {"bad_regex", test_error_bad_regex},
                {"password_with_password_file", test_error_password_with_password_file},
                {"unreadable_password_file", test_error_unreadable_password_file},
