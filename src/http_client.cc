@@ -158,6 +158,9 @@ HttpClient::HttpClient(const IntegrationConfig& integration, const std::atomic<b
   }
   set(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &State::on_data));
   set(curl_easy_setopt(h, CURLOPT_WRITEDATA, state_.get()));
+  // A proxy's "200 Connection established" is not the reply: on_header
+  // must see the server's status lines only.
+  set(curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L));
   set(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &State::on_header));
   set(curl_easy_setopt(h, CURLOPT_HEADERDATA, state_.get()));
   set(curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L));

@@ -482,15 +482,16 @@ std::string builtin_payload(const Transition& t, const MacroValues& v) {
   // nothing bounds how many items a plugin attaches. Items that would take
   // the body past kMaxBody are left out and counted.
   std::unordered_set<std::string_view> seen;
-  std::deque<std::string> storage;  // sanitized names; a deque keeps them in place
+  std::deque<std::string> sanitized;  // names that were not UTF-8; a deque keeps them in place
   std::size_t omitted = 0;
   for (std::size_t i = 0; i < n.meta.size(); ++i) {
     if (w.text().size() > kMetaRoom) {
       omitted = n.meta.size() - i;
       break;
     }
-    storage.emplace_back();
-    const std::string_view name = meta_key(n.meta[i], storage.back());
+    std::string copy;
+    std::string_view name = meta_key(n.meta[i], copy);
+    if (!copy.empty()) name = sanitized.emplace_back(std::move(copy));
     if (seen.insert(name).second) write_meta_value(w.key(name), n.meta[i].value);
   }
   w.end_object();

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
+#include <utility>
 
 #include "config.h"
 #include "resources.h"
@@ -156,12 +157,13 @@ Scrubber::Scrubber(const IntegrationConfig& c) {
   if (c.password) add(*c.password);
   // What the Authorization header of basic auth carries.
   if (c.user && c.password) add(base64(*c.user + ":" + *c.password));
-  std::vector<const std::string*> urls = {&c.outage_url, &c.clear_url};
-  if (c.proxy && !c.proxy->empty()) urls.push_back(&*c.proxy);
-  for (const std::string* url : urls) {
+  // A proxy may be given without its scheme.
+  std::vector<std::pair<const std::string*, const char*>> urls = {{&c.outage_url, ""}, {&c.clear_url, ""}};
+  if (c.proxy && !c.proxy->empty()) urls.emplace_back(&*c.proxy, "http");
+  for (const auto& [url, default_scheme] : urls) {
     UrlParts parts;
     try {
-      parts = parse_url(*url, url == &*c.proxy ? "http" : "");
+      parts = parse_url(*url, default_scheme);
     } catch (const std::invalid_argument&) {
       continue;  // parse_config refuses it; libcurl cannot send it either
     }

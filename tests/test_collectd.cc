@@ -48,6 +48,7 @@ void dump_log_on_failure(const CollectdProcess& c, bool ok, const char* what) {
 // it names created under dir.
 std::string contract_example(const std::string& dir) {
   xmtest::write_file(dir + "/xmatters.secret", "s3cret-from-file\n");
+  ::chmod((dir + "/xmatters.secret").c_str(), 0600);  // else a WARNING: others could read it
   xmtest::write_file(dir + "/outage.json", R"({"outage": "$outage_id", "severity": "$severity", "target": $target})");
   xmtest::write_file(dir + "/clear.json", R"({"clear": "$outage_id"})");
   xmtest::write_file(dir + "/cert.pem", "not used before a request\n");
@@ -422,10 +423,10 @@ void test_accepted_with_stalled_body_delivered_once() {
   const bool delivered = t.c.wait_for_log("[info] xmatters plugin: integration ops: delivered outage event", 20s);
   dump_log_on_failure(t.c, delivered, "the accepted event was not logged as delivered");
   CU_ASSERT_TRUE(delivered);
-  // Whatever came after it shows no retry: a second outage goes through
-  // the same connection pool and is the only other request.
+  // Whatever came after it shows no retry: once a second outage is
+  // delivered too, the stand-in has had two requests, not three.
   CU_ASSERT_TRUE(t.c.putnotif("failure", "host=myhost plugin=after", "after the stall"));
-  REQUIRE(wait_accepted(t.xm, 2));
+  CU_ASSERT_TRUE(t.c.wait_for_log("[info] xmatters plugin: integration ops: delivered outage event", 20s, 2));
   CU_ASSERT_EQUAL(t.xm.request_count(), 2u);
   CU_ASSERT_EQUAL(t.c.log_lines({"not delivered"}).size(), 0u);
 }
