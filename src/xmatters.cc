@@ -10,8 +10,8 @@ extern "C" {
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
