@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config.h"
@@ -38,18 +39,12 @@ class HttpClient {
   // Never throws but std::bad_alloc.
   HttpResult post(const std::string& url, const std::string& body, const std::string& idempotency_key);
 
-  // text with every secret of the integration (password, URL query values,
-  // credentials in URLs, authentication header values) replaced by "***".
-  std::string scrub(std::string text) const;
+  // text with every secret of the integration replaced by "***" (Scrubber).
+  std::string scrub(std::string_view text) const;
 
  private:
   struct State;
   std::unique_ptr<State> state_;
 };
-
-// Seconds to wait from a Retry-After value: delta-seconds or an HTTP date
-// (relative to now, at least 0). nullopt when it is neither.
-std::optional<std::chrono::seconds> parse_retry_after(const std::string& value,
-                                                      std::chrono::system_clock::time_point now);
 
 }  // namespace xmatters
