@@ -70,10 +70,13 @@ void LaneSchedule::pop(const std::string& outage_id, Steady::time_point now) {
   outage.in_flight = false;
   outage.events.erase(outage.events.begin());
   --queued_;
-  if (!outage.events.empty())
+  if (!outage.events.empty()) {
     schedule(outage_id, now);
-  else
-    outages_.erase(found);
+    return;
+  }
+  outages_.erase(found);
+  // A drained backlog gives its buckets back (amortized; bounded memory).
+  if (outages_.bucket_count() > 1024 && outages_.size() * 8 < outages_.bucket_count()) outages_.rehash(0);
 }
 
 Steady::duration LaneSchedule::retry(const std::string& outage_id, int attempts,

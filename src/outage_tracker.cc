@@ -48,6 +48,14 @@ struct OutageKeyHash {
   }
 };
 
+// A hash table keeps its buckets when entries go: after a storm of keys
+// that all recovered, give them back (amortized: only once it is 8 times
+// emptier than its buckets).
+template <typename Map>
+void shrink_if_sparse(Map& map) {
+  if (map.bucket_count() > 1024 && map.size() * 8 < map.bucket_count()) map.rehash(0);
+}
+
 // Threads reorder a key's notifications by microseconds; one this much older
 // than the last means the clock went back.
 constexpr auto kClockStep = std::chrono::seconds(60);
@@ -184,6 +192,7 @@ struct OutageTracker::State {
     ks.erased = true;
     std::lock_guard<std::mutex> lock(table_mutex);
     table.erase(ks.key);
+    shrink_if_sparse(table);
   }
   // Decides under ks.mutex; false when ks was erased meanwhile (look again).
   bool decide(KeyState& ks, const Notification& n, TransitionHandler handler);

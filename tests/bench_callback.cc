@@ -14,12 +14,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <malloc.h>
 #include <cstring>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -295,8 +297,59 @@ Samples measure(const Situation& situation, xmtest::Standin& standin, int count,
   return samples;
 }
 
+// Bytes of the spool's segments under base.
+std::uintmax_t spool_bytes(const std::string& base) {
+  std::uintmax_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(base + "/xmatters", ec))
+    if (entry.path().filename().string().rfind("spool-", 0) == 0) total += entry.file_size(ec);
+  return total;
+}
+
+struct Footprint {
+  int keys;
+  long rss_kib;              // anonymous memory kept, after malloc_trim
+  long heap_kib = 0;         // of it, allocated and not freed (mallinfo2)
+  std::uintmax_t spool = 0;  // bytes of segments
+};
+
+// keys distinct value lists failing and recovering once each, every event
+// delivered: what stays in memory and in SpoolDir afterwards.
+Footprint keys_failing_once(xmtest::Standin& standin, int keys) {
+  xmtest::TempDir base;
+  Footprint f{keys, 0};
+  standin.clear();
+  malloc_trim(0);
+  const long before = rss_kib();
+  const long heap_before = static_cast<long>(mallinfo2().uordblks / 1024);
+  {
+    Plugin plugin(base.path(), standin);
+    plugin.run(NOTIF_FAILURE, keys, keys, 0);
+    plugin.run(NOTIF_OKAY, keys, keys, 0);
+    if (!standin.wait_for_accepted(2 * static_cast<std::size_t>(keys), std::chrono::seconds(600)))
+      std::fprintf(stderr, "not every event was delivered\n");
+    standin.clear();  // the stand-in's own record of the requests is not the plugin's
+    // The maintenance tick compacts within a second or two of the last
+    // acknowledgement; give it until the spool stops shrinking.
+    std::uintmax_t last = spool_bytes(base.path());
+    for (int i = 0; i < 50; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      const std::uintmax_t now = spool_bytes(base.path());
+      if (now == last && i >= 15) break;
+      last = now;
+    }
+    f.spool = last;
+    fake_collectd::clear_log();  // the host's record of the log lines is not the plugin's either
+    malloc_trim(0);
+    f.rss_kib = rss_kib() - before;
+    f.heap_kib = static_cast<long>(mallinfo2().uordblks / 1024) - heap_before;
+  }
+  return f;
+}
+
 }  // namespace
 
+// `bench_callback keys`: only the footprint rows.
 // `bench_callback burst|idle|ms|down N`: only N outage-opening callbacks in
 // that situation, for perf, callgrind or lackey to look at.
 int profile(const std::string& mode, int count) {
@@ -316,8 +369,23 @@ int profile(const std::string& mode, int count) {
   return 0;
 }
 
+void print_footprints(xmtest::Standin& standin) {
+  std::printf("\nfootprint after N distinct keys failed and recovered once each, all delivered:\n");
+  for (const int keys : {1000, 200000}) {
+    const Footprint f = keys_failing_once(standin, keys);
+    std::printf("  %6d keys: %6ld KiB anonymous memory kept (%ld KiB of it allocated), %ju bytes in SpoolDir's segments\n",
+                f.keys, f.rss_kib, f.heap_kib, f.spool);
+  }
+}
+
 int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (argc == 2 && std::string(argv[1]) == "keys") {
+    xmtest::Standin standin;
+    print_footprints(standin);
+    curl_global_cleanup();
+    return 0;
+  }
   if (argc == 3) return profile(argv[1], std::atoi(argv[2]));
   std::vector<Result> results;
   xmtest::Standin standin;
@@ -361,6 +429,7 @@ int main(int argc, char** argv) {
   }
   std::printf("\nmemory: %ld KiB resident for %d open outages (%.0f bytes per outage, tracker and queue)\n",
               rss_after - rss_before, kOutages, (rss_after - rss_before) * 1024.0 / kOutages);
+  print_footprints(standin);
   curl_global_cleanup();
   return 0;
 }

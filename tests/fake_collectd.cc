@@ -112,6 +112,13 @@ std::size_t count_log(int level, const std::string& needle) {
   return n;
 }
 
+void clear_log() {
+  Host& h = host();
+  std::lock_guard<std::mutex> lock(h.mutex);
+  h.log.clear();
+  h.log.shrink_to_fit();
+}
+
 std::string dump_log() {
   std::string out;
   for (const auto& l : log_lines()) out += std::to_string(l.level) + " " + l.text + "\n";

@@ -28,6 +28,8 @@ std::vector<LogLine> log_lines();
 // Lines at that level containing needle.
 std::size_t count_log(int level, const std::string& needle = "");
 std::string dump_log();
+// Forgets the log lines kept so far (a long bench run logs one per event).
+void clear_log();
 
 void set_global_option(const std::string& name, const std::string& value);
 
