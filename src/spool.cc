@@ -635,7 +635,16 @@ bool Spool::State::compaction_wanted() {
 // Caller holds maintenance. The order of the steps is the ordering rule of
 // doc/storage.md.
 void Spool::State::compact() {
-  change_lost = false;  // the table written below includes the change
+  // The table written below includes a change that could not be recorded;
+  // if this compaction fails, the next must still be due.
+  struct LostChange {
+    std::atomic<bool>& flag;
+    const bool was = flag.exchange(false);
+    bool written = false;
+    ~LostChange() {
+      if (was && !written) flag = true;
+    }
+  } lost_change{change_lost};
   last_compaction = Steady::now();
   std::uint64_t target = 0;
   std::vector<std::uint64_t> sources;
@@ -735,6 +744,7 @@ void Spool::State::compact() {
     log.warning("spool: " + std::to_string(lost) + " undelivered events whose records were damaged since are lost");
   obsolete.insert(obsolete.end(), sources.begin(), sources.end());
   delete_obsolete();
+  lost_change.written = true;
   log.debug("spool: compacted " + std::to_string(sources.size()) + " segments into " + sf::segment_name(target) +
             " (" + std::to_string(moved.size()) + " pending events, " + std::to_string(out_size) + " bytes)");
 }

@@ -902,6 +902,13 @@ Found restart_from(const std::string& dir) {
   return found;
 }
 
+// restart_from() on a copy, while a spool still has dir open.
+Found restart_copy(const std::string& dir) {
+  xmtest::TempDir copy;
+  copy_dir(dir, copy.path());
+  return restart_from(copy.path());
+}
+
 // Faults at each file operation of a scripted sequence (open, escalate,
 // deliver, compact, clear): whichever fails, with ENOSPC, EIO or EROFS,
 // nothing throws into the caller, at most an outage event is refused, and
@@ -1265,6 +1272,50 @@ void test_flipped_byte_in_each_kind_of_record() {
   CU_ASSERT_EQUAL(kinds.size(), 5u);  // every kind was hit
 }
 
+// A close that sends nothing and cannot be written (EIO) stays in the table
+// in memory, and the next compaction brings it to disk.
+void test_unwritten_change_reaches_disk_by_compaction() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  auto io = std::make_shared<FaultyIo>();
+  {
+    Spool spool(dir.path(), log, io, small(1 << 20));
+    xmatters::TrackerOptions silent;
+    silent.send_clear = false;
+    xmatters::OutageTracker t("ops", silent, log, {}, [&](const std::string& r) { spool.append_change(r); });
+    spool.set_snapshot_source([&] {
+      std::string out;
+      t.snapshot(out);
+      return out;
+    });
+    xmatters::Notification n;
+    n.host = "a";
+    n.severity = xmatters::Severity::Failure;
+    std::string id;
+    t.process(n, [&](xmatters::Transition& tr) {
+      Event e = make_event(0);
+      e.type = EventType::Outage;
+      e.change = std::move(tr.change);
+      spool.append(e);
+      spool.acknowledge(e.event_id);
+      return true;
+    });
+    spool.maintain();  // compacted: a is open in the table on disk
+    CU_ASSERT_EQUAL(restart_copy(dir.path()).open.count("a"), 1u);
+    io->faults->set([](Faults& f) {
+      f.fail_appends = 1;
+      f.append_errno = EIO;
+    });
+    n.severity = xmatters::Severity::Okay;
+    t.process(n, [](xmatters::Transition&) { return true; });
+    CU_ASSERT_EQUAL(t.open_outages(), 0u);
+    CU_ASSERT(log.contains(LogLevel::Error, "cannot record an outage change"));
+    CU_ASSERT_EQUAL(restart_copy(dir.path()).open.count("a"), 1u);  // not on disk yet
+    spool.maintain();
+  }
+  CU_ASSERT_EQUAL(restart_from(dir.path()).open.count("a"), 0u);
+}
+
 // --- threads -------------------------------------------------------------------------------
 
 void test_concurrent_appends_and_acks() {
@@ -1557,7 +1608,8 @@ int main(int argc, char** argv) {
                        {{"fault_at_every_operation", test_fault_at_every_operation},
                         {"power_loss_at_every_step", test_power_loss_at_every_step},
                         {"full_disk_uses_the_reserve", test_full_disk_uses_the_reserve},
-                        {"flipped_byte_in_each_kind_of_record", test_flipped_byte_in_each_kind_of_record}}},
+                        {"flipped_byte_in_each_kind_of_record", test_flipped_byte_in_each_kind_of_record},
+                        {"unwritten_change_reaches_disk_by_compaction", test_unwritten_change_reaches_disk_by_compaction}}},
                       {"spool_read_body",
                        {{"roundtrip", test_read_body_roundtrip},
                         {"after_compaction_and_reopen", test_read_body_after_compaction_and_reopen},
