@@ -342,7 +342,8 @@ using T = OptionType;
 const std::vector<Rule>& rules() {
   static const std::vector<Rule> table = {
       {{"SpoolDir", P, T::String, "<BaseDir>/xmatters",
-        "Directory of the spool and of the open outages; created with mode 0700."},
+        "Directory of the spool and of the open outages; created with mode 0700 if missing, never chmodded; "
+        "refused if another user owns it or can write it."},
        [](Draft& d, Value& v) {
          if (std::get<std::string>(v).empty()) throw Invalid("must not be empty");
          assign(d.config.spool_dir, v);

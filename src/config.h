@@ -117,7 +117,7 @@ struct IntegrationConfig {
 };
 
 struct Config {
-  std::optional<std::string> spool_dir;  // unset: <BaseDir>/xmatters, resolved at init
+  std::optional<std::string> spool_dir;  // unset: <BaseDir>/xmatters, resolved by the glue
   std::size_t queue_limit = 100000;
   bool report_stats = true;
   std::vector<IntegrationConfig> integrations;

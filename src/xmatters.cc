@@ -7,10 +7,7 @@ extern "C" {
 #include "plugin.h"
 }
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -20,14 +17,13 @@ extern "C" {
 #include <shared_mutex>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 
 #include "config.h"
 #include "delivery.h"
 #include "log.h"
 #include "notification.h"
 #include "router.h"
-#include "spool.h"
+#include "spool_dir.h"
 
 namespace {
 
@@ -117,15 +113,13 @@ Notification to_notification(const notification_t& n) {
 // What init builds from the configuration; torn down at shutdown.
 struct Pipeline {
   Pipeline(const Config& config, const std::string& spool_dir, Logger& log)
-      : lock(spool_dir),
-        delivery(config, spool_dir, log, delivery_options()),
+      : delivery(config, spool_dir, log, delivery_options()),
         router(config, spool_dir, delivery, log) {}
   // The delivery's threads call into the router: they stop before it goes.
   ~Pipeline() { delivery.stop(); }
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  SpoolDirLock lock;
   Delivery delivery;
   Router router;
 
@@ -149,6 +143,7 @@ struct Plugin {
   CollectdLogger log;
   std::shared_mutex mutex;
   std::optional<Config> config;
+  std::optional<SpoolDir> spool_dir;  // checked and locked with the configuration
   bool config_failed = false;
   std::unique_ptr<Pipeline> pipeline;  // refers to *config
 };
@@ -172,17 +167,6 @@ int guarded(const char* what, F&& body) noexcept {
     plugin_log(LOG_ERR, "xmatters plugin: %s: unknown exception", what);
   }
   return -1;
-}
-
-void make_spool_dir(const std::string& dir) {
-  // Each missing parent is made too; only the spool itself must be private.
-  for (std::size_t pos = dir.find('/', 1); pos != std::string::npos; pos = dir.find('/', pos + 1))
-    if (::mkdir(dir.substr(0, pos).c_str(), 0755) != 0 && errno != EEXIST)
-      throw std::system_error(errno, std::generic_category(), "cannot create " + dir.substr(0, pos));
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    throw std::system_error(errno, std::generic_category(), "cannot create SpoolDir " + dir);
-  if (::chmod(dir.c_str(), 0700) != 0)
-    throw std::system_error(errno, std::generic_category(), "cannot set mode 0700 on SpoolDir " + dir);
 }
 
 int notification_cb(const notification_t* n, user_data_t*) {
@@ -252,6 +236,14 @@ int config_cb(oconfig_item_t* ci) {
     try {
       if (p.config || p.config_failed) throw ConfigError("the <Plugin xmatters> block is given more than once");
       Config config = parse_config(to_node(*ci));
+      // Checked now, so that an unusable SpoolDir stops collectd from
+      // starting. collectd's global options come before the plugin blocks.
+      const bool default_dir = !config.spool_dir;
+      if (default_dir) {
+        const char* base = global_option_get("BaseDir");
+        config.spool_dir = std::string(base != nullptr ? base : ".") + "/xmatters";
+      }
+      p.spool_dir.emplace(*config.spool_dir, default_dir, config.warnings);
       for (const auto& w : config.warnings) p.log.warning(w);
       p.config = std::move(config);
       return 0;
@@ -273,14 +265,7 @@ int init_cb() {
       return -1;
     }
     if (p.pipeline) return 0;
-    std::string spool_dir;
-    if (p.config->spool_dir) {
-      spool_dir = *p.config->spool_dir;
-    } else {
-      const char* base = global_option_get("BaseDir");
-      spool_dir = std::string(base != nullptr ? base : ".") + "/xmatters";
-    }
-    make_spool_dir(spool_dir);
+    const std::string& spool_dir = p.spool_dir->path();
     auto pipeline = std::make_unique<Pipeline>(*p.config, spool_dir, p.log);
     pipeline->delivery.start();
     // A pager that is not registered silently does nothing: that is an
@@ -310,6 +295,7 @@ int shutdown_cb() {
     if (p.pipeline) p.pipeline->delivery.stop();
     p.pipeline.reset();
     p.config.reset();
+    p.spool_dir.reset();
     p.config_failed = false;
     return 0;
   });

@@ -2,7 +2,9 @@
 // from the build tree, values fed through the unixsock plugin, thresholds
 // from collectd's threshold plugin, and the xMatters stand-in on loopback.
 #include <dirent.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "collectd_harness.h"
+#include "spool_dir.h"
 #include "standin.h"
 #include "testing.h"
 
@@ -262,6 +265,54 @@ void test_missing_block_is_an_error() {
   const auto errors = c.log_lines({kPluginError, "<Plugin xmatters>"});
   CU_ASSERT_EQUAL(errors.size(), 1u);
   CU_ASSERT_FALSE(c.wait_for_log("xmatters plugin: delivering", 100ms));
+}
+
+// Every unusable SpoolDir is a configuration error: one ERROR naming
+// SpoolDir and the directory, collectd does not start, and the directory is
+// left as it was (never chmodded).
+void test_unusable_spool_dirs_refuse_to_start() {
+  xmtest::TempDir t;
+  xmtest::write_file(t / "file", "x");
+  ::mkdir((t / "shared").c_str(), 0700);
+  ::chmod((t / "shared").c_str(), 01777);
+  ::mkdir((t / "planted").c_str(), 0700);
+  ::symlink((t / "file").c_str(), (t / "planted/lock").c_str());
+  std::vector<std::string> warnings;
+  const xmatters::SpoolDir held(t / "held", false, warnings);  // another process holds it
+  struct Case {
+    std::string dir, says;
+  };
+  std::vector<Case> cases = {
+      {t / "file", "is not a directory"},
+      {t / "missing/spool", "its parent directory does not exist"},
+      {t / "shared", "writable by other users"},
+      {t / "planted", "its file lock is a symbolic link"},
+      {t / "held", "is in use by another process"},
+  };
+  if (::geteuid() == 0) {
+    ::mkdir((t / "theirs").c_str(), 0700);
+    ::chown((t / "theirs").c_str(), 65534, 65534);
+    cases.push_back({t / "theirs", "is owned by uid 65534"});
+    ::mkdir((t / "ro").c_str(), 0700);
+    if (::mount("tmpfs", (t / "ro").c_str(), "tmpfs", MS_RDONLY, "size=64k,mode=0700") == 0)
+      cases.push_back({t / "ro", "cannot be written: Read-only file system"});
+  }
+  for (const auto& bad : cases) {
+    CollectdProcess c(xmatters_block(integration("ops", kUrl), "  SpoolDir \"" + bad.dir + "\"\n"));
+    const bool started = c.start();
+    const bool exited = c.wait_for_exit(10s);
+    const bool named = c.log_lines({kPluginError, "SpoolDir \"" + bad.dir + "\": ", bad.says}).size() == 1 &&
+                       c.log_lines({kPluginError}).size() == 1;
+    const bool refused = !started && exited && c.exit_code() == 1 &&
+                         c.log().find("Error: Parsing the config file failed!") != std::string::npos;
+    if (!named || !refused) std::fprintf(stderr, "\n--- SpoolDir %s; log:\n%s---\n", bad.dir.c_str(), c.log().c_str());
+    CU_ASSERT_TRUE(named);
+    CU_ASSERT_TRUE(refused);
+  }
+  struct stat st {};
+  CU_ASSERT_TRUE(::stat((t / "shared").c_str(), &st) == 0 && (st.st_mode & 07777) == 01777);
+  CU_ASSERT_EQUAL(xmtest::read_file(t / "file"), "x");
+  if (::geteuid() == 0) ::umount((t / "ro").c_str());
 }
 
 
@@ -955,6 +1006,7 @@ int main(int argc, char** argv) {
                               {"config_check_with_capital_T", test_config_check_with_capital_T},
                               {"warnings_do_not_stop_collectd", guarded<test_warnings_do_not_stop_collectd>},
                               {"missing_block_is_an_error", guarded<test_missing_block_is_an_error>},
+                              {"unusable_spool_dirs_refuse_to_start", guarded<test_unusable_spool_dirs_refuse_to_start>},
                           }},
                          {"collectd_e2e",
                           {

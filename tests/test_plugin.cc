@@ -8,9 +8,10 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "fake_collectd.h"
-#include "spool.h"
+#include "spool_dir.h"
 #include "standin.h"
 #include "testing.h"
 
@@ -99,15 +100,16 @@ void test_default_spool_dir_is_private_under_basedir() {
   CU_ASSERT(fake_collectd::has_notification_callback());
 }
 
-void test_unusable_spool_dir_fails_init_without_crashing() {
+// Found while the configuration is read, so that collectd does not start.
+void test_unusable_spool_dir_fails_the_configuration() {
   Session s;
   xmtest::Standin standin;
   xmtest::write_file(s.base / "file", "not a directory");
   fake_collectd::OConfig ci(plugin_block({opt("SpoolDir", {ConfigValue::of(s.base / "file/spool")}),
                                           integration("ops", standin.url("o"), standin.url("c"))}));
-  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_config(ci.item()), 0);
+  CU_ASSERT_EQUAL(fake_collectd::call_config(ci.item()), -1);
+  CU_ASSERT_EQUAL(fake_collectd::count_log(LOG_ERR, "xmatters plugin: SpoolDir \"" + (s.base / "file/spool") + "\""), 1u);
   CU_ASSERT_EQUAL(fake_collectd::call_init(), -1);
-  CU_ASSERT(fake_collectd::count_log(LOG_ERR, "xmatters plugin: init: ") == 1u);
   CU_ASSERT_FALSE(fake_collectd::has_notification_callback());
 }
 
@@ -116,12 +118,13 @@ void test_second_process_on_the_spool_dir_is_refused() {
   xmtest::Standin standin;
   // What another collectd would hold; a flock is per open file, so this
   // process's own second open stands for it.
-  xmatters::SpoolDirLock other(s.base.path());
+  std::vector<std::string> warnings;
+  xmatters::SpoolDir other(s.base.path(), false, warnings);
   fake_collectd::OConfig ci(plugin_block({opt("SpoolDir", {ConfigValue::of(s.base.path())}),
                                           integration("ops", standin.url("o"), standin.url("c"))}));
-  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_config(ci.item()), 0);
-  CU_ASSERT_EQUAL(fake_collectd::call_init(), -1);
+  CU_ASSERT_EQUAL(fake_collectd::call_config(ci.item()), -1);
   CU_ASSERT_EQUAL(fake_collectd::count_log(LOG_ERR, "is in use by another process"), 1u);
+  CU_ASSERT_EQUAL(fake_collectd::call_init(), -1);
   CU_ASSERT_FALSE(fake_collectd::has_notification_callback());
 }
 
@@ -332,7 +335,7 @@ int main(int argc, char** argv) {
                         {"bad_configuration_stops_the_plugin", test_bad_configuration_stops_the_plugin},
                         {"second_plugin_block_is_an_error", test_second_plugin_block_is_an_error},
                         {"default_spool_dir_is_private_under_basedir", test_default_spool_dir_is_private_under_basedir},
-                        {"unusable_spool_dir_fails_init_without_crashing", test_unusable_spool_dir_fails_init_without_crashing},
+                        {"unusable_spool_dir_fails_the_configuration", test_unusable_spool_dir_fails_the_configuration},
                         {"second_process_on_the_spool_dir_is_refused", test_second_process_on_the_spool_dir_is_refused},
                         {"threshold_failure_and_okay_page_and_clear", test_threshold_failure_and_okay_page_and_clear},
                         {"unterminated_fields_give_valid_json", test_unterminated_fields_give_valid_json},
