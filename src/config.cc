@@ -5,6 +5,7 @@
 #include <regex.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -185,34 +186,24 @@ bool is_loopback_host(std::string host) {
   return false;
 }
 
-struct UrlParts {
-  std::string scheme;  // lower case
-  std::string host;    // without userinfo and port; IPv6 in brackets
-};
-
-UrlParts split_url(const std::string& url) {
-  const std::size_t sep = url.find("://");
-  if (sep == std::string::npos) throw Invalid("only http:// and https:// URLs are accepted");
+// libcurl's own parser (the one the requests use) decides what a URL is, so
+// that a URL accepted here is one libcurl can send. Its reasons name no part
+// of the URL.
+UrlParts checked_url(const std::string& url, const char* default_scheme = "") {
   UrlParts parts;
-  parts.scheme = lower(url.substr(0, sep));
-  if (parts.scheme != "http" && parts.scheme != "https") throw Invalid("only http:// and https:// URLs are accepted");
-  for (const char c : url)
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
-      throw Invalid("must not contain spaces or control characters (percent-encode them)");
-  const std::size_t start = sep + 3;
-  std::size_t end = url.find_first_of("/?#", start);
-  if (end == std::string::npos) end = url.size();
-  std::string authority = url.substr(start, end - start);
-  const std::size_t at = authority.rfind('@');
-  if (at != std::string::npos) authority.erase(0, at + 1);
-  if (!authority.empty() && authority.front() == '[') {
-    const std::size_t close = authority.find(']');
-    if (close == std::string::npos) throw Invalid("has an unterminated [IPv6] host");
-    parts.host = authority.substr(0, close + 1);
-  } else {
-    parts.host = authority.substr(0, authority.find(':'));
+  try {
+    parts = parse_url(url, default_scheme);
+  } catch (const std::invalid_argument& e) {
+    std::string why = std::string("is not a URL libcurl can use (") + e.what() + ")";
+    if (std::any_of(url.begin(), url.end(), [](unsigned char c) { return c <= 0x20 || c == 0x7f; }))
+      why += "; spaces and control characters must be percent-encoded";
+    else if (url.find('@') != std::string::npos)
+      why += "; a '/', '#', '?' or '@' in a user name or password must be percent-encoded";
+    throw Invalid(why);
   }
-  if (parts.host.empty() || parts.host == "[]") throw Invalid("has no host");
+  // libcurl reads "https:///x" as the host x.
+  const std::size_t sep = url.find("://");
+  if (parts.host.empty() || (sep != std::string::npos && url.compare(sep, 4, ":///") == 0)) throw Invalid("has no host");
   return parts;
 }
 
@@ -375,7 +366,15 @@ const std::vector<Rule>& rules() {
       {{"PasswordFile", I, T::Path, nullptr,
         "File whose first line is the password (trailing newline removed); excludes `Password`."},
        [](Draft& d, Value& v) {
-         std::string text = read_small_file(std::get<std::string>(v));
+         const std::string& path = std::get<std::string>(v);
+         struct stat st;
+         if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+           char mode[8];
+           std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+           d.warn(std::string("the file is readable by group or others (mode ") + mode +
+                  "): other users of this host can read the password; chmod it to 0600");
+         }
+         std::string text = read_small_file(path);
          text.erase(std::min(text.find('\n'), text.size()));
          if (!text.empty() && text.back() == '\r') text.pop_back();
          if (text.empty()) d.warn("the password (first line of the file) is empty");
@@ -439,9 +438,18 @@ const std::vector<Rule>& rules() {
       {{"ClientKey", I, T::Path, nullptr, "Private key file (PEM) of `ClientCert`."},
        integration_field(&IntegrationConfig::client_key)},
       {{"Proxy", I, T::String, nullptr,
-        "Proxy URL; `\"\"` = no proxy, not even from the environment. Unset: libcurl's environment variables "
-        "apply."},
-       integration_field(&IntegrationConfig::proxy),
+        "Proxy URL (`http`, `https`, `socks4`, `socks4a`, `socks5` or `socks5h`; `http` when no scheme is given); "
+        "`\"\"` = no proxy, not even from the environment. Unset: libcurl's environment variables apply."},
+       [](Draft& d, Value& v) {
+         const std::string& proxy = std::get<std::string>(v);
+         if (!proxy.empty()) {
+           const UrlParts parts = checked_url(proxy, "http");
+           static const std::set<std::string> kSchemes = {"http", "https", "socks4", "socks4a", "socks5", "socks5h"};
+           if (kSchemes.count(parts.scheme) == 0)
+             throw Invalid("only http, https, socks4, socks4a, socks5 and socks5h proxies are accepted");
+         }
+         assign(d.ic().proxy, v);
+       },
        Shown::Url},
       {{"Connections", I, T::Integer, "4", "Parallel kept-alive connections to this integration, 1 to 64."},
        integration_field(&IntegrationConfig::connections),
@@ -554,7 +562,9 @@ Value convert(const Rule& rule, const ConfigNode& node, Draft& d) {
     }
     case T::Url: {
       const std::string& url = one_string(node);
-      const UrlParts parts = split_url(url);
+      if (url.find("://") == std::string::npos) throw Invalid("only http:// and https:// URLs are accepted");
+      const UrlParts parts = checked_url(url);
+      if (parts.scheme != "http" && parts.scheme != "https") throw Invalid("only http:// and https:// URLs are accepted");
       if (parts.scheme == "http" && !is_loopback_host(parts.host))
         d.warn("plain http:// to a host other than loopback: events and credentials travel unencrypted");
       return url;
@@ -649,6 +659,14 @@ class Parser {
     }
     if (!given("ClearURL")) ic.clear_url = ic.outage_url;
     if (!given("ClearTemplate")) ic.clear_template = ic.outage_template;
+    // Checked once every option is known: Target and DetailsURL count too.
+    for (const auto& [name, text] : {std::pair{"Template", &ic.outage_template}, {"ClearTemplate", &ic.clear_template}}) {
+      if (!given(name) || !*text) continue;
+      const std::size_t worst = template_worst_case(**text, ic);
+      if (worst > kMaxBody)
+        throw fail(name, "could expand to " + std::to_string(worst) + " bytes with the longest values collectd allows, "
+                         "more than the " + std::to_string(kMaxBody) + " bytes of a request the plugin sends");
+    }
   }
 
   Config config_;
@@ -705,8 +723,11 @@ std::string render_option_docs() {
       "Any error stops the plugin from starting, with one `ERROR` line that names the option, the\n"
       "integration and the value (passwords, header values and URL query values shown as `***`). Files\n"
       "must be readable when the configuration is read; `PasswordFile` and templates are read then (1 MiB\n"
-      "at most). A `WARNING` at start-up, not an error: plain `http://` to a host other than loopback,\n"
-      "`VerifyPeer false`, `VerifyHost false`, a password without `User`, an empty password file.\n"
+      "at most). URLs (`OutageURL`, `ClearURL`, `Proxy`) are checked with libcurl's own parser, the one the\n"
+      "requests use: a URL it refuses is an error, shown as `\"***\"` (a `/`, `#`, `?` or `@` in a user name\n"
+      "or password must be percent-encoded). A `WARNING` at start-up, not an error: plain `http://` to a host\n"
+      "other than loopback, `VerifyPeer false`, `VerifyHost false`, a password without `User`, an empty\n"
+      "password file, a password file readable by group or others.\n"
       "\n"
       "| Option | Scope | Type | Default | Description |\n"
       "| --- | --- | --- | --- | --- |\n";

@@ -227,7 +227,7 @@ Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& 
   }
   o.http = client.post(url, body, e.event_id);
   const Verdict v = classify(o.http);
-  o.reason = v.reason;
+  o.reason = client.scrub(v.reason);  // it goes to log lines and the dead letter
   o.retry_after = v.after;
   switch (v.kind) {
     case Verdict::Kind::Delivered:

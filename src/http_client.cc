@@ -11,6 +11,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "redact.h"
 #include "reply.h"
 #include "resources.h"
 
@@ -25,6 +26,10 @@ namespace {
 constexpr std::size_t kReplyStart = 200;
 // Enough of the reply to find the requestId; the rest is read and dropped.
 constexpr std::size_t kReplyKept = 64 * 1024;
+// How long the body of a 2xx reply may take after its status line.
+constexpr auto kBodyGrace = std::chrono::seconds(2);
+
+bool is_success(long status) { return status >= 200 && status < 300; }
 
 struct EasyCleanup {
   void operator()(CURL* h) const { curl_easy_cleanup(h); }
@@ -33,19 +38,6 @@ struct SlistFree {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 using Slist = std::unique_ptr<curl_slist, SlistFree>;
-
-std::string base64(const std::string& in) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < in.size(); i += 3) {
-    const std::size_t n = std::min<std::size_t>(3, in.size() - i);
-    std::uint32_t v = 0;
-    for (std::size_t k = 0; k < 3; ++k) v = v << 8 | (k < n ? static_cast<unsigned char>(in[i + k]) : 0u);
-    for (std::size_t k = 0; k < 4; ++k) out += k <= n ? kAlphabet[(v >> (18 - 6 * k)) & 0x3f] : '=';
-  }
-  return out;
-}
 
 void global_init() {
   // libcurl's global state must exist before handles are made on several
@@ -58,68 +50,6 @@ void global_init() {
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string percent_decode(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-      i += 2;
-    } else if (s[i] == '+') {
-      out += ' ';
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-// The secrets a URL carries: its user:password and its query values.
-void add_url_secrets(const std::string& url, std::vector<std::string>& secrets) {
-  const std::size_t scheme = url.find("://");
-  const std::size_t authority = scheme == std::string::npos ? 0 : scheme + 3;
-  const std::size_t authority_end = url.find_first_of("/?#", authority);
-  const std::size_t at = url.rfind('@', authority_end == std::string::npos ? url.size() : authority_end);
-  if (at != std::string::npos && at >= authority) {
-    const std::string userinfo = url.substr(authority, at - authority);
-    secrets.push_back(userinfo);
-    const std::size_t colon = userinfo.find(':');
-    if (colon != std::string::npos) {
-      secrets.push_back(userinfo.substr(colon + 1));
-      secrets.push_back(percent_decode(userinfo.substr(colon + 1)));
-    }
-  }
-  const std::size_t q = url.find('?');
-  if (q == std::string::npos) return;
-  const std::string query = url.substr(q + 1, url.find('#', q) == std::string::npos ? std::string::npos
-                                                                                     : url.find('#', q) - q - 1);
-  std::size_t start = 0;
-  while (start <= query.size()) {
-    std::size_t end = query.find('&', start);
-    if (end == std::string::npos) end = query.size();
-    const std::string pair = query.substr(start, end - start);
-    const std::size_t eq = pair.find('=');
-    if (eq != std::string::npos) {
-      secrets.push_back(pair.substr(eq + 1));
-      secrets.push_back(percent_decode(pair.substr(eq + 1)));
-    }
-    start = end + 1;
-  }
-}
-
-bool is_credential_header(const std::string& name) {
-  const std::string n = lower(name);
-  for (const char* word : {"auth", "key", "token", "secret", "cookie", "password"})
-    if (n.find(word) != std::string::npos) return true;
-  return false;
 }
 
 std::string printable(const std::string& s) {
@@ -145,11 +75,35 @@ struct HttpClient::State {
   const std::atomic<bool>* cancel;
   std::unique_ptr<CURL, EasyCleanup> easy;
   Slist fixed_headers;  // every request's headers but the Idempotency-Key
-  std::vector<std::string> secrets;  // longest first
+  Scrubber scrubber;
   char error[CURL_ERROR_SIZE] = {};
   std::string reply;
+  // The final (non-1xx) status line of the reply in progress, and when it
+  // came: from then on the event is delivered, whatever the body does.
+  long final_status = 0;
+  std::chrono::steady_clock::time_point status_time;
 
-  State(const IntegrationConfig& c, const std::atomic<bool>* cancel_flag) : config(c), cancel(cancel_flag) {}
+  State(const IntegrationConfig& c, const std::atomic<bool>* cancel_flag)
+      : config(c), cancel(cancel_flag), scrubber(c) {}
+
+  static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* self) {
+    auto& s = *static_cast<State*>(self);
+    const std::size_t len = size * n;
+    // "HTTP/1.1 202 Accepted" or "HTTP/2 202"; libcurl passes each status
+    // line of the transfer (a 100 Continue's too) before its headers.
+    const std::string_view line(data, len);
+    if (line.rfind("HTTP/", 0) == 0) {
+      const std::size_t sp = line.find(' ');
+      long status = 0;
+      for (std::size_t i = sp + 1; sp != std::string_view::npos && i < line.size() && i < sp + 4; ++i)
+        status = line[i] >= '0' && line[i] <= '9' ? status * 10 + (line[i] - '0') : 0;
+      if (status >= 200) {
+        s.final_status = status;
+        s.status_time = std::chrono::steady_clock::now();
+      }
+    }
+    return len;
+  }
 
   static std::size_t on_data(char* data, std::size_t size, std::size_t n, void* self) {
     auto& reply = static_cast<State*>(self)->reply;
@@ -158,9 +112,14 @@ struct HttpClient::State {
     return len;
   }
 
+  // libcurl calls it about once a second at least, and on every chunk.
   static int on_progress(void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-    const auto* cancel = static_cast<State*>(self)->cancel;
-    return cancel != nullptr && cancel->load() ? 1 : 0;
+    const auto& s = *static_cast<const State*>(self);
+    if (s.cancel != nullptr && s.cancel->load()) return 1;
+    // A 2xx is the delivery: its body (for the requestId) gets a short
+    // while, so that a body that stalls neither holds the connection until
+    // Timeout nor makes the event look undelivered and sent again.
+    return is_success(s.final_status) && std::chrono::steady_clock::now() - s.status_time > kBodyGrace ? 1 : 0;
   }
 };
 
@@ -199,6 +158,11 @@ HttpClient::HttpClient(const IntegrationConfig& integration, const std::atomic<b
   }
   set(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &State::on_data));
   set(curl_easy_setopt(h, CURLOPT_WRITEDATA, state_.get()));
+  // A proxy's "200 Connection established" is not the reply: on_header
+  // must see the server's status lines only.
+  set(curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L));
+  set(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &State::on_header));
+  set(curl_easy_setopt(h, CURLOPT_HEADERDATA, state_.get()));
   set(curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L));
   set(curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &State::on_progress));
   set(curl_easy_setopt(h, CURLOPT_XFERINFODATA, state_.get()));
@@ -223,47 +187,18 @@ HttpClient::HttpClient(const IntegrationConfig& integration, const std::atomic<b
     state_->fixed_headers.reset(next);
   }
 
-  auto& secrets = state_->secrets;
-  if (c.password) secrets.push_back(*c.password);
-  // What the Authorization header carries, which a reply may echo.
-  if (c.user && c.password) secrets.push_back(base64(*c.user + ":" + *c.password));
-  add_url_secrets(c.outage_url, secrets);
-  add_url_secrets(c.clear_url, secrets);
-  if (c.proxy) add_url_secrets(*c.proxy, secrets);
-  for (const auto& h : c.headers) {
-    const std::size_t colon = h.find(':');
-    if (colon == std::string::npos || !is_credential_header(h.substr(0, colon))) continue;
-    const std::size_t v = h.find_first_not_of(" \t", colon + 1);
-    if (v == std::string::npos) continue;
-    secrets.push_back(h.substr(v));
-    // "Bearer TOKEN": a reply that echoes the token alone must not show it.
-    const std::size_t space = h.find_first_of(" \t", v);
-    if (space != std::string::npos) {
-      const std::size_t token = h.find_first_not_of(" \t", space);
-      if (token != std::string::npos) secrets.push_back(h.substr(token));
-    }
-  }
-  secrets.erase(std::remove_if(secrets.begin(), secrets.end(), [](const std::string& s) { return s.empty(); }),
-                secrets.end());
-  std::sort(secrets.begin(), secrets.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
 }
 
 HttpClient::~HttpClient() = default;
 
-std::string HttpClient::scrub(std::string text) const {
-  for (const auto& secret : state_->secrets) {
-    for (std::size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3))
-      text.replace(at, secret.size(), "***");
-  }
-  return text;
-}
+std::string HttpClient::scrub(std::string_view text) const { return state_->scrubber.scrub(text); }
 
 HttpResult HttpClient::post(const std::string& url, const std::string& body, const std::string& idempotency_key) {
   CURL* h = state_->easy.get();
   HttpResult result;
   state_->reply.clear();
   state_->error[0] = '\0';
+  state_->final_status = 0;
 
   // The list is copied so that the per-request line can go on its end; the
   // fixed part stays shared by every request of this client.
@@ -290,18 +225,26 @@ HttpResult HttpClient::post(const std::string& url, const std::string& body, con
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, nullptr);
 
-  if (rc != CURLE_OK) {
+  // A 2xx status line is the delivery (CONTRACT §5), even when the body
+  // then stalled (cut short above), broke off or timed out.
+  if (rc != CURLE_OK && !is_success(state_->final_status)) {
     result.error = scrub(state_->error[0] != '\0' ? state_->error : curl_easy_strerror(rc));
     result.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
     result.cancelled = rc == CURLE_ABORTED_BY_CALLBACK;
     return result;
   }
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &result.status);
+  result.status = state_->final_status;
+  if (result.status == 0) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &result.status);
+  if (is_success(result.status)) {
+    if (rc == CURLE_OK) result.request_id = request_id_of(state_->reply);
+    return result;
+  }
   curl_header* retry_after = nullptr;
   if (curl_easy_header(h, "Retry-After", 0, CURLH_HEADER, -1, &retry_after) == CURLHE_OK && retry_after != nullptr)
     result.retry_after = parse_retry_after(retry_after->value, std::chrono::system_clock::now());
-  result.reply_start = printable(scrub(state_->reply.substr(0, kReplyStart * 2)));
-  if (result.status >= 200 && result.status < 300) result.request_id = request_id_of(state_->reply);
+  // The whole kept reply is scrubbed before it is cut: a secret across the
+  // cut would otherwise show its first part.
+  result.reply_start = printable(scrub(state_->reply));
   return result;
 }
 

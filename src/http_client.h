@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config.h"
@@ -38,9 +39,8 @@ class HttpClient {
   // Never throws but std::bad_alloc.
   HttpResult post(const std::string& url, const std::string& body, const std::string& idempotency_key);
 
-  // text with every secret of the integration (password, URL query values,
-  // credentials in URLs, authentication header values) replaced by "***".
-  std::string scrub(std::string text) const;
+  // text with every secret of the integration replaced by "***" (Scrubber).
+  std::string scrub(std::string_view text) const;
 
  private:
   struct State;

@@ -7,9 +7,6 @@
 #include <cstdint>
 #include <cstring>
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 namespace xmatters {
 namespace {
@@ -24,35 +21,6 @@ constexpr std::array<bool, 256> kNeedsEscape = [] {
 }();
 
 bool needs_escape(char c) { return kNeedsEscape[static_cast<unsigned char>(c)]; }
-
-// Whether s needs no escape. Sixteen bytes at a time (SSE2) or eight (in a
-// word): a block with none of them is passed over whole; where a block test
-// flags one, the byte loop decides.
-bool plain_json_text(std::string_view s) {
-  std::size_t i = 0;
-#ifdef __SSE2__
-  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), last_control = _mm_set1_epi8(0x1f);
-  for (; i + 16 <= s.size(); i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
-    // max(v, 0x1f) == 0x1f exactly for the bytes up to 0x1f (unsigned).
-    const __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                                         _mm_cmpeq_epi8(_mm_max_epu8(v, last_control), last_control));
-    if (_mm_movemask_epi8(special) != 0) break;
-  }
-#endif
-  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr std::uint64_t kHighBits = 0x8080808080808080ULL;
-  auto has_less = [](std::uint64_t w, std::uint64_t n) { return ((w - kOnes * n) & ~w & kHighBits) != 0; };
-  auto has_byte = [&](std::uint64_t w, std::uint64_t b) { return has_less(w ^ (kOnes * b), 1); };
-  for (; i + 8 <= s.size(); i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
-    if (has_less(w, 0x20) || has_byte(w, '"') || has_byte(w, '\\')) break;
-  }
-  for (; i < s.size(); ++i)
-    if (needs_escape(s[i])) return false;
-  return true;
-}
 
 // The JSON escape of each byte that needs one: the short forms where JSON
 // has them, else \u00XX.
@@ -156,25 +124,6 @@ JsonWriter& JsonWriter::string(std::string_view s) {
 }
 
 void JsonWriter::append_quoted(std::string_view s) {
-  // Short text (most values) is copied and checked in one pass.
-  if (s.size() < 16) {
-    char* at = room(s.size() + 2);
-    at[0] = '"';
-    std::size_t i = 0;
-    for (; i < s.size() && !needs_escape(s[i]); ++i) at[i + 1] = s[i];
-    if (i == s.size()) {
-      at[s.size() + 1] = '"';
-      return;
-    }
-    len_ -= s.size() + 2;  // has an escape: taken back, written below
-  } else if (plain_json_text(s)) {
-    // Most longer text needs no escape either: one check, one copy.
-    char* at = room(s.size() + 2);
-    at[0] = '"';
-    if (!s.empty()) std::memcpy(at + 1, s.data(), s.size());
-    at[s.size() + 1] = '"';
-    return;
-  }
   put('"');
   escape(s, [this](std::string_view piece) { put(piece); });
   put('"');
@@ -182,15 +131,6 @@ void JsonWriter::append_quoted(std::string_view s) {
 
 JsonWriter& JsonWriter::number(double v) {
   if (!std::isfinite(v)) return null();
-  // Whole numbers of up to four digits (thresholds, percentages, counts)
-  // are most of what payloads carry. Their shortest form is their digits;
-  // writing them as an integer spares collectd's thread the general
-  // algorithm, whose code and tables a rare call finds cold.
-  if (std::fabs(v) < 10000 && v == std::trunc(v) && !(v == 0 && std::signbit(v))) {
-    integer(static_cast<int>(v));
-    put(".0");
-    return *this;
-  }
   separate();
   std::array<char, 32> buf;
   const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);

@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <initializer_list>
 #include <memory>
 #include <new>
 #include <optional>
 #include <string_view>
 #include <type_traits>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -115,6 +117,32 @@ constexpr std::array<std::string_view, kMacroCount> kMacroNames = {
     "plugin",      "plugin_instance", "type", "type_instance",   "current_value",
     "target",
 };
+
+// The most bytes each macro's value has, before JSON escaping, from
+// collectd's field limits (names 128 bytes, message 256; data source names
+// are names); kTarget and kDetailsUrl depend on the configuration.
+// template_worst_case() relies on these.
+constexpr std::size_t kNameMax = 128, kMessageMax = 256;
+constexpr std::array<std::size_t, kMacroCount> kMaxRaw = {
+    64, 64, 6, 8,                 // outage_id, event_id (CONTRACT §4: at most 64), event_type, severity
+    kNameMax, kNameMax, kMessageMax,  // name, fqdn, description
+    4 * kNameMax + 3,                // services: plugin-instance/type-instance
+    kNameMax,                     // items: the DataSource meta, cut to a name's length
+    kMessageMax,                  // reasons: the message, or a shorter sentence of ours
+    20, 20, 20,                   // timestamp, start_time, duration
+    0,                            // details_url: from DetailsURL
+    kNameMax, kNameMax, kNameMax, kNameMax, kNameMax,  // host, plugin, plugin_instance, type, type_instance
+    32,                           // current_value: a number
+    0,                            // target: from Target
+};
+// A byte JSON-escaped takes at most 6 ("\u001f"); one of invalid UTF-8
+// becomes U+FFFD, 3.
+constexpr std::size_t kEscapedMax = 6;
+// A meta string value is cut to this many bytes in the built-in payload,
+// and meta items stop where the body would get near kMaxBody: the rest of
+// the payload, and one more item, fit in what is left.
+constexpr std::size_t kMetaStringMax = 1024;
+constexpr std::size_t kMetaRoom = kMaxBody - 8 * 1024;
 
 // The one place where an event's macro values are computed; the built-in
 // payload, the templates and DetailsURL all read them from here. Every text
@@ -367,8 +395,11 @@ void compute_macros(const Transition& t, const std::string& event_id, const Inte
   v.set_clean(kType, n.type);
   v.set_clean(kTypeInstance, n.type_instance);
   v.set_owned(kServices, services(v[kPlugin], v[kPluginInstance], v[kType], v[kTypeInstance]));
+  // A data source name is a collectd name; only a plugin's own meta could
+  // make it longer, and the template bound counts on it.
   if (const MetaItem* ds = n.find_meta("DataSource"))
-    if (const auto* s = std::get_if<std::string>(&ds->value)) v.set_clean(kItems, *s);
+    if (const auto* s = std::get_if<std::string>(&ds->value))
+      v.set_clean(kItems, std::string_view(*s).substr(0, kMaxRaw[kItems]));
   v.set_owned(kReasons, sanitize_utf8(reasons(t)));
   v.set_time(kTimestamp, n.time);
   v.set_time(kStartTime, t.outage.start);
@@ -391,13 +422,20 @@ std::string_view clean(std::string_view s, std::string& storage) {
   return storage;
 }
 
+// s cut to at most max bytes, at a character boundary (s is valid UTF-8).
+std::string_view cut_utf8(std::string_view s, std::size_t max) {
+  if (s.size() <= max) return s;
+  while (max > 0 && (static_cast<unsigned char>(s[max]) & 0xC0) == 0x80) --max;
+  return s.substr(0, max);
+}
+
 void write_meta_value(JsonWriter& w, const MetaValue& value) {
   std::visit(
       [&w](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, std::string>) {
           std::string storage;
-          w.string(clean(v, storage));
+          w.string(cut_utf8(clean(v, storage), kMetaStringMax));
         } else if constexpr (std::is_same_v<T, bool>) {
           w.boolean(v);
         } else if constexpr (std::is_same_v<T, std::uint64_t>) {
@@ -440,16 +478,25 @@ std::string builtin_payload(const Transition& t, const MacroValues& v) {
   Rfc3339Buffer time;
   w.plain_key("time").string(format_rfc3339(n.time, true, time));
   w.plain_key("meta").begin_object();
-  // A handful of items: comparing with the earlier ones beats a set. The
-  // first of a name wins, as in find_meta.
-  for (auto item = n.meta.begin(); item != n.meta.end(); ++item) {
-    std::string storage, other_storage;
-    const std::string_view name = meta_key(*item, storage);
-    const bool seen = std::any_of(n.meta.begin(), item,
-                                  [&](const MetaItem& other) { return meta_key(other, other_storage) == name; });
-    if (!seen) write_meta_value(w.key(name), item->value);
+  // The first of a name wins, as in find_meta. A set keeps this linear:
+  // nothing bounds how many items a plugin attaches. Items that would take
+  // the body past kMaxBody are left out and counted.
+  std::unordered_set<std::string_view> seen;
+  std::deque<std::string> sanitized;  // names that were not UTF-8; a deque keeps them in place
+  std::size_t omitted = 0;
+  for (std::size_t i = 0; i < n.meta.size(); ++i) {
+    if (w.text().size() > kMetaRoom) {
+      omitted = n.meta.size() - i;
+      break;
+    }
+    std::string copy;
+    std::string_view name = meta_key(n.meta[i], copy);
+    if (!copy.empty()) name = sanitized.emplace_back(std::move(copy));
+    if (seen.insert(name).second) write_meta_value(w.key(name), n.meta[i].value);
   }
-  w.end_object().end_object().end_object();
+  w.end_object();
+  if (omitted > 0) w.plain_key("meta_omitted").number(static_cast<std::uint64_t>(omitted));
+  w.end_object().end_object();
   return w.take();
 }
 
@@ -575,6 +622,40 @@ std::string check_template(const std::string& text) {
            position_in_template(text, replacements, static_cast<std::size_t>(error.position));
   }
   return "";
+}
+
+std::size_t template_worst_case(const std::string& text, const IntegrationConfig& integration) {
+  MacroValues targets;
+  std::string joined;
+  for (const auto& t : integration.targets) {
+    targets.targets.push_back(sanitize_utf8(t));
+    joined += (joined.empty() ? "" : ",") + t;
+  }
+  std::size_t details = 0;
+  if (integration.details_url) {
+    // Percent-encoded values need no JSON escape (3 bytes a byte); the
+    // URL's own text may need one.
+    std::size_t values = 0;
+    const std::string rest = expand(*integration.details_url, [&](Macro m, std::string&) {
+      if (m == kDetailsUrl) return false;
+      values += 3 * (m == kTarget ? joined.size() : kMaxRaw[m]);
+      return true;
+    });
+    details = kEscapedMax * rest.size() + values;
+  }
+  // The template's own text, plus the most each of its macros can add.
+  std::size_t values = 0;
+  const std::string rest = expand(text, [&](Macro m, std::string&) {
+    if (m == kTarget) {
+      JsonWriter w;
+      write_targets(w, targets.targets);
+      values += w.text().size();
+    } else {
+      values += m == kDetailsUrl ? details : kEscapedMax * kMaxRaw[m];
+    }
+    return true;
+  });
+  return rest.size() + values;
 }
 
 PayloadBuilder::PayloadBuilder(const IntegrationConfig& integration) : integration_(integration) {}

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,16 @@ class PayloadBuilder {
 // expected near end of file (line 3, column 0)".
 std::string check_template(const std::string& text);
 
+
+// The most bytes a request body has: a template that could expand to more is
+// refused at start-up, and the built-in payload leaves out meta items beyond
+// it (README, Payload).
+inline constexpr std::size_t kMaxBody = 64 * 1024;
+
+// The most bytes text can expand to for an event of integration, from
+// collectd's field limits (names 128 bytes, message 256), with every byte
+// of every value escaped as long as JSON escapes it.
+std::size_t template_worst_case(const std::string& text, const IntegrationConfig& integration);
 
 // RFC 3339 UTC: "2026-11-28T11:47:45Z", or with fraction
 // "2026-11-28T11:47:45.123456Z" (microseconds). Rounds down, also before

@@ -1,7 +1,5 @@
 #include "utf8.h"
 
-#include <cstdint>
-#include <cstring>
 
 namespace xmatters {
 namespace {
@@ -48,26 +46,12 @@ Step utf8_step(std::string_view in, std::size_t i) {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
-// Length of the leading run of ASCII, eight bytes at a time: collectd's
-// names and messages are nearly always ASCII, and this runs on its thread.
-std::size_t ascii_prefix(std::string_view in) {
-  constexpr std::uint64_t kHighBits = 0x8080808080808080ULL;
-  std::size_t i = 0;
-  for (; i + 8 <= in.size(); i += 8) {
-    std::uint64_t word;
-    std::memcpy(&word, in.data() + i, 8);
-    if ((word & kHighBits) != 0) break;
-  }
-  while (i < in.size() && static_cast<unsigned char>(in[i]) < 0x80) ++i;
-  return i;
-}
-
 }  // namespace
 
 
 std::string sanitize_utf8(const std::string& bytes) {
   const std::string_view in(bytes);
-  std::size_t i = ascii_prefix(in);
+  std::size_t i = 0;
   while (i < in.size()) {  // most text is valid: copy it once
     const Step s = utf8_step(in, i);
     if (!s.ok) break;
@@ -88,7 +72,7 @@ std::string sanitize_utf8(const std::string& bytes) {
 }
 
 bool valid_utf8(std::string_view in) {
-  for (std::size_t i = ascii_prefix(in); i < in.size();) {
+  for (std::size_t i = 0; i < in.size();) {
     const Step s = utf8_step(in, i);
     if (!s.ok) return false;
     i += s.length;

@@ -11,6 +11,7 @@ extern "C" {
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -80,13 +81,21 @@ std::string field(const char (&a)[N]) {
   return std::string(a, strnlen(a, N));
 }
 
+// A plugin may leave the time unset (0); collectd's own are always stamped.
+// cdtime_t is unsigned: a time before 1970 wraps to a huge one. Times past
+// what a TimePoint holds (2262-04-11) would overflow into the 17th century,
+// so a time of 0, before 1970 or after that is the time the plugin received
+// the notification (README, Payload).
+TimePoint notification_time(cdtime_t t) {
+  constexpr std::uint64_t kLastSecond = std::numeric_limits<std::int64_t>::max() / 1000000000 - 1;
+  if (t == 0 || (t >> 30) > kLastSecond) return Clock::now();
+  return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(CDTIME_T_TO_NS(t))));
+}
+
 Notification to_notification(const notification_t& n) {
   Notification out;
   out.severity = to_severity(n.severity);
-  // A plugin may leave the time unset; collectd's own are always stamped.
-  out.time = n.time == 0 ? Clock::now()
-                         : TimePoint(std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::nanoseconds(CDTIME_T_TO_NS(n.time))));
+  out.time = notification_time(n.time);
   out.message = field(n.message);
   out.host = field(n.host);
   out.plugin = field(n.plugin);

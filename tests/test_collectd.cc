@@ -53,6 +53,7 @@ void dump_log_on_failure(const CollectdProcess& c, bool ok, const char* what) {
 // it names created under dir.
 std::string contract_example(const std::string& dir) {
   xmtest::write_file(dir + "/xmatters.secret", "s3cret-from-file\n");
+  ::chmod((dir + "/xmatters.secret").c_str(), 0600);  // else a WARNING: others could read it
   xmtest::write_file(dir + "/outage.json", R"({"outage": "$outage_id", "severity": "$severity", "target": $target})");
   xmtest::write_file(dir + "/clear.json", R"({"clear": "$outage_id"})");
   xmtest::write_file(dir + "/cert.pem", "not used before a request\n");
@@ -380,6 +381,107 @@ bool wait_accepted(const xmtest::Standin& xm, std::size_t n, std::chrono::millis
   const bool ok = xm.wait_for_accepted(n, timeout);
   dump_requests(xm, ok, ("waiting for " + std::to_string(n) + " accepted requests").c_str());
   return ok;
+}
+
+// --- what enters and leaves the plugin ------------------------------------------
+
+// Bug 3: a password with an unencoded '/' makes a URL libcurl can never use.
+// collectd refuses to start, and neither the password nor the API key is in
+// its log, whichever option holds the URL.
+void test_malformed_url_with_password_refuses_start() {
+  const std::string bad = "http://admin:PASSW0RD/X@127.0.0.1:9/api/integration/1/functions/f/triggers?apiKey=S3CRETKEY";
+  for (const std::string option : {"OutageURL", "Proxy"}) {
+    const std::string body = option == "OutageURL" ? "    OutageURL \"" + bad + "\"\n" : kUrl + "    Proxy \"" + bad + "\"\n";
+    CollectdProcess c(xmatters_block(integration("ops", body)));
+    const bool started = c.start();
+    const bool exited = c.wait_for_exit(10s);
+    const auto errors = c.log_lines({kPluginError, "Integration \"ops\": " + option + " \"***\": is not a URL"});
+    const bool clean = c.log().find("PASSW0RD") == std::string::npos && c.log().find("S3CRETKEY") == std::string::npos;
+    dump_log_on_failure(c, !started && exited && errors.size() == 1 && clean, option.c_str());
+    CU_ASSERT_FALSE(started);
+    CU_ASSERT_TRUE(exited && c.exit_code() == 1);
+    CU_ASSERT_EQUAL(errors.size(), 1u);
+    CU_ASSERT_TRUE(clean);
+  }
+}
+
+// Bug 2: a reply that echoes a configured Header whose name does not look
+// like a credential: its value reaches neither collectd's log (the retry
+// WARNING, the dead-letter ERROR) nor dead-letter.jsonl.
+void test_echoed_secret_never_logged() {
+  const std::string secret = "sig-S3CRET/value";
+  E2E t("    Header \"X-Sig: " + secret + "\"\n");
+  xmtest::Standin::Reply unavailable, bad_request;
+  unavailable.status = 503;
+  unavailable.echo_headers = {"X-Sig"};
+  bad_request.status = 400;
+  bad_request.echo_headers = {"X-Sig"};
+  t.xm.script({unavailable, bad_request});
+  REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putnotif("failure", "host=myhost plugin=echo", "echo test"));
+  REQUIRE(t.xm.wait_for_requests(2, 30s));
+  // The requests carried it, so the replies echoed it.
+  for (const auto& r : t.xm.requests()) CU_ASSERT_EQUAL(r.headers.at("x-sig"), secret);
+  const std::string dead = t.c.base_dir() + "/xmatters/dead-letter.jsonl";
+  CU_ASSERT_TRUE(xmtest::wait_until([&] { return xmtest::file_exists(dead) && !xmtest::read_file(dead).empty(); }, 20s));
+  CU_ASSERT_TRUE(t.c.wait_for_log("dead-lettered", 10s));
+  CU_ASSERT_TRUE(t.c.log_lines({"[warning] xmatters plugin: ", "503"}).size() >= 1u);
+  const std::string log = t.c.log(), letters = xmtest::read_file(dead);
+  CU_ASSERT_EQUAL(log.find("S3CRET"), std::string::npos);
+  CU_ASSERT_EQUAL(letters.find("S3CRET"), std::string::npos);
+  CU_ASSERT_EQUAL(letters.find("test-key"), std::string::npos);
+  // What is left of the echo shows it was there, masked.
+  CU_ASSERT_TRUE(letters.find("***") != std::string::npos);
+  dump_log_on_failure(t.c, log.find("S3CRET") == std::string::npos, "the echoed secret is in the log");
+}
+
+// Bug 6: a notification time collectd can carry but the payload cannot
+// (year 2286, before 1970) becomes the time the plugin received it.
+void test_absurd_times_become_receipt_time() {
+  E2E t;
+  REQUIRE(t.start());
+  const std::time_t before = std::time(nullptr);
+  int n = 0;
+  for (const char* time : {"9999999999", "-5"}) {
+    const auto reply = t.c.unixsock().command(std::string("PUTNOTIF severity=failure time=") + time +
+                                              " host=myhost plugin=time" + std::to_string(n++) +
+                                              " message=\"absurd time\"");
+    CU_ASSERT_TRUE(reply.ok());
+  }
+  REQUIRE(wait_accepted(t.xm, 2));
+  char earliest[32], latest[32];
+  const std::time_t after = std::time(nullptr) + 1;
+  std::strftime(earliest, sizeof earliest, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&before));
+  std::strftime(latest, sizeof latest, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&after));
+  for (const auto& r : accepted(t.xm)) {
+    for (const char* key : {"timestamp", "start_time"}) {
+      const std::string v = r.str(key);
+      CU_ASSERT_TRUE(v >= earliest && v <= latest);
+      if (!(v >= earliest && v <= latest)) std::fprintf(stderr, "\n  %s %s not in [%s, %s]\n", key, v.c_str(), earliest, latest);
+    }
+    CU_ASSERT_EQUAL(r.str("duration"), "0");
+  }
+}
+
+// Bug 5: a 202 whose body then stalls past Timeout is delivered, once: the
+// status line is the delivery.
+void test_accepted_with_stalled_body_delivered_once() {
+  E2E t;  // Timeout 5
+  xmtest::Standin::Reply stalled;
+  stalled.stall_body = 60s;
+  t.xm.script({stalled});
+  REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putnotif("failure", "host=myhost plugin=stall", "stalled reply"));
+  REQUIRE(wait_accepted(t.xm, 1));
+  const bool delivered = t.c.wait_for_log("[info] xmatters plugin: integration ops: delivered outage event", 20s);
+  dump_log_on_failure(t.c, delivered, "the accepted event was not logged as delivered");
+  CU_ASSERT_TRUE(delivered);
+  // Whatever came after it shows no retry: once a second outage is
+  // delivered too, the stand-in has had two requests, not three.
+  CU_ASSERT_TRUE(t.c.putnotif("failure", "host=myhost plugin=after", "after the stall"));
+  CU_ASSERT_TRUE(t.c.wait_for_log("[info] xmatters plugin: integration ops: delivered outage event", 20s, 2));
+  CU_ASSERT_EQUAL(t.xm.request_count(), 2u);
+  CU_ASSERT_EQUAL(t.c.log_lines({"not delivered"}).size(), 0u);
 }
 
 // Makes sure every notification collectd has logged so far went through the
@@ -998,6 +1100,15 @@ void guarded() {
 int main(int argc, char** argv) {
   return xmtest::run(argc, argv,
                      {
+                         {"collectd_inputs",
+                          {
+                              {"malformed_url_with_password_refuses_start",
+                               guarded<test_malformed_url_with_password_refuses_start>},
+                              {"echoed_secret_never_logged", guarded<test_echoed_secret_never_logged>},
+                              {"accepted_with_stalled_body_delivered_once",
+                               guarded<test_accepted_with_stalled_body_delivered_once>},
+                              {"absurd_times_become_receipt_time", guarded<test_absurd_times_become_receipt_time>},
+                          }},
                          {"collectd_config",
                           {
                               {"contract_example_loads", guarded<test_contract_example_loads>},

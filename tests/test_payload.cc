@@ -3,6 +3,7 @@
 // bytes, UTF-8 repair, RFC 3339 times, and Template / ClearTemplate.
 #include <array>
 #include <charconv>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -307,6 +308,86 @@ void test_meta_numbers_nan_inf_null() {
   // Reals come back exactly, and short where they can be.
   CU_ASSERT(json_real_value(json_object_get(meta, "tenth")) == 0.1);
   CU_ASSERT(json_real_value(json_object_get(meta, "third")) == 1.0 / 3.0);
+}
+
+// Bug 6: nothing bounds a plugin's meta items; 20,000 of them, each name
+// twice, cost seconds when every item was compared with the earlier ones.
+// The result is checked here (the first of a name wins), the cost in the
+// bench.
+void test_meta_many_items_deduplicated() {
+  Notification n;
+  n.severity = Severity::Failure;
+  n.time = T0;
+  constexpr int kNames = 100;
+  for (int pass = 0; pass < 200; ++pass)
+    for (int i = 0; i < kNames; ++i) n.meta.push_back({"m" + std::to_string(i), std::int64_t{i + pass * kNames}});
+  // Two names that differ only in invalid bytes are one key once sanitized.
+  n.meta.push_back({"bad\xFF", std::string("first")});
+  n.meta.push_back({"bad\xFE", std::string("second")});
+  const std::string body = build(integration(), EventType::Outage, n, outage_at(T0));
+  JsonPtr j = parse_json(body);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j.get());
+  const json_t* meta = json_object_get(json_object_get(j.get(), "collectd"), "meta");
+  CU_ASSERT_EQUAL(json_object_size(meta), static_cast<std::size_t>(kNames + 1));
+  bool firsts = true;
+  for (int i = 0; i < kNames; ++i)
+    firsts = firsts && json_integer_value(json_object_get(meta, ("m" + std::to_string(i)).c_str())) == i;
+  CU_ASSERT(firsts);
+  CU_ASSERT_EQUAL(str(meta, ("bad" + kFffd).c_str()), "first");
+  CU_ASSERT_PTR_NULL(json_object_get(json_object_get(j.get(), "collectd"), "meta_omitted"));
+}
+
+// Bug 7: the body stays within kMaxBody whatever the meta holds; what does
+// not fit is counted, and the page still goes.
+void test_meta_bounded_by_body_size() {
+  Notification n = threshold_note(Severity::Failure, 95, kNaN, 80, kNaN, 90);
+  for (int i = 0; i < 20000; ++i) n.meta.push_back({"item" + std::to_string(i), std::string(100, '\x01')});
+  n.meta.push_back({"huge", std::string(1 << 20, 'x')});
+  std::rotate(n.meta.begin(), n.meta.end() - 1, n.meta.end());  // the huge one first
+  const std::string body = build(integration(), EventType::Outage, n, outage_at(T0));
+  CU_ASSERT(body.size() <= kMaxBody);
+  JsonPtr j = parse_json(body);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j.get());
+  CU_ASSERT_EQUAL(str(j.get(), "reasons"), "value 95 is above the failure threshold 90");
+  const json_t* c = json_object_get(j.get(), "collectd");
+  const json_t* meta = json_object_get(c, "meta");
+  CU_ASSERT_EQUAL(str(meta, "huge").size(), 1024u);
+  const json_int_t omitted = json_integer_value(json_object_get(c, "meta_omitted"));
+  CU_ASSERT(omitted > 0);
+  CU_ASSERT_EQUAL(json_object_size(meta) + static_cast<std::size_t>(omitted), n.meta.size());
+}
+
+// Bug 7: the start-up bound is a bound: an event with the longest, most
+// escaped values collectd allows expands to no more than it says.
+void test_template_worst_case_holds() {
+  IntegrationConfig ic = integration();
+  ic.targets = {"ops \"oncall\"", "dba"};
+  ic.details_url = "https://grafana.example.com/d?host=$host&t=$target&s=$services\"";
+  std::string text = "{";
+  for (const char* m : {"outage_id", "event_id", "event_type", "severity", "name", "fqdn", "description",
+                        "services", "items", "reasons", "timestamp", "start_time", "duration", "details_url",
+                        "host", "plugin", "plugin_instance", "type", "type_instance", "current_value"})
+    text += std::string("\"") + m + "\": \"$" + m + "\", ";
+  text += "\"target\": $target}";
+  CU_ASSERT_FATAL(check_template(text).empty());
+  ic.outage_template = text;
+  const std::size_t worst = template_worst_case(text, ic);
+
+  const std::string name(128, '\x01'), message(256, '\x01');
+  Notification n;
+  n.severity = Severity::Failure;
+  n.time = T0;
+  n.host = n.plugin = n.plugin_instance = n.type = n.type_instance = name;
+  n.message = message;
+  n.meta = {{"DataSource", std::string(5000, '\x01')}, {"CurrentValue", -1.2345678901234567e-300}};
+  Outage o = outage_at(T0 - seconds(123456789));
+  o.id = std::string(64, 'a');
+  const std::string body = build(ic, EventType::Outage, n, o, std::string(64, 'b'));
+  CU_ASSERT_PTR_NOT_NULL(parse_json(body).get());
+  CU_ASSERT(body.size() <= worst);
+  // Not wildly above either: the bound is the sum of the fields' limits.
+  CU_ASSERT(worst < 3 * body.size());
+  if (body.size() > worst) std::fprintf(stderr, "\n  body %zu > worst case %zu\n", body.size(), worst);
 }
 
 void test_big_unsigned_meta_exact() {
@@ -863,6 +944,8 @@ int main(int argc, char** argv) {
                         {"target_absent_string_array", test_target_absent_string_array},
                         {"details_url_percent_encoding", test_details_url_percent_encoding},
                         {"meta_numbers_nan_inf_null", test_meta_numbers_nan_inf_null},
+                        {"meta_many_items_deduplicated", test_meta_many_items_deduplicated},
+                        {"meta_bounded_by_body_size", test_meta_bounded_by_body_size},
                         {"big_unsigned_meta_exact", test_big_unsigned_meta_exact},
                         {"short_reals_when_possible", test_short_reals_when_possible},
                         {"maximum_length_fields", test_maximum_length_fields},
@@ -887,5 +970,6 @@ int main(int argc, char** argv) {
                         {"current_value_absent_is_empty", test_template_current_value_absent_is_empty},
                         {"clear_template_used_for_clears", test_clear_template_used_for_clears},
                         {"invalid_at_runtime_falls_back", test_template_invalid_at_runtime_falls_back},
-                        {"check_template_messages", test_check_template_messages}}}});
+                        {"check_template_messages", test_check_template_messages},
+                        {"worst_case_holds", test_template_worst_case_holds}}}});
 }
