@@ -45,6 +45,8 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr auto kStillFailingEvery = std::chrono::seconds(60);
+// A Retry-After longer than this is worth a WARNING (at most one a minute).
+constexpr auto kLongPause = std::chrono::seconds(60);
 constexpr auto kDropLogEvery = std::chrono::seconds(10);
 
 std::string seconds_text(Steady::duration d) {
@@ -91,14 +93,15 @@ struct Lane {
   std::condition_variable wake;
   LaneSchedule schedule;
 
-  bool watching = false;  // an idle worker looks for new events (see worker())
   unsigned failures_since_ok = 0;
   Steady::time_point last_failing_warning{};
+  std::optional<Steady::time_point> last_long_pause_warning;
 
   std::uint64_t delivered = 0, retried = 0, dead_lettered = 0, dropped = 0;
   double latency_sum = 0;
   std::uint64_t latency_count = 0;
 
+  std::vector<std::unique_ptr<HttpClient>> clients;  // one per thread
   std::vector<std::thread> threads;
 
   Lane(const IntegrationConfig& c, const DeliveryOptions& o)
@@ -123,7 +126,9 @@ struct Delivery::State {
   std::atomic<bool> accepting{true};
   std::atomic<bool> stopping{false};
   std::atomic<bool> abort{false};  // cancels requests still in flight after the grace time
+  // Set when the spool changed since the last tick (see note_spool_change).
   std::atomic<bool> appended{false};
+  std::atomic<bool> acknowledged{false};
 
   std::mutex control;  // start / stop
   bool started = false;
@@ -135,6 +140,7 @@ struct Delivery::State {
 
   std::mutex sync_mutex;
   std::condition_variable sync_wake;
+  bool tick_due = false;  // under sync_mutex
   std::thread sync_thread;
 
   std::mutex drop_mutex;
@@ -144,7 +150,7 @@ struct Delivery::State {
 
   State(const Config& c, Logger& l, DeliveryOptions o) : config(c), log(l), options(o) {}
 
-  void worker(Lane& lane);
+  void worker(Lane& lane, HttpClient& client);
   // Counts a request in flight for stop(), however its thread leaves it.
   class InFlight {
    public:
@@ -170,12 +176,31 @@ struct Delivery::State {
   Outcome attempt(Lane& lane, HttpClient& client, const Pending& p);
   void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
   void sync_loop();
+  void note_spool_change(std::atomic<bool>& flag);
+  // One more undelivered event under QueueLimit; false when it is full.
+  bool take_room();
   void refuse(Lane& lane, const Event& event);
+  // The refusals not yet in an ERROR, once kDropLogEvery has passed since
+  // the last (or at once, at stop).
+  void report_refusals(bool now_or_never);
 };
 
 void Delivery::State::acknowledge(const Event& event) {
   if (options.before_acknowledge) options.before_acknowledge(event);
   spool->acknowledge(event.event_id);
+  note_spool_change(acknowledged);
+}
+
+// The sync thread sleeps until the spool changes: only the first change
+// since its last tick wakes it, so collectd's thread pays for a wake-up at
+// most once per sync_interval.
+void Delivery::State::note_spool_change(std::atomic<bool>& flag) {
+  if (flag.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> lock(sync_mutex);
+    tick_due = true;
+  }
+  sync_wake.notify_one();
 }
 
 Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& p) {
@@ -252,10 +277,20 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
       ++lane.retried;
       ++lane.failures_since_ok;
       std::optional<Steady::duration> asked;
-      // Honoured, but never past the time the event would be given up.
+      // Honoured up to the backoff ceiling, and never past the time the
+      // event would be given up.
       if (o.retry_after) asked = duration_cast<Steady::duration>(std::min<seconds>(*o.retry_after, c.retry_max_age));
       const auto left = duration_cast<Steady::duration>(e.created + c.retry_max_age - Clock::now());
       const auto delay = lane.schedule.retry(outage_id, attempts, asked, left, now);
+      if (o.retry_after && *o.retry_after > kLongPause &&
+          (!lane.last_long_pause_warning || now - *lane.last_long_pause_warning >= kStillFailingEvery)) {
+        lane.last_long_pause_warning = now;
+        logs.emplace_back(LogLevel::Warning,
+                          prefix + "Retry-After asks to wait " + std::to_string(o.retry_after->count()) +
+                              " s; delivery paused for " +
+                              seconds_text(std::min<Steady::duration>(*o.retry_after, options.max_backoff)) +
+                              ", the most it pauses");
+      }
       const std::string line = prefix + what + " not delivered (" + o.reason + "); retry " +
                                std::to_string(attempts) + " in " + seconds_text(delay);
       if (lane.failures_since_ok == 1 && attempts == 1) {
@@ -311,23 +346,17 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
   }
   lane.schedule.pop(outage_id, now);
   --total_queued;
-  lane.wake.notify_one();
 }
 
-// collectd's threads never wake a worker: in a virtual machine, waking a
-// thread that sleeps on another CPU costs the waker more than all the rest
-// of the notification callback. Instead, one idle worker per lane at a
-// time, the watcher, looks for new events every pickup_interval; a worker
-// that takes an event wakes an idle peer, which takes the next due outage
-// or the watch, so a burst spreads over the Connections within a few
-// hand-offs and a worker held by a slow request never leaves new events
-// unseen. A page waits at most pickup_interval longer; an idle lane costs
-// one short wake-up per interval.
-void Delivery::State::worker(Lane& lane) {
+// An idle worker sleeps until its lane's next event is due, or until
+// submit() wakes it because a new event is due sooner than that (which, in
+// a burst, is only its first event: the others find a worker awake). A
+// worker that takes an event and sees another due wakes a peer, so a burst
+// spreads over the Connections. An idle plugin does not wake at all.
+void Delivery::State::worker(Lane& lane, HttpClient& client) {
   run_in_background("xm-" + lane.config.name);
   const std::string prefix = "integration " + lane.config.name + ": ";
   try {
-    HttpClient client(lane.config, &abort);
     std::unique_lock<std::mutex> lock(lane.mutex);
     while (!stopping) {
       std::string outage_id;  // set while this thread holds an outage in flight
@@ -335,20 +364,15 @@ void Delivery::State::worker(Lane& lane) {
         const auto now = Steady::now();
         const auto due = lane.schedule.next_due();
         if (due > now) {
-          const bool watch = !lane.watching;
-          if (watch) lane.watching = true;
-          const auto until = watch ? std::min(due, now + options.pickup_interval) : due;
-          if (until == Steady::time_point::max())
+          if (due == Steady::time_point::max())
             lane.wake.wait(lock);
           else
-            lane.wake.wait_until(lock, until);
-          if (watch) lane.watching = false;
+            lane.wake.wait_until(lock, due);
           continue;
         }
         std::optional<LaneSchedule::Taken> taken = lane.schedule.take(now);
-        // An idle peer takes over the watch, or the next due outage.
-        lane.wake.notify_one();
         if (!taken) continue;
+        if (lane.schedule.next_due() <= now) lane.wake.notify_one();
         outage_id = taken->outage_id;
         const Pending& p = taken->head;
         {
@@ -385,27 +409,41 @@ void Delivery::State::worker(Lane& lane) {
   }
 }
 
+// Asleep until the spool changes (or while events wait, for maintenance's
+// retries); then one tick per sync_interval: the appends and
+// acknowledgements of that interval flushed and compacted together.
 void Delivery::State::sync_loop() {
   run_in_background("xm-sync");
   std::unique_lock<std::mutex> lock(sync_mutex);
   while (!stopping) {
-    sync_wake.wait_for(lock, options.sync_interval, [this] { return stopping.load(); });
-    if (stopping) break;
+    sync_wake.wait(lock, [this] { return stopping || tick_due || total_queued > 0; });
+    if (sync_wake.wait_for(lock, options.sync_interval, [this] { return stopping.load(); })) break;
+    tick_due = false;
+    acknowledged = false;
+    const bool flush = appended.exchange(false);
     lock.unlock();
     // Here rather than in acknowledge(): copying a large backlog must not
     // hold up a delivery thread, nor stop() waiting for it.
     spool->maintain();
-    lock.lock();
-    if (!appended.exchange(false)) continue;
-    lock.unlock();
-    try {
-      spool->sync();
-      if (options.also_sync) options.also_sync();
-    } catch (const std::exception& ex) {
-      log.error(std::string("cannot flush the spool to disk: ") + ex.what());
+    report_refusals(false);
+    if (flush) {
+      try {
+        spool->sync();
+        if (options.also_sync) options.also_sync();
+      } catch (const std::exception& ex) {
+        log.error(std::string("cannot flush the spool to disk: ") + ex.what());
+      }
     }
     lock.lock();
   }
+}
+
+bool Delivery::State::take_room() {
+  std::size_t n = total_queued.load();
+  do {
+    if (n >= config.queue_limit) return false;
+  } while (!total_queued.compare_exchange_weak(n, n + 1));
+  return true;
 }
 
 void Delivery::State::refuse(Lane& lane, const Event& event) {
@@ -426,14 +464,33 @@ void Delivery::State::refuse(Lane& lane, const Event& event) {
   dropped_since_log = 0;
 }
 
+void Delivery::State::report_refusals(bool now_or_never) {
+  std::lock_guard<std::mutex> lock(drop_mutex);
+  const auto now = Steady::now();
+  if (dropped_since_log == 0 || (!now_or_never && now - last_drop_log < kDropLogEvery)) return;
+  log.error("queue full (QueueLimit " + std::to_string(config.queue_limit) + " undelivered events): " +
+            std::to_string(dropped_since_log) + " more outage event(s) refused since the last report");
+  last_drop_log = now;
+  dropped_since_log = 0;
+}
+
 Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& log, DeliveryOptions options)
     : state_(std::make_unique<State>(config, log, options)) {
   State& s = *state_;
   s.dead_letters = std::make_unique<DeadLetterFile>(spool_dir + "/dead-letter.jsonl");
   for (const auto& integration : config.integrations) {
     s.lanes.push_back(std::make_unique<Lane>(integration, options));
-    s.by_name[integration.name] = s.lanes.back().get();
+    Lane& lane = *s.lanes.back();
+    s.by_name[integration.name] = &lane;
     s.max_timeout = std::max(s.max_timeout, duration_cast<milliseconds>(integration.timeout));
+    // Here, so that a client that cannot be made fails the plugin's init
+    // instead of ending its thread while events keep being spooled.
+    try {
+      for (int i = 0; i < std::max(1, integration.connections); ++i)
+        lane.clients.push_back(std::make_unique<HttpClient>(integration, &s.abort));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("integration " + integration.name + ": cannot set up its connections: " + e.what());
+    }
   }
   s.spool = std::make_unique<Spool>(spool_dir, log);
 
@@ -459,8 +516,11 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
       continue;
     }
     if (!event.change.empty()) s.recovered_changes[event.integration].push_back(event.change);
-    lane->second->schedule.enqueue(without_body(std::move(event)));
-    ++s.total_queued;
+    // An older run may have left two pages of one outage queued.
+    if (const auto replaced = lane->second->schedule.enqueue(without_body(std::move(event))))
+      s.spool->acknowledge(replaced->event_id);
+    else
+      ++s.total_queued;
     ++recovered;
   }
   for (const auto& [name, o] : orphans) {
@@ -498,26 +558,47 @@ bool Delivery::submit(Event event) {
                   " event of outage " + event.outage_id + " refused");
     return false;
   }
+  // A page that will replace its outage's queued page takes no new room
+  // under QueueLimit (checked again when it is queued: a delivery thread may
+  // take the queued one meanwhile).
+  bool counted = true;
   if (event.type == EventType::Outage) {
-    std::size_t n = s.total_queued.load();
-    do {
-      if (n >= s.config.queue_limit) {
-        s.refuse(lane, event);
-        return false;
-      }
-    } while (!s.total_queued.compare_exchange_weak(n, n + 1));
+    {
+      std::lock_guard<std::mutex> lock(lane.mutex);
+      counted = !lane.schedule.has_queued_page(event.outage_id);
+    }
+    if (counted && !s.take_room()) {
+      s.refuse(lane, event);
+      return false;
+    }
   } else {
     ++s.total_queued;  // a clear is never refused: its outage was paged
   }
   try {
     s.spool->append(event);
   } catch (...) {
-    --s.total_queued;
+    if (counted) --s.total_queued;
     throw;
   }
-  s.appended = true;
-  std::lock_guard<std::mutex> lock(lane.mutex);
-  lane.schedule.enqueue(without_body(std::move(event)));
+  s.note_spool_change(s.appended);
+  bool wake;
+  std::optional<Event> replaced;
+  {
+    std::lock_guard<std::mutex> lock(lane.mutex);
+    const auto due_before = lane.schedule.next_due();
+    replaced = lane.schedule.enqueue(without_body(std::move(event)));
+    wake = lane.schedule.next_due() < due_before;
+  }
+  if (wake) lane.wake.notify_one();
+  if (replaced) {
+    // Its change needs no recording first: the new page carries a newer
+    // change of the same outage (and collectd's thread is inside the
+    // tracker here).
+    s.spool->acknowledge(replaced->event_id);
+    if (counted) --s.total_queued;
+  } else if (!counted) {
+    ++s.total_queued;
+  }
   return true;
 }
 
@@ -527,8 +608,8 @@ void Delivery::start() {
   if (s.started || s.stopped) return;
   s.started = true;
   for (auto& lane : s.lanes)
-    for (int i = 0; i < std::max(1, lane->config.connections); ++i)
-      lane->threads.emplace_back([&s, l = lane.get()] { s.worker(*l); });
+    for (auto& client : lane->clients)
+      lane->threads.emplace_back([&s, l = lane.get(), c = client.get()] { s.worker(*l, *c); });
   s.sync_thread = std::thread([&s] { s.sync_loop(); });
 }
 
@@ -566,6 +647,7 @@ void Delivery::stop() {
   } catch (const std::exception& e) {
     s.log.error(std::string("cannot flush the spool to disk: ") + e.what());
   }
+  s.report_refusals(true);
   for (auto& lane : s.lanes) {
     std::lock_guard<std::mutex> l(lane->mutex);
     if (lane->schedule.queued() > 0)

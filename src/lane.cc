@@ -19,11 +19,31 @@ void LaneSchedule::schedule(const std::string& outage_id, Steady::time_point whe
   schedule_.emplace(std::make_pair(when, arrivals_++), outage_id);
 }
 
-void LaneSchedule::enqueue(Event event) {
+const Pending* LaneSchedule::queued_page(const OutageQueue& outage) {
+  if (outage.events.empty()) return nullptr;
+  const Pending& last = outage.events.back();
+  if (last.event.type != EventType::Outage) return nullptr;  // a clear keeps what it follows
+  if (outage.in_flight && outage.events.size() == 1) return nullptr;
+  return &last;
+}
+
+bool LaneSchedule::has_queued_page(const std::string& outage_id) const {
+  const auto found = outages_.find(outage_id);
+  return found != outages_.end() && queued_page(found->second) != nullptr;
+}
+
+std::optional<Event> LaneSchedule::enqueue(Event event) {
   auto [it, fresh] = outages_.try_emplace(event.outage_id);
-  it->second.events.push_back(Pending{std::move(event), 0});
+  OutageQueue& outage = it->second;
+  if (event.type == EventType::Outage && queued_page(outage) != nullptr) {
+    Event replaced = std::move(outage.events.back().event);
+    outage.events.back().event = std::move(event);
+    return replaced;
+  }
+  outage.events.push_back(Pending{std::move(event), 0});
   ++queued_;
   if (fresh) schedule(it->first, Steady::time_point{});
+  return std::nullopt;
 }
 
 Steady::time_point LaneSchedule::next_due() const {
@@ -64,8 +84,11 @@ Steady::duration LaneSchedule::retry(const std::string& outage_id, int attempts,
   outage.events.front().attempts = attempts;
   auto delay = backoff_.after(static_cast<unsigned>(attempts));
   if (asked) {
-    delay = std::max(delay, *asked);
-    paused_until_ = std::max(paused_until_, now + *asked);
+    // Whatever the header says: a wrong or hostile one must not silence
+    // the integration for a day.
+    const Steady::duration wait = std::min<Steady::duration>(*asked, backoff_.ceiling());
+    delay = std::max(delay, wait);
+    paused_until_ = std::max(paused_until_, now + wait);
   }
   // The last try is made at the deadline, not after it.
   delay = std::max(Steady::duration::zero(), std::min(delay, left));

@@ -44,8 +44,14 @@ class LaneSchedule {
  public:
   explicit LaneSchedule(Backoff backoff) : backoff_(std::move(backoff)) {}
 
-  // Adds an event at its outage's tail; a new outage's is due at once.
-  void enqueue(Event event);
+  // Adds an event at its outage's tail; a new outage's is due at once. An
+  // outage has at most one undelivered outage event: a newer one (a re-page,
+  // an escalation) takes the place of its outage's last event when that is
+  // an outage event not in flight, keeping its place, its attempts and so
+  // its backoff. Returns the event replaced, for the spool to forget.
+  std::optional<Event> enqueue(Event event);
+  // Whether enqueue() would replace an event for an outage event of outage_id.
+  bool has_queued_page(const std::string& outage_id) const;
 
   // The earliest time a head may go (never within the lane's pause);
   // time_point::max() when nothing is scheduled.
@@ -62,11 +68,11 @@ class LaneSchedule {
   // next event is due at once.
   void pop(const std::string& outage_id, Steady::time_point now);
   // The head failed for the attempts-th time: it is due again after the
-  // backoff, or after `asked` (Retry-After) when longer, but no later than
-  // `left` from now (the RetryMaxAge deadline). A failure also pauses the
-  // whole lane, since it is usually the endpoint's, not the event's: a down
-  // xMatters is probed gently instead of with every queued event at once.
-  // Returns the event's delay.
+  // backoff, or after `asked` (Retry-After) when longer, but never after the
+  // backoff's ceiling nor later than `left` from now (the RetryMaxAge
+  // deadline). A failure also pauses the whole lane, since it is usually the
+  // endpoint's, not the event's: a down xMatters is probed gently instead of
+  // with every queued event at once. Returns the event's delay.
   Steady::duration retry(const std::string& outage_id, int attempts, std::optional<Steady::duration> asked,
                          Steady::duration left, Steady::time_point now);
   // The head stays and is due at `when` (the request was not made, or its
@@ -88,6 +94,8 @@ class LaneSchedule {
   };
 
   void schedule(const std::string& outage_id, Steady::time_point when);
+  // The event a new outage event of this outage would replace, or nullptr.
+  static const Pending* queued_page(const OutageQueue& outage);
 
   Backoff backoff_;
   std::unordered_map<std::string, OutageQueue> outages_;
