@@ -102,6 +102,7 @@ struct Lane {
   double latency_sum = 0;
   std::uint64_t latency_count = 0;
 
+  std::vector<std::unique_ptr<HttpClient>> clients;  // one per thread
   std::vector<std::thread> threads;
 
   Lane(const IntegrationConfig& c, const DeliveryOptions& o)
@@ -159,7 +160,7 @@ struct Delivery::State {
 
   State(const Config& c, Logger& l, DeliveryOptions o) : config(c), log(l), options(o) {}
 
-  void worker(Lane& lane);
+  void worker(Lane& lane, HttpClient& client);
   // Counts a request in flight for stop(), however its thread leaves it.
   class InFlight {
    public:
@@ -378,11 +379,10 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
 // a burst, is only its first event: the others find a worker awake). A
 // worker that takes an event and sees another due wakes a peer, so a burst
 // spreads over the Connections. An idle plugin does not wake at all.
-void Delivery::State::worker(Lane& lane) {
+void Delivery::State::worker(Lane& lane, HttpClient& client) {
   run_in_background("xm-" + lane.config.name);
   const std::string prefix = "integration " + lane.config.name + ": ";
   try {
-    HttpClient client(lane.config, &abort);
     std::unique_lock<std::mutex> lock(lane.mutex);
     while (!stopping) {
       std::string outage_id;  // set while this thread holds an outage in flight
@@ -537,8 +537,17 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
   s.dead_letters = std::make_unique<DeadLetterFile>(spool_dir + "/dead-letter.jsonl");
   for (const auto& integration : config.integrations) {
     s.lanes.push_back(std::make_unique<Lane>(integration, options));
-    s.by_name[integration.name] = s.lanes.back().get();
+    Lane& lane = *s.lanes.back();
+    s.by_name[integration.name] = &lane;
     s.max_timeout = std::max(s.max_timeout, duration_cast<milliseconds>(integration.timeout));
+    // Here, so that a client that cannot be made fails the plugin's init
+    // instead of ending its thread while events keep being spooled.
+    try {
+      for (int i = 0; i < std::max(1, integration.connections); ++i)
+        lane.clients.push_back(std::make_unique<HttpClient>(integration, &s.abort));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("integration " + integration.name + ": cannot set up its connections: " + e.what());
+    }
   }
   s.spool = std::make_unique<Spool>(spool_dir, log);
 
@@ -673,8 +682,8 @@ void Delivery::start() {
   if (s.started || s.stopped) return;
   s.started = true;
   for (auto& lane : s.lanes)
-    for (int i = 0; i < std::max(1, lane->config.connections); ++i)
-      lane->threads.emplace_back([&s, l = lane.get()] { s.worker(*l); });
+    for (auto& client : lane->clients)
+      lane->threads.emplace_back([&s, l = lane.get(), c = client.get()] { s.worker(*l, *c); });
   s.sync_thread = std::thread([&s] { s.sync_loop(); });
 }
 

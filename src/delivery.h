@@ -41,9 +41,10 @@ struct DeliveryOptions {
 
 class Delivery : public EventSink {
  public:
-  // Opens the spool in spool_dir; events recovered from it are queued.
-  // config must outlive the delivery. Throws std::system_error when the
-  // spool cannot be opened.
+  // Makes the HTTP clients and opens the spool in spool_dir; events
+  // recovered from it are queued. config must outlive the delivery. Throws
+  // std::runtime_error naming the integration when one of its clients
+  // cannot be made, std::system_error when the spool cannot be opened.
   // Recovered events of an integration that is no longer configured are
   // dead-lettered (the spool has no URL for them).
   Delivery(const Config& config, const std::string& spool_dir, Logger& log,

@@ -9,6 +9,8 @@ namespace xmatters {
 
 Verdict classify(const HttpResult& r) {
   Verdict v;
+  // A 2xx status line is the delivery, even when the body's transfer then
+  // failed (timed out, cut short): sending again would page twice.
   if (r.status >= 200 && r.status < 300) {
     v.kind = Verdict::Kind::Delivered;
     return v;

@@ -24,6 +24,8 @@ struct Verdict {
   std::string reason;
 };
 
+// Delivered for any 2xx status (whatever became of the body); Retry for
+// 408, 425, 429, 5xx and no reply at all; DeadLetter for the rest.
 Verdict classify(const HttpResult& reply);
 
 // Seconds to wait from a Retry-After value: delta-seconds or an HTTP date

@@ -2,8 +2,10 @@
 // libmicrohttpd: POST /api/integration/1/functions/<id>/triggers, checked
 // for the API key (query apiKey) or HTTP basic auth, answering 202 with
 // {"requestId": "<uuid>"} for a JSON object body, 400 otherwise, 401 without
-// credentials, with scriptable faults. Over HTTPS it can also demand a
-// client certificate (mutual TLS), answering 403 without a verified one.
+// credentials, with scriptable faults (statuses, Retry-After, delays,
+// dropped connections, echoed request headers, a body stalled after the
+// status line, redirects). Over HTTPS it can also demand a client
+// certificate (mutual TLS), answering 403 without a verified one.
 #pragma once
 
 #include <chrono>

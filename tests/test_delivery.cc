@@ -1049,6 +1049,23 @@ void test_page_in_flight_not_replaced() {
   CU_ASSERT(spooled(w.spool_dir()).empty());
 }
 
+// A client libcurl cannot set up (here a Proxy over libcurl's 8 MB string
+// limit) fails the construction, naming the integration, before the spool
+// takes any event, instead of ending a delivery thread later.
+void test_client_that_cannot_be_made_fails_construction() {
+  World w;
+  w.ops().proxy = std::string(8000001, 'p');
+  std::string what;
+  try {
+    w.open();
+  } catch (const std::runtime_error& e) {
+    what = e.what();
+  }
+  CU_ASSERT(what.find("integration ops: cannot set up its connections") != std::string::npos);
+  CU_ASSERT(!w.delivery);
+  CU_ASSERT(!xmtest::file_exists(w.spool_dir()));
+}
+
 void test_submit_after_stop_refused() {
   World w;
   Delivery& d = w.open();
@@ -1218,6 +1235,8 @@ int main(int argc, char** argv) {
                         {"per_outage_order_in_parallel", test_per_outage_order_in_parallel},
                         {"slow_endpoint_does_not_slow_submit", test_slow_endpoint_does_not_slow_submit},
                         {"submit_after_stop_refused", test_submit_after_stop_refused},
+                        {"client_that_cannot_be_made_fails_construction",
+                         test_client_that_cannot_be_made_fails_construction},
                         {"shutdown_with_hung_endpoint", test_shutdown_with_hung_endpoint}}},
                       {"security",
                        {{"tls_with_right_ca", test_tls_with_right_ca},

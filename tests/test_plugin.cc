@@ -304,6 +304,28 @@ void test_kill9_after_the_callback_pages_once() {
                   xmtest::json_string_member(page.get(), "outage_id"));
 }
 
+// A delivery client that libcurl cannot set up (a User over its 8 MB string
+// limit: a real collectd's parser takes minutes over such a line, hence
+// here) fails init with an ERROR naming the integration, and nothing is
+// registered, instead of a delivery thread ending after one ERROR while
+// events keep being spooled.
+void test_client_that_cannot_be_made_fails_init() {
+  Session s;
+  ConfigNode ops = integration("ops", "http://127.0.0.1:9/f?apiKey=KEY123", "http://127.0.0.1:9/f?apiKey=KEY123");
+  ops.children.push_back(opt("User", {ConfigValue::of(std::string(8000001, 'u'))}));
+  ops.children.push_back(opt("Password", {ConfigValue::of("PASSW0RD")}));
+  fake_collectd::OConfig ci(plugin_block({ops}));
+  const bool refused = fake_collectd::call_config(ci.item()) != 0 || fake_collectd::call_init() != 0;
+  CU_ASSERT(refused);
+  // One ERROR, naming the integration (the refusal may come from the
+  // configuration check, once that knows libcurl's limits, or from init).
+  CU_ASSERT_EQUAL(fake_collectd::count_log(LOG_ERR, "xmatters plugin: "), 1u);
+  CU_ASSERT_EQUAL(fake_collectd::count_log(LOG_ERR, "ops"), 1u);
+  CU_ASSERT_EQUAL(fake_collectd::count_log(LOG_ERR, "PASSW0RD"), 0u);
+  CU_ASSERT_EQUAL(fake_collectd::count_log(LOG_ERR, "KEY123"), 0u);
+  CU_ASSERT_FALSE(fake_collectd::has_notification_callback());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -320,5 +342,6 @@ int main(int argc, char** argv) {
                         {"read_callback_dispatches_statistics", test_read_callback_dispatches_statistics},
                         {"report_stats_false_registers_no_read", test_report_stats_false_registers_no_read},
                         {"shutdown_unregisters_and_keeps_the_spool", test_shutdown_unregisters_and_keeps_the_spool},
-                        {"kill9_after_the_callback_pages_once", test_kill9_after_the_callback_pages_once}}}});
+                        {"kill9_after_the_callback_pages_once", test_kill9_after_the_callback_pages_once},
+                        {"client_that_cannot_be_made_fails_init", test_client_that_cannot_be_made_fails_init}}}});
 }

@@ -25,6 +25,20 @@ void test_2xx_delivered() {
   CU_ASSERT(classify(reply(202)).reason.empty());
 }
 
+// A 2xx status line is the delivery, whatever happened to the body after it
+// (CONTRACT §5): sending again would page twice.
+void test_2xx_delivered_even_when_the_transfer_then_failed() {
+  HttpResult r = reply(202);
+  r.error = "Operation timed out after 10000 milliseconds with 0 bytes received";
+  r.timed_out = true;
+  CU_ASSERT(classify(r).kind == Kind::Delivered);
+  r.timed_out = false;
+  r.cancelled = true;  // cut by shutdown while the body was still coming
+  CU_ASSERT(classify(r).kind == Kind::Delivered);
+  r.status = 503;
+  CU_ASSERT(classify(r).kind == Kind::Retry);
+}
+
 void test_retryable_statuses() {
   for (long status : {408L, 425L, 429L, 500L, 502L, 503L, 504L, 599L}) {
     const auto v = classify(reply(status, "busy"));
@@ -87,6 +101,8 @@ int main(int argc, char** argv) {
   return xmtest::run(argc, argv,
                      {{"reply",
                        {{"2xx_delivered", test_2xx_delivered},
+                        {"2xx_delivered_even_when_the_transfer_then_failed",
+                         test_2xx_delivered_even_when_the_transfer_then_failed},
                         {"retryable_statuses", test_retryable_statuses},
                         {"other_statuses_dead_lettered", test_other_statuses_dead_lettered},
                         {"transport_error_retried", test_transport_error_retried},
