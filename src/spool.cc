@@ -43,12 +43,6 @@ struct Loc {
 bool same_place(const Loc& a, const Loc& b) { return a.seq == b.seq && a.offset == b.offset; }
 bool before(const Loc& a, const Loc& b) { return a.seq != b.seq ? a.seq < b.seq : a.offset < b.offset; }
 
-std::string mode_string(mode_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
-
 bool is_enospc(const std::system_error& e) { return e.code() == std::errc::no_space_on_device; }
 
 // Compaction writes its output in chunks of about this size.
@@ -297,13 +291,11 @@ struct Spool::State {
 
 // --- open and replay -------------------------------------------------------------
 
+// The plugin's SpoolDir was checked (and warned about) with the
+// configuration (spool_dir.h); this is for the spool used alone.
 void Spool::State::open_dir() {
   if (io->make_dir(dir, 0700)) log.info("spool: created directory " + dir);
-  const mode_t mode = io->mode(dir);
-  if (!S_ISDIR(mode)) throw std::system_error(ENOTDIR, std::generic_category(), "spool directory " + dir);
-  if ((mode & 077) != 0)
-    log.warning("spool directory " + dir + " has mode " + mode_string(mode) +
-                "; 0700 is recommended (other users can list it)");
+  if (!S_ISDIR(io->mode(dir))) throw std::system_error(ENOTDIR, std::generic_category(), "spool directory " + dir);
 }
 
 void Spool::State::replay() {
