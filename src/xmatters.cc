@@ -88,9 +88,13 @@ Notification to_notification(const notification_t& n) {
   Notification out;
   out.severity = to_severity(n.severity);
   // A plugin may leave the time unset; collectd's own are always stamped.
+  // cdtime_t reaches far past what 64-bit nanoseconds hold (a PUTNOTIF can
+  // say time=1e10): later than 2116 (2^62 ns) is taken as then, so that no
+  // time, nor a difference of two, overflows.
+  const cdtime_t time = std::min<cdtime_t>(n.time, NS_TO_CDTIME_T(std::uint64_t{1} << 62));
   out.time = n.time == 0 ? Clock::now()
                          : TimePoint(std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::nanoseconds(CDTIME_T_TO_NS(n.time))));
+                               std::chrono::nanoseconds(CDTIME_T_TO_NS(time))));
   out.message = field(n.message);
   out.host = field(n.host);
   out.plugin = field(n.plugin);

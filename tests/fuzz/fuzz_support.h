@@ -38,11 +38,10 @@ inline double number(FuzzedDataProvider& in) {
   }
 }
 
-// Any time: the glue's conversion of a cdtime_t can give any 64-bit count
-// of nanoseconds.
+// Any time the glue makes of a cdtime_t: 0 to 2^62 ns (it clamps later ones).
 inline xmatters::TimePoint time_point(FuzzedDataProvider& in) {
-  return xmatters::TimePoint(std::chrono::duration_cast<xmatters::Clock::duration>(
-      std::chrono::nanoseconds(in.ConsumeIntegral<std::int64_t>())));
+  const auto ns = in.ConsumeIntegralInRange<std::int64_t>(0, std::int64_t{1} << 62);
+  return xmatters::TimePoint(std::chrono::duration_cast<xmatters::Clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
 inline xmatters::Severity severity(FuzzedDataProvider& in) {
