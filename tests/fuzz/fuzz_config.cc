@@ -103,29 +103,35 @@ struct Draw {
   }
 };
 
-// Files the Path options can name, made once.
-const std::string& files_dir() {
-  static const std::string dir = [] {
+// Files the Path options can name: made once, removed at exit.
+class Fixtures {
+ public:
+  Fixtures() {
     char tmpl[] = "/tmp/xm-fuzz-config-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) xmfuzz::fail("mkdtemp");
-    const std::string d = tmpl;
-    const auto put = [&](const char* name, const char* text) {
-      FILE* f = std::fopen((d + "/" + name).c_str(), "w");
-      if (f == nullptr) xmfuzz::fail("cannot write a fixture");
-      std::fputs(text, f);
-      std::fclose(f);
-    };
+    dir_ = tmpl;
     put("template.json", R"({"id": "$outage_id", "host": "$host", "target": $target})");
     put("broken.json", R"({"id": $outage_id})");
     put("password", "Zq7filePassword\n");
-    std::atexit([] {
-      for (const char* name : {"template.json", "broken.json", "password"}) ::unlink((dir + "/" + name).c_str());
-      ::rmdir(dir.c_str());
-    });
-    return d;
-  }();
-  return dir;
-}
+  }
+  ~Fixtures() {
+    for (const char* name : kNames) ::unlink((dir_ + "/" + name).c_str());
+    ::rmdir(dir_.c_str());
+  }
+  Fixtures(const Fixtures&) = delete;
+  Fixtures& operator=(const Fixtures&) = delete;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  static constexpr const char* kNames[] = {"template.json", "broken.json", "password"};
+  void put(const char* name, const char* text) {
+    FILE* f = std::fopen((dir_ + "/" + name).c_str(), "w");
+    if (f == nullptr) xmfuzz::fail("cannot write a fixture");
+    std::fputs(text, f);
+    std::fclose(f);
+  }
+  std::string dir_;
+};
 
 void check_shows_no_secret(const Draw& d, const std::string& text, const char* what) {
   std::vector<std::string> secrets = d.secrets;
@@ -142,7 +148,8 @@ void check_shows_no_secret(const Draw& d, const std::string& text, const char* w
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   FuzzedDataProvider in(data, size);
   Draw d{in, {}, {}};
-  const std::string& files = files_dir();
+  static const Fixtures fixtures;
+  const std::string& files = fixtures.dir();
   ConfigNode plugin{"Plugin", {ConfigValue::of("xmatters")}, {}};
   const int children = in.ConsumeIntegralInRange<int>(0, 6);
   for (int i = 0; i < children && in.remaining_bytes() > 0; ++i) plugin.children.push_back(d.node(files, 0));
