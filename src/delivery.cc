@@ -1,68 +1,53 @@
 #include "delivery.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
-#include <jansson.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
-#include <map>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "dead_letter.h"
 #include "http_client.h"
-#include "payload.h"
+#include "lane.h"
 #include "redact.h"
-#include "resources.h"
+#include "reply.h"
 #include "spool.h"
 
-// How it works. Each integration has a lane: its queue of outages, each a
-// FIFO of events, and `Connections` worker threads, each owning one kept-alive
-// libcurl handle. An outage is handed to at most one worker at a time and only
-// its head event is sent, so an outage's events go out strictly in order while
-// different outages go out in parallel. Blocking easy handles on a few threads
-// were chosen over one curl multi loop: a worker's state is then just "the
-// request in hand", and stop() bounds the wait with curl's own Timeout plus an
-// abort flag checked by curl's progress callback.
+// How it works. Each integration has a lane: its schedule of outages, each a
+// FIFO of events (lane.h), and `Connections` worker threads, each owning one
+// kept-alive libcurl handle. An outage is handed to at most one worker at a
+// time and only its head event is sent, so an outage's events go out strictly
+// in order while different outages go out in parallel. Blocking easy handles
+// on a few threads were chosen over one curl multi loop: a worker's state is
+// then just "the request in hand", and stop() bounds the wait with curl's own
+// Timeout plus an abort flag checked by curl's progress callback.
 //
-// A failed request sets back its event (exponential backoff with jitter, or
-// Retry-After) and also pauses the whole lane for a while, since a failure is
-// usually the endpoint's, not the event's: a down xMatters is then probed
-// gently instead of with every queued event at once. A success clears the
-// lane's pause.
+// This file is the engine that ties the parts: the reply says what became of
+// a request (reply.h), the lane says when each event goes next, the
+// dead-letter file keeps what can never go (dead_letter.h), the spool keeps
+// everything until then (spool.h).
 
 namespace xmatters {
 
 namespace {
 
-using Steady = std::chrono::steady_clock;
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr auto kStillFailingEvery = std::chrono::seconds(60);
+// A Retry-After longer than this is worth a WARNING (at most one a minute).
+constexpr auto kLongPause = std::chrono::seconds(60);
 constexpr auto kDropLogEvery = std::chrono::seconds(10);
-
-// A JSON string from any bytes: invalid UTF-8 must not make jansson refuse
-// the whole dead-letter line.
-json_t* json_text(const std::string& s) {
-  if (json_t* j = json_stringn(s.data(), s.size())) return j;
-  std::string ascii = s;
-  for (char& c : ascii)
-    if (static_cast<unsigned char>(c) > 0x7e) c = '?';
-  return json_stringn(ascii.data(), ascii.size());
-}
 
 std::string seconds_text(Steady::duration d) {
   char buf[32];
@@ -73,10 +58,12 @@ std::string seconds_text(Steady::duration d) {
 // The delivery threads are woken by collectd's threads, which must not wait
 // for them: as SCHED_BATCH threads they do not preempt the thread that woke
 // them (a woken thread that did would run its HTTP request inside collectd's
-// notification callback, so to speak, on a machine with few cores).
-void run_in_background() {
+// notification callback, so to speak, on a machine with few cores). Named
+// for top -H and gdb: "xm-<integration>", cut to the kernel's 15 bytes.
+void run_in_background(const std::string& name) {
   const sched_param param{};
   pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
 }
 
 // An event as it waits in the queue: its body is in the spool, and is read
@@ -87,24 +74,13 @@ Event without_body(Event event) {
   return event;
 }
 
-struct Pending {
-  Event event;  // without its body
-  int attempts = 0;  // failed requests so far
-};
-
-struct OutageQueue {
-  // The head is sent next, or is in flight. A vector: an outage has one to a
-  // few events queued, and a deque would cost two allocations (about 600
-  // bytes) per open outage, on collectd's thread.
-  std::vector<Pending> events;
-  bool in_flight = false;
-};
-
-enum class Verdict { Delivered, Retry, DeadLetter, Abandoned };
+// What became of one attempt.
+enum class Result { Delivered, Retry, DeadLetter, Abandoned };
 
 struct Outcome {
-  Verdict verdict = Verdict::Retry;
+  Result result = Result::Retry;
   HttpResult http;
+  std::optional<std::chrono::seconds> retry_after;
   std::string reason;  // why it failed, for the logs and the dead-letter file
   bool dead_letter_written = true;
 };
@@ -115,18 +91,11 @@ struct Lane {
   const IntegrationConfig& config;
   std::mutex mutex;
   std::condition_variable wake;
-  std::unordered_map<std::string, OutageQueue> outages;
-  // Outages whose head may be sent, by earliest attempt, then arrival.
-  std::map<std::pair<Steady::time_point, std::uint64_t>, std::string> schedule;
-  std::uint64_t arrivals = 0;
-  std::size_t queued = 0;  // undelivered events, in flight included
+  LaneSchedule schedule;
 
-  Steady::time_point paused_until{};
-  bool watching = false;  // an idle worker looks for new events (see worker())
-  unsigned pause_streak = 0;     // lane pauses since the last success
   unsigned failures_since_ok = 0;
   Steady::time_point last_failing_warning{};
-  std::mt19937_64 rng{std::random_device{}()};
+  std::optional<Steady::time_point> last_long_pause_warning;
 
   std::uint64_t delivered = 0, retried = 0, dead_lettered = 0, dropped = 0;
   double latency_sum = 0;
@@ -134,20 +103,8 @@ struct Lane {
 
   std::vector<std::thread> threads;
 
-  explicit Lane(const IntegrationConfig& c) : config(c) {}
-
-  void schedule_head(const std::string& outage_id, Steady::time_point when) {
-    schedule.emplace(std::make_pair(when, arrivals++), outage_id);
-  }
-
-  // Adds an event; the caller holds the mutex. No worker is woken: the
-  // watching one finds it (see worker()).
-  void enqueue(Event event) {
-    auto [it, fresh] = outages.try_emplace(event.outage_id);
-    it->second.events.push_back(Pending{std::move(event), 0});
-    ++queued;
-    if (fresh) schedule_head(it->first, Steady::time_point{});
-  }
+  Lane(const IntegrationConfig& c, const DeliveryOptions& o)
+      : config(c), schedule(Backoff(o.initial_backoff, o.max_backoff)) {}
 };
 
 }  // namespace
@@ -156,7 +113,7 @@ struct Delivery::State {
   const Config& config;
   Logger& log;
   DeliveryOptions options;
-  std::string dead_letter_path;
+  std::unique_ptr<DeadLetterFile> dead_letters;
   std::unique_ptr<Spool> spool;
   std::vector<std::unique_ptr<Lane>> lanes;
   std::unordered_map<std::string, Lane*> by_name;
@@ -168,7 +125,9 @@ struct Delivery::State {
   std::atomic<bool> accepting{true};
   std::atomic<bool> stopping{false};
   std::atomic<bool> abort{false};  // cancels requests still in flight after the grace time
+  // Set when the spool changed since the last tick (see note_spool_change).
   std::atomic<bool> appended{false};
+  std::atomic<bool> acknowledged{false};
 
   std::mutex control;  // start / stop
   bool started = false;
@@ -180,9 +139,8 @@ struct Delivery::State {
 
   std::mutex sync_mutex;
   std::condition_variable sync_wake;
+  bool tick_due = false;  // under sync_mutex
   std::thread sync_thread;
-
-  std::mutex dead_letter_mutex;
 
   std::mutex drop_mutex;
   bool drop_logged = false;
@@ -191,9 +149,6 @@ struct Delivery::State {
 
   State(const Config& c, Logger& l, DeliveryOptions o) : config(c), log(l), options(o) {}
 
-  Steady::duration backoff(unsigned failures, std::mt19937_64& rng) const;
-  bool write_dead_letter(const Event& event, const std::string& body, const std::string& url, int attempts, long status,
-                         const std::string& reason, const std::string& reply);
   void worker(Lane& lane);
   // Counts a request in flight for stop(), however its thread leaves it.
   class InFlight {
@@ -220,57 +175,31 @@ struct Delivery::State {
   Outcome attempt(Lane& lane, HttpClient& client, const Pending& p);
   void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
   void sync_loop();
+  void note_spool_change(std::atomic<bool>& flag);
+  // One more undelivered event under QueueLimit; false when it is full.
+  bool take_room();
   void refuse(Lane& lane, const Event& event);
+  // The refusals not yet in an ERROR, once kDropLogEvery has passed since
+  // the last (or at once, at stop).
+  void report_refusals(bool now_or_never);
 };
-
-Steady::duration Delivery::State::backoff(unsigned failures, std::mt19937_64& rng) const {
-  // Half fixed, half random: spreads retries of many events without ever
-  // retrying much sooner than the doubling says.
-  double base = static_cast<double>(options.initial_backoff.count());
-  for (unsigned i = 1; i < failures && base < options.max_backoff.count(); ++i) base *= 2;
-  base = std::min(base, static_cast<double>(options.max_backoff.count()));
-  std::uniform_real_distribution<double> half(0.0, base / 2);
-  return duration_cast<Steady::duration>(std::chrono::duration<double, std::milli>(base / 2 + half(rng)));
-}
-
-bool Delivery::State::write_dead_letter(const Event& event, const std::string& body, const std::string& url,
-                                        int attempts, long status,
-                                        const std::string& reason, const std::string& reply) {
-  Json line(json_object());
-  json_object_set_new(line.get(), "time", json_text(format_rfc3339(Clock::now())));
-  json_object_set_new(line.get(), "integration", json_text(event.integration));
-  json_object_set_new(line.get(), "event_id", json_text(event.event_id));
-  json_object_set_new(line.get(), "outage_id", json_text(event.outage_id));
-  json_object_set_new(line.get(), "event_type", json_text(event_type_name(event.type)));
-  json_object_set_new(line.get(), "created", json_text(format_rfc3339(event.created)));
-  json_object_set_new(line.get(), "attempts", json_integer(attempts));
-  json_object_set_new(line.get(), "status", json_integer(status));
-  json_object_set_new(line.get(), "reason", json_text(reason));
-  json_object_set_new(line.get(), "url", url.empty() ? json_null() : json_text(redact_url(url)));
-  json_object_set_new(line.get(), "reply", json_text(reply));
-  json_t* parsed = json_loadb(body.data(), body.size(), 0, nullptr);
-  json_object_set_new(line.get(), "body", parsed != nullptr ? parsed : json_text(body));
-  DumpedJson text(json_dumps(line.get(), JSON_COMPACT | JSON_PRESERVE_ORDER));
-  if (!text) return false;
-  const std::string data = std::string(text.get()) + "\n";
-
-  std::lock_guard<std::mutex> lock(dead_letter_mutex);
-  UniqueFd fd(::open(dead_letter_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-  if (fd.get() < 0) return false;
-  // One write, so that a crash leaves at worst a torn last line.
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<std::size_t>(n);
-  }
-  return true;
-}
 
 void Delivery::State::acknowledge(const Event& event) {
   if (options.before_acknowledge) options.before_acknowledge(event);
   spool->acknowledge(event.event_id);
+  note_spool_change(acknowledged);
+}
+
+// The sync thread sleeps until the spool changes: only the first change
+// since its last tick wakes it, so collectd's thread pays for a wake-up at
+// most once per sync_interval.
+void Delivery::State::note_spool_change(std::atomic<bool>& flag) {
+  if (flag.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> lock(sync_mutex);
+    tick_due = true;
+  }
+  sync_wake.notify_one();
 }
 
 Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& p) {
@@ -284,52 +213,45 @@ Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& 
     if (!spooled) throw std::runtime_error("it is no longer in the spool");
     body = std::move(*spooled);
   } catch (const std::system_error& ex) {
-    o.verdict = stopping ? Verdict::Abandoned : Verdict::Retry;
+    o.result = stopping ? Result::Abandoned : Result::Retry;
     o.reason = std::string("cannot read it from the spool: ") + ex.what();
     return o;
   } catch (const std::runtime_error& ex) {
     // It can never be sent; its outage's later events (the clear) still can.
-    o.verdict = Verdict::DeadLetter;
+    o.result = Result::DeadLetter;
     o.reason = ex.what();
-    o.dead_letter_written = write_dead_letter(e, body, "", p.attempts, 0, o.reason, "");
+    o.dead_letter_written = dead_letters->write({e, body, "", p.attempts, 0, o.reason, ""});
     if (o.dead_letter_written) acknowledge(e);
     return o;
   }
   o.http = client.post(url, body, e.event_id);
-  const HttpResult& r = o.http;
-
-  if (r.cancelled) {
-    o.verdict = Verdict::Abandoned;
-    return o;
+  const Verdict v = classify(o.http);
+  o.reason = v.reason;
+  o.retry_after = v.after;
+  switch (v.kind) {
+    case Verdict::Kind::Delivered:
+      o.result = Result::Delivered;
+      acknowledge(e);
+      return o;
+    case Verdict::Kind::Retry:
+      if (stopping) {
+        o.result = Result::Abandoned;
+        return o;
+      }
+      if (Clock::now() - e.created < c.retry_max_age) {
+        o.result = Result::Retry;
+        return o;
+      }
+      o.reason = "not delivered within RetryMaxAge (" + std::to_string(c.retry_max_age.count()) +
+                 " s); last attempt: " + o.reason;
+      break;
+    case Verdict::Kind::DeadLetter:
+      break;
   }
-  if (r.status >= 200 && r.status < 300) {
-    o.verdict = Verdict::Delivered;
-    acknowledge(e);
-    return o;
-  }
-  const bool retryable = r.status == 0 || r.status == 408 || r.status == 425 || r.status == 429 ||
-                         (r.status >= 500 && r.status <= 599);
-  if (r.status != 0)
-    o.reason = "HTTP " + std::to_string(r.status) + (r.reply_start.empty() ? "" : ": " + r.reply_start);
-  else
-    o.reason = r.error;
-
-  if (!retryable) {
-    o.verdict = Verdict::DeadLetter;
-  } else if (stopping) {
-    o.verdict = Verdict::Abandoned;
-    return o;
-  } else if (Clock::now() - e.created >= c.retry_max_age) {
-    o.verdict = Verdict::DeadLetter;
-    o.reason = "not delivered within RetryMaxAge (" + std::to_string(c.retry_max_age.count()) +
-               " s); last attempt: " + o.reason;
-  } else {
-    o.verdict = Verdict::Retry;
-    return o;
-  }
-
   // Dead letter: written and acknowledged before the outage's next event goes.
-  o.dead_letter_written = write_dead_letter(e, body, url, p.attempts + 1, r.status, o.reason, r.reply_start);
+  o.result = Result::DeadLetter;
+  o.dead_letter_written =
+      dead_letters->write({e, body, url, p.attempts + 1, o.http.status, o.reason, o.http.reply_start});
   if (o.dead_letter_written) acknowledge(e);
   return o;
 }
@@ -342,46 +264,42 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
                            e.outage_id;
   const std::string prefix = "integration " + c.name + ": ";
   const auto now = Steady::now();
-  OutageQueue& outage = lane.outages[outage_id];
-  outage.in_flight = false;
 
-  switch (o.verdict) {
-    case Verdict::Abandoned:
-      lane.schedule_head(outage_id, now);
+  switch (o.result) {
+    case Result::Abandoned:
+      lane.schedule.release(outage_id, now);
       logs.emplace_back(LogLevel::Info, prefix + what + " left in the spool for the next start");
       return;
 
-    case Verdict::Retry: {
-      Pending& head = outage.events.front();
-      head.attempts = p.attempts + 1;
+    case Result::Retry: {
+      const int attempts = p.attempts + 1;
       ++lane.retried;
       ++lane.failures_since_ok;
-      auto delay = backoff(static_cast<unsigned>(head.attempts), lane.rng);
-      const auto& ra = o.http.retry_after;
-      if (ra) {
-        // Honoured, but never past the time the event would be given up.
-        const auto wait = duration_cast<Steady::duration>(std::min<seconds>(*ra, c.retry_max_age));
-        delay = std::max(delay, wait);
-        lane.paused_until = std::max(lane.paused_until, now + wait);
-      }
-      // The last try is made at the RetryMaxAge deadline, not after it.
+      std::optional<Steady::duration> asked;
+      // Honoured up to the backoff ceiling, and never past the time the
+      // event would be given up.
+      if (o.retry_after) asked = duration_cast<Steady::duration>(std::min<seconds>(*o.retry_after, c.retry_max_age));
       const auto left = duration_cast<Steady::duration>(e.created + c.retry_max_age - Clock::now());
-      delay = std::max(Steady::duration::zero(), std::min(delay, left));
-      lane.schedule_head(outage_id, now + delay);
-      if (now >= lane.paused_until) {
-        ++lane.pause_streak;
-        lane.paused_until = now + backoff(lane.pause_streak, lane.rng);
+      const auto delay = lane.schedule.retry(outage_id, attempts, asked, left, now);
+      if (o.retry_after && *o.retry_after > kLongPause &&
+          (!lane.last_long_pause_warning || now - *lane.last_long_pause_warning >= kStillFailingEvery)) {
+        lane.last_long_pause_warning = now;
+        logs.emplace_back(LogLevel::Warning,
+                          prefix + "Retry-After asks to wait " + std::to_string(o.retry_after->count()) +
+                              " s; delivery paused for " +
+                              seconds_text(std::min<Steady::duration>(*o.retry_after, options.max_backoff)) +
+                              ", the most it pauses");
       }
       const std::string line = prefix + what + " not delivered (" + o.reason + "); retry " +
-                               std::to_string(head.attempts) + " in " + seconds_text(delay);
-      if (lane.failures_since_ok == 1 && head.attempts == 1) {
+                               std::to_string(attempts) + " in " + seconds_text(delay);
+      if (lane.failures_since_ok == 1 && attempts == 1) {
         logs.emplace_back(LogLevel::Warning, line + "; sending to " + redact_url(e.type == EventType::Clear
                                                                                      ? c.clear_url
                                                                                      : c.outage_url));
         lane.last_failing_warning = now;
       } else if (now - lane.last_failing_warning >= kStillFailingEvery) {
         logs.emplace_back(LogLevel::Warning, prefix + "delivery still failing (" + o.reason + "); " +
-                                                 std::to_string(lane.queued) + " events waiting");
+                                                 std::to_string(lane.schedule.queued()) + " events waiting");
         lane.last_failing_warning = now;
       } else {
         logs.emplace_back(LogLevel::Debug, line);
@@ -389,68 +307,53 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
       return;
     }
 
-    case Verdict::DeadLetter:
+    case Result::DeadLetter:
       if (!o.dead_letter_written) {
         // The event stays at its outage's head, so that nothing of the
         // outage (its clear) overtakes it; the whole attempt is made again
         // later, when the disk may have room.
-        const auto delay = backoff(static_cast<unsigned>(p.attempts + 1), lane.rng);
-        outage.events.front().attempts = p.attempts + 1;
-        lane.schedule_head(outage_id, now + delay);
-        logs.emplace_back(LogLevel::Error, prefix + what + " should be dead-lettered (" + o.reason +
-                                               ") but " + dead_letter_path + " cannot be written; trying again in " +
+        const auto delay = lane.schedule.backoff(static_cast<unsigned>(p.attempts + 1));
+        lane.schedule.release(outage_id, now + delay, p.attempts + 1);
+        logs.emplace_back(LogLevel::Error, prefix + what + " should be dead-lettered (" + o.reason + ") but " +
+                                               dead_letters->path() + " cannot be written; trying again in " +
                                                seconds_text(delay));
         return;
       }
+      ++lane.dead_lettered;
+      // The reason carries the status and the start of the reply.
+      logs.emplace_back(LogLevel::Error, prefix + what + " dead-lettered: " + o.reason +
+                                             (o.http.status != 0 && o.http.reply_start.empty() ? " (empty reply)" : "") +
+                                             "; sent to " +
+                                             redact_url(e.type == EventType::Clear ? c.clear_url : c.outage_url) +
+                                             "; kept in " + dead_letters->path());
       break;
 
-    case Verdict::Delivered:
+    case Result::Delivered:
+      ++lane.delivered;
+      lane.latency_sum += std::chrono::duration<double>(Clock::now() - e.created).count();
+      ++lane.latency_count;
+      if (lane.failures_since_ok > 0)
+        logs.emplace_back(LogLevel::Notice, prefix + "delivering again after " +
+                                                std::to_string(lane.failures_since_ok) + " failed attempts");
+      lane.failures_since_ok = 0;
+      lane.schedule.resume();
+      // The page is out: worth an INFO line, written here rather than on
+      // collectd's thread when the event was queued.
+      logs.emplace_back(LogLevel::Info, prefix + "delivered " + what + " (requestId " +
+                                            (o.http.request_id.empty() ? "none" : o.http.request_id) + ")");
       break;
   }
-
-  if (o.verdict == Verdict::Delivered) {
-    ++lane.delivered;
-    lane.latency_sum += std::chrono::duration<double>(Clock::now() - e.created).count();
-    ++lane.latency_count;
-    if (lane.failures_since_ok > 0)
-      logs.emplace_back(LogLevel::Notice, prefix + "delivering again after " +
-                                              std::to_string(lane.failures_since_ok) + " failed attempts");
-    lane.failures_since_ok = 0;
-    lane.pause_streak = 0;
-    lane.paused_until = Steady::time_point{};
-    // The page is out: worth an INFO line, written here rather than on
-    // collectd's thread when the event was queued.
-    logs.emplace_back(LogLevel::Info, prefix + "delivered " + what + " (requestId " +
-                                          (o.http.request_id.empty() ? "none" : o.http.request_id) + ")");
-  } else {
-    ++lane.dead_lettered;
-    const std::string& url = e.type == EventType::Clear ? c.clear_url : c.outage_url;
-    // The reason carries the status and the start of the reply.
-    logs.emplace_back(LogLevel::Error, prefix + what + " dead-lettered: " + o.reason +
-                                           (o.http.status != 0 && o.http.reply_start.empty() ? " (empty reply)" : "") +
-                                           "; sent to " + redact_url(url) + "; kept in " + dead_letter_path);
-  }
-  outage.events.erase(outage.events.begin());
-  --lane.queued;
+  lane.schedule.pop(outage_id, now);
   --total_queued;
-  if (!outage.events.empty())
-    lane.schedule_head(outage_id, now);
-  else
-    lane.outages.erase(outage_id);
-  lane.wake.notify_one();
 }
 
-// collectd's threads never wake a worker: in a virtual machine, waking a
-// thread that sleeps on another CPU costs the waker more than all the rest
-// of the notification callback. Instead, one idle worker per lane at a
-// time, the watcher, looks for new events every pickup_interval; a worker
-// that takes an event wakes an idle peer, which takes the next due outage
-// or the watch, so a burst spreads over the Connections within a few
-// hand-offs and a worker held by a slow request never leaves new events
-// unseen. A page waits at most pickup_interval longer; an idle lane costs
-// one short wake-up per interval.
+// An idle worker sleeps until its lane's next event is due, or until
+// submit() wakes it because a new event is due sooner than that (which, in
+// a burst, is only its first event: the others find a worker awake). A
+// worker that takes an event and sees another due wakes a peer, so a burst
+// spreads over the Connections. An idle plugin does not wake at all.
 void Delivery::State::worker(Lane& lane) {
-  run_in_background();
+  run_in_background("xm-" + lane.config.name);
   const std::string prefix = "integration " + lane.config.name + ": ";
   try {
     HttpClient client(lane.config, &abort);
@@ -459,32 +362,19 @@ void Delivery::State::worker(Lane& lane) {
       std::string outage_id;  // set while this thread holds an outage in flight
       try {
         const auto now = Steady::now();
-        const auto due = lane.schedule.empty()
-                             ? Steady::time_point::max()
-                             : std::max(lane.schedule.begin()->first.first, lane.paused_until);
+        const auto due = lane.schedule.next_due();
         if (due > now) {
-          const bool watch = !lane.watching;
-          if (watch) lane.watching = true;
-          const auto until = watch ? std::min(due, now + options.pickup_interval) : due;
-          if (until == Steady::time_point::max())
+          if (due == Steady::time_point::max())
             lane.wake.wait(lock);
           else
-            lane.wake.wait_until(lock, until);
-          if (watch) lane.watching = false;
+            lane.wake.wait_until(lock, due);
           continue;
         }
-        outage_id = lane.schedule.begin()->second;
-        lane.schedule.erase(lane.schedule.begin());
-        // An idle peer takes over the watch, or the next due outage.
-        lane.wake.notify_one();
-        auto found = lane.outages.find(outage_id);
-        // An outage scheduled twice (see the catch below) is taken once.
-        if (found == lane.outages.end() || found->second.in_flight || found->second.events.empty()) {
-          outage_id.clear();
-          continue;
-        }
-        found->second.in_flight = true;
-        const Pending p = found->second.events.front();
+        std::optional<LaneSchedule::Taken> taken = lane.schedule.take(now);
+        if (!taken) continue;
+        if (lane.schedule.next_due() <= now) lane.wake.notify_one();
+        outage_id = taken->outage_id;
+        const Pending& p = taken->head;
         {
           const InFlight counted(*this);
           lock.unlock();
@@ -493,7 +383,7 @@ void Delivery::State::worker(Lane& lane) {
             o = attempt(lane, client, p);
           } catch (const std::exception& ex) {
             // Treated as a failed try, so the outage is not stuck in flight.
-            o.verdict = stopping ? Verdict::Abandoned : Verdict::Retry;
+            o.result = stopping ? Result::Abandoned : Result::Retry;
             o.reason = std::string("internal error: ") + ex.what();
           }
           LogLines logs;
@@ -508,13 +398,7 @@ void Delivery::State::worker(Lane& lane) {
         // Out of memory half way through: the outage must not stay in
         // flight, or none of its events would ever go again.
         if (!lock.owns_lock()) lock.lock();
-        if (!outage_id.empty()) {
-          auto found = lane.outages.find(outage_id);
-          if (found != lane.outages.end()) {
-            found->second.in_flight = false;
-            if (!found->second.events.empty()) lane.schedule_head(outage_id, Steady::now() + options.initial_backoff);
-          }
-        }
+        if (!outage_id.empty()) lane.schedule.release(outage_id, Steady::now() + options.initial_backoff);
         lock.unlock();
         log.error(prefix + "delivery interrupted (" + ex.what() + "); trying again");
         lock.lock();
@@ -525,27 +409,41 @@ void Delivery::State::worker(Lane& lane) {
   }
 }
 
+// Asleep until the spool changes (or while events wait, for maintenance's
+// retries); then one tick per sync_interval: the appends and
+// acknowledgements of that interval flushed and compacted together.
 void Delivery::State::sync_loop() {
-  run_in_background();
+  run_in_background("xm-sync");
   std::unique_lock<std::mutex> lock(sync_mutex);
   while (!stopping) {
-    sync_wake.wait_for(lock, options.sync_interval, [this] { return stopping.load(); });
-    if (stopping) break;
+    sync_wake.wait(lock, [this] { return stopping || tick_due || total_queued > 0; });
+    if (sync_wake.wait_for(lock, options.sync_interval, [this] { return stopping.load(); })) break;
+    tick_due = false;
+    acknowledged = false;
+    const bool flush = appended.exchange(false);
     lock.unlock();
     // Here rather than in acknowledge(): copying a large backlog must not
     // hold up a delivery thread, nor stop() waiting for it.
     spool->maintain();
-    lock.lock();
-    if (!appended.exchange(false)) continue;
-    lock.unlock();
-    try {
-      spool->sync();
-      if (options.also_sync) options.also_sync();
-    } catch (const std::exception& ex) {
-      log.error(std::string("cannot flush the spool to disk: ") + ex.what());
+    report_refusals(false);
+    if (flush) {
+      try {
+        spool->sync();
+        if (options.also_sync) options.also_sync();
+      } catch (const std::exception& ex) {
+        log.error(std::string("cannot flush the spool to disk: ") + ex.what());
+      }
     }
     lock.lock();
   }
+}
+
+bool Delivery::State::take_room() {
+  std::size_t n = total_queued.load();
+  do {
+    if (n >= config.queue_limit) return false;
+  } while (!total_queued.compare_exchange_weak(n, n + 1));
+  return true;
 }
 
 void Delivery::State::refuse(Lane& lane, const Event& event) {
@@ -566,12 +464,22 @@ void Delivery::State::refuse(Lane& lane, const Event& event) {
   dropped_since_log = 0;
 }
 
+void Delivery::State::report_refusals(bool now_or_never) {
+  std::lock_guard<std::mutex> lock(drop_mutex);
+  const auto now = Steady::now();
+  if (dropped_since_log == 0 || (!now_or_never && now - last_drop_log < kDropLogEvery)) return;
+  log.error("queue full (QueueLimit " + std::to_string(config.queue_limit) + " undelivered events): " +
+            std::to_string(dropped_since_log) + " more outage event(s) refused since the last report");
+  last_drop_log = now;
+  dropped_since_log = 0;
+}
+
 Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& log, DeliveryOptions options)
     : state_(std::make_unique<State>(config, log, options)) {
   State& s = *state_;
-  s.dead_letter_path = spool_dir + "/dead-letter.jsonl";
+  s.dead_letters = std::make_unique<DeadLetterFile>(spool_dir + "/dead-letter.jsonl");
   for (const auto& integration : config.integrations) {
-    s.lanes.push_back(std::make_unique<Lane>(integration));
+    s.lanes.push_back(std::make_unique<Lane>(integration, options));
     s.by_name[integration.name] = s.lanes.back().get();
     s.max_timeout = std::max(s.max_timeout, duration_cast<milliseconds>(integration.timeout));
   }
@@ -589,7 +497,8 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
       // the spool it would count against QueueLimit forever.
       // No tracker keeps its outage either: nothing to record first (and
       // before_acknowledge may not be callable yet, during construction).
-      if (s.write_dead_letter(event, event.body, "", 0, 0, "integration no longer configured", "")) {
+      static const std::string kReason = "integration no longer configured", kNone;
+      if (s.dead_letters->write({event, event.body, kNone, 0, 0, kReason, kNone})) {
         s.spool->acknowledge(event.event_id);
         ++orphans[event.integration].moved;
       } else {
@@ -598,13 +507,16 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
       continue;
     }
     if (!event.change.empty()) s.recovered_changes[event.integration].push_back(event.change);
-    lane->second->enqueue(without_body(std::move(event)));
-    ++s.total_queued;
+    // An older run may have left two pages of one outage queued.
+    if (const auto replaced = lane->second->schedule.enqueue(without_body(std::move(event))))
+      s.spool->acknowledge(replaced->event_id);
+    else
+      ++s.total_queued;
     ++recovered;
   }
   for (const auto& [name, o] : orphans) {
     std::string line = "integration " + name + " is no longer configured: " + std::to_string(o.moved) +
-                       " spooled event(s) for it moved to " + s.dead_letter_path;
+                       " spooled event(s) for it moved to " + s.dead_letters->path();
     if (o.kept > 0) line += "; " + std::to_string(o.kept) + " could not be written there and stay in the spool";
     log.error(line);
   }
@@ -637,26 +549,47 @@ bool Delivery::submit(Event event) {
                   " event of outage " + event.outage_id + " refused");
     return false;
   }
+  // A page that will replace its outage's queued page takes no new room
+  // under QueueLimit (checked again when it is queued: a delivery thread may
+  // take the queued one meanwhile).
+  bool counted = true;
   if (event.type == EventType::Outage) {
-    std::size_t n = s.total_queued.load();
-    do {
-      if (n >= s.config.queue_limit) {
-        s.refuse(lane, event);
-        return false;
-      }
-    } while (!s.total_queued.compare_exchange_weak(n, n + 1));
+    {
+      std::lock_guard<std::mutex> lock(lane.mutex);
+      counted = !lane.schedule.has_queued_page(event.outage_id);
+    }
+    if (counted && !s.take_room()) {
+      s.refuse(lane, event);
+      return false;
+    }
   } else {
     ++s.total_queued;  // a clear is never refused: its outage was paged
   }
   try {
     s.spool->append(event);
   } catch (...) {
-    --s.total_queued;
+    if (counted) --s.total_queued;
     throw;
   }
-  s.appended = true;
-  std::lock_guard<std::mutex> lock(lane.mutex);
-  lane.enqueue(without_body(std::move(event)));
+  s.note_spool_change(s.appended);
+  bool wake;
+  std::optional<Event> replaced;
+  {
+    std::lock_guard<std::mutex> lock(lane.mutex);
+    const auto due_before = lane.schedule.next_due();
+    replaced = lane.schedule.enqueue(without_body(std::move(event)));
+    wake = lane.schedule.next_due() < due_before;
+  }
+  if (wake) lane.wake.notify_one();
+  if (replaced) {
+    // Its change needs no recording first: the new page carries a newer
+    // change of the same outage (and collectd's thread is inside the
+    // tracker here).
+    s.spool->acknowledge(replaced->event_id);
+    if (counted) --s.total_queued;
+  } else if (!counted) {
+    ++s.total_queued;
+  }
   return true;
 }
 
@@ -705,10 +638,11 @@ void Delivery::stop() {
   } catch (const std::exception& e) {
     s.log.error(std::string("cannot flush the spool to disk: ") + e.what());
   }
+  s.report_refusals(true);
   for (auto& lane : s.lanes) {
     std::lock_guard<std::mutex> l(lane->mutex);
-    if (lane->queued > 0)
-      s.log.info("integration " + lane->config.name + ": " + std::to_string(lane->queued) +
+    if (lane->schedule.queued() > 0)
+      s.log.info("integration " + lane->config.name + ": " + std::to_string(lane->schedule.queued()) +
                  " undelivered event(s) kept in the spool for the next start");
   }
 }
@@ -719,7 +653,7 @@ DeliveryStats Delivery::stats(const std::string& integration) {
   if (found == state_->by_name.end()) return out;
   Lane& lane = *found->second;
   std::lock_guard<std::mutex> lock(lane.mutex);
-  out.queue_length = lane.queued;
+  out.queue_length = lane.schedule.queued();
   out.delivered = lane.delivered;
   out.retried = lane.retried;
   out.dead_lettered = lane.dead_lettered;

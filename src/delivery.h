@@ -13,6 +13,7 @@
 #include "config.h"
 #include "event.h"
 #include "log.h"
+#include "reply.h"
 
 namespace xmatters {
 
@@ -28,13 +29,12 @@ struct DeliveryStats {
 // Tuning that the configuration does not expose; the tests shorten it.
 struct DeliveryOptions {
   // A failed request is retried after about initial_backoff, doubling with
-  // each failure up to max_backoff (with jitter), or after Retry-After.
+  // each failure up to max_backoff (with jitter), or after Retry-After, but
+  // never after more than max_backoff.
   std::chrono::milliseconds initial_backoff{1000};
-  std::chrono::milliseconds max_backoff{300000};
-  // How often an idle lane looks for new events (collectd's threads do not
-  // wake the delivery threads): the most a new event waits to be sent.
-  std::chrono::milliseconds pickup_interval{20};
-  // How often appended events are flushed to stable storage.
+  std::chrono::milliseconds max_backoff{kBackoffCeiling};
+  // How often appended events are flushed to stable storage (and the spool
+  // compacted), while there is something to flush or compact.
   std::chrono::milliseconds sync_interval{1000};
   // Called on the same tick after the spool's flush, for state written along
   // with the events (the open outages' journals).

@@ -47,9 +47,4 @@ class HttpClient {
   std::unique_ptr<State> state_;
 };
 
-// Seconds to wait from a Retry-After value: delta-seconds or an HTTP date
-// (relative to now, at least 0). nullopt when it is neither.
-std::optional<std::chrono::seconds> parse_retry_after(const std::string& value,
-                                                      std::chrono::system_clock::time_point now);
-
 }  // namespace xmatters

@@ -53,6 +53,36 @@ struct Exchange {
   std::string body;
 };
 
+// A reply body whose second half waits (Reply::stall_body), read by MHD on
+// the connection's own thread.
+struct StalledBody {
+  std::string text;
+  std::chrono::milliseconds stall;
+  std::mutex& mutex;
+  std::condition_variable& changed;
+  const bool& stopping;
+  std::size_t& pending;  // counts the stall as a held-back reply
+
+  static ssize_t read(void* cls, std::uint64_t pos, char* buf, std::size_t max) {
+    auto* self = static_cast<StalledBody*>(cls);
+    const std::size_t half = self->text.size() / 2;
+    if (pos >= half) {
+      std::unique_lock<std::mutex> lock(self->mutex);
+      ++self->pending;
+      self->changed.notify_all();
+      const bool stopped = self->changed.wait_for(lock, self->stall, [self] { return self->stopping; });
+      --self->pending;
+      if (stopped) return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    const std::size_t end = pos < half ? half : self->text.size();
+    if (pos >= end) return MHD_CONTENT_READER_END_OF_STREAM;
+    const std::size_t n = std::min<std::size_t>(max, end - pos);
+    std::memcpy(buf, self->text.data() + pos, n);
+    return static_cast<ssize_t>(n);
+  }
+  static void free(void* cls) { delete static_cast<StalledBody*>(cls); }
+};
+
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -262,18 +292,36 @@ MHD_Result Standin::State::answer(MHD_Connection* c, RecordedRequest r) {
   if (observe) observe(r);
   if (r.status == 0) return MHD_NO;  // MHD closes the connection without a reply
 
-  std::string text;
+  xmatters::Json j(json_object());
+  if (!reply.echo_headers.empty()) {
+    json_t* echo = json_object();
+    json_object_set_new(j.get(), "echo", echo);
+    for (const auto& name : reply.echo_headers) {
+      const auto found = r.headers.find(lower(name));
+      if (found != r.headers.end()) json_object_set_new(echo, name.c_str(), json_string(found->second.c_str()));
+    }
+  }
   if (r.status >= 200 && r.status < 300) {
-    text = "{\"requestId\":\"" + xmatters::random_uuid() + "\"}";
+    json_object_set_new(j.get(), "requestId", json_string(xmatters::random_uuid().c_str()));
   } else {
     const bool cert_refused = r.status == MHD_HTTP_FORBIDDEN && !trust_pem.empty() && !r.client_certificate;
-    xmatters::Json j(json_pack("{s:i, s:s, s:s}", "code", r.status, "reason", reason_phrase(r.status), "message",
-                     cert_refused ? kNoClientCertificate : "xmatters stand-in"));
-    xmatters::DumpedJson dumped(json_dumps(j.get(), JSON_COMPACT));
-    text = dumped.get();
+    json_object_set_new(j.get(), "code", json_integer(r.status));
+    json_object_set_new(j.get(), "reason", json_string(reason_phrase(r.status)));
+    json_object_set_new(j.get(), "message", json_string(cert_refused ? kNoClientCertificate : "xmatters stand-in"));
   }
-  ResponsePtr resp(MHD_create_response_from_buffer(text.size(), text.data(), MHD_RESPMEM_MUST_COPY));
+  xmatters::DumpedJson dumped(json_dumps(j.get(), JSON_COMPACT | JSON_PRESERVE_ORDER));
+  const std::string text = dumped.get();
+  ResponsePtr resp;
+  if (reply.stall_body.count() > 0) {
+    auto body = std::make_unique<StalledBody>(StalledBody{text, reply.stall_body, mutex, changed, stopping, pending});
+    resp.reset(MHD_create_response_from_callback(text.size(), 1024, &StalledBody::read, body.get(),
+                                                 &StalledBody::free));
+    if (resp) body.release();  // the response frees it
+  } else {
+    resp.reset(MHD_create_response_from_buffer(text.size(), const_cast<char*>(text.data()), MHD_RESPMEM_MUST_COPY));
+  }
   if (!resp) return MHD_NO;
+  if (reply.location) MHD_add_response_header(resp.get(), MHD_HTTP_HEADER_LOCATION, reply.location->c_str());
   MHD_add_response_header(resp.get(), MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
   if (reply.retry_after) MHD_add_response_header(resp.get(), MHD_HTTP_HEADER_RETRY_AFTER, reply.retry_after->c_str());
   if (r.status == MHD_HTTP_UNAUTHORIZED && options.user)

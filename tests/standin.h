@@ -52,6 +52,15 @@ class Standin {
     std::optional<std::string> retry_after;
     std::chrono::milliseconds delay{0};
     bool drop = false;  // close the connection without an answer
+    // Request headers (names in any case) whose values the reply's JSON body
+    // starts with, as its member "echo": a server that echoes what it got.
+    std::vector<std::string> echo_headers;
+    // The status line, the headers and the body's first bytes go at once;
+    // the rest of the body only after this long (stop() cuts it short and
+    // breaks the connection instead).
+    std::chrono::milliseconds stall_body{0};
+    // A Location header: with a 3xx status, a redirect.
+    std::optional<std::string> location;
   };
 
   explicit Standin(StandinOptions options = {});
@@ -79,7 +88,7 @@ class Standin {
   void clear();
 
   // Requests whose body has arrived and whose reply is still being held
-  // back (Reply::delay).
+  // back (Reply::delay), or whose reply's body is (Reply::stall_body).
   std::size_t pending_count() const;
   // Connections accepted since construction (kept-alive ones count once).
   std::size_t connection_count() const;

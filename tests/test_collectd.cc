@@ -1,6 +1,7 @@
 // End to end in a real collectd (Debian's collectd-core): the plugin loaded
 // from the build tree, values fed through the unixsock plugin, thresholds
 // from collectd's threshold plugin, and the xMatters stand-in on loopback.
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "collectd_harness.h"
@@ -808,6 +810,126 @@ void test_own_statistics() {
       10s);
   CU_ASSERT_TRUE(one_open);
 }
+// --- delivery engine ------------------------------------------------------------
+
+// A 429 asking to wait for years pauses the integration for the 5-minute
+// backoff ceiling, not for RetryMaxAge, and says so in one WARNING.
+void test_retry_after_bounded() {
+  E2E t;
+  xmtest::Standin::Reply busy;
+  busy.status = 429;
+  busy.retry_after = "99999999999";
+  t.xm.script({busy});
+  REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("e2e-ra/gauge", 95));
+  REQUIRE(t.xm.wait_for_requests(1, 20s));
+  // (Longer than a century is read as a century.)
+  const bool warned = t.c.wait_for_log("Retry-After asks to wait 3153600000 s", 10s);
+  dump_log_on_failure(t.c, warned, "no WARNING about the Retry-After");
+  CU_ASSERT_TRUE(warned);
+  const auto lines = t.c.log_lines({"[warning] xmatters plugin: ", "integration ops", "delivery paused for 300.00 s"});
+  CU_ASSERT_EQUAL(lines.size(), 1u);
+  CU_ASSERT_EQUAL(t.c.log().find("test-key"), std::string::npos);
+}
+
+// The plugin's threads (named xm-*) of a running collectd, with the
+// voluntary context switches (sleeps) each has made so far.
+std::map<std::string, long long> plugin_thread_sleeps(pid_t pid) {
+  std::map<std::string, long long> out;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(tasks.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string task = tasks + "/" + e->d_name;
+    std::string comm = xmtest::read_file(task + "/comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    if (comm.rfind("xm-", 0) != 0) continue;
+    std::istringstream status(xmtest::read_file(task + "/status"));
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
+        out[comm + "/" + e->d_name] = std::atoll(line.c_str() + sizeof "voluntary_ctxt_switches:");
+  }
+  closedir(d);
+  return out;
+}
+
+// An idle plugin sleeps: its threads (named for top -H) do not wake while
+// nothing is queued; before, each integration's watcher woke 50 times a
+// second. A page still goes out as soon as it is made.
+void test_idle_plugin_sleeps() {
+  E2E t("    Connections 3\n");
+  REQUIRE(t.start());
+  std::map<std::string, long long> before;
+  // Until the threads have started and gone to sleep.
+  REQUIRE(xmtest::wait_until([&] { return (before = plugin_thread_sleeps(t.c.pid())).size() == 4; }, 10s));
+  std::set<std::string> names;
+  for (const auto& [task, n] : before) names.insert(task.substr(0, task.find('/')));
+  CU_ASSERT_TRUE((names == std::set<std::string>{"xm-ops", "xm-sync"}));
+  // Watching for a while is the point here: what is counted is what happens
+  // in it.
+  std::this_thread::sleep_for(3s);
+  const auto after = plugin_thread_sleeps(t.c.pid());
+  long long woken = 0;
+  for (const auto& [task, n] : after) woken += n - before[task];
+  if (woken > 3) std::fprintf(stderr, "\nthe idle plugin's threads woke %lld times in 3 s\n", woken);
+  CU_ASSERT_TRUE(woken <= 3);
+  CU_ASSERT_TRUE(t.c.putval("e2e-sleep/gauge", 95));
+  REQUIRE(wait_accepted(t.xm, 1));
+}
+
+// xMatters down, RenotifyInterval 1, QueueLimit 10: three failing values
+// re-paged every second for six seconds (18 pages, which used to fill the
+// queue and refuse new outages) keep one page each queued. A new outage is
+// still taken, and when xMatters is back each outage gets its latest page,
+// then its clear.
+void test_repages_merged_while_down() {
+  xmtest::Standin xm;
+  CollectdProcess c("Timeout 1000\n" + threshold_block("      Persist true\n") +
+                    xmatters_block(ops_integration(xm, "    RenotifyInterval 1\n"), "  QueueLimit 10\n"));
+  const bool started = c.start();
+  dump_log_on_failure(c, started, "collectd did not start");
+  REQUIRE(started);
+  xm.stop();
+  constexpr int kRounds = 6;
+  for (int round = 0; round < kRounds; ++round) {
+    for (int i = 0; i < 3; ++i) CU_ASSERT_TRUE(c.putval("e2e-rp" + std::to_string(i) + "/gauge", 95));
+    REQUIRE(c.wait_for_log("Notification: severity = FAILURE", 10s, 3 * (round + 1)));
+    // RenotifyInterval is time: a re-page needs a second since the last.
+    std::this_thread::sleep_for(1100ms);
+  }
+  CU_ASSERT_TRUE(c.putval("e2e-rp3/gauge", 95));
+  REQUIRE(c.wait_for_log("Notification: severity = FAILURE", 10s, 3 * kRounds + 1));
+  for (int i = 0; i < 4; ++i) CU_ASSERT_TRUE(c.putval("e2e-rp" + std::to_string(i) + "/gauge", 40));
+  REQUIRE(c.wait_for_log("Notification: severity = OKAY", 10s, 4));
+  CU_ASSERT_TRUE(c.log_lines({kPluginError}).empty());  // nothing refused
+  xm.restart();
+  const bool cleared = xmtest::wait_until(
+      [&] {
+        std::size_t clears = 0;
+        for (const auto& r : accepted(xm)) clears += r.str("event_type") == "clear";
+        return clears == 4;
+      },
+      60s);
+  dump_requests(xm, cleared, "waiting for 4 clears");
+  REQUIRE(cleared);
+  std::map<std::string, std::vector<std::string>> by_outage;
+  std::map<std::string, long long> paged_duration;
+  for (const auto& r : accepted(xm)) {
+    by_outage[r.str("outage_id")].push_back(r.str("event_type"));
+    if (r.str("event_type") == "outage") paged_duration[r.str("services")] = std::atoll(r.str("duration").c_str());
+  }
+  CU_ASSERT_EQUAL(by_outage.size(), 4u);
+  // Its page and its clear; a page in flight when a re-page came (a
+  // millisecond's window each second) is not replaced, and goes first.
+  for (const auto& [id, types] : by_outage)
+    CU_ASSERT_TRUE(types == (std::vector<std::string>{"outage", "clear"}) ||
+                   types == (std::vector<std::string>{"outage", "outage", "clear"}));
+  // The page sent is the latest re-page, not the first one.
+  for (int i = 0; i < 3; ++i) CU_ASSERT_TRUE(paged_duration["e2e-rp" + std::to_string(i) + "/gauge"] >= kRounds - 2);
+}
+
 // An exception out of a test would cross CUnit's C frames and terminate the
 // program: it fails the test instead.
 template <void (*F)()>
@@ -851,6 +973,9 @@ int main(int argc, char** argv) {
                               {"renotify_interval", guarded<test_renotify_interval>},
                               {"https_with_ca_cert", guarded<test_https_with_ca_cert>},
                               {"own_statistics", guarded<test_own_statistics>},
+                              {"retry_after_bounded", guarded<test_retry_after_bounded>},
+                              {"idle_plugin_sleeps", guarded<test_idle_plugin_sleeps>},
+                              {"repages_merged_while_down", guarded<test_repages_merged_while_down>},
                           }},
                      });
 }

@@ -1,0 +1,118 @@
+#include "lane.h"
+
+#include <algorithm>
+
+namespace xmatters {
+
+Steady::duration Backoff::after(unsigned failures) {
+  // Half fixed, half random: spreads retries of many events without ever
+  // retrying much sooner than the doubling says.
+  double base = static_cast<double>(initial_.count());
+  for (unsigned i = 1; i < failures && base < ceiling_.count(); ++i) base *= 2;
+  base = std::min(base, static_cast<double>(ceiling_.count()));
+  std::uniform_real_distribution<double> half(0.0, base / 2);
+  return std::chrono::duration_cast<Steady::duration>(
+      std::chrono::duration<double, std::milli>(base / 2 + half(rng_)));
+}
+
+void LaneSchedule::schedule(const std::string& outage_id, Steady::time_point when) {
+  schedule_.emplace(std::make_pair(when, arrivals_++), outage_id);
+}
+
+const Pending* LaneSchedule::queued_page(const OutageQueue& outage) {
+  if (outage.events.empty()) return nullptr;
+  const Pending& last = outage.events.back();
+  if (last.event.type != EventType::Outage) return nullptr;  // a clear keeps what it follows
+  if (outage.in_flight && outage.events.size() == 1) return nullptr;
+  return &last;
+}
+
+bool LaneSchedule::has_queued_page(const std::string& outage_id) const {
+  const auto found = outages_.find(outage_id);
+  return found != outages_.end() && queued_page(found->second) != nullptr;
+}
+
+std::optional<Event> LaneSchedule::enqueue(Event event) {
+  auto [it, fresh] = outages_.try_emplace(event.outage_id);
+  OutageQueue& outage = it->second;
+  if (event.type == EventType::Outage && queued_page(outage) != nullptr) {
+    Event replaced = std::move(outage.events.back().event);
+    outage.events.back().event = std::move(event);
+    return replaced;
+  }
+  outage.events.push_back(Pending{std::move(event), 0});
+  ++queued_;
+  if (fresh) schedule(it->first, Steady::time_point{});
+  return std::nullopt;
+}
+
+Steady::time_point LaneSchedule::next_due() const {
+  if (schedule_.empty()) return Steady::time_point::max();
+  return std::max(schedule_.begin()->first.first, paused_until_);
+}
+
+std::optional<LaneSchedule::Taken> LaneSchedule::take(Steady::time_point now) {
+  while (next_due() <= now) {
+    std::string outage_id = std::move(schedule_.begin()->second);
+    schedule_.erase(schedule_.begin());
+    auto found = outages_.find(outage_id);
+    if (found == outages_.end() || found->second.in_flight || found->second.events.empty()) continue;
+    found->second.in_flight = true;
+    return Taken{std::move(outage_id), found->second.events.front()};
+  }
+  return std::nullopt;
+}
+
+void LaneSchedule::pop(const std::string& outage_id, Steady::time_point now) {
+  auto found = outages_.find(outage_id);
+  if (found == outages_.end()) return;
+  OutageQueue& outage = found->second;
+  outage.in_flight = false;
+  outage.events.erase(outage.events.begin());
+  --queued_;
+  if (!outage.events.empty())
+    schedule(outage_id, now);
+  else
+    outages_.erase(found);
+}
+
+Steady::duration LaneSchedule::retry(const std::string& outage_id, int attempts,
+                                     std::optional<Steady::duration> asked, Steady::duration left,
+                                     Steady::time_point now) {
+  OutageQueue& outage = outages_[outage_id];
+  outage.in_flight = false;
+  outage.events.front().attempts = attempts;
+  auto delay = backoff_.after(static_cast<unsigned>(attempts));
+  if (asked) {
+    // Whatever the header says: a wrong or hostile one must not silence
+    // the integration for a day.
+    const Steady::duration wait = std::min<Steady::duration>(*asked, backoff_.ceiling());
+    delay = std::max(delay, wait);
+    paused_until_ = std::max(paused_until_, now + wait);
+  }
+  // The last try is made at the deadline, not after it.
+  delay = std::max(Steady::duration::zero(), std::min(delay, left));
+  schedule(outage_id, now + delay);
+  if (now >= paused_until_) {
+    ++pause_streak_;
+    paused_until_ = now + backoff_.after(pause_streak_);
+  }
+  return delay;
+}
+
+void LaneSchedule::release(const std::string& outage_id, Steady::time_point when, std::optional<int> attempts) {
+  auto found = outages_.find(outage_id);
+  if (found == outages_.end()) return;
+  OutageQueue& outage = found->second;
+  outage.in_flight = false;
+  if (outage.events.empty()) return;
+  if (attempts) outage.events.front().attempts = *attempts;
+  schedule(outage_id, when);
+}
+
+void LaneSchedule::resume() {
+  pause_streak_ = 0;
+  paused_until_ = Steady::time_point{};
+}
+
+}  // namespace xmatters

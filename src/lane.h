@@ -1,0 +1,111 @@
+// One integration's queue of undelivered events and when each may go: the
+// events of an outage leave strictly in order, one at a time; different
+// outages go in parallel. Not thread-safe: the delivery engine holds the
+// lane's mutex around every call.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "event.h"
+
+namespace xmatters {
+
+using Steady = std::chrono::steady_clock;
+
+// Exponential backoff with jitter: about initial after the first failure,
+// doubling with each further one, up to ceiling.
+class Backoff {
+ public:
+  Backoff(std::chrono::milliseconds initial, std::chrono::milliseconds ceiling)
+      : initial_(initial), ceiling_(ceiling) {}
+  Steady::duration after(unsigned failures);
+  std::chrono::milliseconds ceiling() const { return ceiling_; }
+
+ private:
+  std::chrono::milliseconds initial_, ceiling_;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+// An event as it waits: its body is in the spool, read back when it is sent.
+struct Pending {
+  Event event;       // without its body
+  int attempts = 0;  // failed requests so far
+};
+
+class LaneSchedule {
+ public:
+  explicit LaneSchedule(Backoff backoff) : backoff_(std::move(backoff)) {}
+
+  // Adds an event at its outage's tail; a new outage's is due at once. An
+  // outage has at most one undelivered outage event: a newer one (a re-page,
+  // an escalation) takes the place of its outage's last event when that is
+  // an outage event not in flight, keeping its place, its attempts and so
+  // its backoff. Returns the event replaced, for the spool to forget.
+  std::optional<Event> enqueue(Event event);
+  // Whether enqueue() would replace an event for an outage event of outage_id.
+  bool has_queued_page(const std::string& outage_id) const;
+
+  // The earliest time a head may go (never within the lane's pause);
+  // time_point::max() when nothing is scheduled.
+  Steady::time_point next_due() const;
+
+  struct Taken {
+    std::string outage_id;
+    Pending head;  // a copy: the queue may change while it is in flight
+  };
+  // Takes a due head, its outage then in flight; nullopt when none is due.
+  std::optional<Taken> take(Steady::time_point now);
+
+  // The head was delivered or dead-lettered: it leaves, and the outage's
+  // next event is due at once.
+  void pop(const std::string& outage_id, Steady::time_point now);
+  // The head failed for the attempts-th time: it is due again after the
+  // backoff, or after `asked` (Retry-After) when longer, but never after the
+  // backoff's ceiling nor later than `left` from now (the RetryMaxAge
+  // deadline). A failure also pauses the whole lane, since it is usually the
+  // endpoint's, not the event's: a down xMatters is probed gently instead of
+  // with every queued event at once. Returns the event's delay.
+  Steady::duration retry(const std::string& outage_id, int attempts, std::optional<Steady::duration> asked,
+                         Steady::duration left, Steady::time_point now);
+  // The head stays and is due at `when` (the request was not made, or its
+  // outcome could not be recorded), with attempts failures when given.
+  void release(const std::string& outage_id, Steady::time_point when, std::optional<int> attempts = std::nullopt);
+  // A success ends the lane's pause.
+  void resume();
+
+  Steady::duration backoff(unsigned failures) { return backoff_.after(failures); }
+  std::size_t queued() const { return queued_; }  // in flight included
+
+ private:
+  struct OutageQueue {
+    // The head is sent next, or is in flight. A vector: an outage has one to
+    // a few events queued, and a deque would cost two allocations (about 600
+    // bytes) per open outage, on collectd's thread.
+    std::vector<Pending> events;
+    bool in_flight = false;
+  };
+
+  void schedule(const std::string& outage_id, Steady::time_point when);
+  // The event a new outage event of this outage would replace, or nullptr.
+  static const Pending* queued_page(const OutageQueue& outage);
+
+  Backoff backoff_;
+  std::unordered_map<std::string, OutageQueue> outages_;
+  // Outages whose head may be sent, by earliest attempt, then arrival. An
+  // outage may be listed twice (see release()); take() skips the extra.
+  std::map<std::pair<Steady::time_point, std::uint64_t>, std::string> schedule_;
+  std::uint64_t arrivals_ = 0;
+  std::size_t queued_ = 0;
+  Steady::time_point paused_until_{};
+  unsigned pause_streak_ = 0;  // lane pauses since the last success
+};
+
+}  // namespace xmatters

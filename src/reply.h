@@ -1,0 +1,34 @@
+// What an integration's reply means for the event it answers (CONTRACT §5):
+// delivered, worth another try (and when), or never deliverable. Pure: no
+// I/O, no clock but the one passed in.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "http_client.h"
+
+namespace xmatters {
+
+// No retry delay and no pause of an integration is longer than this.
+constexpr std::chrono::milliseconds kBackoffCeiling{std::chrono::minutes(5)};
+
+struct Verdict {
+  enum class Kind { Delivered, Retry, DeadLetter };
+  Kind kind = Kind::Retry;
+  // Retry: the wait the integration asked for (Retry-After), if it did.
+  std::optional<std::chrono::seconds> after;
+  // Retry, DeadLetter: the status and the start of the reply, or why no
+  // reply arrived; for the logs and the dead-letter file.
+  std::string reason;
+};
+
+Verdict classify(const HttpResult& reply);
+
+// Seconds to wait from a Retry-After value: delta-seconds or an HTTP date
+// (relative to now, at least 0). nullopt when it is neither.
+std::optional<std::chrono::seconds> parse_retry_after(const std::string& value,
+                                                      std::chrono::system_clock::time_point now);
+
+}  // namespace xmatters
