@@ -38,7 +38,10 @@ std::string redact_url(const std::string& url) {
 
   // The authority starts after "scheme://"; a string without one (a proxy
   // given as "user:pw@proxy:3128") is treated as starting with it.
-  const std::size_t sep = u.find("://");
+  // A "://" after the first '/', '?', '#' or '@' is not the scheme's: it
+  // is in a query or a password, and the authority still starts at 0.
+  std::size_t sep = u.find("://");
+  if (sep != std::string_view::npos && u.find_first_of("/?#@") < sep) sep = std::string_view::npos;
   const std::size_t authority = sep == std::string_view::npos ? 0 : sep + 3;
   std::size_t authority_end = u.find_first_of("/?#", authority);
   if (authority_end == std::string_view::npos) authority_end = u.size();
