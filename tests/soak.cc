@@ -153,8 +153,8 @@ int main(int argc, char** argv) {
 
   std::printf(
       "soak: %lld s, %zu notifications over %d keys, %zu restarts; %zu outages opened and %zu cleared by the "
-      "model; xMatters failed %zu requests and accepted %zu events of %zu outages; %zu outages not paged and "
-      "cleared exactly once, %zu events accepted twice%s\n",
+      "model; xMatters failed %zu requests and accepted %zu events of %zu outages; %zu outages with other than "
+      "one page and one clear, %zu events accepted twice%s\n",
       static_cast<long long>(seconds.count()), notifications, kKeys, restarts, outages, clears,
       failed, event_ids.size(), by_outage.size(), bad, duplicates, drained ? "" : "; NOT DRAINED within 600 s");
   const bool ok = drained && bad == 0 && duplicates == 0 && by_outage.size() == outages;
