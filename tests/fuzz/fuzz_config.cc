@@ -16,22 +16,14 @@ namespace {
 using xmatters::ConfigNode;
 using xmatters::ConfigValue;
 
-// Secrets are "Zq7" and letters or digits, so that they read the same raw,
-// percent-encoded and quoted; other strings that happen to contain one are
-// noted and such a secret is not checked.
+// Secrets as xmfuzz::secret makes them; other strings that happen to
+// contain one are noted and such a secret is not checked.
 struct Draw {
   FuzzedDataProvider& in;
   std::vector<std::string> secrets;
   std::vector<std::string> others;
 
-  std::string secret() {
-    static const char kAlnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    std::string s = "Zq7";
-    const int n = in.ConsumeIntegralInRange<int>(3, 16);
-    for (int i = 0; i < n; ++i) s += kAlnum[in.ConsumeIntegralInRange<int>(0, sizeof kAlnum - 2)];
-    secrets.push_back(s);
-    return s;
-  }
+  std::string secret() { return xmfuzz::secret(in, secrets); }
 
   std::string url() {
     std::string u = in.ConsumeBool() ? "https://" : "http://";

@@ -14,15 +14,9 @@
 
 namespace {
 
-// Letters and digits after a marker, so that they read the same raw and
-// percent-encoded, and a delimiter never ends them early.
+// The lengths the corpus's inputs were found with.
 std::string secret(FuzzedDataProvider& in, std::vector<std::string>& secrets) {
-  static const char kAlnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  std::string s = "Zq7";
-  const int n = in.ConsumeIntegralInRange<int>(1, 20);
-  for (int i = 0; i < n; ++i) s += kAlnum[in.ConsumeIntegralInRange<int>(0, sizeof kAlnum - 2)];
-  secrets.push_back(s);
-  return s;
+  return xmfuzz::secret(in, secrets, 1, 20);
 }
 
 // Drawn bytes without the delimiters that would end the part early.

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "notification.h"
 #include "outage_tracker.h"
@@ -42,6 +43,19 @@ inline double number(FuzzedDataProvider& in) {
 inline xmatters::TimePoint time_point(FuzzedDataProvider& in) {
   const auto ns = in.ConsumeIntegralInRange<std::int64_t>(0, std::int64_t{1} << 62);
   return xmatters::TimePoint(std::chrono::duration_cast<xmatters::Clock::duration>(std::chrono::nanoseconds(ns)));
+}
+
+// A secret (password, query value, token): a marker and letters or digits,
+// so that it reads the same raw, percent-encoded and quoted, and no
+// delimiter ends it early. Noted in secrets, for the checks.
+inline std::string secret(FuzzedDataProvider& in, std::vector<std::string>& secrets, int min_len = 3,
+                          int max_len = 16) {
+  static const char kAlnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::string s = "Zq7";
+  const int n = in.ConsumeIntegralInRange<int>(min_len, max_len);
+  for (int i = 0; i < n; ++i) s += kAlnum[in.ConsumeIntegralInRange<int>(0, sizeof kAlnum - 2)];
+  secrets.push_back(s);
+  return s;
 }
 
 inline xmatters::Severity severity(FuzzedDataProvider& in) {
