@@ -192,6 +192,12 @@ bool CollectdProcess::start(std::chrono::milliseconds timeout) {
   const std::string bin = COLLECTD_BIN;
   const std::string conf = config_path();
   const std::string err = dir_ / "collectd.stderr";
+  // XM_COLLECTD_WRAPPER, a command prefix (contrib/run-tests: an ASan
+  // runtime preloaded, or valgrind); exec keeps collectd's pid. Made before
+  // the fork: the child of a threaded process must not allocate.
+  const char* wrapper = std::getenv("XM_COLLECTD_WRAPPER");
+  const std::string wrapped =
+      wrapper != nullptr && *wrapper != '\0' ? std::string("exec ") + wrapper + " \"$0\" \"$@\"" : "";
   const pid_t pid = ::fork();
   if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
   if (pid == 0) {
@@ -209,12 +215,8 @@ bool CollectdProcess::start(std::chrono::milliseconds timeout) {
     }
     const int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
-    // XM_COLLECTD_WRAPPER, a command prefix (contrib/run-tests: an ASan
-    // runtime preloaded, or valgrind); exec keeps collectd's pid.
-    const char* wrapper = std::getenv("XM_COLLECTD_WRAPPER");
-    if (wrapper != nullptr && *wrapper != '\0') {
-      const std::string script = std::string("exec ") + wrapper + " \"$0\" \"$@\"";
-      ::execl("/bin/sh", "sh", "-c", script.c_str(), bin.c_str(), "-f", "-C", conf.c_str(),
+    if (!wrapped.empty()) {
+      ::execl("/bin/sh", "sh", "-c", wrapped.c_str(), bin.c_str(), "-f", "-C", conf.c_str(),
               static_cast<char*>(nullptr));
     } else {
       ::execl(bin.c_str(), bin.c_str(), "-f", "-C", conf.c_str(), static_cast<char*>(nullptr));
