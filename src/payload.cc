@@ -408,7 +408,7 @@ void compute_macros(const Transition& t, const std::string& event_id, const Inte
   v.targets.reserve(integration.targets.size());
   for (const auto& target : integration.targets) v.targets.push_back(sanitize_utf8(target));
   if (integration.details_url) {
-    v.set_owned(kDetailsUrl, details_url(*integration.details_url, v));
+    v.set_owned(kDetailsUrl, sanitize_utf8(details_url(*integration.details_url, v)));
     v.has_details_url = true;
   }
 }

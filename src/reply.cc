@@ -39,7 +39,11 @@ std::optional<std::chrono::seconds> parse_retry_after(const std::string& value,
   }
   const time_t when = curl_getdate(v.c_str(), nullptr);
   if (when == -1) return std::nullopt;
-  const auto wait = std::chrono::system_clock::from_time_t(when) - now;
+  // Clamped first: a date past 2262, or long before 1970, would overflow the
+  // clock's nanoseconds; a century is "forever" as above, a past date 0.
+  const time_t now_t = std::chrono::system_clock::to_time_t(now);
+  const auto wait =
+      std::chrono::system_clock::from_time_t(std::clamp<time_t>(when, now_t, now_t + 3153600000LL)) - now;
   return std::max(std::chrono::seconds(0), std::chrono::duration_cast<std::chrono::seconds>(wait));
 }
 

@@ -171,8 +171,10 @@ std::string CollectdProcess::write_config() {
 }
 
 int CollectdProcess::check_config() {
+  const char* wrapper = std::getenv("XM_COLLECTD_WRAPPER");
   const std::string cmd =
-      std::string(COLLECTD_BIN) + " -T -C '" + write_config() + "' >>'" + (dir_ / "collectd.stderr") + "' 2>&1";
+      std::string(wrapper != nullptr ? wrapper : "") + " " + COLLECTD_BIN + " -T -C '" + write_config() + "' >>'" +
+      (dir_ / "collectd.stderr") + "' 2>&1";
   const int status = std::system(cmd.c_str());
   return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -190,6 +192,12 @@ bool CollectdProcess::start(std::chrono::milliseconds timeout) {
   const std::string bin = COLLECTD_BIN;
   const std::string conf = config_path();
   const std::string err = dir_ / "collectd.stderr";
+  // XM_COLLECTD_WRAPPER, a command prefix (contrib/run-tests: an ASan
+  // runtime preloaded, or valgrind); exec keeps collectd's pid. Made before
+  // the fork: the child of a threaded process must not allocate.
+  const char* wrapper = std::getenv("XM_COLLECTD_WRAPPER");
+  const std::string wrapped =
+      wrapper != nullptr && *wrapper != '\0' ? std::string("exec ") + wrapper + " \"$0\" \"$@\"" : "";
   const pid_t pid = ::fork();
   if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
   if (pid == 0) {
@@ -207,7 +215,12 @@ bool CollectdProcess::start(std::chrono::milliseconds timeout) {
     }
     const int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
-    ::execl(bin.c_str(), bin.c_str(), "-f", "-C", conf.c_str(), static_cast<char*>(nullptr));
+    if (!wrapped.empty()) {
+      ::execl("/bin/sh", "sh", "-c", wrapped.c_str(), bin.c_str(), "-f", "-C", conf.c_str(),
+              static_cast<char*>(nullptr));
+    } else {
+      ::execl(bin.c_str(), bin.c_str(), "-f", "-C", conf.c_str(), static_cast<char*>(nullptr));
+    }
     ::_exit(127);
   }
   ::setpgid(pid, pid);  // also from here: no race with the child's own call

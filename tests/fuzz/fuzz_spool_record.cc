@@ -1,0 +1,103 @@
+// The spool's record reader (spool_format.h). The first byte picks a mode:
+// - any bytes as a log file, for both logs: every record the scan accepts
+//   is checked again here, against the frame and a CRC computed by the
+//   table code; an accepted EVENT re-encodes to exactly its bytes;
+// - a record written from drawn fields, between drawn bytes, then maybe
+//   truncated or with one bit flipped: undamaged, it reads back equal to
+//   what was written; damaged, it is refused (a flip in the length field
+//   moves the frame, so there only the check of what is accepted holds).
+#include <string_view>
+
+#include "fuzz_support.h"
+#include "spool_format.h"
+
+namespace {
+
+namespace sf = xmatters::spool_format;
+
+void check_accepted(std::string_view data, sf::LogKind log, const sf::Record& rec, std::size_t offset,
+                    std::size_t size) {
+  if (offset + size > data.size() || size < sf::kHeaderSize) xmfuzz::fail("a record outside the data");
+  const auto* h = reinterpret_cast<const unsigned char*>(data.data() + offset);
+  const std::uint32_t length = sf::load_u32le(h + 4);
+  const std::uint8_t type = h[8];
+  const bool type_ok = log == sf::LogKind::Spool ? (type == 1 || type == 2) : (type == 3 || type == 4);
+  if (!type_ok || type != static_cast<std::uint8_t>(rec.type)) xmfuzz::fail("a record of another log's type");
+  if (length != size - sf::kHeaderSize || rec.payload.size() != length ||
+      rec.payload.data() != data.data() + offset + sf::kHeaderSize)
+    xmfuzz::fail("a record whose frame does not match its length");
+  if (sf::load_u32le(h) != sf::mask_crc(sf::crc32c_table(data.substr(offset + 8, 1 + length))))
+    xmfuzz::fail("a record whose CRC does not match was accepted");
+  if (rec.type == sf::RecordType::Event) {
+    xmatters::Event e;
+    if (sf::decode_event(rec.payload, &e) && sf::encode_event(e) != data.substr(offset, size))
+      xmfuzz::fail("a decoded EVENT does not re-encode to its bytes");
+  }
+}
+
+void scan_checked(std::string_view data, sf::LogKind log) {
+  const sf::Damage damage = sf::scan_records(data, log, [&](const sf::Record& rec, std::size_t off, std::size_t n) {
+    check_accepted(data, log, rec, off, n);
+  });
+  if (damage.bytes > data.size()) xmfuzz::fail("more damage than data");
+}
+
+bool same(const xmatters::Event& a, const xmatters::Event& b) {
+  return a.event_id == b.event_id && a.integration == b.integration && a.outage_id == b.outage_id &&
+         a.type == b.type && a.created == b.created && a.body == b.body && a.change == b.change;
+}
+
+void write_damage_read(FuzzedDataProvider& in) {
+  xmatters::Event e;
+  e.event_id = xmfuzz::bytes(in, 40);
+  if (e.event_id.empty()) e.event_id = "e";  // the writer never writes an empty id
+  e.integration = xmfuzz::bytes(in, 16);
+  e.outage_id = xmfuzz::bytes(in, 40);
+  e.type = in.ConsumeBool() ? xmatters::EventType::Clear : xmatters::EventType::Outage;
+  e.created = xmfuzz::time_point(in);
+  e.body = xmfuzz::bytes(in, 512);
+  e.change = xmfuzz::bytes(in, 128);
+  const std::string rec = sf::encode_event(e);
+  const std::string prefix = xmfuzz::bytes(in, 64);
+  const int damage = in.ConsumeIntegralInRange<int>(0, 2);  // none, truncated, flipped
+  std::string region = rec;
+  std::size_t flipped = 0;
+  if (damage == 1) {
+    region.resize(in.ConsumeIntegralInRange<std::size_t>(0, rec.size() - 1));
+  } else if (damage == 2) {
+    flipped = in.ConsumeIntegralInRange<std::size_t>(0, rec.size() * 8 - 1);
+    region[flipped / 8] = static_cast<char>(region[flipped / 8] ^ (1 << (flipped % 8)));
+  }
+  if (damage != 1) region += in.ConsumeRemainingBytesAsString();
+  const std::string data = prefix + region;
+
+  sf::Record r{};
+  const std::size_t n = sf::parse_record(data, prefix.size(), &r);
+  if (damage == 0) {
+    xmatters::Event back;
+    if (n != rec.size() || r.type != sf::RecordType::Event || !sf::decode_event(r.payload, &back) || !same(back, e))
+      xmfuzz::fail("a record read back differs from the record written");
+  } else if (n != 0) {
+    const bool in_length = damage == 2 && flipped / 8 >= 4 && flipped / 8 < 8;
+    if (!in_length) xmfuzz::fail(damage == 1 ? "a truncated record was accepted" : "a flipped bit went unnoticed");
+    check_accepted(data, sf::LogKind::Spool, r, prefix.size(), n);
+  }
+  scan_checked(data, sf::LogKind::Spool);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if (data[0] & 1) {
+    FuzzedDataProvider in(data + 1, size - 1);
+    write_damage_read(in);
+  } else {
+    scan_checked(rest, sf::LogKind::Spool);
+    scan_checked(rest, sf::LogKind::OutageJournal);
+    std::uint64_t seq = 0;
+    sf::classify_name(rest.substr(0, 64), &seq);
+  }
+  return 0;
+}
