@@ -288,6 +288,7 @@ void assign(std::vector<std::string>& f, Value& v) {
 void assign(bool& f, Value& v) { f = std::get<bool>(v); }
 void assign(std::size_t& f, Value& v) { f = static_cast<std::size_t>(std::get<std::uint64_t>(v)); }
 void assign(int& f, Value& v) { f = static_cast<int>(std::get<std::uint64_t>(v)); }
+void assign(unsigned& f, Value& v) { f = static_cast<unsigned>(std::get<std::uint64_t>(v)); }
 // Fractions of a second round up, so that a small positive value never
 // becomes 0 (which, for RenotifyInterval, means "never").
 void assign(std::chrono::seconds& f, Value& v) {
@@ -458,6 +459,24 @@ const std::vector<Rule>& rules() {
       {{"RetryMaxAge", I, T::Seconds, "86400",
         "Seconds after which an undeliverable event is dead-lettered. Fractions round up."},
        integration_field(&IntegrationConfig::retry_max_age)},
+      {{"GroupBy", I, T::String, "value_list",
+        "What one outage is: `value_list` (one per value list) or `host` (one per host; more failing value lists "
+        "join it without a page)."},
+       [](Draft& d, Value& v) {
+         const std::string s = lower(std::get<std::string>(v));
+         if (s == "value_list")
+           d.ic().group_by = GroupBy::ValueList;
+         else if (s == "host")
+           d.ic().group_by = GroupBy::Host;
+         else
+           throw Invalid("expects \"value_list\" or \"host\"");
+       }},
+      {{"FloodLimit", I, T::Integer, "0",
+        "Outage events, and clear events, sent per minute at most; outages beyond it are folded into one flood "
+        "outage, clears wait. 0 = no limit; xMatters' default flood rule allows 4."},
+       integration_field(&IntegrationConfig::flood_limit),
+       Shown::Plain,
+       {0, 100000}},
   };
   return table;
 }

@@ -85,6 +85,9 @@ class Regex {
   std::shared_ptr<const Compiled> compiled_;
 };
 
+// What one outage is (CONTRACT §3): a value list's, or a host's.
+enum class GroupBy { ValueList, Host };
+
 struct IntegrationConfig {
   std::string name;
   std::string outage_url;
@@ -111,6 +114,8 @@ struct IntegrationConfig {
   std::optional<std::string> proxy;  // "" = no proxy at all
   int connections = 4;
   std::chrono::seconds retry_max_age{86400};
+  GroupBy group_by = GroupBy::ValueList;
+  unsigned flood_limit = 0;  // outage (and clear) events per minute at most; 0 = no limit
 
   // All of Host / Plugin / Type that are set match.
   bool matches(const Notification& n) const;

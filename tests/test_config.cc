@@ -134,6 +134,8 @@ void test_integration_defaults() {
   CU_ASSERT_FALSE(i.proxy.has_value());
   CU_ASSERT_EQUAL(i.connections, 4);
   CU_ASSERT_EQUAL(i.retry_max_age.count(), 86400);
+  CU_ASSERT(i.group_by == GroupBy::ValueList);
+  CU_ASSERT_EQUAL(i.flood_limit, 0u);
 }
 
 // The documented defaults are the ones that apply: setting every option to
@@ -153,7 +155,7 @@ void test_documented_defaults_are_the_defaults() {
     if (std::string(spec.name) == "SpoolDir") continue;  // resolved at init from BaseDir
     (spec.scope == OptionScope::Plugin ? plugin_opts : integration_opts).push_back(opt(spec.name, {v}));
   }
-  CU_ASSERT_EQUAL(integration_opts.size(), 8u);
+  CU_ASSERT_EQUAL(integration_opts.size(), 10u);
   std::vector<ConfigNode> root = std::move(plugin_opts);
   root.push_back(ops(std::move(integration_opts)));
   const Config explicit_ = parse_config(plugin(std::move(root)));
@@ -170,6 +172,8 @@ void test_documented_defaults_are_the_defaults() {
   CU_ASSERT_EQUAL(a.verify_host, b.verify_host);
   CU_ASSERT_EQUAL(a.connections, b.connections);
   CU_ASSERT(a.retry_max_age == b.retry_max_age);
+  CU_ASSERT(a.group_by == b.group_by);
+  CU_ASSERT_EQUAL(a.flood_limit, b.flood_limit);
 }
 
 // --- the table -------------------------------------------------------------------------------
@@ -180,7 +184,7 @@ void test_option_table_is_complete() {
       "OutageURL", "ClearURL",   "User",       "Password",  "PasswordFile", "Target",      "MinSeverity",
       "Host",      "Plugin",     "Type",       "SendClear", "RenotifyInterval", "DetailsURL", "Template",
       "ClearTemplate", "Header", "Timeout",    "VerifyPeer", "VerifyHost",  "CACert",      "ClientCert",
-      "ClientKey", "Proxy",      "Connections", "RetryMaxAge"};
+      "ClientKey", "Proxy",      "Connections", "RetryMaxAge", "GroupBy",    "FloodLimit"};
   std::set<std::string> seen_plugin, seen_integration;
   for (const auto& spec : option_table()) {
     CU_ASSERT_PTR_NOT_NULL(spec.description);
@@ -227,6 +231,8 @@ void test_every_option_applies() {
           opt("Proxy", {S("http://proxy:3128")}),
           opt("Connections", {N(8)}),
           opt("RetryMaxAge", {N(600)}),
+          opt("GroupBy", {S("Host")}),
+          opt("FloodLimit", {N(4)}),
       }),
   }));
   CU_ASSERT(c.spool_dir == dir / "spool");
@@ -256,6 +262,8 @@ void test_every_option_applies() {
   CU_ASSERT(i.proxy == std::string("http://proxy:3128"));
   CU_ASSERT_EQUAL(i.connections, 8);
   CU_ASSERT_EQUAL(i.retry_max_age.count(), 600);
+  CU_ASSERT(i.group_by == GroupBy::Host);
+  CU_ASSERT_EQUAL(i.flood_limit, 4u);
 }
 
 void test_password_inline() {
@@ -511,6 +519,16 @@ void test_error_numbers_out_of_range() {
   CU_ASSERT(error_names(plugin({ops({opt("RenotifyInterval", {N(-5)})})}), {"Integration \"ops\": RenotifyInterval -5: "}));
   CU_ASSERT(error_names(plugin({ops({opt("RetryMaxAge", {N(-1)})})}), {"Integration \"ops\": RetryMaxAge -1: "}));
   CU_ASSERT(error_names(plugin({ops({opt("RetryMaxAge", {N(1e300)})})}), {"Integration \"ops\": RetryMaxAge 1e+300: "}));
+  CU_ASSERT(error_names(plugin({ops({opt("FloodLimit", {N(-4)})})}), {"Integration \"ops\": FloodLimit -4: "}));
+  CU_ASSERT(error_names(plugin({ops({opt("FloodLimit", {N(2.5)})})}), {"Integration \"ops\": FloodLimit 2.5: ", "whole"}));
+}
+
+void test_error_group_by() {
+  CU_ASSERT(error_of(plugin({ops({opt("GroupBy", {S("rack")})})})) ==
+            "Integration \"ops\": GroupBy \"rack\": expects \"value_list\" or \"host\"");
+  CU_ASSERT(error_names(plugin({ops({opt("GroupBy", {N(1)})})}), {"Integration \"ops\": GroupBy 1: "}));
+  CU_ASSERT(parse_config(plugin({ops()})).integrations.at(0).group_by == GroupBy::ValueList);
+  CU_ASSERT_EQUAL(parse_config(plugin({ops()})).integrations.at(0).flood_limit, 0u);
 }
 
 void test_error_option_given_twice() {
@@ -881,6 +899,7 @@ int main(int argc, char** argv) {
                {"wrong_types", test_error_wrong_types},
                {"wrong_counts", test_error_wrong_counts},
                {"numbers_out_of_range", test_error_numbers_out_of_range},
+               {"group_by", test_error_group_by},
                {"option_given_twice", test_error_option_given_twice},
                {"option_is_not_a_block", test_error_option_is_not_a_block},
                {"duplicate_integration", test_error_duplicate_integration},
