@@ -186,7 +186,7 @@ bool decode_change(std::string_view bytes, Change* out) {
     const auto k = static_cast<OutageKind>(kind);
     if (!valid_outage_id(id) || (severity != kRecordWarning && severity != kRecordFailure) || sequence == 0 ||
         (k != OutageKind::ValueList && k != OutageKind::Host && k != OutageKind::Flood) || folded > 1 ||
-        (k == OutageKind::Flood && (folded == 1 || !(key == OutageKey{}))))
+        (k == OutageKind::Flood) != (key == OutageKey{}) || (k == OutageKind::Flood && folded == 1))
       return false;
     set.emplace();
     set->id.assign(id);

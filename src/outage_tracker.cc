@@ -71,7 +71,8 @@ struct OutageTracker::State {
     MinuteBudget<Steady::time_point> budget;
     std::optional<Outage> outage;  // its key is OutageKey{}
     std::size_t held = 0;          // folded outages open
-    std::unordered_set<std::string> hosts;  // of the outages it had (since the start, after a restart)
+    // Hosts of the outages it had; after a restart, of those it still holds.
+    std::unordered_set<std::string> hosts;
     std::optional<Steady::time_point> paged;  // its last outage event; none after a restart
   };
 
