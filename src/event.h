@@ -1,6 +1,7 @@
 // What the outage tracking produces and the delivery consumes.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct Event {
   // It is spooled with the event, in the same write(2), so that a crash
   // cannot keep one without the other.
   std::string change;
+  // Not sent before this (a growing flood outage's re-page, which leaves at
+  // most a minute after its last page). Not spooled: after a restart, at once.
+  std::chrono::steady_clock::time_point not_before{};
 };
 
 // Takes finished events into custody. Implemented by the delivery engine.

@@ -37,12 +37,16 @@ std::optional<Event> LaneSchedule::enqueue(Event event) {
   OutageQueue& outage = it->second;
   if (event.type == EventType::Outage && queued_page(outage) != nullptr) {
     Event replaced = std::move(outage.events.back().event);
+    // An escalation must not wait for the re-page it replaces.
+    const bool sooner = event.not_before < replaced.not_before;
+    if (sooner && outage.events.size() == 1) schedule(it->first, event.not_before);
     outage.events.back().event = std::move(event);
     return replaced;
   }
+  const Steady::time_point due = event.not_before;
   outage.events.push_back(Pending{std::move(event), 0});
   ++queued_;
-  if (fresh) schedule(it->first, Steady::time_point{});
+  if (fresh) schedule(it->first, due);
   return std::nullopt;
 }
 
@@ -88,6 +92,11 @@ std::optional<LaneSchedule::Taken> LaneSchedule::take(Steady::time_point now) {
     schedule_.erase(schedule_.begin());
     OutageQueue* outage = takeable(outage_id);
     if (outage == nullptr || outage->waiting_since) continue;
+    // Listed for an earlier event than the head (release(), enqueue()).
+    if (const auto not_before = outage->events.front().event.not_before; not_before > now) {
+      schedule(outage_id, not_before);
+      continue;
+    }
     const EventType type = outage->events.front().event.type;
     if (!budget(type).available(now)) {
       outage->waiting_since = now;
@@ -107,7 +116,7 @@ void LaneSchedule::pop(const std::string& outage_id, Steady::time_point now) {
   outage.events.erase(outage.events.begin());
   --queued_;
   if (!outage.events.empty()) {
-    schedule(outage_id, now);
+    schedule(outage_id, std::max(now, outage.events.front().event.not_before));
     return;
   }
   outages_.erase(found);

@@ -54,11 +54,13 @@ class LaneSchedule {
   explicit LaneSchedule(Backoff backoff, unsigned flood_limit = 0)
       : backoff_(std::move(backoff)), outage_budget_(flood_limit), clear_budget_(flood_limit) {}
 
-  // Adds an event at its outage's tail; a new outage's is due at once. An
+  // Adds an event at its outage's tail; a new outage's is due at once, or
+  // at its not_before, as is a later event when it comes to the head. An
   // outage has at most one undelivered outage event: a newer one (a re-page,
   // an escalation) takes the place of its outage's last event when that is
-  // an outage event not in flight, keeping its place, its attempts and so
-  // its backoff. Returns the event replaced, for the spool to forget.
+  // an outage event not in flight, keeping its place (and due time), its
+  // attempts and so its backoff. Returns the event replaced, for the spool
+  // to forget.
   std::optional<Event> enqueue(Event event);
   // Whether enqueue() would replace an event for an outage event of outage_id.
   bool has_queued_page(const std::string& outage_id) const;

@@ -73,7 +73,9 @@ struct OutageTracker::State {
     std::size_t held = 0;          // folded outages open
     // Hosts of the outages it had; after a restart, of those it still holds.
     std::unordered_set<std::string> hosts;
-    std::optional<Steady::time_point> paged;  // its last outage event; none after a restart
+    // Its last outage event, or when the re-page waiting in the lane leaves;
+    // none after a restart.
+    std::optional<Steady::time_point> paged;
   };
 
   State(std::string i, TrackerOptions o, Logger& l, ChangeWriter w)
@@ -137,10 +139,10 @@ struct OutageTracker::State {
             std::string change, Steady::time_point now, TransitionHandler handler);
   // Sends send about outage with change in it, or records change alone.
   bool emit(std::optional<EventType> send, const Notification& n, const Outage& outage, std::string change,
-            TransitionHandler handler) {
+            TransitionHandler handler, Steady::time_point not_before = {}) {
     if (send) {
       const std::uint32_t sequence = *send == EventType::Clear ? outage.sequence + 1 : outage.sequence;
-      Transition t{*send, n, outage, sequence, std::move(change)};
+      Transition t{*send, n, outage, sequence, std::move(change), not_before};
       return handler(t);
     }
     // A change without an event has a record of its own, under the key's
@@ -355,8 +357,9 @@ Member member_of(const Notification& n) {
 }  // namespace
 
 // The flood outage: opened by the first folded outage, paged once,
-// escalated once, re-paged when an outage joins it and it was last paged a
-// minute ago with room in the budget; cleared when its last outage clears.
+// escalated once, re-paged as outages join it (at most a minute after its
+// last page: the re-page waits in the lane); cleared when its last outage
+// clears.
 // Its change rides in the same write as the folded outage's.
 bool OutageTracker::State::fold(const Notification& n, std::optional<EventType> send, const Outage& after, bool opens,
                                 bool closes, std::string change, Steady::time_point now, TransitionHandler handler) {
@@ -364,6 +367,7 @@ bool OutageTracker::State::fold(const Notification& n, std::optional<EventType> 
   std::optional<Outage> next = flood.outage;
   if (!opens && !next) throw std::logic_error("folded outage without its flood outage");
   std::optional<EventType> flood_send;
+  Steady::time_point not_before{};  // of a re-page that waits (Event::not_before)
   bool changed = false, flood_closes = false;
   const auto page = [&] {
     next->last_page = n.time;
@@ -387,8 +391,17 @@ bool OutageTracker::State::fold(const Notification& n, std::optional<EventType> 
     if (!flood_send && after.severity > next->severity) {
       next->severity = after.severity;
       page();
-    } else if (!flood_send && flood.budget.available(now) && (!flood.paged || now - *flood.paged >= std::chrono::minutes(1))) {
+    } else if (!flood_send) {
+      // It grew: re-paged, at most a minute after its last page. A re-page
+      // waits in the lane for that, and each outage joining meanwhile takes
+      // its place there, so that what leaves tells the flood's size then.
       page();
+      if (flood.paged && *flood.paged > now)
+        not_before = *flood.paged;  // replaces the re-page waiting
+      else if (flood.paged && now - *flood.paged < std::chrono::minutes(1))
+        not_before = *flood.paged + std::chrono::minutes(1);
+      else if (!flood.budget.available(now))
+        not_before = flood.budget.next_free(now);
     }
   } else if (send == EventType::Outage && after.severity > next->severity) {
     changed = true;
@@ -399,11 +412,13 @@ bool OutageTracker::State::fold(const Notification& n, std::optional<EventType> 
     if (options.send_clear) flood_send = EventType::Clear;
   }
   if (changed) change += encode_change(integration, OutageKey{}, flood_closes ? nullptr : &*next, TimePoint{});
-  if (!emit(flood_send, n, *next, std::move(change), handler)) return false;
+  if (!emit(flood_send, n, *next, std::move(change), handler, not_before)) return false;
 
   if (flood_send == EventType::Outage) {
-    flood.budget.use(now);
-    flood.paged = now;
+    // A re-page that waits is paced by the lane when it leaves; only one
+    // sent now counts here.
+    if (not_before <= now) flood.budget.use(now);
+    flood.paged = std::max(now, not_before);
   }
   if (opens) {
     if (!flood.outage) open_count.fetch_add(1, std::memory_order_relaxed);

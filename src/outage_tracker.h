@@ -34,6 +34,8 @@ struct Transition {
   // handler spools it with the event (it may move it out), so that one
   // write(2) makes both durable.
   std::string change = {};
+  // Not sent before this (Event::not_before): a flood outage's re-page.
+  std::chrono::steady_clock::time_point not_before = {};
 };
 
 // Builds and submits the event; returns whether the sink accepted it. A

@@ -51,6 +51,7 @@ void Router::dispatch(const Notification& n) {
           event.created = Clock::now();
           event.body = route->payload.build(t, event.event_id);
           event.change = std::move(t.change);
+          event.not_before = t.not_before;
           // Nothing is logged here, on collectd's thread: the sink logs a
           // refusal (QueueLimit, with its count), and each event at INFO
           // when xMatters has it.

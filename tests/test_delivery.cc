@@ -295,6 +295,41 @@ void test_pacing_types_independent_and_ordered() {
   CU_ASSERT(clear->head.event.type == EventType::Clear);
 }
 
+// An event with a not_before (a flood outage's re-page) is not taken before
+// then, whether it arrives first or behind an event in flight; a newer page
+// takes its place and time, and an escalation (no not_before) goes at once.
+void test_not_before_honoured() {
+  auto s = paced_schedule(0);
+  const Steady::time_point t0 = Steady::time_point{} + 1000h;
+  Event waiting = make_event(EventType::Outage, "flood", 1);
+  waiting.not_before = t0 + 60s;
+  s.enqueue(waiting);
+  CU_ASSERT(s.next_due() == t0 + 60s);
+  CU_ASSERT(!s.take(t0).has_value());
+  Event grown = make_event(EventType::Outage, "flood", 2);
+  grown.not_before = t0 + 60s;
+  CU_ASSERT(s.enqueue(grown).has_value());  // replaced in place
+  CU_ASSERT(!s.take(t0 + 59s).has_value());
+  auto taken = s.take(t0 + 60s);
+  CU_ASSERT_FATAL(taken.has_value());
+  CU_ASSERT_EQUAL(taken->head.event.event_id, grown.event_id);
+  // Behind an event in flight: due at its not_before once the head is done.
+  Event later = make_event(EventType::Outage, "flood", 3);
+  later.not_before = t0 + 120s;
+  s.enqueue(later);
+  s.pop("flood", t0 + 61s);
+  CU_ASSERT(s.next_due() == t0 + 120s);
+  CU_ASSERT(!s.take(t0 + 61s).has_value());
+  // An escalation replaces it and leaves at once.
+  CU_ASSERT(s.enqueue(make_event(EventType::Outage, "flood", 4)).has_value());
+  auto escalation = s.take(t0 + 62s);
+  CU_ASSERT_FATAL(escalation.has_value());
+  CU_ASSERT_EQUAL(escalation->outage_id, "flood");
+  s.pop("flood", t0 + 62s);
+  CU_ASSERT(!s.take(t0 + 120s).has_value());  // the stale listing finds nothing
+  CU_ASSERT_EQUAL(s.queued(), 0u);
+}
+
 // Every request counts, retries included.
 void test_pacing_counts_retries() {
   auto s = paced_schedule(2);
@@ -1442,6 +1477,7 @@ int main(int argc, char** argv) {
                         {"clears_paced_by_flood_limit", test_clears_paced_by_flood_limit},
                         {"pacing_time_recorded", test_pacing_time_recorded},
                         {"pacing_types_independent_and_ordered", test_pacing_types_independent_and_ordered},
+                        {"not_before_honoured", test_not_before_honoured},
                         {"pacing_counts_retries", test_pacing_counts_retries},
                         {"no_flood_limit_no_pacing", test_no_flood_limit_no_pacing},
                         {"flood_limit_over_http", test_flood_limit_over_http}}},
