@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "spool_format.h"
-#include "uuid.h"
+#include "uuid.h"  // name_uuid
 
 namespace xmatters {
 
@@ -35,6 +35,36 @@ std::string OutageKey::identifier() const {
 bool OutageKey::operator==(const OutageKey& o) const {
   return host == o.host && plugin == o.plugin && plugin_instance == o.plugin_instance && type == o.type &&
          type_instance == o.type_instance;
+}
+
+namespace {
+// What kind of outage an id is for, part of its name: a value list's, a
+// host's and a flood's outage never share an id.
+constexpr char kKindValueList = 'v';
+
+void put_field(std::string& name, std::string_view s) {
+  const auto n = static_cast<std::uint32_t>(s.size());
+  for (int i = 0; i < 4; ++i) name += static_cast<char>((n >> (8 * i)) & 0xff);
+  name += s;
+}
+}  // namespace
+
+std::string outage_id_of(std::string_view integration, const OutageKey& key, TimePoint start) {
+  std::string name;
+  name.reserve(64 + integration.size() + key.host.size() + key.plugin.size() + key.plugin_instance.size() +
+               key.type.size() + key.type_instance.size());
+  name += kKindValueList;
+  put_field(name, integration);
+  for (const std::string* s : {&key.host, &key.plugin, &key.plugin_instance, &key.type, &key.type_instance})
+    put_field(name, *s);
+  const auto ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count());
+  for (int i = 0; i < 8; ++i) name += static_cast<char>((ns >> (8 * i)) & 0xff);
+  return name_uuid(name);
+}
+
+std::string event_id_of(const std::string& outage_id, std::uint32_t sequence) {
+  return outage_id + "-" + std::to_string(sequence);
 }
 
 namespace {
@@ -88,7 +118,7 @@ std::string encode_change(const std::string& integration, const OutageKey& key, 
                           TimePoint last_time) {
   std::size_t size = 6 * 4 + integration.size() + key.host.size() + key.plugin.size() + key.plugin_instance.size() +
                      key.type.size() + key.type_instance.size();
-  if (outage) size += 8 + 8 + 1 + 8 + 4 + outage->id.size();
+  if (outage) size += 8 + 8 + 1 + 8 + 4 + outage->id.size() + 4;
   sf::RecordBuilder b(outage ? sf::RecordType::OutageSet : sf::RecordType::OutageClose, size);
   b.field(integration);
   b.field(key.host);
@@ -102,6 +132,7 @@ std::string encode_change(const std::string& integration, const OutageKey& key, 
     b.u8(outage->severity == Severity::Failure ? kRecordFailure : kRecordWarning);
     b.i64(to_ns(outage->start));
     b.field(outage->id);
+    b.u32(outage->sequence);
   }
   return std::move(b).finish();
 }
@@ -134,14 +165,19 @@ bool decode_change(std::string_view bytes, Change* out) {
   if (rec.type == sf::RecordType::OutageSet) {
     std::int64_t last_page = 0, last_time = 0, start = 0;
     std::uint8_t severity = 0;
+    std::uint32_t sequence = 0;
     std::string_view id;
-    if (!r.i64(&last_page) || !r.i64(&last_time) || !r.u8(&severity) || !r.i64(&start) || !r.field(&id)) return false;
-    if (!valid_outage_id(id) || (severity != kRecordWarning && severity != kRecordFailure)) return false;
+    if (!r.i64(&last_page) || !r.i64(&last_time) || !r.u8(&severity) || !r.i64(&start) || !r.field(&id) ||
+        !r.u32(&sequence))
+      return false;
+    if (!valid_outage_id(id) || (severity != kRecordWarning && severity != kRecordFailure) || sequence == 0)
+      return false;
     set.emplace();
     set->outage.id.assign(id);
     set->outage.severity = severity == kRecordFailure ? Severity::Failure : Severity::Warning;
     set->outage.start = from_ns(start);
     set->outage.last_page = from_ns(last_page);
+    set->outage.sequence = sequence;
     set->last_time = from_ns(last_time);
   }
   if (!r.done()) return false;
@@ -295,7 +331,7 @@ void OutageTracker::State::decide_locked(KeyState& ks, const Notification& n, Tr
   const bool problem = n.severity != Severity::Okay;
   if (!ks.outage) {
     if (problem && n.severity >= options.min_severity) {
-      next = Outage{random_uuid(), n.severity, n.time, n.time};
+      next = Outage{outage_id_of(integration, ks.key, n.time), n.severity, n.time, n.time, 1};
       send = EventType::Outage;
     }
   } else if (!problem) {
@@ -308,6 +344,7 @@ void OutageTracker::State::decide_locked(KeyState& ks, const Notification& n, Tr
     if (escalation || renotify) {
       next->severity = std::max(n.severity, ks.outage->severity);
       next->last_page = n.time;
+      next->sequence = ks.outage->sequence + 1;
       send = EventType::Outage;
     }
   }
@@ -321,7 +358,8 @@ void OutageTracker::State::decide_locked(KeyState& ks, const Notification& n, Tr
     // The change rides in the event: one write(2) makes both durable.
     // A clear describes the outage as it was: its id, start and highest severity.
     const Outage& described = *send == EventType::Clear ? *ks.outage : *next;
-    Transition t{*send, n, described,
+    const std::uint32_t sequence = next ? next->sequence : ks.outage->sequence + 1;
+    Transition t{*send, n, described, sequence,
                  encode_change(integration, ks.key, next ? &*next : nullptr, last_time.value_or(TimePoint{}))};
     if (!handler(t)) {
       if (!ks.outage) forget(ks);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,11 +29,21 @@ struct OutageKey {
 };
 
 struct Outage {
-  std::string id;                      // outage_id: a random UUID
+  std::string id;                      // outage_id: outage_id_of() its key and start
   Severity severity = Severity::Okay;  // the highest severity paged
   TimePoint start;                     // time of the opening notification
   TimePoint last_page;                 // time of the last outage event
+  std::uint32_t sequence = 0;          // place of its last event in the outage: 1 for the first page
 };
+
+// The outage_id of integration's outage of key that started at start
+// (CONTRACT §4): a name-based UUID of all three, so that two aggregators fed
+// the same notifications agree on it. Every field is length-prefixed, so no
+// two keys give the same name.
+std::string outage_id_of(std::string_view integration, const OutageKey& key, TimePoint start);
+
+// An event's event_id: its outage's id and its place in it, "<outage_id>-3".
+std::string event_id_of(const std::string& outage_id, std::uint32_t sequence);
 
 // What the tracker decided; handed to the TransitionHandler under the key's
 // lock, so that events of one outage reach the sink in order, and so that,
@@ -41,6 +52,7 @@ struct Transition {
   EventType type;
   const Notification& notification;
   const Outage& outage;  // as it is after this transition
+  std::uint32_t sequence = 0;  // this event's place in its outage (event_id_of)
   // The outage change this transition makes, one framed record (OUTAGE_SET
   // with the key's state after it, or OUTAGE_CLOSE for a clear; see
   // doc/storage.md). The handler spools it with the event (it may move it

@@ -3,7 +3,6 @@
 #include <exception>
 #include <utility>
 
-#include "uuid.h"
 
 namespace xmatters {
 
@@ -43,7 +42,7 @@ void Router::dispatch(const Notification& n) {
       route->tracker.process(n, [&](Transition& t) {
         try {
           Event event;
-          event.event_id = random_uuid();
+          event.event_id = event_id_of(t.outage.id, t.sequence);
           event.integration = name;
           event.outage_id = t.outage.id;
           event.type = t.type;

@@ -68,6 +68,7 @@ struct Seen {
   TimePoint notification_time;
   OutageKey key;
   Outage outage;
+  std::uint32_t sequence;
 };
 
 // The test's handler, as the delivery is in the plugin: records every
@@ -97,7 +98,8 @@ struct Recorder {
       e.body = "{}";
       e.change = std::move(t.change);
       if (spool) spool->append(e);
-      seen.push_back({t.type, t.notification.severity, t.notification.time, OutageKey::of(t.notification), t.outage});
+      seen.push_back({t.type, t.notification.severity, t.notification.time, OutageKey::of(t.notification), t.outage,
+                      t.sequence});
       undelivered.push_back(e.event_id);
       return true;
     };
@@ -977,6 +979,83 @@ void test_damaged_table_record_costs_only_it() {
   CU_ASSERT(f.log.contains(LogLevel::Warning, "skipped"));
 }
 
+// --- ids (CONTRACT §4) ----------------------------------------------------------------------
+
+bool valid_id(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-'; });
+}
+
+// The notifications of one value list through an outage's life: open,
+// escalation, re-page, clear (RenotifyInterval 100).
+const std::vector<Notification>& life() {
+  static const std::vector<Notification> notes{note(Severity::Warning, at(0)), note(Severity::Failure, at(10)),
+                                               note(Severity::Failure, at(120)), note(Severity::Okay, at(130))};
+  return notes;
+}
+
+// Two aggregators fed the same notifications (each its own tracker and
+// spool) make the same outage_id, and the same sequence, event by event.
+void test_ids_agree_between_aggregators() {
+  Fixture a(opts(Severity::Warning, 100)), b(opts(Severity::Warning, 100));
+  for (const auto& n : life()) a.send(n);
+  for (const auto& n : life()) b.send(n);
+  CU_ASSERT_EQUAL_FATAL(a.rec.size(), 4u);
+  CU_ASSERT_EQUAL_FATAL(b.rec.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    CU_ASSERT(a.rec.seen[i].outage.id == b.rec.seen[i].outage.id);
+    CU_ASSERT_EQUAL(a.rec.seen[i].sequence, i + 1);  // 1 page, 2 escalation, 3 re-page, 4 clear
+    CU_ASSERT_EQUAL(b.rec.seen[i].sequence, i + 1);
+    CU_ASSERT(a.rec.seen[i].outage.id == a.rec.seen[0].outage.id);
+    const std::string event_id = event_id_of(a.rec.seen[i].outage.id, a.rec.seen[i].sequence);
+    CU_ASSERT(valid_id(event_id) && valid_id(a.rec.seen[i].outage.id));
+  }
+  CU_ASSERT(is_uuid(a.rec.seen[0].outage.id));
+  CU_ASSERT(event_id_of(a.rec.seen[0].outage.id, 4294967295u).size() <= 64);
+}
+
+// Any difference in integration, key field or start (to the nanosecond)
+// gives another id; fields are delimited, so moving bytes between them does too.
+void test_ids_differ_by_integration_key_and_start() {
+  const OutageKey key{"h", "cpu", "0", "percent", "user"};
+  const std::string id = outage_id_of("test", key, at(0));
+  CU_ASSERT(id == outage_id_of("test", key, at(0)));
+  std::set<std::string> ids{id};
+  ids.insert(outage_id_of("test2", key, at(0)));
+  ids.insert(outage_id_of("test", key, at(0) + nanoseconds(1)));
+  ids.insert(outage_id_of("test", OutageKey{"h2", "cpu", "0", "percent", "user"}, at(0)));
+  ids.insert(outage_id_of("test", OutageKey{"h", "cpu", "0", "percent", "system"}, at(0)));
+  ids.insert(outage_id_of("test", OutageKey{"hc", "pu", "0", "percent", "user"}, at(0)));
+  ids.insert(outage_id_of("test", OutageKey{"h", "cpu", "", "0percent", "user"}, at(0)));
+  ids.insert(outage_id_of("testh", OutageKey{"", "cpu", "0", "percent", "user"}, at(0)));
+  CU_ASSERT_EQUAL(ids.size(), 8u);
+}
+
+// A restart in the middle of an outage continues its sequence: the ids
+// after it are those an aggregator that never restarted makes.
+void test_ids_survive_restart() {
+  Fixture steady(opts(Severity::Warning, 100)), restarted(opts(Severity::Warning, 100));
+  for (const auto& n : life()) steady.send(n);
+  for (std::size_t i = 0; i < life().size(); ++i) {
+    if (i == 2) restarted.restart(opts(Severity::Warning, 100));
+    restarted.send(life()[i]);
+  }
+  CU_ASSERT_EQUAL_FATAL(restarted.rec.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    CU_ASSERT(restarted.rec.seen[i].outage.id == steady.rec.seen[i].outage.id);
+    CU_ASSERT_EQUAL(restarted.rec.seen[i].sequence, steady.rec.seen[i].sequence);
+  }
+  // A refused event does not take a place: the next try gets it.
+  Fixture f;
+  f.send(note(Severity::Warning, at(0)));
+  f.rec.refuse = true;
+  f.send(note(Severity::Failure, at(10)));
+  f.rec.refuse = false;
+  f.send(note(Severity::Failure, at(20)));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 2u);
+  CU_ASSERT_EQUAL(f.rec.seen[1].sequence, 2u);
+}
+
 // --- the Router ------------------------------------------------------------------------------
 
 struct RecordingSink : EventSink {
@@ -1037,7 +1116,9 @@ void test_router_routes_by_host_filter() {
   CU_ASSERT_EQUAL(all.size(), 4u);
   if (dba.size() == 2 && all.size() == 4) {
     const Event& e = dba[0];
-    CU_ASSERT(is_uuid(e.event_id) && is_uuid(e.outage_id));
+    CU_ASSERT(is_uuid(e.outage_id));
+    CU_ASSERT(e.event_id == e.outage_id + "-1");
+    CU_ASSERT(dba[1].event_id == e.outage_id + "-2");
     CU_ASSERT(e.type == EventType::Outage);
     CU_ASSERT(dba[1].type == EventType::Clear);
     CU_ASSERT(dba[1].outage_id == e.outage_id);
@@ -1162,6 +1243,10 @@ int main(int argc, char** argv) {
          {"closed_keys_are_forgotten", test_closed_keys_are_forgotten},
          {"recovered_changes_applied_in_order", test_recovered_changes_applied_in_order},
          {"damaged_table_record_costs_only_it", test_damaged_table_record_costs_only_it}}},
+       {"ids",
+        {{"agree_between_aggregators", test_ids_agree_between_aggregators},
+         {"differ_by_integration_key_and_start", test_ids_differ_by_integration_key_and_start},
+         {"survive_restart", test_ids_survive_restart}}},
        {"router",
         {{"routes_by_host_filter", test_router_routes_by_host_filter},
          {"sink_exception_isolated", test_router_sink_exception_isolated},
