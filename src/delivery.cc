@@ -106,7 +106,7 @@ struct Lane {
   std::vector<std::thread> threads;
 
   Lane(const IntegrationConfig& c, const DeliveryOptions& o)
-      : config(c), schedule(Backoff(o.initial_backoff, o.max_backoff)) {}
+      : config(c), schedule(Backoff(o.initial_backoff, o.max_backoff), c.flood_limit) {}
 };
 
 }  // namespace
@@ -265,7 +265,7 @@ Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& 
         o.result = Result::Abandoned;
         return o;
       }
-      if (Clock::now() - e.created < c.retry_max_age) {
+      if (Clock::now() - e.created - p.paced < c.retry_max_age) {
         o.result = Result::Retry;
         return o;
       }
@@ -306,7 +306,7 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
       // Honoured up to the backoff ceiling, and never past the time the
       // event would be given up.
       if (o.retry_after) asked = duration_cast<Steady::duration>(std::min<seconds>(*o.retry_after, c.retry_max_age));
-      const auto left = duration_cast<Steady::duration>(e.created + c.retry_max_age - Clock::now());
+      const auto left = duration_cast<Steady::duration>(e.created + c.retry_max_age - Clock::now()) + p.paced;
       const auto delay = lane.schedule.retry(outage_id, attempts, asked, left, now);
       if (o.retry_after && *o.retry_after > kLongPause &&
           (!lane.last_long_pause_warning || now - *lane.last_long_pause_warning >= kStillFailingEvery)) {

@@ -47,18 +47,54 @@ std::optional<Event> LaneSchedule::enqueue(Event event) {
 }
 
 Steady::time_point LaneSchedule::next_due() const {
-  if (schedule_.empty()) return Steady::time_point::max();
-  return std::max(schedule_.begin()->first.first, paused_until_);
+  auto due = schedule_.empty() ? Steady::time_point::max() : schedule_.begin()->first.first;
+  // A waiting head is due when its budget frees: next_free() of the epoch is
+  // that instant (or the epoch, when it is free already).
+  if (!waiting_[0].empty()) due = std::min(due, outage_budget_.next_free(Steady::time_point{}));
+  if (!waiting_[1].empty()) due = std::min(due, clear_budget_.next_free(Steady::time_point{}));
+  return due == Steady::time_point::max() ? due : std::max(due, paused_until_);
+}
+
+LaneSchedule::OutageQueue* LaneSchedule::takeable(const std::string& outage_id) {
+  auto found = outages_.find(outage_id);
+  if (found == outages_.end() || found->second.in_flight || found->second.events.empty()) return nullptr;
+  return &found->second;
+}
+
+LaneSchedule::Taken LaneSchedule::grant(std::string outage_id, OutageQueue& outage, Steady::time_point now) {
+  Pending& head = outage.events.front();
+  budget(head.event.type).use(now);
+  outage.in_flight = true;
+  return Taken{std::move(outage_id), head};
 }
 
 std::optional<LaneSchedule::Taken> LaneSchedule::take(Steady::time_point now) {
-  while (next_due() <= now) {
+  if (now < paused_until_) return std::nullopt;
+  // The waiting heads first: they were due before any still scheduled.
+  for (auto& queue : waiting_) {
+    while (!queue.empty()) {
+      OutageQueue* outage = takeable(queue.front());
+      if (outage != nullptr && !budget(outage->events.front().event.type).available(now)) break;
+      std::string outage_id = std::move(queue.front());
+      queue.pop_front();
+      if (outage == nullptr) continue;
+      outage->events.front().paced += now - outage->waiting_since.value_or(now);
+      outage->waiting_since.reset();
+      return grant(std::move(outage_id), *outage, now);
+    }
+  }
+  while (!schedule_.empty() && schedule_.begin()->first.first <= now) {
     std::string outage_id = std::move(schedule_.begin()->second);
     schedule_.erase(schedule_.begin());
-    auto found = outages_.find(outage_id);
-    if (found == outages_.end() || found->second.in_flight || found->second.events.empty()) continue;
-    found->second.in_flight = true;
-    return Taken{std::move(outage_id), found->second.events.front()};
+    OutageQueue* outage = takeable(outage_id);
+    if (outage == nullptr || outage->waiting_since) continue;
+    const EventType type = outage->events.front().event.type;
+    if (!budget(type).available(now)) {
+      outage->waiting_since = now;
+      waiting(type).push_back(std::move(outage_id));
+      continue;
+    }
+    return grant(std::move(outage_id), *outage, now);
   }
   return std::nullopt;
 }

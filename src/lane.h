@@ -1,11 +1,13 @@
 // One integration's queue of undelivered events and when each may go: the
 // events of an outage leave strictly in order, one at a time; different
-// outages go in parallel. Not thread-safe: the delivery engine holds the
-// lane's mutex around every call.
+// outages go in parallel; with a FloodLimit, at most that many outage-event
+// and that many clear-event requests a minute. Not thread-safe: the delivery
+// engine holds the lane's mutex around every call.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <random>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "event.h"
+#include "minute_budget.h"
 
 namespace xmatters {
 
@@ -38,11 +41,18 @@ class Backoff {
 struct Pending {
   Event event;       // without its body
   int attempts = 0;  // failed requests so far
+  // Time spent waiting for the FloodLimit, which RetryMaxAge does not count:
+  // pacing delays an event, it does not make it undeliverable.
+  Steady::duration paced{};
 };
 
 class LaneSchedule {
  public:
-  explicit LaneSchedule(Backoff backoff) : backoff_(std::move(backoff)) {}
+  // flood_limit: requests a minute of each event type at most (every
+  // request counts, retries included: xMatters' Alert Rate Filter counts
+  // what it receives); 0 = no limit.
+  explicit LaneSchedule(Backoff backoff, unsigned flood_limit = 0)
+      : backoff_(std::move(backoff)), outage_budget_(flood_limit), clear_budget_(flood_limit) {}
 
   // Adds an event at its outage's tail; a new outage's is due at once. An
   // outage has at most one undelivered outage event: a newer one (a re-page,
@@ -53,15 +63,18 @@ class LaneSchedule {
   // Whether enqueue() would replace an event for an outage event of outage_id.
   bool has_queued_page(const std::string& outage_id) const;
 
-  // The earliest time a head may go (never within the lane's pause);
-  // time_point::max() when nothing is scheduled.
+  // The earliest time a head may go (never within the lane's pause, nor
+  // before its type's FloodLimit frees); time_point::max() when nothing is
+  // scheduled.
   Steady::time_point next_due() const;
 
   struct Taken {
     std::string outage_id;
     Pending head;  // a copy: the queue may change while it is in flight
   };
-  // Takes a due head, its outage then in flight; nullopt when none is due.
+  // Takes a due head whose type has budget left, its outage then in flight;
+  // nullopt when none is. A due head without budget waits, in arrival order
+  // with the others of its type, without holding up the other type's.
   std::optional<Taken> take(Steady::time_point now);
 
   // The head was delivered or dead-lettered: it leaves, and the outage's
@@ -83,6 +96,8 @@ class LaneSchedule {
 
   Steady::duration backoff(unsigned failures) { return backoff_.after(failures); }
   std::size_t queued() const { return queued_; }  // in flight included
+  // Outages whose due head waits for the FloodLimit.
+  std::size_t paced() const { return waiting_[0].size() + waiting_[1].size(); }
 
  private:
   struct OutageQueue {
@@ -91,11 +106,19 @@ class LaneSchedule {
     // bytes) per open outage, on collectd's thread.
     std::vector<Pending> events;
     bool in_flight = false;
+    // Listed in waiting_ since then (and not in schedule_ meanwhile).
+    std::optional<Steady::time_point> waiting_since;
   };
+  using Budget = MinuteBudget<Steady::time_point>;
 
   void schedule(const std::string& outage_id, Steady::time_point when);
   // The event a new outage event of this outage would replace, or nullptr.
   static const Pending* queued_page(const OutageQueue& outage);
+  Budget& budget(EventType type) { return type == EventType::Clear ? clear_budget_ : outage_budget_; }
+  std::deque<std::string>& waiting(EventType type) { return waiting_[type == EventType::Clear ? 1 : 0]; }
+  // The outage, if its head may be taken (it has one, not in flight).
+  OutageQueue* takeable(const std::string& outage_id);
+  Taken grant(std::string outage_id, OutageQueue& outage, Steady::time_point now);
 
   Backoff backoff_;
   std::unordered_map<std::string, OutageQueue> outages_;
@@ -103,6 +126,10 @@ class LaneSchedule {
   // outage may be listed twice (see release()); take() skips the extra.
   std::map<std::pair<Steady::time_point, std::uint64_t>, std::string> schedule_;
   std::uint64_t arrivals_ = 0;
+  Budget outage_budget_, clear_budget_;
+  // Outages whose due head has no budget left, by type (outage, clear), in
+  // the order they became due.
+  std::deque<std::string> waiting_[2];
   std::size_t queued_ = 0;
   Steady::time_point paused_until_{};
   unsigned pause_streak_ = 0;  // lane pauses since the last success

@@ -24,6 +24,8 @@
 
 #include "delivery.h"
 #include "http_client.h"
+#include "lane.h"
+#include "minute_budget.h"
 #include "spool.h"
 #include "spool_format.h"
 #include "standin.h"
@@ -185,6 +187,167 @@ std::string newest_segment(const std::string& dir) {
     closedir(d);
   }
   return best.empty() ? "" : dir + "/" + best;
+}
+
+// --- FloodLimit pacing (CONTRACT §3) ------------------------------------------------
+
+using xmatters::Steady;
+
+// The ring of the last N uses: a use is allowed once the oldest is a minute old.
+void test_minute_budget() {
+  const Steady::time_point t0 = Steady::time_point{} + 1000h;
+  xmatters::MinuteBudget<Steady::time_point> b(3);
+  CU_ASSERT(b.limited());
+  b.use(t0);
+  b.use(t0 + 10s);
+  CU_ASSERT(b.available(t0 + 10s));
+  CU_ASSERT_EQUAL(b.left(t0 + 10s), 1u);
+  b.use(t0 + 20s);
+  CU_ASSERT(!b.available(t0 + 20s));
+  CU_ASSERT(b.next_free(t0 + 20s) == t0 + 60s);
+  CU_ASSERT(!b.available(t0 + 59s));
+  CU_ASSERT(b.available(t0 + 60s));
+  CU_ASSERT_EQUAL(b.left(t0 + 65s), 1u);
+  b.use(t0 + 60s);
+  CU_ASSERT(b.next_free(t0 + 60s) == t0 + 70s);  // the oldest is now the one at t0 + 10 s
+  CU_ASSERT_EQUAL(b.left(t0 + 200s), 3u);
+  xmatters::MinuteBudget<Steady::time_point> none(0);
+  CU_ASSERT(!none.limited());
+  for (int i = 0; i < 100; ++i) none.use(t0);
+  CU_ASSERT(none.available(t0));
+}
+
+xmatters::LaneSchedule paced_schedule(unsigned flood_limit) {
+  return xmatters::LaneSchedule(xmatters::Backoff(1000ms, 300000ms), flood_limit);
+}
+
+// Takes every head due at now (delivering each at once); their outage ids.
+std::vector<std::string> take_all(xmatters::LaneSchedule& s, Steady::time_point now) {
+  std::vector<std::string> out;
+  while (auto t = s.take(now)) {
+    out.push_back(t->outage_id);
+    s.pop(t->outage_id, now);
+  }
+  return out;
+}
+
+// 10 clears with FloodLimit 4: 4 leave at once, 4 more when the minute
+// frees, the last 2 a minute later, in their order; next_due() says when,
+// so the worker sleeps until then.
+void test_clears_paced_by_flood_limit() {
+  auto s = paced_schedule(4);
+  const Steady::time_point t0 = Steady::time_point{} + 1000h;
+  for (int i = 0; i < 10; ++i) s.enqueue(make_event(EventType::Clear, "c-" + std::to_string(i)));
+  CU_ASSERT((take_all(s, t0) == std::vector<std::string>{"c-0", "c-1", "c-2", "c-3"}));
+  CU_ASSERT_EQUAL(s.paced(), 6u);
+  CU_ASSERT(s.next_due() == t0 + 60s);
+  CU_ASSERT(take_all(s, t0 + 59s).empty());
+  CU_ASSERT((take_all(s, t0 + 60s) == std::vector<std::string>{"c-4", "c-5", "c-6", "c-7"}));
+  CU_ASSERT(s.next_due() == t0 + 120s);
+  CU_ASSERT((take_all(s, t0 + 120s) == std::vector<std::string>{"c-8", "c-9"}));
+  CU_ASSERT_EQUAL(s.queued(), 0u);
+  CU_ASSERT(s.next_due() == Steady::time_point::max());
+}
+
+// The time a head waited for the budget is recorded with it (RetryMaxAge
+// does not count it).
+void test_pacing_time_recorded() {
+  auto s = paced_schedule(1);
+  const Steady::time_point t0 = Steady::time_point{} + 1000h;
+  s.enqueue(make_event(EventType::Clear, "c-a"));
+  s.enqueue(make_event(EventType::Clear, "c-b"));
+  auto a = s.take(t0);
+  CU_ASSERT_FATAL(a.has_value());
+  CU_ASSERT(a->head.paced == Steady::duration::zero());
+  CU_ASSERT(!s.take(t0 + 1s).has_value());
+  auto b = s.take(t0 + 60s);
+  CU_ASSERT_FATAL(b.has_value());
+  CU_ASSERT_EQUAL(b->outage_id, "c-b");
+  CU_ASSERT(b->head.paced == 59s);
+}
+
+// Clears without budget do not hold up a new outage's page, and pages
+// without budget do not hold up clears; within an outage, a clear never
+// overtakes its page waiting for budget.
+void test_pacing_types_independent_and_ordered() {
+  auto s = paced_schedule(2);
+  const Steady::time_point t0 = Steady::time_point{} + 1000h;
+  for (int i = 0; i < 3; ++i) s.enqueue(make_event(EventType::Clear, "c-" + std::to_string(i)));
+  CU_ASSERT_EQUAL(take_all(s, t0).size(), 2u);  // c-2 waits
+  s.enqueue(make_event(EventType::Outage, "o-new"));
+  CU_ASSERT((take_all(s, t0 + 1s) == std::vector<std::string>{"o-new"}));
+  s.enqueue(make_event(EventType::Outage, "o-x"));
+  s.enqueue(make_event(EventType::Outage, "o-y", 0));
+  s.enqueue(make_event(EventType::Clear, "o-y", 1));  // behind its page, which has no budget
+  CU_ASSERT((take_all(s, t0 + 2s) == std::vector<std::string>{"o-x"}));
+  CU_ASSERT(s.next_due() == t0 + 60s);  // c-2's budget frees first
+  CU_ASSERT((take_all(s, t0 + 60s) == std::vector<std::string>{"c-2"}));
+  CU_ASSERT(s.next_due() == t0 + 61s);  // o-y's page: the outage budget frees at 61 s
+  auto page = s.take(t0 + 61s);
+  CU_ASSERT_FATAL(page.has_value());
+  CU_ASSERT_EQUAL(page->outage_id, "o-y");
+  CU_ASSERT(page->head.event.type == EventType::Outage);
+  CU_ASSERT(!s.take(t0 + 61s).has_value());  // its clear waits for it, though clears have budget
+  s.pop("o-y", t0 + 61s);
+  auto clear = s.take(t0 + 61s);
+  CU_ASSERT_FATAL(clear.has_value());
+  CU_ASSERT_EQUAL(clear->outage_id, "o-y");
+  CU_ASSERT(clear->head.event.type == EventType::Clear);
+}
+
+// Every request counts, retries included.
+void test_pacing_counts_retries() {
+  auto s = paced_schedule(2);
+  const Steady::time_point t0 = Steady::time_point{} + 1000h;
+  s.enqueue(make_event(EventType::Outage, "o-r"));
+  auto r = s.take(t0);
+  CU_ASSERT_FATAL(r.has_value());
+  s.retry(r->outage_id, 1, std::nullopt, 0s, t0);  // due again at once (left 0)
+  s.resume();
+  auto again = s.take(t0);
+  CU_ASSERT_FATAL(again.has_value());
+  CU_ASSERT_EQUAL(again->outage_id, "o-r");
+  s.pop("o-r", t0);
+  s.enqueue(make_event(EventType::Outage, "o-s"));
+  CU_ASSERT(!s.take(t0).has_value());  // two requests were made this minute
+  CU_ASSERT(s.next_due() == t0 + 60s);
+}
+
+// FloodLimit 0: no pacing, today's behaviour.
+void test_no_flood_limit_no_pacing() {
+  auto s = paced_schedule(0);
+  const Steady::time_point t0 = Steady::time_point{} + 1000h;
+  for (int i = 0; i < 100; ++i) {
+    s.enqueue(make_event(EventType::Clear, "c-" + std::to_string(i)));
+    s.enqueue(make_event(EventType::Outage, "o-" + std::to_string(i)));
+  }
+  CU_ASSERT_EQUAL(take_all(s, t0).size(), 200u);
+  CU_ASSERT_EQUAL(s.paced(), 0u);
+}
+
+// Through the delivery and real HTTP: with FloodLimit 2, two of three
+// clears reach the stand-in, the third waits (queued, not dead-lettered,
+// still in the spool at stop), and a new outage's page still goes at once.
+void test_flood_limit_over_http() {
+  World w;
+  w.ops().flood_limit = 2;
+  {
+    Delivery& d = w.open();
+    for (int i = 0; i < 3; ++i) CU_ASSERT(d.submit(make_event(EventType::Clear, "o-fl-" + std::to_string(i))));
+    CU_ASSERT_FATAL(w.standin->wait_for_accepted(2, kWait));
+    CU_ASSERT(d.submit(make_event(EventType::Outage, "o-fl-new")));
+    CU_ASSERT_FATAL(w.standin->wait_for_accepted(3, kWait));
+    const auto got = accepted(*w.standin);
+    CU_ASSERT_EQUAL(body_member(got.back(), "outage_id"), "o-fl-new");
+    CU_ASSERT_EQUAL(w.standin->request_count(), 3u);  // the third clear waits for the minute
+    CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").queue_length == 1; }, kWait));
+    CU_ASSERT_EQUAL(d.stats("ops").dead_lettered, 0u);
+    w.delivery.reset();
+  }
+  const auto left = spooled(w.spool_dir());
+  CU_ASSERT_EQUAL_FATAL(left.size(), 1u);
+  CU_ASSERT(left.front().type == EventType::Clear);
+  CU_ASSERT(w.dead_letters().empty());
 }
 
 // --- delivery and headers --------------------------------------------------------
@@ -1250,6 +1413,14 @@ int main(int argc, char** argv) {
                         {"empty_proxy_ignores_environment", test_empty_proxy_ignores_environment},
                         {"secrets_never_logged", test_secrets_never_logged},
                         {"client_scrubs_secrets", test_client_scrubs_secrets}}},
+                      {"pacing",
+                       {{"minute_budget", test_minute_budget},
+                        {"clears_paced_by_flood_limit", test_clears_paced_by_flood_limit},
+                        {"pacing_time_recorded", test_pacing_time_recorded},
+                        {"pacing_types_independent_and_ordered", test_pacing_types_independent_and_ordered},
+                        {"pacing_counts_retries", test_pacing_counts_retries},
+                        {"no_flood_limit_no_pacing", test_no_flood_limit_no_pacing},
+                        {"flood_limit_over_http", test_flood_limit_over_http}}},
                       {"spool",
                        {{"spool_recovery", test_spool_recovery},
                         {"recovery_after_kill", test_recovery_after_kill},
