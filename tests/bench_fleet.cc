@@ -249,7 +249,7 @@ void storm(const Options& o) {
 
 struct FleetRun {
   Pass first, minute[8];
-  long long rss_base = 0, rss_after[8] = {}, hwm = 0;
+  long long rss_start = 0, rss_base = 0, rss_after[8] = {}, hwm = 0;
   std::optional<double> flood_s;
   std::size_t outage_events = 0;
   std::optional<double> open_outages, queue_length;
@@ -260,6 +260,7 @@ FleetRun fleet_run(const Options& o, bool with_plugin, std::size_t per_minute, i
   CollectdProcess c(aggregator(with_plugin ? xmatters(xm, "host") : ""));
   if (!c.start()) throw std::runtime_error("collectd did not start: " + c.log());
   FleetRun run;
+  run.rss_start = settled_rss(c.pid());
   std::vector<Value> all;
   all.reserve(static_cast<std::size_t>(o.hosts) * static_cast<std::size_t>(o.lists));
   for (int h = 0; h < o.hosts; ++h)
@@ -312,9 +313,13 @@ void fleet(const Options& o) {
   const auto per = [&](const FleetRun& r, int m) {
     return r.rss_after[m] - (m == 0 ? r.rss_base : r.rss_after[m - 1]);
   };
-  std::printf("  VmRSS after the first values: floor %lld kB, xmatters %lld kB; VmHWM at the end: floor %lld kB, "
-              "xmatters %lld kB\n",
-              floor.rss_base, xm.rss_base, floor.hwm, xm.hwm);
+  // Every value list's first value reaches the plugin as an OKAY: what it
+  // keeps per key it has seen (the time of its last notification).
+  const long long seen = (xm.rss_base - xm.rss_start) - (floor.rss_base - floor.rss_start);
+  std::printf("  VmRSS at the start: floor %lld kB, xmatters %lld kB; after the first values: floor %lld kB, xmatters "
+              "%lld kB (%.0f bytes per key seen); VmHWM at the end: floor %lld kB, xmatters %lld kB\n",
+              floor.rss_start, xm.rss_start, floor.rss_base, xm.rss_base,
+              1024.0 * static_cast<double>(seen) / static_cast<double>(lists), floor.hwm, xm.hwm);
   for (int m = 0; m < minutes; ++m) {
     const long long d = per(xm, m) - per(floor, m);
     std::printf("  minute %d: VmRSS +%lld kB (floor +%lld kB): %.0f bytes per %s\n", m + 1, per(xm, m), per(floor, m),
@@ -333,6 +338,7 @@ void fleet(const Options& o) {
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   ::signal(SIGPIPE, SIG_IGN);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress as it comes, also into a file
   try {
     if (o.storm) storm(o);
     if (o.fleet) fleet(o);
