@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "payload.h"  // notification_items, notification_reasons
 #include "spool_format.h"
 #include "uuid.h"  // name_uuid
 
@@ -38,10 +39,6 @@ bool OutageKey::operator==(const OutageKey& o) const {
 }
 
 namespace {
-// What kind of outage an id is for, part of its name: a value list's, a
-// host's and a flood's outage never share an id.
-constexpr char kKindValueList = 'v';
-
 void put_field(std::string& name, std::string_view s) {
   const auto n = static_cast<std::uint32_t>(s.size());
   for (int i = 0; i < 4; ++i) name += static_cast<char>((n >> (8 * i)) & 0xff);
@@ -49,11 +46,13 @@ void put_field(std::string& name, std::string_view s) {
 }
 }  // namespace
 
-std::string outage_id_of(std::string_view integration, const OutageKey& key, TimePoint start) {
+std::string outage_id_of(std::string_view integration, OutageKind kind, const OutageKey& key, TimePoint start) {
   std::string name;
   name.reserve(64 + integration.size() + key.host.size() + key.plugin.size() + key.plugin_instance.size() +
                key.type.size() + key.type_instance.size());
-  name += kKindValueList;
+  // The kind is part of the name: a value list's and a host's outage never
+  // share an id.
+  name += kind == OutageKind::Host ? 'h' : 'v';
   put_field(name, integration);
   for (const std::string* s : {&key.host, &key.plugin, &key.plugin_instance, &key.type, &key.type_instance})
     put_field(name, *s);
@@ -110,6 +109,21 @@ bool valid_outage_id(std::string_view id) {
 constexpr std::uint8_t kRecordWarning = 1;
 constexpr std::uint8_t kRecordFailure = 2;
 
+constexpr std::uint8_t kRecordValueList = 1, kRecordHost = 2;
+
+std::size_t member_size(const Member& m) {
+  return 5 * 4 + m.key.host.size() + m.key.plugin.size() + m.key.plugin_instance.size() + m.key.type.size() +
+         m.key.type_instance.size() + 8 + 1 + 4 + m.items.size() + 4 + m.reasons.size();
+}
+
+void put_key(sf::RecordBuilder& b, const OutageKey& key) {
+  b.field(key.host);
+  b.field(key.plugin);
+  b.field(key.plugin_instance);
+  b.field(key.type);
+  b.field(key.type_instance);
+}
+
 // One change as a framed record, ready for one write(2): OUTAGE_SET with the
 // key's full state after the change, or OUTAGE_CLOSE when outage is null.
 // Sized exactly: one allocation on collectd's thread. Throws
@@ -118,14 +132,16 @@ std::string encode_change(const std::string& integration, const OutageKey& key, 
                           TimePoint last_time) {
   std::size_t size = 6 * 4 + integration.size() + key.host.size() + key.plugin.size() + key.plugin_instance.size() +
                      key.type.size() + key.type_instance.size();
-  if (outage) size += 8 + 8 + 1 + 8 + 4 + outage->id.size() + 4;
+  if (outage) {
+    size += 8 + 8 + 1 + 8 + 4 + outage->id.size() + 4 + 1;
+    if (outage->kind == OutageKind::Host) {
+      size += 4;
+      for (const Member& m : outage->members) size += member_size(m);
+    }
+  }
   sf::RecordBuilder b(outage ? sf::RecordType::OutageSet : sf::RecordType::OutageClose, size);
   b.field(integration);
-  b.field(key.host);
-  b.field(key.plugin);
-  b.field(key.plugin_instance);
-  b.field(key.type);
-  b.field(key.type_instance);
+  put_key(b, key);
   if (outage) {
     b.i64(to_ns(outage->last_page));
     b.i64(to_ns(last_time));
@@ -133,6 +149,17 @@ std::string encode_change(const std::string& integration, const OutageKey& key, 
     b.i64(to_ns(outage->start));
     b.field(outage->id);
     b.u32(outage->sequence);
+    b.u8(outage->kind == OutageKind::Host ? kRecordHost : kRecordValueList);
+    if (outage->kind == OutageKind::Host) {
+      b.u32(static_cast<std::uint32_t>(outage->members.size()));
+      for (const Member& m : outage->members) {
+        put_key(b, m.key);
+        b.i64(m.last_time ? to_ns(*m.last_time) : 0);
+        b.u8(m.failing ? 1 : 0);
+        b.field(m.items);
+        b.field(m.reasons);
+      }
+    }
   }
   return std::move(b).finish();
 }
@@ -149,28 +176,59 @@ struct Change {
   std::optional<OpenOutage> set;  // nullopt: closed
 };
 
+bool read_key(sf::PayloadReader& r, OutageKey* key) {
+  std::string_view host, plugin, plugin_instance, type, type_instance;
+  if (!r.field(&host) || !r.field(&plugin) || !r.field(&plugin_instance) || !r.field(&type) ||
+      !r.field(&type_instance))
+    return false;
+  *key = OutageKey{std::string(host), std::string(plugin), std::string(plugin_instance), std::string(type),
+                   std::string(type_instance)};
+  return true;
+}
+
+bool read_members(sf::PayloadReader& r, std::vector<Member>* members) {
+  std::uint32_t count = 0;
+  if (!r.u32(&count) || count == 0 || count > kMaxMembers) return false;
+  members->reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    Member m;
+    std::int64_t last_time = 0;
+    std::uint8_t failing = 0;
+    std::string_view items, reasons;
+    if (!read_key(r, &m.key) || !r.i64(&last_time) || !r.u8(&failing) || failing > 1 || !r.field(&items) ||
+        !r.field(&reasons))
+      return false;
+    if (last_time != 0) m.last_time = from_ns(last_time);
+    m.failing = failing == 1;
+    m.items.assign(items);
+    m.reasons.assign(reasons);
+    members->push_back(std::move(m));
+  }
+  return true;
+}
+
 // False when bytes are not exactly one framed change record, or it says what
 // the tracker never writes (an invalid outage_id, a severity other than
-// WARNING or FAILURE).
+// WARNING or FAILURE, a host outage without members).
 bool decode_change(std::string_view bytes, Change* out) {
   sf::Record rec{};
   if (bytes.empty() || sf::parse_record(bytes, 0, &rec) != bytes.size()) return false;
   if (rec.type != sf::RecordType::OutageSet && rec.type != sf::RecordType::OutageClose) return false;
   sf::PayloadReader r(rec.payload);
-  std::string_view integration, host, plugin, plugin_instance, type, type_instance;
-  if (!r.field(&integration) || !r.field(&host) || !r.field(&plugin) || !r.field(&plugin_instance) ||
-      !r.field(&type) || !r.field(&type_instance))
-    return false;
+  std::string_view integration;
+  OutageKey key;
+  if (!r.field(&integration) || !read_key(r, &key)) return false;
   std::optional<OpenOutage> set;
   if (rec.type == sf::RecordType::OutageSet) {
     std::int64_t last_page = 0, last_time = 0, start = 0;
-    std::uint8_t severity = 0;
+    std::uint8_t severity = 0, kind = 0;
     std::uint32_t sequence = 0;
     std::string_view id;
     if (!r.i64(&last_page) || !r.i64(&last_time) || !r.u8(&severity) || !r.i64(&start) || !r.field(&id) ||
-        !r.u32(&sequence))
+        !r.u32(&sequence) || !r.u8(&kind))
       return false;
-    if (!valid_outage_id(id) || (severity != kRecordWarning && severity != kRecordFailure) || sequence == 0)
+    if (!valid_outage_id(id) || (severity != kRecordWarning && severity != kRecordFailure) || sequence == 0 ||
+        (kind != kRecordValueList && kind != kRecordHost))
       return false;
     set.emplace();
     set->outage.id.assign(id);
@@ -179,11 +237,14 @@ bool decode_change(std::string_view bytes, Change* out) {
     set->outage.last_page = from_ns(last_page);
     set->outage.sequence = sequence;
     set->last_time = from_ns(last_time);
+    if (kind == kRecordHost) {
+      set->outage.kind = OutageKind::Host;
+      if (!read_members(r, &set->outage.members)) return false;
+    }
   }
   if (!r.done()) return false;
   out->integration = integration;
-  out->key = OutageKey{std::string(host), std::string(plugin), std::string(plugin_instance), std::string(type),
-                       std::string(type_instance)};
+  out->key = std::move(key);
   out->set = std::move(set);
   return true;
 }
@@ -200,7 +261,8 @@ struct OutageTracker::State {
     std::mutex mutex;  // held across the decision and the handler
     bool erased = false;
     std::optional<Outage> outage;
-    std::optional<TimePoint> last_time;
+    std::optional<TimePoint> last_time;  // a value list's outage only; a host's keeps it per member
+    bool warned_full = false;            // a host outage at kMaxMembers was logged
   };
   using Table = std::unordered_map<OutageKey, std::shared_ptr<KeyState>, OutageKeyHash>;
 
@@ -215,6 +277,14 @@ struct OutageTracker::State {
   mutable std::mutex table_mutex;  // only for finding, inserting and erasing
   Table table;
   std::atomic<std::size_t> open_count{0};
+  // Open outages recovered from before a change of GroupBy: each keeps its
+  // own grouping until it clears, so its key is looked up too.
+  std::atomic<std::size_t> other_grouping{0};
+
+  OutageKey table_key(const Notification& n, OutageKind kind) const {
+    if (kind == OutageKind::Host) return OutageKey{n.host, {}, {}, {}, {}};
+    return OutageKey::of(n);
+  }
 
   std::shared_ptr<KeyState> find(const OutageKey& key, bool create) {
     std::lock_guard<std::mutex> lock(table_mutex);
@@ -232,7 +302,15 @@ struct OutageTracker::State {
   }
   // Decides under ks.mutex; false when ks was erased meanwhile (look again).
   bool decide(KeyState& ks, const Notification& n, TransitionHandler handler);
-  void decide_locked(KeyState& ks, const Notification& n, TransitionHandler handler);
+  void decide_value_list(KeyState& ks, const Notification& n, TransitionHandler handler);
+  void decide_host(KeyState& ks, const Notification& n, TransitionHandler handler);
+  // True when n is older than last and to be ignored; resets last when n
+  // is far older (the clock went back).
+  bool older(std::optional<TimePoint>& last, const Notification& n, const OutageKey& key);
+  void closed(const KeyState& ks) {
+    open_count.fetch_sub(1, std::memory_order_relaxed);
+    if (ks.outage && ks.outage->kind != options.group_by) other_grouping.fetch_sub(1, std::memory_order_relaxed);
+  }
 };
 
 OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Logger& log,
@@ -262,6 +340,11 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
       ks->last_time.reset();
   }
   s.open_count = s.table.size();
+  for (const auto& entry : s.table)
+    if (entry.second->outage->kind != s.options.group_by) ++s.other_grouping;
+  if (s.other_grouping > 0)
+    log.info("integration " + s.integration + ": " + std::to_string(s.other_grouping.load()) +
+             " open outage(s) of the other GroupBy keep their grouping until they clear");
   if (malformed > 0)
     log.warning("integration " + s.integration + ": " + std::to_string(malformed) +
                 " malformed outage change(s) in the spool skipped");
@@ -290,11 +373,15 @@ void OutageTracker::snapshot(std::string& out) const {
 
 void OutageTracker::process(const Notification& n, TransitionHandler handler) {
   State& s = *state_;
-  const OutageKey key = OutageKey::of(n);
   // Only a notification that can open an outage makes a key where none is.
   const bool can_open = n.severity != Severity::Okay && n.severity >= s.options.min_severity;
   for (;;) {
-    const std::shared_ptr<State::KeyState> ks = s.find(key, can_open);
+    std::shared_ptr<State::KeyState> ks;
+    if (s.other_grouping.load(std::memory_order_relaxed) > 0) {
+      const OutageKind other = s.options.group_by == OutageKind::Host ? OutageKind::ValueList : OutageKind::Host;
+      ks = s.find(s.table_key(n, other), false);
+    }
+    if (!ks) ks = s.find(s.table_key(n, s.options.group_by), can_open);
     if (!ks) return;
     if (s.decide(*ks, n, handler)) return;
   }
@@ -304,7 +391,11 @@ bool OutageTracker::State::decide(KeyState& ks, const Notification& n, Transitio
   std::lock_guard<std::mutex> lock(ks.mutex);
   if (ks.erased) return false;
   try {
-    decide_locked(ks, n, handler);
+    const OutageKind kind = ks.outage ? ks.outage->kind : options.group_by;
+    if (kind == OutageKind::Host)
+      decide_host(ks, n, handler);
+    else
+      decide_value_list(ks, n, handler);
   } catch (...) {
     if (!ks.outage) forget(ks);  // made for this notification: nothing to keep
     throw;
@@ -312,17 +403,21 @@ bool OutageTracker::State::decide(KeyState& ks, const Notification& n, Transitio
   return true;
 }
 
-void OutageTracker::State::decide_locked(KeyState& ks, const Notification& n, TransitionHandler handler) {
-  if (ks.last_time && n.time < *ks.last_time) {
-    // Overtaken by a newer one on another thread: ignored. Far older, the
-    // clock went back (an NTP step, a VM's clock set after boot): ignoring
-    // would silence the key until the clock catches up, so the bar resets.
-    if (*ks.last_time - n.time < kClockStep) return;
-    log.warning("notification for " + ks.key.identifier() + " is " +
-                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(*ks.last_time - n.time).count()) +
-                " s older than the last one: taking it as a step back of the clock");
-    ks.last_time.reset();
-  }
+bool OutageTracker::State::older(std::optional<TimePoint>& last, const Notification& n, const OutageKey& key) {
+  if (!last || n.time >= *last) return false;
+  // Overtaken by a newer one on another thread: ignored. Far older, the
+  // clock went back (an NTP step, a VM's clock set after boot): ignoring
+  // would silence the key until the clock catches up, so the bar resets.
+  if (*last - n.time < kClockStep) return true;
+  log.warning("notification for " + key.identifier() + " is " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(*last - n.time).count()) +
+              " s older than the last one: taking it as a step back of the clock");
+  last.reset();
+  return false;
+}
+
+void OutageTracker::State::decide_value_list(KeyState& ks, const Notification& n, TransitionHandler handler) {
+  if (older(ks.last_time, n, ks.key)) return;
 
   // What this notification would make of the outage; committed only when
   // the handler's event was accepted (or when nothing has to be sent).
@@ -331,7 +426,8 @@ void OutageTracker::State::decide_locked(KeyState& ks, const Notification& n, Tr
   const bool problem = n.severity != Severity::Okay;
   if (!ks.outage) {
     if (problem && n.severity >= options.min_severity) {
-      next = Outage{outage_id_of(integration, ks.key, n.time), n.severity, n.time, n.time, 1};
+      next = Outage{outage_id_of(integration, OutageKind::ValueList, ks.key, n.time), n.severity, n.time, n.time, 1,
+                    OutageKind::ValueList, {}};
       send = EventType::Outage;
     }
   } else if (!problem) {
@@ -371,10 +467,107 @@ void OutageTracker::State::decide_locked(KeyState& ks, const Notification& n, Tr
     write_change(encode_change(integration, ks.key, nullptr, TimePoint{}));
   }
   if (opened) open_count.fetch_add(1, std::memory_order_relaxed);
-  if (closed) open_count.fetch_sub(1, std::memory_order_relaxed);
+  if (closed) this->closed(ks);
   ks.outage = std::move(next);
   ks.last_time = last_time;
   if (!ks.outage) forget(ks);
+}
+
+namespace {
+
+Member member_of(const Notification& n) {
+  Member m;
+  m.key = OutageKey::of(n);
+  m.items = notification_items(n);
+  m.reasons = notification_reasons(n);
+  return m;
+}
+
+}  // namespace
+
+// A host outage (GroupBy host): its members join and leave without an
+// event; it pages when it opens, escalates or re-pages, and clears when its
+// last failing member recovers. Each member keeps its own last time.
+void OutageTracker::State::decide_host(KeyState& ks, const Notification& n, TransitionHandler handler) {
+  const OutageKey vl = OutageKey::of(n);
+  const bool problem = n.severity != Severity::Okay;
+  const bool can_join = problem && n.severity >= options.min_severity;
+  // As for a value list: a missing value's FAILURE leaves its last time.
+  const auto time_after = [&](const std::optional<TimePoint>& before) {
+    return n.is_missing_value() ? before : std::optional<TimePoint>(n.time);
+  };
+
+  if (!ks.outage) {
+    if (!can_join) return forget(ks);
+    Outage next{outage_id_of(integration, OutageKind::Host, ks.key, n.time), n.severity, n.time, n.time, 1,
+                OutageKind::Host, {}};
+    next.members.push_back(member_of(n));
+    next.members.back().last_time = time_after(std::nullopt);
+    Transition t{EventType::Outage, n, next, next.sequence, encode_change(integration, ks.key, &next, TimePoint{})};
+    if (!handler(t)) return forget(ks);
+    open_count.fetch_add(1, std::memory_order_relaxed);
+    ks.outage = std::move(next);
+    return;
+  }
+
+  Outage& open = *ks.outage;
+  const auto found = std::find_if(open.members.begin(), open.members.end(), [&](const Member& m) { return m.key == vl; });
+  Member* const m = found == open.members.end() ? nullptr : &*found;
+  if (m && older(m->last_time, n, vl)) return;
+  const bool joins = can_join && (!m || !m->failing);
+  if (!m && !joins) return;  // not one of its value lists
+  if (!m && open.members.size() >= kMaxMembers) {
+    if (!std::exchange(ks.warned_full, true))
+      log.warning("host outage of " + ks.key.host + " has " + std::to_string(kMaxMembers) +
+                  " value lists: " + vl.identifier() + " and any further one are not tracked");
+    return;
+  }
+  const bool leaves = !problem && m && m->failing;
+  const bool escalation = problem && (joins || m->failing) && n.severity > open.severity;
+  const bool renotify = problem && (joins || m->failing) && options.renotify_interval.count() > 0 &&
+                        n.time - open.last_page >= options.renotify_interval;
+  if (!joins && !leaves && !escalation && !renotify) {
+    m->last_time = time_after(m->last_time);  // changes nothing on disk
+    return;
+  }
+
+  // The outage after this notification; committed once its record is written.
+  Outage next = open;
+  Member* member;
+  if (m) {
+    member = &next.members[static_cast<std::size_t>(m - open.members.data())];
+  } else {
+    next.members.emplace_back();
+    member = &next.members.back();
+  }
+  const std::optional<TimePoint> member_time = time_after(member->last_time);
+  *member = member_of(n);
+  member->failing = problem;
+  member->last_time = member_time;
+
+  if (leaves && std::none_of(next.members.begin(), next.members.end(), [](const Member& x) { return x.failing; })) {
+    // Its last failing member recovered: the clear lists every member it had.
+    if (options.send_clear) {
+      Transition t{EventType::Clear, n, next, open.sequence + 1, encode_change(integration, ks.key, nullptr, TimePoint{})};
+      if (!handler(t)) return;
+    } else if (write_change) {
+      write_change(encode_change(integration, ks.key, nullptr, TimePoint{}));
+    }
+    closed(ks);
+    ks.outage.reset();
+    return forget(ks);
+  }
+  if (escalation || renotify) {
+    next.severity = std::max(n.severity, open.severity);
+    next.last_page = n.time;
+    next.sequence = open.sequence + 1;
+    Transition t{EventType::Outage, n, next, next.sequence, encode_change(integration, ks.key, &next, TimePoint{})};
+    if (!handler(t)) return;
+  } else if (write_change) {
+    // A member joining or leaving is a change of its own, under the key's lock.
+    write_change(encode_change(integration, ks.key, &next, TimePoint{}));
+  }
+  open = std::move(next);
 }
 
 }  // namespace xmatters

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,19 +29,38 @@ struct OutageKey {
   bool operator==(const OutageKey& o) const;
 };
 
+// What one outage is (GroupBy, CONTRACT §3); part of its id and its record.
+enum class OutageKind : std::uint8_t { ValueList = 1, Host = 2 };
+
+// A value list of a host outage.
+struct Member {
+  OutageKey key;
+  bool failing = true;  // false once its OKAY came: it stays listed for the clear
+  std::optional<TimePoint> last_time;  // of its last notification, for the age check
+  std::string items, reasons;          // of its last notification, as the payload lists them
+};
+
 struct Outage {
   std::string id;                      // outage_id: outage_id_of() its key and start
   Severity severity = Severity::Okay;  // the highest severity paged
   TimePoint start;                     // time of the opening notification
   TimePoint last_page;                 // time of the last outage event
   std::uint32_t sequence = 0;          // place of its last event in the outage: 1 for the first page
+  OutageKind kind = OutageKind::ValueList;
+  // A host outage's value lists: every one it had, in the order they
+  // joined (at most kMaxMembers). Empty for a value list's outage.
+  std::vector<Member> members;
 };
+
+// A host outage keeps at most this many value lists (the record carries
+// them all); a value list beyond it is not tracked, with a WARNING.
+inline constexpr std::size_t kMaxMembers = 1000;
 
 // The outage_id of integration's outage of key that started at start
 // (CONTRACT §4): a name-based UUID of all three, so that two aggregators fed
 // the same notifications agree on it. Every field is length-prefixed, so no
 // two keys give the same name.
-std::string outage_id_of(std::string_view integration, const OutageKey& key, TimePoint start);
+std::string outage_id_of(std::string_view integration, OutageKind kind, const OutageKey& key, TimePoint start);
 
 // An event's event_id: its outage's id and its place in it, "<outage_id>-3".
 std::string event_id_of(const std::string& outage_id, std::uint32_t sequence);
@@ -70,6 +90,7 @@ using TransitionHandler = FunctionRef<bool(Transition&)>;
 using ChangeWriter = std::function<void(const std::string& record)>;
 
 struct TrackerOptions {
+  OutageKind group_by = OutageKind::ValueList;
   Severity min_severity = Severity::Warning;
   std::chrono::seconds renotify_interval{0};
   bool send_clear = true;

@@ -336,10 +336,9 @@ std::string join(std::initializer_list<std::string_view> pieces) {
 
 // One short sentence: which threshold the value crossed, "no data for N s"
 // for collectd's missing-value FAILURE, or else collectd's own message.
-std::string reasons(const Transition& t) {
-  const Notification& n = t.notification;
+std::string reasons(const Notification& n) {
   const auto value = current_value(n);
-  if (t.type == EventType::Clear || n.severity == Severity::Okay) {
+  if (n.severity == Severity::Okay) {
     if (value) return join({"value ", compact_number(*value), " is back within thresholds"});
     return n.message;
   }
@@ -377,6 +376,33 @@ std::string reasons(const Transition& t) {
   return n.message;
 }
 
+// A data source name is a collectd name; only a plugin's own meta could
+// make it longer, and the template bound counts on it.
+std::string_view data_source(const Notification& n) {
+  if (const MetaItem* ds = n.find_meta("DataSource"))
+    if (const auto* s = std::get_if<std::string>(&ds->value)) return std::string_view(*s).substr(0, kMaxRaw[kItems]);
+  return {};
+}
+
+// Members' texts joined with ", ", at most kMembersListed of them, then
+// " and N more"; valid UTF-8.
+template <typename Text>
+std::string join_members(const Outage& outage, bool all, Text text) {
+  std::string out;
+  std::size_t listed = 0, more = 0;
+  for (const Member& m : outage.members) {
+    if (!all && !m.failing) continue;
+    if (listed == kMembersListed) {
+      ++more;
+      continue;
+    }
+    if (listed++ > 0) out += ", ";
+    out += sanitize_utf8(text(m));
+  }
+  if (more > 0) out += " and " + std::to_string(more) + " more";
+  return out;
+}
+
 // Fills v, which must be fresh.
 void compute_macros(const Transition& t, const std::string& event_id, const IntegrationConfig& integration,
                     MacroValues& v) {
@@ -395,12 +421,18 @@ void compute_macros(const Transition& t, const std::string& event_id, const Inte
   v.set_clean(kType, n.type);
   v.set_clean(kTypeInstance, n.type_instance);
   v.set_owned(kServices, services(v[kPlugin], v[kPluginInstance], v[kType], v[kTypeInstance]));
-  // A data source name is a collectd name; only a plugin's own meta could
-  // make it longer, and the template bound counts on it.
-  if (const MetaItem* ds = n.find_meta("DataSource"))
-    if (const auto* s = std::get_if<std::string>(&ds->value))
-      v.set_clean(kItems, std::string_view(*s).substr(0, kMaxRaw[kItems]));
-  v.set_owned(kReasons, sanitize_utf8(reasons(t)));
+  if (t.outage.kind == OutageKind::Host) {
+    // On an outage event its failing members, on the clear every member it had.
+    const bool all = t.type == EventType::Clear;
+    v.set_owned(kServices, join_members(t.outage, all, [](const Member& m) {
+      return services(m.key.plugin, m.key.plugin_instance, m.key.type, m.key.type_instance);
+    }));
+    v.set_owned(kItems, join_members(t.outage, all, [](const Member& m) { return m.items; }));
+    v.set_owned(kReasons, join_members(t.outage, all, [](const Member& m) { return m.reasons; }));
+  } else {
+    v.set_clean(kItems, data_source(n));
+    v.set_owned(kReasons, sanitize_utf8(reasons(n)));
+  }
   v.set_time(kTimestamp, n.time);
   v.set_time(kStartTime, t.outage.start);
   v.set_owned(kDuration, std::to_string(std::max<std::int64_t>(0, whole_seconds(n.time - t.outage.start))));
@@ -624,6 +656,16 @@ std::string check_template(const std::string& text) {
   return "";
 }
 
+namespace {
+// kMaxRaw, but a host outage lists up to kMembersListed members in
+// services, items and reasons, joined with ", ", then " and N more".
+std::size_t max_raw(Macro m, const IntegrationConfig& integration) {
+  if (integration.group_by != GroupBy::Host || (m != kServices && m != kItems && m != kReasons)) return kMaxRaw[m];
+  constexpr std::size_t kMore = sizeof(" and 18446744073709551615 more") - 1;
+  return kMembersListed * kMaxRaw[m] + (kMembersListed - 1) * 2 + kMore;
+}
+}  // namespace
+
 std::size_t template_worst_case(const std::string& text, const IntegrationConfig& integration) {
   MacroValues targets;
   std::string joined;
@@ -638,7 +680,7 @@ std::size_t template_worst_case(const std::string& text, const IntegrationConfig
     std::size_t values = 0;
     const std::string rest = expand(*integration.details_url, [&](Macro m, std::string&) {
       if (m == kDetailsUrl) return false;
-      values += 3 * (m == kTarget ? joined.size() : kMaxRaw[m]);
+      values += 3 * (m == kTarget ? joined.size() : max_raw(m, integration));
       return true;
     });
     details = kEscapedMax * rest.size() + values;
@@ -651,12 +693,16 @@ std::size_t template_worst_case(const std::string& text, const IntegrationConfig
       write_targets(w, targets.targets);
       values += w.text().size();
     } else {
-      values += m == kDetailsUrl ? details : kEscapedMax * kMaxRaw[m];
+      values += m == kDetailsUrl ? details : kEscapedMax * max_raw(m, integration);
     }
     return true;
   });
   return rest.size() + values;
 }
+
+std::string notification_items(const Notification& n) { return std::string(data_source(n)); }
+
+std::string notification_reasons(const Notification& n) { return reasons(n); }
 
 PayloadBuilder::PayloadBuilder(const IntegrationConfig& integration) : integration_(integration) {}
 

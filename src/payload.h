@@ -40,6 +40,16 @@ class PayloadBuilder {
 std::string check_template(const std::string& text);
 
 
+// The items and reasons of one notification, as its payload states them
+// (raw bytes, sanitized when written); kept for each member of a host
+// outage, whose payloads list them.
+std::string notification_items(const Notification& n);
+std::string notification_reasons(const Notification& n);
+
+// A host outage's payload lists at most this many members in `services`,
+// `items` and `reasons`, then " and N more".
+inline constexpr std::size_t kMembersListed = 10;
+
 // The most bytes a request body has: a template that could expand to more is
 // refused at start-up, and the built-in payload leaves out meta items beyond
 // it (README, Payload).

@@ -10,6 +10,7 @@ namespace {
 
 TrackerOptions tracker_options(const IntegrationConfig& i) {
   TrackerOptions o;
+  o.group_by = i.group_by == GroupBy::Host ? OutageKind::Host : OutageKind::ValueList;
   o.min_severity = i.min_severity;
   o.renotify_interval = i.renotify_interval;
   o.send_clear = i.send_clear;

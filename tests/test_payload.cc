@@ -390,6 +390,75 @@ void test_template_worst_case_holds() {
   if (body.size() > worst) std::fprintf(stderr, "\n  body %zu > worst case %zu\n", body.size(), worst);
 }
 
+// GroupBy host: services, items and reasons list the members (the failing
+// ones on an outage event, every one on the clear), ten at most, then
+// " and N more"; name and collectd describe the host and the member whose
+// notification made the event.
+Outage host_outage(std::size_t members, std::size_t failing) {
+  Outage o = outage_at(T0);
+  o.kind = OutageKind::Host;
+  for (std::size_t i = 0; i < members; ++i) {
+    Member m;
+    m.key = OutageKey{"db1", "df", "v" + std::to_string(i), "percent_bytes", "used"};
+    m.failing = i < failing;
+    m.items = "value";
+    m.reasons = "reason " + std::to_string(i);
+    o.members.push_back(m);
+  }
+  return o;
+}
+
+void test_host_outage_lists_members() {
+  Notification n = threshold_note(Severity::Failure, 95, NAN, 80, NAN, 90);
+  n.plugin_instance = "v2";
+  const Outage o = host_outage(30, 3);
+  JsonPtr page = build_json(integration(), EventType::Outage, n, o);
+  CU_ASSERT_FATAL(page != nullptr);
+  CU_ASSERT(str(page.get(), "services") == "df-v0/percent_bytes-used, df-v1/percent_bytes-used, df-v2/percent_bytes-used");
+  CU_ASSERT(str(page.get(), "items") == "value, value, value");
+  CU_ASSERT(str(page.get(), "reasons") == "reason 0, reason 1, reason 2");
+  CU_ASSERT(str(page.get(), "name") == "db1");
+  CU_ASSERT(str(json_object_get(page.get(), "collectd"), "plugin_instance") == "v2");
+
+  Notification okay = threshold_note(Severity::Okay, 40, NAN, 80, NAN, 90);
+  JsonPtr clear = build_json(integration(), EventType::Clear, okay, host_outage(30, 0));
+  CU_ASSERT_FATAL(clear != nullptr);
+  std::string services, reasons;
+  for (int i = 0; i < 10; ++i) {
+    services += (i ? ", df-v" : "df-v") + std::to_string(i) + "/percent_bytes-used";
+    reasons += (i ? ", reason " : "reason ") + std::to_string(i);
+  }
+  CU_ASSERT(str(clear.get(), "services") == services + " and 20 more");
+  CU_ASSERT(str(clear.get(), "reasons") == reasons + " and 20 more");
+  CU_ASSERT(str(clear.get(), "event_type") == "clear");
+  // Exactly ten: no suffix.
+  JsonPtr ten = build_json(integration(), EventType::Clear, okay, host_outage(10, 0));
+  CU_ASSERT(ten && str(ten.get(), "services") == services);
+}
+
+// The start-up bound holds for a host outage's joined fields too, and
+// accounts for them: a template that fits for value lists may not for hosts.
+void test_template_worst_case_holds_for_host() {
+  IntegrationConfig ic = integration();
+  ic.group_by = GroupBy::Host;
+  const std::string text = "{\"s\": \"$services\", \"i\": \"$items\", \"r\": \"$reasons\"}";
+  CU_ASSERT_FATAL(check_template(text).empty());
+  ic.outage_template = ic.clear_template = text;
+  const std::size_t worst = template_worst_case(text, ic);
+  CU_ASSERT(worst > template_worst_case(text, integration()));
+  const std::string name(128, '\x01'), message(256, '\x01');
+  Outage o = outage_at(T0);
+  o.kind = OutageKind::Host;
+  for (int i = 0; i < 30; ++i) o.members.push_back(Member{OutageKey{name, name, name, name, name}, true, {}, name, message});
+  Notification n;
+  n.severity = Severity::Okay;
+  n.time = T0;
+  const std::string body = build(ic, EventType::Clear, n, o);
+  CU_ASSERT_PTR_NOT_NULL(parse_json(body).get());
+  CU_ASSERT(body.size() <= worst);
+  CU_ASSERT(worst < 3 * body.size());
+}
+
 void test_big_unsigned_meta_exact() {
   Notification n;
   n.severity = Severity::Failure;
@@ -971,5 +1040,7 @@ int main(int argc, char** argv) {
                         {"clear_template_used_for_clears", test_clear_template_used_for_clears},
                         {"invalid_at_runtime_falls_back", test_template_invalid_at_runtime_falls_back},
                         {"check_template_messages", test_check_template_messages},
-                        {"worst_case_holds", test_template_worst_case_holds}}}});
+                        {"worst_case_holds", test_template_worst_case_holds},
+                        {"worst_case_holds_for_host", test_template_worst_case_holds_for_host}}},
+                      {"group_by_host", {{"lists_members", test_host_outage_lists_members}}}});
 }

@@ -979,6 +979,139 @@ void test_damaged_table_record_costs_only_it() {
   CU_ASSERT(f.log.contains(LogLevel::Warning, "skipped"));
 }
 
+// --- GroupBy host (CONTRACT §3) ------------------------------------------------------------
+
+TrackerOptions host_opts(long renotify = 0, bool send_clear = true) {
+  TrackerOptions o = opts(Severity::Warning, renotify, send_clear);
+  o.group_by = OutageKind::Host;
+  return o;
+}
+
+Notification member(Severity sev, TimePoint t, int i, const std::string& host = "h") {
+  return note(sev, t, host, "df", "percent_bytes", "v" + std::to_string(i));
+}
+
+std::size_t failing(const Outage& o) {
+  return static_cast<std::size_t>(std::count_if(o.members.begin(), o.members.end(), [](const Member& m) { return m.failing; }));
+}
+
+// 30 value lists of one host fail: one outage event; they recover: one
+// clear, after the last, listing all 30.
+void test_host_value_lists_share_one_outage() {
+  Fixture f(host_opts());
+  for (int i = 0; i < 30; ++i) f.send(member(Severity::Failure, at(i), i));
+  f.send(member(Severity::Failure, at(0), 0, "other"));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 2u);
+  for (int i = 0; i < 30; ++i) f.send(member(Severity::Okay, at(100 + i), i));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 3u);
+  const Seen& page = f.rec.seen[0];
+  CU_ASSERT(page.type == EventType::Outage && page.outage.kind == OutageKind::Host);
+  CU_ASSERT_EQUAL(page.outage.members.size(), 1u);
+  CU_ASSERT(f.rec.seen[1].outage.id != page.outage.id);  // another host, another outage
+  const Seen& clear = f.rec.seen[2];
+  CU_ASSERT(clear.type == EventType::Clear);
+  CU_ASSERT(clear.notification_time == at(129));
+  CU_ASSERT(clear.outage.id == page.outage.id);
+  CU_ASSERT_EQUAL(clear.sequence, 2u);
+  CU_ASSERT_EQUAL(clear.outage.members.size(), 30u);
+  CU_ASSERT_EQUAL(failing(clear.outage), 0u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  // The host's next failure is a new outage.
+  f.send(member(Severity::Failure, at(200), 3));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 4u);
+  CU_ASSERT(f.rec.seen[3].outage.id != page.outage.id);
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+}
+
+// A FAILURE of any member after WARNINGs escalates the host outage, once;
+// RenotifyInterval re-pages it with its current members.
+void test_host_escalates_once_and_repages() {
+  Fixture f(host_opts(100));
+  for (int i = 0; i < 5; ++i) f.send(member(Severity::Warning, at(i), i));
+  f.send(member(Severity::Failure, at(10), 3));
+  f.send(member(Severity::Failure, at(11), 4));  // already critical: joins nothing new
+  f.send(member(Severity::Okay, at(20), 0));     // leaves without an event
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 2u);
+  CU_ASSERT(f.rec.seen[1].type == EventType::Outage);
+  CU_ASSERT(f.rec.seen[1].outage.severity == Severity::Failure);
+  CU_ASSERT_EQUAL(f.rec.seen[1].sequence, 2u);
+  f.send(member(Severity::Warning, at(110), 1));  // 100 s after the escalation: re-page
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 3u);
+  CU_ASSERT_EQUAL(f.rec.seen[2].sequence, 3u);
+  CU_ASSERT(f.rec.seen[2].outage.severity == Severity::Failure);  // the highest ever paged
+  CU_ASSERT_EQUAL(failing(f.rec.seen[2].outage), 4u);
+  CU_ASSERT_EQUAL(f.rec.seen[2].outage.members.size(), 5u);
+}
+
+// Each member keeps its own last time: an older notification of one member
+// is ignored, whatever the others did since.
+void test_host_older_notification_ignored_per_member() {
+  Fixture f(host_opts());
+  f.send(member(Severity::Failure, at(0), 0));
+  f.send(member(Severity::Failure, at(1), 1));
+  f.send(member(Severity::Okay, at(20), 0));
+  f.send(member(Severity::Failure, at(15), 0));  // older than member 0's OKAY: ignored
+  f.send(member(Severity::Okay, at(10), 1));     // older than nothing of member 1: processed
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 2u);
+  CU_ASSERT(f.rec.seen[1].type == EventType::Clear);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+}
+
+// A missing value is a member like any other; its OKAY, stamped with the
+// value's earlier time, still clears it.
+void test_host_missing_value_member() {
+  Fixture f(host_opts());
+  f.send(member(Severity::Failure, at(0), 0));
+  Notification missing = member(Severity::Failure, at(50), 1);
+  missing.message = "Host h, plugin df type percent_bytes: Data source \"value\" has not been updated for 30 seconds.";
+  f.send(missing);
+  f.send(member(Severity::Okay, at(60), 0));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);  // member 1 still failing
+  f.send(member(Severity::Okay, at(45), 1));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 2u);
+  CU_ASSERT(f.rec.seen[1].type == EventType::Clear);
+  CU_ASSERT_EQUAL(f.rec.seen[1].outage.members.size(), 2u);
+}
+
+// Members are in the outage's records: a restart in the middle keeps them,
+// and the clear still comes once, after the last, listing them all.
+void test_host_restart_keeps_members() {
+  for (const bool compacted : {false, true}) {
+    Fixture f(host_opts());
+    for (int i = 0; i < 30; ++i) f.send(member(Severity::Failure, at(i), i));
+    for (int i = 0; i < 10; ++i) f.send(member(Severity::Okay, at(100 + i), i));
+    if (compacted) f.spool->maintain();
+    f.restart(host_opts());
+    CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+    for (int i = 0; i < 30; ++i) f.send(member(Severity::Failure, at(200), i));  // collectd's repeats: 0-9 rejoin
+    f.restart(host_opts());
+    for (int i = 0; i < 30; ++i) f.send(member(Severity::Okay, at(300 + i), i));
+    CU_ASSERT_EQUAL_FATAL(f.rec.size(), 2u);
+    CU_ASSERT(f.rec.seen[1].type == EventType::Clear && f.rec.seen[1].outage.id == f.rec.seen[0].outage.id);
+    CU_ASSERT_EQUAL(f.rec.seen[1].outage.members.size(), 30u);
+    CU_ASSERT_EQUAL(f.rec.seen[1].sequence, 2u);
+    f.restart(host_opts());
+    CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+    CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+  }
+}
+
+// A change of GroupBy across a restart: an outage of the old grouping keeps
+// it until it clears.
+void test_host_grouping_change_keeps_open_outages() {
+  Fixture f;
+  f.send(member(Severity::Failure, at(0), 0));
+  f.restart(host_opts());
+  f.send(member(Severity::Failure, at(10), 1));  // a new outage, the host's
+  f.send(member(Severity::Okay, at(20), 0));     // clears the value list's
+  f.send(member(Severity::Okay, at(20), 1));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 4u);
+  CU_ASSERT(f.rec.seen[2].type == EventType::Clear && f.rec.seen[2].outage.id == f.rec.seen[0].outage.id);
+  CU_ASSERT(f.rec.seen[3].type == EventType::Clear && f.rec.seen[3].outage.id == f.rec.seen[1].outage.id);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+}
+
 // --- ids (CONTRACT §4) ----------------------------------------------------------------------
 
 bool valid_id(const std::string& s) {
@@ -1018,17 +1151,19 @@ void test_ids_agree_between_aggregators() {
 // gives another id; fields are delimited, so moving bytes between them does too.
 void test_ids_differ_by_integration_key_and_start() {
   const OutageKey key{"h", "cpu", "0", "percent", "user"};
-  const std::string id = outage_id_of("test", key, at(0));
-  CU_ASSERT(id == outage_id_of("test", key, at(0)));
+  const std::string id = outage_id_of("test", OutageKind::ValueList, key, at(0));
+  CU_ASSERT(id == outage_id_of("test", OutageKind::ValueList, key, at(0)));
   std::set<std::string> ids{id};
-  ids.insert(outage_id_of("test2", key, at(0)));
-  ids.insert(outage_id_of("test", key, at(0) + nanoseconds(1)));
-  ids.insert(outage_id_of("test", OutageKey{"h2", "cpu", "0", "percent", "user"}, at(0)));
-  ids.insert(outage_id_of("test", OutageKey{"h", "cpu", "0", "percent", "system"}, at(0)));
-  ids.insert(outage_id_of("test", OutageKey{"hc", "pu", "0", "percent", "user"}, at(0)));
-  ids.insert(outage_id_of("test", OutageKey{"h", "cpu", "", "0percent", "user"}, at(0)));
-  ids.insert(outage_id_of("testh", OutageKey{"", "cpu", "0", "percent", "user"}, at(0)));
-  CU_ASSERT_EQUAL(ids.size(), 8u);
+  ids.insert(outage_id_of("test2", OutageKind::ValueList, key, at(0)));
+  ids.insert(outage_id_of("test", OutageKind::ValueList, key, at(0) + nanoseconds(1)));
+  ids.insert(outage_id_of("test", OutageKind::ValueList, OutageKey{"h2", "cpu", "0", "percent", "user"}, at(0)));
+  ids.insert(outage_id_of("test", OutageKind::ValueList, OutageKey{"h", "cpu", "0", "percent", "system"}, at(0)));
+  ids.insert(outage_id_of("test", OutageKind::ValueList, OutageKey{"hc", "pu", "0", "percent", "user"}, at(0)));
+  ids.insert(outage_id_of("test", OutageKind::ValueList, OutageKey{"h", "cpu", "", "0percent", "user"}, at(0)));
+  ids.insert(outage_id_of("testh", OutageKind::ValueList, OutageKey{"", "cpu", "0", "percent", "user"}, at(0)));
+  ids.insert(outage_id_of("test", OutageKind::Host, OutageKey{"h", "", "", "", ""}, at(0)));
+  ids.insert(outage_id_of("test", OutageKind::ValueList, OutageKey{"h", "", "", "", ""}, at(0)));
+  CU_ASSERT_EQUAL(ids.size(), 10u);
 }
 
 // A restart in the middle of an outage continues its sequence: the ids
@@ -1137,6 +1272,29 @@ void test_router_routes_by_host_filter() {
   CU_ASSERT_EQUAL(log.count(LogLevel::Error), 0u);
 }
 
+// GroupBy "host" through the Router: one page for 30 failing value lists,
+// one clear whose body lists them.
+void test_router_group_by_host() {
+  xmtest::CapturingLogger log;
+  RecordingSink sink;
+  Config config;
+  config.integrations.push_back(integration("hosts", nullptr));
+  config.integrations.back().group_by = GroupBy::Host;
+  Router router(config, sink, log);
+  for (int i = 0; i < 30; ++i) router.dispatch(member(Severity::Failure, at(i), i));
+  for (int i = 0; i < 30; ++i) router.dispatch(member(Severity::Okay, at(100 + i), i));
+  const auto events = sink.for_integration("hosts");
+  CU_ASSERT_EQUAL_FATAL(events.size(), 2u);
+  CU_ASSERT(events[1].type == EventType::Clear && events[1].event_id == events[0].outage_id + "-2");
+  auto body = xmtest::parse_json(events[1].body);
+  CU_ASSERT_FATAL(body != nullptr);
+  const std::string services = xmtest::json_string_member(body.get(), "services");
+  CU_ASSERT(services.rfind("df-0/percent_bytes-v0, df-0/percent_bytes-v1, ", 0) == 0);
+  CU_ASSERT(services.size() > 12 && services.compare(services.size() - 12, 12, " and 20 more") == 0);
+  CU_ASSERT(xmtest::json_string_member(body.get(), "name") == "h");
+  CU_ASSERT_EQUAL(router.open_outages(0), 0u);
+}
+
 void test_router_sink_exception_isolated() {
   xmtest::TempDir dir;
   xmtest::CapturingLogger log;
@@ -1243,12 +1401,20 @@ int main(int argc, char** argv) {
          {"closed_keys_are_forgotten", test_closed_keys_are_forgotten},
          {"recovered_changes_applied_in_order", test_recovered_changes_applied_in_order},
          {"damaged_table_record_costs_only_it", test_damaged_table_record_costs_only_it}}},
+       {"group_by_host",
+        {{"value_lists_share_one_outage", test_host_value_lists_share_one_outage},
+         {"escalates_once_and_repages", test_host_escalates_once_and_repages},
+         {"older_notification_ignored_per_member", test_host_older_notification_ignored_per_member},
+         {"missing_value_member", test_host_missing_value_member},
+         {"restart_keeps_members", test_host_restart_keeps_members},
+         {"grouping_change_keeps_open_outages", test_host_grouping_change_keeps_open_outages}}},
        {"ids",
         {{"agree_between_aggregators", test_ids_agree_between_aggregators},
          {"differ_by_integration_key_and_start", test_ids_differ_by_integration_key_and_start},
          {"survive_restart", test_ids_survive_restart}}},
        {"router",
         {{"routes_by_host_filter", test_router_routes_by_host_filter},
+         {"group_by_host", test_router_group_by_host},
          {"sink_exception_isolated", test_router_sink_exception_isolated},
          {"refused_event_not_opened", test_router_refused_event_not_opened},
          {"options_from_integration", test_router_options_from_integration}}}});
