@@ -181,11 +181,19 @@ Pass put(CollectdProcess& c, const std::vector<Value>& values, double value) {
   return p;
 }
 
-void print_pass(const char* config, const char* what, const Pass& p) {
-  const double n = static_cast<double>(p.rtt_us.size());
-  std::printf("  %-9s %-28s %8zu values  PUTVAL median %5.1f us p99 %6.1f us  CPU %6.2f us/value  %6.2f s\n", config,
-              what, p.rtt_us.size(), percentile(p.rtt_us, 0.5), percentile(p.rtt_us, 0.99),
-              n > 0 ? 1000.0 * ticks_ms(p.ticks) / n : 0.0, p.wall_s);
+double cpu_us_per_value(const Pass& p) {
+  return p.rtt_us.empty() ? 0.0 : 1000.0 * ticks_ms(p.ticks) / static_cast<double>(p.rtt_us.size());
+}
+
+// With floor: the ratios of the PUTVAL median and of the CPU per value to it.
+void print_pass(const char* config, const char* what, const Pass& p, const Pass* floor = nullptr) {
+  const double median = percentile(p.rtt_us, 0.5);
+  std::printf("  %-9s %-28s %8zu values  PUTVAL median %5.1f us p99 %6.1f us  CPU %6.2f us/value  %6.2f s", config,
+              what, p.rtt_us.size(), median, percentile(p.rtt_us, 0.99), cpu_us_per_value(p), p.wall_s);
+  if (floor != nullptr && percentile(floor->rtt_us, 0.5) > 0 && cpu_us_per_value(*floor) > 0)
+    std::printf("  (x%.2f, CPU x%.2f the floor's)", median / percentile(floor->rtt_us, 0.5),
+                cpu_us_per_value(p) / cpu_us_per_value(*floor));
+  std::printf("\n");
 }
 
 bool is_flood(const xmtest::RecordedRequest& r, const char* host_prefix) {
@@ -304,11 +312,11 @@ void fleet(const Options& o) {
   const FleetRun floor = fleet_run(o, false, per_minute, minutes);
   const FleetRun xm = fleet_run(o, true, per_minute, minutes);
   print_pass("floor", "first values (OKAYs)", floor.first);
-  print_pass("xmatters", "first values (OKAYs)", xm.first);
+  print_pass("xmatters", "first values (OKAYs)", xm.first, &floor.first);
   for (int m = 0; m < minutes; ++m) {
     const std::string what = "minute " + std::to_string(m + 1) + (m == 0 ? " (new outages)" : " (new members)");
     print_pass("floor", what.c_str(), floor.minute[m]);
-    print_pass("xmatters", what.c_str(), xm.minute[m]);
+    print_pass("xmatters", what.c_str(), xm.minute[m], &floor.minute[m]);
   }
   const auto per = [&](const FleetRun& r, int m) {
     return r.rss_after[m] - (m == 0 ? r.rss_base : r.rss_after[m - 1]);
