@@ -10,9 +10,11 @@
 #include <stdexcept>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "minute_budget.h"
 #include "payload.h"  // notification_items, notification_reasons
 #include "spool_format.h"
 #include "uuid.h"  // name_uuid
@@ -109,8 +111,6 @@ bool valid_outage_id(std::string_view id) {
 constexpr std::uint8_t kRecordWarning = 1;
 constexpr std::uint8_t kRecordFailure = 2;
 
-constexpr std::uint8_t kRecordValueList = 1, kRecordHost = 2;
-
 std::size_t member_size(const Member& m) {
   return 5 * 4 + m.key.host.size() + m.key.plugin.size() + m.key.plugin_instance.size() + m.key.type.size() +
          m.key.type_instance.size() + 8 + 1 + 4 + m.items.size() + 4 + m.reasons.size();
@@ -133,8 +133,9 @@ std::string encode_change(const std::string& integration, const OutageKey& key, 
   std::size_t size = 6 * 4 + integration.size() + key.host.size() + key.plugin.size() + key.plugin_instance.size() +
                      key.type.size() + key.type_instance.size();
   if (outage) {
-    size += 8 + 8 + 1 + 8 + 4 + outage->id.size() + 4 + 1;
-    if (outage->kind == OutageKind::Host) {
+    size += 8 + 8 + 1 + 8 + 4 + outage->id.size() + 4 + 1 + 1;
+    if (outage->kind == OutageKind::Flood) size += 4 + 4;
+    if (outage->kind != OutageKind::ValueList) {
       size += 4;
       for (const Member& m : outage->members) size += member_size(m);
     }
@@ -149,8 +150,13 @@ std::string encode_change(const std::string& integration, const OutageKey& key, 
     b.i64(to_ns(outage->start));
     b.field(outage->id);
     b.u32(outage->sequence);
-    b.u8(outage->kind == OutageKind::Host ? kRecordHost : kRecordValueList);
-    if (outage->kind == OutageKind::Host) {
+    b.u8(static_cast<std::uint8_t>(outage->kind));
+    b.u8(outage->folded ? 1 : 0);
+    if (outage->kind == OutageKind::Flood) {
+      b.u32(outage->outages);
+      b.u32(outage->hosts);
+    }
+    if (outage->kind != OutageKind::ValueList) {
       b.u32(static_cast<std::uint32_t>(outage->members.size()));
       for (const Member& m : outage->members) {
         put_key(b, m.key);
@@ -186,9 +192,9 @@ bool read_key(sf::PayloadReader& r, OutageKey* key) {
   return true;
 }
 
-bool read_members(sf::PayloadReader& r, std::vector<Member>* members) {
+bool read_members(sf::PayloadReader& r, std::size_t max, std::vector<Member>* members) {
   std::uint32_t count = 0;
-  if (!r.u32(&count) || count == 0 || count > kMaxMembers) return false;
+  if (!r.u32(&count) || count == 0 || count > max) return false;
   members->reserve(count);
   for (std::uint32_t i = 0; i < count; ++i) {
     Member m;
@@ -221,14 +227,16 @@ bool decode_change(std::string_view bytes, Change* out) {
   std::optional<OpenOutage> set;
   if (rec.type == sf::RecordType::OutageSet) {
     std::int64_t last_page = 0, last_time = 0, start = 0;
-    std::uint8_t severity = 0, kind = 0;
+    std::uint8_t severity = 0, kind = 0, folded = 0;
     std::uint32_t sequence = 0;
     std::string_view id;
     if (!r.i64(&last_page) || !r.i64(&last_time) || !r.u8(&severity) || !r.i64(&start) || !r.field(&id) ||
-        !r.u32(&sequence) || !r.u8(&kind))
+        !r.u32(&sequence) || !r.u8(&kind) || !r.u8(&folded))
       return false;
+    const auto k = static_cast<OutageKind>(kind);
     if (!valid_outage_id(id) || (severity != kRecordWarning && severity != kRecordFailure) || sequence == 0 ||
-        (kind != kRecordValueList && kind != kRecordHost))
+        (k != OutageKind::ValueList && k != OutageKind::Host && k != OutageKind::Flood) || folded > 1 ||
+        (k == OutageKind::Flood && (folded == 1 || !(key == OutageKey{}))))
       return false;
     set.emplace();
     set->outage.id.assign(id);
@@ -237,10 +245,12 @@ bool decode_change(std::string_view bytes, Change* out) {
     set->outage.last_page = from_ns(last_page);
     set->outage.sequence = sequence;
     set->last_time = from_ns(last_time);
-    if (kind == kRecordHost) {
-      set->outage.kind = OutageKind::Host;
-      if (!read_members(r, &set->outage.members)) return false;
-    }
+    set->outage.kind = k;
+    set->outage.folded = folded == 1;
+    if (k == OutageKind::Flood && (!r.u32(&set->outage.outages) || !r.u32(&set->outage.hosts))) return false;
+    if (k != OutageKind::ValueList &&
+        !read_members(r, k == OutageKind::Host ? kMaxMembers : kFloodListed, &set->outage.members))
+      return false;
   }
   if (!r.done()) return false;
   out->integration = integration;
@@ -265,9 +275,22 @@ struct OutageTracker::State {
     bool warned_full = false;            // a host outage at kMaxMembers was logged
   };
   using Table = std::unordered_map<OutageKey, std::shared_ptr<KeyState>, OutageKeyHash>;
+  using Steady = std::chrono::steady_clock;
+
+  // The integration's flood outage and the budget of outage events that
+  // decides folding (FloodLimit). Guarded by flood_mutex, which is taken
+  // under a key's mutex, never the other way round.
+  struct Flood {
+    explicit Flood(unsigned limit) : budget(limit) {}
+    MinuteBudget<Steady::time_point> budget;
+    std::optional<Outage> outage;  // its key is OutageKey{}
+    std::size_t held = 0;          // folded outages open
+    std::unordered_set<std::string> hosts;  // of the outages it had (since the start, after a restart)
+    std::optional<Steady::time_point> paged;  // its last outage event; none after a restart
+  };
 
   State(std::string i, TrackerOptions o, Logger& l, ChangeWriter w)
-      : integration(std::move(i)), options(o), log(l), write_change(std::move(w)) {}
+      : integration(std::move(i)), options(std::move(o)), log(l), write_change(std::move(w)), flood(options.flood_limit) {}
 
   const std::string integration;
   const TrackerOptions options;
@@ -280,6 +303,9 @@ struct OutageTracker::State {
   // Open outages recovered from before a change of GroupBy: each keeps its
   // own grouping until it clears, so its key is looked up too.
   std::atomic<std::size_t> other_grouping{0};
+  mutable std::mutex flood_mutex;
+  Flood flood;
+  std::atomic<std::uint64_t> folded_total{0};
 
   OutageKey table_key(const Notification& n, OutageKind kind) const {
     if (kind == OutageKind::Host) return OutageKey{n.host, {}, {}, {}, {}};
@@ -307,27 +333,62 @@ struct OutageTracker::State {
   // True when n is older than last and to be ignored; resets last when n
   // is far older (the clock went back).
   bool older(std::optional<TimePoint>& last, const Notification& n, const OutageKey& key);
-  void closed(const KeyState& ks) {
-    open_count.fetch_sub(1, std::memory_order_relaxed);
-    if (ks.outage && ks.outage->kind != options.group_by) other_grouping.fetch_sub(1, std::memory_order_relaxed);
+
+  // The end of every decision that changes ks's outage: sends the event
+  // `send` (none: a change without an event) and records the change, then
+  // makes `after` the key's state, or closes it. A clear describes `after`,
+  // the outage as it closed. False when the event was refused: nothing
+  // changed. With a FloodLimit, a new outage beyond it is folded, and a
+  // folded outage's events become its flood outage's (fold()).
+  bool commit(KeyState& ks, const Notification& n, std::optional<EventType> send, Outage after, bool closes,
+              std::optional<TimePoint> last_time, TransitionHandler handler);
+  // Caller holds flood_mutex; change is the folded outage's record.
+  bool fold(const Notification& n, std::optional<EventType> send, const Outage& after, bool opens, bool closes,
+            std::string change, Steady::time_point now, TransitionHandler handler);
+  // Sends send about outage with change in it, or records change alone.
+  bool emit(std::optional<EventType> send, const Notification& n, const Outage& outage, std::string change,
+            TransitionHandler handler) {
+    if (send) {
+      const std::uint32_t sequence = *send == EventType::Clear ? outage.sequence + 1 : outage.sequence;
+      Transition t{*send, n, outage, sequence, std::move(change)};
+      return handler(t);
+    }
+    // A change without an event has a record of its own, under the key's
+    // lock so that the log's order for the key is the order decided.
+    if (write_change) write_change(change);
+    return true;
+  }
+  Steady::time_point steady_now() const { return options.steady_now ? options.steady_now() : Steady::now(); }
+  // A new outage is paged on its own while more than one outage event is
+  // left in the minute: the last is kept for the flood outage's page, so
+  // that it leaves at once (with a limit of 1 there is no reserve).
+  bool pages_on_its_own(Steady::time_point now) const {
+    if (!flood.budget.limited()) return true;
+    const std::size_t left = flood.budget.left(now);
+    return left > 1 || (options.flood_limit == 1 && left == 1);
   }
 };
 
 OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Logger& log,
                              const std::vector<std::string>& recovered, ChangeWriter write_change)
-    : state_(std::make_unique<State>(std::move(integration), options, log, std::move(write_change))) {
+    : state_(std::make_unique<State>(std::move(integration), std::move(options), log, std::move(write_change))) {
   State& s = *state_;
   std::size_t malformed = 0;
-  for (const std::string& bytes : recovered) {
+  const auto apply = [&](std::string_view bytes) {
     Change c;
     if (!decode_change(bytes, &c)) {
       ++malformed;
-      continue;
+      return;
     }
-    if (c.integration != s.integration) continue;
+    if (c.integration != s.integration) return;
+    if (c.key == OutageKey{}) {  // the flood outage's
+      s.flood.outage.reset();
+      if (c.set) s.flood.outage = std::move(c.set->outage);
+      return;
+    }
     if (!c.set) {
       s.table.erase(c.key);
-      continue;
+      return;
     }
     auto& ks = s.table[c.key];
     if (!ks) ks = std::make_shared<State::KeyState>(c.key);
@@ -338,23 +399,62 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
       ks->last_time = c.set->last_time;
     else
       ks->last_time.reset();
+  };
+  for (const std::string& bytes : recovered) {
+    // A change that folds an outage is two records in one write: the
+    // outage's and its flood outage's.
+    std::size_t offset = 0;
+    sf::Record rec{};
+    while (offset < bytes.size()) {
+      const std::size_t size = sf::parse_record(bytes, offset, &rec);
+      if (size == 0) {
+        apply(std::string_view(bytes).substr(offset));  // malformed
+        break;
+      }
+      apply(std::string_view(bytes).substr(offset, size));
+      offset += size;
+    }
+    if (bytes.empty()) ++malformed;
   }
-  s.open_count = s.table.size();
-  for (const auto& entry : s.table)
-    if (entry.second->outage->kind != s.options.group_by) ++s.other_grouping;
+  std::size_t unheld = 0;
+  for (const auto& entry : s.table) {
+    Outage& o = *entry.second->outage;
+    if (o.kind != s.options.group_by) ++s.other_grouping;
+    if (!o.folded) continue;
+    if (!s.flood.outage) {
+      // Cannot happen but by damage to the spool: paged by nobody, so it
+      // clears on its own.
+      o.folded = false;
+      ++unheld;
+      continue;
+    }
+    ++s.flood.held;
+    s.flood.hosts.insert(entry.first.host);
+  }
+  if (s.flood.outage && s.flood.held == 0) {
+    log.warning("integration " + s.integration + ": the flood outage " + s.flood.outage->id +
+                " holds no outage: closed without a clear");
+    s.flood.outage.reset();
+  }
+  if (unheld > 0)
+    log.warning("integration " + s.integration + ": " + std::to_string(unheld) +
+                " folded outage(s) without their flood outage: each clears on its own");
+  s.open_count = s.table.size() + (s.flood.outage ? 1 : 0);
   if (s.other_grouping > 0)
     log.info("integration " + s.integration + ": " + std::to_string(s.other_grouping.load()) +
              " open outage(s) of the other GroupBy keep their grouping until they clear");
   if (malformed > 0)
     log.warning("integration " + s.integration + ": " + std::to_string(malformed) +
                 " malformed outage change(s) in the spool skipped");
-  if (!s.table.empty())
-    log.info("integration " + s.integration + ": " + std::to_string(s.table.size()) + " open outage(s) restored");
+  if (s.open_count > 0)
+    log.info("integration " + s.integration + ": " + std::to_string(s.open_count.load()) + " open outage(s) restored");
 }
 
 OutageTracker::~OutageTracker() = default;
 
 std::size_t OutageTracker::open_outages() const { return state_->open_count.load(std::memory_order_relaxed); }
+
+std::uint64_t OutageTracker::folded() const { return state_->folded_total.load(std::memory_order_relaxed); }
 
 void OutageTracker::snapshot(std::string& out) const {
   State& s = *state_;
@@ -369,6 +469,8 @@ void OutageTracker::snapshot(std::string& out) const {
     if (ks->erased || !ks->outage) continue;
     out += encode_change(s.integration, ks->key, &*ks->outage, ks->last_time.value_or(TimePoint{}));
   }
+  std::lock_guard<std::mutex> lock(s.flood_mutex);
+  if (s.flood.outage) out += encode_change(s.integration, OutageKey{}, &*s.flood.outage, TimePoint{});
 }
 
 void OutageTracker::process(const Notification& n, TransitionHandler handler) {
@@ -416,61 +518,36 @@ bool OutageTracker::State::older(std::optional<TimePoint>& last, const Notificat
   return false;
 }
 
-void OutageTracker::State::decide_value_list(KeyState& ks, const Notification& n, TransitionHandler handler) {
-  if (older(ks.last_time, n, ks.key)) return;
-
-  // What this notification would make of the outage; committed only when
-  // the handler's event was accepted (or when nothing has to be sent).
-  std::optional<Outage> next = ks.outage;
-  std::optional<EventType> send;
-  const bool problem = n.severity != Severity::Okay;
-  if (!ks.outage) {
-    if (problem && n.severity >= options.min_severity) {
-      next = Outage{outage_id_of(integration, OutageKind::ValueList, ks.key, n.time), n.severity, n.time, n.time, 1,
-                    OutageKind::ValueList, {}};
-      send = EventType::Outage;
-    }
-  } else if (!problem) {
-    next.reset();
-    if (options.send_clear) send = EventType::Clear;
+bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::optional<EventType> send, Outage after,
+                                  bool closes, std::optional<TimePoint> last_time, TransitionHandler handler) {
+  const bool opens = !ks.outage;
+  const auto record = [&] {
+    return encode_change(integration, ks.key, closes ? nullptr : &after, last_time.value_or(TimePoint{}));
+  };
+  if (!flood.budget.limited()) {
+    if (!emit(send, n, after, record(), handler)) return false;
   } else {
-    const bool escalation = n.severity > ks.outage->severity;
-    const bool renotify =
-        options.renotify_interval.count() > 0 && n.time - ks.outage->last_page >= options.renotify_interval;
-    if (escalation || renotify) {
-      next->severity = std::max(n.severity, ks.outage->severity);
-      next->last_page = n.time;
-      next->sequence = ks.outage->sequence + 1;
-      send = EventType::Outage;
+    std::lock_guard<std::mutex> lock(flood_mutex);
+    const Steady::time_point now = steady_now();
+    if (opens && !pages_on_its_own(now)) after.folded = true;
+    if (after.folded) {
+      if (!fold(n, send, after, opens, closes, record(), now, handler)) return false;
+    } else {
+      if (!emit(send, n, after, record(), handler)) return false;
+      if (send == EventType::Outage) flood.budget.use(now);
     }
   }
-  const bool opened = next && !ks.outage, closed = !next && ks.outage;
-  // collectd stamps a missing value's FAILURE with the time it noticed, the
-  // OKAY of the value's return with that value's own, earlier time: the
-  // FAILURE must not make that OKAY look older, or the outage never clears.
-  const std::optional<TimePoint> last_time = n.is_missing_value() ? ks.last_time : n.time;
-
-  if (send) {
-    // The change rides in the event: one write(2) makes both durable.
-    // A clear describes the outage as it was: its id, start and highest severity.
-    const Outage& described = *send == EventType::Clear ? *ks.outage : *next;
-    const std::uint32_t sequence = next ? next->sequence : ks.outage->sequence + 1;
-    Transition t{*send, n, described, sequence,
-                 encode_change(integration, ks.key, next ? &*next : nullptr, last_time.value_or(TimePoint{}))};
-    if (!handler(t)) {
-      if (!ks.outage) forget(ks);
-      return;
-    }
-  } else if (closed && write_change) {
-    // A change without an event has a record of its own, under the key's
-    // lock so that the log's order for the key is the order decided.
-    write_change(encode_change(integration, ks.key, nullptr, TimePoint{}));
-  }
-  if (opened) open_count.fetch_add(1, std::memory_order_relaxed);
-  if (closed) this->closed(ks);
-  ks.outage = std::move(next);
+  if (opens) open_count.fetch_add(1, std::memory_order_relaxed);
   ks.last_time = last_time;
-  if (!ks.outage) forget(ks);
+  if (!closes) {
+    ks.outage = std::move(after);
+    return true;
+  }
+  open_count.fetch_sub(1, std::memory_order_relaxed);
+  if (ks.outage->kind != options.group_by) other_grouping.fetch_sub(1, std::memory_order_relaxed);
+  ks.outage.reset();
+  forget(ks);
+  return true;
 }
 
 namespace {
@@ -484,6 +561,109 @@ Member member_of(const Notification& n) {
 }
 
 }  // namespace
+
+// The flood outage: opened by the first folded outage, paged once,
+// escalated once, re-paged when an outage joins it and it was last paged a
+// minute ago with room in the budget; cleared when its last outage clears.
+// Its change rides in the same write as the folded outage's.
+bool OutageTracker::State::fold(const Notification& n, std::optional<EventType> send, const Outage& after, bool opens,
+                                bool closes, std::string change, Steady::time_point now, TransitionHandler handler) {
+  // A folded outage always has its flood outage: the recovery unfolds any other.
+  std::optional<Outage> next = flood.outage;
+  if (!opens && !next) throw std::logic_error("folded outage without its flood outage");
+  std::optional<EventType> flood_send;
+  bool changed = false, flood_closes = false;
+  const auto page = [&] {
+    next->last_page = n.time;
+    next->sequence += 1;
+    flood_send = EventType::Outage;
+  };
+  std::optional<std::string> new_host;
+  if (opens) {
+    changed = true;
+    if (!next) {
+      next = Outage{outage_id_of(integration, OutageKind::Flood, OutageKey{}, n.time), after.severity, n.time, n.time, 1,
+                    OutageKind::Flood, {}, false, 0, 0};
+      flood_send = EventType::Outage;
+    }
+    next->outages += 1;
+    if (flood.hosts.count(n.host) == 0) {
+      next->hosts += 1;
+      new_host = n.host;
+    }
+    if (next->members.size() < kFloodListed) next->members.push_back(member_of(n));
+    if (!flood_send && after.severity > next->severity) {
+      next->severity = after.severity;
+      page();
+    } else if (!flood_send && flood.budget.available(now) && (!flood.paged || now - *flood.paged >= std::chrono::minutes(1))) {
+      page();
+    }
+  } else if (send == EventType::Outage && after.severity > next->severity) {
+    changed = true;
+    next->severity = after.severity;
+    page();
+  } else if (closes && flood.held == 1) {
+    changed = flood_closes = true;
+    if (options.send_clear) flood_send = EventType::Clear;
+  }
+  if (changed) change += encode_change(integration, OutageKey{}, flood_closes ? nullptr : &*next, TimePoint{});
+  if (!emit(flood_send, n, *next, std::move(change), handler)) return false;
+
+  if (flood_send == EventType::Outage) {
+    flood.budget.use(now);
+    flood.paged = now;
+  }
+  if (opens) {
+    if (!flood.outage) open_count.fetch_add(1, std::memory_order_relaxed);
+    ++flood.held;
+    if (new_host) flood.hosts.insert(std::move(*new_host));
+    folded_total.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (closes) --flood.held;
+  if (flood_closes) {
+    open_count.fetch_sub(1, std::memory_order_relaxed);
+    flood.outage.reset();
+    flood.hosts.clear();
+    flood.paged.reset();
+  } else {
+    flood.outage = std::move(next);
+  }
+  return true;
+}
+
+void OutageTracker::State::decide_value_list(KeyState& ks, const Notification& n, TransitionHandler handler) {
+  if (older(ks.last_time, n, ks.key)) return;
+  // collectd stamps a missing value's FAILURE with the time it noticed, the
+  // OKAY of the value's return with that value's own, earlier time: the
+  // FAILURE must not make that OKAY look older, or the outage never clears.
+  const std::optional<TimePoint> last_time = n.is_missing_value() ? ks.last_time : n.time;
+  const bool problem = n.severity != Severity::Okay;
+  if (!ks.outage) {
+    if (!problem || n.severity < options.min_severity) return forget(ks);
+    Outage next{outage_id_of(integration, OutageKind::ValueList, ks.key, n.time), n.severity, n.time, n.time, 1,
+                OutageKind::ValueList, {}, false, 0, 0};
+    if (!commit(ks, n, EventType::Outage, std::move(next), false, last_time, handler)) forget(ks);
+    return;
+  }
+  if (!problem) {
+    // A clear describes the outage as it was: its id, start and highest severity.
+    const std::optional<EventType> send = options.send_clear ? std::optional(EventType::Clear) : std::nullopt;
+    commit(ks, n, send, *ks.outage, true, last_time, handler);
+    return;
+  }
+  const bool escalation = n.severity > ks.outage->severity;
+  const bool renotify =
+      options.renotify_interval.count() > 0 && n.time - ks.outage->last_page >= options.renotify_interval;
+  if (!escalation && !renotify) {
+    ks.last_time = last_time;  // changes nothing on disk
+    return;
+  }
+  Outage next = *ks.outage;
+  next.severity = std::max(n.severity, ks.outage->severity);
+  next.last_page = n.time;
+  next.sequence = ks.outage->sequence + 1;
+  commit(ks, n, EventType::Outage, std::move(next), false, last_time, handler);
+}
 
 // A host outage (GroupBy host): its members join and leave without an
 // event; it pages when it opens, escalates or re-pages, and clears when its
@@ -500,13 +680,10 @@ void OutageTracker::State::decide_host(KeyState& ks, const Notification& n, Tran
   if (!ks.outage) {
     if (!can_join) return forget(ks);
     Outage next{outage_id_of(integration, OutageKind::Host, ks.key, n.time), n.severity, n.time, n.time, 1,
-                OutageKind::Host, {}};
+                OutageKind::Host, {}, false, 0, 0};
     next.members.push_back(member_of(n));
     next.members.back().last_time = time_after(std::nullopt);
-    Transition t{EventType::Outage, n, next, next.sequence, encode_change(integration, ks.key, &next, TimePoint{})};
-    if (!handler(t)) return forget(ks);
-    open_count.fetch_add(1, std::memory_order_relaxed);
-    ks.outage = std::move(next);
+    if (!commit(ks, n, EventType::Outage, std::move(next), false, std::nullopt, handler)) forget(ks);
     return;
   }
 
@@ -547,27 +724,19 @@ void OutageTracker::State::decide_host(KeyState& ks, const Notification& n, Tran
 
   if (leaves && std::none_of(next.members.begin(), next.members.end(), [](const Member& x) { return x.failing; })) {
     // Its last failing member recovered: the clear lists every member it had.
-    if (options.send_clear) {
-      Transition t{EventType::Clear, n, next, open.sequence + 1, encode_change(integration, ks.key, nullptr, TimePoint{})};
-      if (!handler(t)) return;
-    } else if (write_change) {
-      write_change(encode_change(integration, ks.key, nullptr, TimePoint{}));
-    }
-    closed(ks);
-    ks.outage.reset();
-    return forget(ks);
+    const std::optional<EventType> send = options.send_clear ? std::optional(EventType::Clear) : std::nullopt;
+    commit(ks, n, send, std::move(next), true, std::nullopt, handler);
+    return;
   }
+  std::optional<EventType> send;
   if (escalation || renotify) {
     next.severity = std::max(n.severity, open.severity);
     next.last_page = n.time;
     next.sequence = open.sequence + 1;
-    Transition t{EventType::Outage, n, next, next.sequence, encode_change(integration, ks.key, &next, TimePoint{})};
-    if (!handler(t)) return;
-  } else if (write_change) {
-    // A member joining or leaving is a change of its own, under the key's lock.
-    write_change(encode_change(integration, ks.key, &next, TimePoint{}));
+    send = EventType::Outage;
   }
-  open = std::move(next);
+  // Without an event, a member joining or leaving is a change of its own.
+  commit(ks, n, send, std::move(next), false, std::nullopt, handler);
 }
 
 }  // namespace xmatters

@@ -30,9 +30,11 @@ struct OutageKey {
 };
 
 // What one outage is (GroupBy, CONTRACT §3); part of its id and its record.
-enum class OutageKind : std::uint8_t { ValueList = 1, Host = 2 };
+// A flood outage holds an integration's outages folded beyond FloodLimit.
+enum class OutageKind : std::uint8_t { ValueList = 1, Host = 2, Flood = 3 };
 
-// A value list of a host outage.
+// A value list of a host outage; for a flood outage, the first value list
+// of one of the outages folded into it.
 struct Member {
   OutageKey key;
   bool failing = true;  // false once its OKAY came: it stays listed for the clear
@@ -48,9 +50,18 @@ struct Outage {
   std::uint32_t sequence = 0;          // place of its last event in the outage: 1 for the first page
   OutageKind kind = OutageKind::ValueList;
   // A host outage's value lists: every one it had, in the order they
-  // joined (at most kMaxMembers). Empty for a value list's outage.
+  // joined (at most kMaxMembers). A flood outage's: the first
+  // kFloodListed outages folded into it. Empty for a value list's outage.
   std::vector<Member> members;
+  // Held by the integration's flood outage: it sends no event of its own.
+  bool folded = false;
+  // A flood outage's: how many outages it had, on how many hosts.
+  std::uint32_t outages = 0, hosts = 0;
 };
+
+// A flood outage keeps (and its payload lists) the first this many of its
+// outages; the others are counted.
+inline constexpr std::size_t kFloodListed = 10;
 
 // A host outage keeps at most this many value lists (the record carries
 // them all); a value list beyond it is not tracked, with a WARNING.
@@ -94,6 +105,11 @@ struct TrackerOptions {
   Severity min_severity = Severity::Warning;
   std::chrono::seconds renotify_interval{0};
   bool send_clear = true;
+  // FloodLimit: outage events a minute beyond which new outages are folded
+  // into the flood outage; 0: never.
+  unsigned flood_limit = 0;
+  // The clock of that minute (steady_clock::now when null); tests set it.
+  std::function<std::chrono::steady_clock::time_point()> steady_now = nullptr;
 };
 
 // The table of one integration's open outages. It lives in memory; the
@@ -120,7 +136,11 @@ class OutageTracker {
   // Costs no I/O but the handler's, or one ChangeWriter call.
   void process(const Notification& n, TransitionHandler handler);
 
+  // Open outages, folded ones and the flood outage included.
   std::size_t open_outages() const;
+
+  // Outages folded into a flood outage since start.
+  std::uint64_t folded() const;
 
   // Appends to out one framed OUTAGE_SET record per open outage, each
   // key's committed state, read under its lock. Thread-safe; for the

@@ -384,12 +384,13 @@ std::string_view data_source(const Notification& n) {
   return {};
 }
 
-// Members' texts joined with ", ", at most kMembersListed of them, then
-// " and N more"; valid UTF-8.
+// Members' texts (the failing ones, or all) joined with ", ", at most
+// kMembersListed of them, then " and N more" (the others, and `more`
+// kept by count only); valid UTF-8.
 template <typename Text>
-std::string join_members(const Outage& outage, bool all, Text text) {
+std::string join_members(const Outage& outage, bool all, std::size_t more, Text text) {
   std::string out;
-  std::size_t listed = 0, more = 0;
+  std::size_t listed = 0;
   for (const Member& m : outage.members) {
     if (!all && !m.failing) continue;
     if (listed == kMembersListed) {
@@ -403,6 +404,13 @@ std::string join_members(const Outage& outage, bool all, Text text) {
   return out;
 }
 
+static_assert(kFloodListed <= kMembersListed, "a flood outage's payload lists every member it keeps");
+
+std::string flood_name(const Outage& flood) {
+  return "flood: " + std::to_string(flood.outages) + (flood.outages == 1 ? " outage on " : " outages on ") +
+         std::to_string(flood.hosts) + (flood.hosts == 1 ? " host" : " hosts");
+}
+
 // Fills v, which must be fresh.
 void compute_macros(const Transition& t, const std::string& event_id, const IntegrationConfig& integration,
                     MacroValues& v) {
@@ -413,9 +421,16 @@ void compute_macros(const Transition& t, const std::string& event_id, const Inte
   const Severity highest = t.outage.severity == Severity::Okay ? n.severity : t.outage.severity;
   v.set_literal(kSeverity, highest == Severity::Failure ? "critical" : "warning");
   v.set_clean(kHost, n.host);
-  v.set_literal(kName, v[kHost]);
-  v.set_literal(kFqdn, v[kHost]);
-  v.set_clean(kDescription, n.message);
+  if (t.outage.kind == OutageKind::Flood) {
+    // Many hosts: name, fqdn and description say how many.
+    v.set_owned(kName, flood_name(t.outage));
+    v.set_literal(kFqdn, v[kName]);
+    v.set_literal(kDescription, v[kName]);
+  } else {
+    v.set_literal(kName, v[kHost]);
+    v.set_literal(kFqdn, v[kHost]);
+    v.set_clean(kDescription, n.message);
+  }
   v.set_clean(kPlugin, n.plugin);
   v.set_clean(kPluginInstance, n.plugin_instance);
   v.set_clean(kType, n.type);
@@ -424,11 +439,18 @@ void compute_macros(const Transition& t, const std::string& event_id, const Inte
   if (t.outage.kind == OutageKind::Host) {
     // On an outage event its failing members, on the clear every member it had.
     const bool all = t.type == EventType::Clear;
-    v.set_owned(kServices, join_members(t.outage, all, [](const Member& m) {
+    v.set_owned(kServices, join_members(t.outage, all, 0, [](const Member& m) {
       return services(m.key.plugin, m.key.plugin_instance, m.key.type, m.key.type_instance);
     }));
-    v.set_owned(kItems, join_members(t.outage, all, [](const Member& m) { return m.items; }));
-    v.set_owned(kReasons, join_members(t.outage, all, [](const Member& m) { return m.reasons; }));
+    v.set_owned(kItems, join_members(t.outage, all, 0, [](const Member& m) { return m.items; }));
+    v.set_owned(kReasons, join_members(t.outage, all, 0, [](const Member& m) { return m.reasons; }));
+  } else if (t.outage.kind == OutageKind::Flood) {
+    // The first outages it had, each by its value list's identifier (its
+    // members span hosts), the others counted.
+    const std::size_t more = t.outage.outages > t.outage.members.size() ? t.outage.outages - t.outage.members.size() : 0;
+    v.set_owned(kServices, join_members(t.outage, true, more, [](const Member& m) { return m.key.identifier(); }));
+    v.set_owned(kItems, join_members(t.outage, true, more, [](const Member& m) { return m.items; }));
+    v.set_owned(kReasons, join_members(t.outage, true, more, [](const Member& m) { return m.reasons; }));
   } else {
     v.set_clean(kItems, data_source(n));
     v.set_owned(kReasons, sanitize_utf8(reasons(n)));
@@ -660,9 +682,14 @@ namespace {
 // kMaxRaw, but a host outage lists up to kMembersListed members in
 // services, items and reasons, joined with ", ", then " and N more".
 std::size_t max_raw(Macro m, const IntegrationConfig& integration) {
-  if (integration.group_by != GroupBy::Host || (m != kServices && m != kItems && m != kReasons)) return kMaxRaw[m];
+  const bool host = integration.group_by == GroupBy::Host, flood = integration.flood_limit > 0;
+  if (flood && (m == kName || m == kFqdn || m == kDescription))
+    return std::max(kMaxRaw[m], sizeof("flood: 4294967295 outages on 4294967295 hosts") - 1);
+  if ((!host && !flood) || (m != kServices && m != kItems && m != kReasons)) return kMaxRaw[m];
+  // A flood outage lists value lists by identifier: host/plugin-instance/type-instance.
+  const std::size_t one = m == kServices && flood ? kMaxRaw[kServices] + kNameMax + 1 : kMaxRaw[m];
   constexpr std::size_t kMore = sizeof(" and 18446744073709551615 more") - 1;
-  return kMembersListed * kMaxRaw[m] + (kMembersListed - 1) * 2 + kMore;
+  return kMembersListed * one + (kMembersListed - 1) * 2 + kMore;
 }
 }  // namespace
 

@@ -14,6 +14,7 @@ TrackerOptions tracker_options(const IntegrationConfig& i) {
   o.min_severity = i.min_severity;
   o.renotify_interval = i.renotify_interval;
   o.send_clear = i.send_clear;
+  o.flood_limit = i.flood_limit;
   return o;
 }
 
@@ -74,6 +75,8 @@ void Router::dispatch(const Notification& n) {
 std::size_t Router::open_outages(std::size_t integration) const {
   return routes_.at(integration)->tracker.open_outages();
 }
+
+std::uint64_t Router::folded(std::size_t integration) const { return routes_.at(integration)->tracker.folded(); }
 
 std::string Router::snapshot() const {
   std::string out;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,8 @@ class Router {
   void dispatch(const Notification& n);
 
   std::size_t open_outages(std::size_t integration) const;
+  // Outages folded into the integration's flood outage since start (FloodLimit).
+  std::uint64_t folded(std::size_t integration) const;
 
   // Every integration's open outages as framed records: the spool's
   // snapshot for compaction (SnapshotSource). Thread-safe.

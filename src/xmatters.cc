@@ -223,6 +223,7 @@ int read_cb() {
       dispatch_value(name, "total_events", "retried", derive(s.retried));
       dispatch_value(name, "total_events", "dead_lettered", derive(s.dead_lettered));
       dispatch_value(name, "total_events", "dropped", derive(s.dropped));
+      dispatch_value(name, "total_events", "folded", derive(p.pipeline->router.folded(i)));
       dispatch_value(name, "latency", "delivery", gauge(s.latency_seconds));
     }
     return 0;

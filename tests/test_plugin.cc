@@ -223,6 +223,28 @@ void test_read_callback_dispatches_statistics() {
   CU_ASSERT(open);
 }
 
+// FloodLimit 1: the second outage of the minute is folded into the flood
+// outage (which pages), and ReportStats counts it as total_events-folded.
+void test_read_callback_counts_folded_outages() {
+  Session s;
+  xmtest::Standin standin;
+  ConfigNode ops = integration("ops", standin.url("o"), standin.url("c"));
+  ops.children.push_back(opt("FloodLimit", {ConfigValue::of(1.0)}));
+  fake_collectd::OConfig ci(plugin_block({ops}));
+  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_config(ci.item()), 0);
+  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_init(), 0);
+  fake_collectd::Notif a(NOTIF_FAILURE, "h", "load", "load", "has not been updated for 12.000 seconds.", at(1795866465));
+  fake_collectd::Notif b(NOTIF_FAILURE, "h2", "load", "load", "has not been updated for 12.000 seconds.", at(1795866465));
+  CU_ASSERT_EQUAL(fake_collectd::call_notification(a.get()), 0);
+  CU_ASSERT_EQUAL(fake_collectd::call_notification(b.get()), 0);
+  CU_ASSERT(xmtest::wait_until([] {
+    fake_collectd::call_read();
+    for (const auto& v : fake_collectd::dispatched_values())
+      if (v.type == "total_events" && v.type_instance == "folded" && v.value == 1) return true;
+    return false;
+  }));
+}
+
 void test_report_stats_false_registers_no_read() {
   Session s;
   xmtest::Standin standin;
@@ -340,6 +362,7 @@ int main(int argc, char** argv) {
                         {"threshold_failure_and_okay_page_and_clear", test_threshold_failure_and_okay_page_and_clear},
                         {"unterminated_fields_give_valid_json", test_unterminated_fields_give_valid_json},
                         {"read_callback_dispatches_statistics", test_read_callback_dispatches_statistics},
+                        {"read_callback_counts_folded_outages", test_read_callback_counts_folded_outages},
                         {"report_stats_false_registers_no_read", test_report_stats_false_registers_no_read},
                         {"shutdown_unregisters_and_keeps_the_spool", test_shutdown_unregisters_and_keeps_the_spool},
                         {"kill9_after_the_callback_pages_once", test_kill9_after_the_callback_pages_once},

@@ -929,13 +929,18 @@ void test_recovered_changes_applied_in_order() {
   }
   CU_ASSERT_FATAL(!close.empty());
   {
-    // A torn record, and two records in one string, are malformed changes.
+    // A torn record is a malformed change.
     OutageTracker t("test", opts(), log, {others, "garbage", mine.substr(0, mine.size() / 2 - 1), close});
     CU_ASSERT_EQUAL(t.open_outages(), 0u);
     CU_ASSERT(log.contains(LogLevel::Warning, "2 malformed"));
     log.clear();
+    // Two records in one change (a folded outage's and its flood outage's,
+    // written together) are both applied; a torn second one costs only itself.
     OutageTracker both("test", opts(), log, {mine});
-    CU_ASSERT_EQUAL(both.open_outages(), 0u);
+    CU_ASSERT_EQUAL(both.open_outages(), 2u);
+    CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
+    OutageTracker torn("test", opts(), log, {mine.substr(0, mine.size() - 1)});
+    CU_ASSERT_EQUAL(torn.open_outages(), 1u);
     CU_ASSERT(log.contains(LogLevel::Warning, "1 malformed"));
   }
   std::vector<std::string> split;
@@ -1110,6 +1115,168 @@ void test_host_grouping_change_keeps_open_outages() {
   CU_ASSERT(f.rec.seen[2].type == EventType::Clear && f.rec.seen[2].outage.id == f.rec.seen[0].outage.id);
   CU_ASSERT(f.rec.seen[3].type == EventType::Clear && f.rec.seen[3].outage.id == f.rec.seen[1].outage.id);
   CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+}
+
+// --- FloodLimit: flood folding (CONTRACT §3) -------------------------------------------------
+
+// A steady clock the test moves.
+struct TestClock {
+  std::chrono::steady_clock::time_point now{std::chrono::hours(1000)};
+  void advance(std::chrono::seconds s) { now += s; }
+};
+
+TrackerOptions flood_opts(TestClock& clock, unsigned limit, OutageKind group_by = OutageKind::ValueList) {
+  TrackerOptions o = opts();
+  o.flood_limit = limit;
+  o.group_by = group_by;
+  o.steady_now = [&clock] { return clock.now; };
+  return o;
+}
+
+// 200 outages on 50 hosts, 4 value lists each.
+Notification flood_note(Severity sev, TimePoint t, int i) {
+  return note(sev, t, "h" + std::to_string(i / 4), "cpu", "percent", "v" + std::to_string(i % 4));
+}
+
+struct FloodCount {
+  std::set<std::string> paged;  // outage_ids with an outage event
+  std::map<std::string, int> clears;
+  std::size_t outage_events = 0;
+};
+
+FloodCount count(const std::vector<Seen>& seen) {
+  FloodCount c;
+  for (const Seen& s : seen) {
+    if (s.type == EventType::Outage) {
+      ++c.outage_events;
+      c.paged.insert(s.outage.id);
+    } else {
+      ++c.clears[s.outage.id];
+    }
+  }
+  return c;
+}
+
+// FloodLimit 4, 200 outages in one minute: 3 paged on their own, the rest
+// folded into one flood outage, paged with the last use; every paged outage
+// gets one clear, the flood outage's after its last member.
+void test_flood_folds_beyond_limit() {
+  TestClock clock;
+  Fixture f(flood_opts(clock, 4));
+  for (int i = 0; i < 200; ++i) f.send(flood_note(Severity::Failure, at(i), i));
+  FloodCount c = count(f.rec.seen);
+  CU_ASSERT_EQUAL(c.outage_events, 4u);
+  CU_ASSERT_EQUAL(c.paged.size(), 4u);
+  CU_ASSERT_EQUAL(f.tracker->folded(), 197u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 201u);
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 4u);
+  const Outage flood = f.rec.seen[3].outage;
+  CU_ASSERT(flood.kind == OutageKind::Flood && is_uuid(flood.id));
+  CU_ASSERT_EQUAL(f.rec.seen[3].sequence, 1u);
+  for (int i = 199; i >= 0; --i) f.send(flood_note(Severity::Okay, at(300 + (199 - i)), i));
+  c = count(f.rec.seen);
+  CU_ASSERT_EQUAL(c.clears.size(), 4u);
+  for (const auto& id : c.paged) CU_ASSERT_EQUAL(c.clears[id], 1);
+  const auto flood_clear = std::find_if(f.rec.seen.begin(), f.rec.seen.end(), [&](const Seen& s) {
+    return s.type == EventType::Clear && s.outage.id == flood.id;
+  });
+  CU_ASSERT_FATAL(flood_clear != f.rec.seen.end());
+  const Seen& last = *flood_clear;
+  CU_ASSERT(last.notification_time == at(300 + 199 - 3));  // the OKAY of its last member, outage 3
+  CU_ASSERT_EQUAL(last.outage.outages, 197u);
+  CU_ASSERT_EQUAL(last.outage.hosts, 50u);
+  CU_ASSERT_EQUAL(last.outage.members.size(), kFloodListed);
+  CU_ASSERT_EQUAL(last.sequence, 2u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  CU_ASSERT_EQUAL(f.rec.size(), 8u);
+}
+
+// The flood outage escalates once; grows into a re-page only a minute after
+// its last page and with room in the budget; new outages page on their own
+// again once the minute has room.
+void test_flood_escalates_and_repages() {
+  TestClock clock;
+  Fixture f(flood_opts(clock, 2));
+  f.send(flood_note(Severity::Warning, at(0), 0));  // own page
+  f.send(flood_note(Severity::Warning, at(1), 1));  // folded: the flood outage's page
+  f.send(flood_note(Severity::Warning, at(2), 2));  // folded: no room, no page
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 2u);
+  CU_ASSERT(f.rec.seen[1].outage.kind == OutageKind::Flood);
+  f.send(flood_note(Severity::Failure, at(3), 2));  // escalates the flood outage
+  f.send(flood_note(Severity::Failure, at(4), 1));  // already critical: nothing
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 3u);
+  CU_ASSERT(f.rec.seen[2].outage.id == f.rec.seen[1].outage.id);
+  CU_ASSERT(f.rec.seen[2].outage.severity == Severity::Failure);
+  CU_ASSERT_EQUAL(f.rec.seen[2].sequence, 2u);
+  clock.advance(seconds(61));
+  f.send(flood_note(Severity::Warning, at(70), 3));  // room again: its own page
+  f.send(flood_note(Severity::Warning, at(71), 4));  // folded, a minute after its last page: re-page
+  f.send(flood_note(Severity::Warning, at(72), 5));  // folded, no room
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 5u);
+  CU_ASSERT(f.rec.seen[3].outage.kind == OutageKind::ValueList);
+  CU_ASSERT(f.rec.seen[4].outage.id == f.rec.seen[1].outage.id);
+  CU_ASSERT_EQUAL(f.rec.seen[4].outage.outages, 3u);
+  CU_ASSERT_EQUAL(f.rec.seen[4].sequence, 3u);
+  CU_ASSERT_EQUAL(f.tracker->folded(), 4u);
+  // An outage paged on its own keeps its escalation, unfolded.
+  f.send(flood_note(Severity::Failure, at(73), 0));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 6u);
+  CU_ASSERT(f.rec.seen[5].outage.id == f.rec.seen[0].outage.id);
+}
+
+// A flood outage open across a restart (and a compaction): its members stay
+// folded, the clear still comes once, after the last.
+void test_flood_survives_restart() {
+  for (const bool compacted : {false, true}) {
+    TestClock clock;
+    Fixture f(flood_opts(clock, 4));
+    for (int i = 0; i < 20; ++i) f.send(flood_note(Severity::Failure, at(i), i));
+    for (int i = 10; i < 15; ++i) f.send(flood_note(Severity::Okay, at(50), i));  // 5 folded leave
+    if (compacted) f.spool->maintain();
+    f.restart(flood_opts(clock, 4));
+    CU_ASSERT_EQUAL(f.tracker->open_outages(), 16u);
+    CU_ASSERT_EQUAL_FATAL(f.rec.size(), 4u);
+    const std::string flood_id = f.rec.seen[3].outage.id;
+    for (int i = 0; i < 20; ++i)
+      if (i < 10 || i >= 15) f.send(flood_note(Severity::Failure, at(100), i));  // collectd's repeats
+    CU_ASSERT_EQUAL(f.rec.size(), 4u);
+    for (int i = 19; i >= 0; --i) f.send(flood_note(Severity::Okay, at(200), i));
+    const FloodCount c = count(f.rec.seen);
+    CU_ASSERT_EQUAL(c.clears.size(), 4u);
+    for (const auto& [id, n] : c.clears) CU_ASSERT_EQUAL(n, 1);
+    const Seen& flood_clear = f.rec.seen[4];  // at the OKAY of outage 3, before the own ones' clears
+    CU_ASSERT(flood_clear.type == EventType::Clear && flood_clear.outage.id == flood_id);
+    CU_ASSERT_EQUAL(flood_clear.outage.outages, 17u);
+    CU_ASSERT_EQUAL(f.rec.size(), 8u);
+    f.restart(flood_opts(clock, 4));
+    CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+    CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+  }
+}
+
+// Host outages fold like value lists' (GroupBy host with FloodLimit 1: no
+// reserve); a refused flood page leaves nothing changed.
+void test_flood_of_host_outages() {
+  TestClock clock;
+  Fixture f(flood_opts(clock, 1, OutageKind::Host));
+  f.send(member(Severity::Failure, at(0), 0, "a"));  // own page
+  f.rec.refuse = true;
+  f.send(member(Severity::Failure, at(1), 0, "b"));  // the flood page, refused: nothing opened
+  f.rec.refuse = false;
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  CU_ASSERT_EQUAL(f.tracker->folded(), 0u);
+  f.send(member(Severity::Failure, at(2), 0, "b"));  // folded, and pages the flood outage
+  f.send(member(Severity::Failure, at(3), 1, "b"));  // joins b's host outage: nothing
+  f.send(member(Severity::Failure, at(4), 0, "c"));  // folded
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 2u);
+  CU_ASSERT(f.rec.seen[1].outage.kind == OutageKind::Flood);
+  for (const char* host : {"b", "c"}) f.send(member(Severity::Okay, at(10), 0, host));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);  // b's member 1 still failing
+  f.send(member(Severity::Okay, at(11), 1, "b"));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 3u);
+  CU_ASSERT(f.rec.seen[2].type == EventType::Clear && f.rec.seen[2].outage.id == f.rec.seen[1].outage.id);
+  CU_ASSERT_EQUAL(f.rec.seen[2].outage.hosts, 2u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
 }
 
 // --- ids (CONTRACT §4) ----------------------------------------------------------------------
@@ -1295,6 +1462,38 @@ void test_router_group_by_host() {
   CU_ASSERT_EQUAL(router.open_outages(0), 0u);
 }
 
+// FloodLimit through the Router: whatever the timing, every outage is paged
+// on its own or folded, and the flood outage's clear names how many it had.
+void test_router_flood_limit() {
+  xmtest::CapturingLogger log;
+  RecordingSink sink;
+  Config config;
+  config.integrations.push_back(integration("flood", nullptr));
+  config.integrations.back().flood_limit = 4;
+  Router router(config, sink, log);
+  for (int i = 0; i < 40; ++i) router.dispatch(flood_note(Severity::Failure, at(i), i));
+  const std::uint64_t folded = router.folded(0);
+  std::size_t pages = 0;
+  for (const Event& e : sink.for_integration("flood")) pages += e.type == EventType::Outage;
+  CU_ASSERT(folded > 0);
+  CU_ASSERT_EQUAL(pages + folded, 40u + 1u);  // the flood outage's own page
+  for (int i = 0; i < 40; ++i) router.dispatch(flood_note(Severity::Okay, at(100 + i), i));
+  std::size_t clears = 0;
+  std::string flood_name;
+  for (const Event& e : sink.for_integration("flood")) {
+    if (e.type != EventType::Clear) continue;
+    ++clears;
+    auto body = xmtest::parse_json(e.body);
+    CU_ASSERT_FATAL(body != nullptr);
+    const std::string name = xmtest::json_string_member(body.get(), "name");
+    if (name.rfind("flood: ", 0) == 0) flood_name = name;
+  }
+  CU_ASSERT_EQUAL(clears, pages);
+  const std::string expected = "flood: " + std::to_string(folded) + " outages on ";
+  CU_ASSERT(flood_name.compare(0, expected.size(), expected) == 0);
+  CU_ASSERT_EQUAL(router.open_outages(0), 0u);
+}
+
 void test_router_sink_exception_isolated() {
   xmtest::TempDir dir;
   xmtest::CapturingLogger log;
@@ -1408,6 +1607,11 @@ int main(int argc, char** argv) {
          {"missing_value_member", test_host_missing_value_member},
          {"restart_keeps_members", test_host_restart_keeps_members},
          {"grouping_change_keeps_open_outages", test_host_grouping_change_keeps_open_outages}}},
+       {"flood",
+        {{"folds_beyond_limit", test_flood_folds_beyond_limit},
+         {"escalates_and_repages", test_flood_escalates_and_repages},
+         {"survives_restart", test_flood_survives_restart},
+         {"of_host_outages", test_flood_of_host_outages}}},
        {"ids",
         {{"agree_between_aggregators", test_ids_agree_between_aggregators},
          {"differ_by_integration_key_and_start", test_ids_differ_by_integration_key_and_start},
@@ -1415,6 +1619,7 @@ int main(int argc, char** argv) {
        {"router",
         {{"routes_by_host_filter", test_router_routes_by_host_filter},
          {"group_by_host", test_router_group_by_host},
+         {"flood_limit", test_router_flood_limit},
          {"sink_exception_isolated", test_router_sink_exception_isolated},
          {"refused_event_not_opened", test_router_refused_event_not_opened},
          {"options_from_integration", test_router_options_from_integration}}}});
