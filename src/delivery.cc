@@ -49,6 +49,7 @@ constexpr auto kStillFailingEvery = std::chrono::seconds(60);
 // A Retry-After longer than this is worth a WARNING (at most one a minute).
 constexpr auto kLongPause = std::chrono::seconds(60);
 constexpr auto kDropLogEvery = std::chrono::seconds(10);
+constexpr auto kDeliveredInfoEvery = std::chrono::seconds(60);
 
 std::string seconds_text(Steady::duration d) {
   char buf[32];
@@ -67,13 +68,6 @@ void run_in_background(const std::string& name) {
   pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
 }
 
-// An event as it waits in the queue: its body is in the spool, and is read
-// back from there when the event is sent (see Spool::read_body).
-Event without_body(Event event) {
-  event.body.clear();
-  event.body.shrink_to_fit();
-  return event;
-}
 
 // What became of one attempt.
 enum class Result { Delivered, Retry, DeadLetter, Abandoned };
@@ -97,6 +91,8 @@ struct Lane {
   unsigned failures_since_ok = 0;
   Steady::time_point last_failing_warning{};
   std::optional<Steady::time_point> last_long_pause_warning;
+  std::optional<Steady::time_point> last_delivered_info;  // see log_delivered
+  std::uint64_t delivered_quietly = 0;                    // at debug only since then
 
   std::uint64_t delivered = 0, retried = 0, dead_lettered = 0, dropped = 0;
   double latency_sum = 0;
@@ -124,6 +120,7 @@ struct Delivery::State {
   milliseconds max_timeout{0};
 
   std::atomic<std::size_t> total_queued{0};  // for QueueLimit, across lanes
+  std::atomic<std::size_t> body_bytes{0};    // of the queued events' bodies kept in memory
   std::atomic<bool> accepting{true};
   std::atomic<bool> stopping{false};
   std::atomic<bool> abort{false};  // cancels requests still in flight after the grace time
@@ -183,8 +180,15 @@ struct Delivery::State {
   };
   // The event leaves the spool (or the clears held in memory).
   void acknowledge(const Event& event);
-  Outcome attempt(Lane& lane, HttpClient& client, const Pending& p);
+  Outcome attempt(Lane& lane, HttpClient& client, Pending& p);
+  // An event as it waits in the queue: with its body while the bodies kept
+  // in memory stay within options.body_memory, otherwise without (the
+  // body is read back from the spool when the event is sent).
+  Event queued_form(Event event);
+  void forget_body(const Event& event) { body_bytes -= event.body.size(); }
   void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
+  void log_delivered(Lane& lane, const std::string& what, const std::string& request_id, bool after_failures,
+                     Steady::time_point now, LogLines& logs);
   void sync_loop();
   void spool_held();
   void refuse_no_room(Lane& lane, const Event& event, const std::string& why);
@@ -219,26 +223,26 @@ void Delivery::State::note_spool_change(std::atomic<bool>& flag) {
   sync_wake.notify_one();
 }
 
-Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& p) {
+Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, Pending& p) {
   const Event& e = p.event;
   const IntegrationConfig& c = lane.config;
   const std::string& url = e.type == EventType::Clear ? c.clear_url : c.outage_url;
   Outcome o;
-  std::string body;
+  std::string body = std::move(p.event.body);  // its first attempt, when it was kept in memory
   try {
-    std::optional<std::string> spooled;
-    {
+    if (body.empty()) {
       std::lock_guard<std::mutex> lock(held_mutex);
       auto found = held.find(e.event_id);
-      if (found != held.end()) spooled = found->second.body;
+      if (found != held.end()) body = found->second.body;
     }
-    if (!spooled) {
-      spooled = spool->read_body(e.event_id);
+    if (body.empty()) {
+      std::optional<std::string> spooled = spool->read_body(e.event_id);
       if (!spooled) throw std::runtime_error("it is no longer in the spool");
-      // Sent only once a power loss cannot take it back (doc/storage.md).
-      spool->make_durable(e.event_id);
+      body = std::move(*spooled);
     }
-    body = std::move(*spooled);
+    // Sent only once a power loss cannot take it back (doc/storage.md); a
+    // no-op for a clear held in memory only.
+    spool->make_durable(e.event_id);
   } catch (const std::system_error& ex) {
     o.result = stopping ? Result::Abandoned : Result::Retry;
     o.reason = std::string("cannot read it from the spool: ") + ex.what();
@@ -281,6 +285,29 @@ Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& 
       dead_letters->write({e, body, url, p.attempts + 1, o.http.status, o.reason, o.http.reply_start});
   if (o.dead_letter_written) acknowledge(e);
   return o;
+}
+
+// Every delivery at debug (with xMatters' requestId, as the contract asks);
+// at INFO the first one, the first after failures, and then one a minute at
+// most, counting those in between and saying what waits: a line per event
+// through collectd's logfile plugin was about a fifth of the delivery threads'
+// CPU in a storm (doc/benchmarks.md).
+void Delivery::State::log_delivered(Lane& lane, const std::string& what, const std::string& request_id,
+                                    bool after_failures, Steady::time_point now, LogLines& logs) {
+  std::string line = "integration " + lane.config.name + ": delivered " + what + " (requestId " +
+                     (request_id.empty() ? "none" : request_id) + ")";
+  if (lane.last_delivered_info && now - *lane.last_delivered_info < kDeliveredInfoEvery && !after_failures) {
+    ++lane.delivered_quietly;
+    logs.emplace_back(LogLevel::Debug, std::move(line));
+    return;
+  }
+  if (lane.delivered_quietly > 0)
+    line += "; " + std::to_string(lane.delivered_quietly) + " more delivered since the last such line";
+  if (const std::size_t paced = lane.schedule.paced(); paced > 0)
+    line += "; " + std::to_string(paced) + " wait for FloodLimit " + std::to_string(lane.config.flood_limit);
+  lane.last_delivered_info = now;
+  lane.delivered_quietly = 0;
+  logs.emplace_back(LogLevel::Info, std::move(line));
 }
 
 void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o,
@@ -362,12 +389,9 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
       if (lane.failures_since_ok > 0)
         logs.emplace_back(LogLevel::Notice, prefix + "delivering again after " +
                                                 std::to_string(lane.failures_since_ok) + " failed attempts");
+      log_delivered(lane, what, o.http.request_id, lane.failures_since_ok > 0, now, logs);
       lane.failures_since_ok = 0;
       lane.schedule.resume();
-      // The page is out: worth an INFO line, written here rather than on
-      // collectd's thread when the event was queued.
-      logs.emplace_back(LogLevel::Info, prefix + "delivered " + what + " (requestId " +
-                                            (o.http.request_id.empty() ? "none" : o.http.request_id) + ")");
       break;
   }
   lane.schedule.pop(outage_id, now);
@@ -400,7 +424,8 @@ void Delivery::State::worker(Lane& lane, HttpClient& client) {
         if (!taken) continue;
         if (lane.schedule.next_due() <= now) lane.wake.notify_one();
         outage_id = taken->outage_id;
-        const Pending& p = taken->head;
+        Pending& p = taken->head;
+        forget_body(p.event);  // its body, if it had one in memory, is this attempt's now
         {
           const InFlight counted(*this);
           lock.unlock();
@@ -531,6 +556,19 @@ void Delivery::State::report_refusals(bool now_or_never) {
   dropped_since_log = 0;
 }
 
+Event Delivery::State::queued_form(Event event) {
+  const std::size_t size = event.body.size();
+  std::size_t n = body_bytes.load();
+  do {
+    if (n + size > options.body_memory) {
+      event.body.clear();
+      event.body.shrink_to_fit();
+      return event;
+    }
+  } while (!body_bytes.compare_exchange_weak(n, n + size));
+  return event;
+}
+
 Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& log, DeliveryOptions options)
     : state_(std::make_unique<State>(config, log, options)) {
   State& s = *state_;
@@ -571,9 +609,10 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
       continue;
     }
     // An older run may have left two pages of one outage queued.
-    if (const auto replaced = lane->second->schedule.enqueue(without_body(std::move(event))))
+    if (const auto replaced = lane->second->schedule.enqueue(s.queued_form(std::move(event)))) {
+      s.forget_body(*replaced);
       s.spool->acknowledge(replaced->event_id);
-    else
+    } else
       ++s.total_queued;
     ++recovered;
   }
@@ -660,7 +699,7 @@ bool Delivery::submit(Event event) {
   {
     std::lock_guard<std::mutex> lock(lane.mutex);
     const auto due_before = lane.schedule.next_due();
-    replaced = lane.schedule.enqueue(without_body(std::move(event)));
+    replaced = lane.schedule.enqueue(s.queued_form(std::move(event)));
     wake = lane.schedule.next_due() < due_before;
   }
   if (wake) lane.wake.notify_one();
@@ -668,6 +707,7 @@ bool Delivery::submit(Event event) {
     // Its change needs no recording first: the new page carries a newer
     // change of the same outage (and collectd's thread is inside the
     // tracker here).
+    s.forget_body(*replaced);
     s.spool->acknowledge(replaced->event_id);
     if (counted) --s.total_queued;
   } else if (!counted) {

@@ -65,7 +65,11 @@ LaneSchedule::Taken LaneSchedule::grant(std::string outage_id, OutageQueue& outa
   Pending& head = outage.events.front();
   budget(head.event.type).use(now);
   outage.in_flight = true;
-  return Taken{std::move(outage_id), head};
+  // The body goes with this attempt; a retry reads it back from the spool.
+  std::string body = std::exchange(head.event.body, {});
+  Taken taken{std::move(outage_id), head};
+  taken.head.event.body = std::move(body);
+  return taken;
 }
 
 std::optional<LaneSchedule::Taken> LaneSchedule::take(Steady::time_point now) {

@@ -389,11 +389,13 @@ void test_delivers_with_headers() {
   CU_ASSERT_EQUAL(s.dead_lettered, 0u);
   CU_ASSERT(latency > 0);
   CU_ASSERT_EQUAL(d.stats("ops").latency_seconds, 0.0);  // reset by the previous call
-  // Logged just after the counters change.
-  CU_ASSERT(xmtest::wait_until([&] { return w.log.count(LogLevel::Info, "delivered") == 2; }));
-  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "requestId"), 2u);
-  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "requestId none"), 0u);
-  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "o-1"), 2u);
+  // Logged just after the counters change: the first at INFO, the next
+  // within the minute at debug, each with xMatters' requestId.
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.count(LogLevel::Debug, "delivered") == 1; }));
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "delivered"), 1u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "requestId") + w.log.count(LogLevel::Debug, "requestId"), 2u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "requestId none") + w.log.count(LogLevel::Debug, "requestId none"), 0u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "o-1") + w.log.count(LogLevel::Debug, "o-1"), 2u);
 
   w.delivery.reset();
   CU_ASSERT(spooled(w.spool_dir()).empty());  // acknowledged
@@ -409,6 +411,27 @@ void test_connections_kept_alive() {
 }
 
 // --- retries -------------------------------------------------------------------
+
+// A storm's deliveries cost no INFO line each: the first is at INFO, the
+// others within the minute at debug; the first after failures is at INFO
+// again, counting those in between.
+void test_deliveries_logged_at_info_once_a_minute() {
+  World w;
+  w.ops().connections = 1;
+  Delivery& d = w.open();
+  for (int i = 0; i < 5; ++i) CU_ASSERT(d.submit(make_event(EventType::Outage, "o-log-" + std::to_string(i))));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").delivered == 5; }, kWait));
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.count(LogLevel::Debug, "delivered outage event") == 4; }));
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "delivered outage event"), 1u);
+  Standin::Reply fail;
+  fail.status = 503;
+  w.standin->script({fail});
+  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-log-after")));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").delivered == 6; }, kWait));
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.count(LogLevel::Info, "delivered outage event") == 2; }));
+  CU_ASSERT(w.log.contains(LogLevel::Info, "o-log-after"));
+  CU_ASSERT(w.log.contains(LogLevel::Info, "4 more delivered since the last such line"));
+}
 
 void test_retries_500_then_success() {
   World w;
@@ -578,6 +601,7 @@ void test_400_dead_lettered_and_clear_still_sent() {
 // wrong body is ever sent), and the outage's clear still goes.
 void test_damaged_spool_record_dead_lettered() {
   World w;
+  w.options.body_memory = 0;  // every body read back from the spool
   Delivery& d = w.open(false);
   const Event outage = make_event(EventType::Outage, "o-damaged", 1);
   const Event clear = make_event(EventType::Clear, "o-damaged", 2);
@@ -619,6 +643,37 @@ std::uintmax_t spool_bytes(const std::string& dir) {
 
 // Delivered events leave the spool: the flush tick deletes and compacts
 // what is acknowledged, so a spool that held megabytes shrinks.
+// A queued event's body is kept in memory for its first attempt, up to
+// body_memory bytes in all: here the first event's, not the second's, so a
+// damage on disk to both records costs only the second (read back, found
+// damaged, dead-lettered), while the first goes as it was submitted.
+void test_bodies_kept_in_memory_within_bound() {
+  World w;
+  const Event first = make_event(EventType::Outage, "o-mem-1", 1);
+  const Event second = make_event(EventType::Outage, "o-mem-2", 2);
+  w.options.body_memory = first.body.size() + second.body.size() / 2;
+  Delivery& d = w.open(false);
+  CU_ASSERT(d.submit(first));
+  CU_ASSERT(d.submit(second));
+  const std::string segment = newest_segment(w.spool_dir());
+  std::string data = xmtest::read_file(segment);
+  for (const char* seq : {"\"seq\":1", "\"seq\":2"}) {
+    const std::size_t at = data.find(seq);
+    CU_ASSERT_FATAL(at != std::string::npos);
+    data[at + 6] = '7';
+  }
+  xmtest::write_file(segment, data);
+  d.start();
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
+  CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }));
+  const auto reqs = w.standin->requests();
+  CU_ASSERT_EQUAL_FATAL(reqs.size(), 1u);
+  CU_ASSERT_EQUAL(reqs[0].body, first.body);
+  const auto lines = json_lines(w.dead_letters());
+  CU_ASSERT_EQUAL_FATAL(lines.size(), 1u);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(lines[0].get(), "event_id"), second.event_id);
+}
+
 void test_spool_shrinks_after_delivery() {
   World w;
   Delivery& d = w.open(false);
@@ -1385,8 +1440,10 @@ int main(int argc, char** argv) {
                         {"connections_kept_alive", test_connections_kept_alive},
                         {"new_outage_not_held_behind_slow_request", test_new_outage_not_held_behind_slow_request},
                         {"damaged_spool_record_dead_lettered", test_damaged_spool_record_dead_lettered},
+                        {"bodies_kept_in_memory_within_bound", test_bodies_kept_in_memory_within_bound},
                         {"changes_recovered_in_log_order", test_changes_recovered_in_log_order},
                         {"spool_shrinks_after_delivery", test_spool_shrinks_after_delivery},
+                        {"deliveries_logged_at_info_once_a_minute", test_deliveries_logged_at_info_once_a_minute},
                         {"retries_500_then_success", test_retries_500_then_success},
                         {"retries_dropped_connection", test_retries_dropped_connection},
                         {"honours_retry_after", test_honours_retry_after},
