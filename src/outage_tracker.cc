@@ -17,56 +17,10 @@
 #include "minute_budget.h"
 #include "payload.h"  // notification_items, notification_reasons
 #include "spool_format.h"
-#include "uuid.h"  // name_uuid
 
 namespace xmatters {
 
 namespace sf = spool_format;
-
-OutageKey OutageKey::of(const Notification& n) {
-  return OutageKey{n.host, n.plugin, n.plugin_instance, n.type, n.type_instance};
-}
-
-std::string OutageKey::identifier() const {
-  std::string s = host + "/" + plugin;
-  if (!plugin_instance.empty()) s += "-" + plugin_instance;
-  if (!type.empty()) s += "/" + type;
-  if (!type_instance.empty()) s += "-" + type_instance;
-  return s;
-}
-
-bool OutageKey::operator==(const OutageKey& o) const {
-  return host == o.host && plugin == o.plugin && plugin_instance == o.plugin_instance && type == o.type &&
-         type_instance == o.type_instance;
-}
-
-namespace {
-void put_field(std::string& name, std::string_view s) {
-  const auto n = static_cast<std::uint32_t>(s.size());
-  for (int i = 0; i < 4; ++i) name += static_cast<char>((n >> (8 * i)) & 0xff);
-  name += s;
-}
-}  // namespace
-
-std::string outage_id_of(std::string_view integration, OutageKind kind, const OutageKey& key, TimePoint start) {
-  std::string name;
-  name.reserve(64 + integration.size() + key.host.size() + key.plugin.size() + key.plugin_instance.size() +
-               key.type.size() + key.type_instance.size());
-  // The kind is part of the name: a value list's and a host's outage never
-  // share an id.
-  name += kind == OutageKind::Host ? 'h' : 'v';
-  put_field(name, integration);
-  for (const std::string* s : {&key.host, &key.plugin, &key.plugin_instance, &key.type, &key.type_instance})
-    put_field(name, *s);
-  const auto ns = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count());
-  for (int i = 0; i < 8; ++i) name += static_cast<char>((ns >> (8 * i)) & 0xff);
-  return name_uuid(name);
-}
-
-std::string event_id_of(const std::string& outage_id, std::uint32_t sequence) {
-  return outage_id + "-" + std::to_string(sequence);
-}
 
 namespace {
 
@@ -90,174 +44,6 @@ void shrink_if_sparse(Map& map) {
 // Threads reorder a key's notifications by microseconds; one this much older
 // than the last means the clock went back.
 constexpr auto kClockStep = std::chrono::seconds(60);
-
-std::int64_t to_ns(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-
-TimePoint from_ns(std::int64_t ns) {
-  return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
-}
-
-bool valid_outage_id(std::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')) return false;
-  return true;
-}
-
-// The severity byte of an OUTAGE_SET: numbers of the file format, not of the
-// Severity enum, so that reordering the enum cannot change what a file means.
-constexpr std::uint8_t kRecordWarning = 1;
-constexpr std::uint8_t kRecordFailure = 2;
-
-std::size_t member_size(const Member& m) {
-  return 5 * 4 + m.key.host.size() + m.key.plugin.size() + m.key.plugin_instance.size() + m.key.type.size() +
-         m.key.type_instance.size() + 8 + 1 + 4 + m.items.size() + 4 + m.reasons.size();
-}
-
-void put_key(sf::RecordBuilder& b, const OutageKey& key) {
-  b.field(key.host);
-  b.field(key.plugin);
-  b.field(key.plugin_instance);
-  b.field(key.type);
-  b.field(key.type_instance);
-}
-
-// One change as a framed record, ready for one write(2): OUTAGE_SET with the
-// key's full state after the change, or OUTAGE_CLOSE when outage is null.
-// Sized exactly: one allocation on collectd's thread. Throws
-// std::length_error (a key of megabytes) or std::bad_alloc.
-std::string encode_change(const std::string& integration, const OutageKey& key, const Outage* outage,
-                          TimePoint last_time) {
-  std::size_t size = 6 * 4 + integration.size() + key.host.size() + key.plugin.size() + key.plugin_instance.size() +
-                     key.type.size() + key.type_instance.size();
-  if (outage) {
-    size += 8 + 8 + 1 + 8 + 4 + outage->id.size() + 4 + 1 + 1;
-    if (outage->kind == OutageKind::Flood) size += 4 + 4;
-    if (outage->kind != OutageKind::ValueList) {
-      size += 4;
-      for (const Member& m : outage->members) size += member_size(m);
-    }
-  }
-  sf::RecordBuilder b(outage ? sf::RecordType::OutageSet : sf::RecordType::OutageClose, size);
-  b.field(integration);
-  put_key(b, key);
-  if (outage) {
-    b.i64(to_ns(outage->last_page));
-    b.i64(to_ns(last_time));
-    b.u8(outage->severity == Severity::Failure ? kRecordFailure : kRecordWarning);
-    b.i64(to_ns(outage->start));
-    b.field(outage->id);
-    b.u32(outage->sequence);
-    b.u8(static_cast<std::uint8_t>(outage->kind));
-    b.u8(outage->folded ? 1 : 0);
-    if (outage->kind == OutageKind::Flood) {
-      b.u32(outage->outages);
-      b.u32(outage->hosts);
-    }
-    if (outage->kind != OutageKind::ValueList) {
-      b.u32(static_cast<std::uint32_t>(outage->members.size()));
-      for (const Member& m : outage->members) {
-        put_key(b, m.key);
-        b.i64(m.last_time ? to_ns(*m.last_time) : 0);
-        b.u8(m.failing ? 1 : 0);
-        b.field(m.items);
-        b.field(m.reasons);
-      }
-    }
-  }
-  return std::move(b).finish();
-}
-
-// An open outage as a record carries it.
-struct OpenOutage {
-  Outage outage;
-  TimePoint last_time;
-};
-
-struct Change {
-  std::string_view integration;
-  OutageKey key;
-  std::optional<OpenOutage> set;  // nullopt: closed
-};
-
-bool read_key(sf::PayloadReader& r, OutageKey* key) {
-  std::string_view host, plugin, plugin_instance, type, type_instance;
-  if (!r.field(&host) || !r.field(&plugin) || !r.field(&plugin_instance) || !r.field(&type) ||
-      !r.field(&type_instance))
-    return false;
-  *key = OutageKey{std::string(host), std::string(plugin), std::string(plugin_instance), std::string(type),
-                   std::string(type_instance)};
-  return true;
-}
-
-bool read_members(sf::PayloadReader& r, std::size_t max, std::vector<Member>* members) {
-  std::uint32_t count = 0;
-  if (!r.u32(&count) || count == 0 || count > max) return false;
-  members->reserve(count);
-  for (std::uint32_t i = 0; i < count; ++i) {
-    Member m;
-    std::int64_t last_time = 0;
-    std::uint8_t failing = 0;
-    std::string_view items, reasons;
-    if (!read_key(r, &m.key) || !r.i64(&last_time) || !r.u8(&failing) || failing > 1 || !r.field(&items) ||
-        !r.field(&reasons))
-      return false;
-    if (last_time != 0) m.last_time = from_ns(last_time);
-    m.failing = failing == 1;
-    m.items.assign(items);
-    m.reasons.assign(reasons);
-    members->push_back(std::move(m));
-  }
-  return true;
-}
-
-// False when bytes are not exactly one framed change record, or it says what
-// the tracker never writes (an invalid outage_id, a severity other than
-// WARNING or FAILURE, a host outage without members).
-bool decode_change(std::string_view bytes, Change* out) {
-  sf::Record rec{};
-  if (bytes.empty() || sf::parse_record(bytes, 0, &rec) != bytes.size()) return false;
-  if (rec.type != sf::RecordType::OutageSet && rec.type != sf::RecordType::OutageClose) return false;
-  sf::PayloadReader r(rec.payload);
-  std::string_view integration;
-  OutageKey key;
-  if (!r.field(&integration) || !read_key(r, &key)) return false;
-  std::optional<OpenOutage> set;
-  if (rec.type == sf::RecordType::OutageSet) {
-    std::int64_t last_page = 0, last_time = 0, start = 0;
-    std::uint8_t severity = 0, kind = 0, folded = 0;
-    std::uint32_t sequence = 0;
-    std::string_view id;
-    if (!r.i64(&last_page) || !r.i64(&last_time) || !r.u8(&severity) || !r.i64(&start) || !r.field(&id) ||
-        !r.u32(&sequence) || !r.u8(&kind) || !r.u8(&folded))
-      return false;
-    const auto k = static_cast<OutageKind>(kind);
-    if (!valid_outage_id(id) || (severity != kRecordWarning && severity != kRecordFailure) || sequence == 0 ||
-        (k != OutageKind::ValueList && k != OutageKind::Host && k != OutageKind::Flood) || folded > 1 ||
-        (k == OutageKind::Flood && (folded == 1 || !(key == OutageKey{}))))
-      return false;
-    set.emplace();
-    set->outage.id.assign(id);
-    set->outage.severity = severity == kRecordFailure ? Severity::Failure : Severity::Warning;
-    set->outage.start = from_ns(start);
-    set->outage.last_page = from_ns(last_page);
-    set->outage.sequence = sequence;
-    set->last_time = from_ns(last_time);
-    set->outage.kind = k;
-    set->outage.folded = folded == 1;
-    if (k == OutageKind::Flood && (!r.u32(&set->outage.outages) || !r.u32(&set->outage.hosts))) return false;
-    if (k != OutageKind::ValueList &&
-        !read_members(r, k == OutageKind::Host ? kMaxMembers : kFloodListed, &set->outage.members))
-      return false;
-  }
-  if (!r.done()) return false;
-  out->integration = integration;
-  out->key = std::move(key);
-  out->set = std::move(set);
-  return true;
-}
 
 }  // namespace
 
@@ -285,7 +71,8 @@ struct OutageTracker::State {
     MinuteBudget<Steady::time_point> budget;
     std::optional<Outage> outage;  // its key is OutageKey{}
     std::size_t held = 0;          // folded outages open
-    std::unordered_set<std::string> hosts;  // of the outages it had (since the start, after a restart)
+    // Hosts of the outages it had; after a restart, of those it still holds.
+    std::unordered_set<std::string> hosts;
     std::optional<Steady::time_point> paged;  // its last outage event; none after a restart
   };
 
@@ -308,8 +95,11 @@ struct OutageTracker::State {
   std::atomic<std::uint64_t> folded_total{0};
 
   OutageKey table_key(const Notification& n, OutageKind kind) const {
-    if (kind == OutageKind::Host) return OutageKey{n.host, {}, {}, {}, {}};
-    return OutageKey::of(n);
+    OutageKey key = kind == OutageKind::Host ? OutageKey{n.host, {}, {}, {}, {}} : OutageKey::of(n);
+    // The empty key is the flood outage's in the records; a notification
+    // with no host, plugin or type at all (none of collectd's) gets another.
+    if (key == OutageKey{}) key.host = " ";
+    return key;
   }
 
   std::shared_ptr<KeyState> find(const OutageKey& key, bool create) {
@@ -383,7 +173,7 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
     if (c.integration != s.integration) return;
     if (c.key == OutageKey{}) {  // the flood outage's
       s.flood.outage.reset();
-      if (c.set) s.flood.outage = std::move(c.set->outage);
+      if (c.set) s.flood.outage = std::move(c.set);
       return;
     }
     if (!c.set) {
@@ -392,11 +182,11 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
     }
     auto& ks = s.table[c.key];
     if (!ks) ks = std::make_shared<State::KeyState>(c.key);
-    ks->outage = c.set->outage;
+    ks->outage = std::move(c.set);
     // A missing value's FAILURE leaves last_time behind its last_page, on
     // purpose; none at all is stored as 0.
-    if (c.set->last_time != TimePoint{})
-      ks->last_time = c.set->last_time;
+    if (c.last_time != TimePoint{})
+      ks->last_time = c.last_time;
     else
       ks->last_time.reset();
   };
@@ -524,7 +314,9 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
   const auto record = [&] {
     return encode_change(integration, ks.key, closes ? nullptr : &after, last_time.value_or(TimePoint{}));
   };
-  if (!flood.budget.limited()) {
+  // A folded outage recovered with FloodLimit since set to 0 still goes
+  // through its flood outage, until it clears.
+  if (!flood.budget.limited() && !after.folded) {
     if (!emit(send, n, after, record(), handler)) return false;
   } else {
     std::lock_guard<std::mutex> lock(flood_mutex);

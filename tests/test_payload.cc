@@ -459,6 +459,56 @@ void test_template_worst_case_holds_for_host() {
   CU_ASSERT(worst < 3 * body.size());
 }
 
+// A flood outage: name, fqdn and description count its outages and hosts;
+// services lists its first outages by identifier, the others counted.
+void test_flood_outage_payload() {
+  Outage o = host_outage(10, 10);
+  o.kind = OutageKind::Flood;
+  o.outages = 196;
+  o.hosts = 49;
+  Notification n = threshold_note(Severity::Failure, 95, NAN, 80, NAN, 90);
+  JsonPtr j = build_json(integration(), EventType::Outage, n, o);
+  CU_ASSERT_FATAL(j != nullptr);
+  CU_ASSERT(str(j.get(), "name") == "flood: 196 outages on 49 hosts");
+  CU_ASSERT(str(j.get(), "fqdn") == "flood: 196 outages on 49 hosts");
+  CU_ASSERT(str(j.get(), "description") == "flood: 196 outages on 49 hosts");
+  const std::string services = str(j.get(), "services");
+  CU_ASSERT(services.rfind("db1/df-v0/percent_bytes-used, db1/df-v1/percent_bytes-used, ", 0) == 0);
+  CU_ASSERT(services.size() > 13 && services.compare(services.size() - 13, 13, " and 186 more") == 0);
+  CU_ASSERT(str(json_object_get(j.get(), "collectd"), "host") == "db1");
+  o.outages = o.hosts = 1;
+  o.members.resize(1);
+  JsonPtr one = build_json(integration(), EventType::Clear, n, o);
+  CU_ASSERT(one && str(one.get(), "name") == "flood: 1 outage on 1 host");
+  CU_ASSERT(one && str(one.get(), "services") == "db1/df-v0/percent_bytes-used");
+}
+
+// The start-up bound holds for a flood outage's payload too.
+void test_template_worst_case_holds_for_flood() {
+  IntegrationConfig ic = integration();
+  ic.flood_limit = 4;
+  const std::string text =
+      "{\"n\": \"$name\", \"f\": \"$fqdn\", \"d\": \"$description\", \"s\": \"$services\", "
+      "\"i\": \"$items\", \"r\": \"$reasons\"}";
+  CU_ASSERT_FATAL(check_template(text).empty());
+  ic.outage_template = ic.clear_template = text;
+  const std::size_t worst = template_worst_case(text, ic);
+  const std::string name(128, '\x01'), message(256, '\x01');
+  Outage o = outage_at(T0);
+  o.kind = OutageKind::Flood;
+  o.outages = o.hosts = 4294967295u;
+  for (std::size_t i = 0; i < kFloodListed; ++i)
+    o.members.push_back(Member{OutageKey{name, name, name, name, name}, true, {}, name, message});
+  Notification n;
+  n.severity = Severity::Failure;
+  n.time = T0;
+  n.message = message;
+  const std::string body = build(ic, EventType::Outage, n, o);
+  CU_ASSERT_PTR_NOT_NULL(parse_json(body).get());
+  CU_ASSERT(body.size() <= worst);
+  if (body.size() > worst) std::fprintf(stderr, "\n  body %zu > worst case %zu\n", body.size(), worst);
+}
+
 void test_big_unsigned_meta_exact() {
   Notification n;
   n.severity = Severity::Failure;
@@ -1041,6 +1091,8 @@ int main(int argc, char** argv) {
                         {"invalid_at_runtime_falls_back", test_template_invalid_at_runtime_falls_back},
                         {"check_template_messages", test_check_template_messages},
                         {"worst_case_holds", test_template_worst_case_holds},
-                        {"worst_case_holds_for_host", test_template_worst_case_holds_for_host}}},
-                      {"group_by_host", {{"lists_members", test_host_outage_lists_members}}}});
+                        {"worst_case_holds_for_host", test_template_worst_case_holds_for_host},
+                        {"worst_case_holds_for_flood", test_template_worst_case_holds_for_flood}}},
+                      {"group_by_host", {{"lists_members", test_host_outage_lists_members}}},
+                      {"flood", {{"outage_payload", test_flood_outage_payload}}}});
 }

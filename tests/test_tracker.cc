@@ -1279,6 +1279,62 @@ void test_flood_of_host_outages() {
   CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
 }
 
+// Host outages and flood folding on 8 threads, racing deliveries and
+// compactions: per outage its events come in sequence, a clear last and
+// once; the spool ends with the newest state; every outage still open then
+// clears, once, and nothing stays open.
+void test_flood_many_threads() {
+  std::atomic<long> ms{0};
+  const auto options = [&ms] {
+    TrackerOptions o = opts();
+    o.group_by = OutageKind::Host;
+    o.flood_limit = 3;
+    o.steady_now = [&ms] { return std::chrono::steady_clock::time_point(std::chrono::milliseconds(ms.load()) * 50); };
+    return o;
+  };
+  Fixture f(options());
+  constexpr int kThreads = 8, kSteps = 1000, kHosts = 12;
+  std::vector<std::thread> threads;
+  for (int th = 0; th < kThreads; ++th) {
+    threads.emplace_back([&, th] {
+      std::mt19937 rng(static_cast<unsigned>(th) * 104729u + 3);
+      for (int i = 0; i < kSteps; ++i) {
+        const Severity sev = static_cast<Severity>(rng() % 3);
+        const int host = static_cast<int>(rng() % kHosts), vl = static_cast<int>(rng() % 3);
+        f.tracker->process(member(sev, at_ms(ms.fetch_add(1)), vl, "h" + std::to_string(host)), f.rec.handler());
+      }
+    });
+  }
+  {
+    const Deliverer deliverer(f, 99);
+    for (auto& t : threads) t.join();
+  }
+  f.rec.deliver();
+  const auto check = [&](std::map<std::string, std::uint32_t>& last, std::set<std::string>& cleared) {
+    for (const Seen& e : f.rec.seen) {
+      CU_ASSERT(cleared.count(e.outage.id) == 0);  // nothing after a clear
+      CU_ASSERT_EQUAL(e.sequence, last[e.outage.id] + 1);
+      last[e.outage.id] = e.sequence;
+      if (e.type == EventType::Clear) cleared.insert(e.outage.id);
+    }
+  };
+  std::map<std::string, std::uint32_t> last;
+  std::set<std::string> cleared;
+  check(last, cleared);
+  CU_ASSERT(f.tracker->folded() > 0);
+  const std::size_t open = f.tracker->open_outages();
+  f.restart(options());
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), open);
+  for (int host = 0; host < kHosts; ++host)
+    for (int vl = 0; vl < 3; ++vl) f.send(member(Severity::Okay, at_ms(ms.load() + 1), vl, "h" + std::to_string(host)));
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  last.clear();
+  cleared.clear();
+  check(last, cleared);
+  for (const auto& [id, sequence] : last) CU_ASSERT(cleared.count(id) == 1);  // every outage paged got its clear
+  CU_ASSERT_EQUAL(f.log.count(LogLevel::Error) + f.log.count(LogLevel::Warning), 0u);
+}
+
 // --- ids (CONTRACT §4) ----------------------------------------------------------------------
 
 bool valid_id(const std::string& s) {
@@ -1611,7 +1667,8 @@ int main(int argc, char** argv) {
         {{"folds_beyond_limit", test_flood_folds_beyond_limit},
          {"escalates_and_repages", test_flood_escalates_and_repages},
          {"survives_restart", test_flood_survives_restart},
-         {"of_host_outages", test_flood_of_host_outages}}},
+         {"of_host_outages", test_flood_of_host_outages},
+         {"many_threads", test_flood_many_threads}}},
        {"ids",
         {{"agree_between_aggregators", test_ids_agree_between_aggregators},
          {"differ_by_integration_key_and_start", test_ids_differ_by_integration_key_and_start},
