@@ -68,6 +68,13 @@ void run_in_background(const std::string& name) {
   pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
 }
 
+// An event as it waits in the queue: its body is in the spool, and is read
+// back from there when the event is sent (see Spool::read_body).
+Event without_body(Event event) {
+  event.body.clear();
+  event.body.shrink_to_fit();
+  return event;
+}
 
 // What became of one attempt.
 enum class Result { Delivered, Retry, DeadLetter, Abandoned };
@@ -120,7 +127,6 @@ struct Delivery::State {
   milliseconds max_timeout{0};
 
   std::atomic<std::size_t> total_queued{0};  // for QueueLimit, across lanes
-  std::atomic<std::size_t> body_bytes{0};    // of the queued events' bodies kept in memory
   std::atomic<bool> accepting{true};
   std::atomic<bool> stopping{false};
   std::atomic<bool> abort{false};  // cancels requests still in flight after the grace time
@@ -180,12 +186,7 @@ struct Delivery::State {
   };
   // The event leaves the spool (or the clears held in memory).
   void acknowledge(const Event& event);
-  Outcome attempt(Lane& lane, HttpClient& client, Pending& p);
-  // An event as it waits in the queue: with its body while the bodies kept
-  // in memory stay within options.body_memory, otherwise without (the
-  // body is read back from the spool when the event is sent).
-  Event queued_form(Event event);
-  void forget_body(const Event& event) { body_bytes -= event.body.size(); }
+  Outcome attempt(Lane& lane, HttpClient& client, const Pending& p);
   void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
   void log_delivered(Lane& lane, const std::string& what, const std::string& request_id, bool after_failures,
                      Steady::time_point now, LogLines& logs);
@@ -223,26 +224,26 @@ void Delivery::State::note_spool_change(std::atomic<bool>& flag) {
   sync_wake.notify_one();
 }
 
-Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, Pending& p) {
+Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& p) {
   const Event& e = p.event;
   const IntegrationConfig& c = lane.config;
   const std::string& url = e.type == EventType::Clear ? c.clear_url : c.outage_url;
   Outcome o;
-  std::string body = std::move(p.event.body);  // its first attempt, when it was kept in memory
+  std::string body;
   try {
-    if (body.empty()) {
+    std::optional<std::string> spooled;
+    {
       std::lock_guard<std::mutex> lock(held_mutex);
       auto found = held.find(e.event_id);
-      if (found != held.end()) body = found->second.body;
+      if (found != held.end()) spooled = found->second.body;
     }
-    if (body.empty()) {
-      std::optional<std::string> spooled = spool->read_body(e.event_id);
+    if (!spooled) {
+      spooled = spool->read_body(e.event_id);
       if (!spooled) throw std::runtime_error("it is no longer in the spool");
-      body = std::move(*spooled);
+      // Sent only once a power loss cannot take it back (doc/storage.md).
+      spool->make_durable(e.event_id);
     }
-    // Sent only once a power loss cannot take it back (doc/storage.md); a
-    // no-op for a clear held in memory only.
-    spool->make_durable(e.event_id);
+    body = std::move(*spooled);
   } catch (const std::system_error& ex) {
     o.result = stopping ? Result::Abandoned : Result::Retry;
     o.reason = std::string("cannot read it from the spool: ") + ex.what();
@@ -424,8 +425,7 @@ void Delivery::State::worker(Lane& lane, HttpClient& client) {
         if (!taken) continue;
         if (lane.schedule.next_due() <= now) lane.wake.notify_one();
         outage_id = taken->outage_id;
-        Pending& p = taken->head;
-        forget_body(p.event);  // its body, if it had one in memory, is this attempt's now
+        const Pending& p = taken->head;
         {
           const InFlight counted(*this);
           lock.unlock();
@@ -556,19 +556,6 @@ void Delivery::State::report_refusals(bool now_or_never) {
   dropped_since_log = 0;
 }
 
-Event Delivery::State::queued_form(Event event) {
-  const std::size_t size = event.body.size();
-  std::size_t n = body_bytes.load();
-  do {
-    if (n + size > options.body_memory) {
-      event.body.clear();
-      event.body.shrink_to_fit();
-      return event;
-    }
-  } while (!body_bytes.compare_exchange_weak(n, n + size));
-  return event;
-}
-
 Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& log, DeliveryOptions options)
     : state_(std::make_unique<State>(config, log, options)) {
   State& s = *state_;
@@ -609,10 +596,9 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
       continue;
     }
     // An older run may have left two pages of one outage queued.
-    if (const auto replaced = lane->second->schedule.enqueue(s.queued_form(std::move(event)))) {
-      s.forget_body(*replaced);
+    if (const auto replaced = lane->second->schedule.enqueue(without_body(std::move(event))))
       s.spool->acknowledge(replaced->event_id);
-    } else
+    else
       ++s.total_queued;
     ++recovered;
   }
@@ -699,7 +685,7 @@ bool Delivery::submit(Event event) {
   {
     std::lock_guard<std::mutex> lock(lane.mutex);
     const auto due_before = lane.schedule.next_due();
-    replaced = lane.schedule.enqueue(s.queued_form(std::move(event)));
+    replaced = lane.schedule.enqueue(without_body(std::move(event)));
     wake = lane.schedule.next_due() < due_before;
   }
   if (wake) lane.wake.notify_one();
@@ -707,7 +693,6 @@ bool Delivery::submit(Event event) {
     // Its change needs no recording first: the new page carries a newer
     // change of the same outage (and collectd's thread is inside the
     // tracker here).
-    s.forget_body(*replaced);
     s.spool->acknowledge(replaced->event_id);
     if (counted) --s.total_queued;
   } else if (!counted) {

@@ -37,10 +37,6 @@ struct DeliveryOptions {
   // compacted, clears held in memory spooled), while there is something to
   // flush, compact or retry.
   std::chrono::milliseconds sync_interval{1000};
-  // The bodies of queued events are kept in memory, for their first
-  // attempt, up to this many bytes in all; beyond it (a backlog) they are
-  // read back from the spool when sent. Saves a read and a decode per event.
-  std::size_t body_memory = 4u << 20;
 };
 
 class Delivery : public EventSink {

@@ -65,11 +65,7 @@ LaneSchedule::Taken LaneSchedule::grant(std::string outage_id, OutageQueue& outa
   Pending& head = outage.events.front();
   budget(head.event.type).use(now);
   outage.in_flight = true;
-  // The body goes with this attempt; a retry reads it back from the spool.
-  std::string body = std::exchange(head.event.body, {});
-  Taken taken{std::move(outage_id), head};
-  taken.head.event.body = std::move(body);
-  return taken;
+  return Taken{std::move(outage_id), head};
 }
 
 std::optional<LaneSchedule::Taken> LaneSchedule::take(Steady::time_point now) {

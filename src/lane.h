@@ -37,10 +37,9 @@ class Backoff {
   std::mt19937_64 rng_{std::random_device{}()};
 };
 
-// An event as it waits: its body is in the spool, and in memory too until
-// its first attempt while the queue is small (Delivery decides).
+// An event as it waits: its body is in the spool, read back when it is sent.
 struct Pending {
-  Event event;       // its body, if in memory, goes with its first take()
+  Event event;       // without its body
   int attempts = 0;  // failed requests so far
   // Time spent waiting for the FloodLimit, which RetryMaxAge does not count:
   // pacing delays an event, it does not make it undeliverable.
@@ -71,7 +70,7 @@ class LaneSchedule {
 
   struct Taken {
     std::string outage_id;
-    Pending head;  // a copy, with the body if it had one: the queue may change while it is in flight
+    Pending head;  // a copy: the queue may change while it is in flight
   };
   // Takes a due head whose type has budget left, its outage then in flight;
   // nullopt when none is. A due head without budget waits, in arrival order

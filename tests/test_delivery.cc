@@ -601,7 +601,6 @@ void test_400_dead_lettered_and_clear_still_sent() {
 // wrong body is ever sent), and the outage's clear still goes.
 void test_damaged_spool_record_dead_lettered() {
   World w;
-  w.options.body_memory = 0;  // every body read back from the spool
   Delivery& d = w.open(false);
   const Event outage = make_event(EventType::Outage, "o-damaged", 1);
   const Event clear = make_event(EventType::Clear, "o-damaged", 2);
@@ -643,37 +642,6 @@ std::uintmax_t spool_bytes(const std::string& dir) {
 
 // Delivered events leave the spool: the flush tick deletes and compacts
 // what is acknowledged, so a spool that held megabytes shrinks.
-// A queued event's body is kept in memory for its first attempt, up to
-// body_memory bytes in all: here the first event's, not the second's, so a
-// damage on disk to both records costs only the second (read back, found
-// damaged, dead-lettered), while the first goes as it was submitted.
-void test_bodies_kept_in_memory_within_bound() {
-  World w;
-  const Event first = make_event(EventType::Outage, "o-mem-1", 1);
-  const Event second = make_event(EventType::Outage, "o-mem-2", 2);
-  w.options.body_memory = first.body.size() + second.body.size() / 2;
-  Delivery& d = w.open(false);
-  CU_ASSERT(d.submit(first));
-  CU_ASSERT(d.submit(second));
-  const std::string segment = newest_segment(w.spool_dir());
-  std::string data = xmtest::read_file(segment);
-  for (const char* seq : {"\"seq\":1", "\"seq\":2"}) {
-    const std::size_t at = data.find(seq);
-    CU_ASSERT_FATAL(at != std::string::npos);
-    data[at + 6] = '7';
-  }
-  xmtest::write_file(segment, data);
-  d.start();
-  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
-  CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }));
-  const auto reqs = w.standin->requests();
-  CU_ASSERT_EQUAL_FATAL(reqs.size(), 1u);
-  CU_ASSERT_EQUAL(reqs[0].body, first.body);
-  const auto lines = json_lines(w.dead_letters());
-  CU_ASSERT_EQUAL_FATAL(lines.size(), 1u);
-  CU_ASSERT_EQUAL(xmtest::json_string_member(lines[0].get(), "event_id"), second.event_id);
-}
-
 void test_spool_shrinks_after_delivery() {
   World w;
   Delivery& d = w.open(false);
@@ -1440,7 +1408,6 @@ int main(int argc, char** argv) {
                         {"connections_kept_alive", test_connections_kept_alive},
                         {"new_outage_not_held_behind_slow_request", test_new_outage_not_held_behind_slow_request},
                         {"damaged_spool_record_dead_lettered", test_damaged_spool_record_dead_lettered},
-                        {"bodies_kept_in_memory_within_bound", test_bodies_kept_in_memory_within_bound},
                         {"changes_recovered_in_log_order", test_changes_recovered_in_log_order},
                         {"spool_shrinks_after_delivery", test_spool_shrinks_after_delivery},
                         {"deliveries_logged_at_info_once_a_minute", test_deliveries_logged_at_info_once_a_minute},
