@@ -305,9 +305,9 @@ Tally tally(const std::vector<Event>& evs) {
 // most 4 outage events and 4 clears reach the stand-in in any minute; every
 // outage is paged on its own or counted in the flood outage; every paged
 // outage gets one clear; nothing dead-lettered; ReportStats counts the
-// folded ones. Two minutes or more: the clears beyond the limit wait for
-// the next minute, and so may the flood's page, or its re-page that counts
-// them all.
+// folded ones. A minute or more: the flood is paged at once, with its
+// first member, and re-paged with them all when the next minute's budget
+// allows.
 void test_storm_flood_limit() {
   xmtest::Standin xm;
   xmtest::TempDir csv;
@@ -328,7 +328,7 @@ void test_storm_flood_limit() {
         const Tally t = tally(events(xm));
         return static_cast<long>(t.own.size()) + t.flood_outages >= kOutages;
       },
-      150s);
+      100s);
   dump(xm, {&c}, counted, "the storm's outages were not all paged or folded");
   Tally t = tally(events(xm));
   CU_ASSERT_EQUAL(static_cast<long>(t.own.size()) + t.flood_outages, kOutages);
@@ -340,7 +340,8 @@ void test_storm_flood_limit() {
   long fully_own = 0;
   for (const auto& [host, n] : own_per_host) fully_own += n == kStormLists;
   CU_ASSERT_EQUAL(t.flood_hosts, kStormHosts - fully_own);
-  XM_REQUIRE(counted);
+  // On to the recovery even so: the clears, the pacing and the counters
+  // are checked whatever the flood's pages said.
 
   CU_ASSERT_TRUE(put_all(50));
   std::set<std::string> paged;
@@ -376,7 +377,7 @@ void test_storm_flood_limit() {
   // ReportStats: total_events-folded counts the outages folded into the
   // flood. A DERIVE, whose GETVAL is a rate: read as collectd's csv plugin
   // stores it, the counter itself.
-  const long folded = t.flood_outages;
+  const long folded = kOutages - static_cast<long>(t.own.size());  // all not paged on their own
   std::optional<double> written;
   const bool stat = xmtest::wait_until(
       [&] {
@@ -385,7 +386,7 @@ void test_storm_flood_limit() {
       },
       10s);
   if (!stat)
-    std::fprintf(stderr, "\n--- total_events-folded: %s, the flood counted %ld\n",
+    std::fprintf(stderr, "\n--- total_events-folded: %s, %ld outages not paged on their own\n",
                  written ? std::to_string(*written).c_str() : "none", folded);
   CU_ASSERT_TRUE(stat);
 }
