@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,7 +29,7 @@ namespace {
 // System plugins every harnessed collectd may load; collectd refuses
 // symlinks in its PluginDir ("is not a regular file"), so they are linked
 // hard or copied.
-constexpr const char* kSystemPlugins[] = {"logfile", "unixsock", "threshold", "csv"};
+constexpr const char* kSystemPlugins[] = {"logfile", "unixsock", "threshold", "csv", "network"};
 
 void copy_file(const std::string& from, const std::string& to, bool may_link) {
   if (may_link && ::link(from.c_str(), to.c_str()) == 0) return;
@@ -105,6 +106,23 @@ UnixsockClient::Reply UnixsockClient::command(const std::string& line) {
   // PUTVAL and PUTNOTIF answer "0 Success...".
   for (int i = 0; i < reply.status; ++i) reply.lines.push_back(read_line());
   return reply;
+}
+
+std::uint16_t free_udp_port() {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw std::system_error(e, std::generic_category(), "bind 127.0.0.1:0");
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
 }
 
 std::string quote_unixsock(const std::string& s) {
@@ -324,12 +342,25 @@ UnixsockClient& CollectdProcess::unixsock() {
   return *unixsock_;
 }
 
-bool CollectdProcess::putval(const std::string& id, double value) {
+bool CollectdProcess::putval(const std::string& id, double value) { return putval(kHost, id, value); }
+
+bool CollectdProcess::putval(const std::string& host, const std::string& id, double value) {
   char number[64];
   std::snprintf(number, sizeof number, "%.17g", value);
-  const auto reply =
-      unixsock().command("PUTVAL " + quote_unixsock(std::string(kHost) + "/" + id) + " interval=1 N:" + number);
+  const auto reply = unixsock().command("PUTVAL " + quote_unixsock(host + "/" + id) + " interval=1 N:" + number);
   return reply.ok();
+}
+
+std::optional<double> CollectdProcess::getval(const std::string& identifier) {
+  const auto reply = unixsock().command("GETVAL " + quote_unixsock(identifier));
+  if (!reply.ok() || reply.lines.empty()) return std::nullopt;
+  const std::string& line = reply.lines[0];  // "<ds>=<value>"
+  const std::size_t eq = line.find('=');
+  if (eq == std::string::npos) return std::nullopt;
+  char* end = nullptr;
+  const double v = std::strtod(line.c_str() + eq + 1, &end);
+  if (end == line.c_str() + eq + 1) return std::nullopt;
+  return v;
 }
 
 bool CollectdProcess::putnotif(const std::string& severity, const std::string& options, const std::string& message) {

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +40,10 @@ class UnixsockClient {
   int fd_ = -1;
   std::string buffer_;
 };
+
+// A UDP port on 127.0.0.1 that was free a moment ago (bound to port 0 and
+// released), for a collectd network plugin's Listen.
+std::uint16_t free_udp_port();
 
 // s as one double-quoted argument of a unixsock command (an identifier, a
 // PUTNOTIF message), escaped as collectd's parser wants it.
@@ -116,6 +121,12 @@ class CollectdProcess {
   // PUTVAL "testhost/<id>" interval=1 N:<value>; id is
   // plugin[-instance]/type[-instance]. True on collectd's success reply.
   bool putval(const std::string& id, double value);
+  // The same for another host's value list: PUTVAL "<host>/<id>", as an
+  // aggregator receives its fleet's values.
+  bool putval(const std::string& host, const std::string& id, double value);
+  // GETVAL of one identifier ("host/plugin-instance/type-instance"): the
+  // value of its first data source, or nullopt when collectd has none.
+  std::optional<double> getval(const std::string& identifier);
   // PUTNOTIF with the given severity ("failure", "warning", "okay"), now as
   // its time, and extra `key=value` options (host=..., plugin=...); the
   // message goes last, quoted.

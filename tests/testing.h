@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -14,6 +15,16 @@
 
 #include "log.h"
 #include "resources.h"
+
+// CUnit's *_FATAL assertions longjmp out of a test, past every destructor
+// (a collectd would be left running): this one fails and returns instead.
+#define XM_REQUIRE(cond)                                                                        \
+  do {                                                                                          \
+    const bool xm_require_ok_ = static_cast<bool>(cond);                                        \
+    CU_assertImplementation(xm_require_ok_ ? CU_TRUE : CU_FALSE, __LINE__, "REQUIRE(" #cond ")", \
+                            __FILE__, "", CU_FALSE);                                            \
+    if (!xm_require_ok_) return;                                                                \
+  } while (0)
 
 namespace xmtest {
 
@@ -74,6 +85,18 @@ bool file_exists(const std::string& path);
 // Polls cond every few milliseconds until it holds or timeout passes.
 bool wait_until(const std::function<bool()>& cond,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// A test whose exception (a harness error: collectd not answering, a
+// stand-in that cannot start) fails that test instead of the program.
+template <void (*F)()>
+void guarded() {
+  try {
+    F();
+  } catch (const std::exception& e) {
+    const std::string what = std::string("exception: ") + e.what();
+    CU_assertImplementation(CU_FALSE, 0, what.c_str(), __FILE__, "", CU_FALSE);
+  }
+}
 
 using JsonPtr = xmatters::Json;
 
