@@ -185,14 +185,10 @@ Expected expected_recovery(const Files& files) {
   return x;
 }
 
-bool same(const xmatters::Event& a, const xmatters::Event& b) {
-  return a.event_id == b.event_id && a.integration == b.integration && a.outage_id == b.outage_id &&
-         a.type == b.type && a.created == b.created && a.body == b.body && a.change == b.change;
-}
-
 void check_recovered(xmatters::Spool& spool, const Expected& x) {
   const std::vector<xmatters::Event> events = spool.take_recovered();
-  if (events.size() != x.events.size() || !std::equal(events.begin(), events.end(), x.events.begin(), same))
+  if (events.size() != x.events.size() ||
+      !std::equal(events.begin(), events.end(), x.events.begin(), xmfuzz::same_event))
     xmfuzz::fail("the recovered events are not the pending events of the log, in order");
   if (spool.take_recovered_changes() != x.changes)
     xmfuzz::fail("the recovered outage changes are not the log's since its last SNAPSHOT");
