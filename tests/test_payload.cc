@@ -953,13 +953,13 @@ void test_accepted_template_never_falls_back() {
   CU_ASSERT_PTR_NOT_NULL(json_object_get(j.get(), ""));
 
   // Glued to a number, $current_value would break on "-5" or "1.5", and
-  // $duration would pass int64 for an outage of 30 years.
+  // $duration would pass int64 for an outage of over 31 years.
   CU_ASSERT(check_template(R"({"v": 1$current_value})") != "");
   CU_ASSERT(check_template(R"({"d": 1234567890$duration})") != "");
   ic.outage_template = R"({"d": 1$duration, "e": -$duration})";
   CU_ASSERT_EQUAL_FATAL(check_template(*ic.outage_template), "");
-  n.time = T0 + seconds(std::int64_t{9000000000});
-  j = build_json(ic, EventType::Outage, n, outage_at(T0));
+  n.time = TimePoint(seconds(std::int64_t{9000000000}));  // 2255, an outage open since 1970
+  j = build_json(ic, EventType::Outage, n, outage_at(TimePoint()));
   CU_ASSERT_EQUAL(json_object_size(j.get()), 2u);
   CU_ASSERT_EQUAL(json_integer_value(json_object_get(j.get(), "d")), 19000000000);
 }
