@@ -284,13 +284,16 @@ std::string expand_template(std::string_view text, const MacroValues& v,
       text,
       [&](Macro m, std::string& out) {
         // Escaped without the quotes: "$description" in a template becomes
-        // a valid JSON string.
+        // a valid JSON string. A value ends at its first NUL, as collectd's
+        // C strings do: a template may put a macro in a key, where jansson
+        // refuses "\u0000".
         if (m == kTarget) {
           JsonWriter w;
           write_targets(w, v.targets);
           out += w.text();
         } else {
-          append_json_escaped(out, v[m]);
+          const std::string_view s = v[m];
+          append_json_escaped(out, s.substr(0, s.find('\0')));
         }
         return true;
       },
@@ -564,13 +567,15 @@ bool is_json(const std::string& text) {
 
 // Sample values for check_template: the awkward characters a real event can
 // carry, and (second) the emptiest event, so that a template is valid for
-// every event and not just for a typical one.
+// every event and not just for a typical one. Between them they span each
+// macro's kinds of value: text (awkward, even $current_value, which may be
+// "-1.5" or "nan"); $duration's digits, the longest (int64 nanoseconds) and
+// "0"; $target as an array and as null.
 void awkward_sample(MacroValues& v) {
   static constexpr std::string_view awkward =
       "a \"quoted\" back\\slash, tab\t, newline\n, \x01, caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 </";
   for (std::size_t m = 0; m < kMacroCount; ++m) v.set_literal(static_cast<Macro>(m), awkward);
-  v.set_literal(kDuration, "3600");
-  v.set_literal(kCurrentValue, "1e+06");
+  v.set_literal(kDuration, "9223372036");
   v.targets = {"ops \"oncall\"", "dba\\team"};
 }
 

@@ -608,7 +608,8 @@ void test_hostile_bytes() {
   JsonPtr t = parse_with_nul(templated);
   CU_ASSERT_PTR_NOT_NULL_FATAL(t.get());
   const json_t* d = json_object_get(t.get(), "d");
-  CU_ASSERT(std::string(json_string_value(d), json_string_length(d)) == clean);
+  // A template's value ends at its first NUL (a macro may be in a key).
+  CU_ASSERT(std::string(json_string_value(d), json_string_length(d)) == clean.substr(0, clean.find('\0')));
 }
 
 // Random bytes, mostly the high ones that make UTF-8 go wrong: the body and
@@ -932,9 +933,9 @@ void test_check_template_messages() {
   CU_ASSERT(quoted_target.find("(line 1, column 15)") != std::string::npos);
   // A bare $description breaks on the awkward sample.
   CU_ASSERT(check_template(R"({"d": $description})") != "");
-  // A bare $current_value breaks on the event that has none.
+  // A bare $current_value is text like any other ("nan", or none at all).
   const std::string bare_value = check_template(R"({"v": $current_value})");
-  CU_ASSERT(bare_value.rfind("not valid JSON once expanded with empty values: ", 0) == 0);
+  CU_ASSERT(bare_value.rfind("not valid JSON once expanded: ", 0) == 0);
   CU_ASSERT(check_template("") != "");
   CU_ASSERT(check_template("{} trailing") != "");
   CU_ASSERT(check_template("{\"a\": \"\xFF\"}") != "");
@@ -1051,6 +1052,37 @@ void test_valid_utf8() {
     CU_ASSERT_FALSE(xmatters::valid_utf8(bad));
 }
 
+// --- every template check_template accepts expands to JSON for every event (issue 14) ----------
+
+// Each value class a macro can take: check_template must refuse a template
+// that some real value would break, and an accepted one is what is sent.
+void test_accepted_template_never_falls_back() {
+  // A macro in a key, with a NUL in its value (the fuzz_template finding):
+  // jansson refuses "\u0000" in a key, so a value ends at its first NUL, as
+  // collectd's C strings do.
+  IntegrationConfig ic = integration();
+  ic.outage_template = R"({"plug$type": "$type", "$host": 1})";
+  CU_ASSERT_EQUAL_FATAL(check_template(*ic.outage_template), "");
+  Notification n = threshold_note(Severity::Failure, 95, kNaN, 80, kNaN, 90);
+  n.type = std::string("in\0x", 4);
+  n.host = std::string("\0", 1);
+  JsonPtr j = build_json(ic, EventType::Outage, n, outage_at(T0));
+  CU_ASSERT_EQUAL(json_object_size(j.get()), 2u);  // the template's body, not the built-in one
+  CU_ASSERT_EQUAL(str(j.get(), "plugin"), "in");
+  CU_ASSERT_PTR_NOT_NULL(json_object_get(j.get(), ""));
+
+  // Glued to a number, $current_value would break on "-5" or "1.5", and
+  // $duration would pass int64 for an outage of over 31 years.
+  CU_ASSERT(check_template(R"({"v": 1$current_value})") != "");
+  CU_ASSERT(check_template(R"({"d": 1234567890$duration})") != "");
+  ic.outage_template = R"({"d": 1$duration, "e": -$duration})";
+  CU_ASSERT_EQUAL_FATAL(check_template(*ic.outage_template), "");
+  n.time = TimePoint(seconds(std::int64_t{9000000000}));  // 2255, an outage open since 1970
+  j = build_json(ic, EventType::Outage, n, outage_at(TimePoint()));
+  CU_ASSERT_EQUAL(json_object_size(j.get()), 2u);
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(j.get(), "d")), 19000000000);
+}
+
 int main(int argc, char** argv) {
   return xmtest::run(argc, argv,
                      {{"payload",
@@ -1094,5 +1126,6 @@ int main(int argc, char** argv) {
                         {"worst_case_holds_for_host", test_template_worst_case_holds_for_host},
                         {"worst_case_holds_for_flood", test_template_worst_case_holds_for_flood}}},
                       {"group_by_host", {{"lists_members", test_host_outage_lists_members}}},
-                      {"flood", {{"outage_payload", test_flood_outage_payload}}}});
+                      {"flood", {{"outage_payload", test_flood_outage_payload}}},
+                      {"template_check", {{"accepted_never_falls_back", test_accepted_template_never_falls_back}}}});
 }

@@ -41,11 +41,6 @@ void scan_checked(std::string_view data) {
   if (damage.bytes > data.size()) xmfuzz::fail("more damage than data");
 }
 
-bool same(const xmatters::Event& a, const xmatters::Event& b) {
-  return a.event_id == b.event_id && a.integration == b.integration && a.outage_id == b.outage_id &&
-         a.type == b.type && a.created == b.created && a.body == b.body && a.change == b.change;
-}
-
 void write_damage_read(FuzzedDataProvider& in) {
   xmatters::Event e;
   e.event_id = xmfuzz::bytes(in, 40);
@@ -74,7 +69,8 @@ void write_damage_read(FuzzedDataProvider& in) {
   const std::size_t n = sf::parse_record(data, prefix.size(), &r);
   if (damage == 0) {
     xmatters::Event back;
-    if (n != rec.size() || r.type != sf::RecordType::Event || !sf::decode_event(r.payload, &back) || !same(back, e))
+    if (n != rec.size() || r.type != sf::RecordType::Event || !sf::decode_event(r.payload, &back) ||
+        !xmfuzz::same_event(back, e))
       xmfuzz::fail("a record read back differs from the record written");
   } else if (n != 0) {
     const bool in_length = damage == 2 && flipped / 8 >= 4 && flipped / 8 < 8;

@@ -92,6 +92,12 @@ inline xmatters::Notification notification(FuzzedDataProvider& in) {
   return n;
 }
 
+// Every field equal: an event read back is the one written.
+inline bool same_event(const xmatters::Event& a, const xmatters::Event& b) {
+  return a.event_id == b.event_id && a.integration == b.integration && a.outage_id == b.outage_id &&
+         a.type == b.type && a.created == b.created && a.body == b.body && a.change == b.change;
+}
+
 inline xmatters::Outage outage(FuzzedDataProvider& in) {
   xmatters::Outage o;
   o.id = "6f1c2a9e-4b7d-4e0a-9c1f-2d3e4f5a6b7c";  // the plugin makes it, a UUID
