@@ -14,6 +14,7 @@
 
 #include "notification.h"
 #include "outage_tracker.h"
+#include "payload.h"
 
 namespace xmfuzz {
 
@@ -104,6 +105,27 @@ inline xmatters::Outage outage(FuzzedDataProvider& in) {
   o.severity = in.ConsumeBool() ? xmatters::Severity::Failure : xmatters::Severity::Warning;
   o.start = time_point(in);
   o.last_page = in.ConsumeBool() ? o.start : time_point(in);
+  // A host's or a flood's outage lists members, made as the tracker makes
+  // them from their notifications (GroupBy host, FloodLimit).
+  switch (in.ConsumeIntegralInRange<int>(0, 2)) {
+    case 0: return o;
+    case 1: o.kind = xmatters::OutageKind::Host; break;
+    default:
+      o.kind = xmatters::OutageKind::Flood;
+      o.outages = in.ConsumeIntegral<std::uint32_t>();
+      o.hosts = in.ConsumeIntegral<std::uint32_t>();
+      break;
+  }
+  const int members = in.ConsumeIntegralInRange<int>(0, 12);
+  for (int i = 0; i < members; ++i) {
+    const xmatters::Notification n = notification(in);
+    xmatters::Member m;
+    m.key = xmatters::OutageKey::of(n);
+    m.failing = in.ConsumeBool();
+    m.items = xmatters::notification_items(n);
+    m.reasons = xmatters::notification_reasons(n);
+    o.members.push_back(std::move(m));
+  }
   return o;
 }
 
