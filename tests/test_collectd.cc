@@ -28,16 +28,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using xmtest::CollectdProcess;
-
-// CUnit's *_FATAL assertions longjmp out of the test, past every destructor
-// (collectd would be left running): this one returns instead.
-#define REQUIRE(cond)                                                                        \
-  do {                                                                                       \
-    const bool require_ok_ = static_cast<bool>(cond);                                        \
-    CU_assertImplementation(require_ok_ ? CU_TRUE : CU_FALSE, __LINE__, "REQUIRE(" #cond ")", \
-                            __FILE__, "", CU_FALSE);                                         \
-    if (!require_ok_) return;                                                                \
-  } while (0)
+using xmtest::guarded;
 
 // The log line prefix of the plugin's errors, as collectd's logfile plugin
 // writes them with PrintSeverity.
@@ -122,7 +113,7 @@ void test_contract_example_loads() {
 // The example a packager ships, with every option uncommented: valid.
 void test_shipped_example_config_is_valid() {
   std::string text = xmtest::read_file(kTopSrcdir + "/contrib/collectd.conf.d/xmatters.conf");
-  REQUIRE(text.find("#LoadPlugin xmatters") != std::string::npos);
+  XM_REQUIRE(text.find("#LoadPlugin xmatters") != std::string::npos);
   xmtest::TempDir files;
   contract_example(files.path());  // creates the secret, template and certificate files
   auto replace_all = [&](const std::string& from, const std::string& to) {
@@ -250,7 +241,7 @@ void test_warnings_do_not_stop_collectd() {
              "    VerifyPeer false\n")));
   const bool started = c.start();
   dump_log_on_failure(c, started, "collectd did not start");
-  REQUIRE(started);
+  XM_REQUIRE(started);
   CU_ASSERT_TRUE(c.wait_for_log("xmatters plugin: delivering to 1 integration(s)"));
   CU_ASSERT_EQUAL(c.log_lines({"[warning] xmatters plugin: ", "ops", "http://xmatters.invalid"}).size(), 1u);
   CU_ASSERT_EQUAL(c.log_lines({"[warning] xmatters plugin: ", "ops", "VerifyPeer"}).size(), 1u);
@@ -419,9 +410,9 @@ void test_echoed_secret_never_logged() {
   bad_request.status = 400;
   bad_request.echo_headers = {"X-Sig"};
   t.xm.script({unavailable, bad_request});
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   CU_ASSERT_TRUE(t.c.putnotif("failure", "host=myhost plugin=echo", "echo test"));
-  REQUIRE(t.xm.wait_for_requests(2, 30s));
+  XM_REQUIRE(t.xm.wait_for_requests(2, 30s));
   // The requests carried it, so the replies echoed it.
   for (const auto& r : t.xm.requests()) CU_ASSERT_EQUAL(r.headers.at("x-sig"), secret);
   const std::string dead = t.c.base_dir() + "/xmatters/dead-letter.jsonl";
@@ -441,7 +432,7 @@ void test_echoed_secret_never_logged() {
 // (year 2286, before 1970) becomes the time the plugin received it.
 void test_absurd_times_become_receipt_time() {
   E2E t;
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   const std::time_t before = std::time(nullptr);
   int n = 0;
   for (const char* time : {"9999999999", "-5"}) {
@@ -450,7 +441,7 @@ void test_absurd_times_become_receipt_time() {
                                               " message=\"absurd time\"");
     CU_ASSERT_TRUE(reply.ok());
   }
-  REQUIRE(wait_accepted(t.xm, 2));
+  XM_REQUIRE(wait_accepted(t.xm, 2));
   char earliest[32], latest[32];
   const std::time_t after = std::time(nullptr) + 1;
   std::strftime(earliest, sizeof earliest, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&before));
@@ -472,16 +463,16 @@ void test_accepted_with_stalled_body_delivered_once() {
   xmtest::Standin::Reply stalled;
   stalled.stall_body = 60s;
   t.xm.script({stalled});
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   CU_ASSERT_TRUE(t.c.putnotif("failure", "host=myhost plugin=stall", "stalled reply"));
-  REQUIRE(wait_accepted(t.xm, 1));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
   const bool delivered = t.c.wait_for_log("[info] xmatters plugin: integration ops: delivered outage event", 20s);
   dump_log_on_failure(t.c, delivered, "the accepted event was not logged as delivered");
   CU_ASSERT_TRUE(delivered);
   // Whatever came after it shows no retry: once a second outage is
   // delivered too, the stand-in has had two requests, not three.
   CU_ASSERT_TRUE(t.c.putnotif("failure", "host=myhost plugin=after", "after the stall"));
-  REQUIRE(wait_accepted(t.xm, 2));
+  XM_REQUIRE(wait_accepted(t.xm, 2));
   CU_ASSERT_EQUAL(t.xm.request_count(), 2u);
   CU_ASSERT_EQUAL(t.c.log_lines({"not delivered"}).size(), 0u);
 }
@@ -492,7 +483,7 @@ void test_accepted_with_stalled_body_delivered_once() {
 // logs each notification in the same dispatch as the plugin gets it, so
 // callers wait for the log line of what they sent first.
 void settle(E2E& t, std::size_t accepted_before, const std::string& key) {
-  REQUIRE(t.c.putnotif("failure", "host=testhost plugin=sentinel-" + key, "sentinel " + key));
+  XM_REQUIRE(t.c.putnotif("failure", "host=testhost plugin=sentinel-" + key, "sentinel " + key));
   CU_ASSERT_TRUE(wait_accepted(t.xm, accepted_before + 1));
 }
 
@@ -515,7 +506,7 @@ double json_number(const json_t* obj, const char* key) {
 // Collectd's start-up OKAY for every thresholded value list sends nothing.
 void test_startup_okay_storm_sends_nothing() {
   E2E t;
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   for (int i = 0; i < 50; ++i) CU_ASSERT_TRUE(t.c.putval("e2e-storm" + std::to_string(i) + "/gauge", 50));
   CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = OKAY", 20s, 50));
   settle(t, 0, "storm");
@@ -529,16 +520,16 @@ void test_startup_okay_storm_sends_nothing() {
 void test_failure_outage_payload() {
   E2E t("    Target \"ops-oncall\"\n    DetailsURL \"https://grafana.example.com/d/x?var-host=$host&svc=$services\"\n",
         "      Persist true\n");
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   const std::time_t before = std::time(nullptr);
   CU_ASSERT_TRUE(t.c.putval("e2e-cpu/gauge-load", 50));
   CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = OKAY"));
   CU_ASSERT_TRUE(t.c.putval("e2e-cpu/gauge-load", 95));
-  REQUIRE(wait_accepted(t.xm, 1));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
   const std::time_t after = std::time(nullptr);
   const auto got = accepted(t.xm);
   const Received& e = got[0];
-  REQUIRE(e.body.get() != nullptr);
+  XM_REQUIRE(e.body.get() != nullptr);
   CU_ASSERT_TRUE(json_is_object(e.body.get()));
   CU_ASSERT_EQUAL(e.function_id, kOutageFn);
   CU_ASSERT_TRUE(std::regex_match(e.str("outage_id"), kOutageId));
@@ -563,7 +554,7 @@ void test_failure_outage_payload() {
   CU_ASSERT_EQUAL(e.str("target"), "ops-oncall");
   CU_ASSERT_EQUAL(e.str("details_url"), "https://grafana.example.com/d/x?var-host=testhost&svc=e2e-cpu%2Fgauge-load");
   const json_t* cd = json_object_get(e.body.get(), "collectd");
-  REQUIRE(json_is_object(cd));
+  XM_REQUIRE(json_is_object(cd));
   CU_ASSERT_EQUAL(xmtest::json_string_member(cd, "host"), "testhost");
   CU_ASSERT_EQUAL(xmtest::json_string_member(cd, "plugin"), "e2e");
   CU_ASSERT_EQUAL(xmtest::json_string_member(cd, "plugin_instance"), "cpu");
@@ -572,7 +563,7 @@ void test_failure_outage_payload() {
   CU_ASSERT_EQUAL(xmtest::json_string_member(cd, "severity"), "FAILURE");
   CU_ASSERT_TRUE(std::regex_match(xmtest::json_string_member(cd, "time"), kRfc3339Fraction));
   const json_t* meta = json_object_get(cd, "meta");
-  REQUIRE(json_is_object(meta));
+  XM_REQUIRE(json_is_object(meta));
   CU_ASSERT_EQUAL(xmtest::json_string_member(meta, "DataSource"), "value");
   CU_ASSERT_DOUBLE_EQUAL(json_number(meta, "CurrentValue"), 95.0, 1e-9);
   CU_ASSERT_DOUBLE_EQUAL(json_number(meta, "FailureMax"), 90.0, 1e-9);
@@ -595,16 +586,16 @@ void test_failure_outage_payload() {
 // a clear to ClearURL with the same outage_id and a plausible duration.
 void test_escalation_and_clear() {
   E2E t;
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   const auto t0 = std::chrono::steady_clock::now();
   CU_ASSERT_TRUE(t.c.putval("e2e-disk/gauge-used", 85));
-  REQUIRE(wait_accepted(t.xm, 1));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
   CU_ASSERT_TRUE(t.c.putval("e2e-disk/gauge-used", 95));
-  REQUIRE(wait_accepted(t.xm, 2));
+  XM_REQUIRE(wait_accepted(t.xm, 2));
   // A second later, so that the duration has something to count.
   CU_ASSERT_TRUE(xmtest::wait_until([&] { return std::chrono::steady_clock::now() - t0 >= 1100ms; }, 2s));
   CU_ASSERT_TRUE(t.c.putval("e2e-disk/gauge-used", 40));
-  REQUIRE(wait_accepted(t.xm, 3));
+  XM_REQUIRE(wait_accepted(t.xm, 3));
   const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0);
   const auto got = accepted(t.xm);
   CU_ASSERT_EQUAL(got.size(), 3u);
@@ -637,20 +628,20 @@ void test_escalation_and_clear() {
 // original outage_id.
 void test_restart_during_outage() {
   E2E t;
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   CU_ASSERT_TRUE(t.c.putval("e2e-mem/gauge", 95));
-  REQUIRE(wait_accepted(t.xm, 1));
-  REQUIRE(t.c.restart());
+  XM_REQUIRE(wait_accepted(t.xm, 1));
+  XM_REQUIRE(t.c.restart());
   // The fresh threshold state fires the FAILURE again on the first value.
   CU_ASSERT_TRUE(t.c.putval("e2e-mem/gauge", 96));
   CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = FAILURE, host = testhost, plugin = e2e"));
   settle(t, 1, "restart");
   CU_ASSERT_TRUE(t.c.putval("e2e-mem/gauge", 40));
-  REQUIRE(wait_accepted(t.xm, 3));
+  XM_REQUIRE(wait_accepted(t.xm, 3));
   const auto got = accepted(t.xm);
   dump_requests(t.xm, got.size() == 3 && got[1].str("description") == "sentinel restart", "after the restart");
   dump_log_on_failure(t.c, got.size() == 3 && got[1].str("description") == "sentinel restart", "after the restart");
-  REQUIRE(got.size() == 3u);
+  XM_REQUIRE(got.size() == 3u);
   CU_ASSERT_EQUAL(got[1].str("description"), "sentinel restart");
   CU_ASSERT_EQUAL(got[2].str("event_type"), "clear");
   CU_ASSERT_EQUAL(got[2].function_id, kClearFn);
@@ -662,13 +653,13 @@ void test_restart_during_outage() {
 // its first value after the start.
 void test_recovered_while_down() {
   E2E t;
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   CU_ASSERT_TRUE(t.c.putval("e2e-net/gauge", 95));
-  REQUIRE(wait_accepted(t.xm, 1));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
   CU_ASSERT_TRUE(t.c.stop().has_value());
-  REQUIRE(t.c.start());
+  XM_REQUIRE(t.c.start());
   CU_ASSERT_TRUE(t.c.putval("e2e-net/gauge", 40));
-  REQUIRE(wait_accepted(t.xm, 2));
+  XM_REQUIRE(wait_accepted(t.xm, 2));
   const auto got = accepted(t.xm);
   CU_ASSERT_EQUAL(got[1].str("event_type"), "clear");
   CU_ASSERT_EQUAL(got[1].str("outage_id"), got[0].str("outage_id"));
@@ -678,9 +669,9 @@ void test_recovered_while_down() {
 // with Interval 1) opens an outage; the value's return clears it.
 void test_missing_value() {
   E2E t("", "", "Timeout 2\n");
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   CU_ASSERT_TRUE(t.c.putval("e2e-feed/gauge", 50));
-  REQUIRE(wait_accepted(t.xm, 1, 20s));
+  XM_REQUIRE(wait_accepted(t.xm, 1, 20s));
   auto got = accepted(t.xm);
   CU_ASSERT_EQUAL(got[0].str("event_type"), "outage");
   CU_ASSERT_EQUAL(got[0].str("services"), "e2e-feed/gauge");
@@ -695,7 +686,7 @@ void test_missing_value() {
     cleared = t.xm.wait_for_accepted(2, 1s);
   }
   dump_log_on_failure(t.c, cleared, "no clear after the value came back");
-  REQUIRE(cleared);
+  XM_REQUIRE(cleared);
   got = accepted(t.xm);
   CU_ASSERT_EQUAL(got[1].str("event_type"), "clear");
   CU_ASSERT_EQUAL(got[1].str("outage_id"), got[0].str("outage_id"));
@@ -705,7 +696,7 @@ void test_missing_value() {
 // outage.
 void test_endpoint_down_then_up() {
   E2E t;
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   t.xm.stop();
   constexpr int kOutages = 5;
   for (int i = 0; i < kOutages; ++i) CU_ASSERT_TRUE(t.c.putval("e2e-down" + std::to_string(i) + "/gauge", 95));
@@ -715,7 +706,7 @@ void test_endpoint_down_then_up() {
   // A failed attempt is logged (CONTRACT §7: the URL's query values as ***).
   CU_ASSERT_TRUE(t.c.wait_for_log("apiKey=***", 10s));
   t.xm.restart();
-  REQUIRE(wait_accepted(t.xm, 2 * kOutages, 60s));
+  XM_REQUIRE(wait_accepted(t.xm, 2 * kOutages, 60s));
   const auto got = accepted(t.xm);
   CU_ASSERT_EQUAL(got.size(), 2u * kOutages);
   std::map<std::string, std::vector<std::string>> by_outage;  // outage_id -> event types in arrival order
@@ -736,7 +727,7 @@ void test_endpoint_down_then_up() {
 // outages: after a restart every one of them arrives.
 void test_kill9_during_burst() {
   E2E t;
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   xmtest::Standin::Reply slow;
   slow.delay = 100ms;
   t.xm.set_default_reply(slow);
@@ -748,7 +739,7 @@ void test_kill9_during_burst() {
   const std::size_t before_kill = t.xm.accepted_count();
   CU_ASSERT_TRUE(before_kill < static_cast<std::size_t>(kOutages));
   t.xm.set_default_reply({});
-  REQUIRE(t.c.start());
+  XM_REQUIRE(t.c.start());
   std::set<std::string> services;
   std::map<std::string, std::set<std::string>> outage_ids;  // services -> outage_ids seen
   const bool all = xmtest::wait_until(
@@ -807,24 +798,24 @@ void test_full_spool_dir() {
   xmtest::TempDir mnt;
   const std::string spool = mnt / "spool";
   SmallTmpfs fs(spool, "2m");
-  REQUIRE(fs.mounted());
+  XM_REQUIRE(fs.mounted());
   xmtest::Standin xm;
   CollectdProcess c(xmatters_block(ops_integration(xm), "  SpoolDir \"" + spool + "\"\n"));
-  REQUIRE(c.start());
+  XM_REQUIRE(c.start());
   xm.stop();
   // Fill it: distinct outages until the plugin refuses one.
   int sent = 0;
   for (; sent < 5000 && c.log().find("cannot take new outage events") == std::string::npos; ++sent)
-    REQUIRE(c.putnotif("failure", "host=testhost plugin=fill-" + std::to_string(sent), "filling " + std::to_string(sent)));
-  REQUIRE(sent < 5000);
+    XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=fill-" + std::to_string(sent), "filling " + std::to_string(sent)));
+  XM_REQUIRE(sent < 5000);
   for (int i = 0; i < 200; ++i)  // more refusals: still one ERROR per 10 s
-    REQUIRE(c.putnotif("failure", "host=testhost plugin=more-" + std::to_string(i), "refused " + std::to_string(i)));
+    XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=more-" + std::to_string(i), "refused " + std::to_string(i)));
   CU_ASSERT(c.log_lines({"cannot take new outage events"}).size() <= 2u);
   // Clears of outages accepted before the disk filled are never lost.
   constexpr int kClears = 10;
-  REQUIRE(sent > 2 * kClears);
+  XM_REQUIRE(sent > 2 * kClears);
   for (int i = 0; i < kClears; ++i)
-    REQUIRE(c.putnotif("okay", "host=testhost plugin=fill-" + std::to_string(i), "back " + std::to_string(i)));
+    XM_REQUIRE(c.putnotif("okay", "host=testhost plugin=fill-" + std::to_string(i), "back " + std::to_string(i)));
 
   xm.restart();
   // Every accepted event is delivered and its space reclaimed: the spool is
@@ -858,15 +849,15 @@ void test_full_spool_dir() {
 
   // Paging resumes by itself: a later outage and its clear.
   std::size_t before = xm.accepted_count();
-  REQUIRE(c.putnotif("failure", "host=testhost plugin=later", "later failure"));
-  REQUIRE(wait_accepted(xm, before + 1));
-  REQUIRE(c.putnotif("okay", "host=testhost plugin=later", "later recovery"));
-  REQUIRE(wait_accepted(xm, before + 2));
+  XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=later", "later failure"));
+  XM_REQUIRE(wait_accepted(xm, before + 1));
+  XM_REQUIRE(c.putnotif("okay", "host=testhost plugin=later", "later recovery"));
+  XM_REQUIRE(wait_accepted(xm, before + 2));
   // A restart re-sends nothing: the next request is the sentinel's.
-  REQUIRE(c.restart());
+  XM_REQUIRE(c.restart());
   before = xm.request_count();
-  REQUIRE(c.putnotif("failure", "host=testhost plugin=sentinel", "after the restart"));
-  REQUIRE(xm.wait_for_requests(before + 1, 20s));
+  XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=sentinel", "after the restart"));
+  XM_REQUIRE(xm.wait_for_requests(before + 1, 20s));
   const auto after = xm.requests();
   CU_ASSERT_EQUAL(after.size(), before + 1);
   if (!after.empty()) CU_ASSERT(after.back().body.find("sentinel") != std::string::npos);
@@ -887,30 +878,30 @@ void test_routing_and_template() {
                                        "    Target \"dba\" \"oncall\"\n")));
   const bool started = c.start();
   dump_log_on_failure(c, started, "collectd did not start");
-  REQUIRE(started);
+  XM_REQUIRE(started);
   CU_ASSERT_TRUE(c.unixsock().command("PUTVAL \"web1/e2e-x/gauge\" interval=1 N:95").ok());
   CU_ASSERT_TRUE(c.unixsock().command("PUTVAL \"db7/e2e-x/gauge\" interval=1 N:97").ok());
   CU_ASSERT_TRUE(c.unixsock().command("PUTVAL \"mail1/e2e-x/gauge\" interval=1 N:99").ok());
   CU_ASSERT_TRUE(c.wait_for_log("Notification: severity = FAILURE", 10s, 3));
-  REQUIRE(xm.wait_for_accepted(2, 20s));
+  XM_REQUIRE(xm.wait_for_accepted(2, 20s));
   // The clear goes through the template too (ClearTemplate defaults to Template).
   CU_ASSERT_TRUE(c.unixsock().command("PUTVAL \"db7/e2e-x/gauge\" interval=1 N:10").ok());
-  REQUIRE(xm.wait_for_accepted(3, 20s));
+  XM_REQUIRE(xm.wait_for_accepted(3, 20s));
   // Nothing for mail1: a sentinel that web would take proves it is all.
   CU_ASSERT_TRUE(c.putnotif("failure", "host=web2 plugin=sentinel", "sentinel"));
-  REQUIRE(xm.wait_for_accepted(4, 20s));
+  XM_REQUIRE(xm.wait_for_accepted(4, 20s));
   const auto got = accepted(xm);
   CU_ASSERT_EQUAL(got.size(), 4u);
   std::vector<const Received*> web, db;
   for (const auto& r : got) (r.function_id == "web-fn" ? web : db).push_back(&r);
-  REQUIRE(web.size() == 2u);
-  REQUIRE(db.size() == 2u);
+  XM_REQUIRE(web.size() == 2u);
+  XM_REQUIRE(db.size() == 2u);
   CU_ASSERT_EQUAL(web[0]->str("name"), "web1");
   CU_ASSERT_EQUAL(web[1]->str("name"), "web2");
   for (const auto* r : db) CU_ASSERT_EQUAL(r->function_id, "db-fn");
   // The template's own shape, with the macros expanded.
   const json_t* first = db[0]->body.get();
-  REQUIRE(first != nullptr);
+  XM_REQUIRE(first != nullptr);
   CU_ASSERT_EQUAL(json_object_size(first), 6u);
   CU_ASSERT_TRUE(std::regex_match(db[0]->str("id"), kOutageId));
   CU_ASSERT_EQUAL(db[0]->str("kind"), "outage");
@@ -929,11 +920,11 @@ void test_routing_and_template() {
 // through the unixsock, failure then okay, gives an outage and its clear.
 void test_putnotif_test_outage() {
   E2E t;
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   CU_ASSERT_TRUE(t.c.putnotif("failure", "host=myhost plugin=test", "test outage"));
-  REQUIRE(wait_accepted(t.xm, 1));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
   CU_ASSERT_TRUE(t.c.putnotif("okay", "host=myhost plugin=test", "test outage over"));
-  REQUIRE(wait_accepted(t.xm, 2));
+  XM_REQUIRE(wait_accepted(t.xm, 2));
   const auto got = accepted(t.xm);
   CU_ASSERT_EQUAL(got[0].function_id, kOutageFn);
   CU_ASSERT_EQUAL(got[0].str("event_type"), "outage");
@@ -951,7 +942,7 @@ void test_putnotif_test_outage() {
 // (collectd 5.12's collectdctl has no putnotif command).
 void test_putnotif_with_perl_client() {
   E2E t;
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   auto send = [&](const char* severity, const char* message) {
     const std::string cmd = "perl -MCollectd::Unixsock -e 'Collectd::Unixsock->new(\"" + t.c.socket_path() +
                             "\")->putnotif(severity => \"" + severity +
@@ -960,9 +951,9 @@ void test_putnotif_with_perl_client() {
     return std::system(cmd.c_str()) == 0;
   };
   CU_ASSERT_TRUE(send("failure", "test outage"));
-  REQUIRE(wait_accepted(t.xm, 1));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
   CU_ASSERT_TRUE(send("okay", "test outage over"));
-  REQUIRE(wait_accepted(t.xm, 2));
+  XM_REQUIRE(wait_accepted(t.xm, 2));
   const auto got = accepted(t.xm);
   CU_ASSERT_EQUAL(got[0].str("event_type"), "outage");
   CU_ASSERT_EQUAL(got[1].str("event_type"), "clear");
@@ -973,12 +964,12 @@ void test_putnotif_with_perl_client() {
 // outage stays open, and its clear still goes out when the OKAY comes.
 void test_dead_letter_keeps_outage_open() {
   E2E t;
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   xmtest::Standin::Reply bad_request;
   bad_request.status = 400;
   t.xm.script({bad_request});
   CU_ASSERT_TRUE(t.c.putval("e2e-dl/gauge", 95));
-  REQUIRE(t.xm.wait_for_requests(1, 20s));
+  XM_REQUIRE(t.xm.wait_for_requests(1, 20s));
   CU_ASSERT_TRUE(t.c.wait_for_log("[error] xmatters plugin: ", 10s));
   const std::string outage_id =
       xmtest::json_string_member(xmtest::parse_json(t.xm.requests()[0].body).get(), "outage_id");
@@ -989,7 +980,7 @@ void test_dead_letter_keeps_outage_open() {
   CU_ASSERT_TRUE(xmtest::wait_until([&] { return xmtest::read_file(dead).find(outage_id) != std::string::npos; }, 10s));
   CU_ASSERT_EQUAL(xmtest::read_file(dead).find("test-key"), std::string::npos);
   CU_ASSERT_TRUE(t.c.putval("e2e-dl/gauge", 40));
-  REQUIRE(wait_accepted(t.xm, 1));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
   const auto got = accepted(t.xm);
   CU_ASSERT_EQUAL(got[0].str("event_type"), "clear");
   CU_ASSERT_EQUAL(got[0].str("outage_id"), outage_id);
@@ -999,16 +990,16 @@ void test_dead_letter_keeps_outage_open() {
 // RenotifyInterval: an outage still failing is paged again, same outage_id.
 void test_renotify_interval() {
   E2E t("    RenotifyInterval 1\n", "      Persist true\n");
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   CU_ASSERT_TRUE(t.c.putval("e2e-re/gauge", 95));
-  REQUIRE(wait_accepted(t.xm, 1));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
   // The value keeps failing, once per interval, as collectd would see it.
   bool repaged = false;
   for (int i = 0; i < 10 && !repaged; ++i) {
     CU_ASSERT_TRUE(t.c.putval("e2e-re/gauge", 95));
     repaged = t.xm.wait_for_accepted(2, 1s);
   }
-  REQUIRE(repaged);
+  XM_REQUIRE(repaged);
   const auto got = accepted(t.xm);
   CU_ASSERT_EQUAL(got[1].str("event_type"), "outage");
   CU_ASSERT_EQUAL(got[1].str("outage_id"), got[0].str("outage_id"));
@@ -1019,7 +1010,7 @@ void test_renotify_interval() {
 // HTTPS to a server whose certificate is checked against CACert.
 void test_https_with_ca_cert() {
   xmtest::TempDir certs;
-  REQUIRE(xmtest::make_test_certificates(certs.path()));
+  XM_REQUIRE(xmtest::make_test_certificates(certs.path()));
   xmtest::StandinOptions options;
   options.tls_cert_file = certs / "server.pem";
   options.tls_key_file = certs / "server.key";
@@ -1030,18 +1021,18 @@ void test_https_with_ca_cert() {
                                                           certs / "ca.pem" + "\"\n")));
   const bool started = c.start();
   dump_log_on_failure(c, started, "collectd did not start");
-  REQUIRE(started);
+  XM_REQUIRE(started);
   CU_ASSERT_TRUE(c.putval("e2e-tls/gauge", 95));
-  REQUIRE(wait_accepted(xm, 1));
+  XM_REQUIRE(wait_accepted(xm, 1));
   CU_ASSERT_EQUAL(accepted(xm)[0].str("event_type"), "outage");
 }
 
 // ReportStats: the plugin's own values are in collectd.
 void test_own_statistics() {
   E2E t;
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   CU_ASSERT_TRUE(t.c.putval("e2e-stat/gauge", 95));
-  REQUIRE(wait_accepted(t.xm, 1));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
   const std::vector<std::string> wanted = {
       "testhost/xmatters-ops/queue_length",          "testhost/xmatters-ops/count-open_outages",
       "testhost/xmatters-ops/total_events-delivered", "testhost/xmatters-ops/total_events-retried",
@@ -1077,9 +1068,9 @@ void test_retry_after_bounded() {
   busy.status = 429;
   busy.retry_after = "99999999999";
   t.xm.script({busy});
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   CU_ASSERT_TRUE(t.c.putval("e2e-ra/gauge", 95));
-  REQUIRE(t.xm.wait_for_requests(1, 20s));
+  XM_REQUIRE(t.xm.wait_for_requests(1, 20s));
   // (Longer than a century is read as a century.)
   const bool warned = t.c.wait_for_log("Retry-After asks to wait 3153600000 s", 10s);
   dump_log_on_failure(t.c, warned, "no WARNING about the Retry-After");
@@ -1117,10 +1108,10 @@ std::map<std::string, long long> plugin_thread_sleeps(pid_t pid) {
 // second. A page still goes out as soon as it is made.
 void test_idle_plugin_sleeps() {
   E2E t("    Connections 3\n");
-  REQUIRE(t.start());
+  XM_REQUIRE(t.start());
   std::map<std::string, long long> before;
   // Until the threads have started and gone to sleep.
-  REQUIRE(xmtest::wait_until([&] { return (before = plugin_thread_sleeps(t.c.pid())).size() == 4; }, 10s));
+  XM_REQUIRE(xmtest::wait_until([&] { return (before = plugin_thread_sleeps(t.c.pid())).size() == 4; }, 10s));
   std::set<std::string> names;
   for (const auto& [task, n] : before) names.insert(task.substr(0, task.find('/')));
   CU_ASSERT_TRUE((names == std::set<std::string>{"xm-ops", "xm-sync"}));
@@ -1133,7 +1124,7 @@ void test_idle_plugin_sleeps() {
   if (woken > 3) std::fprintf(stderr, "\nthe idle plugin's threads woke %lld times in 3 s\n", woken);
   CU_ASSERT_TRUE(woken <= 3);
   CU_ASSERT_TRUE(t.c.putval("e2e-sleep/gauge", 95));
-  REQUIRE(wait_accepted(t.xm, 1));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
 }
 
 // xMatters down, RenotifyInterval 1, QueueLimit 10: three failing values
@@ -1147,19 +1138,19 @@ void test_repages_merged_while_down() {
                     xmatters_block(ops_integration(xm, "    RenotifyInterval 1\n"), "  QueueLimit 10\n"));
   const bool started = c.start();
   dump_log_on_failure(c, started, "collectd did not start");
-  REQUIRE(started);
+  XM_REQUIRE(started);
   xm.stop();
   constexpr int kRounds = 6;
   for (int round = 0; round < kRounds; ++round) {
     for (int i = 0; i < 3; ++i) CU_ASSERT_TRUE(c.putval("e2e-rp" + std::to_string(i) + "/gauge", 95));
-    REQUIRE(c.wait_for_log("Notification: severity = FAILURE", 10s, 3 * (round + 1)));
+    XM_REQUIRE(c.wait_for_log("Notification: severity = FAILURE", 10s, 3 * (round + 1)));
     // RenotifyInterval is time: a re-page needs a second since the last.
     std::this_thread::sleep_for(1100ms);
   }
   CU_ASSERT_TRUE(c.putval("e2e-rp3/gauge", 95));
-  REQUIRE(c.wait_for_log("Notification: severity = FAILURE", 10s, 3 * kRounds + 1));
+  XM_REQUIRE(c.wait_for_log("Notification: severity = FAILURE", 10s, 3 * kRounds + 1));
   for (int i = 0; i < 4; ++i) CU_ASSERT_TRUE(c.putval("e2e-rp" + std::to_string(i) + "/gauge", 40));
-  REQUIRE(c.wait_for_log("Notification: severity = OKAY", 10s, 4));
+  XM_REQUIRE(c.wait_for_log("Notification: severity = OKAY", 10s, 4));
   CU_ASSERT_TRUE(c.log_lines({kPluginError}).empty());  // nothing refused
   xm.restart();
   const bool cleared = xmtest::wait_until(
@@ -1170,7 +1161,7 @@ void test_repages_merged_while_down() {
       },
       60s);
   dump_requests(xm, cleared, "waiting for 4 clears");
-  REQUIRE(cleared);
+  XM_REQUIRE(cleared);
   std::map<std::string, std::vector<std::string>> by_outage;
   std::map<std::string, long long> paged_duration;
   for (const auto& r : accepted(xm)) {
@@ -1185,18 +1176,6 @@ void test_repages_merged_while_down() {
                    types == (std::vector<std::string>{"outage", "outage", "clear"}));
   // The page sent is the latest re-page, not the first one.
   for (int i = 0; i < 3; ++i) CU_ASSERT_TRUE(paged_duration["e2e-rp" + std::to_string(i) + "/gauge"] >= kRounds - 2);
-}
-
-// An exception out of a test would cross CUnit's C frames and terminate the
-// program: it fails the test instead.
-template <void (*F)()>
-void guarded() {
-  try {
-    F();
-  } catch (const std::exception& e) {
-    const std::string what = std::string("exception: ") + e.what();
-    CU_assertImplementation(CU_FALSE, 0, what.c_str(), __FILE__, "", CU_FALSE);
-  }
 }
 
 }  // namespace
