@@ -821,11 +821,7 @@ struct Plant {
     tracker = std::make_unique<xmatters::OutageTracker>(
         "ops", xmatters::TrackerOptions{}, log, spool->take_recovered_changes(),
         [this](const std::string& r) { spool->append_change(r); });
-    spool->set_snapshot_source([this] {
-      std::string out;
-      tracker->snapshot(out);
-      return out;
-    });
+    spool->set_snapshot_source([this](auto write) { tracker->snapshot(write); });
   }
   ~Plant() {
     tracker.reset();
@@ -1283,11 +1279,7 @@ void test_unwritten_change_reaches_disk_by_compaction() {
     xmatters::TrackerOptions silent;
     silent.send_clear = false;
     xmatters::OutageTracker t("ops", silent, log, {}, [&](const std::string& r) { spool.append_change(r); });
-    spool.set_snapshot_source([&] {
-      std::string out;
-      t.snapshot(out);
-      return out;
-    });
+    spool.set_snapshot_source([&](auto write) { t.snapshot(write); });
     xmatters::Notification n;
     n.host = "a";
     n.severity = xmatters::Severity::Failure;
