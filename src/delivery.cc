@@ -624,7 +624,7 @@ std::vector<std::string> Delivery::recovered_changes() const { return state_->re
 
 void Delivery::record_change(const std::string& record) { state_->spool->append_change(record); }
 
-void Delivery::set_snapshot_source(std::function<std::string()> source) {
+void Delivery::set_snapshot_source(SnapshotSource source) {
   state_->spool->set_snapshot_source(std::move(source));
 }
 

@@ -8,10 +8,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config.h"
 #include "event.h"
+#include "function_ref.h"
 #include "log.h"
 #include "reply.h"
 
@@ -62,7 +64,7 @@ class Delivery : public EventSink {
 
   // Where the spool's compaction takes the open outages from; set before
   // start().
-  void set_snapshot_source(std::function<std::string()> source);
+  void set_snapshot_source(std::function<void(FunctionRef<void(std::string_view)>)> source);
 
   // Starts the delivery threads.
   void start();

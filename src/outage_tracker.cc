@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -248,21 +249,31 @@ std::size_t OutageTracker::open_outages() const { return state_->open_count.load
 
 std::uint64_t OutageTracker::folded() const { return state_->folded_total.load(std::memory_order_relaxed); }
 
-void OutageTracker::snapshot(std::string& out) const {
+void OutageTracker::snapshot(FunctionRef<void(std::string_view)> write) const {
   State& s = *state_;
-  std::vector<std::shared_ptr<State::KeyState>> keys;
+  // A deque, not a vector: it grows in small blocks, so a large table
+  // makes no one large allocation (which would raise glibc's mmap and trim
+  // thresholds and keep that much memory resident after it is freed).
+  std::deque<std::shared_ptr<State::KeyState>> keys;
   {
     std::lock_guard<std::mutex> lock(s.table_mutex);
-    keys.reserve(s.table.size());
     for (const auto& entry : s.table) keys.push_back(entry.second);
   }
   for (const auto& ks : keys) {
-    std::lock_guard<std::mutex> lock(ks->mutex);
-    if (ks->erased || !ks->outage) continue;
-    out += encode_change(s.integration, ks->key, &*ks->outage, ks->last_time.value_or(TimePoint{}));
+    std::string record;
+    {
+      std::lock_guard<std::mutex> lock(ks->mutex);
+      if (ks->erased || !ks->outage) continue;
+      record = encode_change(s.integration, ks->key, &*ks->outage, ks->last_time.value_or(TimePoint{}));
+    }
+    write(record);
   }
-  std::lock_guard<std::mutex> lock(s.flood_mutex);
-  if (s.flood.outage) out += encode_change(s.integration, OutageKey{}, &*s.flood.outage, TimePoint{});
+  std::string flood;
+  {
+    std::lock_guard<std::mutex> lock(s.flood_mutex);
+    if (s.flood.outage) flood = encode_change(s.integration, OutageKey{}, &*s.flood.outage, TimePoint{});
+  }
+  if (!flood.empty()) write(flood);
 }
 
 void OutageTracker::process(const Notification& n, TransitionHandler handler) {

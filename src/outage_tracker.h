@@ -90,10 +90,14 @@ class OutageTracker {
   // Outages folded into a flood outage since start.
   std::uint64_t folded() const;
 
-  // Appends to out one framed OUTAGE_SET record per open outage, each
-  // key's committed state, read under its lock. Thread-safe; for the
-  // spool's compaction.
-  void snapshot(std::string& out) const;
+  // Calls write with one framed OUTAGE_SET record per open outage, each
+  // key's committed state, read under its lock (not held during the call).
+  // Thread-safe; for the spool's compaction, which streams them to disk.
+  void snapshot(FunctionRef<void(std::string_view)> write) const;
+  // The same, appended to out: the whole table in one string, for tests.
+  void snapshot(std::string& out) const {
+    snapshot([&out](std::string_view record) { out.append(record); });
+  }
 
  private:
   struct State;

@@ -79,10 +79,8 @@ std::size_t Router::open_outages(std::size_t integration) const {
 
 std::uint64_t Router::folded(std::size_t integration) const { return routes_.at(integration)->tracker.folded(); }
 
-std::string Router::snapshot() const {
-  std::string out;
-  for (const auto& route : routes_) route->tracker.snapshot(out);
-  return out;
+void Router::snapshot(FunctionRef<void(std::string_view)> write) const {
+  for (const auto& route : routes_) route->tracker.snapshot(write);
 }
 
 }  // namespace xmatters

@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config.h"
 #include "event.h"
+#include "function_ref.h"
 #include "log.h"
 #include "notification.h"
 #include "outage_tracker.h"
@@ -32,9 +34,10 @@ class Router {
   // Outages folded into the integration's flood outage since start (FloodLimit).
   std::uint64_t folded(std::size_t integration) const;
 
-  // Every integration's open outages as framed records: the spool's
-  // snapshot for compaction (SnapshotSource). Thread-safe.
-  std::string snapshot() const;
+  // Every integration's open outages as framed records, passed to write a
+  // few at a time: the spool's snapshot for compaction (SnapshotSource).
+  // Thread-safe.
+  void snapshot(FunctionRef<void(std::string_view)> write) const;
 
  private:
   struct Route {

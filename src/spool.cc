@@ -15,9 +15,11 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
 #include <system_error>
 #include <unordered_map>
 #include <utility>
@@ -45,8 +47,75 @@ bool before(const Loc& a, const Loc& b) { return a.seq != b.seq ? a.seq < b.seq 
 
 bool is_enospc(const std::system_error& e) { return e.code() == std::errc::no_space_on_device; }
 
-// Compaction writes its output in chunks of about this size.
-constexpr std::size_t kWriteChunk = 1u << 20;
+// Compaction reads and writes in chunks of at most this size, well under
+// glibc's default mmap threshold (128 KiB): freeing a larger block raises
+// that threshold, and the trim threshold to twice it, and each thread's
+// arena then keeps that much freed memory resident (doc/storage.md).
+constexpr std::size_t kChunk = 64u << 10;
+
+// Appends to a file through a buffer of kChunk bytes; a piece larger than
+// that (a large event's record) is written on its own.
+class ChunkedWriter {
+ public:
+  explicit ChunkedWriter(WritableFile& file) : file_(file) { buf_.reserve(kChunk); }
+  void write(std::string_view data) {
+    if (buf_.size() + data.size() > kChunk) flush();
+    if (data.size() >= kChunk)
+      file_.append(data);
+    else
+      buf_.append(data);
+    size_ += data.size();
+  }
+  void flush() {
+    if (buf_.empty()) return;
+    file_.append(buf_);
+    buf_.clear();
+  }
+  std::uint64_t size() const { return size_; }  // written so far, flushed or not
+
+ private:
+  WritableFile& file_;
+  std::string buf_;
+  std::uint64_t size_ = 0;
+};
+
+// Calls fn(record, offset, size) for every valid record in the first size
+// bytes of a segment, reading it in windows of kChunk bytes (a larger
+// record in one read of its own size). Damage is skipped as scan_records
+// skips it, one byte at a time.
+template <typename Fn>
+void scan_segment(SpoolIo& io, const std::string& path, std::uint64_t size, Fn&& fn) {
+  std::string window;
+  std::uint64_t window_at = 0;
+  // The bytes from `at` on, at least n of them where the segment has them.
+  auto view = [&](std::uint64_t at, std::size_t n) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(n, size - at));
+    if (at < window_at || at + want > window_at + window.size()) {
+      window = io.read_at(path, at, static_cast<std::size_t>(std::min<std::uint64_t>(std::max(want, kChunk), size - at)));
+      window_at = at;
+    }
+    return std::string_view(window).substr(static_cast<std::size_t>(at - window_at));
+  };
+  for (std::uint64_t pos = 0; pos < size;) {
+    std::string_view data = view(pos, sf::kHeaderSize);
+    if (data.size() >= sf::kHeaderSize) {
+      const auto* h = reinterpret_cast<const unsigned char*>(data.data());
+      const std::uint32_t length = sf::load_u32le(h + 4);
+      // Only what may be a record's header makes a read beyond the window.
+      if (h[8] >= static_cast<unsigned char>(sf::RecordType::Event) &&
+          h[8] <= static_cast<unsigned char>(sf::RecordType::Snapshot) && length <= sf::kMaxPayload)
+        data = view(pos, sf::kHeaderSize + length);
+    }
+    sf::Record rec{};
+    const std::size_t n = sf::parse_record(data, 0, &rec);
+    if (n == 0) {
+      ++pos;
+      continue;
+    }
+    fn(rec, pos, n);
+    pos += n;
+  }
+}
 
 // The undelivered events: where each one's record is, and how many bytes of
 // records each segment still holds for them.
@@ -639,18 +708,14 @@ void Spool::State::compact() {
   } lost_change{change_lost};
   last_compaction = Steady::now();
   std::uint64_t target = 0;
-  std::vector<std::uint64_t> sources;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> sources;  // seq, size
   {
     std::lock_guard<std::mutex> lock(mutex);
     target = next_seq++;
     start_segment_locked();  // from here on, every segment before target is immutable
     for (const auto& [seq, size] : segment_sizes)
-      if (seq < target) sources.push_back(seq);
+      if (seq < target) sources.emplace_back(seq, size);
   }
-  // Every record appended so far is made durable before a snapshot that may
-  // include its change: the snapshot must never be ahead of the events.
-  const std::string table = sf::encode_snapshot() + (snapshot_source ? snapshot_source() : std::string());
-  sync();
 
   const std::string tmp = path(sf::temporary_name(target));
   const std::string final_path = segment_path(target);
@@ -659,21 +724,22 @@ void Spool::State::compact() {
     Loc from;
     Loc to;
   };
-  std::vector<Moved> moved;
+  std::deque<Moved> moved;  // small blocks, as every buffer here
+  std::uint64_t table_size = 0;
   std::uint64_t out_size = 0;
   auto write_compacted = [&] {
     moved.clear();
-    out_size = 0;
     io->remove(tmp);
-    const std::unique_ptr<WritableFile> out = io->open_append(tmp);
-    std::string chunk = table;
-    out_size = table.size();
-    for (const std::uint64_t seq : sources) {
-      const std::string data = io->read_file(segment_path(seq));
-      sf::scan_records(data, [&](const sf::Record& rec, std::size_t offset, std::size_t size) {
+    const std::unique_ptr<WritableFile> file = io->open_append(tmp);
+    ChunkedWriter out(*file);
+    out.write(sf::encode_snapshot());
+    if (snapshot_source) snapshot_source([&](std::string_view records) { out.write(records); });
+    table_size = out.size();
+    for (const auto& [seq, size] : sources) {
+      scan_segment(*io, segment_path(seq), size, [&](const sf::Record& rec, std::uint64_t offset, std::size_t n) {
         std::string_view id;
         if (rec.type != sf::RecordType::Event || !sf::decode_event_id(rec.payload, &id)) return;
-        const Loc from{seq, offset, static_cast<std::uint32_t>(size)};
+        const Loc from{seq, offset, static_cast<std::uint32_t>(n)};
         {
           std::lock_guard<std::mutex> lock(mutex);
           const Loc* loc = pending.find(std::string(id));
@@ -685,18 +751,14 @@ void Spool::State::compact() {
         if (!sf::decode_event(rec.payload, &event)) return;
         event.change.clear();
         const std::string copy = sf::encode_event(event);
-        moved.push_back({event.event_id, from, Loc{target, out_size, static_cast<std::uint32_t>(copy.size())}});
-        chunk += copy;
-        out_size += copy.size();
-        if (chunk.size() >= kWriteChunk) {
-          out->append(chunk);
-          chunk.clear();
-        }
+        moved.push_back({event.event_id, from, Loc{target, out.size(), static_cast<std::uint32_t>(copy.size())}});
+        out.write(copy);
       });
     }
-    out->append(chunk);
-    out->sync();
-    out->close();
+    out.flush();
+    out_size = out.size();
+    file->sync();
+    file->close();
   };
   try {
     try {
@@ -706,6 +768,10 @@ void Spool::State::compact() {
       log.warning("spool: the file system of " + dir + " is full: released the reserve for compaction");
       write_compacted();
     }
+    // Every record appended until the table was taken is made durable
+    // before the table replaces the segments: the snapshot must never be
+    // ahead of the events (doc/storage.md, the ordering rule).
+    sync();
     io->rename(tmp, final_path);
     io->sync_dir(dir);
   } catch (...) {
@@ -726,15 +792,15 @@ void Spool::State::compact() {
     for (const Moved& m : moved) pending.move(m.id, m.from, m.to);
     // Events whose records no longer read back cannot be copied.
     if (pending.live_in_segments_before(target) > 0) lost = pending.drop_before(target);
-    for (const std::uint64_t seq : sources) {
+    for (const auto& [seq, size] : sources) {
       total_bytes -= segment_sizes[seq];
       segment_sizes.erase(seq);
     }
-    snapshot_bytes = table.size();
+    snapshot_bytes = table_size;
   }
   if (lost > 0)
     log.warning("spool: " + std::to_string(lost) + " undelivered events whose records were damaged since are lost");
-  obsolete.insert(obsolete.end(), sources.begin(), sources.end());
+  for (const auto& source : sources) obsolete.push_back(source.first);
   delete_obsolete();
   lost_change.written = true;
   log.debug("spool: compacted " + std::to_string(sources.size()) + " segments into " + sf::segment_name(target) +

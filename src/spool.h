@@ -9,9 +9,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "event.h"
+#include "function_ref.h"
 #include "log.h"
 #include "resources.h"
 #include "spool_io.h"
@@ -32,10 +34,14 @@ struct SpoolOptions {
   std::uint64_t reserve_bytes = 1u << 20;
 };
 
-// The open outages of every integration as framed OUTAGE_SET records, each
-// key's committed state (OutageTracker::snapshot). Called by compaction,
-// from the maintenance thread.
-using SnapshotSource = std::function<std::string()>;
+// Takes one piece of the outage table (whole framed records, one or more).
+using SnapshotWriter = FunctionRef<void(std::string_view)>;
+// Writes the open outages of every integration as framed OUTAGE_SET
+// records, each key's committed state (OutageTracker::snapshot), a few at a
+// time: compaction streams them to the compacted segment instead of
+// holding the whole table (doc/storage.md). Called from the maintenance
+// thread; may throw (compaction then fails and is retried).
+using SnapshotSource = std::function<void(SnapshotWriter)>;
 
 // Exclusive use of a SpoolDir by one process: two collectd daemons (or a
 // `collectd -T` beside the running one) on one spool would compact away

@@ -125,7 +125,7 @@ struct Pipeline {
       : delivery(config, spool_dir, log), router(config, delivery, log) {
     // Compaction (on the delivery's maintenance thread, which starts with
     // delivery.start()) writes the open outages from the router.
-    delivery.set_snapshot_source([this] { return router.snapshot(); });
+    delivery.set_snapshot_source([this](FunctionRef<void(std::string_view)> write) { router.snapshot(write); });
   }
   // The delivery's threads call into the router: they stop before it goes.
   ~Pipeline() { delivery.stop(); }

@@ -722,7 +722,7 @@ void test_changes_recovered_in_log_order() {
   w.standin = std::make_unique<Standin>();
   w.ops() = integration_for(*w.standin);
   Delivery& d = w.open(false);
-  d.set_snapshot_source([&] { return table; });
+  d.set_snapshot_source([&](auto write) { write(table); });
   d.start();
   CU_ASSERT_FATAL(w.standin->wait_for_accepted(2, kWait));
   CU_ASSERT(xmtest::wait_until([&] {

@@ -821,11 +821,7 @@ struct Plant {
     tracker = std::make_unique<xmatters::OutageTracker>(
         "ops", xmatters::TrackerOptions{}, log, spool->take_recovered_changes(),
         [this](const std::string& r) { spool->append_change(r); });
-    spool->set_snapshot_source([this] {
-      std::string out;
-      tracker->snapshot(out);
-      return out;
-    });
+    spool->set_snapshot_source([this](auto write) { tracker->snapshot(write); });
   }
   ~Plant() {
     tracker.reset();
@@ -907,6 +903,88 @@ Found restart_copy(const std::string& dir) {
   xmtest::TempDir copy;
   copy_dir(dir, copy.path());
   return restart_from(copy.path());
+}
+
+// A SpoolIo that remembers the largest read and write asked of it since
+// reset().
+class LargestIo final : public xmatters::SpoolIo {
+ public:
+  std::size_t largest_read = 0, largest_write = 0, reads = 0;
+  void reset() { largest_read = largest_write = reads = 0; }
+
+  std::unique_ptr<xmatters::WritableFile> open_append(const std::string& path) override {
+    return std::make_unique<File>(*this, real_->open_append(path));
+  }
+  std::string read_file(const std::string& path) override {
+    std::string data = real_->read_file(path);
+    read(data.size());
+    return data;
+  }
+  std::string read_at(const std::string& path, std::uint64_t offset, std::size_t size) override {
+    read(size);
+    return real_->read_at(path, offset, size);
+  }
+  std::vector<std::string> list(const std::string& dir) override { return real_->list(dir); }
+  void rename(const std::string& from, const std::string& to) override { real_->rename(from, to); }
+  bool remove(const std::string& path) override { return real_->remove(path); }
+  bool make_dir(const std::string& path, mode_t mode) override { return real_->make_dir(path, mode); }
+  mode_t mode(const std::string& path) override { return real_->mode(path); }
+  void sync_dir(const std::string& dir) override { real_->sync_dir(dir); }
+  void allocate(const std::string& path, std::uint64_t bytes) override { real_->allocate(path, bytes); }
+
+ private:
+  class File final : public xmatters::WritableFile {
+   public:
+    File(LargestIo& io, std::unique_ptr<xmatters::WritableFile> real) : io_(io), real_(std::move(real)) {}
+    void append(std::string_view data) override {
+      io_.largest_write = std::max(io_.largest_write, data.size());
+      real_->append(data);
+    }
+    void truncate(std::uint64_t size) override { real_->truncate(size); }
+    void sync() override { real_->sync(); }
+    void close() override { real_->close(); }
+
+   private:
+    LargestIo& io_;
+    std::unique_ptr<xmatters::WritableFile> real_;
+  };
+  void read(std::size_t size) {
+    largest_read = std::max(largest_read, size);
+    ++reads;
+  }
+  std::shared_ptr<xmatters::SpoolIo> real_ = xmatters::posix_spool_io();
+};
+
+// Compacting a large table (50,000 open outages, about 10 MB of segments,
+// 5,000 events still pending) never reads or writes more than 64 KiB at
+// once: the table is streamed, the old segments read in windows. Freeing
+// larger buffers would leave glibc holding that much memory per arena.
+void test_compaction_buffers_bounded() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  constexpr int kOutages = 50000, kPending = 5000;
+  constexpr std::size_t kBound = 64 * 1024;
+  auto io = std::make_shared<LargestIo>();
+  {
+    Plant p(dir.path(), log, io);
+    for (int i = 0; i < kOutages; ++i) 
+      CU_ASSERT_FATAL(p.notify(xmatters::Severity::Failure, "host" + std::to_string(i), 1000).has_value());
+    for (int i = 0; i < kOutages - kPending; ++i) p.deliver(p.events[static_cast<std::size_t>(i)]);
+    io->reset();
+    p.spool->maintain();
+    CU_ASSERT(io->reads > 100);  // the segments were read, in windows
+    CU_ASSERT(io->largest_read <= kBound);
+    CU_ASSERT(io->largest_write <= kBound);
+    CU_ASSERT_EQUAL(segments(dir.path()).size(), 2u);  // compacted and active: the old one went
+  }
+  const Found found = restart_from(dir.path());
+  CU_ASSERT_EQUAL(found.open.size(), static_cast<std::size_t>(kOutages));
+  CU_ASSERT_EQUAL(found.open.count("host0"), 1u);
+  CU_ASSERT_EQUAL(found.open.count("host49999"), 1u);
+  CU_ASSERT_EQUAL_FATAL(found.pending.size(), static_cast<std::size_t>(kPending));
+  CU_ASSERT_EQUAL(found.pending.front().event_id, "ev-" + std::to_string(kOutages - kPending));
+  CU_ASSERT_EQUAL(found.pending.back().event_id, "ev-" + std::to_string(kOutages - 1));
+  CU_ASSERT_EQUAL(found.warnings, 0u);
 }
 
 // Faults at each file operation of a scripted sequence (open, escalate,
@@ -1283,11 +1361,7 @@ void test_unwritten_change_reaches_disk_by_compaction() {
     xmatters::TrackerOptions silent;
     silent.send_clear = false;
     xmatters::OutageTracker t("ops", silent, log, {}, [&](const std::string& r) { spool.append_change(r); });
-    spool.set_snapshot_source([&] {
-      std::string out;
-      t.snapshot(out);
-      return out;
-    });
+    spool.set_snapshot_source([&](auto write) { t.snapshot(write); });
     xmatters::Notification n;
     n.host = "a";
     n.severity = xmatters::Severity::Failure;
@@ -1609,6 +1683,7 @@ int main(int argc, char** argv) {
                        {{"fault_at_every_operation", test_fault_at_every_operation},
                         {"power_loss_at_every_step", test_power_loss_at_every_step},
                         {"full_disk_uses_the_reserve", test_full_disk_uses_the_reserve},
+                        {"compaction_buffers_bounded", test_compaction_buffers_bounded},
                         {"flipped_byte_in_each_kind_of_record", test_flipped_byte_in_each_kind_of_record},
                         {"unwritten_change_reaches_disk_by_compaction", test_unwritten_change_reaches_disk_by_compaction}}},
                       {"spool_read_body",

@@ -191,11 +191,7 @@ struct Fixture {
     spool = std::make_unique<Spool>(dir.path(), log, nullptr, spool_options());
     tracker = std::make_unique<OutageTracker>("test", o, log, spool->take_recovered_changes(),
                                               [this](const std::string& r) { spool->append_change(r); });
-    spool->set_snapshot_source([this] {
-      std::string out;
-      tracker->snapshot(out);
-      return out;
-    });
+    spool->set_snapshot_source([this](auto write) { tracker->snapshot(write); });
     rec.spool = spool.get();
     rec.now = o.steady_now;
     rec.undelivered.clear();  // recovered events are the spool's business
