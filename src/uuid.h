@@ -11,8 +11,4 @@ namespace xmatters {
 // host and every run: two aggregators fed the same values agree on it.
 std::string name_uuid(std::string_view name);
 
-// A random (version 4) UUID, same format. Thread-safe. The event path uses
-// name_uuid only; this is for the tests' stand-in (xMatters' requestId).
-std::string random_uuid();
-
 }  // namespace xmatters

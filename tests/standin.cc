@@ -22,7 +22,7 @@
 #include <stdexcept>
 
 #include "resources.h"
-#include "uuid.h"
+#include "testing.h"
 
 extern char** environ;
 
@@ -302,7 +302,7 @@ MHD_Result Standin::State::answer(MHD_Connection* c, RecordedRequest r) {
     }
   }
   if (r.status >= 200 && r.status < 300) {
-    json_object_set_new(j.get(), "requestId", json_string(xmatters::random_uuid().c_str()));
+    json_object_set_new(j.get(), "requestId", json_string(xmtest::random_uuid().c_str()));
   } else {
     const bool cert_refused = r.status == MHD_HTTP_FORBIDDEN && !trust_pem.empty() && !r.client_certificate;
     json_object_set_new(j.get(), "code", json_integer(r.status));

@@ -30,7 +30,6 @@
 #include "spool_format.h"
 #include "standin.h"
 #include "testing.h"
-#include "uuid.h"
 
 using namespace std::chrono_literals;
 using xmatters::Clock;
@@ -69,7 +68,7 @@ IntegrationConfig integration_for(const Standin& standin, const std::string& nam
 
 Event make_event(EventType type, const std::string& outage_id, int seq = 0, const std::string& integration = "ops") {
   Event e;
-  e.event_id = xmatters::random_uuid();
+  e.event_id = xmtest::random_uuid();
   e.integration = integration;
   e.outage_id = outage_id;
   e.type = type;

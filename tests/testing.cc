@@ -1,5 +1,7 @@
 #include "testing.h"
 
+#include <uuid/uuid.h>
+
 #include <CUnit/Basic.h>
 #include <ftw.h>
 #include <sys/stat.h>
@@ -119,6 +121,14 @@ std::string json_string_member(const json_t* obj, const char* key) {
   if (v == nullptr) return "<absent>";
   if (!json_is_string(v)) return "<not a string>";
   return json_string_value(v);
+}
+
+std::string random_uuid() {
+  uuid_t id;
+  uuid_generate_random(id);
+  char text[37];
+  uuid_unparse_lower(id, text);
+  return text;
 }
 
 }  // namespace xmtest

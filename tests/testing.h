@@ -79,6 +79,9 @@ class CapturingLogger : public xmatters::Logger {
 };
 
 std::string read_file(const std::string& path);
+
+// A random UUID (libuuid): event ids of test events, the stand-in's requestId.
+std::string random_uuid();
 void write_file(const std::string& path, const std::string& content);
 bool file_exists(const std::string& path);
 
