@@ -735,8 +735,9 @@ void Spool::State::compact() {
     out.write(sf::encode_snapshot());
     if (snapshot_source) snapshot_source([&](std::string_view records) { out.write(records); });
     table_size = out.size();
-    for (const auto& [seq, size] : sources) {
-      scan_segment(*io, segment_path(seq), size, [&](const sf::Record& rec, std::uint64_t offset, std::size_t n) {
+    for (const auto& source : sources) {
+      const std::uint64_t seq = source.first;  // not a structured binding: C++17 lambdas cannot capture one
+      const auto copy_pending = [&](const sf::Record& rec, std::uint64_t offset, std::size_t n) {
         std::string_view id;
         if (rec.type != sf::RecordType::Event || !sf::decode_event_id(rec.payload, &id)) return;
         const Loc from{seq, offset, static_cast<std::uint32_t>(n)};
@@ -753,7 +754,8 @@ void Spool::State::compact() {
         const std::string copy = sf::encode_event(event);
         moved.push_back({event.event_id, from, Loc{target, out.size(), static_cast<std::uint32_t>(copy.size())}});
         out.write(copy);
-      });
+      };
+      scan_segment(*io, segment_path(seq), source.second, copy_pending);
     }
     out.flush();
     out_size = out.size();
