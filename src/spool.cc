@@ -7,6 +7,9 @@
 #include "spool.h"
 
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -802,9 +805,17 @@ void Spool::State::compact() {
   }
   if (lost > 0)
     log.warning("spool: " + std::to_string(lost) + " undelivered events whose records were damaged since are lost");
-  for (const auto& source : sources) obsolete.push_back(source.first);
+  std::uint64_t source_bytes = 0;
+  for (const auto& source : sources) {
+    obsolete.push_back(source.first);
+    source_bytes += source.second;
+  }
   delete_obsolete();
   lost_change.written = true;
+#ifdef __GLIBC__
+  // glibc keeps what delivered events freed in its arenas; give it back (here, on the maintenance thread).
+  if (source_bytes > out_size + (1u << 20)) malloc_trim(0);
+#endif
   log.debug("spool: compacted " + std::to_string(sources.size()) + " segments into " + sf::segment_name(target) +
             " (" + std::to_string(moved.size()) + " pending events, " + std::to_string(out_size) + " bytes)");
 }
