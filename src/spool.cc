@@ -286,6 +286,7 @@ struct Spool::State {
   SnapshotSource snapshot_source;
   std::uint64_t snapshot_bytes = 0;  // of the outage table in the last compacted segment
   Steady::time_point last_compaction{};
+  std::uint64_t dropped_since_trim = 0;  // bytes compactions dropped since the last malloc_trim
   std::vector<std::uint64_t> obsolete;  // replaced segments whose deletion failed
   Throttle maintenance_errors;
 
@@ -805,16 +806,20 @@ void Spool::State::compact() {
   }
   if (lost > 0)
     log.warning("spool: " + std::to_string(lost) + " undelivered events whose records were damaged since are lost");
-  std::uint64_t source_bytes = 0;
   for (const auto& source : sources) {
     obsolete.push_back(source.first);
-    source_bytes += source.second;
+    dropped_since_trim += source.second;
   }
+  dropped_since_trim -= std::min(dropped_since_trim, out_size);
   delete_obsolete();
   lost_change.written = true;
 #ifdef __GLIBC__
-  // glibc keeps what delivered events freed in its arenas; give it back (here, on the maintenance thread).
-  if (source_bytes > out_size + (1u << 20)) malloc_trim(0);
+  // glibc keeps in its arenas what delivered events freed: give it back once a backlog is delivered (not during
+  // a storm, whose callbacks would fault the pages in again), on this maintenance thread, never collectd's.
+  if (moved.empty() && dropped_since_trim > (1u << 20)) {
+    dropped_since_trim = 0;
+    malloc_trim(0);
+  }
 #endif
   log.debug("spool: compacted " + std::to_string(sources.size()) + " segments into " + sf::segment_name(target) +
             " (" + std::to_string(moved.size()) + " pending events, " + std::to_string(out_size) + " bytes)");
