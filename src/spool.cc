@@ -435,9 +435,9 @@ void Spool::State::replay_segment(std::uint64_t seq, std::unordered_map<std::str
   // with the next sync(), before anything recovered from them is sent.
   unsynced.push_back(io->open_append(file));
   std::size_t undecodable = 0;
-  // In windows, as compaction reads: a whole segment in one buffer would be
-  // freed as one large block, which glibc then keeps (doc/benchmarks.md).
-  const sf::Damage damage = scan_segment(*io, file, size, [&](const sf::Record& rec, std::uint64_t offset, std::string_view bytes) {
+  // Read in windows, as compaction reads: a whole segment in one buffer would
+  // be freed as one large block, which glibc then keeps (doc/benchmarks.md).
+  const auto replay_record = [&](const sf::Record& rec, std::uint64_t offset, std::string_view bytes) {
     const Loc loc{seq, offset, static_cast<std::uint32_t>(bytes.size())};
     switch (rec.type) {
       case sf::RecordType::Event: {
@@ -467,7 +467,8 @@ void Spool::State::replay_segment(std::uint64_t seq, std::unordered_map<std::str
         recovered_changes.clear();
         return;
     }
-  });
+  };
+  const sf::Damage damage = scan_segment(*io, file, size, replay_record);
   if (damage.places > 0)
     log.warning("spool " + file + ": skipped " + std::to_string(damage.bytes) +
                 " bytes of damaged or incomplete records in " + std::to_string(damage.places) +

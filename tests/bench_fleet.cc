@@ -431,11 +431,13 @@ void churn(const Options& o) {
     const Churn& r = runs.back();
     std::printf("  %7d keys: VmRSS %6lld kB, RssAnon %6lld kB, SpoolDir %8lld bytes (segments %lld); VmHWM %7lld kB; "
                 "%s in %.1f s, spool settled in %.1f s\n",
-                r.keys, r.rss, r.anon, r.spool, r.segments, r.hwm, r.delivered ? "all delivered" : "NOT ALL DELIVERED", r.storm_s,
-                r.settle_s);
+                r.keys, r.rss, r.anon, r.spool, r.segments, r.hwm, r.delivered ? "all delivered" : "NOT ALL DELIVERED",
+                r.storm_s, r.settle_s);
   }
   const Churn &base = runs[0], &small = runs[1], &large = runs[2];
-  const auto ratio = [](long long a, long long b) { return b > 0 ? static_cast<double>(a) / static_cast<double>(b) : 0.0; };
+  const auto ratio = [](long long a, long long b) {
+    return b > 0 ? static_cast<double>(a) / static_cast<double>(b) : 0.0;
+  };
   std::printf("  %d / %d keys: VmRSS x%.2f (rise above N=0: +%lld vs +%lld kB, x%.2f), RssAnon x%.2f (+%lld vs +%lld kB, "
               "x%.2f), SpoolDir x%.2f\n",
               large.keys, small.keys, ratio(large.rss, small.rss), large.rss - base.rss, small.rss - base.rss,
