@@ -7,6 +7,9 @@
 #include "spool.h"
 
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,6 +21,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <system_error>
@@ -79,12 +83,12 @@ class ChunkedWriter {
   std::uint64_t size_ = 0;
 };
 
-// Calls fn(record, offset, size) for every valid record in the first size
-// bytes of a segment, reading it in windows of kChunk bytes (a larger
-// record in one read of its own size). Damage is skipped as scan_records
-// skips it, one byte at a time.
+// Calls fn(record, offset, bytes) for every valid record in the first size
+// bytes of a segment (bytes: the whole record), reading it in windows of
+// kChunk bytes (a larger record in one read of its own size). Damage is
+// skipped and counted as scan_records does, one byte at a time.
 template <typename Fn>
-void scan_segment(SpoolIo& io, const std::string& path, std::uint64_t size, Fn&& fn) {
+sf::Damage scan_segment(SpoolIo& io, const std::string& path, std::uint64_t size, Fn&& fn) {
   std::string window;
   std::uint64_t window_at = 0;
   // The bytes from `at` on, at least n of them where the segment has them.
@@ -96,6 +100,8 @@ void scan_segment(SpoolIo& io, const std::string& path, std::uint64_t size, Fn&&
     }
     return std::string_view(window).substr(static_cast<std::size_t>(at - window_at));
   };
+  sf::Damage damage;
+  std::optional<std::uint64_t> damaged_from;
   for (std::uint64_t pos = 0; pos < size;) {
     std::string_view data = view(pos, sf::kHeaderSize);
     if (data.size() >= sf::kHeaderSize) {
@@ -109,12 +115,24 @@ void scan_segment(SpoolIo& io, const std::string& path, std::uint64_t size, Fn&&
     sf::Record rec{};
     const std::size_t n = sf::parse_record(data, 0, &rec);
     if (n == 0) {
+      if (!damaged_from) damaged_from = pos;
       ++pos;
       continue;
     }
-    fn(rec, pos, n);
+    if (damaged_from) {
+      damage.bytes += pos - *damaged_from;
+      ++damage.places;
+      damaged_from.reset();
+    }
+    fn(rec, pos, data.substr(0, n));
     pos += n;
   }
+  if (damaged_from) {
+    damage.bytes += size - *damaged_from;
+    ++damage.places;
+    damage.at_end = true;
+  }
+  return damage;
 }
 
 // The undelivered events: where each one's record is, and how many bytes of
@@ -283,6 +301,7 @@ struct Spool::State {
   SnapshotSource snapshot_source;
   std::uint64_t snapshot_bytes = 0;  // of the outage table in the last compacted segment
   Steady::time_point last_compaction{};
+  std::uint64_t dropped_since_trim = 0;  // bytes compactions dropped since the last malloc_trim
   std::vector<std::uint64_t> obsolete;  // replaced segments whose deletion failed
   Throttle maintenance_errors;
 
@@ -409,15 +428,17 @@ void Spool::State::replay() {
 
 void Spool::State::replay_segment(std::uint64_t seq, std::unordered_map<std::string, Event>& found) {
   const std::string file = segment_path(seq);
-  const std::string data = io->read_file(file);
-  segment_sizes[seq] = data.size();
-  total_bytes += data.size();
+  const std::uint64_t size = io->file_size(file);
+  segment_sizes[seq] = size;
+  total_bytes += size;
   // Records written before a crash may not be on disk yet: they are synced
   // with the next sync(), before anything recovered from them is sent.
   unsynced.push_back(io->open_append(file));
   std::size_t undecodable = 0;
-  const sf::Damage damage = sf::scan_records(data, [&](const sf::Record& rec, std::size_t offset, std::size_t size) {
-    const Loc loc{seq, offset, static_cast<std::uint32_t>(size)};
+  // Read in windows, as compaction reads: a whole segment in one buffer would
+  // be freed as one large block, which glibc then keeps (doc/benchmarks.md).
+  const auto replay_record = [&](const sf::Record& rec, std::uint64_t offset, std::string_view bytes) {
+    const Loc loc{seq, offset, static_cast<std::uint32_t>(bytes.size())};
     switch (rec.type) {
       case sf::RecordType::Event: {
         Event event;
@@ -439,14 +460,15 @@ void Spool::State::replay_segment(std::uint64_t seq, std::unordered_map<std::str
       }
       case sf::RecordType::OutageSet:
       case sf::RecordType::OutageClose:
-        recovered_changes.emplace_back(data.substr(offset, size));
+        recovered_changes.emplace_back(bytes);
         return;
       case sf::RecordType::Snapshot:
         // What follows is the whole outage table as of then.
         recovered_changes.clear();
         return;
     }
-  });
+  };
+  const sf::Damage damage = scan_segment(*io, file, size, replay_record);
   if (damage.places > 0)
     log.warning("spool " + file + ": skipped " + std::to_string(damage.bytes) +
                 " bytes of damaged or incomplete records in " + std::to_string(damage.places) +
@@ -737,10 +759,10 @@ void Spool::State::compact() {
     table_size = out.size();
     for (const auto& source : sources) {
       const std::uint64_t seq = source.first;  // not a structured binding: C++17 lambdas cannot capture one
-      const auto copy_pending = [&](const sf::Record& rec, std::uint64_t offset, std::size_t n) {
+      const auto copy_pending = [&](const sf::Record& rec, std::uint64_t offset, std::string_view bytes) {
         std::string_view id;
         if (rec.type != sf::RecordType::Event || !sf::decode_event_id(rec.payload, &id)) return;
-        const Loc from{seq, offset, static_cast<std::uint32_t>(n)};
+        const Loc from{seq, offset, static_cast<std::uint32_t>(bytes.size())};
         {
           std::lock_guard<std::mutex> lock(mutex);
           const Loc* loc = pending.find(std::string(id));
@@ -802,9 +824,21 @@ void Spool::State::compact() {
   }
   if (lost > 0)
     log.warning("spool: " + std::to_string(lost) + " undelivered events whose records were damaged since are lost");
-  for (const auto& source : sources) obsolete.push_back(source.first);
+  for (const auto& source : sources) {
+    obsolete.push_back(source.first);
+    dropped_since_trim += source.second;
+  }
+  dropped_since_trim -= std::min(dropped_since_trim, out_size);
   delete_obsolete();
   lost_change.written = true;
+#ifdef __GLIBC__
+  // glibc keeps in its arenas what delivered events freed: give it back once a backlog is delivered (not during
+  // a storm, whose callbacks would fault the pages in again), on this maintenance thread, never collectd's.
+  if (moved.empty() && dropped_since_trim > (1u << 20)) {
+    dropped_since_trim = 0;
+    malloc_trim(0);
+  }
+#endif
   log.debug("spool: compacted " + std::to_string(sources.size()) + " segments into " + sf::segment_name(target) +
             " (" + std::to_string(moved.size()) + " pending events, " + std::to_string(out_size) + " bytes)");
 }

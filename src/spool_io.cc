@@ -280,26 +280,10 @@ class PosixSpoolIo final : public SpoolIo {
     return std::make_unique<PosixFile>(std::move(fd), path);
   }
 
-  std::string read_file(const std::string& path) override {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (fd.get() < 0) throw_errno(errno, "open", path);
+  std::uint64_t file_size(const std::string& path) override {
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) throw_errno(errno, "stat", path);
-    std::string out;
-    out.resize(static_cast<std::size_t>(st.st_size));
-    std::size_t got = 0;
-    for (;;) {
-      if (got == out.size()) out.resize(out.size() + 65536);  // the file grew
-      const ssize_t n = ::read(fd.get(), &out[got], out.size() - got);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_errno(errno, "read", path);
-      }
-      if (n == 0) break;
-      got += static_cast<std::size_t>(n);
-    }
-    out.resize(got);
-    return out;
+    if (::lstat(path.c_str(), &st) != 0) throw_errno(errno, "stat", path);
+    return static_cast<std::uint64_t>(st.st_size);
   }
 
   std::string read_at(const std::string& path, std::uint64_t offset, std::size_t size) override {

@@ -36,7 +36,8 @@ class SpoolIo {
   virtual ~SpoolIo() = default;
   // Creates the file (mode 0600) if missing; writes go to its end.
   virtual std::unique_ptr<WritableFile> open_append(const std::string& path) = 0;
-  virtual std::string read_file(const std::string& path) = 0;
+  // Bytes in path.
+  virtual std::uint64_t file_size(const std::string& path) = 0;
   // size bytes of path from offset; fewer than size (the file is shorter)
   // throws EIO.
   virtual std::string read_at(const std::string& path, std::uint64_t offset, std::size_t size) = 0;

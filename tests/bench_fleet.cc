@@ -8,10 +8,16 @@
 //   failing per minute, GroupBy host and FloodLimit 4, against the same
 //   collectd without the plugin (the floor): PUTVAL round trip and
 //   collectd's CPU per value, memory per open outage and per member key
-//   (VmRSS deltas), time from the first FAILURE to the flood outage's page.
+//   (VmRSS deltas), time from the first FAILURE to the flood outage's page;
+// - the churn (issue 11): N distinct keys failing and recovering once each
+//   (N = 0, 1,000 and 200,000, each in a fresh collectd), every event
+//   delivered and the spool compacted: collectd's VmRSS and RssAnon, and
+//   SpoolDir's bytes, that stay afterwards.
 // Method and one run's figures: doc/benchmarks.md, "Fleets". Numbers are
 // reported, never asserted.
+#include <dirent.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -43,15 +50,18 @@ struct Options {
   int minute_s = 60;         // a minute's length (FloodLimit counts real minutes)
   int storm_hosts = 50;
   int storm_lists = 4;
+  int churn_keys = 200000;    // the churn's large N
   bool storm = true;
   bool fleet = true;
+  bool churn = true;
 };
 
 void usage() {
   std::puts(
       "bench_fleet [--hosts N] [--lists N] [--fail-pct P] [--minutes N] [--minute-seconds S]\n"
-      "            [--storm-hosts N] [--storm-lists N] [--no-storm] [--no-fleet]\n"
-      "defaults: 10000 hosts, 20 lists, 1 % failing per minute, 2 minutes of 60 s; storm of 50 x 4");
+      "            [--storm-hosts N] [--storm-lists N] [--churn-keys N] [--no-storm] [--no-fleet] [--no-churn]\n"
+      "defaults: 10000 hosts, 20 lists, 1 % failing per minute, 2 minutes of 60 s; storm of 50 x 4;\n"
+      "churn of 0, 1000 and 200000 keys");
 }
 
 Options parse(int argc, char** argv) {
@@ -74,6 +84,8 @@ Options parse(int argc, char** argv) {
     else if (a == "--storm-lists") o.storm_lists = std::atoi(next());
     else if (a == "--no-storm") o.storm = false;
     else if (a == "--no-fleet") o.fleet = false;
+    else if (a == "--churn-keys") o.churn_keys = std::atoi(next());
+    else if (a == "--no-churn") o.churn = false;
     else {
       usage();
       std::exit(a == "--help" ? 0 : 2);
@@ -341,6 +353,99 @@ void fleet(const Options& o) {
               xm.queue_length ? std::to_string(*xm.queue_length).c_str() : "?");
 }
 
+
+// --- the churn ----------------------------------------------------------------------------
+
+// Bytes of the regular files in dir whose names start with prefix.
+long long dir_bytes(const std::string& dir, const std::string& prefix = "") {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  long long total = 0;
+  while (const dirent* e = ::readdir(d)) {
+    struct stat st {};
+    if (std::string(e->d_name).rfind(prefix, 0) == 0 && ::stat((dir + "/" + e->d_name).c_str(), &st) == 0 &&
+        S_ISREG(st.st_mode))
+      total += st.st_size;
+  }
+  ::closedir(d);
+  return total;
+}
+
+struct Churn {
+  int keys = 0;
+  long long rss = 0, anon = 0, spool = 0, segments = 0, hwm = 0;
+  double storm_s = 0, settle_s = 0;
+  bool delivered = false;
+};
+
+// keys distinct value lists (one host each) fail and recover once each,
+// through PUTNOTIF as the threshold plugin would dispatch them; every page
+// and clear delivered, then what collectd keeps once the spool's compaction
+// has settled.
+Churn churn_run(int keys) {
+  xmtest::Standin xm;
+  // QueueLimit: all FAILUREs are put before the first is delivered; none may be dropped.
+  CollectdProcess c("LoadPlugin xmatters\n<Plugin xmatters>\n  QueueLimit 1000000\n  <Integration \"ops\">\n"
+                    "    OutageURL \"" + xm.url("outage") + "\"\n    ClearURL \"" + xm.url("clear") +
+                    "\"\n    SendClear true\n  </Integration>\n</Plugin>\n");
+  if (!c.start()) throw std::runtime_error("collectd did not start: " + c.log());
+  Churn r;
+  r.keys = keys;
+  const auto t0 = Clock::now();
+  const std::string now = " time=" + std::to_string(std::time(nullptr));
+  for (const char* severity : {"failure", "okay"})
+    for (int i = 0; i < keys; ++i)
+      if (!c.unixsock()
+               .command(std::string("PUTNOTIF severity=") + severity + now + " host=key-" + std::to_string(i) +
+                        " plugin=churn type=gauge message=\"value crossed the failure threshold\"")
+               .ok())
+        throw std::runtime_error("PUTNOTIF refused");
+  r.delivered = xm.wait_for_accepted(2 * static_cast<std::size_t>(keys), 600s);
+  r.storm_s = secs(Clock::now() - t0);
+  xm.clear();  // the stand-in's record is this process's memory, not collectd's
+  // Compaction runs at most once a second after the last acknowledgement:
+  // settled once SpoolDir's bytes have not fallen for 3 s.
+  const std::string spool = c.base_dir() + "/xmatters";
+  const auto t1 = Clock::now();
+  r.spool = dir_bytes(spool);
+  for (auto since = Clock::now(); Clock::now() - since < 3s && Clock::now() - t1 < 120s;) {
+    std::this_thread::sleep_for(250ms);
+    const long long bytes = dir_bytes(spool);
+    if (bytes < r.spool) since = Clock::now();
+    r.spool = bytes;
+  }
+  r.settle_s = secs(Clock::now() - t1);
+  r.segments = dir_bytes(spool, "spool-");
+  r.rss = settled_rss(c.pid());
+  r.anon = status_kb(c.pid(), "RssAnon");
+  r.hwm = status_kb(c.pid(), "VmHWM");
+  return r;
+}
+
+void churn(const Options& o) {
+  std::printf("churn: N distinct keys failing and recovering once each, SendClear, all delivered, each N in a fresh "
+              "collectd\n");
+  std::vector<Churn> runs;
+  for (const int keys : {0, 1000, o.churn_keys}) {
+    runs.push_back(churn_run(keys));
+    const Churn& r = runs.back();
+    std::printf("  %7d keys: VmRSS %6lld kB, RssAnon %6lld kB, SpoolDir %8lld bytes (segments %lld); VmHWM %7lld kB; "
+                "%s in %.1f s, spool settled in %.1f s\n",
+                r.keys, r.rss, r.anon, r.spool, r.segments, r.hwm, r.delivered ? "all delivered" : "NOT ALL DELIVERED",
+                r.storm_s, r.settle_s);
+  }
+  const Churn &base = runs[0], &small = runs[1], &large = runs[2];
+  const auto ratio = [](long long a, long long b) {
+    return b > 0 ? static_cast<double>(a) / static_cast<double>(b) : 0.0;
+  };
+  std::printf("  %d / %d keys: VmRSS x%.2f (rise above N=0: +%lld vs +%lld kB, x%.2f), RssAnon x%.2f (+%lld vs +%lld kB, "
+              "x%.2f), SpoolDir x%.2f\n",
+              large.keys, small.keys, ratio(large.rss, small.rss), large.rss - base.rss, small.rss - base.rss,
+              ratio(large.rss - base.rss, small.rss - base.rss), ratio(large.anon, small.anon), large.anon - base.anon,
+              small.anon - base.anon, ratio(large.anon - base.anon, small.anon - base.anon),
+              ratio(large.spool, small.spool));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -350,6 +455,7 @@ int main(int argc, char** argv) {
   try {
     if (o.storm) storm(o);
     if (o.fleet) fleet(o);
+    if (o.churn) churn(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_fleet: %s\n", e.what());
     return 1;
