@@ -83,16 +83,13 @@ class ChunkedWriter {
   std::uint64_t size_ = 0;
 };
 
-// Calls fn(record, offset, bytes) for every valid record in the first size
-// bytes of a segment (bytes: the whole record), reading it in windows of
-// kChunk bytes (a larger record in one read of its own size). Damage is
-// skipped and counted as scan_records does, one byte at a time.
+// sf::scan() over the first size bytes of a segment, read in windows of
+// kChunk bytes (a larger record in one read of its own size).
 template <typename Fn>
 sf::Damage scan_segment(SpoolIo& io, const std::string& path, std::uint64_t size, Fn&& fn) {
   std::string window;
   std::uint64_t window_at = 0;
-  // The bytes from `at` on, at least n of them where the segment has them.
-  auto view = [&](std::uint64_t at, std::size_t n) {
+  const auto view = [&](std::uint64_t at, std::size_t n) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(n, size - at));
     if (at < window_at || at + want > window_at + window.size()) {
       window = io.read_at(path, at, static_cast<std::size_t>(std::min<std::uint64_t>(std::max(want, kChunk), size - at)));
@@ -100,39 +97,7 @@ sf::Damage scan_segment(SpoolIo& io, const std::string& path, std::uint64_t size
     }
     return std::string_view(window).substr(static_cast<std::size_t>(at - window_at));
   };
-  sf::Damage damage;
-  std::optional<std::uint64_t> damaged_from;
-  for (std::uint64_t pos = 0; pos < size;) {
-    std::string_view data = view(pos, sf::kHeaderSize);
-    if (data.size() >= sf::kHeaderSize) {
-      const auto* h = reinterpret_cast<const unsigned char*>(data.data());
-      const std::uint32_t length = sf::load_u32le(h + 4);
-      // Only what may be a record's header makes a read beyond the window.
-      if (h[8] >= static_cast<unsigned char>(sf::RecordType::Event) &&
-          h[8] <= static_cast<unsigned char>(sf::RecordType::Snapshot) && length <= sf::kMaxPayload)
-        data = view(pos, sf::kHeaderSize + length);
-    }
-    sf::Record rec{};
-    const std::size_t n = sf::parse_record(data, 0, &rec);
-    if (n == 0) {
-      if (!damaged_from) damaged_from = pos;
-      ++pos;
-      continue;
-    }
-    if (damaged_from) {
-      damage.bytes += pos - *damaged_from;
-      ++damage.places;
-      damaged_from.reset();
-    }
-    fn(rec, pos, data.substr(0, n));
-    pos += n;
-  }
-  if (damaged_from) {
-    damage.bytes += size - *damaged_from;
-    ++damage.places;
-    damage.at_end = true;
-  }
-  return damage;
+  return sf::scan(size, view, std::forward<Fn>(fn));
 }
 
 // The undelivered events: where each one's record is, and how many bytes of
