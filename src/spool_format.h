@@ -23,11 +23,8 @@ inline constexpr std::uint32_t kMaxPayload = 16u << 20;
 // Snapshot: "the outage table is exactly what follows" (doc/storage.md).
 enum class RecordType : std::uint8_t { Event = 1, Ack = 2, OutageSet = 3, OutageClose = 4, Snapshot = 5 };
 
-// CRC-32C (Castagnoli), extended over data from a previous value.
-std::uint32_t crc32c(std::string_view data, std::uint32_t crc = 0);
-// The same, with tables only: what crc32c uses where the CPU has no CRC32C
-// instruction; tests check that both agree.
-std::uint32_t crc32c_table(std::string_view data, std::uint32_t crc = 0);
+// CRC-32 (zlib's), extended over data from a previous value.
+std::uint32_t crc32(std::string_view data, std::uint32_t crc = 0);
 std::uint32_t mask_crc(std::uint32_t crc);
 std::uint32_t unmask_crc(std::uint32_t masked);
 
@@ -83,7 +80,7 @@ class RecordBuilder {
     if (length > kMaxPayload) throw std::length_error("record too large for the spool's framing");
     buf_.resize(end_);  // a no-op unless payload_size was too large
     put_u32le(&buf_[4], static_cast<std::uint32_t>(length));
-    put_u32le(&buf_[0], mask_crc(crc32c(std::string_view(buf_).substr(8))));
+    put_u32le(&buf_[0], mask_crc(crc32(std::string_view(buf_).substr(8))));
     return std::move(buf_);
   }
 

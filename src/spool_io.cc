@@ -6,8 +6,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
-#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -21,79 +21,12 @@
 namespace xmatters {
 namespace spool_format {
 
-// --- CRC-32C -----------------------------------------------------------------
-//
-// Slicing-by-8: eight 256-entry tables let the loop consume 8 bytes per step
-// with independent lookups, several times faster than the byte-wise table
-// (this runs on collectd's notification callback, over every payload). The
-// tables are computed at compile time.
+// --- checksums -----------------------------------------------------------------
 
-namespace {
-
-constexpr std::uint32_t kCastagnoliReflected = 0x82F63B78u;
-
-using CrcTables = std::array<std::array<std::uint32_t, 256>, 8>;
-
-constexpr CrcTables make_crc_tables() {
-  CrcTables t{};
-  for (std::uint32_t i = 0; i < 256; ++i) {
-    std::uint32_t c = i;
-    for (int bit = 0; bit < 8; ++bit) c = (c & 1) ? (c >> 1) ^ kCastagnoliReflected : c >> 1;
-    t[0][i] = c;
-  }
-  for (std::size_t k = 1; k < 8; ++k)
-    for (std::size_t i = 0; i < 256; ++i) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
-  return t;
-}
-
-constexpr CrcTables kCrcTables = make_crc_tables();
-
-}  // namespace
-
-namespace {
-#if defined(__x86_64__)
-// SSE 4.2's crc32 instruction computes CRC32C itself: an event's record is
-// checksummed on collectd's thread, ten times faster than with the tables.
-__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::string_view data, std::uint32_t crc) {
-  auto p = reinterpret_cast<const unsigned char*>(data.data());
-  std::size_t n = data.size();
-  std::uint64_t c = ~crc;
-  for (; n >= 8; p += 8, n -= 8) {
-    std::uint64_t word;
-    std::memcpy(&word, p, 8);
-    c = __builtin_ia32_crc32di(c, word);
-  }
-  std::uint32_t c32 = static_cast<std::uint32_t>(c);
-  for (; n > 0; ++p, --n) c32 = __builtin_ia32_crc32qi(c32, *p);
-  return ~c32;
-}
-
-const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
-#endif
-}  // namespace
-
-std::uint32_t crc32c(std::string_view data, std::uint32_t crc) {
-#if defined(__x86_64__)
-  if (kHaveSse42) return crc32c_sse42(data, crc);
-#endif
-  return crc32c_table(data, crc);
-}
-
-std::uint32_t crc32c_table(std::string_view data, std::uint32_t crc) {
-  const auto& t = kCrcTables;
-  auto p = reinterpret_cast<const unsigned char*>(data.data());
-  std::size_t n = data.size();
-  std::uint32_t c = ~crc;
-  while (n >= 8) {
-    const std::uint32_t lo = c ^ load_u32le(p);
-    const std::uint32_t hi = load_u32le(p + 4);
-    c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^
-        t[3][hi & 0xFF] ^ t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
-    p += 8;
-    n -= 8;
-  }
-  while (n-- > 0) c = (c >> 8) ^ t[0][(c ^ *p++) & 0xFF];
-  return ~c;
+std::uint32_t crc32(std::string_view data, std::uint32_t crc) {
+  // zlib takes lengths as uInt: a record's payload is at most kMaxPayload.
+  return static_cast<std::uint32_t>(
+      ::crc32(crc, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
 }
 
 namespace {
@@ -154,7 +87,7 @@ std::size_t parse_record(std::string_view data, std::size_t offset, Record* out)
   const std::uint32_t length = load_u32le(h + 4);
   if (length > kMaxPayload || data.size() - offset - kHeaderSize < length) return 0;
   const std::string_view covered = data.substr(offset + 8, 1 + length);
-  if (unmask_crc(load_u32le(h)) != crc32c(covered)) return 0;
+  if (unmask_crc(load_u32le(h)) != crc32(covered)) return 0;
   out->type = static_cast<RecordType>(type);
   out->payload = covered.substr(1);
   return kHeaderSize + length;
