@@ -2,11 +2,13 @@
 // from the build tree, values fed through the unixsock plugin, thresholds
 // from collectd's threshold plugin, and the xMatters stand-in on loopback.
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <cstdlib>
@@ -863,6 +865,106 @@ void test_full_spool_dir() {
   if (!after.empty()) CU_ASSERT(after.back().body.find("sentinel") != std::string::npos);
 }
 
+// Writes path until the file system has no byte left (down to the last
+// page: a tmpfs allocates whole pages). Returns false when it could not
+// write at all for another reason than a full file system.
+bool fill_file_system(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  const std::string chunk(64 * 1024, 'x');
+  bool full = false;
+  for (std::size_t size : {chunk.size(), std::size_t{4096}, std::size_t{1}}) {
+    for (;;) {
+      const ssize_t n = ::write(fd, chunk.data(), size);
+      if (n > 0) continue;
+      full = n < 0 && errno == ENOSPC;
+      break;
+    }
+    if (!full) break;
+  }
+  ::close(fd);
+  return full;
+}
+
+// Issue 11 item 2: clears that the spool cannot take (the file system full,
+// the reserve given up and used up too) are held in memory and delivered
+// from there, each after its outage's page, once; collectd runs on, and
+// once there is room again paging resumes by itself.
+void test_clear_held_in_memory_when_disk_full() {
+  if (::geteuid() != 0) {
+    std::fprintf(stderr, "\nclear_held_in_memory_when_disk_full: SKIPPED, mounting a tmpfs needs root\n");
+    CU_FAIL("not run: needs root to mount a tmpfs");
+    return;
+  }
+  xmtest::TempDir mnt;
+  const std::string fs_root = mnt / "fs";
+  SmallTmpfs fs(fs_root, "4m");
+  XM_REQUIRE(fs.mounted());
+  const std::string spool = fs_root + "/spool";  // the fillers go beside it, on the same file system
+  XM_REQUIRE(::mkdir(spool.c_str(), 0700) == 0);
+  xmtest::Standin xm;
+  CollectdProcess c(xmatters_block(ops_integration(xm), "  SpoolDir \"" + spool + "\"\n"));
+  XM_REQUIRE(c.start());
+  XM_REQUIRE(xmtest::file_exists(spool + "/reserve"));
+  xm.stop();
+  // Outages accepted while xMatters is down: they page later. (A PUTNOTIF's
+  // reply comes after the plugin's notification callback has returned.)
+  constexpr int kOutages = 10;
+  for (int i = 0; i < kOutages; ++i)
+    XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=held-" + std::to_string(i), "down " + std::to_string(i)));
+  XM_REQUIRE(c.log_lines({"cannot take new outage events"}).empty());
+
+  // The disk fills from outside. The first write of the plugin that then
+  // finds it full gives the reserve up; that space goes to a filler too.
+  int fillers = 0;
+  XM_REQUIRE(fill_file_system(fs_root + "/filler-" + std::to_string(fillers++)));
+  for (int i = 0; i < kOutages; ++i) {
+    XM_REQUIRE(c.putnotif("okay", "host=testhost plugin=held-" + std::to_string(i), "back " + std::to_string(i)));
+    if (!xmtest::file_exists(spool + "/reserve"))
+      XM_REQUIRE(fill_file_system(fs_root + "/filler-" + std::to_string(fillers++)));
+  }
+  CU_ASSERT_TRUE(fillers >= 2);  // the reserve was given up, and taken by a filler
+  const auto held = c.log_lines({kPluginError, "integration ops: the spool cannot take a clear", "held in memory"});
+  dump_log_on_failure(c, !held.empty(), "no clear was held in memory");
+  CU_ASSERT_TRUE(!held.empty());
+  CU_ASSERT_TRUE(c.running());
+
+  xm.restart();
+  const bool all = wait_accepted(xm, 2 * kOutages, 60s);
+  dump_log_on_failure(c, all, "not every page and clear delivered");
+  CU_ASSERT_TRUE(all);
+  std::set<std::string> event_ids;
+  std::map<std::string, std::vector<std::string>> by_service;  // services -> event types in arrival order
+  for (const auto& r : accepted(xm)) {
+    CU_ASSERT(event_ids.insert(r.str("event_id")).second);  // each event once
+    by_service[r.str("services")].push_back(r.str("event_type"));
+  }
+  CU_ASSERT_EQUAL(by_service.size(), static_cast<std::size_t>(kOutages));
+  for (int i = 0; i < kOutages; ++i)
+    CU_ASSERT((by_service["held-" + std::to_string(i)] == std::vector<std::string>{"outage", "clear"}));
+  CU_ASSERT_TRUE(c.running());
+
+  // Room again: the plugin takes its reserve back and pages a later outage
+  // and its clear, without a restart.
+  for (int i = 0; i < fillers; ++i) CU_ASSERT_EQUAL(::unlink((fs_root + "/filler-" + std::to_string(i)).c_str()), 0);
+  CU_ASSERT_TRUE(c.wait_for_log("there is room in " + spool + " again", 30s));
+  const std::size_t before = xm.accepted_count();
+  XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=later", "later failure"));
+  XM_REQUIRE(wait_accepted(xm, before + 1));
+  XM_REQUIRE(c.putnotif("okay", "host=testhost plugin=later", "later recovery"));
+  XM_REQUIRE(wait_accepted(xm, before + 2));
+  const auto got = accepted(xm);
+  CU_ASSERT_EQUAL(got.size(), 2u * kOutages + 2);
+  if (got.size() == 2u * kOutages + 2) {
+    CU_ASSERT_EQUAL(got[2 * kOutages].str("services"), "later");
+    CU_ASSERT_EQUAL(got[2 * kOutages].str("event_type"), "outage");
+    CU_ASSERT_EQUAL(got[2 * kOutages + 1].str("event_type"), "clear");
+  }
+  CU_ASSERT_EQUAL(xm.request_count(), xm.accepted_count());  // nothing sent twice
+  CU_ASSERT_TRUE(c.running());
+  CU_ASSERT_EQUAL(c.log().find("test-key"), std::string::npos);
+}
+
 // Two integrations routed by Host filter, one with a Template.
 void test_routing_and_template() {
   xmtest::Standin xm;
@@ -1213,6 +1315,8 @@ int main(int argc, char** argv) {
                               {"endpoint_down_then_up", guarded<test_endpoint_down_then_up>},
                               {"kill9_during_burst", guarded<test_kill9_during_burst>},
                               {"full_spool_dir", guarded<test_full_spool_dir>},
+                              {"clear_held_in_memory_when_disk_full",
+                               guarded<test_clear_held_in_memory_when_disk_full>},
                               {"routing_and_template", guarded<test_routing_and_template>},
                               {"putnotif_test_outage", guarded<test_putnotif_test_outage>},
                               {"putnotif_with_perl_client", guarded<test_putnotif_with_perl_client>},
