@@ -965,6 +965,49 @@ void test_clear_held_in_memory_when_disk_full() {
   CU_ASSERT_EQUAL(c.log().find("test-key"), std::string::npos);
 }
 
+// Issue 12: a redirect (307, 301) is not followed (no CURLOPT_FOLLOWLOCATION;
+// the credentials would go wherever it points). reply.cc classifies a 3xx
+// like "any other 4xx" of CONTRACT §5: not retried, dead-lettered with one
+// ERROR naming the status. The redirect's target receives nothing, and the
+// URL's password and API key are in neither the log nor the dead letters.
+void test_redirect_not_followed() {
+  xmtest::StandinOptions so;
+  so.api_key = "Api-K3y-Secret";
+  so.user = "svc";
+  so.password = "PassW0rd-Secret";
+  xmtest::Standin xm(so);
+  const std::string url = "http://svc:PassW0rd-Secret@" + xm.url(kOutageFn).substr(std::string("http://").size());
+  CollectdProcess c(xmatters_block(integration("ops", "    OutageURL \"" + url + "\"\n    Timeout 5\n")));
+  XM_REQUIRE(c.start());
+  std::size_t errors = 0;
+  for (const int status : {307, 301}) {
+    xmtest::Standin::Reply redirect;
+    redirect.status = status;
+    redirect.location = xm.url("redirect-target");
+    xm.script({redirect});
+    const std::string service = "redirect-" + std::to_string(status);
+    XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=" + service, "redirected " + service));
+    XM_REQUIRE(c.wait_for_log(kPluginError, 20s, ++errors));
+    const auto lines = c.log_lines({kPluginError, "integration ops: ", " dead-lettered: HTTP " + std::to_string(status)});
+    dump_log_on_failure(c, lines.size() == 1, ("no dead-letter ERROR for " + service).c_str());
+    CU_ASSERT_EQUAL(lines.size(), 1u);
+  }
+  // Whatever a followed redirect sent would have come before this.
+  XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=sentinel", "after the redirects"));
+  XM_REQUIRE(wait_accepted(xm, 1));
+  const auto reqs = xm.requests();
+  CU_ASSERT_EQUAL(reqs.size(), 3u);
+  for (const auto& r : reqs) CU_ASSERT_EQUAL(r.function_id, kOutageFn);
+  CU_ASSERT_EQUAL(c.log_lines({kPluginError}).size(), 2u);
+  const std::string dead = xmtest::read_file(c.base_dir() + "/xmatters/dead-letter.jsonl");
+  CU_ASSERT_TRUE(dead.find("\"status\":307") != std::string::npos);
+  CU_ASSERT_TRUE(dead.find("\"status\":301") != std::string::npos);
+  for (const std::string& text : {c.log(), dead}) {
+    CU_ASSERT_EQUAL(text.find("PassW0rd-Secret"), std::string::npos);
+    CU_ASSERT_EQUAL(text.find("Api-K3y-Secret"), std::string::npos);
+  }
+}
+
 // Two integrations routed by Host filter, one with a Template.
 void test_routing_and_template() {
   xmtest::Standin xm;
@@ -1317,6 +1360,7 @@ int main(int argc, char** argv) {
                               {"full_spool_dir", guarded<test_full_spool_dir>},
                               {"clear_held_in_memory_when_disk_full",
                                guarded<test_clear_held_in_memory_when_disk_full>},
+                              {"redirect_not_followed", guarded<test_redirect_not_followed>},
                               {"routing_and_template", guarded<test_routing_and_template>},
                               {"putnotif_test_outage", guarded<test_putnotif_test_outage>},
                               {"putnotif_with_perl_client", guarded<test_putnotif_with_perl_client>},
