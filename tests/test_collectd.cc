@@ -167,6 +167,11 @@ const std::string kUrl = "    OutageURL \"http://127.0.0.1:9/api/integration/1/f
 std::vector<BadConfig> bad_configs(const std::string& dir) {
   xmtest::write_file(dir + "/secret", "from-file\n");
   xmtest::write_file(dir + "/broken.json", "{\"id\": \"$outage_id\",\n");
+  // Bug 7: 50 x $description (256 bytes, each escaped up to 6 times) could
+  // expand past the 64 KiB a payload may have.
+  std::string big = "{\"d\": \"";
+  for (int i = 0; i < 50; ++i) big += "$description ";
+  xmtest::write_file(dir + "/big.json", big + "\"}");
   return {
       {"unknown option", integration("ops", kUrl + "    Bogus 1\n"), {"Bogus", "ops"}, ""},
       {"unknown plugin option", "  Frobnicate true\n" + integration("ops", kUrl), {"Frobnicate"}, ""},
@@ -193,6 +198,9 @@ std::vector<BadConfig> bad_configs(const std::string& dir) {
       {"wrong value type", integration("ops", kUrl + "    Timeout \"ten\"\n"), {"Timeout", "ops"}, ""},
       {"invalid Template", integration("ops", kUrl + "    Template \"" + dir + "/broken.json\"\n"),
        {"Template", "ops", "broken.json"},
+       ""},
+      {"Template that could be too large", integration("ops", kUrl + "    Template \"" + dir + "/big.json\"\n"),
+       {"Integration \"ops\": Template \"" + dir + "/big.json\": could expand to ", "65536 bytes"},
        ""},
   };
 }
