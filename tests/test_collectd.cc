@@ -1016,6 +1016,37 @@ void test_redirect_not_followed() {
   }
 }
 
+// Bug 8: a PasswordFile that group or others can read is probably a
+// mistake, not an error: one WARNING at start, and collectd runs and
+// delivers with the password it holds.
+void test_password_file_readable_by_others_warns() {
+  xmtest::StandinOptions so;
+  so.user = "svc";
+  so.password = "PassW0rd-From-File";
+  xmtest::Standin xm(so);
+  xmtest::TempDir files;
+  const std::string secret = files / "xmatters.secret";
+  xmtest::write_file(secret, "PassW0rd-From-File\n");
+  XM_REQUIRE(::chmod(secret.c_str(), 0644) == 0);
+  CollectdProcess c(xmatters_block(integration("ops", "    OutageURL \"" + xm.url(kOutageFn, false) +
+                                                          "\"\n    User \"svc\"\n    PasswordFile \"" + secret +
+                                                          "\"\n")));
+  XM_REQUIRE(c.start());
+  const auto warnings = c.log_lines({"[warning] xmatters plugin: "});
+  dump_log_on_failure(c, warnings.size() == 1, "not one WARNING");
+  CU_ASSERT_EQUAL(warnings.size(), 1u);
+  if (!warnings.empty()) {
+    CU_ASSERT_TRUE(warnings[0].find("Integration \"ops\": PasswordFile \"" + secret + "\": ") != std::string::npos);
+    CU_ASSERT_TRUE(warnings[0].find("readable by group or others") != std::string::npos);
+  }
+  XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=pwfile", "password from a file"));
+  XM_REQUIRE(wait_accepted(xm, 1));
+  CU_ASSERT_EQUAL(xm.request_count(), 1u);  // accepted at once: the basic auth was right
+  CU_ASSERT_TRUE(c.running());
+  CU_ASSERT_EQUAL(c.log_lines({kPluginError}).size(), 0u);
+  CU_ASSERT_EQUAL(c.log().find("PassW0rd-From-File"), std::string::npos);
+}
+
 // Two integrations routed by Host filter, one with a Template.
 void test_routing_and_template() {
   xmtest::Standin xm;
@@ -1352,6 +1383,8 @@ int main(int argc, char** argv) {
                               {"bad_configurations_refuse_to_start", guarded<test_bad_configurations_refuse_to_start>},
                               {"config_check_with_capital_T", test_config_check_with_capital_T},
                               {"warnings_do_not_stop_collectd", guarded<test_warnings_do_not_stop_collectd>},
+                              {"password_file_readable_by_others_warns",
+                               guarded<test_password_file_readable_by_others_warns>},
                               {"missing_block_is_an_error", guarded<test_missing_block_is_an_error>},
                               {"unusable_spool_dirs_refuse_to_start", guarded<test_unusable_spool_dirs_refuse_to_start>},
                           }},
