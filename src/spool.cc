@@ -83,16 +83,13 @@ class ChunkedWriter {
   std::uint64_t size_ = 0;
 };
 
-// Calls fn(record, offset, bytes) for every valid record in the first size
-// bytes of a segment (bytes: the whole record), reading it in windows of
-// kChunk bytes (a larger record in one read of its own size). Damage is
-// skipped and counted as scan_records does, one byte at a time.
+// sf::scan() over the first size bytes of a segment, read in windows of
+// kChunk bytes (a larger record in one read of its own size).
 template <typename Fn>
 sf::Damage scan_segment(SpoolIo& io, const std::string& path, std::uint64_t size, Fn&& fn) {
   std::string window;
   std::uint64_t window_at = 0;
-  // The bytes from `at` on, at least n of them where the segment has them.
-  auto view = [&](std::uint64_t at, std::size_t n) {
+  const auto view = [&](std::uint64_t at, std::size_t n) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(n, size - at));
     if (at < window_at || at + want > window_at + window.size()) {
       window = io.read_at(path, at, static_cast<std::size_t>(std::min<std::uint64_t>(std::max(want, kChunk), size - at)));
@@ -100,39 +97,7 @@ sf::Damage scan_segment(SpoolIo& io, const std::string& path, std::uint64_t size
     }
     return std::string_view(window).substr(static_cast<std::size_t>(at - window_at));
   };
-  sf::Damage damage;
-  std::optional<std::uint64_t> damaged_from;
-  for (std::uint64_t pos = 0; pos < size;) {
-    std::string_view data = view(pos, sf::kHeaderSize);
-    if (data.size() >= sf::kHeaderSize) {
-      const auto* h = reinterpret_cast<const unsigned char*>(data.data());
-      const std::uint32_t length = sf::load_u32le(h + 4);
-      // Only what may be a record's header makes a read beyond the window.
-      if (h[8] >= static_cast<unsigned char>(sf::RecordType::Event) &&
-          h[8] <= static_cast<unsigned char>(sf::RecordType::Snapshot) && length <= sf::kMaxPayload)
-        data = view(pos, sf::kHeaderSize + length);
-    }
-    sf::Record rec{};
-    const std::size_t n = sf::parse_record(data, 0, &rec);
-    if (n == 0) {
-      if (!damaged_from) damaged_from = pos;
-      ++pos;
-      continue;
-    }
-    if (damaged_from) {
-      damage.bytes += pos - *damaged_from;
-      ++damage.places;
-      damaged_from.reset();
-    }
-    fn(rec, pos, data.substr(0, n));
-    pos += n;
-  }
-  if (damaged_from) {
-    damage.bytes += size - *damaged_from;
-    ++damage.places;
-    damage.at_end = true;
-  }
-  return damage;
+  return sf::scan(size, view, std::forward<Fn>(fn));
 }
 
 // The undelivered events: where each one's record is, and how many bytes of
@@ -221,41 +186,57 @@ class PendingIndex {
 
 // SpoolDir/reserve: space that the spool holds while it has room and gives
 // up the first time a write finds the file system full, so that what must
-// still be written (acknowledgements, clears, compaction) can be.
+// still be written (acknowledgements, clears, compaction) can be. It is
+// sized to that: a compaction of a log whose events are all delivered
+// writes the outage table, and every pending event's acknowledgement comes
+// first (see Spool::State::reserve_needed).
 class Reserve {
  public:
-  Reserve(SpoolIo& io, std::string path, std::uint64_t bytes) : io_(io), path_(std::move(path)), bytes_(bytes) {}
-  bool held() const { return held_.load(); }
-  // Takes the space (again); false when there is no room yet.
-  bool restore() {
-    if (bytes_ == 0) return false;
+  Reserve(SpoolIo& io, std::string path, std::uint64_t least) : io_(io), path_(std::move(path)), least_(least) {}
+  // Whether new outage events may be taken: the reserve is held, as large
+  // as the last restore() asked.
+  bool held() const { return covers_.load(); }
+  // Makes the reserve hold at least `bytes` (and least), with room to grow
+  // into until the next call; false when the file system has no room for
+  // that yet (what is held stays held, for release()).
+  bool restore(std::uint64_t bytes) {
+    if (least_ == 0) return false;
+    const std::uint64_t want = round_up(std::max(least_, bytes + bytes / 2));
+    if (size_ >= want && size_ <= 2 * want) return covers_ = true;
     try {
-      io_.allocate(path_, bytes_);
-      held_ = true;
-      return true;
+      if (size_ > want) io_.remove(path_);  // far more than needed now: give the rest back
+      size_ = 0;
+      io_.allocate(path_, want);
+      size_ = want;
+      return covers_ = true;
     } catch (const std::system_error&) {
-      try {
-        io_.remove(path_);  // a part is worse than nothing: it is not counted on
-      } catch (const std::system_error&) {
-      }
-      return false;
+      if (size_ == 0) remove();  // a part is worse than nothing: it is not counted on
+      return covers_ = false;
     }
   }
   // Gives the space up; false when none was held.
   bool release() {
-    if (!held_.exchange(false)) return false;
-    try {
-      io_.remove(path_);
-    } catch (const std::system_error&) {
-    }
+    covers_ = false;
+    if (size_ == 0) return false;
+    remove();
     return true;
   }
 
  private:
+  static std::uint64_t round_up(std::uint64_t n) { return (n + kStep - 1) / kStep * kStep; }
+  void remove() {
+    size_ = 0;
+    try {
+      io_.remove(path_);
+    } catch (const std::system_error&) {
+    }
+  }
+  static constexpr std::uint64_t kStep = 1u << 20;
   SpoolIo& io_;
   const std::string path_;
-  const std::uint64_t bytes_;
-  std::atomic<bool> held_{false};
+  const std::uint64_t least_;
+  std::atomic<std::uint64_t> size_{0};  // allocated now, as far as it is counted on
+  std::atomic<bool> covers_{false};
 };
 
 }  // namespace
@@ -289,6 +270,9 @@ struct Spool::State {
   Loc durable{};                                         // every record before it is synced
   std::vector<Event> recovered;
   std::vector<std::string> recovered_changes;
+  // Bytes of outage changes appended since the last compaction took the
+  // table: with snapshot_bytes, a bound on the table's size now.
+  std::uint64_t change_bytes = 0;
 
   std::atomic<bool> change_lost{false};  // a change is in memory only: compaction due
   Throttle write_errors;
@@ -300,6 +284,7 @@ struct Spool::State {
   std::mutex maintenance;
   SnapshotSource snapshot_source;
   std::uint64_t snapshot_bytes = 0;  // of the outage table in the last compacted segment
+  std::optional<std::uint64_t> failed_target;  // of a compaction that failed, reused by the next
   Steady::time_point last_compaction{};
   std::uint64_t dropped_since_trim = 0;  // bytes compactions dropped since the last malloc_trim
   std::vector<std::uint64_t> obsolete;  // replaced segments whose deletion failed
@@ -311,6 +296,25 @@ struct Spool::State {
   void error(Throttle& throttle, const std::string& what) {
     if (const auto held_back = throttle.admit())
       log.error("spool: " + what + (*held_back > 0 ? " (and " + std::to_string(*held_back) + " more since)" : ""));
+  }
+
+  // What the reserve must hold once the file system is full: room for an
+  // acknowledgement of every pending event and for a compaction's table,
+  // which is all a compaction writes once they are delivered. Caller holds
+  // mutex.
+  std::uint64_t reserve_needed_locked() const {
+    constexpr std::uint64_t kAckBytes = 64;  // a framed ACK of an event_id
+    return snapshot_bytes + change_bytes + pending.size() * kAckBytes;
+  }
+  // Grows (or shrinks) the reserve to what is needed now; false when there
+  // is no room for it. Caller holds maintenance (or is the constructor).
+  bool restore_reserve() {
+    std::uint64_t needed;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      needed = reserve_needed_locked();
+    }
+    return reserve.restore(needed);
   }
 
   // Caller holds mutex. I/O under the lock, but only at open, at compaction
@@ -495,7 +499,8 @@ Spool::Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io, c
   State& s = *state_;
   s.open_dir();
   s.replay();
-  if (!s.reserve.restore() && options.reserve_bytes > 0)
+  for (const std::string& change : s.recovered_changes) s.change_bytes += change.size();
+  if (!s.restore_reserve() && options.reserve_bytes > 0)
     log.warning("spool: no room for the reserve " + dir + "/reserve; new outage events are refused until there is");
   // A new segment at every start: the last one may end in a torn record,
   // and records appended after that would have to be found by a resync.
@@ -544,6 +549,7 @@ void Spool::append(const Event& event) {
   std::lock_guard<std::mutex> lock(s.mutex);
   const Loc loc = s.write_record_locked(record, clear);
   s.pending.set(std::move(id), loc);
+  s.change_bytes += event.change.size();
 }
 
 void Spool::append_change(const std::string& record) {
@@ -551,6 +557,7 @@ void Spool::append_change(const std::string& record) {
   try {
     std::lock_guard<std::mutex> lock(s.mutex);
     s.write_record_locked(record, true);
+    s.change_bytes += record.size();
   } catch (const std::system_error& e) {
     s.change_lost = true;
     s.error(s.write_errors, std::string("cannot record an outage change (") + e.what() +
@@ -689,11 +696,16 @@ bool Spool::State::maintain(bool may_compact) {
     error(maintenance_errors, std::string("compaction failed: ") + e.what() + "; will retry");
     more = true;
   }
-  if (!reserve.held() && options.reserve_bytes > 0) {
-    if (reserve.restore())
-      log.notice("spool: there is room in " + dir + " again; new outage events are accepted");
-    else
+  if (options.reserve_bytes > 0) {
+    const bool was = reserve.held();
+    if (restore_reserve()) {
+      if (!was) log.notice("spool: there is room in " + dir + " again; new outage events are accepted");
+    } else {
+      if (was)
+        log.warning("spool: no room in " + dir + " to grow the reserve for the outages open and the events pending; "
+                    "new outage events are refused until there is");
       more = true;
+    }
   }
   sync();
   return more || !obsolete.empty();
@@ -730,11 +742,18 @@ void Spool::State::compact() {
   } lost_change{change_lost};
   last_compaction = Steady::now();
   std::uint64_t target = 0;
+  std::uint64_t changes_in_table = 0;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> sources;  // seq, size
   {
     std::lock_guard<std::mutex> lock(mutex);
-    target = next_seq++;
-    start_segment_locked();  // from here on, every segment before target is immutable
+    if (failed_target && active_seq == *failed_target + 1 && active_size == 0) {
+      target = *failed_target;  // its segment after it is still empty: no new one for every retry
+    } else {
+      target = next_seq++;
+      start_segment_locked();  // from here on, every segment before target is immutable
+    }
+    failed_target = target;
+    changes_in_table = change_bytes;
     for (const auto& [seq, size] : segment_sizes)
       if (seq < target) sources.emplace_back(seq, size);
   }
@@ -821,6 +840,8 @@ void Spool::State::compact() {
       segment_sizes.erase(seq);
     }
     snapshot_bytes = table_size;
+    change_bytes -= changes_in_table;
+    failed_target.reset();
   }
   if (lost > 0)
     log.warning("spool: " + std::to_string(lost) + " undelivered events whose records were damaged since are lost");

@@ -29,8 +29,9 @@ struct SpoolOptions {
   // At most one compaction per interval: a delivered event's space comes
   // back within about that.
   std::chrono::milliseconds compaction_interval{1000};
-  // Space held in SpoolDir/reserve and given up when the file system is
-  // full, so that acknowledgements and compaction can still be written.
+  // The least space held in SpoolDir/reserve (more as the outage table and
+  // the pending events grow) and given up when the file system is full, so
+  // that acknowledgements and compaction can still be written. 0: none.
   std::uint64_t reserve_bytes = 1u << 20;
 };
 

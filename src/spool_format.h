@@ -160,29 +160,56 @@ struct Damage {
   bool at_end = false;      // the last run reaches the end of the data (a torn tail)
 };
 
-// Calls fn(record, offset, size) for every valid record in data, in order.
-// Where no valid record starts, moves on one byte at a time until one does
-// (doc/storage.md says why that resynchronisation is sound).
-template <typename Fn>
-Damage scan_records(std::string_view data, Fn&& fn) {
+// Calls fn(record, offset, bytes) for every valid record in the size bytes
+// that view(at, n) gives (the bytes from at on, at least n of them where
+// there are so many; bytes: the whole record), in order. Where no valid
+// record starts, moves on one byte at a time until one does (doc/storage.md
+// says why that resynchronisation is sound). Only what may be a header asks
+// view for more than a header's bytes, so that a reader in windows reads
+// damage in windows too.
+template <typename View, typename Fn>
+Damage scan(std::uint64_t size, View&& view, Fn&& fn) {
   Damage damage;
-  std::size_t pos = 0;
-  while (pos < data.size()) {
+  std::uint64_t damaged_from = 0;
+  bool damaged = false;
+  for (std::uint64_t pos = 0; pos < size;) {
+    std::string_view data = view(pos, kHeaderSize);
+    if (data.size() >= kHeaderSize) {
+      const auto* h = reinterpret_cast<const unsigned char*>(data.data());
+      const std::uint32_t length = load_u32le(h + 4);
+      if (h[8] >= static_cast<unsigned char>(RecordType::Event) &&
+          h[8] <= static_cast<unsigned char>(RecordType::Snapshot) && length <= kMaxPayload)
+        data = view(pos, kHeaderSize + length);
+    }
     Record rec{};
-    const std::size_t n = parse_record(data, pos, &rec);
-    if (n > 0) {
-      fn(rec, pos, n);
-      pos += n;
+    const std::size_t n = parse_record(data, 0, &rec);
+    if (n == 0) {
+      if (!damaged) damaged_from = pos;
+      damaged = true;
+      ++pos;
       continue;
     }
-    const std::size_t start = pos;
-    do ++pos;
-    while (pos < data.size() && parse_record(data, pos, &rec) == 0);
-    damage.bytes += pos - start;
+    if (damaged) {
+      damage.bytes += pos - damaged_from;
+      ++damage.places;
+      damaged = false;
+    }
+    fn(rec, pos, data.substr(0, n));
+    pos += n;
+  }
+  if (damaged) {
+    damage.bytes += size - damaged_from;
     ++damage.places;
-    damage.at_end = pos == data.size();
+    damage.at_end = true;
   }
   return damage;
+}
+
+// scan() over bytes in memory.
+template <typename Fn>
+Damage scan_records(std::string_view data, Fn&& fn) {
+  return scan(data.size(), [data](std::uint64_t at, std::size_t) { return data.substr(static_cast<std::size_t>(at)); },
+              std::forward<Fn>(fn));
 }
 
 // Decode an EVENT payload; false when it is malformed.

@@ -878,7 +878,7 @@ Found restart_from(const std::string& dir) {
     xmatters::OutageTracker t("ops", xmatters::TrackerOptions{}, log, spool.take_recovered_changes());
     std::string table;
     t.snapshot(table);
-    sf::scan_records(table, [&](const sf::Record& rec, std::size_t, std::size_t) {
+    sf::scan_records(table, [&](const sf::Record& rec, std::uint64_t, std::string_view) {
       sf::PayloadReader r(rec.payload);
       std::string_view integration, host, skip, id;
       std::int64_t n = 0;
@@ -1329,8 +1329,8 @@ void test_flipped_byte_in_each_kind_of_record() {
   for (const std::string& file : segments(dir.path())) {
     const std::string data = xmtest::read_file(file);
     std::vector<std::pair<std::size_t, std::size_t>> records;
-    sf::scan_records(data, [&](const sf::Record& rec, std::size_t offset, std::size_t size) {
-      records.emplace_back(offset, size);
+    sf::scan_records(data, [&](const sf::Record& rec, std::uint64_t offset, std::string_view bytes) {
+      records.emplace_back(static_cast<std::size_t>(offset), bytes.size());
       kinds.insert(rec.type);
     });
     for (const auto& [offset, size] : records) {

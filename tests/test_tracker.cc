@@ -960,8 +960,8 @@ void test_recovered_changes_applied_in_order() {
     CU_ASSERT(log.contains(LogLevel::Warning, "1 malformed"));
   }
   std::vector<std::string> split;
-  sf::scan_records(mine, [&](const sf::Record&, std::size_t offset, std::size_t size) {
-    split.push_back(mine.substr(offset, size));
+  sf::scan_records(mine, [&](const sf::Record&, std::uint64_t, std::string_view bytes) {
+    split.emplace_back(bytes);
   });
   CU_ASSERT_FATAL(split.size() == 2u);
   std::vector<std::string> recovered = split;
@@ -989,7 +989,9 @@ void test_damaged_table_record_costs_only_it() {
   CU_ASSERT_FATAL(!compacted.empty());
   std::string data = xmtest::read_file(compacted);
   std::vector<std::pair<std::size_t, std::size_t>> records;
-  sf::scan_records(data, [&](const sf::Record&, std::size_t offset, std::size_t size) { records.emplace_back(offset, size); });
+  sf::scan_records(data, [&](const sf::Record&, std::uint64_t offset, std::string_view bytes) {
+    records.emplace_back(static_cast<std::size_t>(offset), bytes.size());
+  });
   CU_ASSERT_FATAL(records.size() == 6u);
   data[records[3].first + records[3].second / 2] ^= 0x04;
   xmtest::write_file(compacted, data);

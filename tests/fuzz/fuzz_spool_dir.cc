@@ -156,9 +156,9 @@ Expected expected_recovery(const Files& files) {
   Expected x;
   for (const auto& [seq, data] : segments) {
     const std::string_view d(*data);
-    sf::scan_records(d, [&](const sf::Record& rec, std::size_t offset, std::size_t size) {
-      const auto* h = reinterpret_cast<const unsigned char*>(d.data() + offset);
-      if (sf::load_u32le(h) != sf::mask_crc(sf::crc32c_table(d.substr(offset + 8, size - 8))))
+    sf::scan_records(d, [&](const sf::Record& rec, std::uint64_t, std::string_view bytes) {
+      const auto* h = reinterpret_cast<const unsigned char*>(bytes.data());
+      if (sf::load_u32le(h) != sf::mask_crc(sf::crc32c_table(bytes.substr(8))))
         xmfuzz::fail("the scan accepted a record whose CRC does not match");
       const auto forget = [&](std::string_view id) {
         x.events.erase(std::remove_if(x.events.begin(), x.events.end(),
@@ -177,7 +177,7 @@ Expected expected_recovery(const Files& files) {
         }
         case sf::RecordType::Ack: forget(rec.payload); return;
         case sf::RecordType::OutageSet:
-        case sf::RecordType::OutageClose: x.changes.emplace_back(d.substr(offset, size)); return;
+        case sf::RecordType::OutageClose: x.changes.emplace_back(bytes); return;
         case sf::RecordType::Snapshot: x.changes.clear(); return;
       }
     });
@@ -200,7 +200,7 @@ void check_tracker(const std::vector<std::string>& changes) {
   std::string table;
   tracker.snapshot(table);
   std::size_t records = 0;
-  const sf::Damage damage = sf::scan_records(table, [&](const sf::Record& rec, std::size_t, std::size_t) {
+  const sf::Damage damage = sf::scan_records(table, [&](const sf::Record& rec, std::uint64_t, std::string_view) {
     if (rec.type != sf::RecordType::OutageSet) xmfuzz::fail("the table holds a record that is not OUTAGE_SET");
     ++records;
   });

@@ -35,8 +35,9 @@ void check_accepted(std::string_view data, const sf::Record& rec, std::size_t of
 }
 
 void scan_checked(std::string_view data) {
-  const sf::Damage damage = sf::scan_records(data, [&](const sf::Record& rec, std::size_t off, std::size_t n) {
-    check_accepted(data, rec, off, n);
+  const sf::Damage damage = sf::scan_records(data, [&](const sf::Record& rec, std::uint64_t off, std::string_view bytes) {
+    if (bytes.data() != data.data() + off) xmfuzz::fail("a record's bytes are not where its offset says");
+    check_accepted(data, rec, static_cast<std::size_t>(off), bytes.size());
   });
   if (damage.bytes > data.size()) xmfuzz::fail("more damage than data");
 }
