@@ -47,7 +47,9 @@ bool DeadLetterFile::write(const DeadLetterEntry& d) {
   const std::string data = std::string(text.get()) + "\n";
 
   std::lock_guard<std::mutex> lock(mutex_);
-  UniqueFd fd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  // O_NOFOLLOW, as every file of the spool: a symbolic link planted here
+  // would have the plugin (often root) append to any file.
+  UniqueFd fd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd.get() < 0) return false;
   // One write, so that a crash leaves at worst a torn last line.
   std::size_t done = 0;

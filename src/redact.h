@@ -26,8 +26,9 @@ struct UrlParts {
 UrlParts parse_url(const std::string& url, const char* default_scheme = "");
 
 // The URL with its password and every query (and fragment) value replaced by
-// "***" and the user name removed, so that it can be logged:
-// redact_url("https://h/p?apiKey=K&a=b") is "https://h/p?apiKey=***&a=***".
+// "***", so that it can be logged; the user name stays, as it tells which
+// account is used: redact_url("https://u:pw@h/p?apiKey=K&a=b") is
+// "https://u:***@h/p?apiKey=***&a=***".
 // A URL libcurl cannot parse is shown as "***": nothing in it can be told
 // apart from a secret.
 std::string redact_url(const std::string& url);

@@ -2,11 +2,13 @@
 // from the build tree, values fed through the unixsock plugin, thresholds
 // from collectd's threshold plugin, and the xMatters stand-in on loopback.
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <cstdlib>
@@ -165,6 +167,11 @@ const std::string kUrl = "    OutageURL \"http://127.0.0.1:9/api/integration/1/f
 std::vector<BadConfig> bad_configs(const std::string& dir) {
   xmtest::write_file(dir + "/secret", "from-file\n");
   xmtest::write_file(dir + "/broken.json", "{\"id\": \"$outage_id\",\n");
+  // Bug 7: 50 x $description (256 bytes, each escaped up to 6 times) could
+  // expand past the 64 KiB a payload may have.
+  std::string big = "{\"d\": \"";
+  for (int i = 0; i < 50; ++i) big += "$description ";
+  xmtest::write_file(dir + "/big.json", big + "\"}");
   return {
       {"unknown option", integration("ops", kUrl + "    Bogus 1\n"), {"Bogus", "ops"}, ""},
       {"unknown plugin option", "  Frobnicate true\n" + integration("ops", kUrl), {"Frobnicate"}, ""},
@@ -191,6 +198,9 @@ std::vector<BadConfig> bad_configs(const std::string& dir) {
       {"wrong value type", integration("ops", kUrl + "    Timeout \"ten\"\n"), {"Timeout", "ops"}, ""},
       {"invalid Template", integration("ops", kUrl + "    Template \"" + dir + "/broken.json\"\n"),
        {"Template", "ops", "broken.json"},
+       ""},
+      {"Template that could be too large", integration("ops", kUrl + "    Template \"" + dir + "/big.json\"\n"),
+       {"Integration \"ops\": Template \"" + dir + "/big.json\": could expand to ", "65536 bytes"},
        ""},
   };
 }
@@ -887,6 +897,182 @@ void full_spool_dir(const char* size, int most) {
 void test_full_spool_dir() { full_spool_dir("2m", 5000); }
 void test_full_spool_dir_large_table() { full_spool_dir("16m", 60000); }
 
+// Writes path until the file system has no byte left (down to the last
+// page: a tmpfs allocates whole pages). Returns false when it could not
+// write at all for another reason than a full file system.
+bool fill_file_system(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  const std::string chunk(64 * 1024, 'x');
+  bool full = false;
+  for (std::size_t size : {chunk.size(), std::size_t{4096}, std::size_t{1}}) {
+    for (;;) {
+      const ssize_t n = ::write(fd, chunk.data(), size);
+      if (n > 0) continue;
+      full = n < 0 && errno == ENOSPC;
+      break;
+    }
+    if (!full) break;
+  }
+  ::close(fd);
+  return full;
+}
+
+// Issue 11 item 2: clears that the spool cannot take (the file system full,
+// the reserve given up and used up too) are held in memory and delivered
+// from there, each after its outage's page, once; collectd runs on, and
+// once there is room again paging resumes by itself.
+void test_clear_held_in_memory_when_disk_full() {
+  if (::geteuid() != 0) {
+    std::fprintf(stderr, "\nclear_held_in_memory_when_disk_full: SKIPPED, mounting a tmpfs needs root\n");
+    CU_FAIL("not run: needs root to mount a tmpfs");
+    return;
+  }
+  xmtest::TempDir mnt;
+  const std::string fs_root = mnt / "fs";
+  SmallTmpfs fs(fs_root, "4m");
+  XM_REQUIRE(fs.mounted());
+  const std::string spool = fs_root + "/spool";  // the fillers go beside it, on the same file system
+  XM_REQUIRE(::mkdir(spool.c_str(), 0700) == 0);
+  xmtest::Standin xm;
+  CollectdProcess c(xmatters_block(ops_integration(xm), "  SpoolDir \"" + spool + "\"\n"));
+  XM_REQUIRE(c.start());
+  XM_REQUIRE(xmtest::file_exists(spool + "/reserve"));
+  xm.stop();
+  // Outages accepted while xMatters is down: they page later. (A PUTNOTIF's
+  // reply comes after the plugin's notification callback has returned.)
+  constexpr int kOutages = 10;
+  for (int i = 0; i < kOutages; ++i)
+    XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=held-" + std::to_string(i), "down " + std::to_string(i)));
+  XM_REQUIRE(c.log_lines({"cannot take new outage events"}).empty());
+
+  // The disk fills from outside. The first write of the plugin that then
+  // finds it full gives the reserve up; that space goes to a filler too.
+  int fillers = 0;
+  XM_REQUIRE(fill_file_system(fs_root + "/filler-" + std::to_string(fillers++)));
+  bool reserve_held = true;
+  for (int i = 0; i < kOutages; ++i) {
+    XM_REQUIRE(c.putnotif("okay", "host=testhost plugin=held-" + std::to_string(i), "back " + std::to_string(i)));
+    const bool held_now = xmtest::file_exists(spool + "/reserve");  // maintenance may take it back meanwhile
+    if (reserve_held && !held_now) XM_REQUIRE(fill_file_system(fs_root + "/filler-" + std::to_string(fillers++)));
+    reserve_held = held_now;
+  }
+  CU_ASSERT_TRUE(fillers >= 2);  // the reserve was given up, and taken by a filler
+  const auto held = c.log_lines({kPluginError, "integration ops: the spool cannot take a clear", "held in memory"});
+  dump_log_on_failure(c, !held.empty(), "no clear was held in memory");
+  CU_ASSERT_TRUE(!held.empty());
+  CU_ASSERT_TRUE(c.running());
+
+  xm.restart();
+  const bool all = wait_accepted(xm, 2 * kOutages, 60s);
+  dump_log_on_failure(c, all, "not every page and clear delivered");
+  CU_ASSERT_TRUE(all);
+  std::set<std::string> event_ids;
+  std::map<std::string, std::vector<std::string>> by_service;  // services -> event types in arrival order
+  for (const auto& r : accepted(xm)) {
+    CU_ASSERT(event_ids.insert(r.str("event_id")).second);  // each event once
+    by_service[r.str("services")].push_back(r.str("event_type"));
+  }
+  CU_ASSERT_EQUAL(by_service.size(), static_cast<std::size_t>(kOutages));
+  for (int i = 0; i < kOutages; ++i)
+    CU_ASSERT((by_service["held-" + std::to_string(i)] == std::vector<std::string>{"outage", "clear"}));
+  CU_ASSERT_TRUE(c.running());
+
+  // Room again: the plugin takes its reserve back and pages a later outage
+  // and its clear, without a restart.
+  for (int i = 0; i < fillers; ++i) CU_ASSERT_EQUAL(::unlink((fs_root + "/filler-" + std::to_string(i)).c_str()), 0);
+  CU_ASSERT_TRUE(c.wait_for_log("there is room in " + spool + " again", 30s));
+  const std::size_t before = xm.accepted_count();
+  XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=later", "later failure"));
+  XM_REQUIRE(wait_accepted(xm, before + 1));
+  XM_REQUIRE(c.putnotif("okay", "host=testhost plugin=later", "later recovery"));
+  XM_REQUIRE(wait_accepted(xm, before + 2));
+  const auto got = accepted(xm);
+  CU_ASSERT_EQUAL(got.size(), 2u * kOutages + 2);
+  if (got.size() == 2u * kOutages + 2) {
+    CU_ASSERT_EQUAL(got[2 * kOutages].str("services"), "later");
+    CU_ASSERT_EQUAL(got[2 * kOutages].str("event_type"), "outage");
+    CU_ASSERT_EQUAL(got[2 * kOutages + 1].str("event_type"), "clear");
+  }
+  CU_ASSERT_EQUAL(xm.request_count(), xm.accepted_count());  // nothing sent twice
+  CU_ASSERT_TRUE(c.running());
+  CU_ASSERT_EQUAL(c.log().find("test-key"), std::string::npos);
+}
+
+// Issue 12: a redirect (307, 301) is not followed (no CURLOPT_FOLLOWLOCATION;
+// the credentials would go wherever it points). reply.cc classifies a 3xx
+// like "any other 4xx" of CONTRACT §5: not retried, dead-lettered with one
+// ERROR naming the status. The redirect's target receives nothing, and the
+// URL's password and API key are in neither the log nor the dead letters.
+void test_redirect_not_followed() {
+  xmtest::StandinOptions so;
+  so.api_key = "Api-K3y-Secret";
+  so.user = "svc";
+  so.password = "PassW0rd-Secret";
+  xmtest::Standin xm(so);
+  const std::string url = "http://svc:PassW0rd-Secret@" + xm.url(kOutageFn).substr(std::string("http://").size());
+  CollectdProcess c(xmatters_block(integration("ops", "    OutageURL \"" + url + "\"\n    Timeout 5\n")));
+  XM_REQUIRE(c.start());
+  std::size_t errors = 0;
+  for (const int status : {307, 301}) {
+    xmtest::Standin::Reply redirect;
+    redirect.status = status;
+    redirect.location = xm.url("redirect-target");
+    xm.script({redirect});
+    const std::string service = "redirect-" + std::to_string(status);
+    XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=" + service, "redirected " + service));
+    XM_REQUIRE(c.wait_for_log(kPluginError, 20s, ++errors));
+    const auto lines = c.log_lines({kPluginError, "integration ops: ", " dead-lettered: HTTP " + std::to_string(status)});
+    dump_log_on_failure(c, lines.size() == 1, ("no dead-letter ERROR for " + service).c_str());
+    CU_ASSERT_EQUAL(lines.size(), 1u);
+  }
+  // Whatever a followed redirect sent would have come before this.
+  XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=sentinel", "after the redirects"));
+  XM_REQUIRE(wait_accepted(xm, 1));
+  const auto reqs = xm.requests();
+  CU_ASSERT_EQUAL(reqs.size(), 3u);
+  for (const auto& r : reqs) CU_ASSERT_EQUAL(r.function_id, kOutageFn);
+  CU_ASSERT_EQUAL(c.log_lines({kPluginError}).size(), 2u);
+  const std::string dead = xmtest::read_file(c.base_dir() + "/xmatters/dead-letter.jsonl");
+  CU_ASSERT_TRUE(dead.find("\"status\":307") != std::string::npos);
+  CU_ASSERT_TRUE(dead.find("\"status\":301") != std::string::npos);
+  for (const std::string& text : {c.log(), dead}) {
+    CU_ASSERT_EQUAL(text.find("PassW0rd-Secret"), std::string::npos);
+    CU_ASSERT_EQUAL(text.find("Api-K3y-Secret"), std::string::npos);
+  }
+}
+
+// Bug 8: a PasswordFile that group or others can read is probably a
+// mistake, not an error: one WARNING at start, and collectd runs and
+// delivers with the password it holds.
+void test_password_file_readable_by_others_warns() {
+  xmtest::StandinOptions so;
+  so.user = "svc";
+  so.password = "PassW0rd-From-File";
+  xmtest::Standin xm(so);
+  xmtest::TempDir files;
+  const std::string secret = files / "xmatters.secret";
+  xmtest::write_file(secret, "PassW0rd-From-File\n");
+  XM_REQUIRE(::chmod(secret.c_str(), 0644) == 0);
+  CollectdProcess c(xmatters_block(integration("ops", "    OutageURL \"" + xm.url(kOutageFn, false) +
+                                                          "\"\n    User \"svc\"\n    PasswordFile \"" + secret +
+                                                          "\"\n")));
+  XM_REQUIRE(c.start());
+  const auto warnings = c.log_lines({"[warning] xmatters plugin: "});
+  dump_log_on_failure(c, warnings.size() == 1, "not one WARNING");
+  CU_ASSERT_EQUAL(warnings.size(), 1u);
+  if (!warnings.empty()) {
+    CU_ASSERT_TRUE(warnings[0].find("Integration \"ops\": PasswordFile \"" + secret + "\": ") != std::string::npos);
+    CU_ASSERT_TRUE(warnings[0].find("readable by group or others") != std::string::npos);
+  }
+  XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=pwfile", "password from a file"));
+  XM_REQUIRE(wait_accepted(xm, 1));
+  CU_ASSERT_EQUAL(xm.request_count(), 1u);  // accepted at once: the basic auth was right
+  CU_ASSERT_TRUE(c.running());
+  CU_ASSERT_EQUAL(c.log_lines({kPluginError}).size(), 0u);
+  CU_ASSERT_EQUAL(c.log().find("PassW0rd-From-File"), std::string::npos);
+}
+
 // Two integrations routed by Host filter, one with a Template.
 void test_routing_and_template() {
   xmtest::Standin xm;
@@ -1223,6 +1409,8 @@ int main(int argc, char** argv) {
                               {"bad_configurations_refuse_to_start", guarded<test_bad_configurations_refuse_to_start>},
                               {"config_check_with_capital_T", test_config_check_with_capital_T},
                               {"warnings_do_not_stop_collectd", guarded<test_warnings_do_not_stop_collectd>},
+                              {"password_file_readable_by_others_warns",
+                               guarded<test_password_file_readable_by_others_warns>},
                               {"missing_block_is_an_error", guarded<test_missing_block_is_an_error>},
                               {"unusable_spool_dirs_refuse_to_start", guarded<test_unusable_spool_dirs_refuse_to_start>},
                           }},
@@ -1238,6 +1426,9 @@ int main(int argc, char** argv) {
                               {"kill9_during_burst", guarded<test_kill9_during_burst>},
                               {"full_spool_dir", guarded<test_full_spool_dir>},
                               {"full_spool_dir_large_table", guarded<test_full_spool_dir_large_table>},
+                              {"clear_held_in_memory_when_disk_full",
+                               guarded<test_clear_held_in_memory_when_disk_full>},
+                              {"redirect_not_followed", guarded<test_redirect_not_followed>},
                               {"routing_and_template", guarded<test_routing_and_template>},
                               {"putnotif_test_outage", guarded<test_putnotif_test_outage>},
                               {"putnotif_with_perl_client", guarded<test_putnotif_with_perl_client>},

@@ -575,6 +575,38 @@ void test_unwritable_dead_letter_file_keeps_the_order() {
   CU_ASSERT_EQUAL(clears, 1u);
 }
 
+// Issue 11 item 7: a symbolic link planted as dead-letter.jsonl is not
+// followed: its target stays as it was, one ERROR says the file cannot be
+// written, and the event stays queued and goes on its next try.
+void test_dead_letter_symlink_not_followed() {
+  World w;
+  Standin::Reply bad;
+  bad.status = 400;
+  w.standin->script({bad});
+  Delivery& d = w.open(false);
+  const std::string target = w.dir / "target";
+  xmtest::write_file(target, "not the plugin's\n");
+  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  CU_ASSERT_EQUAL_FATAL(::symlink(target.c_str(), path.c_str()), 0);
+  d.start();
+  const Event outage = make_event(EventType::Outage, "o-link", 1);
+  CU_ASSERT(d.submit(outage));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").delivered == 1; }, kWait));
+  const auto reqs = w.standin->requests();
+  CU_ASSERT_EQUAL_FATAL(reqs.size(), 2u);
+  CU_ASSERT_EQUAL(reqs[0].status, 400);
+  CU_ASSERT_EQUAL(reqs[1].status, 202);
+  CU_ASSERT_EQUAL(body_member(reqs[1], "event_id"), outage.event_id);
+  CU_ASSERT_EQUAL(xmtest::read_file(target), "not the plugin's\n");
+  struct stat st {};
+  CU_ASSERT(::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode));
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error), 1u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, "dead-letter.jsonl cannot be written"), 1u);
+  CU_ASSERT_EQUAL(d.stats("ops").dead_lettered, 0u);
+  w.delivery.reset();
+  CU_ASSERT(spooled(w.spool_dir()).empty());
+}
+
 void test_400_dead_lettered_and_clear_still_sent() {
   World w;
   Standin::Reply bad;
@@ -1451,6 +1483,7 @@ int main(int argc, char** argv) {
                         {"retry_after_bounded_by_ceiling", test_retry_after_bounded_by_ceiling},
                         {"400_dead_lettered_and_clear_still_sent", test_400_dead_lettered_and_clear_still_sent},
          {"unwritable_dead_letter_file_keeps_the_order", test_unwritable_dead_letter_file_keeps_the_order},
+         {"dead_letter_symlink_not_followed", test_dead_letter_symlink_not_followed},
                         {"retry_max_age_dead_letters", test_retry_max_age_dead_letters},
                         {"endpoint_down_then_up", test_endpoint_down_then_up},
                         {"per_outage_order_in_parallel", test_per_outage_order_in_parallel},
