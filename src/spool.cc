@@ -223,7 +223,8 @@ class Reserve {
   }
 
  private:
-  static std::uint64_t round_up(std::uint64_t n) { return (n + kStep - 1) / kStep * kStep; }
+  // In steps of least: not a fallocate at every tick of a growing table.
+  std::uint64_t round_up(std::uint64_t n) const { return (n + least_ - 1) / least_ * least_; }
   void remove() {
     size_ = 0;
     try {
@@ -231,7 +232,6 @@ class Reserve {
     } catch (const std::system_error&) {
     }
   }
-  static constexpr std::uint64_t kStep = 1u << 20;
   SpoolIo& io_;
   const std::string path_;
   const std::uint64_t least_;

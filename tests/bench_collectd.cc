@@ -144,16 +144,17 @@ Switches switches_since(const std::map<std::string, ThreadSwitches>& before,
   return out;
 }
 
-// Waits (at most 60 s) until the plugin's threads have finished with the
+// Waits (at most 10 s) until the plugin's threads have finished with the
 // storm (its spool's compaction): a second in which none of them woke.
-// Returns the seconds waited.
+// Returns the seconds waited; 10 when they did not (with the receiver down,
+// events wait for their retries).
 int settle(pid_t pid) {
-  for (int s = 0; s < 60; ++s) {
+  for (int s = 0; s < 10; ++s) {
     const auto before = switches_by_thread(pid);
     std::this_thread::sleep_for(std::chrono::seconds(1));
     if (switches_since(before, switches_by_thread(pid), 1).own == 0) return s;
   }
-  return 60;
+  return 10;
 }
 
 // --- receivers -------------------------------------------------------------------

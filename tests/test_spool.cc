@@ -224,7 +224,10 @@ class FaultyIo final : public xmatters::SpoolIo {
     faults->hook("read_at", path);
     return real_->read_at(path, offset, size);
   }
-  std::vector<std::string> list(const std::string& dir) override { return real_->list(dir); }
+  std::vector<std::string> list(const std::string& dir) override {
+    faults->hook("list", dir);
+    return real_->list(dir);
+  }
   void rename(const std::string& from, const std::string& to) override {
     faults->hook("rename", from);
     real_->rename(from, to);
@@ -609,6 +612,58 @@ void test_failed_ack_and_sync_do_not_throw() {
   }
   // Unrecorded acknowledgements mean duplicates, never losses.
   CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({0, 1}));
+}
+
+// Issue 11 item 6: the calls collectd's threads make (append, append_change,
+// acknowledge), faults included, never fsync, rename, scan the directory,
+// allocate or compact; maintenance, on its own thread meanwhile, does.
+void test_slow_work_never_on_the_appending_thread() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  auto io = std::make_shared<FaultyIo>();
+  Spool spool(dir.path(), log, io, small(8 * 1024));
+  const std::set<std::string> slow = {"sync", "sync_dir", "rename", "list", "allocate"};
+  const std::thread::id appender = std::this_thread::get_id();
+  std::mutex seen_mutex;
+  std::set<std::string> on_appender, elsewhere;
+  io->faults->set([&](Faults& f) {
+    f.before = [&](const std::string& op, const std::string&) {
+      if (!slow.count(op)) return;
+      std::lock_guard<std::mutex> lock(seen_mutex);
+      (std::this_thread::get_id() == appender ? on_appender : elsewhere).insert(op);
+    };
+  });
+  std::atomic<bool> done{false};
+  std::thread maintenance([&] {
+    while (!done) {
+      spool.maintain();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  for (int i = 0; i < 3000; ++i) {
+    if (i % 97 == 0)  // a failing disk now and then; ENOSPC gives the reserve up
+      io->faults->set([&](Faults& f) {
+        f.fail_appends = 1;
+        f.append_errno = i % 2 ? ENOSPC : EIO;
+      });
+    try {
+      spool.append(make_event(i));
+    } catch (const std::system_error&) {
+      // refused: the caller's business
+    }
+    if (i % 5 == 0)  // a close without an event (SendClear false)
+      spool.append_change(xmatters::encode_change("ops", xmatters::OutageKey{"h" + std::to_string(i), "cpu", "", "percent", ""},
+                                                  nullptr, xmatters::TimePoint{}));
+    if (i >= 10) spool.acknowledge("ev-" + std::to_string(i - 10));
+  }
+  done = true;
+  maintenance.join();
+  std::lock_guard<std::mutex> lock(seen_mutex);
+  CU_ASSERT(on_appender.empty());
+  for (const std::string& op : on_appender) std::fprintf(stderr, "\n%s ran on the appending thread\n", op.c_str());
+  // The hook saw the slow work where it belongs: the test can fail.
+  CU_ASSERT(elsewhere.count("sync") && elsewhere.count("rename") && elsewhere.count("sync_dir"));
+  CU_ASSERT(log.contains(LogLevel::Warning, "released the reserve"));
 }
 
 // --- compaction ----------------------------------------------------------------------------
@@ -1667,7 +1722,8 @@ int main(int argc, char** argv) {
                         {"erofs", test_erofs},
                         {"short_write", test_short_write},
                         {"short_write_truncate_fails", test_short_write_truncate_fails},
-                        {"failed_ack_and_sync_do_not_throw", test_failed_ack_and_sync_do_not_throw}}},
+                        {"failed_ack_and_sync_do_not_throw", test_failed_ack_and_sync_do_not_throw},
+                        {"slow_work_never_on_the_appending_thread", test_slow_work_never_on_the_appending_thread}}},
                       {"spool_compaction",
                        {{"compaction_keeps_spool_bounded", test_compaction_keeps_spool_bounded},
                         {"backlog_drains", test_backlog_drains},
