@@ -478,14 +478,13 @@ void Delivery::State::sync_loop() {
     // not hold up a delivery, nor stop() waiting for it.
     try {
       spool_held();
-      bool holding;
-      {
+      // A compaction while a clear is held would drop the records that keep
+      // its outage open on disk: asked again just before it would take
+      // effect. maintain() also syncs.
+      more = spool->maintain([this] {
         std::lock_guard<std::mutex> held_lock(held_mutex);
-        holding = !held.empty();
-      }
-      // A compaction now would drop the records that keep open the outages
-      // whose clears are in memory only. maintain() also syncs.
-      more = spool->maintain(!holding);
+        return held.empty();
+      });
     } catch (const std::exception& ex) {
       log.error(std::string("spool maintenance: ") + ex.what());
     }

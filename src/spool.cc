@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -275,6 +276,9 @@ struct Spool::State {
   std::uint64_t change_bytes = 0;
 
   std::atomic<bool> change_lost{false};  // a change is in memory only: compaction due
+  // Clears whose append failed: their outage is closed in the table that a
+  // compaction takes, and open on disk only in the segments it would delete.
+  std::atomic<std::uint64_t> clears_refused{0};
   Throttle write_errors;
   Throttle sync_errors;
 
@@ -374,9 +378,9 @@ struct Spool::State {
   void open_dir();
   void replay();
   void replay_segment(std::uint64_t seq, std::unordered_map<std::string, Event>& found);
-  bool maintain(bool may_compact);
+  bool maintain(const std::function<bool()>& may_compact);
   bool compaction_wanted();
-  void compact();
+  bool compact(const std::function<bool()>& may_compact);
   void delete_obsolete();
   void sync();
 };
@@ -547,7 +551,13 @@ void Spool::append(const Event& event) {
   }
   std::string id = event.event_id;
   std::lock_guard<std::mutex> lock(s.mutex);
-  const Loc loc = s.write_record_locked(record, clear);
+  Loc loc;
+  try {
+    loc = s.write_record_locked(record, clear);
+  } catch (const std::system_error&) {
+    if (clear) ++s.clears_refused;
+    throw;
+  }
   s.pending.set(std::move(id), loc);
   s.change_bytes += event.change.size();
 }
@@ -627,7 +637,7 @@ void Spool::acknowledge(const std::string& event_id) {
   s.pending.erase(event_id);
 }
 
-bool Spool::maintain(bool compact) { return state_->maintain(compact); }
+bool Spool::maintain(const std::function<bool()>& may_compact) { return state_->maintain(may_compact); }
 
 std::size_t Spool::pending() const {
   std::lock_guard<std::mutex> lock(state_->mutex);
@@ -680,15 +690,13 @@ void Spool::State::sync() {
 
 // --- maintenance and compaction -----------------------------------------------------
 
-bool Spool::State::maintain(bool may_compact) {
+bool Spool::State::maintain(const std::function<bool()>& may_compact) {
   std::lock_guard<std::mutex> guard(maintenance);
   bool more = false;
   try {
     delete_obsolete();
     if (compaction_wanted()) {
-      if (may_compact && Steady::now() - last_compaction >= options.compaction_interval)
-        compact();
-      else
+      if (!may_compact() || Steady::now() - last_compaction < options.compaction_interval || !compact(may_compact))
         more = true;
     }
   } catch (const std::exception& e) {
@@ -728,8 +736,9 @@ bool Spool::State::compaction_wanted() {
 }
 
 // Caller holds maintenance. The order of the steps is the ordering rule of
-// doc/storage.md.
-void Spool::State::compact() {
+// doc/storage.md. False when it was put off: a clear could not be written
+// meanwhile, or may_compact() no longer allows it.
+bool Spool::State::compact(const std::function<bool()>& may_compact) {
   // The table written below includes a change that could not be recorded;
   // if this compaction fails, the next must still be due.
   struct LostChange {
@@ -743,6 +752,7 @@ void Spool::State::compact() {
   last_compaction = Steady::now();
   std::uint64_t target = 0;
   std::uint64_t changes_in_table = 0;
+  std::uint64_t clears_before = 0;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> sources;  // seq, size
   {
     std::lock_guard<std::mutex> lock(mutex);
@@ -754,6 +764,7 @@ void Spool::State::compact() {
     }
     failed_target = target;
     changes_in_table = change_bytes;
+    clears_before = clears_refused;
     for (const auto& [seq, size] : segment_sizes)
       if (seq < target) sources.emplace_back(seq, size);
   }
@@ -815,6 +826,12 @@ void Spool::State::compact() {
     // before the table replaces the segments: the snapshot must never be
     // ahead of the events (doc/storage.md, the ordering rule).
     sync();
+    // The table may have an outage closed whose clear is in memory only
+    // (the disk full): the segments that still hold it open must stay.
+    if (clears_refused != clears_before || !may_compact()) {
+      io->remove(tmp);
+      return false;
+    }
     io->rename(tmp, final_path);
     io->sync_dir(dir);
   } catch (...) {
@@ -862,6 +879,7 @@ void Spool::State::compact() {
 #endif
   log.debug("spool: compacted " + std::to_string(sources.size()) + " segments into " + sf::segment_name(target) +
             " (" + std::to_string(moved.size()) + " pending events, " + std::to_string(out_size) + " bytes)");
+  return true;
 }
 
 // Caller holds maintenance. Oldest first: a segment that stays is replayed

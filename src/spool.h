@@ -116,13 +116,16 @@ class Spool {
   // never a loss). An unknown event_id is ignored.
   void acknowledge(const std::string& event_id);
 
-  // Compacts the log when it is due (compact false: not now), brings the
-  // reserve back when there is room, retries what failed, then sync()s.
-  // Meant for the maintenance thread, about every second; never collectd's.
-  // Never throws: a failure is logged (ERROR, throttled) and retried.
-  // Returns whether it has more to do (a compaction put off, the reserve
-  // not back yet): call it again a tick later even if nothing changes.
-  bool maintain(bool compact = true);
+  // Compacts the log when it is due and may_compact() allows (asked before
+  // and again just before the compacted segment replaces the others),
+  // brings the reserve back when there is room, retries what failed, then
+  // sync()s. A compaction is also put off when a clear could not be appended
+  // while it ran. Meant for the maintenance thread, about every second;
+  // never collectd's. Never throws: a failure is logged (ERROR, throttled)
+  // and retried. Returns whether it has more to do (a compaction put off,
+  // the reserve not back yet): call it again a tick later even if nothing
+  // changes.
+  bool maintain(const std::function<bool()>& may_compact = [] { return true; });
 
   // Flushes every record appended so far to stable storage. Never throws:
   // an error is logged with ERROR.

@@ -656,6 +656,14 @@ void test_slow_work_never_on_the_appending_thread() {
                                                   nullptr, xmatters::TimePoint{}));
     if (i >= 10) spool.acknowledge("ev-" + std::to_string(i - 10));
   }
+  // Maintenance goes on (a compaction put off while a clear was refused
+  // runs once none is) until it has been seen compacting.
+  xmtest::wait_until(
+      [&] {
+        std::lock_guard<std::mutex> lock(seen_mutex);
+        return elsewhere.count("sync") && elsewhere.count("rename") && elsewhere.count("sync_dir");
+      },
+      std::chrono::seconds(20));
   done = true;
   maintenance.join();
   std::lock_guard<std::mutex> lock(seen_mutex);
@@ -667,6 +675,53 @@ void test_slow_work_never_on_the_appending_thread() {
 }
 
 // --- compaction ----------------------------------------------------------------------------
+
+// A clear that cannot be appended while a compaction runs (the disk full) is
+// held in memory by the delivery, and its outage is closed in the table the
+// compaction took: the compaction is put off, so that the segments that hold
+// the outage open stay until the clear is spooled.
+void test_compaction_put_off_while_a_clear_is_refused() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  auto io = std::make_shared<FaultyIo>();
+  Event open = make_event(0);  // an outage event with its change
+  {
+    Spool spool(dir.path(), log, io, small(1 << 20));
+    spool.set_snapshot_source([](auto) {});  // the table: the outage closed
+    spool.append(open);
+    spool.acknowledge(open.event_id);  // delivered: a compaction is due
+    Event clear = make_event(2);
+    bool refused = false;
+    io->faults->set([&](Faults& f) {
+      f.before = [&](const std::string& op, const std::string& path) {
+        if (op != "sync" || path.find(".tmp") == std::string::npos || refused) return;
+        io->faults->set([](Faults& g) {  // the hook runs without the faults' mutex
+          g.fail_appends = 1;
+          g.append_errno = EIO;
+        });
+        try {
+          spool.append(clear);
+        } catch (const std::system_error&) {
+          refused = true;
+        }
+      };
+    });
+    CU_ASSERT(spool.maintain());  // more to do: put off
+    CU_ASSERT(refused);
+    io->faults->set([](Faults& f) { f.before = nullptr; });
+  }
+  // The outage's change is still on disk.
+  {
+    Spool again(dir.path(), log, io, small(1 << 20));
+    const std::vector<std::string> changes = again.take_recovered_changes();
+    CU_ASSERT_EQUAL(changes.size(), 1u);
+    // Once no clear is refused, the compaction goes ahead.
+    again.set_snapshot_source([](auto) {});
+    again.maintain();
+  }
+  Spool last(dir.path(), log, io, small(1 << 20));
+  CU_ASSERT(last.take_recovered_changes().empty());
+}
 
 void test_compaction_keeps_spool_bounded() {
   xmtest::TempDir dir;
@@ -1723,7 +1778,8 @@ int main(int argc, char** argv) {
                         {"short_write", test_short_write},
                         {"short_write_truncate_fails", test_short_write_truncate_fails},
                         {"failed_ack_and_sync_do_not_throw", test_failed_ack_and_sync_do_not_throw},
-                        {"slow_work_never_on_the_appending_thread", test_slow_work_never_on_the_appending_thread}}},
+                        {"slow_work_never_on_the_appending_thread", test_slow_work_never_on_the_appending_thread},
+                        {"compaction_put_off_while_a_clear_is_refused", test_compaction_put_off_while_a_clear_is_refused}}},
                       {"spool_compaction",
                        {{"compaction_keeps_spool_bounded", test_compaction_keeps_spool_bounded},
                         {"backlog_drains", test_backlog_drains},
