@@ -407,11 +407,45 @@ void print_footprints(xmtest::Standin& standin, bool apart) {
   }
 }
 
+// Issue 12, bug 6: a notification with many meta items (a plugin may attach
+// any number) costs in proportion to them, not to their square. The median
+// of a few callbacks, each a FAILURE of a value list of its own with n
+// distinct meta items, and the cost per item (falling: what does not fit in
+// the 64 KiB body is counted, not written).
+void print_meta_costs(const xmtest::Standin& standin) {
+  xmtest::TempDir base;
+  Plugin plugin(base.path(), standin);
+  std::printf("\nnotification callback with n meta items (a FAILURE each, median of 9):\n");
+  int host = 0;
+  for (const int n : {20, 2000, 20000}) {
+    std::vector<std::string> names;
+    for (int i = 0; i < n; ++i) names.push_back("meta-" + std::to_string(i));
+    std::vector<double> us;
+    for (int k = 0; k < 9; ++k) {
+      ++host;
+      fake_collectd::Notif notif(NOTIF_FAILURE, "meta-host" + std::to_string(host), "plugin", "gauge", "many meta",
+                                 DOUBLE_TO_CDTIME_T(1.7e9 + host));
+      for (const std::string& name : names) notif.meta(name.c_str(), 1.5);
+      const auto start = std::chrono::steady_clock::now();
+      fake_collectd::call_notification(notif.get());
+      us.push_back(Micros(std::chrono::steady_clock::now() - start).count());
+    }
+    std::sort(us.begin(), us.end());
+    std::printf("  %6d items: %10.1f µs (%.3f µs per item)\n", n, us[us.size() / 2], us[us.size() / 2] / n);
+  }
+}
+
 int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   if (argc == 2 && (std::string(argv[1]) == "keys" || std::string(argv[1]) == "keys-apart")) {
     xmtest::Standin standin;
     print_footprints(standin, std::string(argv[1]) == "keys-apart");
+    curl_global_cleanup();
+    return 0;
+  }
+  if (argc == 2 && std::string(argv[1]) == "meta") {
+    xmtest::Standin standin;
+    print_meta_costs(standin);
     curl_global_cleanup();
     return 0;
   }
@@ -459,6 +493,7 @@ int main(int argc, char** argv) {
   std::printf("\nmemory: %ld KiB resident for %d open outages (%.0f bytes per outage, tracker and queue)\n",
               rss_after - rss_before, kOutages, (rss_after - rss_before) * 1024.0 / kOutages);
   print_footprints(standin, false);
+  print_meta_costs(standin);
   curl_global_cleanup();
   return 0;
 }
