@@ -190,7 +190,7 @@ class PendingIndex {
 // still be written (acknowledgements, clears, compaction) can be. It is
 // sized to that: a compaction of a log whose events are all delivered
 // writes the outage table, and every pending event's acknowledgement comes
-// first (see Spool::State::reserve_needed).
+// first (see Spool::State::reserve_needed_locked).
 class Reserve {
  public:
   Reserve(SpoolIo& io, std::string path, std::uint64_t least) : io_(io), path_(std::move(path)), least_(least) {}
