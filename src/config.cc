@@ -65,6 +65,7 @@ void refuse_explosive_repetitions(const std::string& p) {
     double last = 0;   // those of its last atom, which a repetition repeats
   };
   std::vector<Group> groups(1);
+  bool after_repetition = false;  // POSIX leaves "a++", "a*{2}" undefined; glibc's matcher slows down on them
   const auto atom = [&](double copies) {
     groups.back().total += copies;
     groups.back().last = copies;
@@ -111,6 +112,10 @@ void refuse_explosive_repetitions(const std::string& p) {
     } else if (c != '*' && c != '?') {
       atom(1);
     }
+    const bool repetition = c == '*' || c == '?' || c == '+' || (c == '{' && p[i] == '}');
+    if (repetition && after_repetition)
+      throw std::invalid_argument("a repetition directly after a repetition (undefined in POSIX extended regexes)");
+    after_repetition = repetition;
     if (groups.back().total > kMaxCopies)
       throw std::invalid_argument("its repetitions of repetitions would compile to more than " +
                                   std::to_string(static_cast<long>(kMaxCopies)) + " copies");
