@@ -85,7 +85,7 @@ class Regex {
   std::shared_ptr<const Compiled> compiled_;
 };
 
-// What one outage is (CONTRACT §3): a value list's, or a host's.
+// What one outage is (collectd-xmatters(5) OUTAGES): a value list's, or a host's.
 enum class GroupBy { ValueList, Host };
 
 struct IntegrationConfig {

@@ -1,4 +1,4 @@
-// The dead-letter file (CONTRACT §5): one JSON line per event that can never
+// The dead-letter file (collectd-xmatters(5) DELIVERY): one JSON line per event that can never
 // be delivered, in SpoolDir, for an operator to read or replay.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Durable delivery (CONTRACT §5): the EventSink that spools each event and
+// Durable delivery (collectd-xmatters(5) DELIVERY): the EventSink that spools each event and
 // sends it from the plugin's own threads with libcurl, with retries, per
 // outage order, dead letters and its own statistics.
 #pragma once

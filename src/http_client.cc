@@ -225,7 +225,7 @@ HttpResult HttpClient::post(const std::string& url, const std::string& body, con
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, nullptr);
 
-  // A 2xx status line is the delivery (CONTRACT §5), even when the body
+  // A 2xx status line is the delivery (collectd-xmatters(5) DELIVERY), even when the body
   // then stalled (cut short above), broke off or timed out.
   if (rc != CURLE_OK && !is_success(state_->final_status)) {
     result.error = scrub(state_->error[0] != '\0' ? state_->error : curl_easy_strerror(rc));

@@ -1,5 +1,5 @@
 // At most N uses in any minute: the FloodLimit of an integration
-// (CONTRACT §3). The times of the last N uses are kept in a ring; a use is
+// (collectd-xmatters(5) OUTAGES). The times of the last N uses are kept in a ring; a use is
 // allowed when the oldest of them is a minute old. Not thread-safe: its
 // owner's lock guards it.
 #pragma once

@@ -1,5 +1,5 @@
 // An outage as the tracker keeps it and the spool records it: its key,
-// state and ids (CONTRACT §3, §4), and its OUTAGE_SET / OUTAGE_CLOSE
+// state and ids (collectd-xmatters(5), OUTAGES and PAYLOAD), and its OUTAGE_SET / OUTAGE_CLOSE
 // records (doc/storage.md).
 #pragma once
 
@@ -24,7 +24,7 @@ struct OutageKey {
   bool operator==(const OutageKey& o) const;
 };
 
-// What one outage is (GroupBy, CONTRACT §3); part of its id and its record.
+// What one outage is (GroupBy, collectd-xmatters(5) OUTAGES); part of its id and its record.
 // A flood outage holds an integration's outages folded beyond FloodLimit.
 enum class OutageKind : std::uint8_t { ValueList = 1, Host = 2, Flood = 3 };
 
@@ -63,7 +63,7 @@ inline constexpr std::size_t kFloodListed = 10;
 inline constexpr std::size_t kMaxMembers = 1000;
 
 // The outage_id of integration's outage of key that started at start
-// (CONTRACT §4): a name-based UUID of all three, so that two aggregators fed
+// (collectd-xmatters(5) PAYLOAD): a name-based UUID of all three, so that two aggregators fed
 // the same notifications agree on it. Every field is length-prefixed, so no
 // two keys give the same name.
 std::string outage_id_of(std::string_view integration, OutageKind kind, const OutageKey& key, TimePoint start);

@@ -1,4 +1,4 @@
-// The table of open outages (CONTRACT §3). Its records' format and how the
+// The table of open outages (collectd-xmatters(5) OUTAGES). Its records' format and how the
 // spool replays them: doc/storage.md.
 #include "outage_tracker.h"
 

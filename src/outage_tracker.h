@@ -1,4 +1,4 @@
-// One integration's open outages (CONTRACT §3): decides, for each
+// One integration's open outages (collectd-xmatters(5) OUTAGES): decides, for each
 // notification, whether it opens, escalates, re-pages or clears an outage.
 #pragma once
 

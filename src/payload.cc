@@ -124,7 +124,7 @@ constexpr std::array<std::string_view, kMacroCount> kMacroNames = {
 // template_worst_case() relies on these.
 constexpr std::size_t kNameMax = 128, kMessageMax = 256;
 constexpr std::array<std::size_t, kMacroCount> kMaxRaw = {
-    64, 64, 6, 8,                 // outage_id, event_id (CONTRACT §4: at most 64), event_type, severity
+    64, 64, 6, 8,                 // outage_id, event_id (at most 64: collectd-xmatters(5) PAYLOAD), event_type, severity
     kNameMax, kNameMax, kMessageMax,  // name, fqdn, description
     4 * kNameMax + 3,                // services: plugin-instance/type-instance
     kNameMax,                     // items: the DataSource meta, cut to a name's length
@@ -518,7 +518,7 @@ std::string builtin_payload(const Transition& t, const MacroValues& v) {
   const Notification& n = t.notification;
   JsonWriter w(2048);  // a threshold event's payload is about 1 KiB
   w.begin_object();
-  // CONTRACT §4's order.
+  // the man page's order (PAYLOAD).
   for (const Macro m : {kOutageId, kEventId, kEventType, kSeverity, kName, kFqdn, kDescription,
                         kServices, kItems, kReasons, kTimestamp, kStartTime, kDuration})
     w.plain_key(kMacroNames[m]).string(v[m]);

@@ -1,4 +1,4 @@
-// Panopta-format payloads (CONTRACT §4): the built-in JSON body, the user's
+// Panopta-format payloads (collectd-xmatters(5) PAYLOAD): the built-in JSON body, the user's
 // Template / ClearTemplate, and DetailsURL. All three read one set of macro
 // values computed per event. Only std::bad_alloc is ever thrown.
 #pragma once

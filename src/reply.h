@@ -1,4 +1,4 @@
-// What an integration's reply means for the event it answers (CONTRACT §5):
+// What an integration's reply means for the event it answers (collectd-xmatters(5) DELIVERY):
 // delivered, worth another try (and when), or never deliverable. Pure: no
 // I/O, no clock but the one passed in.
 #pragma once

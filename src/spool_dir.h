@@ -1,4 +1,4 @@
-// SpoolDir as CONTRACT §2 and §7 want it: checked while the configuration
+// SpoolDir as collectd-xmatters(5), OPTIONS and SECURITY want it: checked while the configuration
 // is read (so that an unusable one stops collectd from starting, like any
 // other configuration error) and held by this process alone until shutdown.
 #pragma once

@@ -44,7 +44,7 @@ void dump_log_on_failure(const CollectdProcess& c, bool ok, const char* what) {
   if (!ok) std::fprintf(stderr, "\n--- %s; collectd's log:\n%s---\n", what, c.log().c_str());
 }
 
-// CONTRACT §2's example configuration, pointed at loopback, with the files
+// the man page's example configuration, pointed at loopback, with the files
 // it names created under dir.
 std::string contract_example(const std::string& dir) {
   xmtest::write_file(dir + "/xmatters.secret", "s3cret-from-file\n");
@@ -525,7 +525,7 @@ void test_startup_okay_storm_sends_nothing() {
   if (!got.empty()) CU_ASSERT_EQUAL(got[0].str("description"), "sentinel storm");
 }
 
-// A value over FailureMax: one outage event, CONTRACT §4 property by
+// A value over FailureMax: one outage event, the man page's PAYLOAD property by
 // property; repeats (Persist true) send nothing more.
 void test_failure_outage_payload() {
   E2E t("    Target \"ops-oncall\"\n    DetailsURL \"https://grafana.example.com/d/x?var-host=$host&svc=$services\"\n",
@@ -580,7 +580,7 @@ void test_failure_outage_payload() {
   CU_ASSERT_DOUBLE_EQUAL(json_number(meta, "WarningMax"), 80.0, 1e-9);
   // Unset thresholds are NaN in collectd's meta: null in JSON.
   CU_ASSERT_TRUE(json_is_null(json_object_get(meta, "FailureMin")));
-  // The request's headers (CONTRACT §5).
+  // The request's headers (collectd-xmatters(5) DELIVERY).
   CU_ASSERT_EQUAL(e.headers.count("content-type") ? e.headers.at("content-type") : "", "application/json");
   CU_ASSERT_EQUAL(e.headers.count("idempotency-key") ? e.headers.at("idempotency-key") : "", e.str("event_id"));
   CU_ASSERT_EQUAL((e.headers.count("user-agent") ? e.headers.at("user-agent") : "").rfind("collectd-xmatters/", 0), 0u);
@@ -713,7 +713,7 @@ void test_endpoint_down_then_up() {
   CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = FAILURE", 10s, kOutages));
   for (int i = 0; i < kOutages; ++i) CU_ASSERT_TRUE(t.c.putval("e2e-down" + std::to_string(i) + "/gauge", 40));
   CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = OKAY", 10s, kOutages));
-  // A failed attempt is logged (CONTRACT §7: the URL's query values as ***).
+  // A failed attempt is logged (collectd-xmatters(5) SECURITY: the URL's query values as ***).
   CU_ASSERT_TRUE(t.c.wait_for_log("apiKey=***", 10s));
   t.xm.restart();
   XM_REQUIRE(wait_accepted(t.xm, 2 * kOutages, 60s));
@@ -1001,7 +1001,7 @@ void test_clear_held_in_memory_when_disk_full() {
 
 // Issue 12: a redirect (307, 301) is not followed (no CURLOPT_FOLLOWLOCATION;
 // the credentials would go wherever it points). reply.cc classifies a 3xx
-// like "any other 4xx" of CONTRACT §5: not retried, dead-lettered with one
+// like "any other 4xx" of collectd-xmatters(5) DELIVERY: not retried, dead-lettered with one
 // ERROR naming the status. The redirect's target receives nothing, and the
 // URL's password and API key are in neither the log nor the dead letters.
 void test_redirect_not_followed() {

@@ -1,5 +1,5 @@
 // Configuration: the option table, every default, every error and warning of
-// CONTRACT §2, filters, the README's generated options section and the man page's options.
+// the options (collectd-xmatters(5) OPTIONS), filters, the README's generated options section and the man page's options.
 #include <sys/stat.h>
 
 #include <algorithm>

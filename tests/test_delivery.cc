@@ -1,4 +1,4 @@
-// Delivery (CONTRACT §5, §7) over real loopback HTTP(S) to the xMatters
+// Delivery (collectd-xmatters(5), DELIVERY and SECURITY) over real loopback HTTP(S) to the xMatters
 // stand-in: headers, retries and backoff, Retry-After, dead letters,
 // RetryMaxAge, an endpoint down and back, per-outage order, a slow endpoint,
 // TLS (with client certificates), basic auth, proxies, secrets, spool
@@ -188,7 +188,7 @@ std::string newest_segment(const std::string& dir) {
   return best.empty() ? "" : dir + "/" + best;
 }
 
-// --- FloodLimit pacing (CONTRACT §3) ------------------------------------------------
+// --- FloodLimit pacing (collectd-xmatters(5) OUTAGES) ------------------------------------------------
 
 using xmatters::Steady;
 
@@ -928,7 +928,7 @@ void test_tls_without_verification() {
   CU_ASSERT(w.standin->wait_for_accepted(1, kWait));
 }
 
-// ClientCert / ClientKey (CONTRACT §2): a stand-in that, like a gateway
+// ClientCert / ClientKey (collectd-xmatters(5) OPTIONS): a stand-in that, like a gateway
 // doing client authentication, takes only clients whose certificate its CA
 // signed.
 struct ClientCertificates {
@@ -960,7 +960,7 @@ void test_tls_client_certificate() {
 }
 
 // The stand-in answers 403 to a request without a certificate its CA
-// signed: not retried (CONTRACT §5, any other 4xx) but dead-lettered, with
+// signed: not retried (collectd-xmatters(5) DELIVERY, any other 4xx) but dead-lettered, with
 // the reason in the log and in the dead letter.
 void expect_refused_for_client_certificate(World& w, Delivery& d) {
   CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));

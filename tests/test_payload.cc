@@ -1,4 +1,4 @@
-// Panopta-format payloads (CONTRACT §4): golden bodies for collectd's real
+// Panopta-format payloads (collectd-xmatters(5) PAYLOAD): golden bodies for collectd's real
 // notification shapes, property types, target and details_url, hostile
 // bytes, UTF-8 repair, RFC 3339 times, and Template / ClearTemplate.
 #include <array>
@@ -114,7 +114,7 @@ void test_golden_threshold_failure() {
                  "type_instance": "used", "severity": "FAILURE", "time": "2026-11-28T11:47:45.250000Z",
                  "meta": {"DataSource": "value", "CurrentValue": 95.0, "WarningMin": null,
                           "WarningMax": 80.0, "FailureMin": null, "FailureMax": 90.0}}})");
-  // Compact, and in CONTRACT §4's order.
+  // Compact, and in the man page's order (PAYLOAD).
   CU_ASSERT(body.find('\n') == std::string::npos);
   CU_ASSERT(body.find("\": ") == std::string::npos);
   const char* order[] = {"\"outage_id\"", "\"event_id\"",  "\"event_type\"", "\"severity\"", "\"name\"",

@@ -1,4 +1,4 @@
-// What the plugin shows of its secrets (CONTRACT §7): URLs redacted as
+// What the plugin shows of its secrets (collectd-xmatters(5) SECURITY): URLs redacted as
 // libcurl parses them, and the Scrubber over replies that echo secrets.
 #include <cstdio>
 #include <string>

@@ -26,7 +26,7 @@ void test_2xx_delivered() {
 }
 
 // A 2xx status line is the delivery, whatever happened to the body after it
-// (CONTRACT §5): sending again would page twice.
+// (collectd-xmatters(5) DELIVERY): sending again would page twice.
 void test_2xx_delivered_even_when_the_transfer_then_failed() {
   HttpResult r = reply(202);
   r.error = "Operation timed out after 10000 milliseconds with 0 bytes received";

@@ -1,4 +1,4 @@
-// The spool (CONTRACT §5): recovery after crashes and damage, compaction,
+// The spool (collectd-xmatters(5) DELIVERY): recovery after crashes and damage, compaction,
 // fault injection through SpoolIo, concurrency, permissions, kill -9.
 #include <signal.h>
 #include <sys/stat.h>

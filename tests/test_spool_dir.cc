@@ -1,4 +1,4 @@
-// SpoolDir (CONTRACT §2, §7): created 0700, never chmodded, refused when
+// SpoolDir (collectd-xmatters(5), OPTIONS and SECURITY): created 0700, never chmodded, refused when
 // another user owns it or can write it, judged at its target when it is a
 // symlink, no symlinked lock, one process at a time.
 #include <pwd.h>

@@ -1,4 +1,4 @@
-// Outage tracking (CONTRACT §3) and routing: the table row by row, collectd's
+// Outage tracking (collectd-xmatters(5) OUTAGES) and routing: the table row by row, collectd's
 // real notification shapes, randomized and concurrent sequences checked
 // against invariants, persistence in a real spool across restarts,
 // compaction and crashes, and the Router.
@@ -211,7 +211,7 @@ struct Fixture {
   }
 };
 
-// --- the CONTRACT §3 table, row by row ----------------------------------------------
+// --- the OUTAGES table of collectd-xmatters(5), row by row-------------------------------------------
 
 void test_failure_opens_outage() {
   Fixture f;
@@ -1002,7 +1002,7 @@ void test_damaged_table_record_costs_only_it() {
   CU_ASSERT(f.log.contains(LogLevel::Warning, "skipped"));
 }
 
-// --- GroupBy host (CONTRACT §3) ------------------------------------------------------------
+// --- GroupBy host (collectd-xmatters(5) OUTAGES) ------------------------------------------------------------
 
 TrackerOptions host_opts(long renotify = 0, bool send_clear = true) {
   TrackerOptions o = opts(Severity::Warning, renotify, send_clear);
@@ -1135,7 +1135,7 @@ void test_host_grouping_change_keeps_open_outages() {
   CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
 }
 
-// --- FloodLimit: flood folding (CONTRACT §3) -------------------------------------------------
+// --- FloodLimit: flood folding (collectd-xmatters(5) OUTAGES) -------------------------------------------------
 
 // A steady clock the test moves.
 struct TestClock {
@@ -1374,7 +1374,7 @@ void test_flood_many_threads() {
   CU_ASSERT_EQUAL(f.log.count(LogLevel::Error) + f.log.count(LogLevel::Warning), 0u);
 }
 
-// --- ids (CONTRACT §4) ----------------------------------------------------------------------
+// --- ids (collectd-xmatters(5) PAYLOAD) ----------------------------------------------------------------------
 
 bool valid_id(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
