@@ -1,0 +1,280 @@
+// Upgrades: a SpoolDir written by an earlier release is read by this code
+// without loss (doc/storage.md, "Changing the format"). The fixtures under
+// tests/fixtures/ were written by the released plugin; their manifest.json
+// says what they hold.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "fake_collectd.h"
+#include "outage.h"
+#include "spool.h"
+#include "spool_format.h"
+#include "standin.h"
+#include "testing.h"
+
+extern "C" void module_register(void);
+
+namespace {
+
+using xmatters::ConfigNode;
+using xmatters::ConfigValue;
+using xmtest::json_string_member;
+
+const std::string kFixtureV1 = TOP_SRCDIR "/tests/fixtures/spool-v1";
+
+// A copy of a fixture's segments in a fresh directory (mode 0700), as the
+// plugin would find them after an upgrade.
+struct FixtureCopy {
+  xmtest::TempDir base;
+  std::string dir = base / "spool";
+  explicit FixtureCopy(const std::string& fixture) {
+    ::mkdir(dir.c_str(), 0700);
+    const int rc = std::system(("cp " + fixture + "/spool-*.log " + dir + "/").c_str());
+    CU_ASSERT_EQUAL(rc, 0);
+  }
+};
+
+xmtest::JsonPtr manifest(const std::string& fixture) {
+  auto m = xmtest::parse_json(xmtest::read_file(fixture + "/manifest.json"));
+  CU_ASSERT_FATAL(m != nullptr);
+  return m;
+}
+
+const char* kind_name(xmatters::OutageKind k) {
+  switch (k) {
+    case xmatters::OutageKind::ValueList: return "value_list";
+    case xmatters::OutageKind::Host: return "host";
+    case xmatters::OutageKind::Flood: return "flood";
+  }
+  return "?";
+}
+
+xmatters::OutageKey key_of(const json_t* o) {
+  return {json_string_member(o, "host"), json_string_member(o, "plugin"), json_string_member(o, "plugin_instance"),
+          json_string_member(o, "type"), json_string_member(o, "type_instance")};
+}
+
+std::size_t count(const json_t* o, const char* member) {
+  return static_cast<std::size_t>(json_integer_value(json_object_get(o, member)));
+}
+
+// The outage table as the spool's recovered changes rebuild it: the last
+// change of each key wins.
+std::map<std::string, xmatters::Change> table_of(const std::vector<std::string>& changes) {
+  std::map<std::string, xmatters::Change> table;
+  // A change may be two records written together (a fold).
+  for (const std::string& c : changes)
+    xmatters::spool_format::scan_records(c, [&](const auto&, std::uint64_t, std::string_view bytes) {
+      xmatters::Change ch;
+      CU_ASSERT(xmatters::decode_change(bytes, &ch));
+      table[std::string(ch.integration) + " " + ch.key.identifier()] = ch;
+    });
+  for (auto it = table.begin(); it != table.end();) it = it->second.set ? std::next(it) : table.erase(it);
+  return table;
+}
+
+// The outages the manifest lists are recovered exactly: ids, kinds,
+// sequences, severities, members; and the queued events, in their order.
+void check_recovery(const std::string& fixture) {
+  FixtureCopy copy(fixture);
+  const auto m = manifest(fixture);
+  xmtest::CapturingLogger log;
+  xmatters::Spool spool(copy.dir, log);
+  const auto recovered = spool.take_recovered();
+  const std::vector<std::string> changes = spool.take_recovered_changes();
+  const auto table = table_of(changes);
+  CU_ASSERT_EQUAL(log.count(xmatters::LogLevel::Warning), 0u);
+
+  const json_t* outages = json_object_get(m.get(), "outages");
+  CU_ASSERT_FATAL(json_array_size(outages) > 0);
+  CU_ASSERT_EQUAL(table.size(), json_array_size(outages));
+  for (std::size_t i = 0; i < json_array_size(outages); ++i) {
+    const json_t* o = json_array_get(outages, i);
+    const std::string k = json_string_member(o, "integration") + " " + key_of(o).identifier();
+    const auto it = table.find(k);
+    CU_ASSERT_FATAL(it != table.end());
+    const xmatters::Outage& got = *it->second.set;
+    CU_ASSERT_EQUAL(got.id, json_string_member(o, "outage_id"));
+    CU_ASSERT_STRING_EQUAL(kind_name(got.kind), json_string_member(o, "kind").c_str());
+    CU_ASSERT_EQUAL(got.sequence, count(o, "sequence"));
+    CU_ASSERT_EQUAL(got.severity == xmatters::Severity::Failure ? "failure" : "warning",
+                    json_string_member(o, "severity"));
+    CU_ASSERT_EQUAL(got.folded, json_is_true(json_object_get(o, "folded")));
+    CU_ASSERT_EQUAL(got.outages, count(o, "outages"));
+    CU_ASSERT_EQUAL(got.hosts, count(o, "hosts"));
+    const json_t* members = json_object_get(o, "members");
+    CU_ASSERT_FATAL(got.members.size() == json_array_size(members));
+    for (std::size_t j = 0; j < got.members.size(); ++j) {
+      const json_t* mj = json_array_get(members, j);
+      CU_ASSERT(got.members[j].key == key_of(mj));
+      CU_ASSERT_EQUAL(got.members[j].failing, json_is_true(json_object_get(mj, "failing")));
+    }
+  }
+
+  // The outage whose clear was held in memory (a full disk) when the
+  // fixture's plugin stopped is open: its clear comes with the next OKAY.
+  bool held_open = false;
+  for (const auto& [k, change] : table) held_open |= change.set->id == json_string_member(m.get(), "held_clear_outage_id");
+  CU_ASSERT(held_open);
+
+  const json_t* pending = json_object_get(m.get(), "pending");
+  CU_ASSERT_FATAL(recovered.size() == json_array_size(pending));
+  for (std::size_t i = 0; i < recovered.size(); ++i) {
+    const json_t* e = json_array_get(pending, i);
+    CU_ASSERT_EQUAL(recovered[i].event_id, json_string_member(e, "event_id"));
+    CU_ASSERT_EQUAL(recovered[i].integration, json_string_member(e, "integration"));
+    CU_ASSERT_EQUAL(recovered[i].outage_id, json_string_member(e, "outage_id"));
+    CU_ASSERT_EQUAL(xmatters::event_type_name(recovered[i].type), json_string_member(e, "type"));
+    CU_ASSERT(!recovered[i].body.empty());
+  }
+}
+
+void test_v1_fixture_recovers_every_outage_and_event() { check_recovery(kFixtureV1); }
+
+ConfigNode opt(const std::string& key, std::vector<ConfigValue> values, std::vector<ConfigNode> children = {}) {
+  return ConfigNode{key, std::move(values), std::move(children)};
+}
+
+// The integrations the fixture was written with (README.md there), from
+// the same SpoolDir. FloodLimit is larger than when it was written so that
+// the clears below do not wait a minute for the flood budget; RetryMaxAge
+// is large so that the fixture's events are still young enough to send.
+ConfigNode plugin_config(const std::string& spool_dir, const xmtest::Standin& standin) {
+  const auto integration = [&](const std::string& name, std::vector<ConfigNode> extra) {
+    std::vector<ConfigNode> children{opt("OutageURL", {ConfigValue::of(standin.url("outage-fn"))}),
+                                     opt("ClearURL", {ConfigValue::of(standin.url("clear-fn"))}),
+                                     opt("RetryMaxAge", {ConfigValue::of(1e9)})};
+    for (auto& e : extra) children.push_back(std::move(e));
+    return opt("Integration", {ConfigValue::of(name)}, std::move(children));
+  };
+  return opt("Plugin", {ConfigValue::of("xmatters")},
+             {opt("SpoolDir", {ConfigValue::of(spool_dir)}), integration("values", {}),
+              integration("hosts", {opt("GroupBy", {ConfigValue::of("host")})}),
+              integration("flood", {opt("FloodLimit", {ConfigValue::of(100.0)})})});
+}
+
+struct Sent {
+  std::string event_id, outage_id, event_type;
+};
+
+std::vector<Sent> sent(const xmtest::Standin& standin) {
+  std::vector<Sent> out;
+  for (const auto& r : standin.requests()) {
+    if (r.status < 200 || r.status > 299) continue;
+    const auto body = xmtest::parse_json(r.body);
+    if (!body) continue;
+    out.push_back({json_string_member(body.get(), "event_id"), json_string_member(body.get(), "outage_id"),
+                   json_string_member(body.get(), "event_type")});
+  }
+  return out;
+}
+
+void notify_okay(const xmatters::OutageKey& k, double at) {
+  fake_collectd::Notif n(NOTIF_OKAY, k.host, k.plugin, k.type, "back to normal", DOUBLE_TO_CDTIME_T(at));
+  n.plugin_instance(k.plugin_instance).type_instance(k.type_instance);
+  CU_ASSERT_EQUAL(fake_collectd::call_notification(n.get()), 0);
+}
+
+// Through the plugin as collectd runs it: the queued events are delivered
+// once each, a clear after its outage's events; every outage still open
+// goes on under its id, its next event <outage_id>-<sequence + 1>.
+void check_continuation(const std::string& fixture) {
+  FixtureCopy copy(fixture);
+  const auto m = manifest(fixture);
+  xmtest::Standin standin;
+  fake_collectd::reset();
+  fake_collectd::set_global_option("BaseDir", copy.base.path());
+  module_register();
+  fake_collectd::OConfig ci(plugin_config(copy.dir, standin));
+  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_config(ci.item()), 0);
+  CU_ASSERT_EQUAL_FATAL(fake_collectd::call_init(), 0);
+  struct Shutdown {
+    ~Shutdown() { fake_collectd::call_shutdown(); }
+  } shutdown;
+
+  const json_t* pending = json_object_get(m.get(), "pending");
+  const std::size_t queued = json_array_size(pending);
+  CU_ASSERT_FATAL(queued > 0);
+  XM_REQUIRE(standin.wait_for_accepted(queued, std::chrono::seconds(30)));
+  auto got = sent(standin);
+  CU_ASSERT_EQUAL(got.size(), queued);
+  std::map<std::string, std::size_t> place;  // event_id -> index sent
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    CU_ASSERT_EQUAL(place.count(got[i].event_id), 0u);  // once each
+    place[got[i].event_id] = i;
+  }
+  std::map<std::string, std::size_t> last_outage_event;  // outage_id -> index of its last outage event
+  for (std::size_t i = 0; i < queued; ++i) {
+    const json_t* e = json_array_get(pending, i);
+    const auto it = place.find(json_string_member(e, "event_id"));
+    CU_ASSERT_FATAL(it != place.end());
+    CU_ASSERT_EQUAL(got[it->second].event_type, json_string_member(e, "type"));
+    CU_ASSERT_EQUAL(got[it->second].outage_id, json_string_member(e, "outage_id"));
+    if (json_string_member(e, "type") == "outage")
+      last_outage_event[got[it->second].outage_id] =
+          std::max(last_outage_event[got[it->second].outage_id], it->second);
+  }
+  for (const Sent& s : got)
+    if (s.event_type == "clear" && last_outage_event.count(s.outage_id))
+      CU_ASSERT(place[s.event_id] > last_outage_event[s.outage_id]);
+
+  // Every open outage recovers; each not folded into the flood outage sends
+  // its clear as the next event of its sequence.
+  const json_t* outages = json_object_get(m.get(), "outages");
+  std::set<std::string> expected;
+  double at = static_cast<double>(std::time(nullptr)) + 3600;  // after everything the fixture saw
+  for (std::size_t i = 0; i < json_array_size(outages); ++i) {
+    const json_t* o = json_array_get(outages, i);
+    const std::string kind = json_string_member(o, "kind");
+    if (kind == "value_list") notify_okay(key_of(o), at += 1);
+    if (kind == "host") {
+      const json_t* members = json_object_get(o, "members");
+      for (std::size_t j = 0; j < json_array_size(members); ++j)
+        if (json_is_true(json_object_get(json_array_get(members, j), "failing")))
+          notify_okay(key_of(json_array_get(members, j)), at += 1);
+    }
+    if (!json_is_true(json_object_get(o, "folded")))
+      expected.insert(xmatters::event_id_of(json_string_member(o, "outage_id"),
+                                            static_cast<std::uint32_t>(count(o, "sequence") + 1)));
+  }
+  XM_REQUIRE(standin.wait_for_accepted(queued + expected.size(), std::chrono::seconds(30)));
+  got = sent(standin);
+  std::set<std::string> clears;
+  for (std::size_t i = queued; i < got.size(); ++i) {
+    CU_ASSERT_EQUAL(got[i].event_type, "clear");
+    CU_ASSERT(clears.insert(got[i].event_id).second);
+  }
+  CU_ASSERT(clears == expected);
+  if (clears != expected) {
+    for (const auto& c : clears) std::fprintf(stderr, "sent     %s\n", c.c_str());
+    for (const auto& c : expected) std::fprintf(stderr, "expected %s\n", c.c_str());
+  }
+
+  // None is left open.
+  CU_ASSERT_EQUAL(fake_collectd::call_read(), 0);
+  std::size_t gauges = 0;
+  for (const auto& v : fake_collectd::dispatched_values())
+    if (v.type == "count" && v.type_instance == "open_outages") {
+      ++gauges;
+      CU_ASSERT_EQUAL(v.value, 0.0);
+    }
+  CU_ASSERT_EQUAL(gauges, 3u);
+}
+
+void test_v1_fixture_delivers_its_queue_once_and_continues_its_outages() { check_continuation(kFixtureV1); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return xmtest::run(
+      argc, argv,
+      {{"upgrade",
+        {{"v1_fixture_recovers_every_outage_and_event", xmtest::guarded<test_v1_fixture_recovers_every_outage_and_event>},
+         {"v1_fixture_delivers_its_queue_once_and_continues_its_outages",
+          xmtest::guarded<test_v1_fixture_delivers_its_queue_once_and_continues_its_outages>}}}});
+}
