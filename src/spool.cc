@@ -30,6 +30,7 @@
 #include <utility>
 
 #include "spool_format.h"
+#include "spool_replay.h"
 #include "throttle.h"
 
 namespace xmatters {
@@ -40,23 +41,14 @@ namespace {
 
 using Steady = std::chrono::steady_clock;
 
-// Where a record lives.
-struct Loc {
-  std::uint64_t seq = 0;
-  std::uint64_t offset = 0;
-  std::uint32_t size = 0;
-};
+using Loc = SpoolLoc;
 
 bool same_place(const Loc& a, const Loc& b) { return a.seq == b.seq && a.offset == b.offset; }
 bool before(const Loc& a, const Loc& b) { return a.seq != b.seq ? a.seq < b.seq : a.offset < b.offset; }
 
 bool is_enospc(const std::system_error& e) { return e.code() == std::errc::no_space_on_device; }
 
-// Compaction reads and writes in chunks of at most this size, well under
-// glibc's default mmap threshold (128 KiB): freeing a larger block raises
-// that threshold, and the trim threshold to twice it, and each thread's
-// arena then keeps that much freed memory resident (doc/storage.md).
-constexpr std::size_t kChunk = 64u << 10;
+using sf::kChunk;
 
 // Appends to a file through a buffer of kChunk bytes; a piece larger than
 // that (a large event's record) is written on its own.
@@ -83,23 +75,6 @@ class ChunkedWriter {
   std::string buf_;
   std::uint64_t size_ = 0;
 };
-
-// sf::scan() over the first size bytes of a segment, read in windows of
-// kChunk bytes (a larger record in one read of its own size).
-template <typename Fn>
-sf::Damage scan_segment(SpoolIo& io, const std::string& path, std::uint64_t size, Fn&& fn) {
-  std::string window;
-  std::uint64_t window_at = 0;
-  const auto view = [&](std::uint64_t at, std::size_t n) {
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(n, size - at));
-    if (at < window_at || at + want > window_at + window.size()) {
-      window = io.read_at(path, at, static_cast<std::size_t>(std::min<std::uint64_t>(std::max(want, kChunk), size - at)));
-      window_at = at;
-    }
-    return std::string_view(window).substr(static_cast<std::size_t>(at - window_at));
-  };
-  return sf::scan(size, view, std::forward<Fn>(fn));
-}
 
 // The undelivered events: where each one's record is, and how many bytes of
 // records each segment still holds for them.
@@ -377,7 +352,6 @@ struct Spool::State {
 
   void open_dir();
   void replay();
-  void replay_segment(std::uint64_t seq, std::unordered_map<std::string, Event>& found);
   bool maintain(const std::function<bool()>& may_compact);
   bool compaction_wanted();
   bool compact(const std::function<bool()>& may_compact);
@@ -395,97 +369,47 @@ void Spool::State::open_dir() {
 }
 
 void Spool::State::replay() {
-  std::vector<std::uint64_t> seqs;
-  std::uint64_t highest = 0;
-  for (const std::string& name : io->list(dir)) {
-    std::uint64_t seq = 0;
-    switch (sf::classify_name(name, &seq)) {
-      case sf::NameKind::Segment:
-        seqs.push_back(seq);
-        break;
-      case sf::NameKind::Temporary:
-        // An unfinished compaction: the segments it was replacing are all
-        // still there.
-        try {
-          io->remove(path(name));
-          dir_dirty = true;
-        } catch (const std::system_error& e) {
-          log.warning(std::string("spool: ") + e.what());
-        }
-        break;
-      case sf::NameKind::Other:
-        if (name.compare(0, 8, "outages-") == 0 && name.find(".json") != std::string::npos)
-          log.warning("spool: " + path(name) +
-                      " was left by an earlier version, which kept outages there; it is not read (the outages "
-                      "now live in the spool's segments) and may be removed");
-        continue;  // dead-letter.jsonl, reserve, lock, ...: not segments
+  SpoolContents found = replay_spool(*io, dir, true);
+  for (const std::string& name : found.legacy_files)
+    log.warning("spool: " + path(name) +
+                " was left by an earlier version, which kept outages there; it is not read (the outages "
+                "now live in the spool's segments) and may be removed");
+  // Unfinished compactions: the segments they were replacing are all still there.
+  for (const std::string& name : found.temporaries) {
+    try {
+      io->remove(path(name));
+      dir_dirty = true;
+    } catch (const std::system_error& e) {
+      log.warning(std::string("spool: ") + e.what());
     }
-    highest = std::max(highest, seq);
   }
-  std::sort(seqs.begin(), seqs.end());
-  std::unordered_map<std::string, Event> found;
-  for (const std::uint64_t seq : seqs) replay_segment(seq, found);
-  for (auto& [loc, id] : pending.ordered()) {
-    auto it = found.find(id);
-    recovered.push_back(std::move(it->second));
+  for (const auto& [seq, size] : found.segments) {
+    segment_sizes[seq] = size;
+    total_bytes += size;
+    // Records written before a crash may not be on disk yet: they are
+    // synced with the next sync(), before anything recovered from them is
+    // sent.
+    unsynced.push_back(io->open_append(segment_path(seq)));
   }
+  for (const SpoolDamage& d : found.damage) {
+    if (d.places > 0)
+      log.warning("spool " + path(d.file) + ": skipped " + std::to_string(d.bytes) +
+                  " bytes of damaged or incomplete records in " + std::to_string(d.places) +
+                  (d.places == 1 ? " place" : " places") + (d.torn_tail ? " (the file ends in a torn write)" : "") +
+                  "; events and outages in them are lost, the others are recovered");
+    if (d.undecodable > 0)
+      log.warning("spool " + path(d.file) + ": skipped " + std::to_string(d.undecodable) +
+                  " records with a valid checksum that do not decode as events");
+  }
+  recovered.reserve(found.pending.size());
+  for (SpoolEvent& e : found.pending) {
+    pending.set(e.event.event_id, e.loc);
+    recovered.push_back(std::move(e.event));
+  }
+  recovered_changes = std::move(found.changes);
   if (!recovered.empty())
     log.info("spool " + dir + ": recovered " + std::to_string(recovered.size()) + " undelivered events");
-  next_seq = highest + 1;  // a leftover .tmp's number is not reused either
-}
-
-void Spool::State::replay_segment(std::uint64_t seq, std::unordered_map<std::string, Event>& found) {
-  const std::string file = segment_path(seq);
-  const std::uint64_t size = io->file_size(file);
-  segment_sizes[seq] = size;
-  total_bytes += size;
-  // Records written before a crash may not be on disk yet: they are synced
-  // with the next sync(), before anything recovered from them is sent.
-  unsynced.push_back(io->open_append(file));
-  std::size_t undecodable = 0;
-  // Read in windows, as compaction reads: a whole segment in one buffer would
-  // be freed as one large block, which glibc then keeps (doc/benchmarks.md).
-  const auto replay_record = [&](const sf::Record& rec, std::uint64_t offset, std::string_view bytes) {
-    const Loc loc{seq, offset, static_cast<std::uint32_t>(bytes.size())};
-    switch (rec.type) {
-      case sf::RecordType::Event: {
-        Event event;
-        if (!sf::decode_event(rec.payload, &event)) {
-          ++undecodable;
-          return;
-        }
-        if (!event.change.empty()) recovered_changes.push_back(std::move(event.change));
-        event.change.clear();
-        pending.set(event.event_id, loc);
-        std::string id = event.event_id;
-        found[std::move(id)] = std::move(event);
-        return;
-      }
-      case sf::RecordType::Ack: {
-        const std::string id(rec.payload);
-        if (pending.erase(id)) found.erase(id);  // else its EVENT was in a deleted segment
-        return;
-      }
-      case sf::RecordType::OutageSet:
-      case sf::RecordType::OutageClose:
-        recovered_changes.emplace_back(bytes);
-        return;
-      case sf::RecordType::Snapshot:
-        // What follows is the whole outage table as of then.
-        recovered_changes.clear();
-        return;
-    }
-  };
-  const sf::Damage damage = scan_segment(*io, file, size, replay_record);
-  if (damage.places > 0)
-    log.warning("spool " + file + ": skipped " + std::to_string(damage.bytes) +
-                " bytes of damaged or incomplete records in " + std::to_string(damage.places) +
-                (damage.places == 1 ? " place" : " places") +
-                (damage.at_end ? " (the file ends in a torn write)" : "") +
-                "; events and outages in them are lost, the others are recovered");
-  if (undecodable > 0)
-    log.warning("spool " + file + ": skipped " + std::to_string(undecodable) +
-                " records with a valid checksum that do not decode as events");
+  next_seq = found.highest_seq + 1;  // a leftover .tmp's number is not reused either
 }
 
 SpoolDirLock::SpoolDirLock(const std::string& dir)
@@ -807,7 +731,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
         moved.push_back({event.event_id, from, Loc{target, out.size(), static_cast<std::uint32_t>(copy.size())}});
         out.write(copy);
       };
-      scan_segment(*io, segment_path(seq), source.second, copy_pending);
+      sf::scan_file(*io, segment_path(seq), source.second, copy_pending);
     }
     out.flush();
     out_size = out.size();

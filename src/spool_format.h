@@ -16,6 +16,10 @@
 namespace xmatters {
 namespace spool_format {
 
+// The format this code writes, and the newest it reads (doc/storage.md,
+// "Changing the format").
+inline constexpr std::uint32_t kFormatVersion = 1;
+
 inline constexpr std::size_t kHeaderSize = 9;
 // A larger length is damage, not a record: no event comes near it.
 inline constexpr std::uint32_t kMaxPayload = 16u << 20;
