@@ -19,6 +19,7 @@
 #include <utility>
 #include <variant>
 
+#include "outage.h"
 #include "payload.h"
 #include "redact.h"
 
@@ -149,6 +150,17 @@ bool Regex::matches(const std::string& text) const {
 bool IntegrationConfig::matches(const Notification& n) const {
   return (!host_filter || host_filter->matches(n.host)) && (!plugin_filter || plugin_filter->matches(n.plugin)) &&
          (!type_filter || type_filter->matches(n.type));
+}
+
+WindowSchedule MaintenanceConfig::schedule() const {
+  return WindowSchedule(weekdays, times, time_zone.value_or(TimeZone::fixed(0, "UTC")));
+}
+
+bool MaintenanceConfig::matches(const std::string& integration, const OutageKey& key) const {
+  if (!integrations.empty() && std::find(integrations.begin(), integrations.end(), integration) == integrations.end())
+    return false;
+  return (!host_filter || host_filter->matches(key.host)) && (!plugin_filter || plugin_filter->matches(key.plugin)) &&
+         (!type_filter || type_filter->matches(key.type));
 }
 
 namespace {
@@ -321,13 +333,20 @@ struct IntegrationDraft {
   std::map<std::string, const ConfigNode*> given;
 };
 
+struct MaintenanceDraft {
+  MaintenanceConfig config;
+  std::map<std::string, const ConfigNode*> given;
+};
+
 // Where an option's value goes, and where its warnings go.
 struct Draft {
   Config& config;
   IntegrationDraft* integration;  // nullptr at plugin level
   std::string context;            // "Integration "ops": OutageURL "...": "
+  MaintenanceDraft* maintenance = nullptr;
 
   IntegrationConfig& ic() { return integration->config; }
+  MaintenanceConfig& mc() { return maintenance->config; }
   void warn(const std::string& message) { config.warnings.push_back(context + message); }
 };
 
@@ -382,6 +401,11 @@ Apply integration_field(T IntegrationConfig::*field) {
   return [field](Draft& d, Value& v) { assign(d.ic().*field, v); };
 }
 
+template <typename T>
+Apply maintenance_field(T MaintenanceConfig::*field) {
+  return [field](Draft& d, Value& v) { assign(d.mc().*field, v); };
+}
+
 // A template file's text, checked as the payload builder will expand it.
 Apply template_field(std::optional<std::string> IntegrationConfig::*field) {
   return [field](Draft& d, Value& v) {
@@ -401,6 +425,7 @@ Apply tls_check(bool IntegrationConfig::*field, const char* warning) {
 
 constexpr auto P = OptionScope::Plugin;
 constexpr auto I = OptionScope::Integration;
+constexpr auto M = OptionScope::Maintenance;
 using T = OptionType;
 
 const std::vector<Rule>& rules() {
@@ -422,6 +447,10 @@ const std::vector<Rule>& rules() {
        plugin_field(&Config::report_stats)},
       {{"Integration", P, T::Block, nullptr,
         "`<Integration \"name\">` block, one or more; the name is `[A-Za-z0-9_-]+` and unique."},
+       {}},
+      {{"Maintenance", P, T::Block, nullptr,
+        "`<Maintenance \"name\">` block, any number: a recurring window during which the outages it matches page "
+        "nobody, and those still open at its end page then; the name is `[A-Za-z0-9_-]+` and unique."},
        {}},
       {{"OutageURL", I, T::Url, nullptr,
         "Required. URL of the \"Panopta Outage Event\" inbound integration (with its `apiKey`)."},
@@ -549,14 +578,43 @@ const std::vector<Rule>& rules() {
        integration_field(&IntegrationConfig::flood_limit),
        Shown::Plain,
        {0, 100000}},
+      {{"Host", M, T::Regex, nullptr,
+        "Only outages whose host matches this POSIX extended regex; all filters given must match."},
+       maintenance_field(&MaintenanceConfig::host_filter)},
+      {{"Plugin", M, T::Regex, nullptr, "Only outages whose plugin matches this POSIX extended regex."},
+       maintenance_field(&MaintenanceConfig::plugin_filter)},
+      {{"Type", M, T::Regex, nullptr, "Only outages whose type matches this POSIX extended regex."},
+       maintenance_field(&MaintenanceConfig::type_filter)},
+      {{"Weekdays", M, T::String, "sun-sat",
+        "Days the window starts on: names or ranges, comma-separated (`\"mon-fri\"`, `\"sat,sun\"`)."},
+       [](Draft& d, Value& v) { d.mc().weekdays = parse_weekdays(std::get<std::string>(v)); }},
+      {{"Times", M, T::StringList, "00:00-24:00",
+        "Times of day `\"hh:mm-hh:mm\"` in `TimeZone`, repeatable; an end at or before the start is on the next "
+        "day."},
+       [](Draft& d, Value& v) {
+         for (const auto& text : std::get<std::vector<std::string>>(v)) d.mc().times.push_back(parse_time_range(text));
+       }},
+      {{"TimeZone", M, T::String, nullptr,
+        "IANA time zone of `Times` and `Weekdays` (`\"Europe/Berlin\"`), from the system's tzdata. Unset: the "
+        "system's."},
+       [](Draft& d, Value& v) { d.mc().time_zone = TimeZone::load(std::get<std::string>(v)); }},
+      {{"Integration", M, T::StringList, nullptr,
+        "Integrations whose outages the window holds back, repeatable. Unset: every integration."},
+       maintenance_field(&MaintenanceConfig::integrations)},
   };
   return table;
 }
 
-const Rule* find_rule(std::string_view name) {
-  for (const auto& r : rules())
-    if (iequals(r.spec.name, name)) return &r;
-  return nullptr;
+// The option of that name in scope; else one of that name in another scope
+// (for the message that says where it belongs).
+const Rule* find_rule(std::string_view name, OptionScope scope = OptionScope::Integration) {
+  const Rule* other = nullptr;
+  for (const auto& r : rules()) {
+    if (!iequals(r.spec.name, name)) continue;
+    if (r.spec.scope == scope) return &r;
+    if (!other) other = &r;
+  }
+  return other;
 }
 
 // --- checking values by type ---------------------------------------------------------------
@@ -584,6 +642,7 @@ std::string show_option(const char* name, const ConfigNode& node, Shown shown) {
 }
 
 std::string integration_prefix(const std::string& name) { return "Integration " + quote(name) + ": "; }
+std::string maintenance_prefix(const std::string& name) { return "Maintenance " + quote(name) + ": "; }
 
 bool all_strings(const ConfigNode& node) {
   for (const auto& v : node.values)
@@ -670,38 +729,56 @@ Value convert(const Rule& rule, const ConfigNode& node, Draft& d) {
 class Parser {
  public:
   Config parse(const ConfigNode& plugin_block) {
-    for (const auto& child : plugin_block.children) option(child, nullptr);
+    for (const auto& child : plugin_block.children) option(child, nullptr, nullptr);
     if (config_.integrations.empty())
       throw ConfigError("Integration: at least one <Integration \"name\"> block is required");
+    // A window's integrations are checked once every integration is known.
+    for (const auto& m : config_.maintenance)
+      for (const auto& name : m.integrations)
+        if (std::none_of(config_.integrations.begin(), config_.integrations.end(),
+                         [&](const IntegrationConfig& i) { return i.name == name; }))
+          throw ConfigError(maintenance_prefix(m.name) + "Integration " + quote(name) +
+                            ": no integration of that name is configured");
     return std::move(config_);
   }
 
  private:
-  // Applies one option of the plugin block (integration == nullptr) or of
-  // an integration block.
-  void option(const ConfigNode& node, IntegrationDraft* integration) {
-    const std::string prefix = integration ? integration_prefix(integration->config.name) : "";
-    const Rule* rule = find_rule(node.key);
+  // Applies one option of the plugin block (both drafts nullptr), of an
+  // integration block or of a maintenance block.
+  void option(const ConfigNode& node, IntegrationDraft* integration, MaintenanceDraft* maintenance) {
+    const std::string prefix = integration   ? integration_prefix(integration->config.name)
+                               : maintenance ? maintenance_prefix(maintenance->config.name)
+                                             : "";
+    const OptionScope scope =
+        integration ? OptionScope::Integration : maintenance ? OptionScope::Maintenance : OptionScope::Plugin;
+    const Rule* rule = find_rule(node.key, scope);
     if (rule == nullptr) throw ConfigError(prefix + "unknown option " + quote(node.key));
     const std::string shown = show_option(rule->spec.name, node, rule->shown);
     const auto fail = [&](const std::string& message) { return ConfigError(prefix + shown + ": " + message); };
 
-    const OptionScope scope = integration ? OptionScope::Integration : OptionScope::Plugin;
-    if (rule->spec.scope != scope)
-      throw fail(scope == OptionScope::Plugin ? "belongs inside an <Integration \"name\"> block"
-                                              : "belongs in <Plugin xmatters>, not inside <Integration>");
+    if (rule->spec.scope != scope) {
+      switch (rule->spec.scope) {
+        case OptionScope::Integration: throw fail("belongs inside an <Integration \"name\"> block");
+        case OptionScope::Maintenance: throw fail("belongs inside a <Maintenance \"name\"> block");
+        case OptionScope::Plugin:
+          throw fail(std::string("belongs in <Plugin xmatters>, not inside <") +
+                     (integration ? "Integration" : "Maintenance") + ">");
+      }
+    }
     if (rule->spec.type == T::Block) return block(node, *rule, prefix + shown);
     if (!node.children.empty()) throw fail("is not a block");
 
-    auto& given = integration ? integration->given : plugin_given_;
+    auto& given = integration ? integration->given : maintenance ? maintenance->given : plugin_given_;
     if (!given.emplace(rule->spec.name, &node).second && rule->spec.type != T::StringList)
       throw fail("is given more than once");
 
-    Draft draft{config_, integration, prefix + shown + ": "};
+    Draft draft{config_, integration, prefix + shown + ": ", maintenance};
     try {
       Value value = convert(*rule, node, draft);
       rule->apply(draft, value);
     } catch (const Invalid& e) {
+      throw fail(e.what());
+    } catch (const std::invalid_argument& e) {  // the parsers of weekdays, times and time zones
       throw fail(e.what());
     }
   }
@@ -713,14 +790,31 @@ class Parser {
     if (name.empty() || name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
                             std::string::npos)
       throw ConfigError(shown + ": the name may contain only letters, digits, '_' and '-'");
+    if (iequals(rule.spec.name, "Maintenance")) return maintenance_block(node, name, shown);
     for (const auto& other : config_.integrations)
       if (other.name == name) throw ConfigError(shown + ": an integration of that name is already configured");
 
     IntegrationDraft draft;
     draft.config.name = name;
-    for (const auto& child : node.children) option(child, &draft);
+    for (const auto& child : node.children) option(child, &draft, nullptr);
     finish(draft);
     config_.integrations.push_back(std::move(draft.config));
+  }
+
+  void maintenance_block(const ConfigNode& node, const std::string& name, const std::string& shown) {
+    for (const auto& other : config_.maintenance)
+      if (other.name == name) throw ConfigError(shown + ": a maintenance window of that name is already configured");
+    MaintenanceDraft draft;
+    draft.config.name = name;
+    for (const auto& child : node.children) option(child, nullptr, &draft);
+    if (!draft.config.time_zone) {
+      try {
+        draft.config.time_zone = TimeZone::load("");
+      } catch (const std::invalid_argument& e) {
+        throw ConfigError(maintenance_prefix(name) + "TimeZone (unset: the system's): " + e.what());
+      }
+    }
+    config_.maintenance.push_back(std::move(draft.config));
   }
 
   // The checks and defaults that involve several options of one integration.
@@ -807,10 +901,11 @@ std::string render_option_docs() {
       "\n"
       "<!-- Generated from option_table() in src/config.cc; tests/test_config checks it. -->\n"
       "\n"
-      "Options of `<Plugin xmatters>` (scope *plugin*) and of each `<Integration \"name\">` block in it\n"
-      "(scope *integration*). Option names are case-insensitive. Values are typed as collectd reads them:\n"
-      "strings in quotes; numbers and `true`/`false` without. A value of the wrong type or count, an\n"
-      "unknown option, or an option other than `Target` and `Header` given twice in a block is an error.\n"
+      "Options of `<Plugin xmatters>` (scope *plugin*), of each `<Integration \"name\">` block in it\n"
+      "(scope *integration*) and of each `<Maintenance \"name\">` block in it (scope *maintenance*). Option\n"
+      "names are case-insensitive. Values are typed as collectd reads them: strings in quotes; numbers and\n"
+      "`true`/`false` without. A value of the wrong type or count, an unknown option, or an option other\n"
+      "than `Target`, `Header`, `Times` and `Integration` given twice in a block is an error.\n"
       "Any error stops the plugin from starting, with one `ERROR` line that names the option, the\n"
       "integration and the value (passwords, header values and URL query values shown as `***`). Files\n"
       "must be readable when the configuration is read; `PasswordFile` and templates are read then (1 MiB\n"
@@ -826,7 +921,7 @@ std::string render_option_docs() {
     std::string default_cell = spec.type == T::Block ? "—" : "unset";
     if (spec.default_text) default_cell = "`" + std::string(spec.default_text) + "`";
     out += "| `" + cell(spec.name) + "` | ";
-    out += spec.scope == OptionScope::Plugin ? "plugin" : "integration";
+    out += spec.scope == OptionScope::Plugin ? "plugin" : spec.scope == OptionScope::Integration ? "integration" : "maintenance";
     out += " | " + cell(type_doc(spec.type)) + " | " + cell(default_cell) + " | " + cell(spec.description) + " |\n";
   }
   return out;

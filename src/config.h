@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "notification.h"
+#include "window_schedule.h"
 
 namespace xmatters {
 
@@ -49,10 +50,10 @@ enum class OptionType {
   Regex,         // a POSIX extended regular expression
   Url,           // http:// or https://
   Path,          // a file that must be readable at configuration time
-  Block,         // <Integration "name"> ... </Integration>
+  Block,         // <Integration "name"> or <Maintenance "name"> ... </...>
 };
 
-enum class OptionScope { Plugin, Integration };
+enum class OptionScope { Plugin, Integration, Maintenance };
 
 struct OptionSpec {
   const char* name;          // CamelCase, matched case-insensitively
@@ -121,11 +122,33 @@ struct IntegrationConfig {
   bool matches(const Notification& n) const;
 };
 
+struct OutageKey;
+
+// A <Maintenance "name"> block (collectd-xmatters(5) MAINTENANCE): a recurring
+// window during which the outages it matches page nobody.
+struct MaintenanceConfig {
+  std::string name;
+  std::optional<Regex> host_filter;
+  std::optional<Regex> plugin_filter;
+  std::optional<Regex> type_filter;
+  Weekdays weekdays = kEveryDay;
+  std::vector<TimeRange> times;  // empty: the whole day
+  std::optional<TimeZone> time_zone;  // unset: the system's, loaded by parse_config
+  std::vector<std::string> integrations;  // empty: every integration
+
+  // The window's occurrences; valid once parse_config returned it.
+  WindowSchedule schedule() const;
+  // Whether it holds back integration's outages of key (its filters, as an
+  // Integration's, and its Integration list).
+  bool matches(const std::string& integration, const OutageKey& key) const;
+};
+
 struct Config {
   std::optional<std::string> spool_dir;  // unset: <BaseDir>/xmatters, resolved by the glue
   std::size_t queue_limit = 100000;
   bool report_stats = true;
   std::vector<IntegrationConfig> integrations;
+  std::vector<MaintenanceConfig> maintenance;
   // Things that work but are probably mistakes; the glue logs them as WARNING.
   std::vector<std::string> warnings;
 };

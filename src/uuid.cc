@@ -26,4 +26,10 @@ std::string name_uuid(std::string_view name) {
   return unparse(id);
 }
 
+std::string random_uuid() {
+  uuid_t id;
+  uuid_generate_random(id);
+  return unparse(id);
+}
+
 }  // namespace xmatters

@@ -11,4 +11,8 @@ namespace xmatters {
 // host and every run: two aggregators fed the same values agree on it.
 std::string name_uuid(std::string_view name);
 
+// A random (version 4) UUID, for ids that nothing else must agree on (a
+// silence's).
+std::string random_uuid();
+
 }  // namespace xmatters

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config.h"
+#include "outage.h"
 #include "testing.h"
 
 using namespace xmatters;
@@ -153,6 +154,7 @@ void test_documented_defaults_are_the_defaults() {
       default: v = S(spec.default_text); break;
     }
     if (std::string(spec.name) == "SpoolDir") continue;  // resolved at init from BaseDir
+    if (spec.scope == OptionScope::Maintenance) continue;  // test_maintenance_defaults
     (spec.scope == OptionScope::Plugin ? plugin_opts : integration_opts).push_back(opt(spec.name, {v}));
   }
   CU_ASSERT_EQUAL(integration_opts.size(), 10u);
@@ -179,20 +181,27 @@ void test_documented_defaults_are_the_defaults() {
 // --- the table -------------------------------------------------------------------------------
 
 void test_option_table_is_complete() {
-  const std::set<std::string> plugin_options{"SpoolDir", "QueueLimit", "ReportStats", "Integration"};
+  const std::set<std::string> plugin_options{"SpoolDir", "QueueLimit", "ReportStats", "Integration", "Maintenance"};
+  const std::set<std::string> maintenance_options{"Host",  "Plugin",   "Type",       "Weekdays",
+                                                  "Times", "TimeZone", "Integration"};
   const std::set<std::string> integration_options{
       "OutageURL", "ClearURL",   "User",       "Password",  "PasswordFile", "Target",      "MinSeverity",
       "Host",      "Plugin",     "Type",       "SendClear", "RenotifyInterval", "DetailsURL", "Template",
       "ClearTemplate", "Header", "Timeout",    "VerifyPeer", "VerifyHost",  "CACert",      "ClientCert",
       "ClientKey", "Proxy",      "Connections", "RetryMaxAge", "GroupBy",    "FloodLimit"};
-  std::set<std::string> seen_plugin, seen_integration;
+  std::set<std::string> seen_plugin, seen_integration, seen_maintenance;
   for (const auto& spec : option_table()) {
     CU_ASSERT_PTR_NOT_NULL(spec.description);
-    (spec.scope == OptionScope::Plugin ? seen_plugin : seen_integration).insert(spec.name);
+    (spec.scope == OptionScope::Plugin        ? seen_plugin
+     : spec.scope == OptionScope::Integration ? seen_integration
+                                              : seen_maintenance)
+        .insert(spec.name);
   }
   CU_ASSERT(seen_plugin == plugin_options);
   CU_ASSERT(seen_integration == integration_options);
-  CU_ASSERT_EQUAL(option_table().size(), plugin_options.size() + integration_options.size());
+  CU_ASSERT(seen_maintenance == maintenance_options);
+  CU_ASSERT_EQUAL(option_table().size(),
+                  plugin_options.size() + integration_options.size() + maintenance_options.size());
 }
 
 // --- every option -------------------------------------------------------------------------------
@@ -779,6 +788,103 @@ void test_regex_is_shared_and_thread_safe() {
   CU_ASSERT_TRUE(threw);
 }
 
+// --- maintenance windows ----------------------------------------------------------------------------------
+
+ConfigNode maintenance(const std::string& name, std::vector<ConfigNode> children) {
+  return ConfigNode{"Maintenance", {S(name)}, std::move(children)};
+}
+
+void test_maintenance_every_option_applies() {
+  const Config c = parse_config(plugin({
+      maintenance("sunday-patching",
+                  {
+                      opt("Host", {S("^web[0-9]+$")}),
+                      opt("Plugin", {S("^(cpu|load)$")}),
+                      opt("Type", {S(".")}),
+                      opt("Weekdays", {S("sat,sun")}),
+                      opt("Times", {S("02:00-04:30")}),
+                      opt("times", {S("22:00-23:00"), S("23:30-24:00")}),
+                      opt("TimeZone", {S("Europe/Berlin")}),
+                      opt("Integration", {S("ops")}),
+                  }),
+      ops(),
+      integration("dba", {opt("OutageURL", {S(kOutageUrl)})}),
+  }));
+  CU_ASSERT_EQUAL(c.maintenance.size(), 1u);
+  const MaintenanceConfig& m = c.maintenance.at(0);
+  CU_ASSERT_EQUAL(m.name, "sunday-patching");
+  CU_ASSERT(m.host_filter && m.host_filter->pattern() == "^web[0-9]+$");
+  CU_ASSERT(m.plugin_filter && m.plugin_filter->pattern() == "^(cpu|load)$");
+  CU_ASSERT(m.type_filter && m.type_filter->pattern() == ".");
+  CU_ASSERT_EQUAL(m.weekdays, 0x41);
+  CU_ASSERT_EQUAL(m.times.size(), 3u);
+  CU_ASSERT(m.time_zone && m.time_zone->name() == "Europe/Berlin");
+  CU_ASSERT((m.integrations == std::vector<std::string>{"ops"}));
+  const OutageKey web{"web1", "cpu", "0", "percent", "user"};
+  CU_ASSERT_TRUE(m.matches("ops", web));
+  CU_ASSERT_FALSE(m.matches("dba", web));
+  CU_ASSERT_FALSE(m.matches("ops", OutageKey{"db1", "cpu", "0", "percent", "user"}));
+  CU_ASSERT_FALSE(m.matches("ops", OutageKey{"web1", "memory", "", "memory", "used"}));
+  // Sunday 2026-12-06, 03:00 in Berlin.
+  const WindowSchedule w = m.schedule();
+  CU_ASSERT_TRUE(w.covers(TimePoint(std::chrono::seconds(1796436000 + 86400))));
+  CU_ASSERT_FALSE(w.covers(TimePoint(std::chrono::seconds(1796436000 + 86400 - 7200))));
+}
+
+void test_maintenance_defaults() {
+  const Config c = parse_config(plugin({ops(), maintenance("always", {})}));
+  const MaintenanceConfig& m = c.maintenance.at(0);
+  CU_ASSERT_EQUAL(m.weekdays, kEveryDay);
+  CU_ASSERT_TRUE(m.times.empty());
+  CU_ASSERT_TRUE(m.time_zone.has_value());  // the system's
+  CU_ASSERT_TRUE(m.integrations.empty());
+  CU_ASSERT_TRUE(m.matches("ops", OutageKey{"any", "cpu", "0", "percent", "user"}));
+  // The documented defaults mean the same.
+  const Config d = parse_config(plugin(
+      {ops(), maintenance("always", {opt("Weekdays", {S("sun-sat")}), opt("Times", {S("00:00-24:00")})})}));
+  CU_ASSERT_EQUAL(d.maintenance.at(0).weekdays, kEveryDay);
+  CU_ASSERT_FALSE(d.maintenance.at(0).schedule().next_change(TimePoint(std::chrono::seconds(1796436000))).has_value());
+  CU_ASSERT_FALSE(m.schedule().next_change(TimePoint(std::chrono::seconds(1796436000))).has_value());
+  CU_ASSERT(parse_config(plugin({ops()})).maintenance.empty());
+}
+
+void test_maintenance_errors() {
+  const auto bad = [](std::vector<ConfigNode> options) { return error_of(plugin({ops(), maintenance("night", std::move(options))})); };
+  CU_ASSERT_EQUAL(bad({opt("Weekdays", {S("mon-fry")})}),
+                  "Maintenance \"night\": Weekdays \"mon-fry\": \"fry\" is not a weekday (sun, mon, tue, wed, thu, fri, sat)");
+  CU_ASSERT_EQUAL(bad({opt("Times", {S("02:00-02:00")})}),
+                  "Maintenance \"night\": Times \"02:00-02:00\": is empty: it starts where it ends");
+  CU_ASSERT_EQUAL(bad({opt("Times", {S("2-4")})}), "Maintenance \"night\": Times \"2-4\": \"2\" is not a time of day hh:mm");
+  CU_ASSERT(bad({opt("TimeZone", {S("Europe/Berln")})})
+                .rfind("Maintenance \"night\": TimeZone \"Europe/Berln\": is not a time zone of the system's tzdata "
+                       "(/usr/share/zoneinfo/Europe/Berln: ", 0) == 0);
+  CU_ASSERT_EQUAL(bad({opt("TimeZone", {S("../../etc/passwd")})}),
+                  "Maintenance \"night\": TimeZone \"../../etc/passwd\": is not an IANA time zone name such as "
+                  "\"Europe/Berlin\"");
+  CU_ASSERT_EQUAL(bad({opt("Integration", {S("opz")})}),
+                  "Maintenance \"night\": Integration \"opz\": no integration of that name is configured");
+  CU_ASSERT(bad({opt("Host", {S("web[0-9")})})
+                .rfind("Maintenance \"night\": Host \"web[0-9\": is not a valid POSIX extended regular expression", 0) == 0);
+  CU_ASSERT_EQUAL(bad({opt("Weekdays", {S("sun")}), opt("Weekdays", {S("mon")})}),
+                  "Maintenance \"night\": Weekdays \"mon\": is given more than once");
+  CU_ASSERT_EQUAL(bad({opt("Weekdays", {N(1)})}), "Maintenance \"night\": Weekdays 1: expects one string in quotes");
+  CU_ASSERT_EQUAL(bad({opt("OutageURL", {S("https://h/")})}),
+                  "Maintenance \"night\": OutageURL \"https://h/\": belongs inside an <Integration \"name\"> block");
+  CU_ASSERT_EQUAL(bad({opt("SpoolDir", {S("/tmp")})}),
+                  "Maintenance \"night\": SpoolDir \"/tmp\": belongs in <Plugin xmatters>, not inside <Maintenance>");
+  CU_ASSERT_EQUAL(bad({opt("Foo", {S("x")})}), "Maintenance \"night\": unknown option \"Foo\"");
+  CU_ASSERT_EQUAL(error_of(plugin({ops({opt("Weekdays", {S("sun")})})})),
+                  "Integration \"ops\": Weekdays \"sun\": belongs inside a <Maintenance \"name\"> block");
+  CU_ASSERT_EQUAL(error_of(plugin({ops(), opt("Times", {S("02:00-03:00")})})),
+                  "Times \"02:00-03:00\": belongs inside a <Maintenance \"name\"> block");
+  CU_ASSERT_EQUAL(error_of(plugin({ops(), maintenance("a", {}), maintenance("a", {})})),
+                  "Maintenance \"a\": a maintenance window of that name is already configured");
+  CU_ASSERT_EQUAL(error_of(plugin({ops(), maintenance("a b", {})})),
+                  "Maintenance \"a b\": the name may contain only letters, digits, '_' and '-'");
+  // A window may come before the integration it names.
+  CU_ASSERT_EQUAL(error_of(plugin({maintenance("a", {opt("Integration", {S("ops")})}), ops()})), "");
+}
+
 // --- the README -----------------------------------------------------------------------------------------
 
 void test_readme_options_section_is_generated() {
@@ -855,13 +961,18 @@ void test_man_page_lists_every_option() {
   const std::vector<ManEntry> entries = man_page_option_entries(page);
   CU_ASSERT_FATAL(!entries.empty());
   for (const auto& spec : option_table()) {
-    const auto count = std::count_if(entries.begin(), entries.end(), [&](const ManEntry& m) { return m.name == spec.name; });
+    // Host, Plugin, Type and Integration are options of two blocks: one entry under each.
+    const std::string subsection = spec.scope == OptionScope::Plugin        ? "Plugin options"
+                                   : spec.scope == OptionScope::Integration ? "Integration options"
+                                                                            : "Maintenance options";
+    const auto same = [&](const ManEntry& m) { return m.name == spec.name && m.subsection == subsection; };
+    const auto count = std::count_if(entries.begin(), entries.end(), same);
     CU_ASSERT_EQUAL(count, 1);
-    if (count != 1) std::fprintf(stderr, "\n  man page: option %s has %d entries, expected 1\n", spec.name, int(count));
-    const auto it = std::find_if(entries.begin(), entries.end(), [&](const ManEntry& m) { return m.name == spec.name; });
+    if (count != 1)
+      std::fprintf(stderr, "\n  man page: option %s has %d entries under %s, expected 1\n", spec.name, int(count),
+                   subsection.c_str());
+    const auto it = std::find_if(entries.begin(), entries.end(), same);
     if (it == entries.end()) continue;
-    const std::string subsection = spec.scope == OptionScope::Plugin ? "Plugin options" : "Integration options";
-    CU_ASSERT_EQUAL(it->subsection, subsection);
     if (spec.type == OptionType::Block) continue;
     const std::string expected = "Default: " + std::string(spec.default_text ? spec.default_text : "unset");
     const bool documented = it->first_line.rfind(expected, 0) == 0;
@@ -947,6 +1058,12 @@ int main(int argc, char** argv) {
            {
                {"filters_match", test_filters_match},
                {"regex_is_shared_and_thread_safe", test_regex_is_shared_and_thread_safe},
+           }},
+          {"maintenance",
+           {
+               {"maintenance_every_option_applies", test_maintenance_every_option_applies},
+               {"maintenance_defaults", test_maintenance_defaults},
+               {"maintenance_errors", test_maintenance_errors},
            }},
           {"docs",
            {

@@ -1,0 +1,434 @@
+// Silences and maintenance windows (collectd-xmatters(5) MAINTENANCE,
+// collectd-xmatters(1) SILENCES): matchers, the silence model, the
+// system's time zones read from tzdata, and windows across real
+// daylight-saving transitions of Europe/Berlin and America/New_York.
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "silence.h"
+#include "testing.h"
+#include "time_zone.h"
+#include "window_schedule.h"
+
+using namespace xmatters;
+using std::chrono::hours;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+namespace {
+
+TimePoint utc(const char* rfc3339) { return parse_rfc3339(rfc3339); }
+std::int64_t secs(TimePoint t) { return std::chrono::duration_cast<seconds>(t.time_since_epoch()).count(); }
+
+template <typename F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+OutageKey key(const std::string& host, const std::string& plugin = "cpu", const std::string& type = "percent") {
+  return OutageKey{host, plugin, "0", type, "user"};
+}
+
+// --- matchers ---------------------------------------------------------------------------------
+
+void test_matcher_equal() {
+  const Matcher m = Matcher::parse("host=web1");
+  CU_ASSERT_TRUE(m.matches(key("web1")));
+  CU_ASSERT_FALSE(m.matches(key("web10")));
+  CU_ASSERT_FALSE(m.matches(key("xweb1")));
+  CU_ASSERT_EQUAL(m.text(), "host=web1");
+  CU_ASSERT_TRUE(Matcher::parse("plugin_instance=0").matches(key("a")));
+  CU_ASSERT_TRUE(Matcher::parse("type_instance=user").matches(key("a")));
+  CU_ASSERT_FALSE(Matcher::parse("type_instance=").matches(key("a")));
+  CU_ASSERT_TRUE(Matcher::parse("plugin=cpu").matches(key("a")));
+  CU_ASSERT_TRUE(Matcher::parse("type=percent").matches(key("a")));
+  // A value may contain '=' and '~' after the operator.
+  CU_ASSERT_EQUAL(Matcher::parse("host=a=b").value(), "a=b");
+}
+
+void test_matcher_regex_is_anchored() {
+  const Matcher m = Matcher::parse("host=~web[0-9]+");
+  CU_ASSERT_TRUE(m.is_regex());
+  CU_ASSERT_TRUE(m.matches(key("web1")));
+  CU_ASSERT_TRUE(m.matches(key("web42")));
+  CU_ASSERT_FALSE(m.matches(key("web")));
+  CU_ASSERT_FALSE(m.matches(key("xweb1")));
+  CU_ASSERT_FALSE(m.matches(key("web1x")));
+  // An alternation is anchored as a whole, as amtool's.
+  const Matcher alt = Matcher::parse("host=~db1|db2");
+  CU_ASSERT_TRUE(alt.matches(key("db2")));
+  CU_ASSERT_FALSE(alt.matches(key("db12")));
+  CU_ASSERT_FALSE(alt.matches(key("xdb1")));
+  CU_ASSERT_EQUAL(alt.text(), "host=~db1|db2");
+}
+
+void test_matcher_errors() {
+  CU_ASSERT_EQUAL(error_of([] { Matcher::parse("web1"); }), "matcher \"web1\": expects field=value or field=~regex");
+  CU_ASSERT_EQUAL(error_of([] { Matcher::parse("=web1"); }), "matcher \"=web1\": expects field=value or field=~regex");
+  CU_ASSERT_EQUAL(error_of([] { Matcher::parse("hostname=web1"); }),
+                  "matcher \"hostname=web1\": the field must be one of host, plugin, plugin_instance, type, "
+                  "type_instance");
+  CU_ASSERT_EQUAL(error_of([] { Matcher::parse("host!=web1"); }),
+                  "matcher \"host!=web1\": only = and =~ are supported");
+  const std::string bad = error_of([] { Matcher::parse("host=~web[0-9"); });
+  CU_ASSERT(bad.rfind("matcher \"host=~web[0-9\": not a valid POSIX extended regular expression: ", 0) == 0);
+}
+
+// --- durations and times ----------------------------------------------------------------------------
+
+void test_durations() {
+  CU_ASSERT(parse_duration("90m") == minutes(90));
+  CU_ASSERT(parse_duration("2h") == hours(2));
+  CU_ASSERT(parse_duration("3d") == hours(72));
+  CU_ASSERT(parse_duration("1h30m") == minutes(90));
+  CU_ASSERT(parse_duration("45s") == seconds(45));
+  CU_ASSERT(parse_duration("1w") == hours(168));
+  for (const char* bad : {"", "90", "m", "1.5h", "2x", "-1h", "1h 30m", "0m"})
+    CU_ASSERT(error_of([&] { parse_duration(bad); }).rfind("duration \"" + std::string(bad) + "\": ", 0) == 0);
+}
+
+void test_rfc3339() {
+  CU_ASSERT_EQUAL(secs(utc("1970-01-01T00:00:00Z")), 0);
+  CU_ASSERT_EQUAL(secs(utc("2026-12-05T02:00:00Z")), 1796436000);
+  CU_ASSERT_EQUAL(secs(utc("2026-12-05T03:00:00+01:00")), 1796436000);
+  CU_ASSERT_EQUAL(secs(utc("2026-12-04T21:00:00-05:00")), 1796436000);
+  CU_ASSERT_EQUAL(secs(utc("2026-12-05t02:00:00z")), 1796436000);
+  CU_ASSERT(utc("2026-12-05T02:00:00.5Z") - utc("2026-12-05T02:00:00Z") == std::chrono::milliseconds(500));
+  CU_ASSERT_EQUAL(format_rfc3339(utc("2026-12-05T03:00:00+01:00")), "2026-12-05T02:00:00Z");
+  CU_ASSERT_EQUAL(format_rfc3339(utc("2024-02-29T23:59:59Z")), "2024-02-29T23:59:59Z");
+  for (const char* bad : {"2026-12-05", "2026-12-05T02:00:00", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
+                          "2026-12-05T24:00:00Z", "2026-12-05T02:00:00+1:00", "tomorrow"})
+    CU_ASSERT(error_of([&] { parse_rfc3339(bad); }).rfind("time \"" + std::string(bad) + "\": expects RFC 3339", 0) == 0);
+}
+
+// --- the silence --------------------------------------------------------------------------------------
+
+SilenceRequest request() {
+  SilenceRequest r;
+  r.matchers = {"host=web1"};
+  r.duration = hours(2);
+  r.author = "alice";
+  r.comment = "patch night";
+  return r;
+}
+
+void test_silence_made_and_its_states() {
+  const TimePoint now = utc("2026-12-05T02:00:00Z");
+  const Silence s = make_silence(request(), now);
+  CU_ASSERT_EQUAL(s.id.size(), 36u);
+  CU_ASSERT(s.id != make_silence(request(), now).id);
+  CU_ASSERT(s.start == now);
+  CU_ASSERT(s.end == now + hours(2));
+  CU_ASSERT_EQUAL(s.author, "alice");
+  CU_ASSERT(s.state(now - seconds(1)) == Silence::State::Pending);
+  CU_ASSERT(s.state(now) == Silence::State::Active);
+  CU_ASSERT(s.state(now + hours(2) - seconds(1)) == Silence::State::Active);
+  CU_ASSERT(s.state(now + hours(2)) == Silence::State::Expired);
+  CU_ASSERT_FALSE(s.forgotten(now + hours(2) + hours(5 * 24) - seconds(1)));
+  CU_ASSERT_TRUE(s.forgotten(now + hours(2) + hours(5 * 24)));
+  CU_ASSERT_STRING_EQUAL(silence_state_name(s.state(now)), "active");
+
+  SilenceRequest later = request();
+  later.duration.reset();
+  later.start = utc("2026-12-06T01:00:00Z");
+  later.end = utc("2026-12-06T03:00:00+01:00");
+  const Silence p = make_silence(later, now);
+  CU_ASSERT(p.state(now) == Silence::State::Pending);
+  CU_ASSERT(p.end - p.start == hours(1));
+}
+
+void test_silence_matches_all_matchers_and_integration() {
+  SilenceRequest r = request();
+  r.matchers = {"host=~web[0-9]+", "plugin=cpu"};
+  const Silence all = make_silence(r, utc("2026-12-05T02:00:00Z"));
+  CU_ASSERT_TRUE(all.matches("ops", key("web1")));
+  CU_ASSERT_TRUE(all.matches("dba", key("web1")));
+  CU_ASSERT_FALSE(all.matches("ops", key("web1", "memory")));
+  CU_ASSERT_FALSE(all.matches("ops", key("db1")));
+  r.integration = "ops";
+  const Silence one = make_silence(r, utc("2026-12-05T02:00:00Z"));
+  CU_ASSERT_TRUE(one.matches("ops", key("web1")));
+  CU_ASSERT_FALSE(one.matches("dba", key("web1")));
+}
+
+void test_silence_refused() {
+  const TimePoint now = utc("2026-12-05T02:00:00Z");
+  const auto refused = [&](SilenceRequest r) { return error_of([&] { make_silence(r, now); }); };
+  SilenceRequest r = request();
+  r.matchers.clear();
+  CU_ASSERT(refused(r).rfind("at least one matcher is required", 0) == 0);
+  r = request();
+  r.comment = " ";
+  CU_ASSERT_EQUAL(refused(r), "--comment is required: say why the silence is there");
+  r = request();
+  r.end = now + hours(1);
+  CU_ASSERT_EQUAL(refused(r), "give one of --duration and --end");
+  r.duration.reset();
+  r.end.reset();
+  CU_ASSERT_EQUAL(refused(r), "give one of --duration and --end");
+  r = request();
+  r.duration = hours(31 * 24) + seconds(1);
+  CU_ASSERT_EQUAL(refused(r), "a silence lasts at most 31 days");
+  r.duration = hours(31 * 24);
+  CU_ASSERT_EQUAL(refused(r), "<no error>");
+  r = request();
+  r.duration.reset();
+  r.end = now - hours(1);
+  r.start = now - hours(2);
+  CU_ASSERT_EQUAL(refused(r), "the end 2026-12-05T01:00:00Z is already past");
+  r.start = now + hours(1);
+  r.end = now + hours(1);
+  CU_ASSERT_EQUAL(refused(r), "the end 2026-12-05T03:00:00Z is not after the start 2026-12-05T03:00:00Z");
+  r = request();
+  r.matchers = {"host=web1", "nope"};
+  CU_ASSERT_EQUAL(refused(r), "matcher \"nope\": expects field=value or field=~regex");
+}
+
+// --- time zones ----------------------------------------------------------------------------------------
+
+void test_time_zone_offsets_from_tzdata() {
+  const TimeZone berlin = TimeZone::load("Europe/Berlin");
+  CU_ASSERT_EQUAL(berlin.name(), "Europe/Berlin");
+  CU_ASSERT_EQUAL(berlin.offset_at(secs(utc("2026-01-15T12:00:00Z"))), 3600);
+  CU_ASSERT_EQUAL(berlin.offset_at(secs(utc("2026-07-15T12:00:00Z"))), 7200);
+  // The transitions of 2026: 29 March and 25 October, 01:00 UTC.
+  CU_ASSERT_EQUAL(berlin.offset_at(secs(utc("2026-03-29T00:59:59Z"))), 3600);
+  CU_ASSERT_EQUAL(berlin.offset_at(secs(utc("2026-03-29T01:00:00Z"))), 7200);
+  CU_ASSERT_EQUAL(*berlin.next_transition(secs(utc("2026-03-01T00:00:00Z"))), secs(utc("2026-03-29T01:00:00Z")));
+  CU_ASSERT_EQUAL(*berlin.next_transition(secs(utc("2026-03-29T01:00:00Z"))), secs(utc("2026-10-25T01:00:00Z")));
+  // Past the file's table: its footer's rule.
+  CU_ASSERT_EQUAL(berlin.offset_at(secs(utc("2100-07-01T00:00:00Z"))), 7200);
+  CU_ASSERT_EQUAL(berlin.offset_at(secs(utc("2100-12-01T00:00:00Z"))), 3600);
+  const TimeZone ny = TimeZone::load("America/New_York");
+  CU_ASSERT_EQUAL(ny.offset_at(secs(utc("2026-03-08T06:59:59Z"))), -5 * 3600);
+  CU_ASSERT_EQUAL(ny.offset_at(secs(utc("2026-03-08T07:00:00Z"))), -4 * 3600);
+  CU_ASSERT_EQUAL(ny.offset_at(secs(utc("2026-11-01T05:59:59Z"))), -4 * 3600);
+  CU_ASSERT_EQUAL(ny.offset_at(secs(utc("2026-11-01T06:00:00Z"))), -5 * 3600);
+  CU_ASSERT_EQUAL(TimeZone::load("UTC").offset_at(secs(utc("2026-07-15T12:00:00Z"))), 0);
+}
+
+void test_time_zone_errors() {
+  CU_ASSERT(error_of([] { TimeZone::load("Europe/Berln"); })
+                .rfind("is not a time zone of the system's tzdata (/usr/share/zoneinfo/Europe/Berln: ", 0) == 0);
+  CU_ASSERT_EQUAL(error_of([] { TimeZone::load("../../etc/passwd"); }),
+                  "is not an IANA time zone name such as \"Europe/Berlin\"");
+  CU_ASSERT_EQUAL(error_of([] { TimeZone::load("/etc/localtime"); }),
+                  "is not an IANA time zone name such as \"Europe/Berlin\"");
+  CU_ASSERT_EQUAL(error_of([] { TimeZone::load("leapseconds"); }),
+                  "is not a time zone of the system's tzdata (/usr/share/zoneinfo/leapseconds: is not a TZif file)");
+  CU_ASSERT_EQUAL(error_of([] { TimeZone::load("Europe"); }),
+                  "is not a time zone of the system's tzdata (/usr/share/zoneinfo/Europe: not a file)");
+  CU_ASSERT(error_of([] { TimeZone::from_tzif("TZif2", "x"); }).find("truncated") != std::string::npos);
+}
+
+// A TZif file of version 2 with no transition at all: every instant goes
+// by its footer's POSIX TZ string.
+std::string footer_only_tzif(const std::string& rule) {
+  std::string header = "TZif2" + std::string(15, '\0');
+  const auto u32 = [](std::uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                       static_cast<char>(v)};
+  };
+  header += u32(0) + u32(0) + u32(0) + u32(0) + u32(1) + u32(4);
+  const std::string block = u32(0) + std::string(2, '\0') + std::string("XXX", 4);
+  return header + block + header + block + "\n" + rule + "\n";
+}
+
+// The footer's rule agrees with tzdata's own table of transitions, hour by
+// hour over years the fat files list.
+void test_footer_rule_agrees_with_the_table() {
+  for (const auto& [zone, rule] : {std::pair{"Europe/Berlin", "CET-1CEST,M3.5.0,M10.5.0/3"},
+                                   {"America/New_York", "EST5EDT,M3.2.0,M11.1.0"},
+                                   {"Australia/Sydney", "AEST-10AEDT,M10.1.0,M4.1.0/3"}}) {
+    const TimeZone real = TimeZone::load(zone);
+    const TimeZone footer = TimeZone::from_tzif(footer_only_tzif(rule), zone);
+    int differ = 0;
+    for (std::int64_t t = secs(utc("2025-01-01T00:00:00Z")); t < secs(utc("2030-01-01T00:00:00Z")); t += 1800) {
+      if (real.offset_at(t) != footer.offset_at(t)) ++differ;
+      if (real.next_transition(t) != footer.next_transition(t)) ++differ;
+    }
+    CU_ASSERT_EQUAL(differ, 0);
+  }
+}
+
+// --- windows ------------------------------------------------------------------------------------------
+
+void test_weekdays_and_times_parsed() {
+  CU_ASSERT_EQUAL(parse_weekdays("mon-fri"), 0x3e);
+  CU_ASSERT_EQUAL(parse_weekdays("sat,sun"), 0x41);
+  CU_ASSERT_EQUAL(parse_weekdays("Sunday"), 0x01);
+  CU_ASSERT_EQUAL(parse_weekdays("fri-mon"), 0x63);
+  CU_ASSERT_EQUAL(parse_weekdays("mon, wed"), 0x0a);
+  CU_ASSERT_EQUAL(error_of([] { parse_weekdays("mon-fry"); }),
+                  "\"fry\" is not a weekday (sun, mon, tue, wed, thu, fri, sat)");
+  CU_ASSERT_EQUAL(error_of([] { parse_weekdays(""); }), "expects weekdays such as \"mon-fri\" or \"sat,sun\"");
+  CU_ASSERT(error_of([] { parse_weekdays("mon,"); }).find("is not a weekday") != std::string::npos);
+
+  const TimeRange r = parse_time_range("02:00-04:30");
+  CU_ASSERT_EQUAL(r.start, 7200);
+  CU_ASSERT_EQUAL(r.end, 16200);
+  CU_ASSERT_EQUAL(parse_time_range("22:00-24:00").end, 86400);
+  CU_ASSERT_EQUAL(parse_time_range("23:00-01:00").end, 3600);
+  CU_ASSERT_EQUAL(error_of([] { parse_time_range("02:00"); }),
+                  "expects a range of times of day such as \"02:00-04:30\"");
+  CU_ASSERT_EQUAL(error_of([] { parse_time_range("2:00-4:00"); }), "\"2:00\" is not a time of day hh:mm");
+  CU_ASSERT_EQUAL(error_of([] { parse_time_range("24:00-02:00"); }),
+                  "\"24:00\" is not a time of day (00:00 to 23:59)");
+  CU_ASSERT_EQUAL(error_of([] { parse_time_range("02:00-25:00"); }),
+                  "\"25:00\" is not a time of day (00:00 to 23:59, or 24:00 as an end)");
+  CU_ASSERT_EQUAL(error_of([] { parse_time_range("02:00-02:00"); }), "is empty: it starts where it ends");
+}
+
+// Each change of coverage from..until: the instants next_change() walks through.
+std::vector<std::string> changes(const WindowSchedule& w, const char* from, const char* until) {
+  std::vector<std::string> out;
+  TimePoint t = utc(from);
+  while (auto next = w.next_change(t)) {
+    if (*next > utc(until)) break;
+    CU_ASSERT(w.covers(*next) != w.covers(*next - seconds(1)));
+    out.push_back(format_rfc3339(*next) + (w.covers(*next) ? " on" : " off"));
+    t = *next;
+  }
+  return out;
+}
+
+void test_window_weekly_in_utc() {
+  const WindowSchedule w(parse_weekdays("sun"), {parse_time_range("02:00-04:30")}, TimeZone::load("UTC"));
+  // 2026-12-06 is a Sunday.
+  CU_ASSERT_FALSE(w.covers(utc("2026-12-06T01:59:59Z")));
+  CU_ASSERT_TRUE(w.covers(utc("2026-12-06T02:00:00Z")));
+  CU_ASSERT_TRUE(w.covers(utc("2026-12-06T04:29:59Z")));
+  CU_ASSERT_FALSE(w.covers(utc("2026-12-06T04:30:00Z")));
+  CU_ASSERT_FALSE(w.covers(utc("2026-12-07T03:00:00Z")));
+  const std::vector<std::string> expected{"2026-12-06T02:00:00Z on", "2026-12-06T04:30:00Z off",
+                                          "2026-12-13T02:00:00Z on", "2026-12-13T04:30:00Z off"};
+  CU_ASSERT(changes(w, "2026-12-02T10:00:00Z", "2026-12-14T00:00:00Z") == expected);
+  // From inside a second of the window.
+  CU_ASSERT(*w.next_change(utc("2026-12-06T02:00:00.5Z")) == utc("2026-12-06T04:30:00Z"));
+}
+
+void test_window_several_times_and_whole_days() {
+  const WindowSchedule two(kEveryDay, {parse_time_range("01:00-02:00"), parse_time_range("02:00-03:00")},
+                           TimeZone::load("UTC"));
+  // Adjacent ranges make one occurrence.
+  const std::vector<std::string> expected{"2026-12-06T01:00:00Z on", "2026-12-06T03:00:00Z off"};
+  CU_ASSERT(changes(two, "2026-12-06T00:00:00Z", "2026-12-06T12:00:00Z") == expected);
+  const WindowSchedule weekend(parse_weekdays("sat,sun"), {}, TimeZone::load("UTC"));
+  const std::vector<std::string> weekend_expected{"2026-12-05T00:00:00Z on", "2026-12-07T00:00:00Z off"};
+  CU_ASSERT(changes(weekend, "2026-12-02T00:00:00Z", "2026-12-08T00:00:00Z") == weekend_expected);
+  const WindowSchedule always(kEveryDay, {}, TimeZone::load("Europe/Berlin"));
+  CU_ASSERT_TRUE(always.covers(utc("2026-03-29T01:30:00Z")));
+  CU_ASSERT_FALSE(always.next_change(utc("2026-03-25T00:00:00Z")).has_value());
+}
+
+void test_window_across_midnight_belongs_to_its_first_day() {
+  const WindowSchedule w(parse_weekdays("sat"), {parse_time_range("22:00-02:00")}, TimeZone::load("UTC"));
+  const std::vector<std::string> expected{"2026-12-05T22:00:00Z on", "2026-12-06T02:00:00Z off"};
+  CU_ASSERT(changes(w, "2026-12-05T00:00:00Z", "2026-12-12T00:00:00Z") == expected);
+  CU_ASSERT_FALSE(w.covers(utc("2026-12-05T01:00:00Z")));  // Saturday early: Friday's night is not in it
+}
+
+// Clocks go forward: a window 02:00-04:00 lasts one hour, from 03:00 CEST.
+void test_window_berlin_spring_forward() {
+  const WindowSchedule w(parse_weekdays("sun"), {parse_time_range("02:00-04:00")}, TimeZone::load("Europe/Berlin"));
+  const std::vector<std::string> expected{"2026-03-29T01:00:00Z on", "2026-03-29T02:00:00Z off"};
+  CU_ASSERT(changes(w, "2026-03-28T12:00:00Z", "2026-03-30T00:00:00Z") == expected);
+  // The Sunday before, in winter time: two hours.
+  const std::vector<std::string> before{"2026-03-22T01:00:00Z on", "2026-03-22T03:00:00Z off"};
+  CU_ASSERT(changes(w, "2026-03-21T12:00:00Z", "2026-03-23T00:00:00Z") == before);
+  // A window inside the skipped hour does not happen that night.
+  const WindowSchedule skipped(kEveryDay, {parse_time_range("02:15-02:45")}, TimeZone::load("Europe/Berlin"));
+  const std::vector<std::string> next_night{"2026-03-30T00:15:00Z on", "2026-03-30T00:45:00Z off"};
+  CU_ASSERT(changes(skipped, "2026-03-28T12:00:00Z", "2026-03-30T12:00:00Z") == next_night);
+}
+
+// Clocks go back: the wall clock shows 02:00-03:00 twice, and a window
+// 02:00-04:00 covers both passes: three hours of real time, one occurrence.
+void test_window_berlin_fall_back() {
+  const WindowSchedule w(parse_weekdays("sun"), {parse_time_range("02:00-04:00")}, TimeZone::load("Europe/Berlin"));
+  const std::vector<std::string> expected{"2026-10-25T00:00:00Z on", "2026-10-25T03:00:00Z off"};
+  CU_ASSERT(changes(w, "2026-10-24T12:00:00Z", "2026-10-26T00:00:00Z") == expected);
+  // A window inside the repeated hour happens on each pass.
+  const WindowSchedule inside(parse_weekdays("sun"), {parse_time_range("02:15-02:45")}, TimeZone::load("Europe/Berlin"));
+  const std::vector<std::string> twice{"2026-10-25T00:15:00Z on", "2026-10-25T00:45:00Z off",
+                                       "2026-10-25T01:15:00Z on", "2026-10-25T01:45:00Z off"};
+  CU_ASSERT(changes(inside, "2026-10-24T12:00:00Z", "2026-10-26T00:00:00Z") == twice);
+}
+
+void test_window_new_york_transitions() {
+  const TimeZone ny = TimeZone::load("America/New_York");
+  const WindowSchedule w(parse_weekdays("sun"), {parse_time_range("02:00-04:00")}, ny);
+  // Forward at 02:00 EST: 03:00-04:00 EDT, one hour.
+  const std::vector<std::string> spring{"2026-03-08T07:00:00Z on", "2026-03-08T08:00:00Z off"};
+  CU_ASSERT(changes(w, "2026-03-07T12:00:00Z", "2026-03-09T00:00:00Z") == spring);
+  // Back at 02:00 EDT to 01:00 EST: 02:00-04:00 EST, two hours as usual.
+  const std::vector<std::string> fall{"2026-11-01T07:00:00Z on", "2026-11-01T09:00:00Z off"};
+  CU_ASSERT(changes(w, "2026-10-31T12:00:00Z", "2026-11-02T00:00:00Z") == fall);
+  // 01:00-03:00 spans both passes of the repeated hour 01:00-02:00: three hours.
+  const WindowSchedule early(parse_weekdays("sun"), {parse_time_range("01:00-03:00")}, ny);
+  const std::vector<std::string> spans{"2026-11-01T05:00:00Z on", "2026-11-01T08:00:00Z off"};
+  CU_ASSERT(changes(early, "2026-10-31T12:00:00Z", "2026-11-02T00:00:00Z") == spans);
+}
+
+// Coverage is a function of the instant asked about: a clock set back or
+// forward gets the answer for the new time, nothing cached from before.
+void test_window_follows_a_changed_clock() {
+  const WindowSchedule w(parse_weekdays("sun"), {parse_time_range("02:00-04:00")}, TimeZone::load("Europe/Berlin"));
+  const TimePoint inside = utc("2026-12-06T02:00:00Z");
+  CU_ASSERT_TRUE(w.covers(inside));
+  CU_ASSERT(*w.next_change(inside) == utc("2026-12-06T03:00:00Z"));
+  // The clock jumps back a day: the next change is that day's start.
+  CU_ASSERT_FALSE(w.covers(inside - hours(24)));
+  CU_ASSERT(*w.next_change(inside - hours(24)) == utc("2026-12-06T01:00:00Z"));
+  // And forward past the end.
+  CU_ASSERT(*w.next_change(inside + hours(3)) == utc("2026-12-13T01:00:00Z"));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return xmtest::run(argc, argv,
+                     {
+                         {"matchers",
+                          {
+                              {"matcher_equal", test_matcher_equal},
+                              {"matcher_regex_is_anchored", test_matcher_regex_is_anchored},
+                              {"matcher_errors", test_matcher_errors},
+                          }},
+                         {"silence",
+                          {
+                              {"durations", test_durations},
+                              {"rfc3339", test_rfc3339},
+                              {"silence_made_and_its_states", test_silence_made_and_its_states},
+                              {"silence_matches_all_matchers_and_integration",
+                               test_silence_matches_all_matchers_and_integration},
+                              {"silence_refused", test_silence_refused},
+                          }},
+                         {"time_zone",
+                          {
+                              {"time_zone_offsets_from_tzdata", test_time_zone_offsets_from_tzdata},
+                              {"time_zone_errors", test_time_zone_errors},
+                              {"footer_rule_agrees_with_the_table", test_footer_rule_agrees_with_the_table},
+                          }},
+                         {"windows",
+                          {
+                              {"weekdays_and_times_parsed", test_weekdays_and_times_parsed},
+                              {"window_weekly_in_utc", test_window_weekly_in_utc},
+                              {"window_several_times_and_whole_days", test_window_several_times_and_whole_days},
+                              {"window_across_midnight_belongs_to_its_first_day",
+                               test_window_across_midnight_belongs_to_its_first_day},
+                              {"window_berlin_spring_forward", test_window_berlin_spring_forward},
+                              {"window_berlin_fall_back", test_window_berlin_fall_back},
+                              {"window_new_york_transitions", test_window_new_york_transitions},
+                              {"window_follows_a_changed_clock", test_window_follows_a_changed_clock},
+                          }},
+                     });
+}
