@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <functional>
@@ -243,7 +244,14 @@ struct Spool::State {
   PendingIndex pending;
   std::vector<std::shared_ptr<WritableFile>> unsynced;  // retired, not fsynced yet
   bool dir_dirty = false;                                // entries changed since the last sync
-  Loc durable{};                                         // every record before it is synced
+  // Group commit: one sync at a time, which makes every record appended
+  // before it began durable; whoever needs a record durable waits for the
+  // sync that covers it, and one of those waiting runs the next sync for
+  // all of them (see lead_sync).
+  Loc durable{};                 // every record before it is synced
+  bool syncing = false;          // a sync runs (without the mutex)
+  std::uint64_t sync_failures = 0;  // syncs that failed, so far
+  std::condition_variable sync_done;
   std::vector<Event> recovered;
   std::vector<std::string> recovered_changes;
   // Bytes of outage changes appended since the last compaction took the
@@ -256,8 +264,6 @@ struct Spool::State {
   std::atomic<std::uint64_t> clears_refused{0};
   Throttle write_errors;
   Throttle sync_errors;
-
-  std::mutex sync_mutex;  // one sync at a time; a second caller finds the work done
 
   // Guards the members below: one maintenance at a time.
   std::mutex maintenance;
@@ -357,6 +363,7 @@ struct Spool::State {
   bool compact(const std::function<bool()>& may_compact);
   void delete_obsolete();
   void sync();
+  bool lead_sync(std::unique_lock<std::mutex>& lock);
 };
 
 // --- open and replay -------------------------------------------------------------
@@ -536,14 +543,25 @@ std::optional<std::string> Spool::read_body(const std::string& event_id) {
 
 bool Spool::make_durable(const std::string& event_id) {
   State& s = *state_;
-  auto durable = [&] {
-    std::lock_guard<std::mutex> lock(s.mutex);
+  std::unique_lock<std::mutex> lock(s.mutex);
+  for (;;) {
     const Loc* loc = s.pending.find(event_id);
-    return !loc || before(*loc, s.durable);
-  };
-  if (durable()) return true;
-  s.sync();
-  return durable();
+    if (!loc || before(*loc, s.durable)) return true;
+    if (!s.syncing) {
+      // No sync runs: this caller runs one, for every record appended so far.
+      if (!s.lead_sync(lock)) return false;
+      continue;
+    }
+    // The sync running may have begun before this record was appended: wait
+    // for it; then either it covered the record, or one of the callers
+    // waiting runs the next one for all of them.
+    const std::uint64_t failures = s.sync_failures;
+    s.sync_done.wait(lock, [&] { return !s.syncing; });
+    if (s.sync_failures != failures) {
+      loc = s.pending.find(event_id);
+      return !loc || before(*loc, s.durable);  // the disk fails: not retried here
+    }
+  }
 }
 
 void Spool::acknowledge(const std::string& event_id) {
@@ -571,19 +589,26 @@ std::size_t Spool::pending() const {
 void Spool::sync() { state_->sync(); }
 
 void Spool::State::sync() {
-  std::lock_guard<std::mutex> one_at_a_time(sync_mutex);
-  std::vector<std::shared_ptr<WritableFile>> files;
-  bool sync_directory = false;
-  Loc upto;
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    upto = Loc{active_seq, active_size, 0};
-    if (unsynced.empty() && !dir_dirty && !before(durable, upto)) return;  // nothing new
-    files = std::exchange(unsynced, {});
-    if (active) files.push_back(active);
-    sync_directory = std::exchange(dir_dirty, false);
-  }
-  // fdatasync runs without the mutex: appends go on meanwhile.
+  std::unique_lock<std::mutex> lock(mutex);
+  // A sync running may have begun before the last append: wait for it, then
+  // sync whatever it did not cover.
+  sync_done.wait(lock, [&] { return !syncing; });
+  if (unsynced.empty() && !dir_dirty && !before(durable, Loc{active_seq, active_size, 0})) return;  // nothing new
+  lead_sync(lock);
+}
+
+// Caller holds lock (on mutex) and no sync runs. Syncs every record appended
+// until now, the segments retired since the last sync and the directory;
+// the fdatasyncs run without the mutex, so appends go on meanwhile, and
+// callers that need a record appended meanwhile wait for this sync to end
+// and then share the next one. False when it failed (logged).
+bool Spool::State::lead_sync(std::unique_lock<std::mutex>& lock) {
+  syncing = true;
+  const Loc upto{active_seq, active_size, 0};
+  std::vector<std::shared_ptr<WritableFile>> files = std::exchange(unsynced, {});
+  if (active) files.push_back(active);
+  const bool sync_directory = std::exchange(dir_dirty, false);
+  lock.unlock();
   bool ok = true;
   for (const auto& f : files) {
     try {
@@ -601,15 +626,19 @@ void Spool::State::sync() {
       error(sync_errors, std::string(e.what()) + "; undelivered events may not survive a power loss");
     }
   }
-  std::lock_guard<std::mutex> lock(mutex);
+  lock.lock();
+  syncing = false;
   if (ok) {
-    durable = upto;
-    return;
+    if (before(durable, upto)) durable = upto;
+  } else {
+    // Tried again by the next sync.
+    ++sync_failures;
+    if (sync_directory) dir_dirty = true;
+    for (auto& f : files)
+      if (f != active) unsynced.push_back(std::move(f));
   }
-  // Tried again by the next sync.
-  if (sync_directory) dir_dirty = true;
-  for (auto& f : files)
-    if (f != active) unsynced.push_back(std::move(f));
+  sync_done.notify_all();
+  return ok;
 }
 
 // --- maintenance and compaction -----------------------------------------------------

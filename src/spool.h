@@ -104,10 +104,12 @@ class Spool {
   // std::runtime_error when the record no longer reads back as written.
   std::optional<std::string> read_body(const std::string& event_id);
 
-  // Makes the event's record durable (an fdatasync unless a sync since its
-  // append did): an event is sent only once a power loss cannot take it
-  // back (doc/storage.md, the ordering rule). Thread-safe; for delivery
-  // threads, never collectd's. False when it could not be synced.
+  // Makes the event's record durable: an event is sent only once a power
+  // loss cannot take it back (doc/storage.md, the ordering rule). Group
+  // commit: one fdatasync covers every record appended before it began; a
+  // caller whose record the sync running does not cover waits for it, and
+  // then one of the callers waiting syncs for all of them. Thread-safe; for
+  // delivery threads, never collectd's. False when it could not be synced.
   bool make_durable(const std::string& event_id);
 
   // Thread-safe: the event is delivered or dead-lettered; it will not be
