@@ -249,6 +249,30 @@ std::size_t OutageTracker::open_outages() const { return state_->open_count.load
 
 std::uint64_t OutageTracker::folded() const { return state_->folded_total.load(std::memory_order_relaxed); }
 
+void OutageTracker::for_each_open(FunctionRef<void(const OutageKey&, const Outage&)> visit) const {
+  State& s = *state_;
+  std::deque<std::shared_ptr<State::KeyState>> keys;
+  {
+    std::lock_guard<std::mutex> lock(s.table_mutex);
+    for (const auto& entry : s.table) keys.push_back(entry.second);
+  }
+  for (const auto& ks : keys) {
+    std::optional<Outage> copy;
+    {
+      std::lock_guard<std::mutex> lock(ks->mutex);
+      if (ks->erased || !ks->outage) continue;
+      copy = *ks->outage;
+    }
+    visit(ks->key, *copy);
+  }
+  std::optional<Outage> flood;
+  {
+    std::lock_guard<std::mutex> lock(s.flood_mutex);
+    flood = s.flood.outage;
+  }
+  if (flood) visit(OutageKey{}, *flood);
+}
+
 void OutageTracker::snapshot(FunctionRef<void(std::string_view)> write) const {
   State& s = *state_;
   // A deque, not a vector: it grows in small blocks, so a large table

@@ -90,6 +90,12 @@ class OutageTracker {
   // Outages folded into a flood outage since start.
   std::uint64_t folded() const;
 
+  // Calls visit with every open outage: value-list, host, folded and the
+  // integration's flood outage (whose key is OutageKey{}), each key's
+  // committed state, read under its lock (not held during the call).
+  // Thread-safe; for the operator's views (collectd-xmatters(1) outages).
+  void for_each_open(FunctionRef<void(const OutageKey&, const Outage&)> visit) const;
+
   // Calls write with one framed OUTAGE_SET record per open outage, each
   // key's committed state, read under its lock (not held during the call).
   // Thread-safe; for the spool's compaction, which streams them to disk.

@@ -79,6 +79,13 @@ std::size_t Router::open_outages(std::size_t integration) const {
 
 std::uint64_t Router::folded(std::size_t integration) const { return routes_.at(integration)->tracker.folded(); }
 
+void Router::for_each_open(
+    FunctionRef<void(const std::string& integration, const OutageKey&, const Outage&)> visit) const {
+  for (const auto& route : routes_)
+    route->tracker.for_each_open(
+        [&](const OutageKey& key, const Outage& outage) { visit(route->integration.name, key, outage); });
+}
+
 void Router::snapshot(FunctionRef<void(std::string_view)> write) const {
   for (const auto& route : routes_) route->tracker.snapshot(write);
 }

@@ -34,6 +34,10 @@ class Router {
   // Outages folded into the integration's flood outage since start (FloodLimit).
   std::uint64_t folded(std::size_t integration) const;
 
+  // Every integration's open outages (OutageTracker::for_each_open), by
+  // integration name. Thread-safe.
+  void for_each_open(FunctionRef<void(const std::string& integration, const OutageKey&, const Outage&)> visit) const;
+
   // Every integration's open outages as framed records, passed to write a
   // few at a time: the spool's snapshot for compaction (SnapshotSource).
   // Thread-safe.

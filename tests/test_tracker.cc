@@ -211,6 +211,34 @@ struct Fixture {
   }
 };
 
+// --- listing, for the operator's views ----------------------------------------------------------
+
+// Every open outage is listed once with its committed state: a value
+// list's, the flood outage (key OutageKey{}) and the outages folded into
+// it; a closed one is not.
+void test_for_each_open_lists_every_open_outage() {
+  std::chrono::steady_clock::time_point now{std::chrono::hours(1000)};
+  TrackerOptions o = opts();
+  o.flood_limit = 3;  // two paged on their own, the last page kept for the flood outage
+  o.steady_now = [&now] { return now; };
+  Fixture f(o);
+  for (int i = 0; i < 5; ++i) f.send(note(Severity::Failure, at(i), "h" + std::to_string(i)));
+  f.send(note(Severity::Okay, at(10), "h0"));
+  std::map<std::string, Outage> listed;  // by host; the flood outage's is ""
+  f.tracker->for_each_open([&](const OutageKey& key, const Outage& outage) {
+    CU_ASSERT(listed.count(key.host) == 0);
+    listed[key.host] = outage;
+  });
+  CU_ASSERT_EQUAL(listed.size(), 5u);  // h1..h4 and the flood outage
+  CU_ASSERT(listed.count("h0") == 0);
+  XM_REQUIRE(listed.count("") == 1 && listed.count("h1") == 1 && listed.count("h4") == 1);
+  CU_ASSERT(listed[""].kind == OutageKind::Flood);
+  CU_ASSERT(!listed["h1"].folded);
+  CU_ASSERT(listed["h2"].folded && listed["h4"].folded);
+  CU_ASSERT(listed["h1"].severity == Severity::Failure);
+  CU_ASSERT_EQUAL(listed.size(), f.tracker->open_outages());
+}
+
 // --- the OUTAGES table of collectd-xmatters(5), row by row-------------------------------------------
 
 void test_failure_opens_outage() {
@@ -1659,7 +1687,8 @@ void test_router_options_from_integration() {
 int main(int argc, char** argv) {
   return xmtest::run(
       argc, argv,
-      {{"table",
+      {{"listing", {{"for_each_open_lists_every_open_outage", test_for_each_open_lists_every_open_outage}}},
+       {"table",
         {{"failure_opens_outage", test_failure_opens_outage},
          {"warning_opens_outage", test_warning_opens_outage},
          {"each_outage_gets_new_id", test_each_outage_gets_new_id},
