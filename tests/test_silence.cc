@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "coverage.h"
 #include "silence.h"
 #include "testing.h"
 #include "time_zone.h"
@@ -392,6 +393,81 @@ void test_window_follows_a_changed_clock() {
   CU_ASSERT(*w.next_change(inside + hours(3)) == utc("2026-12-13T01:00:00Z"));
 }
 
+// --- coverage: silences and windows together ------------------------------------------------------------
+
+MaintenanceConfig sunday_window() {
+  MaintenanceConfig m;
+  m.name = "sunday-patching";
+  m.host_filter.emplace("^web[0-9]+$");
+  m.weekdays = parse_weekdays("sun");
+  m.times = {parse_time_range("02:00-04:00")};
+  m.time_zone = TimeZone::load("UTC");
+  return m;
+}
+
+void test_coverage_windows_and_silences() {
+  xmtest::CapturingLogger log;
+  Coverage c({sunday_window()}, log);
+  const TimePoint sunday = utc("2026-12-06T02:30:00Z"), monday = utc("2026-12-07T02:30:00Z");
+  CU_ASSERT(c.covering("ops", key("web1"), sunday) == std::string("maintenance sunday-patching"));
+  CU_ASSERT_FALSE(c.covering("ops", key("db1"), sunday).has_value());
+  CU_ASSERT_FALSE(c.covering("ops", key("web1"), monday).has_value());
+
+  SilenceRequest r = request();
+  r.matchers = {"host=db1"};
+  r.integration = "ops";
+  r.start = monday - hours(1);
+  const Silence s = make_silence(r, sunday);
+  c.add(s);
+  CU_ASSERT(c.covering("ops", key("db1"), monday) == "silence " + s.id);
+  CU_ASSERT_FALSE(c.covering("dba", key("db1"), monday).has_value());
+  CU_ASSERT_FALSE(c.covering("ops", key("db1"), sunday).has_value());  // pending
+  CU_ASSERT_EQUAL(c.silences(sunday, false).size(), 1u);
+  // The next change: the window's end, then the silence's start and end.
+  CU_ASSERT(*c.next_change(sunday) == utc("2026-12-06T04:00:00Z"));
+  CU_ASSERT(*c.next_change(utc("2026-12-06T04:00:00Z")) == monday - hours(1));
+  CU_ASSERT(*c.next_change(monday) == monday + hours(1));
+
+  Silence expired;
+  CU_ASSERT_TRUE(c.expire(s.id, monday, &expired));
+  CU_ASSERT(expired.end == monday);
+  CU_ASSERT_FALSE(c.expire(s.id, monday + seconds(1)));
+  CU_ASSERT_FALSE(c.expire("no-such-id", monday));
+  CU_ASSERT_FALSE(c.covering("ops", key("db1"), monday).has_value());
+  CU_ASSERT_TRUE(c.silences(monday, false).empty());
+  CU_ASSERT_EQUAL(c.silences(monday, true).size(), 1u);
+  // Forgotten 5 days after its end.
+  c.tick(monday + hours(5 * 24));
+  CU_ASSERT_TRUE(c.silences(monday + hours(5 * 24), true).empty());
+}
+
+void test_coverage_tick_logs_each_start_and_end() {
+  xmtest::CapturingLogger log;
+  Coverage c({sunday_window()}, log);
+  SilenceRequest r = request();
+  r.start = utc("2026-12-06T03:00:00Z");
+  const Silence s = make_silence(r, utc("2026-12-06T01:00:00Z"));
+  c.add(s);
+  CU_ASSERT_FALSE(c.tick(utc("2026-12-06T01:00:00Z")));
+  CU_ASSERT_EQUAL(log.count(LogLevel::Info), 0u);
+  CU_ASSERT_FALSE(c.tick(utc("2026-12-06T02:00:00Z")));
+  CU_ASSERT_TRUE(log.contains(LogLevel::Info,
+                              "maintenance window \"sunday-patching\" begins, until 2026-12-06T04:00:00Z"));
+  CU_ASSERT_FALSE(c.tick(utc("2026-12-06T03:00:00Z")));
+  CU_ASSERT_TRUE(log.contains(LogLevel::Info, "silence " + s.id +
+                                                  " begins, until 2026-12-06T05:00:00Z: host=web1, by alice: patch night"));
+  CU_ASSERT_TRUE(c.tick(utc("2026-12-06T04:00:00Z")));
+  CU_ASSERT_TRUE(log.contains(LogLevel::Info, "maintenance window \"sunday-patching\" ends"));
+  CU_ASSERT_TRUE(c.tick(utc("2026-12-06T05:00:00Z")));
+  CU_ASSERT_TRUE(log.contains(LogLevel::Info, "silence " + s.id + " ends"));
+  CU_ASSERT_EQUAL(log.count(LogLevel::Info), 4u);
+  CU_ASSERT_FALSE(c.tick(utc("2026-12-06T06:00:00Z")));
+  CU_ASSERT_EQUAL(log.count(LogLevel::Info), 4u);
+  // A clock set back into the window: it begins again, as the wall clock says.
+  CU_ASSERT_FALSE(c.tick(utc("2026-12-06T02:30:00Z")));
+  CU_ASSERT_EQUAL(log.count(LogLevel::Info, "maintenance window \"sunday-patching\" begins"), 2u);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -417,6 +493,11 @@ int main(int argc, char** argv) {
                               {"time_zone_offsets_from_tzdata", test_time_zone_offsets_from_tzdata},
                               {"time_zone_errors", test_time_zone_errors},
                               {"footer_rule_agrees_with_the_table", test_footer_rule_agrees_with_the_table},
+                          }},
+                         {"coverage",
+                          {
+                              {"coverage_windows_and_silences", test_coverage_windows_and_silences},
+                              {"coverage_tick_logs_each_start_and_end", test_coverage_tick_logs_each_start_and_end},
                           }},
                          {"windows",
                           {
