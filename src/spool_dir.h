@@ -23,6 +23,13 @@ class SpoolDir {
   // A symlink where the lock file should be is refused.
   SpoolDir(std::string path, bool create_parent, std::vector<std::string>& warnings);
 
+  // The same judgement without touching anything, for collectd-xmatters
+  // check: nothing is created, no lock is taken, and a SpoolDir that another
+  // process holds (the running collectd) is fine. A missing one passes when
+  // the plugin could create it. Throws ConfigError with the same words.
+  // Returns the path as the plugin would use it.
+  static std::string inspect(std::string path, bool create_parent, std::vector<std::string>& warnings);
+
   const std::string& path() const { return path_; }
 
  private:

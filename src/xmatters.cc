@@ -20,6 +20,7 @@ extern "C" {
 #include <string>
 
 #include "config.h"
+#include "configure.h"
 #include "delivery.h"
 #include "log.h"
 #include "notification.h"
@@ -235,18 +236,13 @@ int config_cb(oconfig_item_t* ci) {
     Plugin& p = plugin();
     std::unique_lock<std::shared_mutex> lock(p.mutex);
     try {
-      if (p.config || p.config_failed) throw ConfigError("the <Plugin xmatters> block is given more than once");
-      Config config = parse_config(to_node(*ci));
-      // Checked now, so that an unusable SpoolDir stops collectd from
-      // starting. collectd's global options come before the plugin blocks.
-      const bool default_dir = !config.spool_dir;
-      if (default_dir) {
-        const char* base = global_option_get("BaseDir");
-        config.spool_dir = std::string(base != nullptr ? base : ".") + "/xmatters";
-      }
-      p.spool_dir.emplace(*config.spool_dir, default_dir, config.warnings);
-      for (const auto& w : config.warnings) p.log.warning(w);
-      p.config = std::move(config);
+      if (p.config || p.config_failed) throw ConfigError(kBlockGivenTwice);
+      // collectd's global options come before the plugin blocks.
+      const char* base = global_option_get("BaseDir");
+      PluginSetup setup = configure_plugin(to_node(*ci), base != nullptr ? base : ".", SpoolDirUse::Take);
+      for (const auto& w : setup.config.warnings) p.log.warning(w);
+      p.spool_dir = std::move(setup.spool_dir);
+      p.config = std::move(setup.config);
       return 0;
     } catch (const ConfigError& e) {
       p.config_failed = true;
@@ -262,7 +258,7 @@ int init_cb() {
     std::unique_lock<std::shared_mutex> lock(p.mutex);
     if (p.config_failed) return -1;
     if (!p.config) {
-      p.log.error("no <Plugin xmatters> block: there is nothing to deliver to");
+      p.log.error(kNoBlock);
       return -1;
     }
     if (p.pipeline) return 0;
