@@ -4,9 +4,10 @@
 
 #include <chrono>
 #include <cstddef>
-#include <mutex>
 #include <optional>
 #include <utility>
+
+#include "mutex.h"
 
 namespace xmatters {
 
@@ -16,8 +17,8 @@ class Throttle {
 
   // The number of lines held back since the last one let through, or
   // nullopt when this one is to be held back. Thread-safe.
-  std::optional<std::size_t> admit() {
-    std::lock_guard<std::mutex> lock(mutex_);
+  std::optional<std::size_t> admit() EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
     const auto now = std::chrono::steady_clock::now();
     if (last_ && now - *last_ < interval_) {
       ++held_back_;
@@ -29,9 +30,9 @@ class Throttle {
 
  private:
   const std::chrono::steady_clock::duration interval_;
-  std::mutex mutex_;
-  std::optional<std::chrono::steady_clock::time_point> last_;
-  std::size_t held_back_ = 0;
+  Mutex mutex_;
+  std::optional<std::chrono::steady_clock::time_point> last_ GUARDED_BY(mutex_);
+  std::size_t held_back_ GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace xmatters
