@@ -77,18 +77,84 @@ bool valid_outage_id(std::string_view id) {
 constexpr std::uint8_t kRecordWarning = 1;
 constexpr std::uint8_t kRecordFailure = 2;
 
-std::size_t member_size(const Member& m) {
-  return 5 * 4 + m.key.host.size() + m.key.plugin.size() + m.key.plugin_instance.size() + m.key.type.size() +
-         m.key.type_instance.size() + 8 + 1 + 4 + m.items.size() + 4 + m.reasons.size();
+// The tags of OUTAGE_SET / OUTAGE_CLOSE (doc/storage.md, Records). Never
+// renumbered; a new field takes a new tag, and its absence in older records
+// must mean what the code did before it.
+enum ChangeTag : std::uint32_t {
+  kIntegration = 1,
+  kKey = 2,  // 2 to 6: host, plugin, plugin_instance, type, type_instance
+  // OUTAGE_SET only:
+  kLastPage = 10,  // i64 ns
+  kLastTime = 11,  // i64 ns: the key's last notification
+  kSeverity = 12,  // u8 kRecordWarning / kRecordFailure
+  kStart = 13,     // i64 ns
+  kOutageId = 14,
+  kSequence = 15,  // u32: of the outage's last event, 1 for its first page
+  kKind = 16,      // u8 OutageKind
+  kFolded = 17,    // u8 1: held by the flood outage (absent: 0)
+  kOutages = 18,   // u32, a flood outage's (absent: 0)
+  kHosts = 19,     // u32, a flood outage's (absent: 0)
+  kMember = 20,    // a message of MemberTag fields, one per member, in order
+};
+enum MemberTag : std::uint32_t {
+  kMemberKey = 1,       // 1 to 5: host, plugin, plugin_instance, type, type_instance
+  kMemberLastTime = 6,  // i64 ns (absent: none)
+  kMemberFailing = 7,   // u8 1 (absent: 0, recovered)
+  kMemberItems = 8,
+  kMemberReasons = 9,
+};
+
+template <typename W>
+void put_key(W& w, std::uint32_t first_tag, const OutageKey& key) {
+  w.bytes(first_tag, key.host);
+  w.bytes(first_tag + 1, key.plugin);
+  w.bytes(first_tag + 2, key.plugin_instance);
+  w.bytes(first_tag + 3, key.type);
+  w.bytes(first_tag + 4, key.type_instance);
 }
 
-void put_key(sf::RecordBuilder& b, const OutageKey& key) {
-  b.field(key.host);
-  b.field(key.plugin);
-  b.field(key.plugin_instance);
-  b.field(key.type);
-  b.field(key.type_instance);
+// Sets the key field of tag (first_tag .. first_tag + 4); false when tag is
+// not one of them.
+bool take_key_field(OutageKey& key, std::uint32_t first_tag, std::uint32_t tag, std::string_view v) {
+  std::string* fields[] = {&key.host, &key.plugin, &key.plugin_instance, &key.type, &key.type_instance};
+  if (tag < first_tag || tag >= first_tag + 5) return false;
+  fields[tag - first_tag]->assign(v);
+  return true;
 }
+
+// An OUTAGE_SET's fields as read, before they are checked.
+struct RawSet {
+  std::int64_t last_page = 0, last_time = 0, start = 0;
+  std::uint8_t severity = 0, kind = 0, folded = 0;
+  std::string_view id;
+  std::uint32_t sequence = 0, outages = 0, hosts = 0;
+  std::vector<Member> members;
+};
+
+// What the tracker never writes is refused, whichever format it came in.
+bool make_set(const OutageKey& key, RawSet&& raw, Outage* out) {
+  const auto k = static_cast<OutageKind>(raw.kind);
+  if (!valid_outage_id(raw.id) || (raw.severity != kRecordWarning && raw.severity != kRecordFailure) ||
+      raw.sequence == 0 || (k != OutageKind::ValueList && k != OutageKind::Host && k != OutageKind::Flood) ||
+      raw.folded > 1 || (k == OutageKind::Flood) != (key == OutageKey{}) || (k == OutageKind::Flood && raw.folded == 1))
+    return false;
+  const std::size_t max = k == OutageKind::Host ? kMaxMembers : k == OutageKind::Flood ? kFloodListed : 0;
+  if (k == OutageKind::ValueList ? !raw.members.empty() : raw.members.empty() || raw.members.size() > max)
+    return false;
+  out->id.assign(raw.id);
+  out->severity = raw.severity == kRecordFailure ? Severity::Failure : Severity::Warning;
+  out->start = from_ns(raw.start);
+  out->last_page = from_ns(raw.last_page);
+  out->sequence = raw.sequence;
+  out->kind = k;
+  out->folded = raw.folded == 1;
+  out->outages = raw.outages;
+  out->hosts = raw.hosts;
+  out->members = std::move(raw.members);
+  return true;
+}
+
+// --- format 1 (read only): positional payloads ------------------------------------
 
 bool read_key(sf::PayloadReader& r, OutageKey* key) {
   std::string_view host, plugin, plugin_instance, type, type_instance;
@@ -121,86 +187,32 @@ bool read_members(sf::PayloadReader& r, std::size_t max, std::vector<Member>* me
   return true;
 }
 
-}  // namespace
-
-std::string encode_change(const std::string& integration, const OutageKey& key, const Outage* outage,
-                          TimePoint last_time) {
-  std::size_t size = 6 * 4 + integration.size() + key.host.size() + key.plugin.size() + key.plugin_instance.size() +
-                     key.type.size() + key.type_instance.size();
-  if (outage) {
-    size += 8 + 8 + 1 + 8 + 4 + outage->id.size() + 4 + 1 + 1;
-    if (outage->kind == OutageKind::Flood) size += 4 + 4;
-    if (outage->kind != OutageKind::ValueList) {
-      size += 4;
-      for (const Member& m : outage->members) size += member_size(m);
-    }
-  }
-  sf::RecordBuilder b(outage ? sf::RecordType::OutageSet : sf::RecordType::OutageClose, size);
-  b.field(integration);
-  put_key(b, key);
-  if (outage) {
-    b.i64(to_ns(outage->last_page));
-    b.i64(to_ns(last_time));
-    b.u8(outage->severity == Severity::Failure ? kRecordFailure : kRecordWarning);
-    b.i64(to_ns(outage->start));
-    b.field(outage->id);
-    b.u32(outage->sequence);
-    b.u8(static_cast<std::uint8_t>(outage->kind));
-    b.u8(outage->folded ? 1 : 0);
-    if (outage->kind == OutageKind::Flood) {
-      b.u32(outage->outages);
-      b.u32(outage->hosts);
-    }
-    if (outage->kind != OutageKind::ValueList) {
-      b.u32(static_cast<std::uint32_t>(outage->members.size()));
-      for (const Member& m : outage->members) {
-        put_key(b, m.key);
-        b.i64(m.last_time ? to_ns(*m.last_time) : 0);
-        b.u8(m.failing ? 1 : 0);
-        b.field(m.items);
-        b.field(m.reasons);
-      }
-    }
-  }
-  return std::move(b).finish();
-}
-
-bool decode_change(std::string_view bytes, Change* out) {
-  sf::Record rec{};
-  if (bytes.empty() || sf::parse_record(bytes, 0, &rec) != bytes.size()) return false;
-  if (rec.type != sf::RecordType::OutageSet && rec.type != sf::RecordType::OutageClose) return false;
+// integration, the five key fields; OUTAGE_SET: i64 last_page, i64
+// last_time, u8 severity, i64 start, outage_id, u32 sequence, u8 kind, u8
+// folded, for a flood u32 outages and u32 hosts, for a host or flood u32
+// member count and per member the five key fields, i64 last_time, u8
+// failing, items, reasons.
+bool decode_change_v1(const sf::Record& rec, Change* out) {
   sf::PayloadReader r(rec.payload);
   std::string_view integration;
   OutageKey key;
   if (!r.field(&integration) || !read_key(r, &key)) return false;
   std::optional<Outage> set;
   TimePoint set_last_time{};
-  if (rec.type == sf::RecordType::OutageSet) {
-    std::int64_t last_page = 0, last_time = 0, start = 0;
-    std::uint8_t severity = 0, kind = 0, folded = 0;
-    std::uint32_t sequence = 0;
-    std::string_view id;
-    if (!r.i64(&last_page) || !r.i64(&last_time) || !r.u8(&severity) || !r.i64(&start) || !r.field(&id) ||
-        !r.u32(&sequence) || !r.u8(&kind) || !r.u8(&folded))
+  RawSet raw;
+  if (rec.type == sf::RecordType::OutageSetV1) {
+    if (!r.i64(&raw.last_page) || !r.i64(&raw.last_time) || !r.u8(&raw.severity) || !r.i64(&raw.start) ||
+        !r.field(&raw.id) || !r.u32(&raw.sequence) || !r.u8(&raw.kind) || !r.u8(&raw.folded))
       return false;
-    const auto k = static_cast<OutageKind>(kind);
-    if (!valid_outage_id(id) || (severity != kRecordWarning && severity != kRecordFailure) || sequence == 0 ||
-        (k != OutageKind::ValueList && k != OutageKind::Host && k != OutageKind::Flood) || folded > 1 ||
-        (k == OutageKind::Flood) != (key == OutageKey{}) || (k == OutageKind::Flood && folded == 1))
+    const auto k = static_cast<OutageKind>(raw.kind);
+    if (k == OutageKind::Flood && (!r.u32(&raw.outages) || !r.u32(&raw.hosts))) return false;
+    if ((k == OutageKind::Host || k == OutageKind::Flood) &&
+        !read_members(r, k == OutageKind::Host ? kMaxMembers : kFloodListed, &raw.members))
       return false;
     set.emplace();
-    set->id.assign(id);
-    set->severity = severity == kRecordFailure ? Severity::Failure : Severity::Warning;
-    set->start = from_ns(start);
-    set->last_page = from_ns(last_page);
-    set->sequence = sequence;
+    const std::int64_t last_time = raw.last_time;
+    if (!make_set(key, std::move(raw), &*set)) return false;
     set_last_time = from_ns(last_time);
-    set->kind = k;
-    set->folded = folded == 1;
-    if (k == OutageKind::Flood && (!r.u32(&set->outages) || !r.u32(&set->hosts))) return false;
-    if (k != OutageKind::ValueList &&
-        !read_members(r, k == OutageKind::Host ? kMaxMembers : kFloodListed, &set->members))
-      return false;
   }
   if (!r.done()) return false;
   out->integration = integration;
@@ -210,5 +222,119 @@ bool decode_change(std::string_view bytes, Change* out) {
   return true;
 }
 
-}  // namespace xmatters
+// --- format 2: tagged fields ---------------------------------------------------------
 
+bool read_member(std::string_view bytes, Member* m) {
+  sf::FieldReader r(bytes);
+  std::uint32_t tag = 0;
+  std::string_view v;
+  std::int64_t last_time = 0;
+  std::uint8_t failing = 0;
+  bool good = true;
+  while (r.next(&tag, &v)) {
+    if (take_key_field(m->key, kMemberKey, tag, v)) continue;
+    switch (tag) {
+      case kMemberLastTime: good &= sf::field_i64(v, &last_time); break;
+      case kMemberFailing: good &= sf::field_u8(v, &failing) && failing <= 1; break;
+      case kMemberItems: m->items.assign(v); break;
+      case kMemberReasons: m->reasons.assign(v); break;
+      default: break;  // a newer plugin's field
+    }
+  }
+  if (!r.ok() || !good) return false;
+  if (last_time != 0) m->last_time = from_ns(last_time);
+  m->failing = failing == 1;
+  return true;
+}
+
+bool decode_change_v2(const sf::Record& rec, Change* out) {
+  sf::FieldReader r(rec.payload);
+  std::string_view integration;
+  OutageKey key;
+  RawSet raw;
+  bool good = true;
+  std::uint32_t tag = 0;
+  std::string_view v;
+  while (r.next(&tag, &v)) {
+    if (take_key_field(key, kKey, tag, v)) continue;
+    switch (tag) {
+      case kIntegration: integration = v; break;
+      case kLastPage: good &= sf::field_i64(v, &raw.last_page); break;
+      case kLastTime: good &= sf::field_i64(v, &raw.last_time); break;
+      case kSeverity: good &= sf::field_u8(v, &raw.severity); break;
+      case kStart: good &= sf::field_i64(v, &raw.start); break;
+      case kOutageId: raw.id = v; break;
+      case kSequence: good &= sf::field_u32(v, &raw.sequence); break;
+      case kKind: good &= sf::field_u8(v, &raw.kind); break;
+      case kFolded: good &= sf::field_u8(v, &raw.folded); break;
+      case kOutages: good &= sf::field_u32(v, &raw.outages); break;
+      case kHosts: good &= sf::field_u32(v, &raw.hosts); break;
+      case kMember:
+        if (raw.members.size() >= kMaxMembers) return false;
+        raw.members.emplace_back();
+        good &= read_member(v, &raw.members.back());
+        break;
+      default: break;  // a newer plugin's field
+    }
+  }
+  if (!r.ok() || !good) return false;
+  std::optional<Outage> set;
+  TimePoint set_last_time{};
+  if (rec.type == sf::RecordType::OutageSet) {
+    set.emplace();
+    const std::int64_t last_time = raw.last_time;
+    if (!make_set(key, std::move(raw), &*set)) return false;
+    set_last_time = from_ns(last_time);
+  }
+  out->integration = integration;
+  out->key = std::move(key);
+  out->set = std::move(set);
+  out->last_time = set_last_time;
+  return true;
+}
+
+}  // namespace
+
+std::string encode_change(const std::string& integration, const OutageKey& key, const Outage* outage,
+                          TimePoint last_time) {
+  return sf::encode_tagged(outage ? sf::RecordType::OutageSet : sf::RecordType::OutageClose, [&](auto& w) {
+    w.bytes(kIntegration, integration);
+    put_key(w, kKey, key);
+    if (!outage) return;
+    w.i64(kLastPage, to_ns(outage->last_page));
+    w.i64(kLastTime, to_ns(last_time));
+    w.u8(kSeverity, outage->severity == Severity::Failure ? kRecordFailure : kRecordWarning);
+    w.i64(kStart, to_ns(outage->start));
+    w.bytes(kOutageId, outage->id);
+    w.u32(kSequence, outage->sequence);
+    w.u8(kKind, static_cast<std::uint8_t>(outage->kind));
+    if (outage->folded) w.u8(kFolded, 1);
+    if (outage->kind == OutageKind::Flood) {
+      w.u32(kOutages, outage->outages);
+      w.u32(kHosts, outage->hosts);
+    }
+    if (outage->kind == OutageKind::ValueList) return;
+    for (const Member& m : outage->members)
+      w.message(kMember, [&](auto& mw) {
+        put_key(mw, kMemberKey, m.key);
+        if (m.last_time) mw.i64(kMemberLastTime, to_ns(*m.last_time));
+        if (m.failing) mw.u8(kMemberFailing, 1);
+        mw.bytes(kMemberItems, m.items);
+        mw.bytes(kMemberReasons, m.reasons);
+      });
+  });
+}
+
+bool decode_change(std::string_view bytes, Change* out) {
+  sf::Record rec{};
+  if (bytes.empty() || sf::parse_record(bytes, 0, &rec) != bytes.size()) return false;
+  switch (rec.type) {
+    case sf::RecordType::OutageSet:
+    case sf::RecordType::OutageClose: return decode_change_v2(rec, out);
+    case sf::RecordType::OutageSetV1:
+    case sf::RecordType::OutageCloseV1: return decode_change_v1(rec, out);
+    default: return false;
+  }
+}
+
+}  // namespace xmatters

@@ -336,8 +336,14 @@ struct Spool::State {
 
   Loc try_write_locked(const std::string& record) {
     if (!active) start_segment_locked();
+    // A segment's first write carries its header (doc/storage.md,
+    // Records): in one write(2) with the record, so that a segment with
+    // records always has it, and a full disk at start costs nothing more.
+    std::string with_header;
+    if (active_size == 0) with_header = sf::encode_header() + record;
+    const std::string& data = active_size == 0 ? with_header : record;
     try {
-      active->append(record);
+      active->append(data);
     } catch (const std::system_error&) {
       // Part of the record may be in the file; a record appended after it
       // would be preceded by garbage. Cut it off, or leave it as a torn tail
@@ -349,10 +355,10 @@ struct Spool::State {
       }
       throw;
     }
-    const Loc loc{active_seq, active_size, static_cast<std::uint32_t>(record.size())};
-    active_size += record.size();
+    const Loc loc{active_seq, active_size + data.size() - record.size(), static_cast<std::uint32_t>(record.size())};
+    active_size += data.size();
     segment_sizes[active_seq] = active_size;
-    total_bytes += record.size();
+    total_bytes += data.size();
     return loc;
   }
 
@@ -533,8 +539,8 @@ std::optional<std::string> Spool::read_body(const std::string& event_id) {
     }
     sf::Record rec{};
     Event event;
-    if (sf::parse_record(data, 0, &rec) != data.size() || rec.type != sf::RecordType::Event ||
-        !sf::decode_event(rec.payload, &event) || event.event_id != event_id)
+    if (sf::parse_record(data, 0, &rec) != data.size() || !sf::decode_event(rec, &event) ||
+        event.event_id != event_id)
       throw std::runtime_error("spool " + file + ": the record of event " + event_id +
                                " no longer reads back (damaged on disk)");
     return std::move(event.body);
@@ -732,11 +738,15 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
   std::deque<Moved> moved;  // small blocks, as every buffer here
   std::uint64_t table_size = 0;
   std::uint64_t out_size = 0;
+  // In the current format: a compaction rewrites what older formats
+  // wrote (doc/storage.md, "Changing the format").
+  const std::string header = sf::encode_header();
   auto write_compacted = [&] {
     moved.clear();
     io->remove(tmp);
     const std::unique_ptr<WritableFile> file = io->open_append(tmp);
     ChunkedWriter out(*file);
+    out.write(header);
     out.write(sf::encode_snapshot());
     if (snapshot_source) snapshot_source([&](std::string_view records) { out.write(records); });
     table_size = out.size();
@@ -744,7 +754,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
       const std::uint64_t seq = source.first;  // not a structured binding: C++17 lambdas cannot capture one
       const auto copy_pending = [&](const sf::Record& rec, std::uint64_t offset, std::string_view bytes) {
         std::string_view id;
-        if (rec.type != sf::RecordType::Event || !sf::decode_event_id(rec.payload, &id)) return;
+        if (!sf::decode_event_id(rec, &id)) return;
         const Loc from{seq, offset, static_cast<std::uint32_t>(bytes.size())};
         {
           std::lock_guard<std::mutex> lock(mutex);
@@ -754,7 +764,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
         // Without its change: the table carries the outage's state, and an
         // old change replayed after it could reopen a closed outage.
         Event event;
-        if (!sf::decode_event(rec.payload, &event)) return;
+        if (!sf::decode_event(rec, &event)) return;
         event.change.clear();
         const std::string copy = sf::encode_event(event);
         moved.push_back({event.event_id, from, Loc{target, out.size(), static_cast<std::uint32_t>(copy.size())}});

@@ -8,8 +8,15 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <system_error>
 
 #include "config.h"
+#ifndef XMATTERS_VERSION
+#define XMATTERS_VERSION "unknown"
+#endif
+#include "spool_format.h"
+#include "spool_io.h"
+#include "spool_replay.h"
 
 namespace xmatters {
 
@@ -79,6 +86,20 @@ UniqueFd judge(std::string& path, bool create_parent, bool take, std::vector<std
     warnings.push_back("SpoolDir \"" + path + "\" has mode " + octal(st.st_mode) +
                        "; 0700 is recommended (other users can list it); it is left as it is");
   if (::faccessat(dir.get(), ".", W_OK | X_OK, AT_EACCESS) != 0) throw failed("cannot be written", errno);
+
+  // Before anything is created in it: a SpoolDir that a newer plugin wrote
+  // is left exactly as it is (doc/storage.md, "Changing the format").
+  std::uint32_t format = 0;
+  try {
+    format = spool_format_version(*posix_spool_io(), path);
+  } catch (const std::system_error& e) {
+    throw refuse(std::string("cannot read its spool: ") + e.what());
+  }
+  if (format > spool_format::kFormatVersion)
+    throw refuse("holds a spool in format version " + std::to_string(format) +
+                 ", written by a newer collectd-xmatters; this one (" XMATTERS_VERSION ") reads format versions 1 to " +
+                 std::to_string(spool_format::kFormatVersion) +
+                 " and leaves it untouched: upgrade the plugin again, or give it another SpoolDir");
 
   const int flags = take ? O_RDWR | O_CREAT : O_RDONLY;
   UniqueFd lock(::openat(dir.get(), "lock", flags | O_NOFOLLOW | O_CLOEXEC, 0600));

@@ -44,30 +44,102 @@ std::uint32_t unmask_crc(std::uint32_t masked) {
 
 namespace {
 
+// The event type byte: numbers of the file format, not of the EventType enum.
 constexpr std::uint8_t kOutage = 1;
 constexpr std::uint8_t kClear = 2;
 
-bool is_record_type(std::uint8_t type) {
-  return type >= static_cast<std::uint8_t>(RecordType::Event) && type <= static_cast<std::uint8_t>(RecordType::Snapshot);
+// The tags of an EVENT (doc/storage.md, Records). Never renumbered; a new
+// field takes a new tag, and its absence in older records must mean what
+// the code did before it.
+enum EventTag : std::uint32_t {
+  kEventId = 1,
+  kEventIntegration = 2,
+  kEventOutageId = 3,
+  kEventType = 4,
+  kEventCreated = 5,  // i64 ns since the epoch
+  kEventBody = 6,
+  kEventChange = 7,  // one or two framed OUTAGE_SET / OUTAGE_CLOSE records
+};
+
+enum HeaderTag : std::uint32_t {
+  kHeaderVersion = 1,  // u32
+};
+
+std::int64_t to_ns(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
+TimePoint from_ns(std::int64_t ns) {
+  return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
+}
+
+// Format 1's EVENT: event_id, integration, outage_id, u8 type, i64 created,
+// body, change, each string a u32 length and its bytes.
+bool decode_event_v1(std::string_view payload, Event* out) {
+  PayloadReader r(payload);
+  std::string_view id, integration, outage, body, change;
+  std::uint8_t type = 0;
+  std::int64_t created = 0;
+  if (!r.field(&id) || !r.field(&integration) || !r.field(&outage) || !r.u8(&type) || !r.i64(&created) ||
+      !r.field(&body) || !r.field(&change) || !r.done())
+    return false;
+  if (id.empty() || (type != kOutage && type != kClear)) return false;
+  out->event_id.assign(id);
+  out->integration.assign(integration);
+  out->outage_id.assign(outage);
+  out->type = type == kClear ? EventType::Clear : EventType::Outage;
+  out->created = from_ns(created);
+  out->body.assign(body);
+  out->change.assign(change);
+  return true;
+}
+
+bool decode_event_v2(std::string_view payload, Event* out) {
+  FieldReader r(payload);
+  Event e;
+  std::uint8_t type = 0;
+  std::int64_t created = 0;
+  bool good = true;
+  std::uint32_t tag = 0;
+  std::string_view v;
+  while (r.next(&tag, &v)) {
+    switch (tag) {
+      case kEventId: e.event_id.assign(v); break;
+      case kEventIntegration: e.integration.assign(v); break;
+      case kEventOutageId: e.outage_id.assign(v); break;
+      case kEventType: good &= field_u8(v, &type); break;
+      case kEventCreated: good &= field_i64(v, &created); break;
+      case kEventBody: e.body.assign(v); break;
+      case kEventChange: e.change.assign(v); break;
+      default: break;  // a newer plugin's field
+    }
+  }
+  if (!r.ok() || !good || e.event_id.empty() || (type != kOutage && type != kClear)) return false;
+  e.type = type == kClear ? EventType::Clear : EventType::Outage;
+  e.created = from_ns(created);
+  *out = std::move(e);
+  return true;
+}
+
+bool is_record_type(std::uint8_t type) { return type >= 1 && type <= kLastType; }
 
 }  // namespace
 
+std::string encode_header() {
+  return encode_tagged(RecordType::Header, [](auto& w) { w.u32(kHeaderVersion, kFormatVersion); });
+}
+
 std::string encode_event(const Event& e) {
-  const std::size_t size = 4 + e.event_id.size() + 4 + e.integration.size() + 4 + e.outage_id.size() +
-                           1 + 8 + 4 + e.body.size() + 4 + e.change.size();
-  // Each field's own u32 length must not wrap either.
   if (e.body.size() > kMaxPayload || e.change.size() > kMaxPayload)
     throw std::length_error("event too large for the spool");
-  RecordBuilder b(RecordType::Event, size);
-  b.field(e.event_id);
-  b.field(e.integration);
-  b.field(e.outage_id);
-  b.u8(e.type == EventType::Clear ? kClear : kOutage);
-  b.i64(std::chrono::duration_cast<std::chrono::nanoseconds>(e.created.time_since_epoch()).count());
-  b.field(e.body);
-  b.field(e.change);
-  return std::move(b).finish();
+  return encode_tagged(RecordType::Event, [&](auto& w) {
+    w.bytes(kEventId, e.event_id);
+    w.bytes(kEventIntegration, e.integration);
+    w.bytes(kEventOutageId, e.outage_id);
+    w.u8(kEventType, e.type == EventType::Clear ? kClear : kOutage);
+    w.i64(kEventCreated, to_ns(e.created));
+    w.bytes(kEventBody, e.body);
+    if (!e.change.empty()) w.bytes(kEventChange, e.change);
+  });
 }
 
 std::string encode_ack(std::string_view event_id) {
@@ -93,28 +165,39 @@ std::size_t parse_record(std::string_view data, std::size_t offset, Record* out)
   return kHeaderSize + length;
 }
 
-bool decode_event(std::string_view payload, Event* out) {
-  PayloadReader r(payload);
-  std::string_view id, integration, outage, body, change;
-  std::uint8_t type = 0;
-  std::int64_t created = 0;
-  if (!r.field(&id) || !r.field(&integration) || !r.field(&outage) || !r.u8(&type) || !r.i64(&created) ||
-      !r.field(&body) || !r.field(&change) || !r.done())
-    return false;
-  if (id.empty() || (type != kOutage && type != kClear)) return false;
-  out->event_id.assign(id);
-  out->integration.assign(integration);
-  out->outage_id.assign(outage);
-  out->type = type == kClear ? EventType::Clear : EventType::Outage;
-  out->created = TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(created)));
-  out->body.assign(body);
-  out->change.assign(change);
-  return true;
+bool decode_event(const Record& rec, Event* out) {
+  if (rec.type == RecordType::Event) return decode_event_v2(rec.payload, out);
+  if (rec.type == RecordType::EventV1) return decode_event_v1(rec.payload, out);
+  return false;
 }
 
-bool decode_event_id(std::string_view payload, std::string_view* id) {
-  PayloadReader r(payload);
-  return r.field(id) && !id->empty();
+bool decode_event_id(const Record& rec, std::string_view* id) {
+  if (rec.type == RecordType::EventV1) {
+    PayloadReader r(rec.payload);
+    return r.field(id) && !id->empty();
+  }
+  if (rec.type != RecordType::Event) return false;
+  FieldReader r(rec.payload);
+  std::uint32_t tag = 0;
+  std::string_view v;
+  bool found = false;
+  while (r.next(&tag, &v))
+    if (tag == kEventId) {
+      *id = v;
+      found = true;
+    }
+  return r.ok() && found && !id->empty();
+}
+
+bool decode_header(const Record& rec, std::uint32_t* version) {
+  if (rec.type != RecordType::Header) return false;
+  FieldReader r(rec.payload);
+  std::uint32_t tag = 0;
+  std::string_view v;
+  bool found = false;
+  while (r.next(&tag, &v))
+    if (tag == kHeaderVersion) found = field_u32(v, version);
+  return r.ok() && found && *version >= 2;
 }
 
 // --- names ---------------------------------------------------------------------

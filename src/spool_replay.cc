@@ -47,8 +47,23 @@ Listing list_dir(SpoolIo& io, const std::string& dir) {
   return l;
 }
 
-// The format a segment is written in.
-std::uint32_t segment_version(SpoolIo&, const std::string&, std::uint64_t size) { return size > 0 ? 1 : 1; }
+// The format a segment is written in: its HEADER's, the first record of
+// every segment since format 2; 1 for one that starts otherwise, 0 for an
+// empty one.
+std::uint32_t segment_version(SpoolIo& io, const std::string& path, std::uint64_t size) {
+  if (size == 0) return 0;
+  const std::string head = io.read_at(path, 0, static_cast<std::size_t>(std::min<std::uint64_t>(size, sf::kHeaderSize)));
+  const auto* h = reinterpret_cast<const unsigned char*>(head.data());
+  const std::uint32_t length = head.size() == sf::kHeaderSize ? sf::load_u32le(h + 4) : 0;
+  if (head.size() < sf::kHeaderSize || h[8] != static_cast<unsigned char>(sf::RecordType::Header) ||
+      length > sf::kMaxHeaderPayload || sf::kHeaderSize + length > size)
+    return 1;
+  const std::string bytes = io.read_at(path, 0, sf::kHeaderSize + length);
+  sf::Record rec{};
+  std::uint32_t version = 0;
+  if (sf::parse_record(bytes, 0, &rec) != bytes.size() || !sf::decode_header(rec, &version)) return 1;
+  return version;
+}
 
 std::uint32_t newest_version(SpoolIo& io, const std::string& dir, const std::vector<std::uint64_t>& segments) {
   std::uint32_t newest = 0;
@@ -83,9 +98,12 @@ SpoolContents replay_spool(SpoolIo& io, const std::string& dir, bool bodies) {
     std::size_t undecodable = 0;
     const auto replay_record = [&](const sf::Record& rec, std::uint64_t offset, std::string_view bytes) {
       switch (rec.type) {
+        case sf::RecordType::Header:
+          return;  // read by segment_version
+        case sf::RecordType::EventV1:
         case sf::RecordType::Event: {
           SpoolEvent e;
-          if (!sf::decode_event(rec.payload, &e.event)) {
+          if (!sf::decode_event(rec, &e.event)) {
             ++undecodable;
             return;
           }
@@ -102,6 +120,8 @@ SpoolContents replay_spool(SpoolIo& io, const std::string& dir, bool bodies) {
         case sf::RecordType::Ack:
           pending.erase(std::string(rec.payload));  // absent: its EVENT was in a deleted segment
           return;
+        case sf::RecordType::OutageSetV1:
+        case sf::RecordType::OutageCloseV1:
         case sf::RecordType::OutageSet:
         case sf::RecordType::OutageClose:
           out.changes.emplace_back(bytes);

@@ -286,10 +286,10 @@ void test_record_roundtrip() {
   CU_ASSERT_EQUAL(sf::parse_record(rec, 0, &r), rec.size());
   CU_ASSERT(r.type == sf::RecordType::Event);
   Event back;
-  CU_ASSERT_FATAL(sf::decode_event(r.payload, &back));
+  CU_ASSERT_FATAL(sf::decode_event(r, &back));
   CU_ASSERT(same_event(e, back) && back.change == e.change);
   std::string_view id;
-  CU_ASSERT(sf::decode_event_id(r.payload, &id) && id == e.event_id);
+  CU_ASSERT(sf::decode_event_id(r, &id) && id == e.event_id);
 
   const std::string ack = sf::encode_ack("ev-5");
   CU_ASSERT_EQUAL(sf::parse_record(ack, 0, &r), ack.size());
@@ -980,20 +980,10 @@ Found restart_from(const std::string& dir) {
     xmatters::OutageTracker t("ops", xmatters::TrackerOptions{}, log, spool.take_recovered_changes());
     std::string table;
     t.snapshot(table);
-    sf::scan_records(table, [&](const sf::Record& rec, std::uint64_t, std::string_view) {
-      sf::PayloadReader r(rec.payload);
-      std::string_view integration, host, skip, id;
-      std::int64_t n = 0;
-      std::uint8_t sev = 0;
-      r.field(&integration);
-      r.field(&host);
-      for (int i = 0; i < 4; ++i) r.field(&skip);
-      r.i64(&n);
-      r.i64(&n);
-      r.u8(&sev);
-      r.i64(&n);
-      r.field(&id);
-      found.open[std::string(host)] = std::string(id);
+    sf::scan_records(table, [&](const sf::Record&, std::uint64_t, std::string_view bytes) {
+      xmatters::Change change;
+      CU_ASSERT_FATAL(xmatters::decode_change(bytes, &change) && change.set);
+      found.open[change.key.host] = change.set->id;
     });
   }
   found.warnings = log.count(LogLevel::Warning);
@@ -1389,8 +1379,8 @@ void test_full_disk_uses_the_reserve() {
   CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({1, 2, 7}));
 }
 
-// A flipped byte in any record (event, acknowledgement, outage set, outage
-// close, snapshot) costs what that record held and nothing else, with one
+// A flipped byte in any record (header, event, acknowledgement, outage set,
+// outage close, snapshot) costs what that record held and nothing else, with one
 // WARNING.
 void test_flipped_byte_in_each_kind_of_record() {
   xmtest::TempDir dir;
@@ -1454,7 +1444,7 @@ void test_flipped_byte_in_each_kind_of_record() {
       CU_ASSERT(differences <= 2u);  // an event and the change it carries
     }
   }
-  CU_ASSERT_EQUAL(kinds.size(), 5u);  // every kind was hit
+  CU_ASSERT_EQUAL(kinds.size(), 6u);  // every kind was hit, the segments' HEADERs too
 }
 
 // A close that sends nothing and cannot be written (EIO) stays in the table

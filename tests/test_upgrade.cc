@@ -4,6 +4,9 @@
 // says what they hold.
 #include <sys/stat.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -14,6 +17,7 @@
 #include "outage.h"
 #include "spool.h"
 #include "spool_format.h"
+#include "spool_replay.h"
 #include "standin.h"
 #include "testing.h"
 
@@ -24,6 +28,7 @@ namespace {
 using xmatters::ConfigNode;
 using xmatters::ConfigValue;
 using xmtest::json_string_member;
+namespace sf = xmatters::spool_format;
 
 const std::string kFixtureV1 = TOP_SRCDIR "/tests/fixtures/spool-v1";
 
@@ -158,6 +163,19 @@ ConfigNode plugin_config(const std::string& spool_dir, const xmtest::Standin& st
               integration("flood", {opt("FloodLimit", {ConfigValue::of(100.0)})})});
 }
 
+// Whether a segment of dir holds a record of format 1's types.
+bool has_v1_records(const std::string& dir) {
+  bool found = false;
+  for (const auto& [seq, size] : xmatters::read_spool(dir).segments) {
+    const std::string data = xmtest::read_file(dir + "/" + sf::segment_name(seq));
+    sf::scan_records(data, [&](const sf::Record& rec, std::uint64_t, std::string_view) {
+      found |= rec.type == sf::RecordType::EventV1 || rec.type == sf::RecordType::OutageSetV1 ||
+               rec.type == sf::RecordType::OutageCloseV1;
+    });
+  }
+  return found;
+}
+
 struct Sent {
   std::string event_id, outage_id, event_type;
 };
@@ -264,9 +282,163 @@ void check_continuation(const std::string& fixture) {
       CU_ASSERT_EQUAL(v.value, 0.0);
     }
   CU_ASSERT_EQUAL(gauges, 3u);
+
+  // Once everything is delivered, compaction rewrites the log in the
+  // current format: no record of format 1 is left.
+  CU_ASSERT(xmtest::wait_until([&] { return !has_v1_records(copy.dir); }));
+  CU_ASSERT_EQUAL(xmatters::read_spool(copy.dir).format_version, sf::kFormatVersion);
 }
 
 void test_v1_fixture_delivers_its_queue_once_and_continues_its_outages() { check_continuation(kFixtureV1); }
+
+// --- a format newer than this code --------------------------------------------------
+
+// Every entry of dir, with its bytes, size and mtime.
+std::map<std::string, std::string> state_of(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    struct stat st {};
+    CU_ASSERT_EQUAL(::stat(entry.path().c_str(), &st), 0);
+    out[entry.path().filename().string()] = xmtest::read_file(entry.path().string()) + "|" +
+                                            std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) +
+                                            "." + std::to_string(st.st_mtim.tv_nsec);
+  }
+  return out;
+}
+
+// A segment as the next format would write it: its HEADER says so, and
+// what follows may be records this code does not know.
+std::string newer_segment() {
+  sf::RecordBuilder header(sf::RecordType::Header, 0);
+  sf::FieldWriter w(header);
+  w.u32(1, sf::kFormatVersion + 1);
+  std::string seg = std::move(header).finish();
+  seg += sf::RecordBuilder(static_cast<sf::RecordType>(sf::kLastType + 1), 0).finish();
+  return seg;
+}
+
+// collectd does not start: one ERROR, naming both versions, while the
+// configuration is read; the SpoolDir (without a lock file, as a newer
+// plugin could leave it) is left byte for byte as it was.
+void test_newer_format_refused_and_left_untouched() {
+  xmtest::TempDir base;
+  const std::string dir = base / "spool";
+  ::mkdir(dir.c_str(), 0700);
+  FixtureCopy v1(kFixtureV1);  // an older segment beside it changes nothing
+  std::filesystem::copy_file(v1.dir + "/spool-000001.log", dir + "/spool-000001.log");
+  xmtest::write_file(dir + "/spool-000002.log", newer_segment());
+  xmtest::write_file(dir + "/spool-000003.log.tmp", "a compaction of the newer plugin");
+  const auto before = state_of(dir);
+
+  xmtest::Standin standin;
+  fake_collectd::reset();
+  fake_collectd::set_global_option("BaseDir", base.path());
+  module_register();
+  fake_collectd::OConfig ci(plugin_config(dir, standin));
+  CU_ASSERT_EQUAL(fake_collectd::call_config(ci.item()), -1);
+  CU_ASSERT_EQUAL(fake_collectd::call_init(), -1);
+  fake_collectd::call_shutdown();
+  const std::string newer = std::to_string(sf::kFormatVersion + 1), known = std::to_string(sf::kFormatVersion);
+  CU_ASSERT_EQUAL(fake_collectd::count_log(LOG_ERR), 1u);
+  CU_ASSERT_EQUAL(fake_collectd::count_log(LOG_ERR, "SpoolDir \"" + dir + "\""), 1u);
+  CU_ASSERT_EQUAL(fake_collectd::count_log(LOG_ERR, "format version " + newer), 1u);
+  CU_ASSERT_EQUAL(fake_collectd::count_log(LOG_ERR, "versions 1 to " + known), 1u);
+  CU_ASSERT(state_of(dir) == before);
+
+  // The same for a Spool opened on it, and the reader says why.
+  xmtest::CapturingLogger log;
+  bool refused = false;
+  try {
+    xmatters::Spool spool(dir, log);
+  } catch (const xmatters::NewerSpoolFormat& e) {
+    refused = e.found == sf::kFormatVersion + 1 && e.known == sf::kFormatVersion;
+  }
+  CU_ASSERT(refused);
+  CU_ASSERT(state_of(dir) == before);
+}
+
+// --- tagged fields -------------------------------------------------------------------
+
+// A field this code does not know (a later plugin's) is skipped; a field
+// that is absent (an earlier plugin's record) takes its default.
+void test_unknown_fields_skipped_absent_fields_default() {
+  xmatters::Event e;
+  e.event_id = "o-1";
+  e.integration = "ops";
+  e.outage_id = "o";
+  e.type = xmatters::EventType::Clear;
+  e.created = xmatters::TimePoint(std::chrono::seconds(1795000000));
+  e.body = "{}";
+  const std::string plain = sf::encode_event(e);
+  sf::Record rec{};
+  CU_ASSERT_FATAL(sf::parse_record(plain, 0, &rec) == plain.size());
+  // The same payload with a field of tag 1000 in front and at the end.
+  sf::RecordBuilder b(sf::RecordType::Event, 0);
+  sf::FieldWriter w(b);
+  w.bytes(1000, "from a later version");
+  b.bytes(rec.payload);
+  w.u32(1001, 7);
+  const std::string extended = std::move(b).finish();
+  xmatters::Event back;
+  CU_ASSERT_FATAL(sf::parse_record(extended, 0, &rec) == extended.size() && sf::decode_event(rec, &back));
+  CU_ASSERT(back.event_id == e.event_id && back.outage_id == e.outage_id && back.body == e.body &&
+            back.type == e.type && back.created == e.created && back.change.empty());
+
+  // An event without a body field: the default, empty.
+  sf::RecordBuilder nb(sf::RecordType::Event, 0);
+  sf::FieldWriter nw(nb);
+  nw.bytes(1, "o-2");
+  nw.u8(4, 1);
+  const std::string bare = std::move(nb).finish();
+  CU_ASSERT_FATAL(sf::parse_record(bare, 0, &rec) == bare.size() && sf::decode_event(rec, &back));
+  CU_ASSERT(back.event_id == "o-2" && back.body.empty() && back.type == xmatters::EventType::Outage);
+  // A known field of the wrong size is damage, not a default.
+  sf::RecordBuilder wb(sf::RecordType::Event, 0);
+  sf::FieldWriter ww(wb);
+  ww.bytes(1, "o-3");
+  ww.u32(4, 1);
+  const std::string wrong = std::move(wb).finish();
+  CU_ASSERT_FATAL(sf::parse_record(wrong, 0, &rec) == wrong.size());
+  CU_ASSERT_FALSE(sf::decode_event(rec, &back));
+
+  // An outage change with unknown fields, in the outage and in a member.
+  xmatters::Outage o;
+  o.id = "3f0c6a0e-0000-5000-8000-000000000001";
+  o.severity = xmatters::Severity::Failure;
+  o.sequence = 4;
+  o.kind = xmatters::OutageKind::Host;
+  o.members.push_back(xmatters::Member{xmatters::OutageKey{"db1", "df", "var", "percent_bytes", "used"}, true, {}, "v", "r"});
+  const xmatters::OutageKey key{"db1", "", "", "", ""};
+  const std::string change = xmatters::encode_change("ops", key, &o, xmatters::TimePoint{});
+  CU_ASSERT_FATAL(sf::parse_record(change, 0, &rec) == change.size());
+  // Rebuilt field by field, with an unknown field after each.
+  sf::RecordBuilder cb(sf::RecordType::OutageSet, 0);
+  sf::FieldWriter cw(cb);
+  sf::FieldReader r(rec.payload);
+  std::uint32_t tag = 0;
+  std::string_view v;
+  while (r.next(&tag, &v)) {
+    if (tag == 20) {  // a member: unknown field inside too
+      cw.message(20, [&](auto& mw) {
+        mw.bytes(500, "later");
+        sf::FieldReader mr(v);
+        std::uint32_t mt = 0;
+        std::string_view mv;
+        while (mr.next(&mt, &mv)) mw.bytes(mt, mv);
+      });
+    } else {
+      cw.bytes(tag, v);
+    }
+    cw.i64(900 + tag, 1);
+  }
+  const std::string extended_change = std::move(cb).finish();
+  xmatters::Change got;
+  CU_ASSERT_FATAL(xmatters::decode_change(extended_change, &got) && got.set);
+  CU_ASSERT(got.key == key && got.integration == "ops" && got.set->id == o.id && got.set->sequence == 4);
+  CU_ASSERT_FATAL(got.set->members.size() == 1u);
+  CU_ASSERT(got.set->members[0].key == o.members[0].key && got.set->members[0].failing);
+  CU_ASSERT_EQUAL(got.set->members[0].items, "v");
+}
 
 }  // namespace
 
@@ -276,5 +448,8 @@ int main(int argc, char** argv) {
       {{"upgrade",
         {{"v1_fixture_recovers_every_outage_and_event", xmtest::guarded<test_v1_fixture_recovers_every_outage_and_event>},
          {"v1_fixture_delivers_its_queue_once_and_continues_its_outages",
-          xmtest::guarded<test_v1_fixture_delivers_its_queue_once_and_continues_its_outages>}}}});
+          xmtest::guarded<test_v1_fixture_delivers_its_queue_once_and_continues_its_outages>},
+         {"newer_format_refused_and_left_untouched", xmtest::guarded<test_newer_format_refused_and_left_untouched>},
+         {"unknown_fields_skipped_absent_fields_default",
+          xmtest::guarded<test_unknown_fields_skipped_absent_fields_default>}}}});
 }

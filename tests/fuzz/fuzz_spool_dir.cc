@@ -3,7 +3,9 @@
 // collectd's start does. The first byte picks how:
 // - even: the rest is files separated by kSeparator, named as segments 1, 2,
 //   ... (bit 1 set: the last one is a compaction's leftover .tmp); the seeds
-//   are real spool directories written by the spool and the tracker;
+//   are real spool directories written by the spool and the tracker, in
+//   format 1 (the release before format 2), 2, and both (an upgrade before
+//   its first compaction);
 // - odd: a log drawn record by record (events with the tracker's own outage
 //   changes, acknowledgements, snapshots, stray bytes, truncations and
 //   flipped bits) over a few segments, a .tmp and a file that is not the
@@ -11,7 +13,8 @@
 // Beyond no crash, hang or exception: recovery equals doc/storage.md's
 // rules applied to the records whose CRC this target checks itself (the
 // pending events in order, and the outage changes since the last
-// SNAPSHOT); a .tmp is removed and other files left alone; opening again
+// SNAPSHOT); a spool whose newest segment's HEADER is of a newer format is
+// refused and left alone; a .tmp is removed and other files left alone; opening again
 // recovers the same; the tracker's table is made of valid OUTAGE_SET
 // records, one per open outage.
 #include <dirent.h>
@@ -29,6 +32,7 @@
 #include "outage_tracker.h"
 #include "spool.h"
 #include "spool_format.h"
+#include "spool_replay.h"
 
 namespace {
 
@@ -120,10 +124,11 @@ void draw_log(FuzzedDataProvider& in, Files& files) {
           (*file)[bit / 8] = static_cast<char>((*file)[bit / 8] ^ (1 << (bit % 8)));
         }
         break;
-      case 6: {  // the next records go to another file
+      case 6: {  // the next records go to another file, which starts with a HEADER as the spool writes it, or not
         const auto seq = in.ConsumeIntegralInRange<std::uint64_t>(0, 4);
         const int kind = in.ConsumeIntegralInRange<int>(0, 3);
         file = &files[kind == 0 ? sf::temporary_name(seq) : kind == 1 ? kOther : sf::segment_name(seq)];
+        if (file->empty() && in.ConsumeBool()) *file += sf::encode_header();
         break;
       }
       default: {  // an event of another integration, or with an odd id
@@ -143,9 +148,22 @@ void draw_log(FuzzedDataProvider& in, Files& files) {
 // --- the expected recovery, from doc/storage.md -----------------------------------
 
 struct Expected {
+  std::uint32_t version = 0;            // the newest segment's format
   std::vector<xmatters::Event> events;  // pending, in the order of their last EVENT
   std::vector<std::string> changes;     // since the last SNAPSHOT, in log order
 };
+
+// A segment's format: its first record's if that is a valid HEADER, 1
+// otherwise, 0 when empty.
+std::uint32_t version_of(std::string_view data) {
+  if (data.empty()) return 0;
+  sf::Record rec{};
+  std::uint32_t version = 0;
+  if (sf::parse_record(data, 0, &rec) > 0 && rec.payload.size() <= sf::kMaxHeaderPayload &&
+      sf::decode_header(rec, &version))
+    return version;
+  return 1;
+}
 
 Expected expected_recovery(const Files& files) {
   std::map<std::uint64_t, const std::string*> segments;
@@ -154,6 +172,7 @@ Expected expected_recovery(const Files& files) {
     if (sf::classify_name(name, &seq) == sf::NameKind::Segment) segments[seq] = &data;
   }
   Expected x;
+  for (const auto& [seq, data] : segments) x.version = std::max(x.version, version_of(*data));
   for (const auto& [seq, data] : segments) {
     const std::string_view d(*data);
     sf::scan_records(d, [&](const sf::Record& rec, std::uint64_t, std::string_view bytes) {
@@ -166,9 +185,11 @@ Expected expected_recovery(const Files& files) {
                        x.events.end());
       };
       switch (rec.type) {
+        case sf::RecordType::Header: return;
+        case sf::RecordType::EventV1:
         case sf::RecordType::Event: {
           xmatters::Event e;
-          if (!sf::decode_event(rec.payload, &e)) return;
+          if (!sf::decode_event(rec, &e)) return;
           if (!e.change.empty()) x.changes.push_back(e.change);
           e.change.clear();
           forget(e.event_id);
@@ -176,6 +197,8 @@ Expected expected_recovery(const Files& files) {
           return;
         }
         case sf::RecordType::Ack: forget(rec.payload); return;
+        case sf::RecordType::OutageSetV1:
+        case sf::RecordType::OutageCloseV1:
         case sf::RecordType::OutageSet:
         case sf::RecordType::OutageClose: x.changes.emplace_back(bytes); return;
         case sf::RecordType::Snapshot: x.changes.clear(); return;
@@ -235,6 +258,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Quiet quiet;
   xmatters::SpoolOptions options;
   options.reserve_bytes = 0;  // no 1 MiB fallocate per input
+  if (x.version > sf::kFormatVersion) {
+    // A newer plugin's: refused, and nothing is touched.
+    bool refused = false;
+    try {
+      xmatters::Spool spool(dir.path, quiet, nullptr, options);
+    } catch (const xmatters::NewerSpoolFormat& e) {
+      refused = e.found == x.version;
+    } catch (const std::exception& e) {
+      xmfuzz::fail("a newer spool was not refused as such", e.what());
+    }
+    if (!refused) xmfuzz::fail("a newer spool was opened");
+    for (const auto& [name, contents] : files)
+      if (!exists(dir.path + "/" + name)) xmfuzz::fail("a file of a newer spool went", name);
+    return 0;
+  }
   try {
     {
       xmatters::Spool spool(dir.path, quiet, nullptr, options);

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "fuzz_support.h"
+#include "outage.h"
 #include "spool_format.h"
 
 namespace {
@@ -20,18 +21,36 @@ void check_accepted(std::string_view data, const sf::Record& rec, std::size_t of
   const auto* h = reinterpret_cast<const unsigned char*>(data.data() + offset);
   const std::uint32_t length = sf::load_u32le(h + 4);
   const std::uint8_t type = h[8];
-  const bool type_ok = type >= 1 && type <= 5;  // spool_format.h's RecordType
+  const bool type_ok = type >= 1 && type <= sf::kLastType;  // spool_format.h's RecordType
   if (!type_ok || type != static_cast<std::uint8_t>(rec.type)) xmfuzz::fail("a record of an unknown type");
   if (length != size - sf::kHeaderSize || rec.payload.size() != length ||
       rec.payload.data() != data.data() + offset + sf::kHeaderSize)
     xmfuzz::fail("a record whose frame does not match its length");
   if (sf::load_u32le(h) != sf::mask_crc(sf::crc32(data.substr(offset + 8, 1 + length))))
     xmfuzz::fail("a record whose CRC does not match was accepted");
-  if (rec.type == sf::RecordType::Event) {
-    xmatters::Event e;
-    if (sf::decode_event(rec.payload, &e) && sf::encode_event(e) != data.substr(offset, size))
-      xmfuzz::fail("a decoded EVENT does not re-encode to its bytes");
+  // What decodes (in either format) re-encodes in the current one to a
+  // record that decodes to the same.
+  xmatters::Event e;
+  if (sf::decode_event(rec, &e)) {
+    const std::string again = sf::encode_event(e);
+    sf::Record r2{};
+    xmatters::Event back;
+    if (sf::parse_record(again, 0, &r2) != again.size() || !sf::decode_event(r2, &back) ||
+        !xmfuzz::same_event(back, e) || back.change != e.change)
+      xmfuzz::fail("a decoded EVENT does not re-encode to the same event");
   }
+  xmatters::Change c;
+  if (sf::is_change(rec.type) && xmatters::decode_change(data.substr(offset, size), &c)) {
+    const std::string again = xmatters::encode_change(std::string(c.integration), c.key, c.set ? &*c.set : nullptr, c.last_time);
+    xmatters::Change back;
+    if (!xmatters::decode_change(again, &back) || back.integration != c.integration || !(back.key == c.key) ||
+        back.set.has_value() != c.set.has_value() || back.last_time != c.last_time ||
+        (c.set && (back.set->id != c.set->id || back.set->sequence != c.set->sequence ||
+                   back.set->members.size() != c.set->members.size() || back.set->folded != c.set->folded)))
+      xmfuzz::fail("a decoded outage change does not re-encode to the same change");
+  }
+  std::uint32_t version = 0;
+  if (sf::decode_header(rec, &version) && version < 2) xmfuzz::fail("a HEADER of a version before 2");
 }
 
 void scan_checked(std::string_view data) {
@@ -70,7 +89,7 @@ void write_damage_read(FuzzedDataProvider& in) {
   const std::size_t n = sf::parse_record(data, prefix.size(), &r);
   if (damage == 0) {
     xmatters::Event back;
-    if (n != rec.size() || r.type != sf::RecordType::Event || !sf::decode_event(r.payload, &back) ||
+    if (n != rec.size() || r.type != sf::RecordType::Event || !sf::decode_event(r, &back) ||
         !xmfuzz::same_event(back, e))
       xmfuzz::fail("a record read back differs from the record written");
   } else if (n != 0) {
