@@ -21,6 +21,8 @@ extern "C" {
 
 #include "config.h"
 #include "configure.h"
+#include "control/channel.h"
+#include "control/live.h"
 #include "delivery.h"
 #include "log.h"
 #include "notification.h"
@@ -128,13 +130,32 @@ struct Pipeline {
     // delivery.start()) writes the open outages from the router.
     delivery.set_snapshot_source([this](FunctionRef<void(std::string_view)> write) { router.snapshot(write); });
   }
-  // The delivery's threads call into the router: they stop before it goes.
-  ~Pipeline() { delivery.stop(); }
+  // The channel's and the delivery's threads call into the router: they
+  // stop before it goes.
+  ~Pipeline() { stop(); }
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
+  // The channel to collectd-xmatters (collectd-xmatters(5), FILES), once
+  // the delivery runs. Without it paging goes on: an ERROR says so.
+  void open_channel(const Config& config, const std::string& spool_dir, Logger& log) {
+    try {
+      control.emplace(spool_dir, control::live_verbs(config, delivery, router), log);
+    } catch (const std::exception& e) {
+      log.error(std::string("control channel: ") + e.what() +
+                "; collectd-xmatters cannot reach the running plugin (paging goes on)");
+    }
+  }
+  // The channel first: a request being answered finishes against a
+  // delivery that still runs.
+  void stop() {
+    control.reset();
+    delivery.stop();
+  }
+
   Delivery delivery;
   Router router;
+  std::optional<control::Server> control;
 };
 
 // The one plugin instance. collectd calls the notification and read
@@ -275,6 +296,7 @@ int init_cb() {
       throw std::runtime_error("cannot register the statistics callback");
     }
     p.pipeline = std::move(pipeline);
+    p.pipeline->open_channel(*p.config, spool_dir, p.log);
     p.log.info("delivering to " + std::to_string(p.config->integrations.size()) +
                " integration(s), spool in " + spool_dir);
     return 0;
@@ -289,7 +311,7 @@ int shutdown_cb() {
     plugin_unregister_notification(kName);
     plugin_unregister_read(kName);
     std::unique_lock<std::shared_mutex> lock(p.mutex);
-    if (p.pipeline) p.pipeline->delivery.stop();
+    if (p.pipeline) p.pipeline->stop();
     p.pipeline.reset();
     p.config.reset();
     p.spool_dir.reset();
