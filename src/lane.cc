@@ -37,9 +37,13 @@ std::optional<Event> LaneSchedule::enqueue(Event event) {
   OutageQueue& outage = it->second;
   if (event.type == EventType::Outage && queued_page(outage) != nullptr) {
     Event replaced = std::move(outage.events.back().event);
-    // An escalation must not wait for the re-page it replaces.
+    // An escalation must not wait for the re-page it replaces, and a page
+    // never leaves later than the one whose place it takes: a flood
+    // outage's first page, still queued when the next outage joins, leaves
+    // at once with the flood's size then (its minute was counted for it).
     const bool sooner = event.not_before < replaced.not_before;
     if (sooner && outage.events.size() == 1) schedule(it->first, event.not_before);
+    event.not_before = std::min(event.not_before, replaced.not_before);
     outage.events.back().event = std::move(event);
     return replaced;
   }

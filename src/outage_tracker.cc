@@ -535,10 +535,13 @@ void OutageTracker::State::decide_host(KeyState& ks, const Notification& n, Tran
   if (m && older(m->last_time, n, vl)) return;
   const bool joins = can_join && (!m || !m->failing);
   if (!m && !joins) return;  // not one of its value lists
-  if (!m && open.members.size() >= kMaxMembers) {
+  // The limit counts failing members: one that recovered gives its place
+  // to a new failure (below), so that it never keeps one from being tracked.
+  if (!m && std::count_if(open.members.begin(), open.members.end(), [](const Member& x) { return x.failing; }) >=
+                static_cast<std::ptrdiff_t>(kMaxMembers)) {
     if (!std::exchange(ks.warned_full, true))
       log.warning("host outage of " + ks.key.host + " has " + std::to_string(kMaxMembers) +
-                  " value lists: " + vl.identifier() + " and any further one are not tracked");
+                  " failing value lists: " + vl.identifier() + " and any further one are not tracked");
     return;
   }
   const bool leaves = !problem && m && m->failing;
@@ -556,6 +559,8 @@ void OutageTracker::State::decide_host(KeyState& ks, const Notification& n, Tran
   if (m) {
     member = &next.members[static_cast<std::size_t>(m - open.members.data())];
   } else {
+    if (next.members.size() >= kMaxMembers)  // full: the longest recovered member leaves the list
+      next.members.erase(std::find_if(next.members.begin(), next.members.end(), [](const Member& x) { return !x.failing; }));
     next.members.emplace_back();
     member = &next.members.back();
   }

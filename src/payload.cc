@@ -389,20 +389,24 @@ std::string_view data_source(const Notification& n) {
 
 // Members' texts (the failing ones, or all) joined with ", ", at most
 // kMembersListed of them, then " and N more" (the others, and `more`
-// kept by count only); valid UTF-8.
+// kept by count only); valid UTF-8. An empty text (a member without a
+// data source) is skipped; when every member's is, the field is empty.
 template <typename Text>
 std::string join_members(const Outage& outage, bool all, std::size_t more, Text text) {
   std::string out;
   std::size_t listed = 0;
   for (const Member& m : outage.members) {
     if (!all && !m.failing) continue;
+    const std::string piece = text(m);
+    if (piece.empty()) continue;
     if (listed == kMembersListed) {
       ++more;
       continue;
     }
     if (listed++ > 0) out += ", ";
-    out += sanitize_utf8(text(m));
+    out += sanitize_utf8(piece);
   }
+  if (listed == 0) return out;
   if (more > 0) out += " and " + std::to_string(more) + " more";
   return out;
 }

@@ -329,6 +329,21 @@ void test_not_before_honoured() {
   CU_ASSERT_EQUAL(s.queued(), 0u);
 }
 
+// A page that takes the place of one due at once (a flood outage's first
+// page, not yet taken when the next outage joins, its re-page waiting a
+// minute) leaves at once: the first page is never held back a minute.
+void test_replacement_never_later_than_replaced() {
+  auto s = paced_schedule(4);
+  const Steady::time_point t0 = Steady::time_point{} + 1000h;
+  s.enqueue(make_event(EventType::Outage, "flood", 1));
+  Event repage = make_event(EventType::Outage, "flood", 2);
+  repage.not_before = t0 + 60s;
+  CU_ASSERT(s.enqueue(repage).has_value());
+  auto taken = s.take(t0);
+  CU_ASSERT_FATAL(taken.has_value());
+  CU_ASSERT_EQUAL(taken->head.event.event_id, repage.event_id);
+}
+
 // Every request counts, retries included.
 void test_pacing_counts_retries() {
   auto s = paced_schedule(2);
@@ -1510,6 +1525,7 @@ int main(int argc, char** argv) {
                         {"pacing_time_recorded", test_pacing_time_recorded},
                         {"pacing_types_independent_and_ordered", test_pacing_types_independent_and_ordered},
                         {"not_before_honoured", test_not_before_honoured},
+                        {"replacement_never_later_than_replaced", test_replacement_never_later_than_replaced},
                         {"pacing_counts_retries", test_pacing_counts_retries},
                         {"no_flood_limit_no_pacing", test_no_flood_limit_no_pacing},
                         {"flood_limit_over_http", test_flood_limit_over_http}}},

@@ -483,6 +483,29 @@ void test_flood_outage_payload() {
   CU_ASSERT(one && str(one.get(), "services") == "db1/df-v0/percent_bytes-used");
 }
 
+// Members without a data source are not joined as empty strings: a flood
+// or host outage's items list only the ones known; none known, "".
+void test_joined_fields_skip_empty_values() {
+  Outage o = host_outage(10, 10);
+  o.kind = OutageKind::Flood;
+  o.outages = 49;
+  o.hosts = 49;
+  for (std::size_t i = 0; i < o.members.size(); ++i) o.members[i].items = i == 3 ? "rx" : "";
+  Notification n = threshold_note(Severity::Failure, 95, NAN, 80, NAN, 90);
+  JsonPtr j = build_json(integration(), EventType::Outage, n, o);
+  CU_ASSERT_FATAL(j != nullptr);
+  CU_ASSERT_EQUAL(str(j.get(), "items"), "rx and 39 more");
+  for (auto& m : o.members) m.items.clear();
+  j = build_json(integration(), EventType::Outage, n, o);
+  CU_ASSERT_FATAL(j != nullptr);
+  CU_ASSERT_EQUAL(str(j.get(), "items"), "");
+  Outage h = host_outage(3, 3);
+  h.members[1].items.clear();
+  j = build_json(integration(), EventType::Outage, n, h);
+  CU_ASSERT_FATAL(j != nullptr);
+  CU_ASSERT_EQUAL(str(j.get(), "items"), "value, value");
+}
+
 // The start-up bound holds for a flood outage's payload too.
 void test_template_worst_case_holds_for_flood() {
   IntegrationConfig ic = integration();
@@ -1126,6 +1149,7 @@ int main(int argc, char** argv) {
                         {"worst_case_holds_for_host", test_template_worst_case_holds_for_host},
                         {"worst_case_holds_for_flood", test_template_worst_case_holds_for_flood}}},
                       {"group_by_host", {{"lists_members", test_host_outage_lists_members}}},
-                      {"flood", {{"outage_payload", test_flood_outage_payload}}},
+                      {"flood", {{"outage_payload", test_flood_outage_payload},
+                                 {"joined_fields_skip_empty_values", test_joined_fields_skip_empty_values}}},
                       {"template_check", {{"accepted_never_falls_back", test_accepted_template_never_falls_back}}}});
 }

@@ -1047,6 +1047,31 @@ std::size_t failing(const Outage& o) {
   return static_cast<std::size_t>(std::count_if(o.members.begin(), o.members.end(), [](const Member& m) { return m.failing; }));
 }
 
+// The member limit counts failing members: with one stuck member and 999
+// that failed and recovered (container churn), a new failure is tracked;
+// the outage clears only when neither the stuck nor the new one fails.
+void test_host_limit_counts_failing_members() {
+  Fixture f(host_opts());
+  f.send(member(Severity::Failure, at(0), 0));
+  for (int i = 1; i < static_cast<int>(kMaxMembers); ++i) {
+    f.send(member(Severity::Failure, at(i), i));
+    f.send(member(Severity::Okay, at(i) + seconds(1), i));
+  }
+  f.send(member(Severity::Failure, at(2000), 5000));
+  CU_ASSERT(!f.log.contains(LogLevel::Warning, "not tracked"));
+  f.send(member(Severity::Okay, at(2001), 0));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);  // no clear: the new member fails
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
+  f.send(member(Severity::Okay, at(2002), 5000));
+  XM_REQUIRE(f.rec.size() == 2u);
+  CU_ASSERT(f.rec.seen[1].type == EventType::Clear);
+  CU_ASSERT(f.rec.seen[1].outage.members.size() <= kMaxMembers);
+  // Beyond kMaxMembers failing at once, the next is not tracked, with a WARNING.
+  Fixture g(host_opts());
+  for (int i = 0; i <= static_cast<int>(kMaxMembers); ++i) g.hold(member(Severity::Failure, at(i), i));
+  CU_ASSERT(g.log.count(LogLevel::Warning, "not tracked") == 1u);
+}
+
 // 30 value lists of one host fail: one outage event; they recover: one
 // clear, after the last, listing all 30.
 void test_host_value_lists_share_one_outage() {
@@ -1729,6 +1754,7 @@ int main(int argc, char** argv) {
          {"damaged_table_record_costs_only_it", test_damaged_table_record_costs_only_it}}},
        {"group_by_host",
         {{"value_lists_share_one_outage", test_host_value_lists_share_one_outage},
+         {"limit_counts_failing_members", test_host_limit_counts_failing_members},
          {"escalates_once_and_repages", test_host_escalates_once_and_repages},
          {"older_notification_ignored_per_member", test_host_older_notification_ignored_per_member},
          {"missing_value_member", test_host_missing_value_member},
