@@ -715,6 +715,10 @@ Value convert(const Rule& rule, const ConfigNode& node, Draft& d) {
       if (url.find("://") == std::string::npos) throw Invalid("only http:// and https:// URLs are accepted");
       const UrlParts parts = checked_url(url);
       if (parts.scheme != "http" && parts.scheme != "https") throw Invalid("only http:// and https:// URLs are accepted");
+      // The shipped snippet's placeholder, uncommented but not filled in:
+      // accepted, it would retry every page for a day against nobody.
+      if (lower(parts.host) == "company.xmatters.com")
+        throw Invalid("is the example's placeholder (COMPANY.xmatters.com): set the URL of your xMatters inbound integration");
       if (parts.scheme == "http" && !is_loopback_host(parts.host))
         d.warn("plain http:// to a host other than loopback: events and credentials travel unencrypted");
       return url;

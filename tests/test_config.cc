@@ -419,6 +419,18 @@ void test_error_bad_scheme() {
   CU_ASSERT(error_of(plugin({ops({opt("ClearURL", {S("https://user:s3cret-pw@h/x")})})})).empty());
 }
 
+// The shipped snippet's placeholder URL, uncommented but not filled in, is
+// refused, naming option, integration and value (its apiKey hidden).
+void test_error_placeholder_url() {
+  const std::string placeholder = "https://COMPANY.xmatters.com/api/integration/1/functions/UUID1/triggers?apiKey=KEY";
+  CU_ASSERT(error_of(plugin({integration("ops", {opt("OutageURL", {S(placeholder)})})})) ==
+            "Integration \"ops\": OutageURL \"https://COMPANY.xmatters.com/api/integration/1/functions/UUID1/"
+            "triggers?apiKey=***\": is the example's placeholder (COMPANY.xmatters.com): set the URL of your "
+            "xMatters inbound integration");
+  CU_ASSERT(error_names(plugin({ops({opt("ClearURL", {S(placeholder)})})}),
+                        {"Integration \"ops\": ClearURL", "placeholder"}));
+}
+
 // Bug 3: a password with an unencoded '/' or '#' makes a URL that libcurl
 // reads as a host and a bad port. It is refused, and the password is shown
 // nowhere, whichever option carries it.
@@ -1022,6 +1034,7 @@ int main(int argc, char** argv) {
                {"option_in_wrong_block", test_error_option_in_wrong_block},
                {"missing_outage_url", test_error_missing_outage_url},
                {"bad_scheme", test_error_bad_scheme},
+               {"placeholder_url", test_error_placeholder_url},
                {"url_libcurl_refuses", test_error_url_libcurl_refuses},
                {"proxy_is_a_url", test_proxy_is_a_url},
                {"template_could_be_too_large", test_error_template_could_be_too_large},
