@@ -445,6 +445,12 @@ const std::vector<Rule>& rules() {
        {1}},
       {{"ReportStats", P, T::Boolean, "true", "Dispatch the plugin's own metrics (plugin `xmatters`)."},
        plugin_field(&Config::report_stats)},
+      {{"DeadLetterLimit", P, T::Integer, "67108864",
+        "Bytes `dead-letter.jsonl` in SpoolDir holds at most (64 MiB; at least 4096); beyond it its oldest letters "
+        "are dropped, with a WARNING."},
+       plugin_field(&Config::dead_letter_limit),
+       Shown::Plain,
+       {4096, 1e12}},
       {{"Integration", P, T::Block, nullptr,
         "`<Integration \"name\">` block, one or more; the name is `[A-Za-z0-9_-]+` and unique."},
        {}},

@@ -147,6 +147,7 @@ struct Config {
   std::optional<std::string> spool_dir;  // unset: <BaseDir>/xmatters, resolved by the glue
   std::size_t queue_limit = 100000;
   bool report_stats = true;
+  std::size_t dead_letter_limit = std::size_t{64} << 20;  // bytes of SpoolDir/dead-letter.jsonl at most
   std::vector<IntegrationConfig> integrations;
   std::vector<MaintenanceConfig> maintenance;
   // Things that work but are probably mistakes; the glue logs them as WARNING.

@@ -1,9 +1,19 @@
 // The dead-letter file (collectd-xmatters(5) DELIVERY): one JSON line per event that can never
-// be delivered, in SpoolDir, for an operator to read or replay.
+// be delivered, in SpoolDir, for an operator to read or send again
+// (collectd-xmatters(1) dead-letters, resend). Besides the letters it holds
+// marks: "the clear of this outage was delivered since", which the reader
+// folds into the letters. The file is bounded (DeadLetterLimit) and may be
+// rotated under the plugin (renamed or truncated): it is opened for each
+// line, with O_APPEND.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "event.h"
 
@@ -19,20 +29,86 @@ struct DeadLetterEntry {
   const std::string& reply;   // the start of the last reply
 };
 
+// One letter as read back.
+struct DeadLetter {
+  Event event;          // with its body; created to the second; no change
+  TimePoint time;       // when it was dead-lettered
+  int attempts = 0;
+  long status = 0;      // 0: no reply
+  std::string reason;   // redacted when written
+  std::string url;      // redacted; "" when never sent
+  std::string reply;
+  // An outage event's letter: the clear of its outage, delivered after the
+  // letter was written (its event_id, created and body; no change).
+  std::optional<Event> cleared_by;
+};
+
+struct DeadLetters {
+  std::vector<DeadLetter> letters;  // in the file's order
+  std::size_t damaged = 0;          // lines that are neither letter nor mark (torn, edited): skipped
+};
+
+// Reads a dead-letter file, folding the marks into the letters; a damaged
+// line costs only itself. A missing file has no letters. Throws
+// std::system_error when the file exists but cannot be read (a symbolic
+// link is not followed).
+DeadLetters read_dead_letters(const std::string& path);
+
+// What `resend` sends again of the letters chosen (collectd-xmatters(1)):
+// each letter once, in the file's order (so each outage's in order). An
+// outage event whose outage has cleared since is skipped, unless
+// include_cleared: then it goes, and its clear again after it.
+struct ResendPlan {
+  std::vector<Event> events;         // to queue, in this order
+  std::set<std::string> letters;     // event_ids of the letters that leave the file once queued
+  std::vector<DeadLetter> skipped;   // outage events of cleared outages
+};
+ResendPlan plan_resend(const std::vector<DeadLetter>& chosen, bool include_cleared);
+
 class DeadLetterFile {
  public:
-  explicit DeadLetterFile(std::string path) : path_(std::move(path)) {}
+  static constexpr std::uint64_t kDefaultLimit = std::uint64_t{64} << 20;
+
+  // limit: the bytes the file holds at most (DeadLetterLimit); beyond it the
+  // oldest lines are dropped, down to three quarters of it.
+  explicit DeadLetterFile(std::string path, std::uint64_t limit = kDefaultLimit)
+      : path_(std::move(path)), limit_(limit) {}
   DeadLetterFile(const DeadLetterFile&) = delete;
   DeadLetterFile& operator=(const DeadLetterFile&) = delete;
 
   const std::string& path() const { return path_; }
-  // Appends the entry as one line; false when the file cannot be written.
-  // Thread-safe.
-  bool write(const DeadLetterEntry& entry);
+
+  // Reads the file once at start: which outages have letters waiting for a
+  // cleared mark. Returns the event_ids of its letters. Never throws but
+  // std::bad_alloc: a file that cannot be read has none.
+  std::set<std::string> load();
+
+  struct Written {
+    bool ok = false;          // false: the file cannot be written
+    std::size_t dropped = 0;  // old lines dropped to stay under the limit
+  };
+  // Appends the entry as one line. Thread-safe, as every member.
+  Written write(const DeadLetterEntry& entry);
+
+  // The clear of its outage was delivered: a mark for the outage's letters,
+  // when it has any waiting for one. False when the mark could not be written.
+  bool mark_cleared(const Event& clear, const std::string& body);
+
+  // Rewrites the file without the letters of these event_ids: a new file
+  // (0600) renamed over it, then synced. False when it cannot be done (the
+  // file is then unchanged).
+  bool remove(const std::set<std::string>& event_ids);
 
  private:
+  Written append_locked(const std::string& line);
+  // The file from offset `from` on (from the first whole line there),
+  // without the letters of drop; returns false on an error.
+  bool rewrite_locked(std::uint64_t from, const std::set<std::string>* drop, std::size_t* lines_skipped);
+
   const std::string path_;
+  const std::uint64_t limit_;
   std::mutex mutex_;
+  std::set<std::string> waiting_clear_;  // "integration\noutage_id" of outage events' letters
 };
 
 }  // namespace xmatters

@@ -49,7 +49,6 @@ constexpr auto kStillFailingEvery = std::chrono::seconds(60);
 // A Retry-After longer than this is worth a WARNING (at most one a minute).
 constexpr auto kLongPause = std::chrono::seconds(60);
 constexpr auto kDropLogEvery = std::chrono::seconds(10);
-constexpr auto kDeliveredInfoEvery = std::chrono::seconds(60);
 
 std::string seconds_text(Steady::duration d) {
   char buf[32];
@@ -76,8 +75,14 @@ Event without_body(Event event) {
   return event;
 }
 
-// What became of one attempt.
-enum class Result { Delivered, Retry, DeadLetter, Abandoned };
+// What became of one attempt. Pause: the integration refused the
+// plugin (401, 403, 404); Tested: a test event answered otherwise than
+// with a 2xx, or given up.
+enum class Result { Delivered, Retry, Pause, DeadLetter, Abandoned, Tested };
+
+// How an event is taken: sent; a test, sent once; or given up without a
+// request (its RetryMaxAge passed while its integration was paused).
+enum class Mode { Send, Test, Expire };
 
 struct Outcome {
   Result result = Result::Retry;
@@ -85,6 +90,7 @@ struct Outcome {
   std::optional<std::chrono::seconds> retry_after;
   std::string reason;  // why it failed, for the logs and the dead-letter file
   bool dead_letter_written = true;
+  std::size_t dead_letters_dropped = 0;  // by DeadLetterLimit, to write this one
 };
 
 using LogLines = std::vector<std::pair<LogLevel, std::string>>;
@@ -98,8 +104,26 @@ struct Lane {
   unsigned failures_since_ok = 0;
   Steady::time_point last_failing_warning{};
   std::optional<Steady::time_point> last_long_pause_warning;
-  std::optional<Steady::time_point> last_delivered_info;  // see log_delivered
-  std::uint64_t delivered_quietly = 0;                    // at debug only since then
+  // Deliveries' INFO lines (log_delivered): those of the window starting at
+  // info_window, and those only at debug since, by type.
+  Steady::time_point info_window{};
+  unsigned info_lines = 0;
+  std::uint64_t quiet[2] = {0, 0};
+  // Dead-letter ERRORs: the last, and the letters written since, not in one.
+  std::optional<Steady::time_point> last_dead_letter_error;
+  std::uint64_t dead_letters_unreported = 0;
+  std::string last_unreported;  // the last of those, as an ERROR would say it
+  // When a summary of lines held back is due (report_held_back).
+  Steady::time_point report_due = Steady::time_point::max();
+  // The status that paused the integration (401, 403, 404), and the last
+  // ERROR saying so; expired events are looked for once a pause interval.
+  std::atomic<long> paused{0};  // 0: not paused
+  std::optional<Steady::time_point> last_paused_error;
+  Steady::time_point next_expiry_sweep{};
+  // Test events in the lane, by event_id: their first answer goes there.
+  std::unordered_map<std::string, std::promise<FirstAnswer>> tests;
+  std::optional<IntegrationStatus::Delivered> last_delivery;
+  std::optional<IntegrationStatus::Failure> last_failure;
 
   std::uint64_t delivered = 0, retried = 0, dead_lettered = 0, dropped = 0;
   double latency_sum = 0;
@@ -186,13 +210,26 @@ struct Delivery::State {
   };
   // The event leaves the spool (or the clears held in memory).
   void acknowledge(const Event& event);
-  Outcome attempt(Lane& lane, HttpClient& client, const Pending& p);
+  Outcome attempt(Lane& lane, HttpClient& client, const Pending& p, Mode mode);
+  // A dead letter written for o, and the event acknowledged when it was.
+  void dead_letter(const Event& e, const std::string& body, const std::string& url, int attempts, Outcome& o);
   void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
-  void log_delivered(Lane& lane, const std::string& what, const std::string& request_id, bool after_failures,
-                     Steady::time_point now, LogLines& logs);
+  bool settle_test(Lane& lane, const std::string& outage_id, const Pending& p, const Outcome& o, LogLines& logs);
+  void log_delivered(Lane& lane, const std::string& what, long status, const std::string& request_id,
+                     EventType type, Steady::time_point now, LogLines& logs);
+  void log_dead_letter(Lane& lane, const std::string& line, Steady::time_point now, LogLines& logs);
+  // The summaries of lines held back whose time has come.
+  void report_held_back(Lane& lane, Steady::time_point now, LogLines& logs);
+  bool expired(const IntegrationConfig& c, const Pending& p) const {
+    return Clock::now() - p.event.created - p.paced >= c.retry_max_age;
+  }
   void sync_loop();
   void spool_held();
   void refuse_no_room(Lane& lane, const Event& event, const std::string& why);
+  // The lane of an event the operator sends (resend, test); throws
+  // std::invalid_argument for an unknown integration, std::logic_error
+  // after stop().
+  Lane& lane_for_operator(const Event& event);
   void note_spool_change(std::atomic<bool>& flag);
   // One more undelivered event under QueueLimit; false when it is full.
   bool take_room();
@@ -224,7 +261,7 @@ void Delivery::State::note_spool_change(std::atomic<bool>& flag) {
   sync_wake.notify_one();
 }
 
-Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& p) {
+Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& p, Mode mode) {
   const Event& e = p.event;
   const IntegrationConfig& c = lane.config;
   const std::string& url = e.type == EventType::Clear ? c.clear_url : c.outage_url;
@@ -241,101 +278,236 @@ Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& 
       spooled = spool->read_body(e.event_id);
       if (!spooled) throw std::runtime_error("it is no longer in the spool");
       // Sent only once a power loss cannot take it back (doc/storage.md).
-      spool->make_durable(e.event_id);
+      if (mode != Mode::Expire) spool->make_durable(e.event_id);
     }
     body = std::move(*spooled);
   } catch (const std::system_error& ex) {
-    o.result = stopping ? Result::Abandoned : Result::Retry;
+    o.result = stopping || mode == Mode::Test ? Result::Abandoned : Result::Retry;
     o.reason = std::string("cannot read it from the spool: ") + ex.what();
+    if (mode == Mode::Test) acknowledge(e);
     return o;
   } catch (const std::runtime_error& ex) {
+    o.reason = ex.what();
+    if (mode == Mode::Test) {
+      o.result = Result::Tested;
+      acknowledge(e);
+      return o;
+    }
     // It can never be sent; its outage's later events (the clear) still can.
     o.result = Result::DeadLetter;
-    o.reason = ex.what();
-    o.dead_letter_written = dead_letters->write({e, body, "", p.attempts, 0, o.reason, ""});
-    if (o.dead_letter_written) acknowledge(e);
+    dead_letter(e, body, "", p.attempts, o);
+    return o;
+  }
+  if (mode == Mode::Expire) {
+    // Its integration is paused: given up without a request.
+    o.http.status = lane.paused;
+    o.reason = "not delivered within RetryMaxAge (" + std::to_string(c.retry_max_age.count()) +
+               " s) while the integration is paused; last attempt: " + p.last_error;
+    o.result = Result::DeadLetter;
+    dead_letter(e, body, url, p.attempts, o);
     return o;
   }
   o.http = client.post(url, body, e.event_id);
   const Verdict v = classify(o.http);
   o.reason = client.scrub(v.reason);  // it goes to log lines and the dead letter
   o.retry_after = v.after;
-  switch (v.kind) {
-    case Verdict::Kind::Delivered:
-      o.result = Result::Delivered;
-      acknowledge(e);
+  if (v.kind == Verdict::Kind::Delivered) {
+    o.result = Result::Delivered;
+    acknowledge(e);
+    // The dead letters of its outage, if any, record that it has cleared.
+    if (e.type == EventType::Clear && !dead_letters->mark_cleared(e, body))
+      log.warning("integration " + c.name + ": outage " + e.outage_id + " has cleared, but " +
+                  dead_letters->path() + " cannot be written to say so");
+    return o;
+  }
+  if (mode == Mode::Test) {
+    o.result = stopping ? Result::Abandoned : Result::Tested;
+    acknowledge(e);
+    return o;
+  }
+  if (v.kind != Verdict::Kind::DeadLetter) {
+    if (stopping) {
+      o.result = Result::Abandoned;
       return o;
-    case Verdict::Kind::Retry:
-      if (stopping) {
-        o.result = Result::Abandoned;
-        return o;
-      }
-      if (Clock::now() - e.created - p.paced < c.retry_max_age) {
-        o.result = Result::Retry;
-        return o;
-      }
-      o.reason = "not delivered within RetryMaxAge (" + std::to_string(c.retry_max_age.count()) +
-                 " s); last attempt: " + o.reason;
-      break;
-    case Verdict::Kind::DeadLetter:
-      break;
+    }
+    if (Clock::now() - e.created - p.paced < c.retry_max_age) {
+      o.result = v.kind == Verdict::Kind::Pause ? Result::Pause : Result::Retry;
+      return o;
+    }
+    o.reason = "not delivered within RetryMaxAge (" + std::to_string(c.retry_max_age.count()) +
+               " s); last attempt: " + o.reason;
   }
   // Dead letter: written and acknowledged before the outage's next event goes.
   o.result = Result::DeadLetter;
-  o.dead_letter_written =
-      dead_letters->write({e, body, url, p.attempts + 1, o.http.status, o.reason, o.http.reply_start});
-  if (o.dead_letter_written) acknowledge(e);
+  dead_letter(e, body, url, p.attempts + 1, o);
   return o;
 }
 
-// Every delivery at debug (with xMatters' requestId, as the contract asks);
-// at INFO the first one, the first after failures, and then one a minute at
-// most, counting those in between and saying what waits: a line per event
-// through collectd's logfile plugin was about a fifth of the delivery threads'
-// CPU in a storm (doc/benchmarks.md).
-void Delivery::State::log_delivered(Lane& lane, const std::string& what, const std::string& request_id,
-                                    bool after_failures, Steady::time_point now, LogLines& logs) {
-  std::string line = "integration " + lane.config.name + ": delivered " + what + " (requestId " +
-                     (request_id.empty() ? "none" : request_id) + ")";
-  if (lane.last_delivered_info && now - *lane.last_delivered_info < kDeliveredInfoEvery && !after_failures) {
-    ++lane.delivered_quietly;
-    logs.emplace_back(LogLevel::Debug, std::move(line));
+void Delivery::State::dead_letter(const Event& e, const std::string& body, const std::string& url, int attempts,
+                                  Outcome& o) {
+  const DeadLetterFile::Written w =
+      dead_letters->write({e, body, url, attempts, o.http.status, o.reason, o.http.reply_start});
+  o.dead_letter_written = w.ok;
+  o.dead_letters_dropped = w.dropped;
+  if (w.ok) acknowledge(e);
+}
+
+// Every page and clear delivered is one INFO line, so that "did the 03:12
+// page go out?" is answered at Debian's default log level; but at most
+// options.delivered_info_lines (10) per integration a minute, then at debug and counted
+// in one summary line (report_held_back): a line per event through
+// collectd's logfile plugin was about a fifth of the delivery threads' CPU
+// in a storm (doc/benchmarks.md).
+void Delivery::State::log_delivered(Lane& lane, const std::string& what, long status,
+                                    const std::string& request_id, EventType type, Steady::time_point now,
+                                    LogLines& logs) {
+  std::string line = "integration " + lane.config.name + ": delivered " + what + ": HTTP " + std::to_string(status) +
+                     ", requestId " + (request_id.empty() ? "none" : request_id);
+  if (now - lane.info_window >= options.delivered_info_window) {
+    report_held_back(lane, now, logs);
+    lane.info_window = now;
+    lane.info_lines = 0;
+  }
+  if (lane.info_lines < options.delivered_info_lines) {
+    ++lane.info_lines;
+    logs.emplace_back(LogLevel::Info, std::move(line));
     return;
   }
-  if (lane.delivered_quietly > 0)
-    line += "; " + std::to_string(lane.delivered_quietly) + " more delivered since the last such line";
-  if (const std::size_t paced = lane.schedule.paced(); paced > 0)
-    line += "; " + std::to_string(paced) + " wait for FloodLimit " + std::to_string(lane.config.flood_limit);
-  lane.last_delivered_info = now;
-  lane.delivered_quietly = 0;
-  logs.emplace_back(LogLevel::Info, std::move(line));
+  ++lane.quiet[type == EventType::Clear ? 1 : 0];
+  lane.report_due = std::min(lane.report_due, lane.info_window + options.delivered_info_window);
+  logs.emplace_back(LogLevel::Debug, std::move(line));
+}
+
+// One ERROR per options.dead_letter_error_every (10 s) at most; the letters in between are
+// counted in the next, or in report_held_back's line when none comes.
+void Delivery::State::log_dead_letter(Lane& lane, const std::string& line, Steady::time_point now,
+                                      LogLines& logs) {
+  if (lane.last_dead_letter_error && now - *lane.last_dead_letter_error < options.dead_letter_error_every) {
+    ++lane.dead_letters_unreported;
+    lane.last_unreported = line;
+    lane.report_due = std::min(lane.report_due, *lane.last_dead_letter_error + options.dead_letter_error_every);
+    logs.emplace_back(LogLevel::Debug, line);
+    return;
+  }
+  std::string text = line;
+  if (lane.dead_letters_unreported > 0)
+    text += " (and " + std::to_string(lane.dead_letters_unreported) + " more dead-lettered since the last such line)";
+  lane.dead_letters_unreported = 0;
+  lane.last_dead_letter_error = now;
+  logs.emplace_back(LogLevel::Error, std::move(text));
+}
+
+void Delivery::State::report_held_back(Lane& lane, Steady::time_point now, LogLines& logs) {
+  const std::string prefix = "integration " + lane.config.name + ": ";
+  if (lane.dead_letters_unreported > 0 && lane.last_dead_letter_error &&
+      now - *lane.last_dead_letter_error >= options.dead_letter_error_every) {
+    logs.emplace_back(LogLevel::Error, prefix + std::to_string(lane.dead_letters_unreported) +
+                                           " more event(s) dead-lettered since the last such line, the last: " +
+                                           lane.last_unreported.substr(prefix.size()));
+    lane.dead_letters_unreported = 0;
+    lane.last_unreported.clear();
+    lane.last_dead_letter_error = now;
+  }
+  const std::uint64_t quiet = lane.quiet[0] + lane.quiet[1];
+  if (quiet > 0 && now - lane.info_window >= options.delivered_info_window) {
+    std::string line = prefix + std::to_string(quiet) + " more event(s) delivered in the minute since the first " +
+                       std::to_string(options.delivered_info_lines) + " (" + std::to_string(lane.quiet[0]) + " outage, " +
+                       std::to_string(lane.quiet[1]) + " clear), logged at debug only";
+    if (const std::size_t paced = lane.schedule.paced(); paced > 0)
+      line += "; " + std::to_string(paced) + " wait for FloodLimit " + std::to_string(lane.config.flood_limit);
+    logs.emplace_back(LogLevel::Info, std::move(line));
+    lane.quiet[0] = lane.quiet[1] = 0;
+    // A new window: the next deliveries have their lines again.
+    lane.info_window = now;
+    lane.info_lines = 0;
+  }
+  lane.report_due = Steady::time_point::max();
+  if (lane.dead_letters_unreported > 0 && lane.last_dead_letter_error)
+    lane.report_due = *lane.last_dead_letter_error + options.dead_letter_error_every;
+  if (lane.quiet[0] + lane.quiet[1] > 0)
+    lane.report_due = std::min(lane.report_due, lane.info_window + options.delivered_info_window);
+}
+
+// A test event's first answer goes to its future, whatever it is; it is
+// then out of the lane (and the spool), delivered or not. False when p is
+// not a test event, or was delivered (settled then as any delivery).
+bool Delivery::State::settle_test(Lane& lane, const std::string& outage_id, const Pending& p, const Outcome& o,
+                                  LogLines& logs) {
+  const auto found = lane.tests.find(p.event.event_id);
+  if (found == lane.tests.end()) return false;
+  FirstAnswer answer;
+  answer.delivered = o.result == Result::Delivered;
+  answer.status = o.http.status;
+  answer.request_id = o.http.request_id;
+  if (!answer.delivered) answer.reason = o.reason.empty() ? "delivery stopped" : o.reason;
+  found->second.set_value(answer);
+  lane.tests.erase(found);
+  if (answer.delivered) return false;
+  logs.emplace_back(LogLevel::Warning, "integration " + lane.config.name + ": test " +
+                                           event_type_name(p.event.type) + " event " + p.event.event_id +
+                                           " not delivered: " + answer.reason);
+  lane.last_failure = IntegrationStatus::Failure{Clock::now(), answer.reason};
+  lane.schedule.pop(outage_id, Steady::now());
+  --total_queued;
+  return true;
 }
 
 void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o,
                              LogLines& logs) {
   const Event& e = p.event;
   const IntegrationConfig& c = lane.config;
-  const std::string what = std::string(event_type_name(e.type)) + " event " + e.event_id + " of outage " +
-                           e.outage_id;
+  const bool test = lane.tests.count(e.event_id) > 0;
+  const std::string what = std::string(test ? "test " : "") + event_type_name(e.type) + " event " + e.event_id +
+                           " of outage " + e.outage_id;
   const std::string prefix = "integration " + c.name + ": ";
+  const std::string& url = e.type == EventType::Clear ? c.clear_url : c.outage_url;
   const auto now = Steady::now();
+  if (settle_test(lane, outage_id, p, o, logs)) return;
+  if (o.result != Result::Delivered && o.result != Result::Abandoned)
+    lane.last_failure = IntegrationStatus::Failure{Clock::now(), o.reason};
 
   switch (o.result) {
     case Result::Abandoned:
+    case Result::Tested:  // only for tests, settled above
       lane.schedule.release(outage_id, now);
       logs.emplace_back(LogLevel::Info, prefix + what + " left in the spool for the next start");
       return;
+
+    case Result::Pause: {
+      // The integration, not the event: it waits in its place, and the
+      // whole lane with it, tried again with one request a minute.
+      ++lane.retried;
+      ++lane.failures_since_ok;
+      lane.paused = o.http.status;
+      lane.schedule.note_error(outage_id, o.reason);
+      lane.schedule.hold(now + options.paused_retry_every);
+      // Due at once, held back by the hold only: a success (a test) resumes all.
+      lane.schedule.release(outage_id, now, p.attempts + 1);
+      if (!lane.last_paused_error || now - *lane.last_paused_error >= options.paused_retry_every) {
+        lane.last_paused_error = now;
+        logs.emplace_back(LogLevel::Error,
+                          prefix + "paused: " + o.reason + " from " + redact_url(url) + "; " +
+                              std::to_string(lane.schedule.queued()) +
+                              " event(s) waiting, kept in order; one request a minute tries again, and delivery "
+                              "resumes by itself once the integration accepts it (RetryMaxAge " +
+                              std::to_string(c.retry_max_age.count()) + " s still applies)");
+      }
+      return;
+    }
 
     case Result::Retry: {
       const int attempts = p.attempts + 1;
       ++lane.retried;
       ++lane.failures_since_ok;
+      lane.schedule.note_error(outage_id, o.reason);
       std::optional<Steady::duration> asked;
       // Honoured up to the backoff ceiling, and never past the time the
       // event would be given up.
       if (o.retry_after) asked = duration_cast<Steady::duration>(std::min<seconds>(*o.retry_after, c.retry_max_age));
       const auto left = duration_cast<Steady::duration>(e.created + c.retry_max_age - Clock::now()) + p.paced;
       const auto delay = lane.schedule.retry(outage_id, attempts, asked, left, now);
+      // A paused integration that does not answer stays paused.
+      if (lane.schedule.held()) lane.schedule.hold(now + options.paused_retry_every);
       if (o.retry_after && *o.retry_after > kLongPause &&
           (!lane.last_long_pause_warning || now - *lane.last_long_pause_warning >= kStillFailingEvery)) {
         lane.last_long_pause_warning = now;
@@ -348,9 +520,7 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
       const std::string line = prefix + what + " not delivered (" + o.reason + "); retry " +
                                std::to_string(attempts) + " in " + seconds_text(delay);
       if (lane.failures_since_ok == 1 && attempts == 1) {
-        logs.emplace_back(LogLevel::Warning, line + "; sending to " + redact_url(e.type == EventType::Clear
-                                                                                     ? c.clear_url
-                                                                                     : c.outage_url));
+        logs.emplace_back(LogLevel::Warning, line + "; sending to " + redact_url(url));
         lane.last_failing_warning = now;
       } else if (now - lane.last_failing_warning >= kStillFailingEvery) {
         logs.emplace_back(LogLevel::Warning, prefix + "delivery still failing (" + o.reason + "); " +
@@ -375,23 +545,39 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
         return;
       }
       ++lane.dead_lettered;
+      if (o.dead_letters_dropped > 0)
+        logs.emplace_back(LogLevel::Warning, dead_letters->path() + " reached DeadLetterLimit (" +
+                                                 std::to_string(config.dead_letter_limit) + " bytes): its oldest " +
+                                                 std::to_string(o.dead_letters_dropped) + " line(s) dropped");
       // The reason carries the status and the start of the reply.
-      logs.emplace_back(LogLevel::Error, prefix + what + " dead-lettered: " + o.reason +
-                                             (o.http.status != 0 && o.http.reply_start.empty() ? " (empty reply)" : "") +
-                                             "; sent to " +
-                                             redact_url(e.type == EventType::Clear ? c.clear_url : c.outage_url) +
-                                             "; kept in " + dead_letters->path());
+      log_dead_letter(lane,
+                      prefix + what + " dead-lettered: " + o.reason +
+                          (o.http.status != 0 && o.http.reply_start.empty() ? " (empty reply)" : "") +
+                          "; sent to " + redact_url(url) + "; kept in " + dead_letters->path(),
+                      now, logs);
+      // The integration answered: it is not refusing the plugin (any more).
+      if (lane.schedule.held() && o.http.status != 0 && o.http.status != lane.paused) {
+        lane.paused = 0;
+        lane.schedule.resume();
+      }
       break;
 
     case Result::Delivered:
       ++lane.delivered;
       lane.latency_sum += std::chrono::duration<double>(Clock::now() - e.created).count();
       ++lane.latency_count;
-      if (lane.failures_since_ok > 0)
+      lane.last_delivery =
+          IntegrationStatus::Delivered{Clock::now(), o.http.status, o.http.request_id, e.type, e.outage_id};
+      if (lane.paused != 0)
+        logs.emplace_back(LogLevel::Notice, prefix + "accepted again (HTTP " + std::to_string(o.http.status) +
+                                                "): delivery resumed, " +
+                                                std::to_string(lane.schedule.queued() - 1) + " event(s) waiting");
+      else if (lane.failures_since_ok > 0)
         logs.emplace_back(LogLevel::Notice, prefix + "delivering again after " +
                                                 std::to_string(lane.failures_since_ok) + " failed attempts");
-      log_delivered(lane, what, o.http.request_id, lane.failures_since_ok > 0, now, logs);
+      log_delivered(lane, what, o.http.status, o.http.request_id, e.type, now, logs);
       lane.failures_since_ok = 0;
+      lane.paused = 0;
       lane.schedule.resume();
       break;
   }
@@ -403,7 +589,9 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
 // submit() wakes it because a new event is due sooner than that (which, in
 // a burst, is only its first event: the others find a worker awake). A
 // worker that takes an event and sees another due wakes a peer, so a burst
-// spreads over the Connections. An idle plugin does not wake at all.
+// spreads over the Connections. An idle plugin does not wake at all; a
+// summary of log lines held back, or a paused lane's expired events, wake
+// it when due.
 void Delivery::State::worker(Lane& lane, HttpClient& client) {
   run_in_background("xm-" + lane.config.name);
   const std::string prefix = "integration " + lane.config.name + ": ";
@@ -411,27 +599,48 @@ void Delivery::State::worker(Lane& lane, HttpClient& client) {
     std::unique_lock<std::mutex> lock(lane.mutex);
     while (!stopping) {
       std::string outage_id;  // set while this thread holds an outage in flight
+      std::vector<LaneSchedule::Taken> taken;
+      std::size_t i = 0;  // taken[i] is in hand, those after it wait
       try {
         const auto now = Steady::now();
-        const auto due = lane.schedule.next_due();
-        if (due > now) {
-          if (due == Steady::time_point::max())
-            lane.wake.wait(lock);
-          else
-            lane.wake.wait_until(lock, due);
+        if (lane.report_due <= now) {
+          LogLines logs;
+          report_held_back(lane, now, logs);
+          lock.unlock();
+          for (const auto& [level, line] : logs) log.log(level, line);
+          lock.lock();
           continue;
         }
-        std::optional<LaneSchedule::Taken> taken = lane.schedule.take(now);
-        if (!taken) continue;
-        if (lane.schedule.next_due() <= now) lane.wake.notify_one();
-        outage_id = taken->outage_id;
-        const Pending& p = taken->head;
-        {
-          const InFlight counted(*this);
+        Mode mode = Mode::Send;
+        if (lane.schedule.held() && lane.next_expiry_sweep <= now) {
+          lane.next_expiry_sweep = now + options.paused_retry_every;
+          taken = lane.schedule.take_expired([&](const Pending& p) { return expired(lane.config, p); });
+          mode = Mode::Expire;
+        }
+        if (taken.empty()) {
+          auto due = std::min(lane.schedule.next_due(), lane.report_due);
+          if (lane.schedule.held()) due = std::min(due, lane.next_expiry_sweep);
+          if (due > now) {
+            if (due == Steady::time_point::max())
+              lane.wake.wait(lock);
+            else
+              lane.wake.wait_until(lock, due);
+            continue;
+          }
+          std::optional<LaneSchedule::Taken> one = lane.schedule.take(now);
+          if (!one) continue;
+          if (lane.schedule.next_due() <= now) lane.wake.notify_one();
+          mode = lane.tests.count(one->head.event.event_id) > 0 ? Mode::Test : Mode::Send;
+          taken.push_back(std::move(*one));
+        }
+        const InFlight counted(*this);
+        for (; i < taken.size(); ++i) {
+          outage_id = taken[i].outage_id;
+          const Pending& p = taken[i].head;
           lock.unlock();
           Outcome o;
           try {
-            o = attempt(lane, client, p);
+            o = attempt(lane, client, p, mode);
           } catch (const std::exception& ex) {
             // Treated as a failed try, so the outage is not stuck in flight.
             o.result = stopping ? Result::Abandoned : Result::Retry;
@@ -443,13 +652,14 @@ void Delivery::State::worker(Lane& lane, HttpClient& client) {
           outage_id.clear();
           lock.unlock();
           for (const auto& [level, line] : logs) log.log(level, line);
+          lock.lock();
         }
-        lock.lock();
       } catch (const std::exception& ex) {
         // Out of memory half way through: the outage must not stay in
         // flight, or none of its events would ever go again.
         if (!lock.owns_lock()) lock.lock();
         if (!outage_id.empty()) lane.schedule.release(outage_id, Steady::now() + options.initial_backoff);
+        for (std::size_t j = i + 1; j < taken.size(); ++j) lane.schedule.release(taken[j].outage_id, Steady::now());
         lock.unlock();
         log.error(prefix + "delivery interrupted (" + ex.what() + "); trying again");
         lock.lock();
@@ -558,7 +768,7 @@ void Delivery::State::report_refusals(bool now_or_never) {
 Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& log, DeliveryOptions options)
     : state_(std::make_unique<State>(config, log, options)) {
   State& s = *state_;
-  s.dead_letters = std::make_unique<DeadLetterFile>(spool_dir + "/dead-letter.jsonl");
+  s.dead_letters = std::make_unique<DeadLetterFile>(spool_dir + "/dead-letter.jsonl", config.dead_letter_limit);
   for (const auto& integration : config.integrations) {
     s.lanes.push_back(std::make_unique<Lane>(integration, options));
     Lane& lane = *s.lanes.back();
@@ -580,13 +790,19 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
   };
   std::map<std::string, Orphans> orphans;
   std::size_t recovered = 0;
+  // A letter whose event is in the spool was being sent again (resend)
+  // when the plugin stopped: it leaves the file now, so that it cannot be
+  // sent again twice.
+  const std::set<std::string> letters = s.dead_letters->load();
+  std::set<std::string> resent;
   for (auto& event : s.spool->take_recovered()) {
+    if (letters.count(event.event_id) > 0) resent.insert(event.event_id);
     auto lane = s.by_name.find(event.integration);
     if (lane == s.by_name.end()) {
       // Without its <Integration> there is no URL to send it to; kept in
       // the spool it would count against QueueLimit forever.
       static const std::string kReason = "integration no longer configured", kNone;
-      if (s.dead_letters->write({event, event.body, kNone, 0, 0, kReason, kNone})) {
+      if (s.dead_letters->write({event, event.body, kNone, 0, 0, kReason, kNone}).ok) {
         s.spool->acknowledge(event.event_id);
         ++orphans[event.integration].moved;
       } else {
@@ -608,6 +824,9 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
     log.error(line);
   }
   if (recovered > 0) log.info(std::to_string(recovered) + " undelivered event(s) recovered from the spool");
+  if (!resent.empty() && !s.dead_letters->remove(resent))
+    log.error(std::to_string(resent.size()) + " event(s) queued again are still in " + s.dead_letters->path() +
+              ", which cannot be rewritten: do not resend them");
   s.recovered_changes = s.spool->take_recovered_changes();
 }
 
@@ -739,6 +958,17 @@ void Delivery::stop() {
     for (auto& t : lane->threads)
       if (t.joinable()) t.join();
   if (s.sync_thread.joinable()) s.sync_thread.join();
+  // Test events not answered: answered now, and not sent at the next start.
+  for (auto& lane : s.lanes) {
+    std::lock_guard<std::mutex> l(lane->mutex);
+    for (auto& [event_id, answer] : lane->tests) {
+      FirstAnswer stopped;
+      stopped.reason = "delivery stopped before it was sent";
+      answer.set_value(stopped);
+      s.spool->acknowledge(event_id);
+    }
+    lane->tests.clear();
+  }
   s.spool_held();
   s.spool->sync();
   s.report_refusals(true);
@@ -765,6 +995,119 @@ DeliveryStats Delivery::stats(const std::string& integration) {
   lane.latency_sum = 0;
   lane.latency_count = 0;
   return out;
+}
+
+std::vector<IntegrationStatus> Delivery::status() const {
+  std::vector<IntegrationStatus> out;
+  const auto now = Steady::now();
+  for (const auto& lane : state_->lanes) {
+    IntegrationStatus st;
+    st.name = lane->config.name;
+    std::lock_guard<std::mutex> lock(lane->mutex);
+    st.queued = lane->schedule.queued();
+    lane->schedule.for_each([&](const Pending& p, bool, std::optional<Steady::time_point>) {
+      if (!st.oldest_queued || p.event.created < *st.oldest_queued) st.oldest_queued = p.event.created;
+    });
+    st.dead_lettered = lane->dead_lettered;
+    st.last_delivery = lane->last_delivery;
+    st.last_failure = lane->last_failure;
+    if (lane->paused != 0) st.paused = lane->paused.load();
+    st.flood_limit = lane->schedule.flood_limit();
+    st.flood_used_outage = lane->schedule.flood_used(EventType::Outage, now);
+    st.flood_used_clear = lane->schedule.flood_used(EventType::Clear, now);
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+std::vector<QueuedEvent> Delivery::queue() const {
+  std::vector<QueuedEvent> out;
+  const auto steady_now = Steady::now();
+  const auto wall_now = Clock::now();
+  for (const auto& lane : state_->lanes) {
+    std::lock_guard<std::mutex> lock(lane->mutex);
+    lane->schedule.for_each([&](const Pending& p, bool in_flight, std::optional<Steady::time_point> next) {
+      QueuedEvent q;
+      q.event_id = p.event.event_id;
+      q.outage_id = p.event.outage_id;
+      q.integration = p.event.integration;
+      q.type = p.event.type;
+      q.created = p.event.created;
+      q.attempts = p.attempts;
+      q.in_flight = in_flight;
+      if (next) q.next_attempt = wall_now + duration_cast<Clock::duration>(std::max(*next, steady_now) - steady_now);
+      q.last_error = p.last_error;
+      out.push_back(std::move(q));
+    });
+  }
+  return out;
+}
+
+Lane& Delivery::State::lane_for_operator(const Event& event) {
+  const auto found = by_name.find(event.integration);
+  if (found == by_name.end()) throw std::invalid_argument("no integration " + event.integration + " is configured");
+  if (!accepting) throw std::logic_error("delivery has stopped");
+  return *found->second;
+}
+
+bool Delivery::resend(std::vector<Event> events, const std::set<std::string>& letters) {
+  State& s = *state_;
+  std::vector<Lane*> lanes;
+  for (Event& e : events) {
+    lanes.push_back(&s.lane_for_operator(e));
+    e.change.clear();  // its outage's state is the tracker's, not the letter's
+    e.created = Clock::now();
+    e.not_before = {};
+  }
+  // In the spool, durably, before the letters leave the file: a crash in
+  // between leaves both, and the next start removes the letters.
+  std::vector<std::string> appended;
+  try {
+    for (const Event& e : events) {
+      s.spool->append(e);
+      appended.push_back(e.event_id);
+    }
+    for (const Event& e : events)
+      if (!s.spool->make_durable(e.event_id))
+        throw std::system_error(std::make_error_code(std::errc::io_error), "cannot sync the spool");
+  } catch (...) {
+    for (const std::string& id : appended) s.spool->acknowledge(id);
+    throw;
+  }
+  s.total_queued += events.size();
+  s.note_spool_change(s.appended);
+  std::map<Lane*, std::vector<Event>> by_lane;
+  for (std::size_t i = 0; i < events.size(); ++i) by_lane[lanes[i]].push_back(without_body(std::move(events[i])));
+  for (auto& [lane, queued] : by_lane) {
+    {
+      std::lock_guard<std::mutex> lock(lane->mutex);
+      lane->schedule.enqueue_front(std::move(queued));
+    }
+    lane->wake.notify_one();
+  }
+  if (s.dead_letters->remove(letters)) return true;
+  s.log.error(std::to_string(letters.size()) + " dead letter(s) sent again are still in " + s.dead_letters->path() +
+              ", which cannot be rewritten: do not resend them");
+  return false;
+}
+
+std::future<FirstAnswer> Delivery::test(Event event) {
+  State& s = *state_;
+  Lane& lane = s.lane_for_operator(event);
+  event.change.clear();  // it opens no outage
+  event.not_before = {};
+  s.spool->append(event);
+  ++s.total_queued;
+  s.note_spool_change(s.appended);
+  std::promise<FirstAnswer> answer;
+  std::future<FirstAnswer> future = answer.get_future();
+  {
+    std::lock_guard<std::mutex> lock(lane.mutex);
+    lane.tests.emplace(event.event_id, std::move(answer));
+    lane.schedule.enqueue_urgent(without_body(std::move(event)));
+  }
+  lane.wake.notify_all();
+  return future;
 }
 
 }  // namespace xmatters

@@ -6,7 +6,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +31,55 @@ struct DeliveryStats {
   double latency_seconds = 0;       // mean from event creation to 2xx, over the last interval
 };
 
+// What an operator sees of one integration (collectd-xmatters(1) status).
+// Times are the wall clock's; every text is redacted.
+struct IntegrationStatus {
+  std::string name;
+  std::size_t queued = 0;                  // undelivered events, in flight included
+  std::optional<TimePoint> oldest_queued;  // the created time of the oldest
+  std::uint64_t dead_lettered = 0;         // since start
+  struct Delivered {
+    TimePoint time;
+    long status = 0;
+    std::string request_id;  // "" when the reply had none
+    EventType type = EventType::Outage;
+    std::string outage_id;
+  };
+  std::optional<Delivered> last_delivery;
+  struct Failure {
+    TimePoint time;
+    std::string reason;
+  };
+  std::optional<Failure> last_failure;
+  // The status (401, 403 or 404) that paused the integration
+  // (collectd-xmatters(5) DELIVERY); nullopt when it is not paused.
+  std::optional<long> paused;
+  unsigned flood_limit = 0;  // 0: none
+  // Requests of each type in the last minute, against FloodLimit.
+  std::size_t flood_used_outage = 0, flood_used_clear = 0;
+};
+
+// One undelivered event (collectd-xmatters(1) queue).
+struct QueuedEvent {
+  std::string event_id, outage_id, integration;
+  EventType type = EventType::Outage;
+  TimePoint created;
+  int attempts = 0;  // failed requests so far
+  bool in_flight = false;
+  // When its outage's next request may go: its head's only, nullopt for the
+  // events behind it and the head in flight.
+  std::optional<TimePoint> next_attempt;
+  std::string last_error;  // redacted; "" before any failure
+};
+
+// The first answer to a test event (collectd-xmatters(1) test).
+struct FirstAnswer {
+  bool delivered = false;  // a 2xx
+  long status = 0;         // 0: no reply
+  std::string request_id;  // "" when the reply had none
+  std::string reason;      // why not delivered (redacted); "" when delivered
+};
+
 // Tuning that the configuration does not expose; the tests shorten it.
 struct DeliveryOptions {
   // A failed request is retried after about initial_backoff, doubling with
@@ -39,6 +91,15 @@ struct DeliveryOptions {
   // compacted, clears held in memory spooled), while there is something to
   // flush, compact or retry.
   std::chrono::milliseconds sync_interval{1000};
+  // A paused integration (401, 403, 404) is tried again, and said so with
+  // an ERROR, this often.
+  std::chrono::milliseconds paused_retry_every{std::chrono::minutes(1)};
+  // Deliveries have INFO lines at most delivered_info_lines per window per
+  // integration, then one summary line; dead letters an ERROR at most each
+  // dead_letter_error_every, with the count.
+  std::chrono::milliseconds delivered_info_window{std::chrono::minutes(1)};
+  unsigned delivered_info_lines = 10;
+  std::chrono::milliseconds dead_letter_error_every{std::chrono::seconds(10)};
 };
 
 class Delivery : public EventSink {
@@ -74,6 +135,32 @@ class Delivery : public EventSink {
 
   // For ReportStats; the latency mean is reset by each call.
   DeliveryStats stats(const std::string& integration);
+
+  // --- for the operator's command (collectd-xmatters(1)); thread-safe ---
+
+  // Every integration's state, in configuration order.
+  std::vector<IntegrationStatus> status() const;
+  // Every undelivered event, each outage's in order.
+  std::vector<QueuedEvent> queue() const;
+
+  // Sends dead letters again (events as read_dead_letters gives them, in
+  // the order plan_resend gives): each goes to the head of its outage's
+  // queue, in the order given, with its event_id (its Idempotency-Key); its
+  // RetryMaxAge counts from now. Returns once they are all durable in the
+  // spool; then the letters of `letters` leave the dead-letter file
+  // (returned: false when the file could not be rewritten, and they stay
+  // there too; a restart removes them then). Throws std::invalid_argument
+  // (nothing queued) for an event of an unknown integration,
+  // std::system_error (nothing queued) when the spool cannot take them, std::logic_error after stop().
+  bool resend(std::vector<Event> events, const std::set<std::string>& letters);
+
+  // Sends a test event (its own outage_id, which no tracker knows) through
+  // the real path: spooled, then sent first of its lane's events, through a
+  // pause too, but within the FloodLimit. The future has the first answer;
+  // the event is never retried nor dead-lettered (once answered it leaves
+  // the spool). A delivered test resumes a paused integration. Throws as
+  // resend().
+  std::future<FirstAnswer> test(Event event);
 
  private:
   struct State;

@@ -48,10 +48,33 @@ std::optional<Event> LaneSchedule::enqueue(Event event) {
     return replaced;
   }
   const Steady::time_point due = event.not_before;
-  outage.events.push_back(Pending{std::move(event), 0});
+  outage.events.push_back(Pending{std::move(event), 0, {}, {}});
   ++queued_;
   if (fresh) schedule(it->first, due);
   return std::nullopt;
+}
+
+void LaneSchedule::enqueue_urgent(Event event) {
+  const std::string outage_id = event.outage_id;
+  event.not_before = Steady::time_point{};
+  enqueue(std::move(event));
+  urgent_.push_back(outage_id);
+}
+
+void LaneSchedule::enqueue_front(std::vector<Event> events) {
+  std::unordered_map<std::string, std::size_t> next_place;  // per outage, where its next one goes
+  for (Event& event : events) {
+    auto [it, fresh] = outages_.try_emplace(event.outage_id);
+    OutageQueue& outage = it->second;
+    auto [place, first] = next_place.try_emplace(it->first, outage.in_flight ? 1 : 0);
+    const Steady::time_point due = event.not_before;
+    outage.events.insert(outage.events.begin() + static_cast<std::ptrdiff_t>(place->second++),
+                         Pending{std::move(event), 0, {}, {}});
+    ++queued_;
+    // An outage already queued keeps its place in schedule_ (or waiting_):
+    // whatever its head now is goes when that comes.
+    if (fresh) schedule(it->first, due);
+  }
 }
 
 Steady::time_point LaneSchedule::next_due() const {
@@ -60,7 +83,15 @@ Steady::time_point LaneSchedule::next_due() const {
   // that instant (or the epoch, when it is free already).
   if (!waiting_[0].empty()) due = std::min(due, outage_budget_.next_free(Steady::time_point{}));
   if (!waiting_[1].empty()) due = std::min(due, clear_budget_.next_free(Steady::time_point{}));
-  return due == Steady::time_point::max() ? due : std::max(due, paused_until_);
+  // A held lane's one request is out: nothing else goes until it settles.
+  if (held_ && probe_) due = Steady::time_point::max();
+  if (due != Steady::time_point::max()) due = std::max(due, paused_until_);
+  for (const std::string& id : urgent_) {
+    const auto found = outages_.find(id);
+    if (found == outages_.end() || found->second.in_flight || found->second.events.empty()) continue;
+    due = std::min(due, budget(found->second.events.front().event.type).next_free(Steady::time_point{}));
+  }
+  return due;
 }
 
 LaneSchedule::OutageQueue* LaneSchedule::takeable(const std::string& outage_id) {
@@ -73,11 +104,30 @@ LaneSchedule::Taken LaneSchedule::grant(std::string outage_id, OutageQueue& outa
   Pending& head = outage.events.front();
   budget(head.event.type).use(now);
   outage.in_flight = true;
+  urgent_.erase(std::remove(urgent_.begin(), urgent_.end(), outage_id), urgent_.end());
   return Taken{std::move(outage_id), head};
 }
 
+std::optional<LaneSchedule::Taken> LaneSchedule::take_urgent(Steady::time_point now) {
+  for (const std::string& id : urgent_) {
+    OutageQueue* outage = takeable(id);
+    if (outage == nullptr || !budget(outage->events.front().event.type).available(now)) continue;
+    outage->waiting_since.reset();
+    return grant(id, *outage, now);  // a copy of id: grant() erases it from urgent_
+  }
+  return std::nullopt;
+}
+
 std::optional<LaneSchedule::Taken> LaneSchedule::take(Steady::time_point now) {
-  if (now < paused_until_) return std::nullopt;
+  if (!urgent_.empty())
+    if (auto taken = take_urgent(now)) return taken;
+  if (now < paused_until_ || (held_ && probe_)) return std::nullopt;
+  auto taken = take_due(now);
+  if (taken && held_) probe_ = taken->outage_id;
+  return taken;
+}
+
+std::optional<LaneSchedule::Taken> LaneSchedule::take_due(Steady::time_point now) {
   // The waiting heads first: they were due before any still scheduled.
   for (auto& queue : waiting_) {
     while (!queue.empty()) {
@@ -113,6 +163,7 @@ std::optional<LaneSchedule::Taken> LaneSchedule::take(Steady::time_point now) {
 }
 
 void LaneSchedule::pop(const std::string& outage_id, Steady::time_point now) {
+  if (probe_ == outage_id) probe_.reset();
   auto found = outages_.find(outage_id);
   if (found == outages_.end()) return;
   OutageQueue& outage = found->second;
@@ -131,6 +182,7 @@ void LaneSchedule::pop(const std::string& outage_id, Steady::time_point now) {
 Steady::duration LaneSchedule::retry(const std::string& outage_id, int attempts,
                                      std::optional<Steady::duration> asked, Steady::duration left,
                                      Steady::time_point now) {
+  if (probe_ == outage_id) probe_.reset();
   OutageQueue& outage = outages_[outage_id];
   outage.in_flight = false;
   outage.events.front().attempts = attempts;
@@ -153,6 +205,7 @@ Steady::duration LaneSchedule::retry(const std::string& outage_id, int attempts,
 }
 
 void LaneSchedule::release(const std::string& outage_id, Steady::time_point when, std::optional<int> attempts) {
+  if (probe_ == outage_id) probe_.reset();
   auto found = outages_.find(outage_id);
   if (found == outages_.end()) return;
   OutageQueue& outage = found->second;
@@ -162,9 +215,60 @@ void LaneSchedule::release(const std::string& outage_id, Steady::time_point when
   schedule(outage_id, when);
 }
 
+void LaneSchedule::note_error(const std::string& outage_id, std::string error) {
+  auto found = outages_.find(outage_id);
+  if (found != outages_.end() && !found->second.events.empty())
+    found->second.events.front().last_error = std::move(error);
+}
+
 void LaneSchedule::resume() {
   pause_streak_ = 0;
   paused_until_ = Steady::time_point{};
+  held_ = false;
+  probe_.reset();
+}
+
+void LaneSchedule::hold(Steady::time_point until) {
+  held_ = true;
+  probe_.reset();
+  paused_until_ = until;
+}
+
+std::vector<LaneSchedule::Taken> LaneSchedule::take_expired(FunctionRef<bool(const Pending&)> is_expired) {
+  std::vector<Taken> out;
+  for (auto& [id, outage] : outages_) {
+    if (outage.in_flight || outage.events.empty() || !is_expired(outage.events.front())) continue;
+    outage.in_flight = true;
+    out.push_back(Taken{id, outage.events.front()});
+  }
+  return out;
+}
+
+void LaneSchedule::for_each(
+    FunctionRef<void(const Pending&, bool in_flight, std::optional<Steady::time_point> next)> f) const {
+  std::unordered_map<std::string, Steady::time_point> due;
+  for (const auto& [when, id] : schedule_) due.try_emplace(id, when.first);  // the earliest listing
+  for (const auto& queue : waiting_)
+    for (const std::string& id : queue) {
+      const auto found = outages_.find(id);
+      if (found != outages_.end() && !found->second.events.empty())
+        due[id] = budget(found->second.events.front().event.type).next_free(Steady::time_point{});
+    }
+  for (const auto& [id, outage] : outages_) {
+    for (std::size_t i = 0; i < outage.events.size(); ++i) {
+      std::optional<Steady::time_point> next;
+      if (i == 0 && !outage.in_flight) {
+        const auto found = due.find(id);
+        if (found != due.end()) next = std::max(std::max(found->second, outage.events[0].event.not_before), paused_until_);
+      }
+      f(outage.events[i], i == 0 && outage.in_flight, next);
+    }
+  }
+}
+
+std::size_t LaneSchedule::flood_used(EventType type, Steady::time_point now) const {
+  const Budget& b = budget(type);
+  return b.limited() ? flood_limit_ - b.left(now) : 0;
 }
 
 }  // namespace xmatters

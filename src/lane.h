@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "event.h"
+#include "function_ref.h"
 #include "minute_budget.h"
 
 namespace xmatters {
@@ -44,6 +45,7 @@ struct Pending {
   // Time spent waiting for the FloodLimit, which RetryMaxAge does not count:
   // pacing delays an event, it does not make it undeliverable.
   Steady::duration paced{};
+  std::string last_error;  // why its last request failed (redacted); "" before any
 };
 
 class LaneSchedule {
@@ -52,7 +54,7 @@ class LaneSchedule {
   // request counts, retries included: xMatters' Alert Rate Filter counts
   // what it receives); 0 = no limit.
   explicit LaneSchedule(Backoff backoff, unsigned flood_limit = 0)
-      : backoff_(std::move(backoff)), outage_budget_(flood_limit), clear_budget_(flood_limit) {}
+      : backoff_(std::move(backoff)), flood_limit_(flood_limit), outage_budget_(flood_limit), clear_budget_(flood_limit) {}
 
   // Adds an event at its outage's tail; a new outage's is due at once, or
   // at its not_before, as is a later event when it comes to the head. An
@@ -62,6 +64,14 @@ class LaneSchedule {
   // attempts and so its backoff. Returns the event replaced, for the spool
   // to forget.
   std::optional<Event> enqueue(Event event);
+  // Adds an event of an outage of its own that goes before every other,
+  // through a pause or a hold (a test page); it still takes (and waits for)
+  // its type's FloodLimit.
+  void enqueue_urgent(Event event);
+  // Adds events at the head of their outages, before the events queued
+  // there (after the one in flight), in the order given: dead letters sent
+  // again are older than anything their outage has queued.
+  void enqueue_front(std::vector<Event> events);
   // Whether enqueue() would replace an event for an outage event of outage_id.
   bool has_queued_page(const std::string& outage_id) const;
 
@@ -93,8 +103,30 @@ class LaneSchedule {
   // The head stays and is due at `when` (the request was not made, or its
   // outcome could not be recorded), with attempts failures when given.
   void release(const std::string& outage_id, Steady::time_point when, std::optional<int> attempts = std::nullopt);
-  // A success ends the lane's pause.
+  // Records why the head's last request failed (Pending::last_error).
+  void note_error(const std::string& outage_id, std::string error);
+  // A success ends the lane's pause, and its hold.
   void resume();
+
+  // The integration refused the plugin's credentials or URL (401, 403,
+  // 404): nothing goes before `until`, then one request (the head due
+  // first), and nothing more until that request is settled and hold() or
+  // resume() called again. Urgent outages go meanwhile.
+  void hold(Steady::time_point until);
+  bool held() const { return held_; }
+  // Takes every head (not in flight) that is_expired says has waited too
+  // long (RetryMaxAge), its outage then in flight, without a request:
+  // while the lane is held, events expire without being tried.
+  std::vector<Taken> take_expired(FunctionRef<bool(const Pending&)> is_expired);
+
+  // Each queued event, each outage's in order: whether it is in flight,
+  // and when the next request of its outage may go (for the head not in
+  // flight; nullopt for the others).
+  void for_each(FunctionRef<void(const Pending&, bool in_flight, std::optional<Steady::time_point> next)> f) const;
+  // Requests of that type in the minute before now (FloodLimit use); 0
+  // without a limit.
+  std::size_t flood_used(EventType type, Steady::time_point now) const;
+  unsigned flood_limit() const { return flood_limit_; }
 
   Steady::duration backoff(unsigned failures) { return backoff_.after(failures); }
   std::size_t queued() const { return queued_; }  // in flight included
@@ -121,8 +153,12 @@ class LaneSchedule {
   // The outage, if its head may be taken (it has one, not in flight).
   OutageQueue* takeable(const std::string& outage_id);
   Taken grant(std::string outage_id, OutageQueue& outage, Steady::time_point now);
+  std::optional<Taken> take_urgent(Steady::time_point now);
+  std::optional<Taken> take_due(Steady::time_point now);  // take() without pause or hold
+  const Budget& budget(EventType type) const { return type == EventType::Clear ? clear_budget_ : outage_budget_; }
 
   Backoff backoff_;
+  unsigned flood_limit_;
   std::unordered_map<std::string, OutageQueue> outages_;
   // Outages whose head may be sent, by earliest attempt, then arrival. An
   // outage may be listed twice (see release()); take() skips the extra.
@@ -135,6 +171,10 @@ class LaneSchedule {
   std::size_t queued_ = 0;
   Steady::time_point paused_until_{};
   unsigned pause_streak_ = 0;  // lane pauses since the last success
+  bool held_ = false;
+  std::optional<std::string> probe_;  // the outage whose head a held lane tries
+  // Outages of enqueue_urgent() not taken yet (also in schedule_).
+  std::vector<std::string> urgent_;
 };
 
 }  // namespace xmatters

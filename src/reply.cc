@@ -18,7 +18,9 @@ Verdict classify(const HttpResult& r) {
   // Worth another try: no reply at all, or a reply that says "later".
   const bool retryable = r.status == 0 || r.status == 408 || r.status == 425 || r.status == 429 ||
                          (r.status >= 500 && r.status <= 599);
-  v.kind = retryable ? Verdict::Kind::Retry : Verdict::Kind::DeadLetter;
+  const bool integration_refused = r.status == 401 || r.status == 403 || r.status == 404;
+  v.kind = retryable ? Verdict::Kind::Retry
+                     : integration_refused ? Verdict::Kind::Pause : Verdict::Kind::DeadLetter;
   if (r.status != 0)
     v.reason = "HTTP " + std::to_string(r.status) + (r.reply_start.empty() ? "" : ": " + r.reply_start);
   else

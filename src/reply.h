@@ -15,17 +15,20 @@ namespace xmatters {
 constexpr std::chrono::milliseconds kBackoffCeiling{std::chrono::minutes(5)};
 
 struct Verdict {
-  enum class Kind { Delivered, Retry, DeadLetter };
+  // Pause: the integration itself is refused (its credentials, its
+  // permissions or its URL), not the event.
+  enum class Kind { Delivered, Retry, Pause, DeadLetter };
   Kind kind = Kind::Retry;
   // Retry: the wait the integration asked for (Retry-After), if it did.
   std::optional<std::chrono::seconds> after;
-  // Retry, DeadLetter: the status and the start of the reply, or why no
+  // Retry, Pause, DeadLetter: the status and the start of the reply, or why no
   // reply arrived; for the logs and the dead-letter file.
   std::string reason;
 };
 
 // Delivered for any 2xx status (whatever became of the body); Retry for
-// 408, 425, 429, 5xx and no reply at all; DeadLetter for the rest.
+// 408, 425, 429, 5xx and no reply at all; Pause for 401, 403 and 404;
+// DeadLetter for the rest.
 Verdict classify(const HttpResult& reply);
 
 // Seconds to wait from a Retry-After value: delta-seconds or an HTTP date

@@ -103,6 +103,7 @@ void test_plugin_defaults() {
   CU_ASSERT_FALSE(c.spool_dir.has_value());
   CU_ASSERT_EQUAL(c.queue_limit, 100000u);
   CU_ASSERT_TRUE(c.report_stats);
+  CU_ASSERT_EQUAL(c.dead_letter_limit, std::size_t{64} << 20);
   CU_ASSERT_EQUAL(c.integrations.size(), 1u);
   CU_ASSERT_TRUE(c.warnings.empty());
 }
@@ -166,6 +167,7 @@ void test_documented_defaults_are_the_defaults() {
   const IntegrationConfig& b = implicit.integrations.at(0);
   CU_ASSERT_EQUAL(explicit_.queue_limit, implicit.queue_limit);
   CU_ASSERT_EQUAL(explicit_.report_stats, implicit.report_stats);
+  CU_ASSERT_EQUAL(explicit_.dead_letter_limit, implicit.dead_letter_limit);
   CU_ASSERT(a.min_severity == b.min_severity);
   CU_ASSERT_EQUAL(a.send_clear, b.send_clear);
   CU_ASSERT(a.renotify_interval == b.renotify_interval);
@@ -181,7 +183,8 @@ void test_documented_defaults_are_the_defaults() {
 // --- the table -------------------------------------------------------------------------------
 
 void test_option_table_is_complete() {
-  const std::set<std::string> plugin_options{"SpoolDir", "QueueLimit", "ReportStats", "Integration", "Maintenance"};
+  const std::set<std::string> plugin_options{"SpoolDir", "QueueLimit", "ReportStats", "DeadLetterLimit",
+                                             "Integration", "Maintenance"};
   const std::set<std::string> maintenance_options{"Host",  "Plugin",   "Type",       "Weekdays",
                                                   "Times", "TimeZone", "Integration"};
   const std::set<std::string> integration_options{
@@ -218,6 +221,7 @@ void test_every_option_applies() {
       opt("SpoolDir", {S(dir / "spool")}),
       opt("QueueLimit", {N(5)}),
       opt("ReportStats", {B(false)}),
+      opt("DeadLetterLimit", {N(1 << 20)}),
       ops({
           opt("ClearURL", {S(kClearUrl)}),
           opt("User", {S("panopta")}),
@@ -247,6 +251,7 @@ void test_every_option_applies() {
   CU_ASSERT(c.spool_dir == dir / "spool");
   CU_ASSERT_EQUAL(c.queue_limit, 5u);
   CU_ASSERT_FALSE(c.report_stats);
+  CU_ASSERT_EQUAL(c.dead_letter_limit, 1u << 20);
   CU_ASSERT_TRUE(c.warnings.empty());
   const IntegrationConfig& i = c.integrations.at(0);
   CU_ASSERT_EQUAL(i.outage_url, kOutageUrl);

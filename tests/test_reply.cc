@@ -48,12 +48,22 @@ void test_retryable_statuses() {
 }
 
 void test_other_statuses_dead_lettered() {
-  for (long status : {100L, 199L, 300L, 301L, 302L, 304L, 400L, 401L, 403L, 404L, 413L, 422L, 600L, 999L}) {
+  for (long status : {100L, 199L, 300L, 301L, 302L, 304L, 400L, 405L, 410L, 413L, 422L, 600L, 999L}) {
     const auto v = classify(reply(status));
     CU_ASSERT(v.kind == Kind::DeadLetter);
     CU_ASSERT_EQUAL(v.reason, "HTTP " + std::to_string(status));
   }
   CU_ASSERT_EQUAL(classify(reply(400, "{\"reason\":\"bad\"}")).reason, "HTTP 400: {\"reason\":\"bad\"}");
+}
+
+// A revoked key, a missing permission, a wrong URL: the integration is
+// refused, not the event (collectd-xmatters(5) DELIVERY).
+void test_integration_refusals_pause() {
+  for (long status : {401L, 403L, 404L}) {
+    const auto v = classify(reply(status, "no"));
+    CU_ASSERT(v.kind == Kind::Pause);
+    CU_ASSERT_EQUAL(v.reason, "HTTP " + std::to_string(status) + ": no");
+  }
 }
 
 void test_transport_error_retried() {
@@ -105,6 +115,7 @@ int main(int argc, char** argv) {
                          test_2xx_delivered_even_when_the_transfer_then_failed},
                         {"retryable_statuses", test_retryable_statuses},
                         {"other_statuses_dead_lettered", test_other_statuses_dead_lettered},
+                        {"integration_refusals_pause", test_integration_refusals_pause},
                         {"transport_error_retried", test_transport_error_retried},
                         {"retry_after_kept_for_retries_only", test_retry_after_kept_for_retries_only},
                         {"parse_retry_after", test_parse_retry_after}}}});
