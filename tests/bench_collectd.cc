@@ -53,6 +53,7 @@ struct Options {
   int idle_s = 10;             // idle window after the storm, in the first round
   int rounds = 3;              // the configurations in alternation, this many times
   int deliver_timeout_s = 60;  // the longest wait for the receiver to have them all
+  std::size_t latency = 20;    // pages, one at a time with the queue empty, per configuration and round
   std::string only;            // "receiver" or "receiver:config": run just those
   std::string profile;         // a command run during the storm of the selected runs; {pid} is collectd's
 };
@@ -203,7 +204,13 @@ class Nginx {
          << "error_log " << (dir_ / "error.log") << " warn;\n"
          << "events { worker_connections 1024; }\n"
          << "http {\n  access_log " << (dir_ / "access.log") << ";\n"
+         // Every temporary path in the prefix: the compiled-in ones under
+         // /var/lib/nginx may be missing or not writable by nobody.
          << "  client_body_temp_path " << (dir_ / "body") << ";\n"
+         << "  proxy_temp_path " << (dir_ / "proxy") << ";\n"
+         << "  fastcgi_temp_path " << (dir_ / "fastcgi") << ";\n"
+         << "  uwsgi_temp_path " << (dir_ / "uwsgi") << ";\n"
+         << "  scgi_temp_path " << (dir_ / "scgi") << ";\n"
          << "  server {\n    listen 127.0.0.1:" << port << ";\n"
          << "    location / { default_type application/json; return 202 '{\"requestId\":\"x\"}'; }\n"
          << "  }\n}\n";
@@ -349,14 +356,19 @@ class Profiler {
   pid_t pid_ = -1;
 };
 
-Row run_one(const Config& config, const Receiver& receiver, std::size_t n, const Options& opt, bool idle, bool profile) {
-  Row row;
-  row.config = config.name;
-  xmtest::CollectdProcess c(config.block(receiver.url));
+// The system plugins the configuration loads, beside the harness's own.
+void add_plugins(const Config& config, xmtest::CollectdProcess& c) {
   for (const auto& p : config.system_plugins) {
     const std::string from = std::string(COLLECTD_SYSTEM_PLUGINDIR) + "/" + p + ".so", to = c.dir() + "/plugins/" + p + ".so";
     if (::link(from.c_str(), to.c_str()) != 0) xmtest::write_file(to, xmtest::read_file(from));
   }
+}
+
+Row run_one(const Config& config, const Receiver& receiver, std::size_t n, const Options& opt, bool idle, bool profile) {
+  Row row;
+  row.config = config.name;
+  xmtest::CollectdProcess c(config.block(receiver.url));
+  add_plugins(config, c);
   if (!c.start()) {
     std::fprintf(stderr, "bench_collectd: collectd did not start (%s, %s):\n%s\n", config.name.c_str(),
                  receiver.name.c_str(), c.log().c_str());
@@ -512,6 +524,53 @@ void print_table(const std::string& title, const std::vector<std::vector<Row>>& 
   std::fflush(stdout);
 }
 
+// Page latency with the queue empty: one FAILURE at a time, each a fifth
+// of a second after the previous one arrived (the plugin's threads asleep
+// by then, as between pages in production), from the PUTNOTIF until the
+// receiver (the stand-in answering 202 at once, in this process, which
+// notes when each request arrived) has it. Appends the milliseconds.
+void run_latency(const Config& config, xmtest::Standin& receiver, std::size_t pages, const std::string& profile,
+                 std::vector<double>& ms) {
+  xmtest::CollectdProcess c(config.block(receiver.url("f")));
+  add_plugins(config, c);
+  if (!c.start()) {
+    std::fprintf(stderr, "bench_collectd: collectd did not start (%s, latency):\n%s\n", config.name.c_str(), c.log().c_str());
+    return;
+  }
+  auto& sock = c.unixsock();
+  const std::string now = std::to_string(std::time(nullptr));
+  std::optional<Profiler> profiler;
+  if (!profile.empty()) profiler.emplace(profile, c.pid());
+  for (std::size_t i = 0; i < pages; ++i) {
+    std::this_thread::sleep_for(200ms);
+    const std::size_t before = receiver.request_count();
+    const auto sent = Clock::now();
+    if (!sock.command("PUTNOTIF severity=failure time=" + now + " host=latency-" + std::to_string(i) +
+                      " plugin=page type=gauge message=\"value 95 is above the failure threshold 90\"")
+             .ok())
+      continue;
+    if (!receiver.wait_for_requests(before + 1, 10s)) continue;
+    const auto got = receiver.requests();
+    if (got.size() > before) ms.push_back(std::chrono::duration<double, std::milli>(got[before].time - sent).count());
+  }
+  profiler.reset();
+  c.stop();
+}
+
+void print_latency(const std::vector<std::pair<std::string, std::vector<double>>>& by_config) {
+  std::printf("\n#### page latency, the queue empty (stand-in, 202 at once)\n\n"
+              "| configuration | pages | median ms | p90 ms | max ms |\n| --- | ---: | ---: | ---: | ---: |\n");
+  for (const auto& [name, ms] : by_config) {
+    if (ms.empty()) {
+      std::printf("| %s | not measured |\n", name.c_str());
+      continue;
+    }
+    std::printf("| %s | %zu | %s | %s | %s |\n", name.c_str(), ms.size(), fmt("%.2f", percentile(ms, 0.5)).c_str(),
+                fmt("%.2f", percentile(ms, 0.9)).c_str(), fmt("%.2f", *std::max_element(ms.begin(), ms.end())).c_str());
+  }
+  std::fflush(stdout);
+}
+
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -529,13 +588,14 @@ Options parse(int argc, char** argv) {
     else if (a == "--idle") o.idle_s = std::stoi(next());
     else if (a == "--rounds") o.rounds = std::max(1, std::stoi(next()));
     else if (a == "--timeout") o.deliver_timeout_s = std::stoi(next());
+    else if (a == "--latency") o.latency = std::stoul(next());
     else if (a == "--only") o.only = next();
     else if (a == "--profile") o.profile = next();
     else {
       std::fprintf(stderr,
                    "usage: bench_collectd [--n N] [--n-slow N] [--n-exec N] [--idle S] [--rounds R] [--timeout S]\n"
-                   "                      [--only RECEIVER[:CONFIG]] [--profile 'CMD {pid}']\n"
-                   "receivers: fast slow down; configs: floor write_http exec xmatters\n");
+                   "                      [--latency PAGES] [--only RECEIVER[:CONFIG]] [--profile 'CMD {pid}']\n"
+                   "receivers: fast slow down latency; configs: floor write_http exec xmatters\n");
       std::exit(2);
     }
   }
@@ -629,6 +689,27 @@ int main(int argc, char** argv) {
       }
     }
     if (any) print_table(titles[r], rounds);
+  }
+  // Page latency: write_http and this plugin, in alternation.
+  if (opt.latency > 0) {
+    xmtest::Standin prompt;
+    xmtest::Standin::Reply at_once;
+    at_once.status = 202;
+    prompt.set_default_reply(at_once);
+    std::vector<std::pair<std::string, std::vector<double>>> by_config;
+    for (int round = 0; round < opt.rounds; ++round)
+      for (std::size_t k = 0; k < all.size(); ++k) {
+        const std::string name = short_names[k];
+        if ((name != "write_http" && name != "xmatters") || !selected(opt, "latency", name)) continue;
+        auto it = std::find_if(by_config.begin(), by_config.end(), [&](const auto& p) { return p.first == all[k].name; });
+        if (it == by_config.end()) it = by_config.insert(by_config.end(), {all[k].name, {}});
+        try {
+          run_latency(all[k], prompt, opt.latency, opt.only.empty() ? std::string() : opt.profile, it->second);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "bench_collectd: latency, %s: %s\n", all[k].name.c_str(), e.what());
+        }
+      }
+    if (!by_config.empty()) print_latency(by_config);
   }
   return 0;
 }
