@@ -56,7 +56,7 @@ bool Coverage::tick(TimePoint now) {
       if (active) {
         const auto until = w.schedule.next_change(now);
         lines.push_back("maintenance window \"" + w.config.name + "\" begins" +
-                        (until ? ", until " + format_rfc3339(*until) : std::string()));
+                        (until ? ", until " + format_utc_seconds(*until) : std::string()));
       } else if (w.was_active) {
         lines.push_back("maintenance window \"" + w.config.name + "\" ends");
         ended = true;
@@ -67,7 +67,7 @@ bool Coverage::tick(TimePoint now) {
       const bool active = h.silence.active(now);
       if (active == h.was_active) continue;
       if (active) {
-        lines.push_back("silence " + h.silence.id + " begins, until " + format_rfc3339(h.silence.end) + ": " +
+        lines.push_back("silence " + h.silence.id + " begins, until " + format_utc_seconds(h.silence.end) + ": " +
                         matchers_text(h.silence) + (h.silence.integration.empty() ? "" : " (integration " + h.silence.integration + ")") +
                         ", by " + h.silence.author + ": " + h.silence.comment);
       } else {

@@ -52,6 +52,11 @@ struct Outage {
   bool folded = false;
   // A flood outage's: how many outages it had, on how many hosts.
   std::uint32_t outages = 0, hosts = 0;
+  // Silences and maintenance windows (collectd-xmatters(5) MAINTENANCE):
+  // held, a page was held back and is owed when nothing covers it any more;
+  // paged, an outage event of it was sent, so its clear is always sent.
+  bool held = false;
+  bool paged = true;
 };
 
 // A flood outage keeps (and its payload lists) the first this many of its

@@ -60,6 +60,9 @@ struct OutageTracker::State {
     std::optional<Outage> outage;
     std::optional<TimePoint> last_time;  // a value list's outage only; a host's keeps it per member
     bool warned_full = false;            // a host outage at kMaxMembers was logged
+    // The notification whose page a silence or window held back, for the
+    // page sent when it ends (none after a restart: one is made up).
+    std::optional<Notification> held_notification;
   };
   using Table = std::unordered_map<OutageKey, std::shared_ptr<KeyState>, OutageKeyHash>;
   using Steady = std::chrono::steady_clock;
@@ -96,6 +99,21 @@ struct OutageTracker::State {
   mutable std::mutex flood_mutex;
   Flood flood;
   std::atomic<std::uint64_t> folded_total{0};
+  std::atomic<std::uint64_t> silenced_total{0};
+
+  // Whether a silence or window covers the outage now: a host outage's
+  // every failing member, a value list's key; never a flood outage.
+  bool covered(const Outage& o, const OutageKey& key) const {
+    if (!options.covering || o.kind == OutageKind::Flood) return false;
+    if (o.kind == OutageKind::ValueList) return options.covering(key).has_value();
+    bool any = false;
+    for (const Member& m : o.members) {
+      if (!m.failing) continue;
+      if (!options.covering(m.key)) return false;
+      any = true;
+    }
+    return any;
+  }
 
   OutageKey table_key(const Notification& n, OutageKind kind) const {
     OutageKey key = kind == OutageKind::Host ? OutageKey{n.host, {}, {}, {}, {}} : OutageKey::of(n);
@@ -249,6 +267,53 @@ std::size_t OutageTracker::open_outages() const { return state_->open_count.load
 
 std::uint64_t OutageTracker::folded() const { return state_->folded_total.load(std::memory_order_relaxed); }
 
+std::uint64_t OutageTracker::silenced() const { return state_->silenced_total.load(std::memory_order_relaxed); }
+
+std::size_t OutageTracker::release(TimePoint now, TransitionHandler handler) {
+  State& s = *state_;
+  std::deque<std::shared_ptr<State::KeyState>> keys;
+  {
+    std::lock_guard<std::mutex> lock(s.table_mutex);
+    for (const auto& entry : s.table) keys.push_back(entry.second);
+  }
+  std::size_t paged = 0;
+  for (const auto& ks : keys) {
+    std::lock_guard<std::mutex> lock(ks->mutex);
+    if (ks->erased || !ks->outage || !ks->outage->held || ks->outage->folded || s.covered(*ks->outage, ks->key))
+      continue;
+    Notification n;
+    if (ks->held_notification) {
+      n = *ks->held_notification;
+    } else {
+      n.host = ks->key.host;
+      n.plugin = ks->key.plugin;
+      n.plugin_instance = ks->key.plugin_instance;
+      n.type = ks->key.type;
+      n.type_instance = ks->key.type_instance;
+      n.message = "outage held back by a silence or maintenance window, still open";
+    }
+    n.severity = ks->outage->severity;
+    n.time = now;
+    Outage next = *ks->outage;
+    next.held = false;
+    next.paged = true;
+    next.last_page = now;
+    next.sequence += 1;
+    // A page sent now counts towards FloodLimit, and is never folded: the
+    // lane paces it.
+    std::lock_guard<std::mutex> flood_lock(s.flood_mutex);
+    const auto steady = s.steady_now();
+    if (!s.emit(EventType::Outage, n, next, encode_change(s.integration, ks->key, &next, ks->last_time.value_or(TimePoint{})),
+                handler))
+      continue;  // tried again at the next release
+    if (s.flood.budget.limited()) s.flood.budget.use(steady);
+    ks->outage = std::move(next);
+    ks->held_notification.reset();
+    ++paged;
+  }
+  return paged;
+}
+
 void OutageTracker::for_each_open(FunctionRef<void(const OutageKey&, const Outage&)> visit) const {
   State& s = *state_;
   std::deque<std::shared_ptr<State::KeyState>> keys;
@@ -348,6 +413,29 @@ bool OutageTracker::State::older(std::optional<TimePoint>& last, const Notificat
 bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::optional<EventType> send, Outage after,
                                   bool closes, std::optional<TimePoint> last_time, TransitionHandler handler) {
   const bool opens = !ks.outage;
+  // A silence or maintenance window holds pages back, never a clear of a
+  // page that went out; an outage never paged closes without a clear.
+  bool held_back = false;
+  if (send == EventType::Outage && !after.folded && covered(after, ks.key)) {
+    if (opens) after.paged = false;
+    // A re-page of an outage paged before is not owed afterwards; an
+    // escalation, or any page of one never paged, is.
+    if (opens || !after.paged || after.severity > ks.outage->severity) after.held = true;
+    send.reset();
+    held_back = true;
+  } else if (send == EventType::Outage) {
+    after.held = false;
+    after.paged = true;
+  } else if (send == EventType::Clear && !after.paged) {
+    send.reset();
+  } else if (!send && !closes && after.held && !after.folded && !covered(after, ks.key)) {
+    // A member that nothing covers joined a host outage held back: it pages now.
+    after.held = false;
+    after.paged = true;
+    after.last_page = n.time;
+    after.sequence += 1;
+    send = EventType::Outage;
+  }
   const auto record = [&] {
     return encode_change(integration, ks.key, closes ? nullptr : &after, last_time.value_or(TimePoint{}));
   };
@@ -358,7 +446,8 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
   } else {
     std::lock_guard<std::mutex> lock(flood_mutex);
     const Steady::time_point now = steady_now();
-    if (opens && !pages_on_its_own(now)) after.folded = true;
+    // A covered outage never joins the flood outage nor counts towards it.
+    if (opens && send && !pages_on_its_own(now)) after.folded = true;
     if (after.folded) {
       if (!fold(n, send, after, opens, closes, record(), now, handler)) return false;
     } else {
@@ -368,6 +457,12 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
   }
   if (opens) open_count.fetch_add(1, std::memory_order_relaxed);
   ks.last_time = last_time;
+  if (held_back) {
+    silenced_total.fetch_add(1, std::memory_order_relaxed);
+    if (after.held) ks.held_notification = n;
+  } else if (!closes && !after.held) {
+    ks.held_notification.reset();
+  }
   if (!closes) {
     ks.outage = std::move(after);
     return true;

@@ -58,6 +58,10 @@ struct TrackerOptions {
   unsigned flood_limit = 0;
   // The clock of that minute (steady_clock::now when null); tests set it.
   std::function<std::chrono::steady_clock::time_point()> steady_now = nullptr;
+  // What covers a value list's key now, a silence or a maintenance window
+  // (Coverage::covering), or nullopt; null: nothing ever does. Called on
+  // collectd's threads under the key's lock.
+  std::function<std::optional<std::string>(const OutageKey&)> covering = nullptr;
 };
 
 // The table of one integration's open outages. It lives in memory; the
@@ -89,6 +93,15 @@ class OutageTracker {
 
   // Outages folded into a flood outage since start.
   std::uint64_t folded() const;
+
+  // Outage events held back by a silence or maintenance window since start.
+  std::uint64_t silenced() const;
+
+  // Pages every outage held back by a silence or window that nothing
+  // covers any more (collectd-xmatters(5) MAINTENANCE): an outage event
+  // with its real start, at now. Called when a silence or window ends.
+  // Thread-safe; returns how many were paged.
+  std::size_t release(TimePoint now, TransitionHandler handler);
 
   // Calls visit with every open outage: value-list, host, folded and the
   // integration's flood outage (whose key is OutageKey{}), each key's

@@ -8,31 +8,75 @@ namespace xmatters {
 
 namespace {
 
-TrackerOptions tracker_options(const IntegrationConfig& i) {
+TrackerOptions tracker_options(const IntegrationConfig& i, const Coverage* coverage) {
   TrackerOptions o;
   o.group_by = i.group_by == GroupBy::Host ? OutageKind::Host : OutageKind::ValueList;
   o.min_severity = i.min_severity;
   o.renotify_interval = i.renotify_interval;
   o.send_clear = i.send_clear;
   o.flood_limit = i.flood_limit;
+  if (coverage != nullptr) {
+    const std::string name = i.name;
+    o.covering = [coverage, name](const OutageKey& key) { return coverage->covering(name, key, Clock::now()); };
+  }
   return o;
 }
 
 }  // namespace
 
 Router::Route::Route(const IntegrationConfig& i, Logger& log, const std::vector<std::string>& recovered,
-                     EventSink& sink)
+                     EventSink& sink, const Coverage* coverage)
     : integration(i),
-      tracker(i.name, tracker_options(i), log, recovered,
+      tracker(i.name, tracker_options(i, coverage), log, recovered,
               [&sink](const std::string& record) { sink.record_change(record); }),
       payload(i) {}
 
-Router::Router(const Config& config, EventSink& sink, Logger& log) : sink_(sink), log_(log) {
+Router::Router(const Config& config, EventSink& sink, Logger& log, const Coverage* coverage)
+    : sink_(sink), log_(log) {
   const std::vector<std::string> recovered = sink.recovered_changes();
   routes_.reserve(config.integrations.size());
   for (const auto& integration : config.integrations)
-    routes_.push_back(std::make_unique<Route>(integration, log, recovered, sink));
+    routes_.push_back(std::make_unique<Route>(integration, log, recovered, sink, coverage));
 }
+
+bool Router::submit(Route& route, Transition& t, const Notification& n) {
+  const std::string& name = route.integration.name;
+  try {
+    Event event;
+    event.event_id = event_id_of(t.outage.id, t.sequence);
+    event.integration = name;
+    event.outage_id = t.outage.id;
+    event.type = t.type;
+    event.created = Clock::now();
+    event.body = route.payload.build(t, event.event_id);
+    event.change = std::move(t.change);
+    event.not_before = t.not_before;
+    // Nothing is logged here, on collectd's thread: the sink logs a
+    // refusal (QueueLimit, with its count), and each event at INFO
+    // when xMatters has it.
+    return sink_.submit(std::move(event));
+  } catch (const std::exception& e) {
+    // Returning false leaves the outage as it was, so a later
+    // notification tries again.
+    log_.error("integration \"" + name + "\": cannot queue the " + event_type_name(t.type) + " event for " +
+               OutageKey::of(n).identifier() + ": " + e.what());
+    return false;
+  }
+}
+
+std::size_t Router::release(TimePoint now) {
+  std::size_t paged = 0;
+  for (const auto& route : routes_) {
+    try {
+      paged += route->tracker.release(now, [&](Transition& t) { return submit(*route, t, t.notification); });
+    } catch (const std::exception& e) {
+      log_.error("integration \"" + route->integration.name + "\": outages held back not paged: " + e.what());
+    }
+  }
+  return paged;
+}
+
+std::uint64_t Router::silenced(std::size_t integration) const { return routes_.at(integration)->tracker.silenced(); }
 
 void Router::dispatch(const Notification& n) {
   for (const auto& route : routes_) {
@@ -41,29 +85,7 @@ void Router::dispatch(const Notification& n) {
     // notification from the others.
     try {
       if (!route->integration.matches(n)) continue;
-      route->tracker.process(n, [&](Transition& t) {
-        try {
-          Event event;
-          event.event_id = event_id_of(t.outage.id, t.sequence);
-          event.integration = name;
-          event.outage_id = t.outage.id;
-          event.type = t.type;
-          event.created = Clock::now();
-          event.body = route->payload.build(t, event.event_id);
-          event.change = std::move(t.change);
-          event.not_before = t.not_before;
-          // Nothing is logged here, on collectd's thread: the sink logs a
-          // refusal (QueueLimit, with its count), and each event at INFO
-          // when xMatters has it.
-          return sink_.submit(std::move(event));
-        } catch (const std::exception& e) {
-          // Returning false leaves the outage as it was, so a later
-          // notification tries again.
-          log_.error("integration \"" + name + "\": cannot queue the " + event_type_name(t.type) + " event for " +
-                     OutageKey::of(n).identifier() + ": " + e.what());
-          return false;
-        }
-      });
+      route->tracker.process(n, [&](Transition& t) { return submit(*route, t, n); });
     } catch (const std::exception& e) {
       log_.error("integration \"" + name + "\": notification for " + OutageKey::of(n).identifier() + " not processed: " + e.what());
     } catch (...) {

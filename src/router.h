@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config.h"
+#include "coverage.h"
 #include "event.h"
 #include "function_ref.h"
 #include "log.h"
@@ -25,7 +26,9 @@ class Router {
   // Outage state of each integration is recovered from the sink's spool
   // (EventSink::recovered_changes) and logged through it. config must
   // outlive the router.
-  Router(const Config& config, EventSink& sink, Logger& log);
+  // coverage (silences and maintenance windows), when given, must outlive
+  // the router too.
+  Router(const Config& config, EventSink& sink, Logger& log, const Coverage* coverage = nullptr);
 
   // Thread-safe; called from collectd's threads.
   void dispatch(const Notification& n);
@@ -33,6 +36,12 @@ class Router {
   std::size_t open_outages(std::size_t integration) const;
   // Outages folded into the integration's flood outage since start (FloodLimit).
   std::uint64_t folded(std::size_t integration) const;
+  // Outage events held back by silences and maintenance windows since start.
+  std::uint64_t silenced(std::size_t integration) const;
+
+  // Pages the outages held back that nothing covers at now any more
+  // (OutageTracker::release), every integration's. Thread-safe.
+  std::size_t release(TimePoint now);
 
   // Every integration's open outages (OutageTracker::for_each_open), by
   // integration name. Thread-safe.
@@ -45,11 +54,14 @@ class Router {
 
  private:
   struct Route {
-    Route(const IntegrationConfig& i, Logger& log, const std::vector<std::string>& recovered, EventSink& sink);
+    Route(const IntegrationConfig& i, Logger& log, const std::vector<std::string>& recovered, EventSink& sink,
+          const Coverage* coverage);
     const IntegrationConfig& integration;
     OutageTracker tracker;
     PayloadBuilder payload;
   };
+  // Builds a route's event and submits it; false when it is refused.
+  bool submit(Route& route, Transition& t, const Notification& n);
   std::vector<std::unique_ptr<Route>> routes_;
   EventSink& sink_;
   Logger& log_;

@@ -157,7 +157,7 @@ TimePoint parse_rfc3339(std::string_view text) {
   return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(seconds) + fraction));
 }
 
-std::string format_rfc3339(TimePoint t) {
+std::string format_utc_seconds(TimePoint t) {
   const std::int64_t s = std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count();
   const std::int64_t days = s >= 0 ? s / 86400 : (s - 86399) / 86400;
   const std::int64_t tod = s - days * 86400;
@@ -201,9 +201,9 @@ Silence make_silence(const SilenceRequest& r, TimePoint now) {
   if (r.duration.has_value() == r.end.has_value()) throw std::invalid_argument("give one of --duration and --end");
   s.start = r.start.value_or(now);
   s.end = r.end ? *r.end : s.start + *r.duration;
-  if (s.end <= s.start) throw std::invalid_argument("the end " + format_rfc3339(s.end) + " is not after the start " +
-                                                    format_rfc3339(s.start));
-  if (s.end <= now) throw std::invalid_argument("the end " + format_rfc3339(s.end) + " is already past");
+  if (s.end <= s.start) throw std::invalid_argument("the end " + format_utc_seconds(s.end) + " is not after the start " +
+                                                    format_utc_seconds(s.start));
+  if (s.end <= now) throw std::invalid_argument("the end " + format_utc_seconds(s.end) + " is already past");
   if (s.end - s.start > kMaxSilence) throw std::invalid_argument("a silence lasts at most 31 days");
   s.id = random_uuid();
   s.integration = r.integration;

@@ -46,7 +46,7 @@ std::chrono::seconds parse_duration(std::string_view text);
 // without fractions of a second. Throws std::invalid_argument.
 TimePoint parse_rfc3339(std::string_view text);
 // UTC, whole seconds: "2026-12-05T02:00:00Z".
-std::string format_rfc3339(TimePoint t);
+std::string format_utc_seconds(TimePoint t);
 
 inline constexpr std::chrono::hours kMaxSilence{31 * 24};
 // An ended silence is listed (silence list --expired) and kept in the

@@ -1710,10 +1710,161 @@ void test_router_options_from_integration() {
 }
 }  // namespace
 
+// --- silences and maintenance windows ---------------------------------------------------------------
+
+// What covers: the test's set of hosts, or of value lists ("host/plugin").
+struct Covers {
+  std::mutex mutex;
+  std::set<std::string> hosts, plugins;
+  void set(std::set<std::string> h, std::set<std::string> p = {}) {
+    std::lock_guard<std::mutex> lock(mutex);
+    hosts = std::move(h);
+    plugins = std::move(p);
+  }
+  TrackerOptions options(TrackerOptions o = opts()) {
+    o.covering = [this](const OutageKey& k) -> std::optional<std::string> {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (hosts.count(k.host) || plugins.count(k.host + "/" + k.plugin)) return std::string("silence test");
+      return std::nullopt;
+    };
+    return o;
+  }
+};
+
+// Opened while covered: tracked, nothing sent; paged when the cover ends,
+// with its real start; its clear follows as for any page.
+void test_covered_outage_pages_when_released() {
+  Covers covers;
+  covers.set({"h1"});
+  Fixture f(covers.options());
+  f.send(note(Severity::Failure, at(0), "h1"));
+  f.send(note(Severity::Failure, at(1), "h2"));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 1u);
+  CU_ASSERT_EQUAL(f.rec.seen[0].key.host, "h2");
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 2u);
+  CU_ASSERT_EQUAL(f.tracker->silenced(), 1u);
+  CU_ASSERT_EQUAL(f.tracker->release(at(50), f.rec.handler()), 0u);  // still covered
+  covers.set({});
+  CU_ASSERT_EQUAL(f.tracker->release(at(100), f.rec.handler()), 1u);
+  XM_REQUIRE(f.rec.size() == 2u);
+  const Seen& late = f.rec.seen[1];
+  CU_ASSERT(late.type == EventType::Outage);
+  CU_ASSERT_EQUAL(late.key.host, "h1");
+  CU_ASSERT(late.outage.start == at(0));
+  CU_ASSERT(late.notification_time == at(100));
+  CU_ASSERT(late.notification_severity == Severity::Failure);
+  CU_ASSERT(late.outage.id == outage_id_of("test", OutageKind::ValueList, OutageKey::of(note(Severity::Failure, at(0), "h1")), at(0)));
+  CU_ASSERT_EQUAL(f.tracker->release(at(101), f.rec.handler()), 0u);  // once
+  f.send(note(Severity::Okay, at(200), "h1"));
+  XM_REQUIRE(f.rec.size() == 3u);
+  CU_ASSERT(f.rec.seen[2].type == EventType::Clear && f.rec.seen[2].outage.id == late.outage.id);
+}
+
+// Closed while covered: nothing at all, neither page nor clear.
+void test_closed_while_covered_sends_nothing() {
+  Covers covers;
+  covers.set({"h1"});
+  Fixture f(covers.options());
+  f.send(note(Severity::Warning, at(0), "h1"));
+  f.send(note(Severity::Failure, at(1), "h1"));
+  f.send(note(Severity::Okay, at(2), "h1"));
+  CU_ASSERT_EQUAL(f.rec.size(), 0u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  covers.set({});
+  CU_ASSERT_EQUAL(f.tracker->release(at(100), f.rec.handler()), 0u);
+  CU_ASSERT_EQUAL(f.rec.size(), 0u);
+  // And it is gone: a new failure is a new outage, paged.
+  f.send(note(Severity::Failure, at(200), "h1"));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+}
+
+// Paged before the cover: no escalation while covered, the escalation when
+// released; a clear while covered is sent.
+void test_paged_before_cover_escalates_after_and_always_clears() {
+  Covers covers;
+  Fixture f(covers.options());
+  f.send(note(Severity::Warning, at(0), "h1"));
+  f.send(note(Severity::Warning, at(0), "h2"));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  covers.set({"h1", "h2"});
+  f.send(note(Severity::Failure, at(1), "h1"));
+  f.send(note(Severity::Failure, at(1), "h2"));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  f.send(note(Severity::Okay, at(2), "h2"));  // its page went out: its clear goes
+  XM_REQUIRE(f.rec.size() == 3u);
+  CU_ASSERT(f.rec.seen[2].type == EventType::Clear && f.rec.seen[2].key.host == "h2");
+  covers.set({});
+  CU_ASSERT_EQUAL(f.tracker->release(at(10), f.rec.handler()), 1u);
+  XM_REQUIRE(f.rec.size() == 4u);
+  CU_ASSERT(f.rec.seen[3].type == EventType::Outage && f.rec.seen[3].key.host == "h1");
+  CU_ASSERT(f.rec.seen[3].outage.severity == Severity::Failure);
+  CU_ASSERT(f.rec.seen[3].outage.start == at(0));
+}
+
+// A re-page (RenotifyInterval) of an outage paged before is dropped while
+// covered, not owed afterwards.
+void test_renotify_while_covered_is_not_owed() {
+  Covers covers;
+  Fixture f(covers.options(opts(Severity::Warning, 60)));
+  f.send(note(Severity::Failure, at(0), "h1"));
+  covers.set({"h1"});
+  f.send(note(Severity::Failure, at(100), "h1"));
+  CU_ASSERT_EQUAL(f.rec.size(), 1u);
+  covers.set({});
+  CU_ASSERT_EQUAL(f.tracker->release(at(110), f.rec.handler()), 0u);
+  f.send(note(Severity::Failure, at(200), "h1"));  // the interval since the last decision
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+}
+
+// A host outage is covered while every failing member is: a member nothing
+// covers pages it at once.
+void test_host_outage_covered_while_every_failing_member_is() {
+  Covers covers;
+  TrackerOptions o = opts();
+  o.group_by = OutageKind::Host;
+  Fixture f(covers.options(o));
+  covers.set({}, {"h1/cpu", "h1/memory"});
+  f.send(note(Severity::Failure, at(0), "h1", "cpu"));
+  f.send(note(Severity::Failure, at(1), "h1", "memory", "memory", "used"));
+  CU_ASSERT_EQUAL(f.rec.size(), 0u);
+  f.send(note(Severity::Failure, at(2), "h1", "disk", "disk_octets", "read"));
+  XM_REQUIRE(f.rec.size() == 1u);
+  CU_ASSERT(f.rec.seen[0].type == EventType::Outage && f.rec.seen[0].outage.start == at(0));
+  CU_ASSERT_EQUAL(f.rec.seen[0].outage.members.size(), 3u);
+  f.send(note(Severity::Okay, at(3), "h1", "disk", "disk_octets", "read"));
+  f.send(note(Severity::Okay, at(4), "h1", "cpu"));
+  f.send(note(Severity::Okay, at(5), "h1", "memory", "memory", "used"));
+  XM_REQUIRE(f.rec.size() == 2u);
+  CU_ASSERT(f.rec.seen[1].type == EventType::Clear);
+}
+
+// Covered outages neither count towards FloodLimit nor join the flood outage.
+void test_covered_outages_outside_flood_limit() {
+  TestClock clock;
+  Covers covers;
+  covers.set({"h0", "h1", "h2", "h3", "h4", "h5"});
+  Fixture f(covers.options(flood_opts(clock, 2)));
+  for (int i = 0; i < 24; ++i) f.send(flood_note(Severity::Failure, at(i), i));  // h0..h5, 4 each
+  CU_ASSERT_EQUAL(f.rec.size(), 0u);
+  CU_ASSERT_EQUAL(f.tracker->folded(), 0u);
+  CU_ASSERT_EQUAL(f.tracker->silenced(), 24u);
+  f.send(flood_note(Severity::Failure, at(30), 24));  // h6: pages on its own, the minute untouched
+  XM_REQUIRE(f.rec.size() == 1u);
+  CU_ASSERT(f.rec.seen[0].outage.kind == OutageKind::ValueList);
+  CU_ASSERT_EQUAL(f.tracker->folded(), 0u);
+}
+
 int main(int argc, char** argv) {
   return xmtest::run(
       argc, argv,
       {{"listing", {{"for_each_open_lists_every_open_outage", test_for_each_open_lists_every_open_outage}}},
+       {"silences",
+        {{"covered_outage_pages_when_released", test_covered_outage_pages_when_released},
+         {"closed_while_covered_sends_nothing", test_closed_while_covered_sends_nothing},
+         {"paged_before_cover_escalates_after_and_always_clears", test_paged_before_cover_escalates_after_and_always_clears},
+         {"renotify_while_covered_is_not_owed", test_renotify_while_covered_is_not_owed},
+         {"host_outage_covered_while_every_failing_member_is", test_host_outage_covered_while_every_failing_member_is},
+         {"covered_outages_outside_flood_limit", test_covered_outages_outside_flood_limit}}},
        {"table",
         {{"failure_opens_outage", test_failure_opens_outage},
          {"warning_opens_outage", test_warning_opens_outage},
