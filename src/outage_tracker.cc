@@ -46,6 +46,10 @@ void shrink_if_sparse(Map& map) {
 // than the last means the clock went back.
 constexpr auto kClockStep = std::chrono::seconds(60);
 
+// Closed value lists remembered at most (about 200 bytes each), so that a
+// storm of distinct keys cannot grow the memory of closed ones unbounded.
+constexpr std::size_t kClosedKeys = 100000;
+
 }  // namespace
 
 struct OutageTracker::State {
@@ -65,6 +69,10 @@ struct OutageTracker::State {
     std::optional<Notification> held_notification;
   };
   using Table = std::unordered_map<OutageKey, std::shared_ptr<KeyState>, OutageKeyHash>;
+  // A value list's closed outage: see remember_closed.
+  struct Closed {
+    TimePoint last, start;
+  };
   using Steady = std::chrono::steady_clock;
 
   // The integration's flood outage and the budget of outage events that
@@ -92,6 +100,8 @@ struct OutageTracker::State {
 
   mutable std::mutex table_mutex;  // only for finding, inserting and erasing
   Table table;
+  std::unordered_map<OutageKey, Closed, OutageKeyHash> closed_keys;  // under table_mutex
+  std::deque<std::pair<TimePoint, OutageKey>> closed_order;          // oldest first
   std::atomic<std::size_t> open_count{0};
   // Open outages recovered from before a change of GroupBy: each keeps its
   // own grouping until it clears, so its key is looked up too.
@@ -130,6 +140,32 @@ struct OutageTracker::State {
     if (!create) return nullptr;
     return table.emplace(key, std::make_shared<KeyState>(key)).first->second;
   }
+  // A value list's outage that closed: its last notification time and its
+  // start, kept for kClockStep of notification time (older input counts as
+  // a step of the clock anyway) and for at most kClosedKeys keys. A
+  // notification older than the close is stale and ignored, and an outage
+  // that reopens starts after the closed one, so the two never share an
+  // outage_id (collectd-xmatters(5), OUTAGES). In memory only: after a
+  // restart the window starts empty.
+  void remember_closed(const OutageKey& key, Closed closed) {
+    std::lock_guard<std::mutex> lock(table_mutex);
+    closed_keys[key] = closed;
+    closed_order.emplace_back(closed.last, key);
+    while (!closed_order.empty() &&
+           (closed_order.size() > kClosedKeys || closed.last - closed_order.front().first > kClockStep)) {
+      auto it = closed_keys.find(closed_order.front().second);
+      if (it != closed_keys.end() && it->second.last == closed_order.front().first) closed_keys.erase(it);
+      closed_order.pop_front();
+    }
+    shrink_if_sparse(closed_keys);
+  }
+  std::optional<Closed> closed_before(const OutageKey& key) const {
+    std::lock_guard<std::mutex> lock(table_mutex);
+    auto it = closed_keys.find(key);
+    if (it == closed_keys.end()) return std::nullopt;
+    return it->second;
+  }
+
   // Caller holds ks.mutex: a key without an open outage leaves the table.
   void forget(KeyState& ks) {
     ks.erased = true;
@@ -577,7 +613,12 @@ void OutageTracker::State::decide_value_list(KeyState& ks, const Notification& n
   const bool problem = n.severity != Severity::Okay;
   if (!ks.outage) {
     if (!problem || n.severity < options.min_severity) return forget(ks);
-    Outage next{outage_id_of(integration, OutageKind::ValueList, ks.key, n.time), n.severity, n.time, n.time, 1,
+    TimePoint start = n.time;
+    if (const std::optional<Closed> closed = closed_before(ks.key)) {
+      if (n.time < closed->last && closed->last - n.time < kClockStep) return forget(ks);  // stale
+      if (start <= closed->start) start = closed->start + std::chrono::nanoseconds(1);
+    }
+    Outage next{outage_id_of(integration, OutageKind::ValueList, ks.key, start), n.severity, start, n.time, 1,
                 OutageKind::ValueList, {}, false, 0, 0};
     if (!commit(ks, n, EventType::Outage, std::move(next), false, last_time, handler)) forget(ks);
     return;
@@ -585,7 +626,8 @@ void OutageTracker::State::decide_value_list(KeyState& ks, const Notification& n
   if (!problem) {
     // A clear describes the outage as it was: its id, start and highest severity.
     const std::optional<EventType> send = options.send_clear ? std::optional(EventType::Clear) : std::nullopt;
-    commit(ks, n, send, *ks.outage, true, last_time, handler);
+    const Closed closed{std::max(n.time, last_time.value_or(n.time)), ks.outage->start};
+    if (commit(ks, n, send, *ks.outage, true, last_time, handler)) remember_closed(ks.key, closed);
     return;
   }
   const bool escalation = n.severity > ks.outage->severity;

@@ -636,6 +636,40 @@ struct KeyChecker {
     last_paged = s.notification_time;
   }
 };
+// A notification older than a closed outage's last one is stale: it opens
+// nothing, for it would reopen the closed outage under its id (issue 21,
+// bugs 1 and 2: a write thread that lagged).
+void test_stale_after_close_ignored() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(100)));
+  f.send(note(Severity::Okay, at(105)));
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  f.send(note(Severity::Warning, at(100)));  // stamped before the OKAY
+  f.send(note(Severity::Failure, at(70)));   // long before it, inside the window
+  CU_ASSERT_EQUAL(f.rec.size(), 2u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+  // A newer one opens a new outage, with an id of its own.
+  f.send(note(Severity::Failure, at(106)));
+  CU_ASSERT_EQUAL(f.rec.size(), 3u);
+  if (f.rec.size() == 3) CU_ASSERT(f.rec.seen[2].outage.id != f.rec.seen[0].outage.id);
+}
+
+// Equal timestamps: FAILURE, OKAY and FAILURE all stamped t are two
+// outages, and they must not share an outage_id: the second starts just
+// after the first (a nanosecond; its start_time reads the same).
+void test_reopen_at_same_time_new_id() {
+  Fixture f;
+  f.send(note(Severity::Failure, at(100)));
+  f.send(note(Severity::Okay, at(100)));
+  f.send(note(Severity::Failure, at(100)));
+  CU_ASSERT_EQUAL(f.rec.size(), 3u);
+  if (f.rec.size() != 3) return;
+  CU_ASSERT(f.rec.seen[2].type == EventType::Outage);
+  CU_ASSERT(f.rec.seen[2].outage.id != f.rec.seen[0].outage.id);
+  CU_ASSERT(f.rec.seen[2].outage.start > at(100));
+  CU_ASSERT(f.rec.seen[2].outage.start - at(100) < std::chrono::seconds(1));
+}
+
 void test_randomized_sequence() {
   const unsigned seed = std::random_device{}();
   std::mt19937 rng(seed);
@@ -1891,7 +1925,9 @@ int main(int argc, char** argv) {
          {"missing_value_failure_without_meta", test_missing_value_failure_without_meta},
          {"putnotif_without_type", test_putnotif_without_type}}},
        {"sequences",
-        {{"randomized_sequence", test_randomized_sequence}, {"many_threads", test_many_threads},
+        {{"stale_after_close_ignored", test_stale_after_close_ignored},
+         {"reopen_at_same_time_new_id", test_reopen_at_same_time_new_id},
+         {"randomized_sequence", test_randomized_sequence}, {"many_threads", test_many_threads},
          {"many_threads_silent_closes", test_many_threads_silent_closes}}},
        {"persistence",
         {{"restart_keeps_open_outage", test_restart_keeps_open_outage},
