@@ -1781,7 +1781,7 @@ void test_covered_outage_pages_when_released() {
   covers.set({});
   CU_ASSERT_EQUAL(f.tracker->release(at(100), f.rec.handler()), 1u);
   XM_REQUIRE(f.rec.size() == 2u);
-  const Seen& late = f.rec.seen[1];
+  const Seen late = f.rec.seen[1];  // a copy: seen grows below
   CU_ASSERT(late.type == EventType::Outage);
   CU_ASSERT_EQUAL(late.key.host, "h1");
   CU_ASSERT(late.outage.start == at(0));
