@@ -794,7 +794,19 @@ class Parser {
     } catch (const Invalid& e) {
       throw fail(e.what());
     } catch (const std::invalid_argument& e) {  // the parsers of weekdays, times and time zones
-      throw fail(e.what());
+      // They echo the text they refused: its control characters escaped,
+      // as quote() does, so the ERROR stays one line.
+      std::string line;
+      for (const char c : std::string_view(e.what())) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) {
+          const std::string q = quote(std::string_view(&c, 1));  // "\n", "\x01"... in quotes
+          line += q.substr(1, q.size() - 2);
+        } else {
+          line += c;
+        }
+      }
+      throw fail(line);
     }
   }
 
