@@ -742,10 +742,14 @@ void test_damaged_spool_record_dead_lettered() {
   CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }));
   CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, outage.event_id), 1u);
   CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, "damaged"), 1u);
+  // The letter, then the mark that its outage's clear was delivered after
+  // it (written once that clear's reply is in: waited for, not raced).
+  CU_ASSERT(xmtest::wait_until([&] { return json_lines(w.dead_letters()).size() == 2; }));
   const auto lines = json_lines(w.dead_letters());
-  CU_ASSERT_EQUAL_FATAL(lines.size(), 1u);
+  CU_ASSERT_EQUAL_FATAL(lines.size(), 2u);
   CU_ASSERT_EQUAL(xmtest::json_string_member(lines[0].get(), "event_id"), outage.event_id);
   CU_ASSERT(xmtest::json_string_member(lines[0].get(), "reason").find("damaged") != std::string::npos);
+  CU_ASSERT_PTR_NOT_NULL(json_object_get(lines[1].get(), "cleared_by"));
 }
 
 std::uintmax_t spool_bytes(const std::string& dir) {
