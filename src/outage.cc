@@ -95,6 +95,9 @@ enum ChangeTag : std::uint32_t {
   kOutages = 18,   // u32, a flood outage's (absent: 0)
   kHosts = 19,     // u32, a flood outage's (absent: 0)
   kMember = 20,    // a message of MemberTag fields, one per member, in order
+  // Silences and maintenance windows (collectd-xmatters(5) MAINTENANCE):
+  kHeld = 21,      // u8 1: a page was held back, owed once nothing covers it (absent: 0)
+  kUnpaged = 22,   // u8 1: no outage event of it was sent, so no clear is (absent: 0, paged)
 };
 enum MemberTag : std::uint32_t {
   kMemberKey = 1,       // 1 to 5: host, plugin, plugin_instance, type, type_instance
@@ -125,7 +128,7 @@ bool take_key_field(OutageKey& key, std::uint32_t first_tag, std::uint32_t tag, 
 // An OUTAGE_SET's fields as read, before they are checked.
 struct RawSet {
   std::int64_t last_page = 0, last_time = 0, start = 0;
-  std::uint8_t severity = 0, kind = 0, folded = 0;
+  std::uint8_t severity = 0, kind = 0, folded = 0, held = 0, unpaged = 0;
   std::string_view id;
   std::uint32_t sequence = 0, outages = 0, hosts = 0;
   std::vector<Member> members;
@@ -136,7 +139,8 @@ bool make_set(const OutageKey& key, RawSet&& raw, Outage* out) {
   const auto k = static_cast<OutageKind>(raw.kind);
   if (!valid_outage_id(raw.id) || (raw.severity != kRecordWarning && raw.severity != kRecordFailure) ||
       raw.sequence == 0 || (k != OutageKind::ValueList && k != OutageKind::Host && k != OutageKind::Flood) ||
-      raw.folded > 1 || (k == OutageKind::Flood) != (key == OutageKey{}) || (k == OutageKind::Flood && raw.folded == 1))
+      raw.folded > 1 || (k == OutageKind::Flood) != (key == OutageKey{}) || (k == OutageKind::Flood && raw.folded == 1) ||
+      raw.held > 1 || raw.unpaged > 1)
     return false;
   const std::size_t max = k == OutageKind::Host ? kMaxMembers : k == OutageKind::Flood ? kFloodListed : 0;
   if (k == OutageKind::ValueList ? !raw.members.empty() : raw.members.empty() || raw.members.size() > max)
@@ -148,6 +152,8 @@ bool make_set(const OutageKey& key, RawSet&& raw, Outage* out) {
   out->sequence = raw.sequence;
   out->kind = k;
   out->folded = raw.folded == 1;
+  out->held = raw.held == 1;
+  out->paged = raw.unpaged == 0;
   out->outages = raw.outages;
   out->hosts = raw.hosts;
   out->members = std::move(raw.members);
@@ -269,6 +275,8 @@ bool decode_change_v2(const sf::Record& rec, Change* out) {
       case kFolded: good &= sf::field_u8(v, &raw.folded); break;
       case kOutages: good &= sf::field_u32(v, &raw.outages); break;
       case kHosts: good &= sf::field_u32(v, &raw.hosts); break;
+      case kHeld: good &= sf::field_u8(v, &raw.held); break;
+      case kUnpaged: good &= sf::field_u8(v, &raw.unpaged); break;
       case kMember:
         if (raw.members.size() >= kMaxMembers) return false;
         raw.members.emplace_back();
@@ -309,6 +317,8 @@ std::string encode_change(const std::string& integration, const OutageKey& key, 
     w.u32(kSequence, outage->sequence);
     w.u8(kKind, static_cast<std::uint8_t>(outage->kind));
     if (outage->folded) w.u8(kFolded, 1);
+    if (outage->held) w.u8(kHeld, 1);
+    if (!outage->paged) w.u8(kUnpaged, 1);
     if (outage->kind == OutageKind::Flood) {
       w.u32(kOutages, outage->outages);
       w.u32(kHosts, outage->hosts);

@@ -1888,6 +1888,65 @@ void test_covered_outages_outside_flood_limit() {
   CU_ASSERT_EQUAL(f.tracker->folded(), 0u);
 }
 
+// Whether an outage was paged, or has a page held back, survives a restart
+// (a kill -9: nothing written on the way out), with or without a compaction
+// since: a held page is neither lost nor sent while still covered, and an
+// outage never paged sends no clear.
+void test_held_pages_survive_restart() {
+  for (const bool compacted : {false, true}) {
+    Covers covers;
+    Fixture f(covers.options());
+    f.send(note(Severity::Warning, at(0), "h2"));  // paged before the cover
+    covers.set({"h1", "h2", "h3"});
+    f.send(note(Severity::Failure, at(1), "h1"));  // held, never paged
+    f.send(note(Severity::Failure, at(2), "h2"));  // its escalation held
+    f.send(note(Severity::Failure, at(3), "h3"));  // held, never paged
+    CU_ASSERT_EQUAL_FATAL(f.rec.size(), 1u);
+    if (compacted) f.spool->maintain();
+    f.restart(covers.options());
+    CU_ASSERT_EQUAL(f.tracker->open_outages(), 3u);
+    f.send(note(Severity::Failure, at(10), "h1"));  // still failing, still covered: nothing
+    CU_ASSERT_EQUAL(f.tracker->release(at(11), f.rec.handler()), 0u);
+    f.send(note(Severity::Okay, at(12), "h3"));  // closes while covered: nothing at all
+    CU_ASSERT_EQUAL(f.rec.size(), 1u);
+    f.restart(covers.options());  // and again, after those changes
+    CU_ASSERT_EQUAL(f.tracker->open_outages(), 2u);
+    covers.set({});
+    CU_ASSERT_EQUAL(f.tracker->release(at(100), f.rec.handler()), 2u);
+    XM_REQUIRE(f.rec.size() == 3u);
+    std::map<std::string, Seen> late;
+    for (std::size_t i = 1; i < 3; ++i) late.emplace(f.rec.seen[i].outage.members.empty() ? f.rec.seen[i].key.host : "", f.rec.seen[i]);
+    XM_REQUIRE(late.count("h1") == 1 && late.count("h2") == 1);
+    CU_ASSERT(late.at("h1").type == EventType::Outage && late.at("h1").outage.start == at(1));
+    CU_ASSERT(late.at("h1").outage.id == outage_id_of("test", OutageKind::ValueList, OutageKey::of(note(Severity::Failure, at(1), "h1")), at(1)));
+    CU_ASSERT(late.at("h2").outage.severity == Severity::Failure && late.at("h2").outage.start == at(0));
+    CU_ASSERT(late.at("h2").outage.id == f.rec.seen[0].outage.id && late.at("h2").sequence > f.rec.seen[0].sequence);
+    f.restart(covers.options());  // paged: nothing owed any more
+    CU_ASSERT_EQUAL(f.tracker->release(at(101), f.rec.handler()), 0u);
+    f.send(note(Severity::Okay, at(200), "h1"));
+    f.send(note(Severity::Okay, at(200), "h2"));
+    XM_REQUIRE(f.rec.size() == 5u);
+    CU_ASSERT(f.rec.seen[3].type == EventType::Clear && f.rec.seen[4].type == EventType::Clear);
+    CU_ASSERT_EQUAL(f.log.count(LogLevel::Warning) + f.log.count(LogLevel::Error), 0u);
+  }
+}
+
+// An outage opened while covered and never paged closes without a clear
+// after a restart too, even once nothing covers it any more (the cover
+// ended while collectd was down, and the OKAY came before any release).
+void test_unpaged_outage_sends_no_clear_after_restart() {
+  Covers covers;
+  covers.set({"h1"});
+  Fixture f(covers.options());
+  f.send(note(Severity::Failure, at(0), "h1"));
+  CU_ASSERT_EQUAL(f.rec.size(), 0u);
+  covers.set({});
+  f.restart(covers.options());
+  f.send(note(Severity::Okay, at(5), "h1"));
+  CU_ASSERT_EQUAL(f.rec.size(), 0u);
+  CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+}
+
 int main(int argc, char** argv) {
   return xmtest::run(
       argc, argv,
@@ -1898,7 +1957,9 @@ int main(int argc, char** argv) {
          {"paged_before_cover_escalates_after_and_always_clears", test_paged_before_cover_escalates_after_and_always_clears},
          {"renotify_while_covered_is_not_owed", test_renotify_while_covered_is_not_owed},
          {"host_outage_covered_while_every_failing_member_is", test_host_outage_covered_while_every_failing_member_is},
-         {"covered_outages_outside_flood_limit", test_covered_outages_outside_flood_limit}}},
+         {"covered_outages_outside_flood_limit", test_covered_outages_outside_flood_limit},
+         {"held_pages_survive_restart", test_held_pages_survive_restart},
+         {"unpaged_outage_sends_no_clear_after_restart", test_unpaged_outage_sends_no_clear_after_restart}}},
        {"table",
         {{"failure_opens_outage", test_failure_opens_outage},
          {"warning_opens_outage", test_warning_opens_outage},

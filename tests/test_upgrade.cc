@@ -110,6 +110,8 @@ void check_recovery(const std::string& fixture) {
     CU_ASSERT_EQUAL(got.severity == xmatters::Severity::Failure ? "failure" : "warning",
                     json_string_member(o, "severity"));
     CU_ASSERT_EQUAL(got.folded, json_is_true(json_object_get(o, "folded")));
+    // Before silences existed every open outage had been paged.
+    CU_ASSERT(got.paged && !got.held);
     CU_ASSERT_EQUAL(got.outages, count(o, "outages"));
     CU_ASSERT_EQUAL(got.hosts, count(o, "hosts"));
     const json_t* members = json_object_get(o, "members");
@@ -440,6 +442,48 @@ void test_unknown_fields_skipped_absent_fields_default() {
   CU_ASSERT_EQUAL(got.set->members[0].items, "v");
 }
 
+// Whether an outage was paged, or has a page held back by a silence or
+// window, is two optional fields of OUTAGE_SET (tags 21, 22): kept exactly,
+// and a record without them (an older plugin's) reads as paged, nothing held.
+void test_held_and_unpaged_fields_absent_reads_paged() {
+  xmatters::Outage o;
+  o.id = "3f0c6a0e-0000-5000-8000-000000000002";
+  o.severity = xmatters::Severity::Warning;
+  o.sequence = 1;
+  o.start = xmatters::TimePoint(std::chrono::seconds(1795000000));
+  const xmatters::OutageKey key{"web1", "cpu", "0", "percent", "user"};
+  for (const auto& [held, paged] : {std::pair{true, false}, std::pair{true, true}, std::pair{false, true}}) {
+    o.held = held;
+    o.paged = paged;
+    const std::string change = xmatters::encode_change("ops", key, &o, xmatters::TimePoint{});
+    xmatters::Change got;
+    CU_ASSERT_FATAL(xmatters::decode_change(change, &got) && got.set);
+    CU_ASSERT_EQUAL(got.set->held, held);
+    CU_ASSERT_EQUAL(got.set->paged, paged);
+    // The same record without tags 21 and 22, as a plugin before them wrote it.
+    sf::Record rec{};
+    CU_ASSERT_FATAL(sf::parse_record(change, 0, &rec) == change.size());
+    sf::RecordBuilder b(sf::RecordType::OutageSet, 0);
+    sf::FieldWriter w(b);
+    sf::FieldReader r(rec.payload);
+    std::uint32_t tag = 0;
+    std::string_view v;
+    bool had = false;
+    while (r.next(&tag, &v)) {
+      if (tag == 21 || tag == 22) {
+        had = true;
+        continue;
+      }
+      w.bytes(tag, v);
+    }
+    CU_ASSERT_EQUAL(had, held || !paged);  // written only when not the default
+    const std::string older = std::move(b).finish();
+    xmatters::Change old;
+    CU_ASSERT_FATAL(xmatters::decode_change(older, &old) && old.set);
+    CU_ASSERT(old.set->paged && !old.set->held && old.set->id == o.id);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -451,5 +495,6 @@ int main(int argc, char** argv) {
           xmtest::guarded<test_v1_fixture_delivers_its_queue_once_and_continues_its_outages>},
          {"newer_format_refused_and_left_untouched", xmtest::guarded<test_newer_format_refused_and_left_untouched>},
          {"unknown_fields_skipped_absent_fields_default",
-          xmtest::guarded<test_unknown_fields_skipped_absent_fields_default>}}}});
+          xmtest::guarded<test_unknown_fields_skipped_absent_fields_default>},
+         {"held_and_unpaged_fields_absent_reads_paged", xmtest::guarded<test_held_and_unpaged_fields_absent_reads_paged>}}}});
 }
