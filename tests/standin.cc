@@ -283,7 +283,10 @@ MHD_Result Standin::State::answer(MHD_Connection* c, RecordedRequest r) {
   std::function<void(const RecordedRequest&)> observe;
   {
     std::lock_guard<std::mutex> lock(mutex);
-    if (r.status >= 200 && r.status < 300) ++accepted;
+    if (r.status >= 200 && r.status < 300) {
+      ++accepted;
+      r.request_id = xmtest::random_uuid();
+    }
     r.time = std::chrono::steady_clock::now();
     requests.push_back(r);
     observe = observer;
@@ -302,7 +305,7 @@ MHD_Result Standin::State::answer(MHD_Connection* c, RecordedRequest r) {
     }
   }
   if (r.status >= 200 && r.status < 300) {
-    json_object_set_new(j.get(), "requestId", json_string(xmtest::random_uuid().c_str()));
+    json_object_set_new(j.get(), "requestId", json_string(r.request_id.c_str()));
   } else {
     const bool cert_refused = r.status == MHD_HTTP_FORBIDDEN && !trust_pem.empty() && !r.client_certificate;
     json_object_set_new(j.get(), "code", json_integer(r.status));

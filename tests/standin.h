@@ -41,6 +41,7 @@ struct RecordedRequest {
   std::map<std::string, std::string> headers; // names lower-cased
   std::string body;
   int status = 0;                              // what the stand-in answered (0: dropped)
+  std::string request_id;                      // the requestId of a 2xx reply
   std::string function_id;                     // <id> of the path
   bool client_certificate = false;             // came with a client certificate verified by tls_client_ca_file
   std::chrono::steady_clock::time_point time;  // when recorded, just before the reply

@@ -50,6 +50,8 @@ int status(const Options& options, const Args& args);
 int outages(const Options& options, const Args& args);
 int queue(const Options& options, const Args& args);
 int dead_letters(const Options& options, const Args& args);
+int resend(const Options& options, const Args& args);
+int test(const Options& options, const Args& args);
 
 // Takes "--integration N" out of args (once at most); "" when absent.
 std::string take_integration(Args& args);

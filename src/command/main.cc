@@ -11,6 +11,8 @@ namespace xmatters::command {
 const std::vector<Verb>& verbs() {
   static const std::vector<Verb> table = {
       {"check", "", "validate the plugin's configuration as collectd's start would", check},
+      {"resend", "(EVENT_ID... | --all) [--integration N] [--include-cleared]", "deliver dead letters again", resend},
+      {"test", "[--integration N] [--no-clear]", "page through the running plugin (outage, then clear)", test},
   };
   return table;
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "control/actions.h"
 #include "json_writer.h"
 #include "payload.h"
 
@@ -25,6 +26,7 @@ Verbs live_verbs(const Config& config, Delivery& delivery, Router& router) {
         .end_object();
     return Answer::result(w.take());
   });
+  add_action_verbs(verbs, config, delivery);
   return verbs;
 }
 

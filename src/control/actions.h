@@ -1,0 +1,23 @@
+// The requests of collectd-xmatters(1) that act through the running plugin:
+// resend (dead letters delivered again) and test (a test outage and its
+// clear through the real path). collectd-xmatters(1), RESEND and TEST.
+#pragma once
+
+#include "config.h"
+#include "control/verbs.h"
+#include "delivery.h"
+
+namespace xmatters::control {
+
+// Adds to verbs, answered with config (its spool_dir resolved) and
+// delivery, which must outlive the handlers:
+//   resend {"event_ids": [..] | "all": true, "integration"?, "include_cleared"?}
+//     -> {"resent": [event..], "skipped": [event + "reason"], "dead_letter_file_rewritten"}
+//     answered once the events are durable in the spool and out of the
+//     dead-letter file (or that file could not be rewritten: false).
+//   test {"integration"?, "clear"? (default true), "user"}
+//     -> {"integrations": [{"name", "outage_id", "outage": answer, "clear": answer | null}]}
+//     answer: {"event_id", "delivered", "status", "request_id", "reason"}
+void add_action_verbs(Verbs& verbs, const Config& config, Delivery& delivery);
+
+}  // namespace xmatters::control

@@ -1,0 +1,342 @@
+// collectd-xmatters resend and test (collectd-xmatters(1)), as operators run
+// them: the built command against a real collectd with the plugin, and the
+// xMatters stand-in.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "collectd_harness.h"
+#include "dead_letter.h"
+#include "spool_replay.h"
+#include "standin.h"
+#include "testing.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using xmtest::CollectdProcess;
+
+const std::string kCommand = COMMAND_BIN;
+
+struct Run {
+  int status = -1;
+  std::string out;  // stdout and stderr together
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// env: "NAME=value" assignments for the command's environment.
+Run run_command(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  std::string cmd;
+  for (const auto& e : env) cmd += "export " + shell_quote(e) + "; ";
+  cmd += shell_quote(kCommand);
+  for (const auto& a : args) cmd += " " + shell_quote(a);
+  cmd += " 2>&1";
+  Run r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+bool one_line(const std::string& out) { return !out.empty() && out.find('\n') == out.size() - 1; }
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// One collectd with the threshold plugin (plugin "e2e", FailureMax 90) and
+// the plugin delivering to the stand-in.
+struct Live {
+  xmtest::Standin xm;
+  CollectdProcess c;
+  explicit Live(const std::string& integration_extra = "")
+      : c("LoadPlugin threshold\n<Plugin threshold>\n  <Plugin \"e2e\">\n    <Type \"gauge\">\n"
+          "      DataSource \"value\"\n      FailureMax 90\n    </Type>\n  </Plugin>\n</Plugin>\n"
+          "LoadPlugin xmatters\n<Plugin xmatters>\n  <Integration \"ops\">\n    OutageURL \"" +
+          xm.url("outage-fn") + "\"\n    ClearURL \"" + xm.url("clear-fn") + "\"\n    Timeout 5\n" +
+          integration_extra + "  </Integration>\n</Plugin>\n") {}
+
+  bool start() {
+    const bool ok = c.start();
+    if (!ok) std::fprintf(stderr, "\n--- collectd did not start; its log:\n%s---\n", c.log().c_str());
+    return ok;
+  }
+  std::string dead_letter_path() const { return c.base_dir() + "/xmatters/dead-letter.jsonl"; }
+  std::vector<xmatters::DeadLetter> letters() const { return xmatters::read_dead_letters(dead_letter_path()).letters; }
+  Run command(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
+    args.insert(args.begin(), {"--config", c.config_path()});
+    Run r = run_command(args, env);
+    if (r.status != 0) std::fprintf(stderr, "\n--- collectd-xmatters exited %d:\n%s---\n", r.status, r.out.c_str());
+    return r;
+  }
+  // The requests of the stand-in, index i.
+  xmtest::RecordedRequest request(std::size_t i) const { return xm.requests().at(i); }
+  std::string field(std::size_t i, const char* name) const {
+    return xmtest::json_string_member(xmtest::parse_json(request(i).body).get(), name);
+  }
+};
+
+// Refuses the next n requests with 400: their events are dead-lettered.
+void refuse_next(xmtest::Standin& xm, std::size_t n) {
+  xmtest::Standin::Reply bad;
+  bad.status = 400;
+  xm.script(std::vector<xmtest::Standin::Reply>(n, bad));
+}
+
+// --- resend ----------------------------------------------------------------------
+
+// A page refused with 400 and resent once the stand-in takes it: the same
+// event_id and Idempotency-Key, and the letter is out of dead-letter.jsonl
+// when the command returns.
+void test_resend_event_id_after_400() {
+  Live t;
+  XM_REQUIRE(t.start());
+  refuse_next(t.xm, 1);
+  CU_ASSERT_TRUE(t.c.putval("e2e-rs/gauge", 95));
+  XM_REQUIRE(xmtest::wait_until([&] { return t.letters().size() == 1; }, 20s));
+  const std::string event_id = t.field(0, "event_id");
+  XM_REQUIRE(!event_id.empty());
+  CU_ASSERT_EQUAL(t.letters()[0].event.event_id, event_id);
+
+  const Run r = t.command({"resend", event_id});
+  CU_ASSERT_EQUAL(r.status, 0);
+  CU_ASSERT_TRUE(contains(r.out, "queued"));
+  CU_ASSERT_TRUE(contains(r.out, event_id));
+  CU_ASSERT_TRUE(t.letters().empty());
+  CU_ASSERT_FALSE(contains(xmtest::read_file(t.dead_letter_path()), event_id));
+  XM_REQUIRE(t.xm.wait_for_accepted(1, 20s));
+  CU_ASSERT_EQUAL(t.xm.request_count(), 2u);
+  CU_ASSERT_EQUAL(t.field(1, "event_id"), event_id);
+  CU_ASSERT_EQUAL(t.field(1, "event_type"), "outage");
+  CU_ASSERT_EQUAL(t.request(1).headers["idempotency-key"], event_id);
+  CU_ASSERT_EQUAL(t.request(0).headers["idempotency-key"], event_id);
+
+  // Gone from the file, so not a dead letter any more.
+  const Run again = t.command({"resend", event_id});
+  CU_ASSERT_EQUAL(again.status, 1);
+  CU_ASSERT_TRUE(one_line(again.out));
+  CU_ASSERT_TRUE(contains(again.out, "no dead letter has the event_id"));
+}
+
+// An outage event dead-lettered whose clear was delivered since: skipped by
+// default (left in the file, nothing sent), sent with --include-cleared and
+// followed by its clear.
+void test_resend_cleared_outage() {
+  Live t;
+  XM_REQUIRE(t.start());
+  refuse_next(t.xm, 1);
+  CU_ASSERT_TRUE(t.c.putval("e2e-cl/gauge", 95));
+  XM_REQUIRE(xmtest::wait_until([&] { return t.letters().size() == 1; }, 20s));
+  CU_ASSERT_TRUE(t.c.putval("e2e-cl/gauge", 40));
+  XM_REQUIRE(t.xm.wait_for_accepted(1, 20s));
+  XM_REQUIRE(xmtest::wait_until([&] { return !t.letters().empty() && t.letters()[0].cleared_by; }, 20s));
+  const std::string event_id = t.field(0, "event_id"), clear_id = t.field(1, "event_id");
+  CU_ASSERT_EQUAL(t.field(1, "event_type"), "clear");
+
+  Run r = t.command({"resend", "--all"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  CU_ASSERT_TRUE(contains(r.out, "skipped"));
+  CU_ASSERT_TRUE(contains(r.out, event_id));
+  CU_ASSERT_TRUE(contains(r.out, "cleared"));
+  CU_ASSERT_FALSE(contains(r.out, "queued"));
+  CU_ASSERT_EQUAL(t.letters().size(), 1u);
+
+  r = t.command({"resend", "--include-cleared", event_id});
+  CU_ASSERT_EQUAL(r.status, 0);
+  CU_ASSERT_TRUE(t.letters().empty());
+  XM_REQUIRE(t.xm.wait_for_accepted(3, 20s));
+  // Nothing went between (the skipped run sent nothing): the outage event,
+  // then its clear again, with their own ids.
+  CU_ASSERT_EQUAL(t.xm.request_count(), 4u);
+  CU_ASSERT_EQUAL(t.field(2, "event_id"), event_id);
+  CU_ASSERT_EQUAL(t.field(2, "event_type"), "outage");
+  CU_ASSERT_EQUAL(t.request(2).function_id, "outage-fn");
+  CU_ASSERT_EQUAL(t.field(3, "event_id"), clear_id);
+  CU_ASSERT_EQUAL(t.field(3, "event_type"), "clear");
+  CU_ASSERT_EQUAL(t.request(3).function_id, "clear-fn");
+  CU_ASSERT_EQUAL(t.request(3).headers["idempotency-key"], clear_id);
+}
+
+// resend --all: every letter of several outages, each delivered once with
+// its event_id; --json has the same fields; an unknown id or integration
+// is one line (exit 1), arguments missing a usage error (exit 2).
+void test_resend_all() {
+  Live t;
+  XM_REQUIRE(t.start());
+  refuse_next(t.xm, 3);
+  for (const char* id : {"e2e-a/gauge", "e2e-b/gauge", "e2e-c/gauge"}) CU_ASSERT_TRUE(t.c.putval(id, 95));
+  XM_REQUIRE(xmtest::wait_until([&] { return t.letters().size() == 3; }, 20s));
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < 3; ++i) ids.push_back(t.field(i, "event_id"));
+
+  Run r = t.command({"resend", "no-such-event"});
+  CU_ASSERT_EQUAL(r.status, 1);
+  CU_ASSERT_TRUE(one_line(r.out));
+  r = t.command({"resend", "--all", "--integration", "nope"});
+  CU_ASSERT_EQUAL(r.status, 1);
+  CU_ASSERT_TRUE(one_line(r.out) && contains(r.out, "nope"));
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"resend"}, {"resend", "--all", ids[0]}, {"resend", "--frob"}}) {
+    r = t.command(bad);
+    CU_ASSERT_EQUAL(r.status, 2);
+    CU_ASSERT_TRUE(one_line(r.out));
+  }
+  CU_ASSERT_EQUAL(t.xm.request_count(), 3u);
+  CU_ASSERT_EQUAL(t.letters().size(), 3u);
+
+  r = t.command({"--json", "resend", "--all", "--integration", "ops"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  const auto doc = xmtest::parse_json(r.out);
+  XM_REQUIRE(doc != nullptr);
+  const json_t* resent = json_object_get(doc.get(), "resent");
+  CU_ASSERT_EQUAL(json_array_size(resent), 3u);
+  CU_ASSERT_EQUAL(json_array_size(json_object_get(doc.get(), "skipped")), 0u);
+  CU_ASSERT_TRUE(json_is_true(json_object_get(doc.get(), "dead_letter_file_rewritten")));
+  CU_ASSERT_TRUE(t.letters().empty());
+  XM_REQUIRE(t.xm.wait_for_accepted(3, 20s));
+  std::multiset<std::string> sent;
+  for (std::size_t i = 3; i < t.xm.request_count(); ++i) {
+    sent.insert(t.field(i, "event_id"));
+    CU_ASSERT_EQUAL(t.request(i).headers["idempotency-key"], t.field(i, "event_id"));
+  }
+  CU_ASSERT_TRUE(sent == std::multiset<std::string>(ids.begin(), ids.end()));
+
+  r = t.command({"resend", "--all"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  CU_ASSERT_TRUE(contains(r.out, "no dead letters"));
+}
+
+
+// --- test ----------------------------------------------------------------------
+
+// A test outage then its clear through the plugin to the stand-in: marked
+// as a test sent by the sudo user, both answers' requestIds printed, exit 0;
+// no outage of the tracker, nothing left in the spool.
+void test_test_pages_and_clears() {
+  Live t;
+  XM_REQUIRE(t.start());
+  Run r = t.command({"test"}, {"SUDO_USER=alice", "USER=root"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  XM_REQUIRE(t.xm.request_count() == 2u);
+  CU_ASSERT_EQUAL(t.request(0).function_id, "outage-fn");
+  CU_ASSERT_EQUAL(t.field(0, "event_type"), "outage");
+  CU_ASSERT_EQUAL(t.field(0, "services"), "xmatters/test");
+  CU_ASSERT_TRUE(contains(t.field(0, "description"), "test"));
+  CU_ASSERT_TRUE(contains(t.field(0, "description"), "alice"));
+  CU_ASSERT_EQUAL(t.request(1).function_id, "clear-fn");
+  CU_ASSERT_EQUAL(t.field(1, "event_type"), "clear");
+  CU_ASSERT_EQUAL(t.field(1, "outage_id"), t.field(0, "outage_id"));
+  CU_ASSERT_EQUAL(t.field(1, "services"), "xmatters/test");
+  CU_ASSERT_EQUAL(t.request(0).headers["idempotency-key"], t.field(0, "event_id"));
+  for (std::size_t i = 0; i < 2; ++i) {
+    XM_REQUIRE(!t.request(i).request_id.empty());
+    CU_ASSERT_TRUE(contains(r.out, t.request(i).request_id));
+  }
+  CU_ASSERT_TRUE(contains(r.out, "202"));
+
+  // --json, one integration, no clear: the same answer's fields.
+  r = t.command({"test", "--integration", "ops", "--no-clear", "--json"}, {"USER=bob"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  XM_REQUIRE(t.xm.request_count() == 3u);
+  CU_ASSERT_TRUE(contains(t.field(2, "description"), "bob"));
+  const auto doc = xmtest::parse_json(r.out);
+  XM_REQUIRE(doc != nullptr);
+  const json_t* ops = json_array_get(json_object_get(doc.get(), "integrations"), 0);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(ops, "name"), "ops");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(ops, "outage_id"), t.field(2, "outage_id"));
+  const json_t* page = json_object_get(ops, "outage");
+  CU_ASSERT_TRUE(json_is_true(json_object_get(page, "delivered")));
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(page, "status")), 202);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(page, "request_id"), t.request(2).request_id);
+  CU_ASSERT_TRUE(json_is_null(json_object_get(ops, "clear")));
+
+  // No outage opened, nothing queued: the tracker's records and the spool
+  // know nothing of the tests, and a restart sends nothing.
+  const auto spool = xmatters::read_spool(t.c.base_dir() + "/xmatters");
+  CU_ASSERT_TRUE(spool.changes.empty());
+  CU_ASSERT_TRUE(spool.pending.empty());
+  XM_REQUIRE(t.c.restart());
+  CU_ASSERT_TRUE(t.c.putval("e2e-after/gauge", 95));
+  XM_REQUIRE(t.xm.wait_for_accepted(4, 20s));
+  CU_ASSERT_EQUAL(t.field(3, "services"), "e2e-after/gauge");
+
+  CU_ASSERT_EQUAL(t.command({"test", "--integration", "nope"}).status, 1);
+  CU_ASSERT_EQUAL(t.command({"test", "extra"}).status, 2);
+}
+
+// A stand-in that answers 500, 401 or not at all: exit 1 with the reason,
+// no secret, no clear after the refused outage event, no retry.
+void test_test_failures() {
+  Live t;
+  XM_REQUIRE(t.start());
+  for (const int status : {500, 401}) {
+    xmtest::Standin::Reply reply;
+    reply.status = status;
+    t.xm.set_default_reply(reply);
+    const std::size_t before = t.xm.request_count();
+    const Run r = t.command({"test"});
+    CU_ASSERT_EQUAL(r.status, 1);
+    CU_ASSERT_TRUE(contains(r.out, std::to_string(status)));
+    CU_ASSERT_TRUE(contains(r.out, "not delivered"));
+    CU_ASSERT_FALSE(contains(r.out, "test-key"));
+    CU_ASSERT_EQUAL(t.xm.request_count(), before + 1);
+  }
+  t.xm.set_default_reply({});
+  t.xm.stop();
+  const Run r = t.command({"test", "--no-clear"});
+  CU_ASSERT_EQUAL(r.status, 1);
+  CU_ASSERT_TRUE(contains(r.out, "not delivered"));
+  CU_ASSERT_FALSE(contains(r.out, "test-key"));
+  t.xm.restart();
+  // Nothing of the tests is left to send.
+  CU_ASSERT_EQUAL(t.command({"test", "--no-clear"}).status, 0);
+  const auto spool = xmatters::read_spool(t.c.base_dir() + "/xmatters");
+  CU_ASSERT_TRUE(spool.pending.empty());
+}
+
+// With collectd stopped: one line saying the plugin is not running, exit 1.
+void test_without_collectd() {
+  Live t;
+  XM_REQUIRE(t.start());
+  t.c.stop();
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"resend", "--all"}, {"test"}}) {
+    const Run r = t.command(args);
+    CU_ASSERT_EQUAL(r.status, 1);
+    CU_ASSERT_TRUE(one_line(r.out));
+    CU_ASSERT_TRUE(contains(r.out, "not running"));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using xmtest::guarded;
+  return xmtest::run(argc, argv,
+                     {
+                         {"resend",
+                          {
+                              {"resend_event_id_after_400", guarded<test_resend_event_id_after_400>},
+                              {"resend_cleared_outage", guarded<test_resend_cleared_outage>},
+                              {"resend_all", guarded<test_resend_all>},
+                          }},
+                         {"test",
+                          {
+                              {"test_pages_and_clears", guarded<test_test_pages_and_clears>},
+                              {"test_failures", guarded<test_test_failures>},
+                          }},
+                         {"stopped",
+                          {
+                              {"without_collectd", guarded<test_without_collectd>},
+                          }},
+                     });
+}
