@@ -795,7 +795,14 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
   // sent again twice.
   const std::set<std::string> letters = s.dead_letters->load();
   std::set<std::string> resent;
+  std::size_t tests = 0;
   for (auto& event : s.spool->take_recovered()) {
+    if (event.test) {
+      // A test cut short by a crash: its command has its answer already.
+      s.spool->acknowledge(event.event_id);
+      ++tests;
+      continue;
+    }
     if (letters.count(event.event_id) > 0) resent.insert(event.event_id);
     auto lane = s.by_name.find(event.integration);
     if (lane == s.by_name.end()) {
@@ -824,6 +831,8 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
     log.error(line);
   }
   if (recovered > 0) log.info(std::to_string(recovered) + " undelivered event(s) recovered from the spool");
+  if (tests > 0)
+    log.info(std::to_string(tests) + " test event(s) of collectd-xmatters test left by the last run dropped (a test is sent once)");
   if (!resent.empty() && !s.dead_letters->remove(resent))
     log.error(std::to_string(resent.size()) + " event(s) queued again are still in " + s.dead_letters->path() +
               ", which cannot be rewritten: do not resend them");
@@ -1096,6 +1105,7 @@ std::future<FirstAnswer> Delivery::test(Event event) {
   Lane& lane = s.lane_for_operator(event);
   event.change.clear();  // it opens no outage
   event.not_before = {};
+  event.test = true;  // not sent after a restart (doc/storage.md)
   s.spool->append(event);
   ++s.total_queued;
   s.note_spool_change(s.appended);

@@ -25,6 +25,9 @@ struct Event {
   // It is spooled with the event, in the same write(2), so that a crash
   // cannot keep one without the other.
   std::string change;
+  // A test page of collectd-xmatters test (collectd-xmatters(1)): sent once
+  // and never after a restart, since nobody waits for its answer then.
+  bool test = false;
   // Not sent before this (a growing flood outage's re-page, which leaves at
   // most a minute after its last page). Not spooled: after a restart, at once.
   std::chrono::steady_clock::time_point not_before{};

@@ -59,6 +59,7 @@ enum EventTag : std::uint32_t {
   kEventCreated = 5,  // i64 ns since the epoch
   kEventBody = 6,
   kEventChange = 7,  // one or two framed OUTAGE_SET / OUTAGE_CLOSE records
+  kEventTest = 8,    // u8 1: a test page (absent: not one)
 };
 
 enum HeaderTag : std::uint32_t {
@@ -96,7 +97,7 @@ bool decode_event_v1(std::string_view payload, Event* out) {
 bool decode_event_v2(std::string_view payload, Event* out) {
   FieldReader r(payload);
   Event e;
-  std::uint8_t type = 0;
+  std::uint8_t type = 0, test = 0;
   std::int64_t created = 0;
   bool good = true;
   std::uint32_t tag = 0;
@@ -110,12 +111,14 @@ bool decode_event_v2(std::string_view payload, Event* out) {
       case kEventCreated: good &= field_i64(v, &created); break;
       case kEventBody: e.body.assign(v); break;
       case kEventChange: e.change.assign(v); break;
+      case kEventTest: good &= field_u8(v, &test); break;
       default: break;  // a newer plugin's field
     }
   }
   if (!r.ok() || !good || e.event_id.empty() || (type != kOutage && type != kClear)) return false;
   e.type = type == kClear ? EventType::Clear : EventType::Outage;
   e.created = from_ns(created);
+  e.test = test != 0;
   *out = std::move(e);
   return true;
 }
@@ -139,6 +142,7 @@ std::string encode_event(const Event& e) {
     w.i64(kEventCreated, to_ns(e.created));
     w.bytes(kEventBody, e.body);
     if (!e.change.empty()) w.bytes(kEventChange, e.change);
+    if (e.test) w.u8(kEventTest, 1);
   });
 }
 

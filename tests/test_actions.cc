@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -304,6 +305,39 @@ void test_test_failures() {
   CU_ASSERT_TRUE(spool.pending.empty());
 }
 
+// collectd killed while a test page waits for its answer: the next start
+// drops it (one INFO line), and sends it neither as a test nor as a page.
+void test_test_cut_short_by_kill() {
+  Live t;
+  XM_REQUIRE(t.start());
+  xmtest::Standin::Reply slow;
+  slow.delay = 60s;
+  t.xm.script({slow});
+  const std::string out = t.c.dir() + "/test.out";
+  const std::string cmd = shell_quote(kCommand) + " --config " + shell_quote(t.c.config_path()) +
+                          " test --no-clear >" + shell_quote(out) + " 2>&1 &";
+  XM_REQUIRE(std::system(cmd.c_str()) == 0);
+  XM_REQUIRE(xmtest::wait_until([&] { return t.xm.pending_count() == 1; }, 20s));
+  const auto before = xmatters::read_spool(t.c.base_dir() + "/xmatters");
+  XM_REQUIRE(before.pending.size() == 1u);
+  CU_ASSERT_TRUE(before.pending[0].event.test);
+  const std::string event_id = before.pending[0].event.event_id;
+  t.c.kill9();
+  XM_REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.wait_for_log("1 test event(s) of collectd-xmatters test left by the last run dropped"));
+  CU_ASSERT_TRUE(xmatters::read_spool(t.c.base_dir() + "/xmatters").pending.empty());
+  CU_ASSERT_TRUE(t.c.putval("e2e-k/gauge", 95));
+  XM_REQUIRE(t.xm.wait_for_accepted(1, 20s));
+  std::size_t sent = 0;
+  for (const auto& r : t.xm.requests())
+    if (r.headers.count("idempotency-key") > 0 && r.headers.at("idempotency-key") == event_id) ++sent;
+  // The request cut short by the kill is recorded only once its (long)
+  // delay ends; no other went.
+  CU_ASSERT_EQUAL(sent, 0u);
+  // The command was cut short too: one line.
+  CU_ASSERT_TRUE(xmtest::wait_until([&] { return one_line(xmtest::read_file(out)); }, 60s));
+}
+
 // With collectd stopped: one line saying the plugin is not running, exit 1.
 void test_without_collectd() {
   Live t;
@@ -333,6 +367,7 @@ int main(int argc, char** argv) {
                           {
                               {"test_pages_and_clears", guarded<test_test_pages_and_clears>},
                               {"test_failures", guarded<test_test_failures>},
+                              {"test_cut_short_by_kill", guarded<test_test_cut_short_by_kill>},
                           }},
                          {"stopped",
                           {
