@@ -124,6 +124,7 @@ struct Lane {
   std::unordered_map<std::string, std::promise<FirstAnswer>> tests;
   std::optional<IntegrationStatus::Delivered> last_delivery;
   std::optional<IntegrationStatus::Failure> last_failure;
+  std::optional<TimePoint> failing_since;  // the first failure since the last delivery
 
   std::uint64_t delivered = 0, retried = 0, dead_lettered = 0, dropped = 0;
   double latency_sum = 0;
@@ -463,8 +464,10 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
   const std::string& url = e.type == EventType::Clear ? c.clear_url : c.outage_url;
   const auto now = Steady::now();
   if (settle_test(lane, outage_id, p, o, logs)) return;
-  if (o.result != Result::Delivered && o.result != Result::Abandoned)
+  if (o.result != Result::Delivered && o.result != Result::Abandoned) {
     lane.last_failure = IntegrationStatus::Failure{Clock::now(), o.reason};
+    if (!lane.failing_since) lane.failing_since = lane.last_failure->time;
+  }
 
   switch (o.result) {
     case Result::Abandoned:
@@ -568,6 +571,7 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
       ++lane.latency_count;
       lane.last_delivery =
           IntegrationStatus::Delivered{Clock::now(), o.http.status, o.http.request_id, e.type, e.outage_id};
+      lane.failing_since.reset();
       if (lane.paused != 0)
         logs.emplace_back(LogLevel::Notice, prefix + "accepted again (HTTP " + std::to_string(o.http.status) +
                                                 "): delivery resumed, " +
@@ -1020,6 +1024,7 @@ std::vector<IntegrationStatus> Delivery::status() const {
     st.dead_lettered = lane->dead_lettered;
     st.last_delivery = lane->last_delivery;
     st.last_failure = lane->last_failure;
+    st.failing_since = lane->failing_since;
     if (lane->paused != 0) st.paused = lane->paused.load();
     st.flood_limit = lane->schedule.flood_limit();
     st.flood_used_outage = lane->schedule.flood_used(EventType::Outage, now);

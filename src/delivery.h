@@ -51,6 +51,9 @@ struct IntegrationStatus {
     std::string reason;
   };
   std::optional<Failure> last_failure;
+  // The first failed request since the last delivery: nullopt while
+  // deliveries succeed (collectd-xmatters(1) status: failing for how long).
+  std::optional<TimePoint> failing_since;
   // The status (401, 403 or 404) that paused the integration
   // (collectd-xmatters(5) DELIVERY); nullopt when it is not paused.
   std::optional<long> paused;

@@ -9,12 +9,14 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <utility>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "collectd_harness.h"
 #include "conf_file.h"
+#include "standin.h"
 #include "testing.h"
 
 namespace {
@@ -35,10 +37,11 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
-Run run_command(const std::vector<std::string>& args) {
-  std::string cmd = shell_quote(kCommand);
+// prefix: run under it (setpriv ...); stderr: with stderr, else stdout only.
+Run run_command(const std::vector<std::string>& args, bool stderr_too = true, const std::string& prefix = "") {
+  std::string cmd = prefix + shell_quote(kCommand);
   for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += " 2>&1";
+  cmd += stderr_too ? " 2>&1" : " 2>/dev/null";
   Run r;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
@@ -264,6 +267,310 @@ void test_usage_errors_exit_2() {
   }
 }
 
+// --- status, outages, queue, dead-letters ------------------------------------------
+
+// The secrets of the views' configuration, which no output may show.
+const char* const kApiKey = "Api-K3y-View-Secret";
+const char* const kHeaderValue = "Hdr-V4lue-Secret";
+
+struct Views {
+  xmtest::Standin xm{[] {
+    xmtest::StandinOptions o;
+    o.api_key = kApiKey;
+    return o;
+  }()};
+  CollectdProcess collectd{
+      "LoadPlugin threshold\n<Plugin threshold>\n  <Plugin \"e2e\">\n    <Type \"gauge\">\n"
+      "      DataSource \"value\"\n      FailureMax 90\n    </Type>\n  </Plugin>\n</Plugin>\n"
+      "LoadPlugin xmatters\n<Plugin xmatters>\n  <Integration \"ops\">\n    OutageURL \"" +
+      xm.url("outage-fn") + "\"\n    ClearURL \"" + xm.url("clear-fn") + "\"\n    Timeout 5\n    Header \"X-Token: " +
+      kHeaderValue + "\"\n  </Integration>\n</Plugin>\n"};
+  std::vector<std::string> outputs;  // every output of the command, for the secrets check
+
+  std::string spool_dir() const { return collectd.base_dir() + "/xmatters"; }
+
+  Run run(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--config", collectd.config_path()});
+    Run r = run_command(args);
+    outputs.push_back(r.out);
+    return r;
+  }
+  // The JSON document of a verb (stdout only: the note on stderr aside).
+  xmtest::JsonPtr json(std::vector<std::string> args, int* status = nullptr) {
+    args.insert(args.begin(), {"--config", collectd.config_path(), "--json"});
+    const Run r = run_command(args, false);
+    if (status != nullptr) *status = r.status;
+    outputs.push_back(r.out);
+    return xmtest::parse_json(r.out);
+  }
+  bool start() {
+    const bool ok = collectd.start();
+    if (!ok) std::fprintf(stderr, "\n--- collectd did not start; its log:\n%s---\n", collectd.log().c_str());
+    return ok;
+  }
+  void assert_no_secret() {
+    for (const auto& out : outputs) {
+      CU_ASSERT_TRUE(out.find(kApiKey) == std::string::npos);
+      CU_ASSERT_TRUE(out.find(kHeaderValue) == std::string::npos);
+    }
+    CU_ASSERT_TRUE(outputs.size() >= 5);
+  }
+};
+
+// The member names of an object, sorted: the offline document must have
+// the live one's.
+std::set<std::string> keys_of(const json_t* object) {
+  std::set<std::string> out;
+  const char* key;
+  const json_t* value;
+  json_object_foreach(const_cast<json_t*>(object), key, value) out.insert(key);
+  return out;
+}
+
+const json_t* first(const json_t* doc, const char* list) { return json_array_get(json_object_get(doc, list), 0); }
+
+// SpoolDir's files, sizes and modification times: reading it with
+// collectd stopped changes none of them.
+std::map<std::string, std::string> listing(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  FILE* p = ::popen(("ls -la --time-style=full-iso " + shell_quote(dir) + " 2>&1").c_str(), "r");
+  char buf[4096];
+  std::string text;
+  std::size_t n;
+  while (p != nullptr && (n = std::fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
+  if (p != nullptr) ::pclose(p);
+  for (const auto& line : lines_of(text)) out[line] = line;
+  return out;
+}
+
+// The request the stand-in received to an outage function, as JSON.
+xmtest::JsonPtr outage_request(const xmtest::Standin& xm) {
+  for (const auto& r : xm.requests())
+    if (r.function_id == "outage-fn") return xmtest::parse_json(r.body);
+  return nullptr;
+}
+
+// A healthy plugin is OK; an opened outage is listed with the outage_id the
+// stand-in received, through matchers; with collectd stopped the status is
+// CRITICAL, and the outage is read from SpoolDir (unchanged) with the same
+// fields as the running plugin's.
+void test_status_and_outages_live_and_offline() {
+  Views v;
+  XM_REQUIRE(v.start());
+  Run r = v.run({"status"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  CU_ASSERT_TRUE(r.out.rfind("XMATTERS OK: the plugin is running since ", 0) == 0);
+  CU_ASSERT_TRUE(r.out.find("\nINTEGRATION ") != std::string::npos);
+
+  CU_ASSERT_TRUE(v.collectd.putval("e2e-a/gauge", 95));
+  XM_REQUIRE(v.xm.wait_for_accepted(1, 30s));
+  const auto sent = outage_request(v.xm);
+  XM_REQUIRE(sent != nullptr);
+  const std::string outage_id = xmtest::json_string_member(sent.get(), "outage_id");
+
+  int status = -1;
+  auto live = v.json({"outages"}, &status);
+  XM_REQUIRE(live != nullptr);
+  CU_ASSERT_EQUAL(status, 0);
+  CU_ASSERT_TRUE(json_is_true(json_object_get(live.get(), "running")));
+  XM_REQUIRE(json_array_size(json_object_get(live.get(), "outages")) == 1);
+  const json_t* o = first(live.get(), "outages");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(o, "outage_id"), outage_id);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(o, "integration"), "ops");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(o, "host"), CollectdProcess::kHost);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(o, "key"), std::string(CollectdProcess::kHost) + "/e2e-a/gauge");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(o, "severity"), "FAILURE");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(o, "state"), "paged");
+  r = v.run({"outages"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  CU_ASSERT_TRUE(r.out.find(outage_id) != std::string::npos);
+  for (const auto& [matchers, count] : std::vector<std::pair<std::vector<std::string>, std::size_t>>{
+           {{"host=testhost", "plugin_instance=a"}, 1}, {{"plugin=~e2.*"}, 1}, {{"host=other"}, 0},
+           {{"--integration", "dba"}, 0}, {{"--integration", "ops", "type=gauge"}, 1}}) {
+    std::vector<std::string> args = {"outages"};
+    args.insert(args.end(), matchers.begin(), matchers.end());
+    const auto doc = v.json(args);
+    XM_REQUIRE(doc != nullptr);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(doc.get(), "outages")), count);
+  }
+  CU_ASSERT_EQUAL(v.run({"outages", "hostname=x"}).status, 2);
+
+  auto live_status = v.json({"status"}, &status);
+  XM_REQUIRE(live_status != nullptr);
+  CU_ASSERT_EQUAL(status, 0);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(live_status.get(), "status"), "OK");
+  const json_t* ops = first(live_status.get(), "integrations");
+  XM_REQUIRE(ops != nullptr);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(ops, "name"), "ops");
+  CU_ASSERT_TRUE(json_is_true(json_object_get(ops, "running")));
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(ops, "open_outages")), 1);
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(ops, "dead_letters")), 0);
+  const json_t* last = json_object_get(ops, "last_delivery");
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(last, "status")), 202);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(last, "outage_id"), outage_id);
+  for (const char* field : {"name", "running", "queued", "oldest_queued_age", "open_outages", "dead_letters",
+                            "last_delivery", "last_failure"})
+    CU_ASSERT_TRUE(json_object_get(ops, field) != nullptr);
+
+  // collectd stopped, its configuration still loading the plugin.
+  XM_REQUIRE(v.collectd.stop().has_value());
+  const auto before = listing(v.spool_dir());
+  r = v.run({"status"});
+  CU_ASSERT_EQUAL(r.status, 2);
+  CU_ASSERT_TRUE(r.out.find("XMATTERS CRITICAL: the plugin is not running") != std::string::npos);
+  const auto offline_status = v.json({"status"}, &status);
+  XM_REQUIRE(offline_status != nullptr);
+  CU_ASSERT_EQUAL(status, 2);
+  CU_ASSERT_TRUE(json_is_false(json_object_get(offline_status.get(), "running")));
+  CU_ASSERT_TRUE(keys_of(offline_status.get()) == keys_of(live_status.get()));
+  const json_t* offline_ops = first(offline_status.get(), "integrations");
+  XM_REQUIRE(offline_ops != nullptr);
+  CU_ASSERT_TRUE(keys_of(offline_ops) == keys_of(ops));
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(offline_ops, "open_outages")), 1);
+
+  r = v.run({"outages"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  CU_ASSERT_TRUE(r.out.find("the plugin is not running") != std::string::npos);
+  const auto offline = v.json({"outages"});
+  XM_REQUIRE(offline != nullptr);
+  XM_REQUIRE(json_array_size(json_object_get(offline.get(), "outages")) == 1);
+  CU_ASSERT_TRUE(keys_of(offline.get()) == keys_of(live.get()));
+  CU_ASSERT_TRUE(keys_of(first(offline.get(), "outages")) == keys_of(o));
+  CU_ASSERT_EQUAL(xmtest::json_string_member(first(offline.get(), "outages"), "outage_id"), outage_id);
+  CU_ASSERT_TRUE(listing(v.spool_dir()) == before);
+  v.assert_no_secret();
+}
+
+// While xMatters is down, queue shows the undelivered event, its attempts
+// and last error; with collectd stopped, the same event is read from
+// SpoolDir, and status is CRITICAL.
+void test_queue_while_xmatters_is_down() {
+  Views v;
+  v.xm.stop();
+  XM_REQUIRE(v.start());
+  CU_ASSERT_TRUE(v.collectd.putval("e2e-q/gauge", 95));
+  xmtest::JsonPtr live;
+  const bool failed_once = xmtest::wait_until(
+      [&] {
+        live = v.json({"queue"});
+        const json_t* e = live ? first(live.get(), "events") : nullptr;
+        return e != nullptr && json_integer_value(json_object_get(e, "attempts")) >= 1 &&
+               !xmtest::json_string_member(e, "last_error").empty();
+      },
+      30s);
+  XM_REQUIRE(failed_once);
+  const json_t* e = first(live.get(), "events");
+  const std::string event_id = xmtest::json_string_member(e, "event_id");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(e, "type"), "outage");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(e, "integration"), "ops");
+  CU_ASSERT_EQUAL(event_id.rfind(xmtest::json_string_member(e, "outage_id") + "-", 0), 0u);
+  Run r = v.run({"queue"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  CU_ASSERT_TRUE(r.out.find(event_id) != std::string::npos);
+  CU_ASSERT_EQUAL(lines_of(r.out).size(), 2u);
+  auto st = v.json({"status"});
+  XM_REQUIRE(st != nullptr);
+  const json_t* ops = first(st.get(), "integrations");
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(ops, "queued")), 1);
+  CU_ASSERT_TRUE(json_is_integer(json_object_get(ops, "oldest_queued_age")));
+  CU_ASSERT_TRUE(json_is_object(json_object_get(ops, "last_failure")));
+  CU_ASSERT_TRUE(json_is_string(json_object_get(ops, "failing_since")));
+
+  XM_REQUIRE(v.collectd.stop().has_value());
+  const auto before = listing(v.spool_dir());
+  const auto offline = v.json({"queue"});
+  XM_REQUIRE(offline != nullptr);
+  XM_REQUIRE(json_array_size(json_object_get(offline.get(), "events")) == 1);
+  const json_t* oe = first(offline.get(), "events");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(oe, "event_id"), event_id);
+  CU_ASSERT_TRUE(json_is_null(json_object_get(oe, "attempts")));
+  CU_ASSERT_TRUE(keys_of(oe) == keys_of(e));
+  CU_ASSERT_TRUE(keys_of(offline.get()) == keys_of(live.get()));
+  int status = -1;
+  st = v.json({"status"}, &status);
+  CU_ASSERT_EQUAL(status, 2);
+  XM_REQUIRE(st != nullptr);
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(first(st.get(), "integrations"), "queued")), 1);
+  CU_ASSERT_TRUE(listing(v.spool_dir()) == before);
+
+  // What was queued goes out once both are back.
+  v.xm.restart();
+  XM_REQUIRE(v.start());
+  CU_ASSERT_TRUE(v.xm.wait_for_accepted(1, 30s));
+  CU_ASSERT_TRUE(xmtest::wait_until([&] {
+    const auto q = v.json({"queue"});
+    return q != nullptr && json_array_size(json_object_get(q.get(), "events")) == 0;
+  }));
+  v.assert_no_secret();
+}
+
+// An event xMatters refuses (400) is a dead letter: listed with its
+// event_id, and status is a WARNING; read from SpoolDir once collectd stops.
+void test_dead_letter_is_a_warning() {
+  Views v;
+  xmtest::Standin::Reply refuse;
+  refuse.status = 400;
+  v.xm.set_default_reply(refuse);
+  XM_REQUIRE(v.start());
+  CU_ASSERT_TRUE(v.collectd.putval("e2e-d/gauge", 95));
+  XM_REQUIRE(v.xm.wait_for_requests(1, 30s));
+  const auto sent = outage_request(v.xm);
+  XM_REQUIRE(sent != nullptr);
+  xmtest::JsonPtr live;
+  XM_REQUIRE(xmtest::wait_until([&] {
+    live = v.json({"dead-letters"});
+    return live != nullptr && json_array_size(json_object_get(live.get(), "dead_letters")) == 1;
+  }));
+  const json_t* l = first(live.get(), "dead_letters");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(l, "event_id"), xmtest::json_string_member(sent.get(), "event_id"));
+  CU_ASSERT_EQUAL(xmtest::json_string_member(l, "outage_id"), xmtest::json_string_member(sent.get(), "outage_id"));
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(l, "status")), 400);
+  CU_ASSERT_TRUE(json_is_null(json_object_get(l, "cleared_by")));
+  Run r = v.run({"dead-letters"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  CU_ASSERT_TRUE(r.out.find(xmtest::json_string_member(sent.get(), "event_id")) != std::string::npos);
+
+  r = v.run({"status"});
+  CU_ASSERT_EQUAL(r.status, 1);
+  CU_ASSERT_TRUE(r.out.rfind("XMATTERS WARNING: ops: 1 dead letter(s)", 0) == 0);
+  int status = -1;
+  const auto st = v.json({"status"}, &status);
+  CU_ASSERT_EQUAL(status, 1);
+  XM_REQUIRE(st != nullptr);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(st.get(), "status"), "WARNING");
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(first(st.get(), "integrations"), "dead_letters")), 1);
+
+  XM_REQUIRE(v.collectd.stop().has_value());
+  const auto offline = v.json({"dead-letters"});
+  XM_REQUIRE(offline != nullptr);
+  XM_REQUIRE(json_array_size(json_object_get(offline.get(), "dead_letters")) == 1);
+  CU_ASSERT_TRUE(keys_of(first(offline.get(), "dead_letters")) == keys_of(l));
+  CU_ASSERT_EQUAL(v.run({"status"}).status, 2);  // stopped: CRITICAL outranks the WARNING
+  v.assert_no_secret();
+}
+
+// A user who may not read SpoolDir gets one line saying to run it as root
+// or as collectd's user: status UNKNOWN (3), the other verbs 1.
+void test_unreadable_spool_dir() {
+  if (::geteuid() != 0) return;  // needs another user to be
+  Views v;
+  XM_REQUIRE(v.start());
+  for (const bool running : {true, false}) {
+    if (!running) XM_REQUIRE(v.collectd.stop().has_value());
+    for (const auto& [verb, expected] : std::vector<std::pair<std::string, int>>{
+             {"status", 3}, {"queue", 1}, {"outages", 1}, {"dead-letters", 1}}) {
+      const Run r = run_command({"--config", v.collectd.config_path(), "--spool-dir", v.spool_dir(), verb}, true,
+                                "setpriv --reuid=nobody --regid=nogroup --clear-groups ");
+      CU_ASSERT_EQUAL(r.status, expected);
+      CU_ASSERT_EQUAL(lines_of(r.out).size(), 1u);
+      CU_ASSERT_TRUE(r.out.find("run this as root or as collectd's user") != std::string::npos);
+      if (r.status != expected)
+        std::fprintf(stderr, "\n--- %s as nobody (%s): %d\n%s", verb.c_str(), running ? "running" : "stopped",
+                     r.status, r.out.c_str());
+    }
+  }
+}
+
 // --- the reader alone ---------------------------------------------------------
 
 void test_reader_values_and_blocks() {
@@ -323,6 +630,14 @@ int main(int argc, char** argv) {
                               {"check_through_conf_d_include", xmtest::guarded<test_check_through_conf_d_include>},
                               {"check_parity_with_collectd", xmtest::guarded<test_check_parity_with_collectd>},
                               {"check_while_collectd_runs", xmtest::guarded<test_check_while_collectd_runs>},
+                          }},
+                         {"views",
+                          {
+                              {"status_and_outages_live_and_offline",
+                               xmtest::guarded<test_status_and_outages_live_and_offline>},
+                              {"queue_while_xmatters_is_down", xmtest::guarded<test_queue_while_xmatters_is_down>},
+                              {"dead_letter_is_a_warning", xmtest::guarded<test_dead_letter_is_a_warning>},
+                              {"unreadable_spool_dir", xmtest::guarded<test_unreadable_spool_dir>},
                           }},
                      });
 }

@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "control/views.h"
+#include "resources.h"
+
 namespace xmatters::command {
 
 // A usage error: main() prints "collectd-xmatters: " + what() and exits 2.
@@ -52,6 +55,28 @@ int queue(const Options& options, const Args& args);
 int dead_letters(const Options& options, const Args& args);
 int resend(const Options& options, const Args& args);
 int test(const Options& options, const Args& args);
+
+// Where the plugin is (collectd-xmatters(1), WHERE IT READS): SpoolDir as
+// --spool-dir or the configuration names it, and whether collectd's
+// configuration loads the plugin. A configuration that cannot be read
+// without --spool-dir is a Failure of status unreadable.
+struct Place {
+  std::string spool_dir;
+  bool loads_plugin = true;  // assumed when the configuration cannot be read
+  std::vector<std::string> integrations;  // configured, in order
+};
+Place locate(const Options& options, int unreadable);
+
+// One read-only verb's document (control/views.h): the running plugin's
+// answer, or with no plugin running SpoolDir read read-only (a note on
+// stderr says so). What cannot be read is a Failure of status unreadable.
+Json fetch(const Place& place, const std::string& verb, const control::Filter& filter,
+           int unreadable);
+
+// Prints the document (--json), indented.
+void print_json(const json_t* doc);
+// A member of a document as a table cell: "-" for null or missing.
+std::string cell(const json_t* object, const char* key);
 
 // Takes "--integration N" out of args (once at most); "" when absent.
 std::string take_integration(Args& args);

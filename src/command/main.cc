@@ -11,6 +11,10 @@ namespace xmatters::command {
 const std::vector<Verb>& verbs() {
   static const std::vector<Verb> table = {
       {"check", "", "validate the plugin's configuration as collectd's start would", check},
+      {"status", "", "health per integration (exit status as a Nagios plugin)", status},
+      {"outages", "[--integration N] [MATCHER...]", "open outages", outages},
+      {"queue", "[--integration N]", "undelivered events", queue},
+      {"dead-letters", "[--integration N]", "dead letters", dead_letters},
       {"resend", "(EVENT_ID... | --all) [--integration N] [--include-cleared]", "deliver dead letters again", resend},
       {"test", "[--integration N] [--no-clear]", "page through the running plugin (outage, then clear)", test},
   };
@@ -50,7 +54,7 @@ void usage(std::FILE* out) {
   std::fprintf(out, "usage: collectd-xmatters [--config FILE] [--spool-dir DIR] [--json] COMMAND [ARGS]\n");
   for (const auto& v : verbs()) {
     const std::string head = std::string(v.name) + (*v.usage ? " " : "") + v.usage;
-    std::fprintf(out, "  %-34s %s\n", head.c_str(), v.summary);
+    std::fprintf(out, "  %-40s %s\n", head.c_str(), v.summary);
   }
   std::fprintf(out, "See collectd-xmatters(1).\n");
 }

@@ -2,18 +2,38 @@
 
 #include <unistd.h>
 
+#include <exception>
+#include <map>
+
 #include "control/actions.h"
+#include "control/views.h"
 #include "json_writer.h"
 #include "payload.h"
 
 namespace xmatters::control {
 
+namespace {
+
+// A read-only verb: its filter from the request, its document from make,
+// any failure (a bad matcher, a dead-letter file that cannot be read) as
+// the error answer.
+template <typename Make>
+Verbs::Handler view(Make make) {
+  return [make](const json_t* args) {
+    try {
+      return Answer::result(make(Filter::from_args(args)));
+    } catch (const std::exception& e) {
+      return Answer::error(e.what());
+    }
+  };
+}
+
+}  // namespace
+
 Verbs live_verbs(const Config& config, Delivery& delivery, Router& router) {
-  (void)config;
-  (void)delivery;
-  (void)router;
   Verbs verbs;
   const TimePoint started = Clock::now();
+  const std::string spool_dir = config.spool_dir.value_or("");
   verbs.add("ping", [started](const json_t*) {
     JsonWriter w;
     w.begin_object()
@@ -27,6 +47,28 @@ Verbs live_verbs(const Config& config, Delivery& delivery, Router& router) {
     return Answer::result(w.take());
   });
   add_action_verbs(verbs, config, delivery);
+  const auto source = [started, spool_dir] {
+    return Source{true, started, static_cast<long>(::getpid()), spool_dir, Clock::now()};
+  };
+  verbs.add("status", view([source, spool_dir, &delivery, &router](const Filter& filter) {
+              std::map<std::string, Counts> counts;
+              router.for_each_open([&](const std::string& name, const OutageKey&, const Outage& o) { counts[name].add(o); });
+              for (const auto& l : read_spool_dead_letters(spool_dir).letters) ++counts[l.event.integration].dead_letters;
+              return status_document(source(), delivery.status(), counts, filter);
+            }));
+  verbs.add("outages", view([source, &router](const Filter& filter) {
+              std::vector<OpenOutage> outages;
+              router.for_each_open([&](const std::string& name, const OutageKey& key, const Outage& o) {
+                outages.push_back({name, key, o});
+              });
+              return outages_document(source(), outages, filter);
+            }));
+  verbs.add("queue", view([source, &delivery](const Filter& filter) {
+              return queue_document(source(), delivery.queue(), filter);
+            }));
+  verbs.add("dead-letters", view([source, spool_dir](const Filter& filter) {
+              return dead_letters_document(source(), read_spool_dead_letters(spool_dir), filter);
+            }));
   return verbs;
 }
 

@@ -12,6 +12,8 @@ namespace xmatters::control {
 // The verbs the running plugin serves, answered from config, delivery and
 // router, which must outlive the returned handlers:
 //   ping: {"pid", "since" (RFC 3339 UTC, when the plugin started), "version"}
+//   status, outages, queue, dead-letters: the views' documents (views.h),
+//     args {"integration", "matchers"} as Filter::to_args makes them
 Verbs live_verbs(const Config& config, Delivery& delivery, Router& router);
 
 }  // namespace xmatters::control

@@ -1,0 +1,123 @@
+// collectd-xmatters status: health per integration, with the exit status of
+// a Nagios plugin (collectd-xmatters(1), status), so that another system
+// can watch the pager.
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "command/command.h"
+#include "command/plugin_call.h"
+
+namespace xmatters::command {
+
+namespace {
+
+enum Nagios { kOk = 0, kWarning = 1, kCritical = 2, kUnknown = 3 };
+const char* const kNagiosNames[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
+
+// Deliveries failing this long are a WARNING; an event queued this long is
+// CRITICAL (its page is late).
+constexpr json_int_t kFailingWarning = 5 * 60;
+constexpr json_int_t kQueuedCritical = 15 * 60;
+
+constexpr const char* kNotRunning = "the plugin is not running, and collectd's configuration loads it";
+
+struct Verdict {
+  int state = kOk;
+  std::vector<std::string> problems;
+  void raise(int to, std::string problem) {
+    state = std::max(state, to);
+    problems.push_back(std::move(problem));
+  }
+};
+
+Verdict judge(const json_t* doc, bool loads_plugin) {
+  Verdict v;
+  if (!json_is_true(json_object_get(doc, "running")) && loads_plugin)
+    v.raise(kCritical, kNotRunning);
+  const json_t* integrations = json_object_get(doc, "integrations");
+  for (std::size_t i = 0; i < json_array_size(integrations); ++i) {
+    const json_t* it = json_array_get(integrations, i);
+    const std::string name = cell(it, "name");
+    const json_int_t oldest = json_integer_value(json_object_get(it, "oldest_queued_age"));
+    const json_int_t letters = json_integer_value(json_object_get(it, "dead_letters"));
+    const json_int_t failing = json_integer_value(json_object_get(it, "failing_for"));
+    if (oldest > kQueuedCritical)
+      v.raise(kCritical, name + ": the oldest queued event is " + std::to_string(oldest) + " s old");
+    if (letters > 0) v.raise(kWarning, name + ": " + std::to_string(letters) + " dead letter(s)");
+    if (failing > kFailingWarning)
+      v.raise(kWarning, name + ": deliveries failing for " + std::to_string(failing) + " s (" +
+                            cell(json_object_get(it, "last_failure"), "reason") + ")");
+  }
+  return v;
+}
+
+std::string summary(const json_t* doc, const Verdict& v) {
+  if (!json_is_true(json_object_get(doc, "running")))
+    return std::string(!v.problems.empty() && v.problems.front() == kNotRunning ? "" : "the plugin is not running; ") +
+           "read from SpoolDir " +
+           cell(doc, "spool_dir");
+  return "the plugin is running since " + cell(doc, "since") + " (pid " + cell(doc, "pid") + ")";
+}
+
+void print_text(const json_t* doc, const Verdict& v) {
+  std::string line = std::string("XMATTERS ") + kNagiosNames[v.state] + ": ";
+  for (const auto& p : v.problems) line += p + "; ";
+  std::printf("%s%s\n", line.c_str(), summary(doc, v).c_str());
+  std::vector<std::vector<std::string>> rows = {{"INTEGRATION", "RUNNING", "QUEUED", "OLDEST_AGE", "OUTAGES",
+                                                 "SILENCED", "FOLDED", "DEAD_LETTERS", "PAUSED", "FLOOD_USED",
+                                                 "LAST_DELIVERY", "LAST_FAILURE"}};
+  const json_t* integrations = json_object_get(doc, "integrations");
+  for (std::size_t i = 0; i < json_array_size(integrations); ++i) {
+    const json_t* it = json_array_get(integrations, i);
+    const json_t* delivery = json_object_get(it, "last_delivery");
+    const json_t* failure = json_object_get(it, "last_failure");
+    const json_t* flood = json_object_get(it, "flood_used");
+    const std::string limit = cell(it, "flood_limit");
+    rows.push_back({cell(it, "name"), cell(it, "running"), cell(it, "queued"), cell(it, "oldest_queued_age"),
+                    cell(it, "open_outages"), cell(it, "silenced"), cell(it, "folded"), cell(it, "dead_letters"),
+                    cell(it, "paused"),
+                    limit == "0" ? "-" : cell(flood, "outage") + "+" + cell(flood, "clear") + "/" + limit,
+                    json_is_object(delivery) ? cell(delivery, "time") + " " + cell(delivery, "status") + " " + cell(delivery, "request_id")
+                             : "-",
+                    json_is_object(failure) ? cell(failure, "time") + " " + cell(failure, "reason") : "-"});
+  }
+  print_table(rows);
+}
+
+}  // namespace
+
+int status(const Options& options, const Args& arguments) {
+  Args args = arguments;
+  control::Filter filter;
+  filter.integration = take_integration(args);
+  no_more_args(args);
+  Json doc;
+  Place place;
+  try {
+    place = locate(options, kUnknown);
+    doc = fetch(place, "status", filter, kUnknown);
+    if (!filter.integration.empty() && json_array_size(json_object_get(doc.get(), "integrations")) == 0)
+      throw Failure(kUnknown, "no integration \"" + filter.integration + "\" is configured");
+  } catch (const Failure& e) {
+    if (options.json) throw;
+    // A Nagios plugin's one line, on stdout.
+    std::printf("XMATTERS UNKNOWN: %s\n", e.what());
+    return kUnknown;
+  }
+  const Verdict v = judge(doc.get(), place.loads_plugin);
+  if (options.json) {
+    json_object_set_new(doc.get(), "status", json_string(kNagiosNames[v.state]));
+    json_t* problems = json_array();
+    for (const auto& p : v.problems) json_array_append_new(problems, json_string(p.c_str()));
+    json_object_set_new(doc.get(), "problems", problems);
+    json_object_set_new(doc.get(), "loads_plugin", json_boolean(place.loads_plugin));
+    print_json(doc.get());
+  } else {
+    print_text(doc.get(), v);
+  }
+  return v.state;
+}
+
+}  // namespace xmatters::command
