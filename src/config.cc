@@ -749,11 +749,6 @@ class Parser {
                          [&](const IntegrationConfig& i) { return i.name == name; }))
           throw ConfigError(maintenance_prefix(m.name) + "Integration " + quote(name) +
                             ": no integration of that name is configured");
-    // Windows are validated, but the plugin does not hold pages back by
-    // them yet: say so rather than let an operator count on it.
-    for (const auto& m : config_.maintenance)
-      config_.warnings.push_back(maintenance_prefix(m.name) +
-                                 "maintenance windows are not in effect in this version: its outages page as usual");
     return std::move(config_);
   }
 

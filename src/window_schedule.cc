@@ -35,18 +35,20 @@ int weekday_of(std::string_view name) {
   throw std::invalid_argument("\"" + std::string(trim(name)) + "\" is not a weekday (sun, mon, tue, wed, thu, fri, sat)");
 }
 
-// "hh:mm" as seconds after midnight; 24:00 only where allowed.
+// "hh:mm", or "hh:mm:ss" to the second, as seconds after midnight; 24:00
+// only where allowed.
 std::int32_t time_of_day(std::string_view text, bool allow_24) {
   text = trim(text);
-  const bool ok = text.size() == 5 && text[2] == ':' &&
-                  std::all_of(text.begin(), text.end(), [](char c) { return c == ':' || (c >= '0' && c <= '9'); });
+  const bool ok = (text.size() == 5 || (text.size() == 8 && text[5] == ':')) && text[2] == ':' &&
+                  std::all_of(text.begin(), text.end(), [](char c) { return c == ':' || (c >= '0' && c <= '9'); }) &&
+                  std::count(text.begin(), text.end(), ':') == static_cast<long>(text.size() / 3);
   if (!ok) throw std::invalid_argument("\"" + std::string(text) + "\" is not a time of day hh:mm");
-  const int h = (text[0] - '0') * 10 + (text[1] - '0');
-  const int m = (text[3] - '0') * 10 + (text[4] - '0');
-  if (m > 59 || h > 24 || (h == 24 && (m != 0 || !allow_24)))
+  const auto two = [&](std::size_t at) { return (text[at] - '0') * 10 + (text[at + 1] - '0'); };
+  const int h = two(0), m = two(3), sec = text.size() == 8 ? two(6) : 0;
+  if (m > 59 || sec > 59 || h > 24 || (h == 24 && (m != 0 || sec != 0 || !allow_24)))
     throw std::invalid_argument("\"" + std::string(text) + "\" is not a time of day (00:00 to 23:59" +
                                 (allow_24 ? ", or 24:00 as an end)" : ")"));
-  return h * 3600 + m * 60;
+  return h * 3600 + m * 60 + sec;
 }
 
 }  // namespace

@@ -30,7 +30,8 @@ struct TimeRange {
   std::int32_t start = 0, end = 86400;
 };
 
-// "02:00-04:30", "22:00-24:00", "23:00-01:00". Throws std::invalid_argument.
+// "02:00-04:30", "22:00-24:00", "23:00-01:00", to the second
+// "02:00:30-02:01:15". Throws std::invalid_argument.
 TimeRange parse_time_range(std::string_view text);
 
 class WindowSchedule {

@@ -23,6 +23,8 @@ extern "C" {
 #include "configure.h"
 #include "control/channel.h"
 #include "control/live.h"
+#include "cover_watch.h"
+#include "coverage.h"
 #include "delivery.h"
 #include "log.h"
 #include "notification.h"
@@ -125,7 +127,10 @@ Notification to_notification(const notification_t& n) {
 // What init builds from the configuration; torn down at shutdown.
 struct Pipeline {
   Pipeline(const Config& config, const std::string& spool_dir, Logger& log)
-      : delivery(config, spool_dir, log), router(config, delivery, log) {
+      : delivery(config, spool_dir, log),
+        coverage(config.maintenance, log),
+        router(config, delivery, log, &coverage),
+        watch(coverage, [this](TimePoint now) { router.release(now); }, log) {
     // Compaction (on the delivery's maintenance thread, which starts with
     // delivery.start()) writes the open outages from the router.
     delivery.set_snapshot_source([this](FunctionRef<void(std::string_view)> write) { router.snapshot(write); });
@@ -147,14 +152,18 @@ struct Pipeline {
     }
   }
   // The channel first: a request being answered finishes against a
-  // delivery that still runs.
+  // delivery that still runs; then the watch, which hands the delivery
+  // the pages held back.
   void stop() {
     control.reset();
+    watch.stop();
     delivery.stop();
   }
 
   Delivery delivery;
+  Coverage coverage;  // silences and maintenance windows (collectd-xmatters(5) MAINTENANCE)
   Router router;
+  CoverWatch watch;   // wakes when one begins or ends
   std::optional<control::Server> control;
 };
 
@@ -246,6 +255,7 @@ int read_cb() {
       dispatch_value(name, "total_events", "dead_lettered", derive(s.dead_lettered));
       dispatch_value(name, "total_events", "dropped", derive(s.dropped));
       dispatch_value(name, "total_events", "folded", derive(p.pipeline->router.folded(i)));
+      dispatch_value(name, "total_events", "silenced", derive(p.pipeline->router.silenced(i)));
       dispatch_value(name, "latency", "delivery", gauge(s.latency_seconds));
     }
     return 0;
@@ -286,6 +296,9 @@ int init_cb() {
     const std::string& spool_dir = p.spool_dir->path();
     auto pipeline = std::make_unique<Pipeline>(*p.config, spool_dir, p.log);
     pipeline->delivery.start();
+    // Its first round pages at once what a cover that ended while collectd
+    // was down held back.
+    pipeline->watch.start();
     // A pager that is not registered silently does nothing: that is an
     // error. (The callbacks wait on the lock held here until the pipeline is
     // in place.)

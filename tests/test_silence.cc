@@ -3,11 +3,14 @@
 // system's time zones read from tzdata, and windows across real
 // daylight-saving transitions of Europe/Berlin and America/New_York.
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "cover_watch.h"
 #include "coverage.h"
 #include "silence.h"
 #include "testing.h"
@@ -286,6 +289,17 @@ void test_weekdays_and_times_parsed() {
   CU_ASSERT_EQUAL(error_of([] { parse_time_range("02:00-25:00"); }),
                   "\"25:00\" is not a time of day (00:00 to 23:59, or 24:00 as an end)");
   CU_ASSERT_EQUAL(error_of([] { parse_time_range("02:00-02:00"); }), "is empty: it starts where it ends");
+  // To the second.
+  const TimeRange s = parse_time_range("02:00:30-02:01:15");
+  CU_ASSERT_EQUAL(s.start, 7230);
+  CU_ASSERT_EQUAL(s.end, 7275);
+  CU_ASSERT_EQUAL(parse_time_range("23:59:59-24:00:00").end, 86400);
+  CU_ASSERT_EQUAL(error_of([] { parse_time_range("02:00:60-03:00"); }),
+                  "\"02:00:60\" is not a time of day (00:00 to 23:59)");
+  CU_ASSERT_EQUAL(error_of([] { parse_time_range("02:00-24:00:01"); }),
+                  "\"24:00:01\" is not a time of day (00:00 to 23:59, or 24:00 as an end)");
+  for (const char* bad : {"02:00:0-03:00", "02:0000-03:00", "02:00:00:00-03:00", "02-00-03:00"})
+    CU_ASSERT(!error_of([bad] { parse_time_range(bad); }).empty());
 }
 
 // Each change of coverage from..until: the instants next_change() walks through.
@@ -468,6 +482,48 @@ void test_coverage_tick_logs_each_start_and_end() {
   CU_ASSERT_EQUAL(log.count(LogLevel::Info, "maintenance window \"sunday-patching\" begins"), 2u);
 }
 
+// "hh:mm:ss" of t in UTC.
+std::string time_of(std::int64_t t) {
+  const std::int64_t tod = ((t % 86400) + 86400) % 86400;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d", static_cast<int>(tod / 3600), static_cast<int>(tod / 60 % 60),
+                static_cast<int>(tod % 60));
+  return buf;
+}
+
+// The watch wakes when a window ends, and only then (and once at its
+// start): it logs the end and releases the outages held back, at an
+// instant at or after the end. No polling: two rounds in all.
+void test_cover_watch_wakes_when_a_window_ends() {
+  xmtest::CapturingLogger log;
+  const std::int64_t now = secs(Clock::now());
+  const std::int64_t end = now + 2;
+  MaintenanceConfig m;
+  m.name = "short";
+  m.times = {parse_time_range(time_of(now - 60) + "-" + time_of(end))};
+  m.time_zone = TimeZone::load("UTC");
+  Coverage c({m}, log);
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<TimePoint> rounds;
+  CoverWatch watch(c, [&](TimePoint t) {
+    std::lock_guard<std::mutex> lock(mutex);
+    rounds.push_back(t);
+    cv.notify_all();
+  }, log);
+  watch.start();
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    CU_ASSERT_FATAL(cv.wait_for(lock, std::chrono::seconds(60), [&] { return rounds.size() >= 2; }));
+  }
+  watch.stop();
+  CU_ASSERT_EQUAL(rounds.size(), 2u);
+  CU_ASSERT(secs(rounds[1]) >= end);
+  CU_ASSERT_TRUE(log.contains(LogLevel::Info, "maintenance window \"short\" begins"));
+  CU_ASSERT_TRUE(log.contains(LogLevel::Info, "maintenance window \"short\" ends"));
+  CU_ASSERT_FALSE(c.covering("ops", key("web1"), Clock::now()).has_value());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -498,6 +554,7 @@ int main(int argc, char** argv) {
                           {
                               {"coverage_windows_and_silences", test_coverage_windows_and_silences},
                               {"coverage_tick_logs_each_start_and_end", test_coverage_tick_logs_each_start_and_end},
+                              {"cover_watch_wakes_when_a_window_ends", test_cover_watch_wakes_when_a_window_ends},
                           }},
                          {"windows",
                           {
