@@ -789,10 +789,10 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
   }
   s.spool = std::make_unique<Spool>(spool_dir, log);
 
-  struct Orphans {
-    std::size_t moved = 0, kept = 0;
-  };
-  std::map<std::string, Orphans> orphans;
+  // Events of an integration that is no longer configured stay in the
+  // spool, not queued: its name restored sends them (its open outages are
+  // kept likewise, collectd-xmatters(5) OUTAGES).
+  std::map<std::string, std::size_t> kept;
   std::size_t recovered = 0;
   // A letter whose event is in the spool was being sent again (resend)
   // when the plugin stopped: it leaves the file now, so that it cannot be
@@ -810,15 +810,7 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
     if (letters.count(event.event_id) > 0) resent.insert(event.event_id);
     auto lane = s.by_name.find(event.integration);
     if (lane == s.by_name.end()) {
-      // Without its <Integration> there is no URL to send it to; kept in
-      // the spool it would count against QueueLimit forever.
-      static const std::string kReason = "integration no longer configured", kNone;
-      if (s.dead_letters->write({event, event.body, kNone, 0, 0, kReason, kNone}).ok) {
-        s.spool->acknowledge(event.event_id);
-        ++orphans[event.integration].moved;
-      } else {
-        ++orphans[event.integration].kept;
-      }
+      ++kept[event.integration];
       continue;
     }
     // An older run may have left two pages of one outage queued.
@@ -828,12 +820,9 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
       ++s.total_queued;
     ++recovered;
   }
-  for (const auto& [name, o] : orphans) {
-    std::string line = "integration " + name + " is no longer configured: " + std::to_string(o.moved) +
-                       " spooled event(s) for it moved to " + s.dead_letters->path();
-    if (o.kept > 0) line += "; " + std::to_string(o.kept) + " could not be written there and stay in the spool";
-    log.error(line);
-  }
+  for (const auto& [name, count] : kept)
+    log.warning("integration " + name + " is not configured: " + std::to_string(count) +
+                " undelivered event(s) for it are kept in the spool until it is again");
   if (recovered > 0) log.info(std::to_string(recovered) + " undelivered event(s) recovered from the spool");
   if (tests > 0)
     log.info(std::to_string(tests) + " test event(s) of collectd-xmatters test left by the last run dropped (a test is sent once)");

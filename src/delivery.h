@@ -111,8 +111,8 @@ class Delivery : public EventSink {
   // recovered from it are queued. config must outlive the delivery. Throws
   // std::runtime_error naming the integration when one of its clients
   // cannot be made, std::system_error when the spool cannot be opened.
-  // Recovered events of an integration that is no longer configured are
-  // dead-lettered (the spool has no URL for them).
+  // Recovered events of an integration that is no longer configured stay
+  // in the spool, unsent, with a WARNING, until it is configured again.
   Delivery(const Config& config, const std::string& spool_dir, Logger& log,
            DeliveryOptions options = {});
   ~Delivery() override;  // stop()

@@ -1,7 +1,11 @@
 #include "router.h"
 
+#include <algorithm>
 #include <exception>
+#include <set>
 #include <utility>
+
+#include "spool_format.h"
 
 
 namespace xmatters {
@@ -22,6 +26,24 @@ TrackerOptions tracker_options(const IntegrationConfig& i, const Coverage* cover
   return o;
 }
 
+// The integrations that the recovered outage changes name.
+std::set<std::string> integrations_of(const std::vector<std::string>& recovered) {
+  std::set<std::string> names;
+  for (const std::string& bytes : recovered) {
+    // A change may be two records written together (a folded outage's).
+    std::size_t offset = 0;
+    spool_format::Record rec{};
+    while (offset < bytes.size()) {
+      const std::size_t size = spool_format::parse_record(bytes, offset, &rec);
+      if (size == 0) break;
+      Change c;
+      if (decode_change(std::string_view(bytes).substr(offset, size), &c)) names.emplace(c.integration);
+      offset += size;
+    }
+  }
+  return names;
+}
+
 }  // namespace
 
 Router::Route::Route(const IntegrationConfig& i, Logger& log, const std::vector<std::string>& recovered,
@@ -37,6 +59,21 @@ Router::Router(const Config& config, EventSink& sink, Logger& log, const Coverag
   routes_.reserve(config.integrations.size());
   for (const auto& integration : config.integrations)
     routes_.push_back(std::make_unique<Route>(integration, log, recovered, sink, coverage));
+  // An integration renamed or removed by mistake must not lose its open
+  // outages: they stay in the spool, named at each start, and its name
+  // restored resumes them (their OKAY clears them).
+  for (const std::string& name : integrations_of(recovered)) {
+    if (std::any_of(config.integrations.begin(), config.integrations.end(),
+                    [&](const IntegrationConfig& i) { return i.name == name; }))
+      continue;
+    auto tracker = std::make_unique<OutageTracker>(name, TrackerOptions{}, log, recovered);
+    tracker->for_each_open([&](const OutageKey& key, const Outage& outage) {
+      log.warning("integration " + name + " is not configured: its open outage " + outage.id + " (" +
+                  (outage.kind == OutageKind::Flood ? std::string("flood outage") : key.identifier()) +
+                  ") is kept until it is again, and cleared by its OKAY then");
+    });
+    if (tracker->open_outages() > 0) kept_.push_back({name, std::move(tracker)});
+  }
 }
 
 bool Router::submit(Route& route, Transition& t, const Notification& n) {
@@ -84,7 +121,10 @@ void Router::dispatch(const Notification& n) {
     // One integration's failure (spool I/O, payload) must not keep the
     // notification from the others.
     try {
-      if (!route->integration.matches(n)) continue;
+      // Filters decide what opens an outage; an OKAY closes an open one
+      // whatever they say since a configuration change (the tracker opens
+      // nothing on an OKAY).
+      if (n.severity != Severity::Okay && !route->integration.matches(n)) continue;
       route->tracker.process(n, [&](Transition& t) { return submit(*route, t, n); });
     } catch (const std::exception& e) {
       log_.error("integration \"" + name + "\": notification for " + OutageKey::of(n).identifier() + " not processed: " + e.what());
@@ -106,10 +146,13 @@ void Router::for_each_open(
   for (const auto& route : routes_)
     route->tracker.for_each_open(
         [&](const OutageKey& key, const Outage& outage) { visit(route->integration.name, key, outage); });
+  for (const Kept& k : kept_)
+    k.tracker->for_each_open([&](const OutageKey& key, const Outage& outage) { visit(k.integration, key, outage); });
 }
 
 void Router::snapshot(FunctionRef<void(std::string_view)> write) const {
   for (const auto& route : routes_) route->tracker.snapshot(write);
+  for (const Kept& k : kept_) k.tracker->snapshot(write);
 }
 
 }  // namespace xmatters

@@ -25,7 +25,9 @@ class Router {
  public:
   // Outage state of each integration is recovered from the sink's spool
   // (EventSink::recovered_changes) and logged through it. config must
-  // outlive the router.
+  // outlive the router. Open outages of an integration that is no longer
+  // configured are kept as they are (snapshot, for_each_open), each named
+  // in a WARNING, until it is configured again (collectd-xmatters(5) OUTAGES).
   // coverage (silences and maintenance windows), when given, must outlive
   // the router too.
   Router(const Config& config, EventSink& sink, Logger& log, const Coverage* coverage = nullptr);
@@ -44,7 +46,8 @@ class Router {
   std::size_t release(TimePoint now);
 
   // Every integration's open outages (OutageTracker::for_each_open), by
-  // integration name. Thread-safe.
+  // integration name, those kept for an integration no longer configured
+  // last. Thread-safe.
   void for_each_open(FunctionRef<void(const std::string& integration, const OutageKey&, const Outage&)> visit) const;
 
   // Every integration's open outages as framed records, passed to write a
@@ -63,6 +66,13 @@ class Router {
   // Builds a route's event and submits it; false when it is refused.
   bool submit(Route& route, Transition& t, const Notification& n);
   std::vector<std::unique_ptr<Route>> routes_;
+  // The open outages of integrations no longer configured: never changed,
+  // only written again by each compaction.
+  struct Kept {
+    std::string integration;
+    std::unique_ptr<OutageTracker> tracker;
+  };
+  std::vector<Kept> kept_;
   EventSink& sink_;
   Logger& log_;
 };

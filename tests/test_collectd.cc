@@ -675,6 +675,82 @@ void test_recovered_while_down() {
   CU_ASSERT_EQUAL(got[1].str("outage_id"), got[0].str("outage_id"));
 }
 
+// Filters decide what opens an outage, not what closes one: with the Host
+// filter narrowed across a restart, db1's open outage is still cleared by
+// its OKAY (issue 21, bug 5).
+void test_narrowed_filter_still_clears() {
+  E2E t("    Host \"^db\"\n");
+  XM_REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("db1", "e2e-x/gauge", 95));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
+  CU_ASSERT_TRUE(t.c.stop().has_value());
+  t.c.set_config(threshold_block() + xmatters_block(ops_integration(t.xm, "    Host \"^db0\"\n")));
+  XM_REQUIRE(t.c.start());
+  // db1 no longer matches: its FAILURE opens nothing, its OKAY clears.
+  CU_ASSERT_TRUE(t.c.putval("db1", "e2e-y/gauge", 95));
+  CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = FAILURE, host = db1, plugin = e2e"));
+  CU_ASSERT_TRUE(t.c.putval("db1", "e2e-x/gauge", 40));
+  XM_REQUIRE(wait_accepted(t.xm, 2));
+  const auto got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got[1].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[1].str("outage_id"), got[0].str("outage_id"));
+  CU_ASSERT_EQUAL(got[1].function_id, kClearFn);
+  // A sentinel proves nothing else was sent.
+  CU_ASSERT_TRUE(t.c.putnotif("failure", "host=db0 plugin=sentinel", "sentinel"));
+  XM_REQUIRE(wait_accepted(t.xm, 3));
+  CU_ASSERT_EQUAL(accepted(t.xm).size(), 3u);
+  CU_ASSERT_EQUAL(accepted(t.xm)[2].str("description"), "sentinel");
+}
+
+std::size_t spool_segments(const std::string& dir) {
+  std::size_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename();
+    if (name.rfind("spool-", 0) == 0 && name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0) ++n;
+  }
+  return n;
+}
+
+// An integration renamed: its open outage is named at each start, kept
+// through compaction, and its old name restored resumes it: its OKAY
+// clears it (issue 21, bug 5).
+void test_renamed_integration_keeps_outages() {
+  E2E t;
+  XM_REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("db1", "e2e-x/gauge", 95));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
+  const std::string id = accepted(t.xm)[0].str("outage_id");
+  const std::string renamed = integration("renamed", "    OutageURL \"" + t.xm.url(kOutageFn) + "\"\n    ClearURL \"" +
+                                                         t.xm.url(kClearFn) + "\"\n    Timeout 5\n");
+  t.c.set_config(threshold_block() + xmatters_block(renamed));
+  // Three starts without it (and no value: a value that stops would page
+  // through "renamed"): the third start's compaction rewrites the table.
+  for (int run = 0; run < 3; ++run) {
+    CU_ASSERT_TRUE(t.c.stop().has_value());
+    XM_REQUIRE(t.c.start());
+    const auto named = t.c.log_lines({"[warning] xmatters plugin: integration ops is not configured: its open outage " +
+                                      id + " (db1/e2e-x/gauge) is kept"});
+    dump_log_on_failure(t.c, named.size() == 1, "the kept outage's WARNING");
+    CU_ASSERT_EQUAL(named.size(), 1u);
+  }
+  // An outage of the new name wakes the spool's maintenance.
+  CU_ASSERT_TRUE(t.c.putnotif("failure", "host=web1 plugin=sentinel", "sentinel"));
+  XM_REQUIRE(wait_accepted(t.xm, 2));
+  CU_ASSERT_TRUE(t.c.putnotif("okay", "host=web1 plugin=sentinel", "sentinel"));
+  XM_REQUIRE(wait_accepted(t.xm, 3));
+  CU_ASSERT_TRUE(xmtest::wait_until([&] { return spool_segments(t.c.base_dir() + "/xmatters") <= 2; }));
+  CU_ASSERT_TRUE(t.c.stop().has_value());
+  t.c.set_config(threshold_block() + xmatters_block(ops_integration(t.xm)));
+  XM_REQUIRE(t.c.start());
+  CU_ASSERT_TRUE(t.c.putval("db1", "e2e-x/gauge", 40));
+  XM_REQUIRE(wait_accepted(t.xm, 4));
+  const auto got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got.size(), 4u);
+  CU_ASSERT_EQUAL(got[3].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[3].str("outage_id"), id);
+  CU_ASSERT_TRUE(t.c.log_lines({"is not configured"}).empty());
+}
+
 // A value that stops arriving: collectd's missing-value FAILURE (Timeout 2
 // with Interval 1) opens an outage; the value's return clears it.
 void test_missing_value() {
@@ -1431,6 +1507,8 @@ int main(int argc, char** argv) {
                               {"escalation_and_clear", guarded<test_escalation_and_clear>},
                               {"restart_during_outage", guarded<test_restart_during_outage>},
                               {"recovered_while_down", guarded<test_recovered_while_down>},
+                              {"narrowed_filter_still_clears", guarded<test_narrowed_filter_still_clears>},
+                              {"renamed_integration_keeps_outages", guarded<test_renamed_integration_keeps_outages>},
                               {"missing_value", guarded<test_missing_value>},
                               {"endpoint_down_then_up", guarded<test_endpoint_down_then_up>},
                               {"kill9_during_burst", guarded<test_kill9_during_burst>},
