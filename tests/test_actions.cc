@@ -338,6 +338,40 @@ void test_test_cut_short_by_kill() {
   CU_ASSERT_TRUE(xmtest::wait_until([&] { return one_line(xmtest::read_file(out)); }, 60s));
 }
 
+// A 401 (a revoked key) pauses the integration: nothing dead-lettered, one
+// ERROR saying so, the pages wait in order; once the key works again,
+// collectd-xmatters test is delivered and resumes the integration at once,
+// and the waiting pages follow with their own event_ids.
+void test_401_pauses_until_test_delivers() {
+  Live t;
+  XM_REQUIRE(t.start());
+  xmtest::Standin::Reply refused;
+  refused.status = 401;
+  t.xm.set_default_reply(refused);
+  CU_ASSERT_TRUE(t.c.putval("e2e-p1/gauge", 95));
+  XM_REQUIRE(t.xm.wait_for_requests(1, 20s));
+  CU_ASSERT_TRUE(t.c.wait_for_log("paused: HTTP 401"));
+  CU_ASSERT_TRUE(t.c.putval("e2e-p2/gauge", 95));
+  const std::string first = t.field(0, "event_id");
+  CU_ASSERT_TRUE(t.letters().empty());
+  CU_ASSERT_EQUAL(t.c.log_lines({"[error] xmatters plugin: ", "paused"}).size(), 1u);
+  XM_REQUIRE(xmtest::wait_until(
+      [&] { return xmatters::read_spool(t.c.base_dir() + "/xmatters").pending.size() == 2u; }, 20s));
+
+  t.xm.set_default_reply({});
+  const Run r = t.command({"test", "--no-clear"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  XM_REQUIRE(t.xm.wait_for_accepted(3, 20s));
+  std::vector<std::string> pages;
+  for (const auto& q : t.xm.requests())
+    if (q.status == 202 && xmtest::json_string_member(xmtest::parse_json(q.body).get(), "services") != "xmatters/test")
+      pages.push_back(xmtest::json_string_member(xmtest::parse_json(q.body).get(), "event_id"));
+  XM_REQUIRE(pages.size() == 2u);
+  CU_ASSERT_TRUE(pages[0] == first || pages[1] == first);
+  CU_ASSERT_NOT_EQUAL(pages[0], pages[1]);
+  CU_ASSERT_TRUE(t.letters().empty());
+}
+
 // With collectd stopped: one line saying the plugin is not running, exit 1.
 void test_without_collectd() {
   Live t;
@@ -368,6 +402,7 @@ int main(int argc, char** argv) {
                               {"test_pages_and_clears", guarded<test_test_pages_and_clears>},
                               {"test_failures", guarded<test_test_failures>},
                               {"test_cut_short_by_kill", guarded<test_test_cut_short_by_kill>},
+                              {"401_pauses_until_test_delivers", guarded<test_401_pauses_until_test_delivers>},
                           }},
                          {"stopped",
                           {
