@@ -163,36 +163,68 @@ class PendingIndex {
 
 // SpoolDir/reserve: space that the spool holds while it has room and gives
 // up the first time a write finds the file system full, so that what must
-// still be written (acknowledgements, clears, compaction) can be. It is
-// sized to that: a compaction of a log whose events are all delivered
-// writes the outage table, and every pending event's acknowledgement comes
-// first (see Spool::State::reserve_needed_locked).
+// still be written (acknowledgements, clears, compaction) can be. Sized to
+// that need (Spool::State::reserve_needed_locked), small when little is
+// pending, so that a file system of a few hundred KiB takes outages too.
 class Reserve {
  public:
-  Reserve(SpoolIo& io, std::string path, std::uint64_t least) : io_(io), path_(std::move(path)), least_(least) {}
-  // Whether new outage events may be taken: the reserve is held, as large
-  // as the last restore() asked.
-  bool held() const { return covers_.load(); }
-  // Makes the reserve hold at least `bytes` (and least), with room to grow
-  // into until the next call; false when the file system has no room for
-  // that yet (what is held stays held, for release()).
-  bool restore(std::uint64_t bytes) {
-    if (least_ == 0) return false;
-    const std::uint64_t want = round_up(std::max(least_, bytes + bytes / 2));
-    if (size_ >= want && size_ <= 2 * want) return covers_ = true;
-    try {
-      if (size_ > want) io_.remove(path_);  // far more than needed now: give the rest back
-      size_ = 0;
-      io_.allocate(path_, want);
-      size_ = want;
-      return covers_ = true;
-    } catch (const std::system_error&) {
-      if (size_ == 0) remove();  // a part is worse than nothing: it is not counted on
-      return covers_ = false;
-    }
+  Reserve(SpoolIo& io, std::string dir, std::uint64_t step)
+      : io_(io), dir_(std::move(dir)), path_(dir_ + "/reserve"), step_(step) {}
+
+  // Whether an outage event may be taken that makes the need `need` and
+  // writes `bytes`: the reserve covers the need, or the free space beside it
+  // covers the event and the rest of the need until restore() grows it (a
+  // storm between two maintenance ticks). Never allocates: called on
+  // collectd's threads. A refusal stands until restore() finds room.
+  bool admits(std::uint64_t need, std::uint64_t bytes) {
+    if (!covers_) return false;
+    // An allocation running takes free space before size_ counts it.
+    const std::uint64_t held = std::max(size_.load(), growing_.load());
+    if (need <= held || need - held + bytes + kPage <= free_bytes()) return true;
+    refuse();
+    return false;
   }
-  // Gives the space up; false when none was held.
+  // New outage events are refused until restore() finds room (an outage
+  // event's write found the disk full).
+  void refuse() { covers_ = false; }
+  // Whether outage events are taken: it held its need at the last restore(),
+  // and neither a refusal nor release() came since.
+  bool covers() const { return covers_; }
+
+  // Maintenance: makes it hold `need`; twice that and a step where the file
+  // system has room for as much again (a growing table is then not a
+  // fallocate at every tick), just the need where it has not; gives back
+  // what is far more than twice the need. Refused outage events are taken
+  // again only once a step is free beside it, not for the few bytes a
+  // delivery freed (which would take outages and refuse them by turns).
+  // False when outage events stay refused: what it holds stays, for
+  // release().
+  bool restore(std::uint64_t need) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (step_ == 0) return false;
+    const std::uint64_t roomy = round_up(2 * need + step_, step_);
+    const std::uint64_t held = size_;
+    if (held > 4 * roomy) {
+      shrink(roomy);
+    } else if (held < roomy) {
+      const std::uint64_t want = held + free_bytes() >= 2 * roomy ? roomy : round_up(need, kPage);
+      if (held < want) {
+        growing_ = want;
+        try {
+          io_.allocate(path_, want);
+          size_ = want;
+        } catch (const std::system_error&) {
+          if (held == 0) remove();  // a part is worse than nothing: it is not counted on
+        }
+        growing_ = 0;
+      }
+    }
+    return covers_ = size_ >= need && (covers_ || free_bytes() >= step_);
+  }
+  // Gives the space up; false when none was held. Caller may hold the
+  // spool's mutex (never the other way round).
   bool release() {
+    std::lock_guard<std::mutex> lock(mutex_);
     covers_ = false;
     if (size_ == 0) return false;
     remove();
@@ -200,8 +232,23 @@ class Reserve {
   }
 
  private:
-  // In steps of least: not a fallocate at every tick of a growing table.
-  std::uint64_t round_up(std::uint64_t n) const { return (n + least_ - 1) / least_ * least_; }
+  static constexpr std::uint64_t kPage = 4096;  // what a file system allocates at least
+  static std::uint64_t round_up(std::uint64_t n, std::uint64_t step) { return (n + step - 1) / step * step; }
+  std::uint64_t free_bytes() const {
+    try {
+      return io_.free_bytes(dir_);
+    } catch (const std::system_error&) {
+      return 0;
+    }
+  }
+  void shrink(std::uint64_t to) {
+    size_ = to;  // first: what goes is no longer counted on
+    try {
+      io_.open_append(path_)->truncate(to);
+    } catch (const std::system_error&) {
+      remove();
+    }
+  }
   void remove() {
     size_ = 0;
     try {
@@ -209,10 +256,14 @@ class Reserve {
     } catch (const std::system_error&) {
     }
   }
+
   SpoolIo& io_;
+  const std::string dir_;
   const std::string path_;
-  const std::uint64_t least_;
-  std::atomic<std::uint64_t> size_{0};  // allocated now, as far as it is counted on
+  const std::uint64_t step_;
+  std::mutex mutex_;  // one resize at a time; admits() reads the atomics alone
+  std::atomic<std::uint64_t> size_{0};  // allocated, as far as it is counted on
+  std::atomic<std::uint64_t> growing_{0};  // the size an allocation running asked for
   std::atomic<bool> covers_{false};
 };
 
@@ -224,7 +275,7 @@ struct Spool::State {
         log(l),
         io(i ? std::move(i) : posix_spool_io()),
         options(o),
-        reserve(*io, dir + "/reserve", o.reserve_bytes) {}
+        reserve(*io, dir, o.reserve_bytes) {}
 
   const std::string dir;
   Logger& log;
@@ -285,11 +336,13 @@ struct Spool::State {
 
   // What the reserve must hold once the file system is full: room for an
   // acknowledgement of every pending event and for a compaction's table,
-  // which is all a compaction writes once they are delivered. Caller holds
-  // mutex.
+  // which is all a compaction writes once they are delivered, and the last
+  // page of each file those go to (a file system allocates whole pages).
+  // Caller holds mutex.
+  static constexpr std::uint64_t kAckBytes = 64;  // a framed ACK of an event_id
   std::uint64_t reserve_needed_locked() const {
-    constexpr std::uint64_t kAckBytes = 64;  // a framed ACK of an event_id
-    return snapshot_bytes + change_bytes + pending.size() * kAckBytes;
+    constexpr std::uint64_t kPages = 8 * 1024;
+    return kPages + snapshot_bytes + change_bytes + pending.size() * kAckBytes;
   }
   // Grows (or shrinks) the reserve to what is needed now; false when there
   // is no room for it. Caller holds maintenance (or is the constructor).
@@ -476,9 +529,6 @@ void Spool::append(const Event& event) {
   if (event.event_id.empty()) throw std::invalid_argument("spool: event without event_id");
   State& s = *state_;
   const bool clear = event.type == EventType::Clear;
-  // Without the reserve, the room left is for what was accepted already.
-  if (!clear && !s.reserve.held() && s.options.reserve_bytes > 0)
-    throw std::system_error(ENOSPC, std::generic_category(), "spool " + s.dir + " has no room for new outages");
   std::string record;
   try {
     record = sf::encode_event(event);
@@ -488,11 +538,20 @@ void Spool::append(const Event& event) {
   }
   std::string id = event.event_id;
   std::lock_guard<std::mutex> lock(s.mutex);
+  // An outage event only while the reserve keeps room for what must follow
+  // it (its acknowledgement, its change in the next table) and for what was
+  // accepted already; a clear may use the reserve.
+  if (!clear && s.options.reserve_bytes > 0 &&
+      !s.reserve.admits(s.reserve_needed_locked() + State::kAckBytes + event.change.size(), record.size()))
+    throw std::system_error(ENOSPC, std::generic_category(), "spool " + s.dir + " has no room for new outages");
   Loc loc;
   try {
     loc = s.write_record_locked(record, clear);
-  } catch (const std::system_error&) {
-    if (clear) ++s.clears_refused;
+  } catch (const std::system_error& e) {
+    if (clear)
+      ++s.clears_refused;
+    else if (is_enospc(e))
+      s.reserve.refuse();
     throw;
   }
   s.pending.set(std::move(id), loc);
@@ -664,7 +723,7 @@ bool Spool::State::maintain(const std::function<bool()>& may_compact) {
     more = true;
   }
   if (options.reserve_bytes > 0) {
-    const bool was = reserve.held();
+    const bool was = reserve.covers();
     if (restore_reserve()) {
       if (!was) log.notice("spool: there is room in " + dir + " again; new outage events are accepted");
     } else {

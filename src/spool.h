@@ -29,10 +29,11 @@ struct SpoolOptions {
   // At most one compaction per interval: a delivered event's space comes
   // back within about that.
   std::chrono::milliseconds compaction_interval{1000};
-  // The least space held in SpoolDir/reserve (more as the outage table and
-  // the pending events grow) and given up when the file system is full, so
-  // that acknowledgements and compaction can still be written. 0: none.
-  std::uint64_t reserve_bytes = 1u << 20;
+  // SpoolDir/reserve, given up when the file system is full so that
+  // acknowledgements and compaction can still be written, holds what they
+  // need; where there is room, twice that and this, in steps of this
+  // (doc/storage.md). 0: no reserve.
+  std::uint64_t reserve_bytes = 64u << 10;
 };
 
 // Takes one piece of the outage table (whole framed records, one or more).
@@ -87,8 +88,10 @@ class Spool {
   // Throws std::system_error on an I/O error (e.g. ENOSPC; EFBIG for an
   // event over 16 MiB) and std::invalid_argument for an empty event_id; the
   // event is then not in the spool, and the spool stays consistent. An
-  // outage event is refused with ENOSPC, unwritten, while the file system
-  // has been found full and the reserve is not back (a clear may use it).
+  // outage event is refused with ENOSPC, unwritten, when neither the reserve
+  // nor the free space beside it covers what must follow it, and from then
+  // on until maintenance finds room (doc/storage.md; a clear may use the
+  // reserve).
   // Costs one write(2) under a mutex and no fsync.
   void append(const Event& event);
 

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -378,6 +379,12 @@ class PosixSpoolIo final : public SpoolIo {
     }
     if (err != 0) throw_errno(err, "fallocate", path);
     if (::fdatasync(fd.get()) != 0) throw_errno(errno, "fdatasync", path);
+  }
+
+  std::uint64_t free_bytes(const std::string& path) override {
+    struct statvfs st {};
+    if (::statvfs(path.c_str(), &st) != 0) throw_errno(errno, "statvfs", path);
+    return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
   }
 };
 

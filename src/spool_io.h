@@ -55,10 +55,14 @@ class SpoolIo {
   // Makes path (created 0600 if missing) hold at least bytes of allocated
   // space, synced: the spool's reserve for a full disk (doc/storage.md).
   virtual void allocate(const std::string& path, std::uint64_t bytes) = 0;
+  // Bytes an unprivileged write may still take on path's file system
+  // (statvfs: f_bavail). No I/O: cheap enough for collectd's threads.
+  virtual std::uint64_t free_bytes(const std::string& path) = 0;
 };
 
 // The real thing: open(2) with O_NOFOLLOW|O_CLOEXEC (O_APPEND for writing)
-// and mode 0600, fdatasync, fsync of the directory, posix_fallocate.
+// and mode 0600, fdatasync, fsync of the directory, posix_fallocate,
+// statvfs.
 std::shared_ptr<SpoolIo> posix_spool_io();
 
 }  // namespace xmatters

@@ -875,9 +875,9 @@ class SmallTmpfs {
 // refused with a throttled ERROR, clears still go in; once xMatters is back
 // everything accepted is delivered once, the space comes back, a later
 // outage and clear page without a restart, and a restart sends nothing again.
-// On 2 MiB the open outages' table is small beside the reserve's 1 MiB; on
-// 16 MiB it is larger than that (about 15,000 outages), and the reserve must
-// grow with it for the compaction that gives the space back.
+// On 2 MiB the open outages' table is small; on 16 MiB it is over 1 MiB
+// (about 15,000 outages), and the reserve must grow with it for the
+// compaction that gives the space back.
 void full_spool_dir(const char* size, int most) {
   if (::geteuid() != 0) {
     std::fprintf(stderr, "\nfull_spool_dir: SKIPPED, mounting a tmpfs needs root\n");
@@ -982,6 +982,69 @@ void full_spool_dir(const char* size, int most) {
 
 void test_full_spool_dir() { full_spool_dir("2m", 5000); }
 void test_full_spool_dir_large_table() { full_spool_dir("16m", 60000); }
+
+// Issue 20 item 7: on a SpoolDir file system of 256 KiB (less than the
+// 1 MiB the reserve used to take at least: none was accepted), 1,500
+// outages with xMatters down
+// are accepted as far as the room allows, the rest refused with a throttled
+// ERROR; the accepted ones are delivered once xMatters is back, and once
+// their space is reclaimed a later outage and its clear page.
+void test_small_spool_dir() {
+  if (::geteuid() != 0) {
+    std::fprintf(stderr, "\nsmall_spool_dir: SKIPPED, mounting a tmpfs needs root\n");
+    CU_FAIL("not run: needs root to mount a tmpfs");
+    return;
+  }
+  xmtest::TempDir mnt;
+  const std::string spool = mnt / "spool";
+  SmallTmpfs fs(spool, "256k");
+  XM_REQUIRE(fs.mounted());
+  xmtest::Standin xm;
+  CollectdProcess c(xmatters_block(ops_integration(xm), "  SpoolDir \"" + spool + "\"\n"));
+  XM_REQUIRE(c.start());
+  xm.stop();
+  constexpr int kOutages = 1500;
+  for (int i = 0; i < kOutages; ++i)
+    XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=small-" + std::to_string(i), "small " + std::to_string(i)));
+  CU_ASSERT(!c.log_lines({"cannot take new outage events"}).empty());
+  xm.restart();
+  // Delivered, and the space reclaimed: the segments hold the open
+  // outages' table only (about 120 bytes each), the reserve is back.
+  const auto segments_bytes = [&] {
+    std::uint64_t n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(spool))
+      if (entry.path().filename().string().rfind("spool-", 0) == 0) n += entry.file_size();
+    return n;
+  };
+  const bool drained = xmtest::wait_until(
+      [&] {
+        return xm.accepted_count() > 0 && xmtest::file_exists(spool + "/reserve") &&
+               segments_bytes() < 4096 + xm.accepted_count() * 160;
+      },
+      60s);
+  dump_log_on_failure(c, drained, "the spool did not drain");
+  CU_ASSERT(drained);
+  const auto got = accepted(xm);
+  std::set<std::string> event_ids, services;
+  for (const auto& r : got) {
+    CU_ASSERT(event_ids.insert(r.str("event_id")).second);  // each event once
+    CU_ASSERT(services.insert(r.str("services")).second);   // each outage once
+    CU_ASSERT_EQUAL(r.str("event_type"), "outage");
+  }
+  std::fprintf(stderr, "(%zu of %d accepted and delivered) ", got.size(), kOutages);
+  CU_ASSERT(got.size() >= 100u);
+  CU_ASSERT(got.size() < static_cast<std::size_t>(kOutages));
+
+  const std::size_t before = xm.accepted_count();
+  XM_REQUIRE(c.putnotif("failure", "host=testhost plugin=later", "later failure"));
+  XM_REQUIRE(wait_accepted(xm, before + 1));
+  XM_REQUIRE(c.putnotif("okay", "host=testhost plugin=later", "later recovery"));
+  XM_REQUIRE(wait_accepted(xm, before + 2));
+  const auto after = accepted(xm);
+  CU_ASSERT_EQUAL(after[before].str("services"), "later");
+  CU_ASSERT_EQUAL(after[before + 1].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(xm.request_count(), xm.accepted_count());  // nothing sent twice
+}
 
 // Writes path until the file system has no byte left (down to the last
 // page: a tmpfs allocates whole pages). Returns false when it could not
@@ -1514,6 +1577,7 @@ int main(int argc, char** argv) {
                               {"kill9_during_burst", guarded<test_kill9_during_burst>},
                               {"full_spool_dir", guarded<test_full_spool_dir>},
                               {"full_spool_dir_large_table", guarded<test_full_spool_dir_large_table>},
+                              {"small_spool_dir", guarded<test_small_spool_dir>},
                               {"clear_held_in_memory_when_disk_full",
                                guarded<test_clear_held_in_memory_when_disk_full>},
                               {"redirect_not_followed", guarded<test_redirect_not_followed>},
