@@ -55,24 +55,32 @@ using sf::kChunk;
 // that (a large event's record) is written on its own.
 class ChunkedWriter {
  public:
-  explicit ChunkedWriter(WritableFile& file) : file_(file) { buf_.reserve(kChunk); }
+  // written: where the bytes written to the file so far are counted.
+  ChunkedWriter(WritableFile& file, std::atomic<std::uint64_t>& written) : file_(file), written_(written) {
+    buf_.reserve(kChunk);
+  }
   void write(std::string_view data) {
     if (buf_.size() + data.size() > kChunk) flush();
     if (data.size() >= kChunk)
-      file_.append(data);
+      append(data);
     else
       buf_.append(data);
     size_ += data.size();
   }
   void flush() {
     if (buf_.empty()) return;
-    file_.append(buf_);
+    append(buf_);
     buf_.clear();
   }
   std::uint64_t size() const { return size_; }  // written so far, flushed or not
 
  private:
+  void append(std::string_view data) {
+    file_.append(data);
+    written_ += data.size();
+  }
   WritableFile& file_;
+  std::atomic<std::uint64_t>& written_;
   std::string buf_;
   std::uint64_t size_ = 0;
 };
@@ -176,17 +184,20 @@ class Reserve {
   // covers the event and the rest of the need until restore() grows it (a
   // storm between two maintenance ticks). Never allocates: called on
   // collectd's threads. A refusal stands until restore() finds room.
-  bool admits(std::uint64_t need, std::uint64_t bytes) {
+  // freeing: bytes that are not free now but will be shortly (a
+  // compaction's file).
+  bool admits(std::uint64_t need, std::uint64_t bytes, std::uint64_t freeing) {
     if (!covers_) return false;
     // An allocation running takes free space before size_ counts it.
     const std::uint64_t held = std::max(size_.load(), growing_.load());
-    if (need <= held || need - held + bytes + kPage <= free_bytes()) return true;
+    if (need <= held || need - held + bytes + kPage <= free_bytes() + freeing) return true;
     refuse();
     return false;
   }
   // New outage events are refused until restore() finds room (an outage
   // event's write found the disk full).
   void refuse() { covers_ = false; }
+  std::uint64_t size() const { return size_; }
   // Whether outage events are taken: it held its need at the last restore(),
   // and neither a refusal nor release() came since.
   bool covers() const { return covers_; }
@@ -313,6 +324,10 @@ struct Spool::State {
   // Clears whose append failed: their outage is closed in the table that a
   // compaction takes, and open on disk only in the segments it would delete.
   std::atomic<std::uint64_t> clears_refused{0};
+  // Bytes of the compaction running, in its .tmp: given back when it fails,
+  // or once the segments it replaces are deleted. Free space for the
+  // admission of outage events (a storm's compaction takes it for a while).
+  std::atomic<std::uint64_t> compacting{0};
   Throttle write_errors;
   Throttle sync_errors;
 
@@ -343,6 +358,24 @@ struct Spool::State {
   std::uint64_t reserve_needed_locked() const {
     constexpr std::uint64_t kPages = 8 * 1024;
     return kPages + snapshot_bytes + change_bytes + pending.size() * kAckBytes;
+  }
+  // What a compaction writes at most: the table, the pending events.
+  std::uint64_t compaction_bytes() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return reserve_needed_locked() + pending.bytes();
+  }
+  bool compaction_fits_reserve() { return compaction_bytes() <= reserve.size(); }
+  // Whether a compaction fits in the free space, or in the reserve it may
+  // give up: one that cannot would only take the room of outage events
+  // while it writes, and fail (a storm's backlog on a filling disk).
+  bool compaction_fits() {
+    const std::uint64_t bytes = compaction_bytes();
+    if (bytes <= reserve.size()) return true;
+    try {
+      return bytes <= io->free_bytes(dir);
+    } catch (const std::system_error&) {
+      return true;  // tried; its failure is reported
+    }
   }
   // Grows (or shrinks) the reserve to what is needed now; false when there
   // is no room for it. Caller holds maintenance (or is the constructor).
@@ -542,7 +575,8 @@ void Spool::append(const Event& event) {
   // it (its acknowledgement, its change in the next table) and for what was
   // accepted already; a clear may use the reserve.
   if (!clear && s.options.reserve_bytes > 0 &&
-      !s.reserve.admits(s.reserve_needed_locked() + State::kAckBytes + event.change.size(), record.size()))
+      !s.reserve.admits(s.reserve_needed_locked() + State::kAckBytes + event.change.size(), record.size(),
+                        s.compacting.load()))
     throw std::system_error(ENOSPC, std::generic_category(), "spool " + s.dir + " has no room for new outages");
   Loc loc;
   try {
@@ -714,7 +748,8 @@ bool Spool::State::maintain(const std::function<bool()>& may_compact) {
   try {
     delete_obsolete();
     if (compaction_wanted()) {
-      if (!may_compact() || Steady::now() - last_compaction < options.compaction_interval || !compact(may_compact))
+      if (!may_compact() || Steady::now() - last_compaction < options.compaction_interval || !compaction_fits() ||
+          !compact(may_compact))
         more = true;
     }
   } catch (const std::exception& e) {
@@ -768,6 +803,10 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
     }
   } lost_change{change_lost};
   last_compaction = Steady::now();
+  struct Done {
+    std::atomic<std::uint64_t>& bytes;
+    ~Done() { bytes = 0; }  // its .tmp removed, or the segments it replaced deleted
+  } done{compacting};
   std::uint64_t target = 0;
   std::uint64_t changes_in_table = 0;
   std::uint64_t clears_before = 0;
@@ -803,8 +842,9 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
   auto write_compacted = [&] {
     moved.clear();
     io->remove(tmp);
+    compacting = 0;
     const std::unique_ptr<WritableFile> file = io->open_append(tmp);
-    ChunkedWriter out(*file);
+    ChunkedWriter out(*file, compacting);
     out.write(header);
     out.write(sf::encode_snapshot());
     if (snapshot_source) snapshot_source([&](std::string_view records) { out.write(records); });
@@ -840,7 +880,10 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
     try {
       write_compacted();
     } catch (const std::system_error& e) {
-      if (!is_enospc(e) || !reserve.release()) throw;
+      // The reserve is for a compaction that gives space back, one that
+      // copies few events: given up for one that copies a storm's backlog
+      // it would only make room for more outage events.
+      if (!is_enospc(e) || !compaction_fits_reserve() || !reserve.release()) throw;
       log.warning("spool: the file system of " + dir + " is full: released the reserve for compaction");
       write_compacted();
     }
