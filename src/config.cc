@@ -874,6 +874,13 @@ class Parser {
         throw fail(name, "could expand to " + std::to_string(worst) + " bytes with the longest values collectd allows, "
                          "more than the " + std::to_string(kMaxBody) + " bytes of a request the plugin sends");
     }
+    // The built-in payload carries DetailsURL's expansion whole (only its
+    // meta items are cut to fit 64 KiB), and so may a template.
+    if (const std::size_t worst = details_url_worst_case(ic); worst > kDetailsUrlMax)
+      throw fail("DetailsURL", "could expand to " + std::to_string(worst) +
+                                   " bytes with the longest values collectd allows, more than the " +
+                                   std::to_string(kDetailsUrlMax) + " bytes allowed (a request has at most " +
+                                   std::to_string(kMaxBody) + ")");
   }
 
   Config config_;

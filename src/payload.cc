@@ -702,25 +702,25 @@ std::size_t max_raw(Macro m, const IntegrationConfig& integration) {
 }
 }  // namespace
 
+std::size_t details_url_worst_case(const IntegrationConfig& integration) {
+  if (!integration.details_url) return 0;
+  std::size_t joined = 0;  // $target: the targets joined with ","
+  for (const auto& t : integration.targets) joined += (joined == 0 ? 0 : 1) + t.size();
+  // Percent-encoded values need no JSON escape: 3 bytes a byte, 9 for a
+  // byte of invalid UTF-8 (U+FFFD's three). The URL's own text may need one.
+  std::size_t values = 0;
+  const std::string rest = expand(*integration.details_url, [&](Macro m, std::string&) {
+    if (m == kDetailsUrl) return false;
+    values += 9 * (m == kTarget ? joined : max_raw(m, integration));
+    return true;
+  });
+  return kEscapedMax * rest.size() + values;
+}
+
 std::size_t template_worst_case(const std::string& text, const IntegrationConfig& integration) {
   MacroValues targets;
-  std::string joined;
-  for (const auto& t : integration.targets) {
-    targets.targets.push_back(sanitize_utf8(t));
-    joined += (joined.empty() ? "" : ",") + t;
-  }
-  std::size_t details = 0;
-  if (integration.details_url) {
-    // Percent-encoded values need no JSON escape (3 bytes a byte); the
-    // URL's own text may need one.
-    std::size_t values = 0;
-    const std::string rest = expand(*integration.details_url, [&](Macro m, std::string&) {
-      if (m == kDetailsUrl) return false;
-      values += 3 * (m == kTarget ? joined.size() : max_raw(m, integration));
-      return true;
-    });
-    details = kEscapedMax * rest.size() + values;
-  }
+  for (const auto& t : integration.targets) targets.targets.push_back(sanitize_utf8(t));
+  const std::size_t details = details_url_worst_case(integration);
   // The template's own text, plus the most each of its macros can add.
   std::size_t values = 0;
   const std::string rest = expand(text, [&](Macro m, std::string&) {

@@ -55,10 +55,18 @@ inline constexpr std::size_t kMembersListed = 10;
 // it (README, Payload).
 inline constexpr std::size_t kMaxBody = 64 * 1024;
 
+// The most bytes DetailsURL may expand to (with the longest, least valid
+// values collectd allows): a longer one is refused at start-up, so that the
+// built-in payload keeps within kMaxBody.
+inline constexpr std::size_t kDetailsUrlMax = 16 * 1024;
+
 // The most bytes text can expand to for an event of integration, from
 // collectd's field limits (names 128 bytes, message 256), with every byte
 // of every value escaped as long as JSON escapes it.
 std::size_t template_worst_case(const std::string& text, const IntegrationConfig& integration);
+
+// The same for integration's DetailsURL (0 when it has none).
+std::size_t details_url_worst_case(const IntegrationConfig& integration);
 
 // RFC 3339 UTC: "2026-11-28T11:47:45Z", or with fraction
 // "2026-11-28T11:47:45.123456Z" (microseconds). Rounds down, also before

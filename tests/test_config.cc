@@ -738,6 +738,19 @@ void test_error_template_could_be_too_large() {
   CU_ASSERT(parse_config(plugin({ops({opt("Template", {S(dir / "ok.json")})})})).integrations.size() == 1);
 }
 
+// Issue 21 bug 9: a DetailsURL that could take the built-in payload past
+// 64 KiB is refused (the issue's: 100 $description, a 76,520-byte body),
+// one ERROR naming option, integration and value; a usual one is not.
+void test_error_details_url_could_be_too_large() {
+  std::string url = "https://grafana.example.com/d?";
+  for (int i = 0; i < 100; ++i) url += "d=$description&";
+  CU_ASSERT(error_names(plugin({ops({opt("DetailsURL", {S(url)})})}),
+                        {"Integration \"ops\": DetailsURL \"https://grafana.example.com/d?d=***&",
+                         "could expand to", "16384 bytes"}));
+  CU_ASSERT(parse_config(plugin({ops({opt("DetailsURL", {S("https://grafana.example.com/d?h=$host&s=$services")})})}))
+                .integrations.size() == 1);
+}
+
 // Bug 8: a password file other users can read is probably a mistake.
 void test_warning_password_file_readable_by_others() {
   xmtest::TempDir dir;
@@ -1043,6 +1056,7 @@ int main(int argc, char** argv) {
                {"url_libcurl_refuses", test_error_url_libcurl_refuses},
                {"proxy_is_a_url", test_proxy_is_a_url},
                {"template_could_be_too_large", test_error_template_could_be_too_large},
+    {"error_details_url_could_be_too_large", test_error_details_url_could_be_too_large},
                {"bad_regex", test_error_bad_regex},
                {"explosive_regex", test_error_explosive_regex},
                {"password_with_password_file", test_error_password_with_password_file},

@@ -390,6 +390,39 @@ void test_template_worst_case_holds() {
   if (body.size() > worst) std::fprintf(stderr, "\n  body %zu > worst case %zu\n", body.size(), worst);
 }
 
+// Issue 21 bug 9: the built-in body stays within kMaxBody with a DetailsURL
+// full of macros. The issue's DetailsURL (100 $description) made a
+// 76,520-byte body; the configuration refuses it now (test_config), and the
+// longest one accepted, with the longest values and meta items, fits.
+void test_builtin_worst_case_covers_details_url() {
+  IntegrationConfig ic = integration();
+  std::string url = "https://grafana.example.com/d?";
+  for (int i = 0; i < 100; ++i) url += "d=$description&";
+  ic.details_url = url;
+  CU_ASSERT(details_url_worst_case(ic) > kDetailsUrlMax);
+  // The most $description a DetailsURL may have: as many as stay within.
+  url = "https://grafana.example.com/d?";
+  ic.details_url = url;
+  while (details_url_worst_case(ic) <= kDetailsUrlMax) {
+    url += "d=$description&";
+    ic.details_url = url + "d=$description&";
+  }
+  ic.details_url = url;
+  CU_ASSERT_FATAL(details_url_worst_case(ic) <= kDetailsUrlMax);
+  Notification n = threshold_note(Severity::Failure, 95, kNaN, 80, kNaN, 90);
+  const std::string name(128, '\x01');
+  n.host = n.plugin = n.plugin_instance = n.type = n.type_instance = name;
+  n.message = std::string(256, '\xff');
+  for (int i = 0; i < 200; ++i) n.meta.push_back({"item" + std::to_string(i), std::string(2000, '\x01')});
+  Outage o = outage_at(T0 - seconds(123456789));
+  o.id = std::string(64, 'a');
+  const std::string body = build(ic, EventType::Outage, n, o, std::string(64, 'b'));
+  CU_ASSERT(body.size() <= kMaxBody);
+  CU_ASSERT(body.size() > kDetailsUrlMax / 2);  // the DetailsURL really is long
+  CU_ASSERT_PTR_NOT_NULL(parse_json(body).get());
+  if (body.size() > kMaxBody) std::fprintf(stderr, "\n  body %zu > %zu\n", body.size(), kMaxBody);
+}
+
 // GroupBy host: services, items and reasons list the members (the failing
 // ones on an outage event, every one on the clear), ten at most, then
 // " and N more"; name and collectd describe the host and the member whose
@@ -1141,6 +1174,7 @@ int main(int argc, char** argv) {
                        {{"expansion_and_escaping", test_template_expansion_and_escaping},
                         {"target_as_json", test_template_target_as_json},
                         {"longest_match_and_unknown_words", test_template_longest_match_and_unknown_words},
+                        {"builtin_worst_case_covers_details_url", test_builtin_worst_case_covers_details_url},
                         {"current_value_absent_is_empty", test_template_current_value_absent_is_empty},
                         {"clear_template_used_for_clears", test_clear_template_used_for_clears},
                         {"invalid_at_runtime_falls_back", test_template_invalid_at_runtime_falls_back},
