@@ -16,6 +16,7 @@
 
 #include "collectd_harness.h"
 #include "conf_file.h"
+#include "spool.h"
 #include "standin.h"
 #include "testing.h"
 
@@ -549,6 +550,43 @@ void test_dead_letter_is_a_warning() {
   v.assert_no_secret();
 }
 
+// status's CRITICAL for a page that is late: a SpoolDir whose oldest queued
+// event is 16 minutes old is CRITICAL, one 14 minutes old is OK; read with
+// no collectd running, from a configuration that does not load the plugin
+// (so that "not running" is no problem of its own).
+void test_status_late_event_is_critical() {
+  for (const int minutes : {14, 16}) {
+    xmtest::TempDir t;
+    const std::string dir = t / "spool";
+    {
+      xmtest::CapturingLogger log;
+      xmatters::Spool spool(dir, log);
+      xmatters::Event e;
+      e.event_id = "late-1";
+      e.integration = "ops";
+      e.outage_id = "late";
+      e.created = xmatters::Clock::now() - std::chrono::minutes(minutes);
+      e.body = "{}";
+      spool.append(e);
+    }
+    const std::string conf = t / "collectd.conf";
+    xmtest::write_file(conf,
+                       "<Plugin xmatters>\n  <Integration \"ops\">\n    OutageURL \"https://xm.example/api\"\n"
+                       "  </Integration>\n</Plugin>\n");
+    const Run r = run_command({"--config", conf, "--spool-dir", dir, "status"}, false);
+    const std::vector<std::string> lines = lines_of(r.out);
+    XM_REQUIRE(!lines.empty());
+    if (minutes == 14) {
+      CU_ASSERT_EQUAL(r.status, 0);
+      CU_ASSERT_TRUE(lines[0].rfind("XMATTERS OK: ", 0) == 0);
+    } else {
+      CU_ASSERT_EQUAL(r.status, 2);
+      CU_ASSERT_TRUE(lines[0].rfind("XMATTERS CRITICAL: ops: the oldest queued event is 96", 0) == 0);
+    }
+    if (lines[0].find(minutes == 14 ? "OK" : "is 96") == std::string::npos) std::fprintf(stderr, "\n--- status, %d min:\n%s", minutes, r.out.c_str());
+  }
+}
+
 // A user who may not read SpoolDir gets one line saying to run it as root
 // or as collectd's user: status UNKNOWN (3), the other verbs 1.
 void test_unreadable_spool_dir() {
@@ -638,6 +676,7 @@ int main(int argc, char** argv) {
                               {"queue_while_xmatters_is_down", xmtest::guarded<test_queue_while_xmatters_is_down>},
                               {"dead_letter_is_a_warning", xmtest::guarded<test_dead_letter_is_a_warning>},
                               {"unreadable_spool_dir", xmtest::guarded<test_unreadable_spool_dir>},
+                              {"status_late_event_is_critical", xmtest::guarded<test_status_late_event_is_critical>},
                           }},
                      });
 }
