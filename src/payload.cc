@@ -388,23 +388,27 @@ std::string_view data_source(const Notification& n) {
 }
 
 // Members' texts (the failing ones, or all) joined with ", ", at most
-// kMembersListed of them, then " and N more" (the others, and `more`
-// kept by count only); valid UTF-8. An empty text (a member without a
-// data source) is skipped; when every member's is, the field is empty.
+// kMembersListed of them and kJoinedMax bytes, then " and N more" (the
+// others, and `more` kept by count only); valid UTF-8. An empty text (a
+// member without a data source) is skipped; when every member's is, the
+// field is empty.
 template <typename Text>
 std::string join_members(const Outage& outage, bool all, std::size_t more, Text text) {
   std::string out;
   std::size_t listed = 0;
+  bool full = false;
   for (const Member& m : outage.members) {
     if (!all && !m.failing) continue;
     const std::string piece = text(m);
     if (piece.empty()) continue;
-    if (listed == kMembersListed) {
+    const std::string clean = full ? std::string() : sanitize_utf8(piece);
+    full = full || listed == kMembersListed || out.size() + 2 + clean.size() > kJoinedMax;
+    if (full) {
       ++more;
       continue;
     }
     if (listed++ > 0) out += ", ";
-    out += sanitize_utf8(piece);
+    out += clean;
   }
   if (listed == 0) return out;
   if (more > 0) out += " and " + std::to_string(more) + " more";
@@ -698,7 +702,7 @@ std::size_t max_raw(Macro m, const IntegrationConfig& integration) {
   // A flood outage lists value lists by identifier: host/plugin-instance/type-instance.
   const std::size_t one = m == kServices && flood ? kMaxRaw[kServices] + kNameMax + 1 : kMaxRaw[m];
   constexpr std::size_t kMore = sizeof(" and 18446744073709551615 more") - 1;
-  return kMembersListed * one + (kMembersListed - 1) * 2 + kMore;
+  return std::min(kMembersListed * one + (kMembersListed - 1) * 2, kJoinedMax) + kMore;
 }
 }  // namespace
 

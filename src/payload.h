@@ -46,13 +46,17 @@ std::string check_template(const std::string& text);
 std::string notification_items(const Notification& n);
 std::string notification_reasons(const Notification& n);
 
-// A host outage's payload lists at most this many members in `services`,
-// `items` and `reasons`, then " and N more".
+// A host or flood outage's payload lists at most this many members in
+// `services`, `items` and `reasons`, and only while the list stays within
+// kJoinedMax bytes, then " and N more" (collectd-xmatters(5), OUTAGES):
+// ten members of collectd's longest names, each byte escaped as "\u0001",
+// would take the body past kMaxBody.
 inline constexpr std::size_t kMembersListed = 10;
+inline constexpr std::size_t kJoinedMax = 1536;
 
 // The most bytes a request body has: a template that could expand to more is
 // refused at start-up, and the built-in payload leaves out meta items beyond
-// it (README, Payload).
+// it (collectd-xmatters(5), PAYLOAD).
 inline constexpr std::size_t kMaxBody = 64 * 1024;
 
 // The most bytes DetailsURL may expand to (with the longest, least valid

@@ -516,6 +516,46 @@ void test_flood_outage_payload() {
   CU_ASSERT(one && str(one.get(), "services") == "db1/df-v0/percent_bytes-used");
 }
 
+// The built-in body of a flood or host outage stays within 64 KiB whatever
+// its members hold: ten members listed, every field of each at collectd's
+// longest and made of control characters (6 bytes each once escaped), the
+// longest DetailsURL accepted, and meta items up to the room left.
+void test_builtin_worst_case_holds_for_members() {
+  for (const OutageKind kind : {OutageKind::Host, OutageKind::Flood}) {
+    IntegrationConfig ic = integration();
+    ic.flood_limit = kind == OutageKind::Flood ? 4 : 0;
+    if (kind == OutageKind::Host) ic.group_by = GroupBy::Host;
+    std::string url = "https://grafana.example.com/d?";
+    for (ic.details_url = url + "h=$host&"; details_url_worst_case(ic) <= kDetailsUrlMax;
+         ic.details_url = url + "h=$host&")
+      url += "h=$host&";
+    ic.details_url = url;
+    CU_ASSERT_FATAL(details_url_worst_case(ic) <= kDetailsUrlMax);
+    const std::string name(128, '\x01');
+    Outage o = host_outage(200, 200);
+    o.kind = kind;
+    o.id = std::string(64, 'a');
+    o.outages = o.hosts = 4294967295u;
+    for (auto& m : o.members) {
+      m.key = OutageKey{name, name, name, name, name};
+      m.items = name;
+      m.reasons = std::string(256, '\x01');
+    }
+    Notification n = threshold_note(Severity::Failure, 95, kNaN, 80, kNaN, 90);
+    n.host = n.plugin = n.plugin_instance = n.type = n.type_instance = name;
+    n.message = std::string(256, '\x01');
+    for (int i = 0; i < 200; ++i) n.meta.push_back({"item" + std::to_string(i), std::string(2000, '\x01')});
+    const std::string body = build(ic, EventType::Outage, n, o, std::string(64, 'b'));
+    CU_ASSERT(body.size() <= kMaxBody);
+    CU_ASSERT_PTR_NOT_NULL(parse_json(body).get());
+    if (body.size() > kMaxBody) std::fprintf(stderr, "\n  body %zu > %zu\n", body.size(), kMaxBody);
+    // The list stops at kJoinedMax bytes: the rest are counted.
+    const JsonPtr j = parse_json(body);
+    const std::string services = j ? str(j.get(), "services") : "";
+    CU_ASSERT(services.size() <= kJoinedMax + 40 && services.find(" more") != std::string::npos);
+  }
+}
+
 // Members without a data source are not joined as empty strings: a flood
 // or host outage's items list only the ones known; none known, "".
 void test_joined_fields_skip_empty_values() {
@@ -1183,6 +1223,7 @@ int main(int argc, char** argv) {
                         {"worst_case_holds_for_host", test_template_worst_case_holds_for_host},
                         {"worst_case_holds_for_flood", test_template_worst_case_holds_for_flood}}},
                       {"group_by_host", {{"lists_members", test_host_outage_lists_members}}},
+                      {"members_worst_case", {{"builtin_worst_case_holds_for_members", test_builtin_worst_case_holds_for_members}}},
                       {"flood", {{"outage_payload", test_flood_outage_payload},
                                  {"joined_fields_skip_empty_values", test_joined_fields_skip_empty_values}}},
                       {"template_check", {{"accepted_never_falls_back", test_accepted_template_never_falls_back}}}});
