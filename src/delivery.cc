@@ -844,6 +844,8 @@ std::vector<std::string> Delivery::recovered_changes() const { return state_->re
 
 void Delivery::record_change(const std::string& record) { state_->spool->append_change(record); }
 
+void Delivery::record_durably(const std::string& record) { state_->spool->append_durable(record); }
+
 void Delivery::set_snapshot_source(SnapshotSource source) {
   state_->spool->set_snapshot_source(std::move(source));
 }

@@ -125,6 +125,9 @@ class Delivery : public EventSink {
   bool submit(Event event) override;
   void record_change(const std::string& record) override;
   std::vector<std::string> recovered_changes() const override;
+  // A record of the table the operator waits for, durable on return
+  // (Spool::append_durable; a silence). Throws std::system_error.
+  void record_durably(const std::string& record);
 
   // Where the spool's compaction takes the open outages from; set before
   // start().

@@ -258,7 +258,8 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
         apply(std::string_view(bytes).substr(offset));  // malformed
         break;
       }
-      apply(std::string_view(bytes).substr(offset, size));
+      // The spool's table also holds the operator's silences (silence.h).
+      if (rec.type != sf::RecordType::Silence) apply(std::string_view(bytes).substr(offset, size));
       offset += size;
     }
     if (bytes.empty()) ++malformed;

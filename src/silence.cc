@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "spool_format.h"
 #include "time_zone.h"  // days_from_civil
 #include "uuid.h"
 
@@ -71,6 +72,14 @@ Matcher Matcher::parse(std::string_view text) {
       throw std::invalid_argument(shown + ": not a valid POSIX extended regular expression: " + e.what());
     }
   }
+  return m;
+}
+
+Matcher Matcher::of(Field field, bool regex, std::string value) {
+  Matcher m;
+  m.field_ = field;
+  m.value_ = std::move(value);
+  if (regex) m.regex_.emplace("^(" + m.value_ + ")$");
   return m;
 }
 
@@ -189,6 +198,98 @@ const char* silence_state_name(Silence::State s) {
     case Silence::State::Expired: return "expired";
   }
   return "?";
+}
+
+// --- the SILENCE record ---------------------------------------------------------------
+
+namespace {
+
+namespace sf = spool_format;
+
+// Tags of a SILENCE record (doc/storage.md); never reuse or renumber one.
+enum SilenceTag : std::uint32_t {
+  kId = 1,
+  kMatcher = 2,  // repeated, in order: a message of the tags below
+  kIntegration = 3,
+  kStart = 4,
+  kEnd = 5,
+  kAuthor = 6,
+  kComment = 7,
+};
+enum MatcherTag : std::uint32_t {
+  kField = 1,  // u8: 1 host, 2 plugin, 3 plugin_instance, 4 type, 5 type_instance
+  kRegex = 2,  // u8: 1 =~ (absent: 0, =)
+  kValue = 3,
+};
+
+std::int64_t ns_of(TimePoint t) { return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count(); }
+TimePoint at_ns(std::int64_t ns) {
+  return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
+}
+
+}  // namespace
+
+std::string encode_silence(const Silence& s) {
+  return sf::encode_tagged(sf::RecordType::Silence, [&](auto& w) {
+    w.bytes(kId, s.id);
+    for (const Matcher& m : s.matchers)
+      w.message(kMatcher, [&](auto& mw) {
+        mw.u8(kField, static_cast<std::uint8_t>(static_cast<int>(m.field()) + 1));
+        if (m.is_regex()) mw.u8(kRegex, 1);
+        mw.bytes(kValue, m.value());
+      });
+    if (!s.integration.empty()) w.bytes(kIntegration, s.integration);
+    w.i64(kStart, ns_of(s.start));
+    w.i64(kEnd, ns_of(s.end));
+    w.bytes(kAuthor, s.author);
+    w.bytes(kComment, s.comment);
+  });
+}
+
+bool decode_silence(std::string_view record, Silence* out) {
+  sf::Record rec{};
+  if (sf::parse_record(record, 0, &rec) == 0 || rec.type != sf::RecordType::Silence) return false;
+  Silence s;
+  std::int64_t start = 0, end = 0;
+  bool good = true, has_start = false, has_end = false;
+  sf::FieldReader r(rec.payload);
+  std::uint32_t tag = 0;
+  std::string_view v;
+  while (good && r.next(&tag, &v)) {
+    switch (tag) {
+      case kId: s.id = v; break;
+      case kIntegration: s.integration = v; break;
+      case kStart: good = has_start = sf::field_i64(v, &start); break;
+      case kEnd: good = has_end = sf::field_i64(v, &end); break;
+      case kAuthor: s.author = v; break;
+      case kComment: s.comment = v; break;
+      case kMatcher: {
+        std::uint8_t field = 0, regex = 0;
+        std::string_view value;
+        sf::FieldReader m(v);
+        std::uint32_t mtag = 0;
+        std::string_view mv;
+        while (good && m.next(&mtag, &mv)) {
+          if (mtag == kField) good = sf::field_u8(mv, &field);
+          else if (mtag == kRegex) good = sf::field_u8(mv, &regex);
+          else if (mtag == kValue) value = mv;
+        }
+        if (!good || !m.ok() || field < 1 || field > std::size(kFields)) return false;
+        try {
+          s.matchers.push_back(Matcher::of(static_cast<Matcher::Field>(field - 1), regex != 0, std::string(value)));
+        } catch (const std::invalid_argument&) {
+          return false;
+        }
+        break;
+      }
+      default: break;  // a newer plugin's
+    }
+  }
+  if (!good || !r.ok() || s.id.empty() || s.matchers.empty() || !has_start || !has_end) return false;
+  s.start = at_ns(start);
+  s.end = at_ns(end);
+  *out = std::move(s);
+  return true;
 }
 
 Silence make_silence(const SilenceRequest& r, TimePoint now) {

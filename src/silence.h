@@ -24,6 +24,9 @@ class Matcher {
 
   // Throws std::invalid_argument with a message that names the matcher.
   static Matcher parse(std::string_view text);
+  // From its parts (a spool record's). Throws std::invalid_argument for a
+  // regex that does not compile.
+  static Matcher of(Field field, bool regex, std::string value);
 
   bool matches(const OutageKey& key) const;
   // As parsed: "host=~web[0-9]+".
@@ -79,6 +82,15 @@ struct SilenceRequest {
   std::optional<TimePoint> end;              // exactly one of duration and end
   std::string author, comment, integration;
 };
+
+// A silence as one framed SILENCE record of the spool (doc/storage.md,
+// record 10): its whole state, so the last record of an id wins (expiring
+// one writes it again with its new end). Throws std::length_error past the
+// spool's record size.
+std::string encode_silence(const Silence& s);
+// From one framed record; false when it is not a SILENCE record or does
+// not decode (a matcher that no longer parses included).
+bool decode_silence(std::string_view record, Silence* out);
 
 // A new silence with a fresh random id. Throws std::invalid_argument with
 // one line saying what is wrong (no matcher, no comment, an end not after

@@ -605,6 +605,20 @@ void Spool::append_change(const std::string& record) {
   }
 }
 
+void Spool::append_durable(const std::string& record) {
+  State& s = *state_;
+  std::unique_lock<std::mutex> lock(s.mutex);
+  const Loc loc = s.write_record_locked(record, true);
+  s.change_bytes += record.size();
+  while (!before(loc, s.durable)) {
+    if (!s.syncing) {
+      if (!s.lead_sync(lock)) throw std::system_error(EIO, std::generic_category(), "spool " + s.dir + ": cannot sync");
+      continue;
+    }
+    s.sync_done.wait(lock, [&] { return !s.syncing; });
+  }
+}
+
 std::optional<std::string> Spool::read_body(const std::string& event_id) {
   State& s = *state_;
   // Compaction may move the record, and delete its old segment, between the

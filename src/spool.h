@@ -101,6 +101,12 @@ class Spool {
   // brings the change to disk.
   void append_change(const std::string& record);
 
+  // Appends one framed record of the table that the operator waits for (a
+  // SILENCE, doc/storage.md) and returns once it is durable (a group
+  // commit, as make_durable). Thread-safe; never on collectd's threads.
+  // Throws std::system_error when it cannot be written or synced.
+  void append_durable(const std::string& record);
+
   // The body of a pending event, read back from its record: the delivery
   // queue holds events without their bodies. Thread-safe; nullopt when the
   // event is not pending. Throws std::system_error on an I/O error and

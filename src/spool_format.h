@@ -18,7 +18,7 @@ namespace spool_format {
 
 // The format this code writes, and the newest it reads. The rule for
 // changing the format: doc/storage.md, "Changing the format".
-inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::uint32_t kFormatVersion = 3;
 
 inline constexpr std::size_t kHeaderSize = 9;
 // A larger length is damage, not a record: no event comes near it.
@@ -40,8 +40,9 @@ enum class RecordType : std::uint8_t {
   Event = 7,
   OutageSet = 8,
   OutageClose = 9,
+  Silence = 10,  // since format 3: an operator's silence (silence.h)
 };
-inline constexpr std::uint8_t kLastType = 9;
+inline constexpr std::uint8_t kLastType = 10;
 // A HEADER's payload is at most this long (a longer one is damage): the
 // format is checked from the first bytes of each segment only.
 inline constexpr std::uint32_t kMaxHeaderPayload = 4096;

@@ -124,6 +124,7 @@ SpoolContents replay_spool(SpoolIo& io, const std::string& dir, bool bodies) {
         case sf::RecordType::OutageCloseV1:
         case sf::RecordType::OutageSet:
         case sf::RecordType::OutageClose:
+        case sf::RecordType::Silence:  // the table's too: a SNAPSHOT rewrites them
           out.changes.emplace_back(bytes);
           return;
         case sf::RecordType::Snapshot:

@@ -55,7 +55,8 @@ struct SpoolContents {
   // The outage changes in log order from the last SNAPSHOT on, as
   // Spool::take_recovered_changes gives them: each one or two framed
   // OUTAGE_SET / OUTAGE_CLOSE records (an event's change field, or a record
-  // of its own). Applied in order, the last one of a key wins.
+  // of its own), or one SILENCE record (silence.h: the tracker skips it).
+  // Applied in order, the last one of a key (or silence id) wins.
   std::vector<std::string> changes;
   std::vector<SpoolDamage> damage;  // segments with damage only
 };

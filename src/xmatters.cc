@@ -29,6 +29,7 @@ extern "C" {
 #include "log.h"
 #include "notification.h"
 #include "router.h"
+#include "silence_book.h"
 #include "spool_dir.h"
 
 namespace {
@@ -130,10 +131,20 @@ struct Pipeline {
       : delivery(config, spool_dir, log),
         coverage(config.maintenance, log),
         router(config, delivery, log, &coverage),
-        watch(coverage, [this](TimePoint now) { router.release(now); }, log) {
+        watch(coverage, [this](TimePoint now) { router.release(now); }, log),
+        silences(coverage, [this](const std::string& record) { delivery.record_durably(record); },
+                 [this] { watch.poke(); }) {
+    // The silences kept in the spool are in force before the first
+    // notification (and the watch's first round pages what ended meanwhile).
+    const std::size_t recovered = silences.recover(delivery.recovered_changes(), Clock::now());
+    if (recovered > 0) log.info(std::to_string(recovered) + " silence(s) restored");
     // Compaction (on the delivery's maintenance thread, which starts with
-    // delivery.start()) writes the open outages from the router.
-    delivery.set_snapshot_source([this](FunctionRef<void(std::string_view)> write) { router.snapshot(write); });
+    // delivery.start()) writes the open outages from the router and the
+    // silences.
+    delivery.set_snapshot_source([this](FunctionRef<void(std::string_view)> write) {
+      router.snapshot(write);
+      silences.snapshot(write, Clock::now());
+    });
   }
   // The channel's and the delivery's threads call into the router: they
   // stop before it goes.
@@ -164,6 +175,7 @@ struct Pipeline {
   Coverage coverage;  // silences and maintenance windows (collectd-xmatters(5) MAINTENANCE)
   Router router;
   CoverWatch watch;   // wakes when one begins or ends
+  SilenceBook silences;  // collectd-xmatters(1) SILENCES
   std::optional<control::Server> control;
 };
 

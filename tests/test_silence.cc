@@ -12,7 +12,12 @@
 
 #include "cover_watch.h"
 #include "coverage.h"
+#include "outage_tracker.h"
 #include "silence.h"
+#include "silence_book.h"
+#include "spool.h"
+#include "spool_format.h"
+#include "spool_replay.h"
 #include "testing.h"
 #include "time_zone.h"
 #include "window_schedule.h"
@@ -524,6 +529,174 @@ void test_cover_watch_wakes_when_a_window_ends() {
   CU_ASSERT_FALSE(c.covering("ops", key("web1"), Clock::now()).has_value());
 }
 
+
+// --- SILENCE records (doc/storage.md, record 10) ----------------------------------------
+
+Silence sample_silence(TimePoint now) {
+  SilenceRequest r;
+  r.matchers = {"host=~web[0-9]+", "plugin=~load|cpu"};
+  r.duration = hours(2);
+  r.comment = "patch night: kernel 6.1";
+  r.author = "alice";
+  r.integration = "ops";
+  return make_silence(r, now);
+}
+
+bool same(const Silence& a, const Silence& b) {
+  if (a.id != b.id || a.integration != b.integration || a.start != b.start || a.end != b.end ||
+      a.author != b.author || a.comment != b.comment || a.matchers.size() != b.matchers.size())
+    return false;
+  for (std::size_t i = 0; i < a.matchers.size(); ++i)
+    if (a.matchers[i].text() != b.matchers[i].text() || a.matchers[i].is_regex() != b.matchers[i].is_regex())
+      return false;
+  return true;
+}
+
+void test_silence_record_round_trip() {
+  const TimePoint now = utc("2026-12-05T21:00:00.123456789Z");
+  Silence s = sample_silence(now);
+  // An equal matcher whose value starts with '~' stays one: the record keeps
+  // the operator apart from the value.
+  s.matchers.push_back(Matcher::of(Matcher::Field::Type, false, "~odd=value"));
+  const std::string record = encode_silence(s);
+  Silence back;
+  CU_ASSERT_FATAL(decode_silence(record, &back));
+  CU_ASSERT_TRUE(same(s, back));
+  CU_ASSERT_FALSE(back.matchers.back().is_regex());
+  CU_ASSERT_TRUE(back.matches("ops", OutageKey{"web7", "load", "", "~odd=value", "x"}));
+  CU_ASSERT_FALSE(back.matches("ops", OutageKey{"web7x", "load", "", "~odd=value", "x"}));  // anchored
+
+  // Every integration: no integration field at all.
+  s.integration.clear();
+  CU_ASSERT_FATAL(decode_silence(encode_silence(s), &back));
+  CU_ASSERT_TRUE(back.integration.empty());
+
+  // A newer plugin's field is skipped.
+  namespace sf = spool_format;
+  const std::string newer = sf::encode_tagged(sf::RecordType::Silence, [&](auto& w) {
+    w.bytes(1, "id-1");
+    w.bytes(99, "from the future");
+    w.message(2, [](auto& m) {
+      m.u8(1, 1);
+      m.bytes(3, "web1");
+      m.bytes(9, "x");
+    });
+    w.i64(4, 1);
+    w.i64(5, 2);
+  });
+  CU_ASSERT_FATAL(decode_silence(newer, &back));
+  CU_ASSERT_EQUAL(back.id, "id-1");
+  CU_ASSERT_EQUAL(back.matchers.at(0).text(), "host=web1");
+
+  // Damage, or another type: not a silence.
+  const std::string no_matcher = sf::encode_tagged(sf::RecordType::Silence, [&](auto& w) {
+    w.bytes(1, "id-2");
+    w.i64(4, 1);
+    w.i64(5, 2);
+  });
+  CU_ASSERT_FALSE(decode_silence(no_matcher, &back));
+  const std::string bad_regex = sf::encode_tagged(sf::RecordType::Silence, [&](auto& w) {
+    w.bytes(1, "id-3");
+    w.message(2, [](auto& m) {
+      m.u8(1, 1);
+      m.u8(2, 1);
+      m.bytes(3, "web[");
+    });
+    w.i64(4, 1);
+    w.i64(5, 2);
+  });
+  CU_ASSERT_FALSE(decode_silence(bad_regex, &back));
+  CU_ASSERT_FALSE(decode_silence(sf::encode_ack("id-1"), &back));
+  std::string torn = record;
+  torn[torn.size() - 1] ^= 1;
+  CU_ASSERT_FALSE(decode_silence(torn, &back));
+}
+
+SpoolOptions compact_often() {
+  SpoolOptions o;
+  o.segment_bytes = 64;  // every maintain() compacts
+  o.compaction_interval = std::chrono::milliseconds(0);
+  o.reserve_bytes = 4096;
+  return o;
+}
+
+// Silences through a real spool: durable records, their recovery (the
+// last record of an id wins), the tracker's recovery beside them, and a
+// compaction that keeps them through the composed snapshot and forgets
+// those ended over 5 days ago.
+void test_silences_recovered_and_compacted() {
+  xmtest::TempDir dir;
+  xmtest::CapturingLogger log;
+  const TimePoint now = Clock::now();
+  const Silence kept = sample_silence(now);
+  Silence old = sample_silence(now - hours(24 * 6));  // ended 6 days ago: forgotten
+  std::string kept_id, ended_id;
+  {
+    Spool spool(dir.path(), log, nullptr, compact_often());
+    Coverage coverage({}, log);
+    int pokes = 0;
+    SilenceBook book(coverage, [&](const std::string& r) { spool.append_durable(r); }, [&] { ++pokes; });
+    book.add(kept);
+    Silence other = sample_silence(now);
+    other.matchers = {Matcher::parse("host=db1")};
+    book.add(other);
+    book.add(old);
+    CU_ASSERT_TRUE(book.expire(other.id, now + seconds(1)).has_value());
+    CU_ASSERT_FALSE(book.expire(other.id, now + seconds(2)).has_value());  // ended already
+    CU_ASSERT_FALSE(book.expire("no-such-id", now).has_value());
+    CU_ASSERT_EQUAL(pokes, 4);
+    CU_ASSERT_TRUE(coverage.covering("ops", key("web1"), now + seconds(2)).has_value());
+    CU_ASSERT_FALSE(coverage.covering("ops", key("db1"), now + seconds(2)).has_value());
+    kept_id = kept.id;
+    ended_id = other.id;
+    // An outage change beside them: the tracker takes its own records only.
+    spool.append_change(encode_change("ops", key("web1"), nullptr, TimePoint{}));
+  }
+  const auto check = [&](const std::vector<std::string>& table, bool old_forgotten) {
+    const std::vector<Silence> found = silences_of(table, now + seconds(2));
+    CU_ASSERT_EQUAL_FATAL(found.size(), 2u);
+    const Silence& a = found[0].id == kept_id ? found[0] : found[1];
+    const Silence& b = found[0].id == kept_id ? found[1] : found[0];
+    CU_ASSERT_TRUE(same(a, kept));
+    CU_ASSERT_EQUAL(b.id, ended_id);
+    CU_ASSERT(b.end == now + seconds(1));  // expired: its record again, with the new end
+    (void)old_forgotten;
+  };
+  {
+    // The read-only reader sees what recovery sees.
+    check(read_spool(dir.path()).changes, true);
+    Spool spool(dir.path(), log, nullptr, compact_often());
+    const std::vector<std::string> table = spool.take_recovered_changes();
+    check(table, true);
+    // Forgotten ones are dropped at recovery too, but stay in the log until a compaction.
+    std::size_t records = 0;
+    for (const auto& r : table) {
+      Silence s;
+      records += decode_silence(r, &s) ? 1 : 0;
+    }
+    CU_ASSERT_EQUAL(records, 4u);
+    xmtest::CapturingLogger tracker_log;
+    const OutageTracker tracker("ops", TrackerOptions{}, tracker_log, table);
+    CU_ASSERT_FALSE(tracker_log.contains(LogLevel::Warning, "malformed"));
+
+    Coverage coverage({}, log);
+    SilenceBook book(coverage, [&](const std::string& r) { spool.append_durable(r); }, [] {});
+    CU_ASSERT_EQUAL(book.recover(table, now + seconds(2)), 2u);
+    CU_ASSERT_TRUE(coverage.covering("ops", key("web3"), now + seconds(2)).has_value());
+    spool.set_snapshot_source([&](SnapshotWriter write) { book.snapshot(write, now + seconds(2)); });
+    spool.maintain();  // compacts: the table now holds the two silences only
+    spool.maintain();
+  }
+  const SpoolContents after = read_spool(dir.path());
+  CU_ASSERT_EQUAL(after.segments.size(), 2u);  // the compacted one and the last start's
+  std::size_t records = 0;
+  for (const auto& r : after.changes) {
+    Silence s;
+    records += decode_silence(r, &s) ? 1 : 0;
+  }
+  CU_ASSERT_EQUAL(records, 2u);
+  check(after.changes, true);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -543,6 +716,8 @@ int main(int argc, char** argv) {
                               {"silence_matches_all_matchers_and_integration",
                                test_silence_matches_all_matchers_and_integration},
                               {"silence_refused", test_silence_refused},
+                              {"silence_record_round_trip", test_silence_record_round_trip},
+                              {"silences_recovered_and_compacted", test_silences_recovered_and_compacted},
                           }},
                          {"time_zone",
                           {

@@ -5,7 +5,7 @@
 //   ... (bit 1 set: the last one is a compaction's leftover .tmp); the seeds
 //   are real spool directories written by the spool and the tracker, in
 //   format 1 (the release before format 2), 2, and both (an upgrade before
-//   its first compaction);
+//   its first compaction), and 3's silences (v3_silences);
 // - odd: a log drawn record by record (events with the tracker's own outage
 //   changes, acknowledgements, snapshots, stray bytes, truncations and
 //   flipped bits) over a few segments, a .tmp and a file that is not the
@@ -200,7 +200,10 @@ Expected expected_recovery(const Files& files) {
         case sf::RecordType::OutageSetV1:
         case sf::RecordType::OutageCloseV1:
         case sf::RecordType::OutageSet:
-        case sf::RecordType::OutageClose: x.changes.emplace_back(bytes); return;
+        case sf::RecordType::OutageClose:
+        case sf::RecordType::Silence:  // the table's, as the outage changes
+          x.changes.emplace_back(bytes);
+          return;
         case sf::RecordType::Snapshot: x.changes.clear(); return;
       }
     });

@@ -10,6 +10,7 @@
 
 #include "fuzz_support.h"
 #include "outage.h"
+#include "silence.h"
 #include "spool_format.h"
 
 namespace {
@@ -48,6 +49,14 @@ void check_accepted(std::string_view data, const sf::Record& rec, std::size_t of
         (c.set && (back.set->id != c.set->id || back.set->sequence != c.set->sequence ||
                    back.set->members.size() != c.set->members.size() || back.set->folded != c.set->folded)))
       xmfuzz::fail("a decoded outage change does not re-encode to the same change");
+  }
+  // A silence decodes to one that re-encodes to the same bytes.
+  xmatters::Silence silence;
+  if (xmatters::decode_silence(data.substr(offset, size), &silence)) {
+    const std::string again = xmatters::encode_silence(silence);
+    xmatters::Silence back;
+    if (!xmatters::decode_silence(again, &back) || xmatters::encode_silence(back) != again)
+      xmfuzz::fail("a decoded SILENCE does not re-encode to the same silence");
   }
   std::uint32_t version = 0;
   if (sf::decode_header(rec, &version) && version < 2) xmfuzz::fail("a HEADER of a version before 2");
