@@ -578,9 +578,9 @@ const std::vector<Rule>& rules() {
          else
            throw Invalid("expects \"value_list\" or \"host\"");
        }},
-      {{"FloodLimit", I, T::Integer, "0",
+      {{"FloodLimit", I, T::Integer, "4",
         "Outage events, and clear events, sent per minute at most; outages beyond it are folded into one flood "
-        "outage, clears wait. 0 = no limit; xMatters' default flood rule allows 4."},
+        "outage, clears wait. 4 is xMatters' default Alert Rate Filter; 0 = no limit."},
        integration_field(&IntegrationConfig::flood_limit),
        Shown::Plain,
        {0, 100000}},

@@ -116,7 +116,7 @@ struct IntegrationConfig {
   int connections = 4;
   std::chrono::seconds retry_max_age{86400};
   GroupBy group_by = GroupBy::ValueList;
-  unsigned flood_limit = 0;  // outage (and clear) events per minute at most; 0 = no limit
+  unsigned flood_limit = 4;  // outage (and clear) events per minute at most (xMatters' default filter); 0 = no limit
 
   // All of Host / Plugin / Type that are set match.
   bool matches(const Notification& n) const;

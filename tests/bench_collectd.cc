@@ -300,7 +300,7 @@ std::vector<Config> configs(const std::string& script) {
       {"xmatters", true, {},
        [](const std::string& url) {
          return "LoadPlugin xmatters\n<Plugin xmatters>\n  <Integration \"bench\">\n    OutageURL \"" + url +
-                "\"\n  </Integration>\n</Plugin>\n";
+                "\"\n    FloodLimit 0\n  </Integration>\n</Plugin>\n";
        }},
   };
 }

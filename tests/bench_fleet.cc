@@ -387,7 +387,7 @@ Churn churn_run(int keys) {
   // QueueLimit: all FAILUREs are put before the first is delivered; none may be dropped.
   CollectdProcess c("LoadPlugin xmatters\n<Plugin xmatters>\n  QueueLimit 1000000\n  <Integration \"ops\">\n"
                     "    OutageURL \"" + xm.url("outage") + "\"\n    ClearURL \"" + xm.url("clear") +
-                    "\"\n    SendClear true\n  </Integration>\n</Plugin>\n");
+                    "\"\n    SendClear true\n    FloodLimit 0\n  </Integration>\n</Plugin>\n");
   if (!c.start()) throw std::runtime_error("collectd did not start: " + c.log());
   Churn r;
   r.keys = keys;

@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   }
   xmtest::CollectdProcess c("LoadPlugin xmatters\n<Plugin xmatters>\n  <Integration \"soak\">\n    OutageURL \"" +
                             xm.url("outage-fn") + "\"\n    ClearURL \"" + xm.url("clear-fn") +
-                            "\"\n    Timeout 5\n  </Integration>\n</Plugin>\n");
+                            "\"\n    Timeout 5\n    FloodLimit 0\n  </Integration>\n</Plugin>\n");
   if (!c.start()) {
     std::fprintf(stderr, "soak: collectd did not start:\n%s\n", c.log().c_str());
     return 1;

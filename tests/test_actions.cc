@@ -172,7 +172,7 @@ void test_resend_cleared_outage() {
 // its event_id; --json has the same fields; an unknown id or integration
 // is one line (exit 1), arguments missing a usage error (exit 2).
 void test_resend_all() {
-  Live t;
+  Live t("    FloodLimit 0\n");  // three refused and three resent: six pages in the minute
   XM_REQUIRE(t.start());
   refuse_next(t.xm, 3);
   for (const char* id : {"e2e-a/gauge", "e2e-b/gauge", "e2e-c/gauge"}) CU_ASSERT_TRUE(t.c.putval(id, 95));
@@ -226,7 +226,7 @@ void test_resend_all() {
 // its original event_id.
 void test_resend_cut_short_by_kill() {
   constexpr std::size_t kLetters = 40;
-  Live t;
+  Live t("    FloodLimit 0\n");  // 40 pages refused, then resent, within the minute
   XM_REQUIRE(t.start());
   refuse_next(t.xm, kLetters);
   for (std::size_t i = 0; i < kLetters; ++i) CU_ASSERT_TRUE(t.c.putval("e2e-r" + std::to_string(i) + "/gauge", 95));

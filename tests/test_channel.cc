@@ -342,7 +342,7 @@ void test_socket_follows_the_plugin() {
 // and collectd stops at once with the stalled clients still connected.
 void test_hostile_clients_during_a_storm() {
   xmtest::Standin xm;
-  CollectdProcess c(collectd_config(xm));
+  CollectdProcess c(collectd_config(xm, "    FloodLimit 0\n"));  // every page of the storm on its own
   XM_REQUIRE(started(c));
   XM_REQUIRE(ping(c).status == Status::Ok);
   const long rss_before = rss_kib(c.pid());

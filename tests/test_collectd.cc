@@ -781,7 +781,7 @@ void test_missing_value() {
 // The endpoint down for a while, then up: every event arrives, in order per
 // outage.
 void test_endpoint_down_then_up() {
-  E2E t;
+  E2E t("    FloodLimit 0\n");  // five outages and their retries at once
   XM_REQUIRE(t.start());
   t.xm.stop();
   constexpr int kOutages = 5;
@@ -812,7 +812,7 @@ void test_endpoint_down_then_up() {
 // collectd killed with SIGKILL in the middle of a burst of hundreds of
 // outages: after a restart every one of them arrives.
 void test_kill9_during_burst() {
-  E2E t;
+  E2E t("    FloodLimit 0\n");  // every one of the burst paged on its own
   XM_REQUIRE(t.start());
   xmtest::Standin::Reply slow;
   slow.delay = 100ms;
@@ -889,7 +889,7 @@ void full_spool_dir(const char* size, int most) {
   SmallTmpfs fs(spool, size);
   XM_REQUIRE(fs.mounted());
   xmtest::Standin xm;
-  CollectdProcess c(xmatters_block(ops_integration(xm), "  SpoolDir \"" + spool + "\"\n"));
+  CollectdProcess c(xmatters_block(ops_integration(xm, "    FloodLimit 0\n"), "  SpoolDir \"" + spool + "\"\n"));
   XM_REQUIRE(c.start());
   xm.stop();
   // Fill it: distinct outages until the plugin refuses them (the log looked
@@ -1000,7 +1000,7 @@ void test_small_spool_dir() {
   SmallTmpfs fs(spool, "256k");
   XM_REQUIRE(fs.mounted());
   xmtest::Standin xm;
-  CollectdProcess c(xmatters_block(ops_integration(xm), "  SpoolDir \"" + spool + "\"\n"));
+  CollectdProcess c(xmatters_block(ops_integration(xm, "    FloodLimit 0\n"), "  SpoolDir \"" + spool + "\"\n"));
   XM_REQUIRE(c.start());
   xm.stop();
   constexpr int kOutages = 1500;
@@ -1084,7 +1084,7 @@ void test_clear_held_in_memory_when_disk_full() {
   const std::string spool = fs_root + "/spool";  // the fillers go beside it, on the same file system
   XM_REQUIRE(::mkdir(spool.c_str(), 0700) == 0);
   xmtest::Standin xm;
-  CollectdProcess c(xmatters_block(ops_integration(xm), "  SpoolDir \"" + spool + "\"\n"));
+  CollectdProcess c(xmatters_block(ops_integration(xm, "    FloodLimit 0\n"), "  SpoolDir \"" + spool + "\"\n"));
   XM_REQUIRE(c.start());
   XM_REQUIRE(xmtest::file_exists(spool + "/reserve"));
   xm.stop();
@@ -1494,7 +1494,7 @@ void test_idle_plugin_sleeps() {
 void test_repages_merged_while_down() {
   xmtest::Standin xm;
   CollectdProcess c("Timeout 1000\n" + threshold_block("      Persist true\n") +
-                    xmatters_block(ops_integration(xm, "    RenotifyInterval 1\n"), "  QueueLimit 10\n"));
+                    xmatters_block(ops_integration(xm, "    RenotifyInterval 1\n    FloodLimit 0\n"), "  QueueLimit 10\n"));
   const bool started = c.start();
   dump_log_on_failure(c, started, "collectd did not start");
   XM_REQUIRE(started);

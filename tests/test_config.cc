@@ -137,7 +137,7 @@ void test_integration_defaults() {
   CU_ASSERT_EQUAL(i.connections, 4);
   CU_ASSERT_EQUAL(i.retry_max_age.count(), 86400);
   CU_ASSERT(i.group_by == GroupBy::ValueList);
-  CU_ASSERT_EQUAL(i.flood_limit, 0u);
+  CU_ASSERT_EQUAL(i.flood_limit, 4u);  // xMatters' default Alert Rate Filter
 }
 
 // The documented defaults are the ones that apply: setting every option to
@@ -576,7 +576,8 @@ void test_error_group_by() {
             "Integration \"ops\": GroupBy \"rack\": expects \"value_list\" or \"host\"");
   CU_ASSERT(error_names(plugin({ops({opt("GroupBy", {N(1)})})}), {"Integration \"ops\": GroupBy 1: "}));
   CU_ASSERT(parse_config(plugin({ops()})).integrations.at(0).group_by == GroupBy::ValueList);
-  CU_ASSERT_EQUAL(parse_config(plugin({ops()})).integrations.at(0).flood_limit, 0u);
+  CU_ASSERT_EQUAL(parse_config(plugin({ops()})).integrations.at(0).flood_limit, 4u);
+  CU_ASSERT_EQUAL(parse_config(plugin({ops({opt("FloodLimit", {N(0)})})})).integrations.at(0).flood_limit, 0u);
 }
 
 void test_error_option_given_twice() {

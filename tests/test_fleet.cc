@@ -180,7 +180,7 @@ void test_dead_host() {
   const auto port = xmtest::free_udp_port();
   CollectdProcess central("Timeout 2\n" + network_listen(port) + fleet_thresholds() +
                           xmatters_block(integration("byhost", xm, "byhost", "    GroupBy \"host\"\n") +
-                                         integration("byvl", xm, "byvl", "    GroupBy \"value_list\"\n")));
+                                         integration("byvl", xm, "byvl", "    GroupBy \"value_list\"\n    FloodLimit 0\n")));
   CollectdProcess edge(network_servers({port}));
   XM_REQUIRE(start(central));
   XM_REQUIRE(start(edge));

@@ -68,6 +68,7 @@ IntegrationConfig integration() {
   ic.name = "ops";
   ic.outage_url = "https://acme.xmatters.com/api/integration/1/functions/u/triggers";
   ic.clear_url = ic.outage_url;
+  ic.flood_limit = 0;  // no flood outage's fields in the worst cases, unless a test sets it
   return ic;
 }
 

@@ -148,21 +148,23 @@ ConfigNode opt(const std::string& key, std::vector<ConfigValue> values, std::vec
 }
 
 // The integrations the fixture was written with (README.md there), from
-// the same SpoolDir. FloodLimit is larger than when it was written so that
-// the clears below do not wait a minute for the flood budget; RetryMaxAge
+// the same SpoolDir. FloodLimit is larger than when it was written (and than
+// its default, 4) so that the clears below do not wait a minute for the
+// flood budget; RetryMaxAge
 // is large so that the fixture's events are still young enough to send.
 ConfigNode plugin_config(const std::string& spool_dir, const xmtest::Standin& standin) {
   const auto integration = [&](const std::string& name, std::vector<ConfigNode> extra) {
     std::vector<ConfigNode> children{opt("OutageURL", {ConfigValue::of(standin.url("outage-fn"))}),
                                      opt("ClearURL", {ConfigValue::of(standin.url("clear-fn"))}),
-                                     opt("RetryMaxAge", {ConfigValue::of(1e9)})};
+                                     opt("RetryMaxAge", {ConfigValue::of(1e9)}),
+                                     opt("FloodLimit", {ConfigValue::of(100.0)})};
     for (auto& e : extra) children.push_back(std::move(e));
     return opt("Integration", {ConfigValue::of(name)}, std::move(children));
   };
   return opt("Plugin", {ConfigValue::of("xmatters")},
              {opt("SpoolDir", {ConfigValue::of(spool_dir)}), integration("values", {}),
               integration("hosts", {opt("GroupBy", {ConfigValue::of("host")})}),
-              integration("flood", {opt("FloodLimit", {ConfigValue::of(100.0)})})});
+              integration("flood", {})});
 }
 
 // Whether a segment of dir holds a record of format 1's types.
