@@ -23,6 +23,7 @@ extern "C" {
 #include "configure.h"
 #include "control/channel.h"
 #include "control/live.h"
+#include "control/silences.h"
 #include "cover_watch.h"
 #include "coverage.h"
 #include "delivery.h"
@@ -156,7 +157,9 @@ struct Pipeline {
   // the delivery runs. Without it paging goes on: an ERROR says so.
   void open_channel(const Config& config, const std::string& spool_dir, Logger& log) {
     try {
-      control.emplace(spool_dir, control::live_verbs(config, delivery, router), log);
+      control::Verbs verbs = control::live_verbs(config, delivery, router, &coverage);
+      control::add_silence_verbs(verbs, config, silences, coverage);
+      control.emplace(spool_dir, std::move(verbs), log);
     } catch (const std::exception& e) {
       log.error(std::string("control channel: ") + e.what() +
                 "; collectd-xmatters cannot reach the running plugin (paging goes on)");

@@ -55,6 +55,7 @@ int queue(const Options& options, const Args& args);
 int dead_letters(const Options& options, const Args& args);
 int resend(const Options& options, const Args& args);
 int test(const Options& options, const Args& args);
+int silence(const Options& options, const Args& args);
 
 // Where the plugin is (collectd-xmatters(1), WHERE IT READS): SpoolDir as
 // --spool-dir or the configuration names it, and whether collectd's

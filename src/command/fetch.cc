@@ -48,11 +48,12 @@ std::string offline_document(const Place& place, const std::string& verb, const 
       view.integrations.back().name = name;
     }
   if (verb == "queue") return control::queue_document(source, view.queue, filter);
+  if (verb == "silences") return control::silences_document(source, view.silences, filter);
   if (verb == "outages") return control::outages_document(source, view.outages, filter);
   std::map<std::string, control::Counts> counts;
   for (const auto& o : view.outages) counts[o.integration].add(o.outage);
   for (const auto& l : letters.letters) ++counts[l.event.integration].dead_letters;
-  return control::status_document(source, view.integrations, counts, filter);
+  return control::status_document(source, view.integrations, counts, filter, view.silences);
 }
 
 }  // namespace

@@ -17,6 +17,11 @@ const std::vector<Verb>& verbs() {
       {"dead-letters", "[--integration N]", "dead letters", dead_letters},
       {"resend", "(EVENT_ID... | --all) [--integration N] [--include-cleared]", "deliver dead letters again", resend},
       {"test", "[--integration N] [--no-clear]", "page through the running plugin (outage, then clear)", test},
+      {"silence",
+       "add MATCHER... (--duration D | --end TIME) [--start TIME] --comment TEXT [--author NAME] [--integration N]",
+       "hold back the pages of what matches, until the end", silence},
+      {"silence", "list [--expired]", "active and pending silences (--expired: and those ended in 5 days)", silence},
+      {"silence", "expire ID...", "end silences now", silence},
   };
   return table;
 }

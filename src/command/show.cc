@@ -63,10 +63,10 @@ int outages(const Options& options, const Args& args) {
   return show(options, args, "outages", "outages", true,
               {{"OUTAGE_ID", "INTEGRATION", "KIND", "HOST", "KEY", "SEVERITY", "START", "LAST_PAGE", "STATE"}},
               [](const json_t* o) -> std::vector<std::string> {
-                const std::string into = cell(o, "folded_into");
+                const std::string into = cell(o, "folded_into"), by = cell(o, "covered_by");
                 return {cell(o, "outage_id"), cell(o, "integration"), cell(o, "kind"), cell(o, "host"),
                         outage_key(o), cell(o, "severity"), cell(o, "start"), cell(o, "last_page"),
-                        cell(o, "state") + (into == "-" ? "" : " into " + into)};
+                        cell(o, "state") + (into == "-" ? "" : " into " + into) + (by == "-" ? "" : " by " + by)};
               });
 }
 

@@ -84,6 +84,21 @@ void print_text(const json_t* doc, const Verdict& v) {
                     json_is_object(failure) ? cell(failure, "time") + " " + cell(failure, "reason") : "-"});
   }
   print_table(rows);
+  const json_t* silences = json_object_get(doc, "active_silences");
+  if (json_array_size(silences) == 0) return;
+  std::vector<std::vector<std::string>> active = {{"ACTIVE_SILENCE", "UNTIL", "MATCHERS", "INTEGRATION", "AUTHOR", "COMMENT"}};
+  for (std::size_t i = 0; i < json_array_size(silences); ++i) {
+    const json_t* s = json_array_get(silences, i);
+    std::string matchers;
+    const json_t* list = json_object_get(s, "matchers");
+    for (std::size_t m = 0; m < json_array_size(list); ++m)
+      matchers += (m ? " " : "") + std::string(json_string_value(json_array_get(list, m)));
+    const std::string integration = cell(s, "integration");
+    active.push_back({cell(s, "id"), cell(s, "end"), matchers, integration == "-" ? "all" : integration,
+                      cell(s, "author"), cell(s, "comment")});
+  }
+  std::printf("\n");
+  print_table(active);
 }
 
 }  // namespace

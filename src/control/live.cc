@@ -28,9 +28,19 @@ Verbs::Handler view(Make make) {
   };
 }
 
+// What holds an outage's page back: for a host outage, what covers its
+// first failing member (each is covered while it is held).
+std::string covered_by(const Coverage& coverage, const std::string& integration, const OutageKey& key,
+                       const Outage& o, TimePoint now) {
+  if (o.kind == OutageKind::ValueList) return coverage.covering(integration, key, now).value_or("");
+  for (const Member& m : o.members)
+    if (m.failing) return coverage.covering(integration, m.key, now).value_or("");
+  return "";
+}
+
 }  // namespace
 
-Verbs live_verbs(const Config& config, Delivery& delivery, Router& router) {
+Verbs live_verbs(const Config& config, Delivery& delivery, Router& router, const Coverage* coverage) {
   Verbs verbs;
   const TimePoint started = Clock::now();
   const std::string spool_dir = config.spool_dir.value_or("");
@@ -50,18 +60,22 @@ Verbs live_verbs(const Config& config, Delivery& delivery, Router& router) {
   const auto source = [started, spool_dir] {
     return Source{true, started, static_cast<long>(::getpid()), spool_dir, Clock::now()};
   };
-  verbs.add("status", view([source, spool_dir, &delivery, &router](const Filter& filter) {
+  verbs.add("status", view([source, spool_dir, coverage, &delivery, &router](const Filter& filter) {
               std::map<std::string, Counts> counts;
               router.for_each_open([&](const std::string& name, const OutageKey&, const Outage& o) { counts[name].add(o); });
               for (const auto& l : read_spool_dead_letters(spool_dir).letters) ++counts[l.event.integration].dead_letters;
-              return status_document(source(), delivery.status(), counts, filter);
+              const Source now = source();
+              std::vector<Silence> silences;
+              if (coverage != nullptr) silences = coverage->silences(now.now, false);
+              return status_document(now, delivery.status(), counts, filter, silences);
             }));
-  verbs.add("outages", view([source, &router](const Filter& filter) {
+  verbs.add("outages", view([source, coverage, &router](const Filter& filter) {
+              const Source now = source();
               std::vector<OpenOutage> outages;
               router.for_each_open([&](const std::string& name, const OutageKey& key, const Outage& o) {
-                outages.push_back({name, key, o});
+                outages.push_back({name, key, o, o.held && coverage ? covered_by(*coverage, name, key, o, now.now) : ""});
               });
-              return outages_document(source(), outages, filter);
+              return outages_document(now, outages, filter);
             }));
   verbs.add("queue", view([source, &delivery](const Filter& filter) {
               return queue_document(source(), delivery.queue(), filter);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "config.h"
+#include "coverage.h"
 #include "control/verbs.h"
 #include "delivery.h"
 #include "router.h"
@@ -13,7 +14,9 @@ namespace xmatters::control {
 // router, which must outlive the returned handlers:
 //   ping: {"pid", "since" (RFC 3339 UTC, when the plugin started), "version"}
 //   status, outages, queue, dead-letters: the views' documents (views.h),
-//     args {"integration", "matchers"} as Filter::to_args makes them
-Verbs live_verbs(const Config& config, Delivery& delivery, Router& router);
+//     args {"integration", "matchers"} as Filter::to_args makes them;
+//     with coverage, status lists the active silences and outages what
+//     covers each (coverage outlives the handlers too)
+Verbs live_verbs(const Config& config, Delivery& delivery, Router& router, const Coverage* coverage = nullptr);
 
 }  // namespace xmatters::control

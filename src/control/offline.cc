@@ -4,6 +4,7 @@
 #include <map>
 
 #include "outage_tracker.h"
+#include "silence_book.h"
 #include "spool_replay.h"
 
 namespace xmatters::control {
@@ -68,10 +69,25 @@ SpoolView read_spool_view(const std::string& spool_dir, const std::vector<std::s
   }
   // The open outages as the next start recovers them: the tracker's own
   // recovery, fed the spool's changes.
+  // What silences hold back: windows need the whole configuration, which
+  // the command reads only for check.
+  const TimePoint now = Clock::now();
+  view.silences = silences_of(contents.changes, now);
+  const auto silenced_by = [&](const std::string& integration, const OutageKey& key) -> std::string {
+    for (const Silence& s : view.silences)
+      if (s.active(now) && s.matches(integration, key)) return "silence " + s.id;
+    return "";
+  };
   QuietLogger quiet;
   for (const auto& name : names) {
     const OutageTracker tracker(name, TrackerOptions{}, quiet, contents.changes);
-    tracker.for_each_open([&](const OutageKey& key, const Outage& o) { view.outages.push_back({name, key, o}); });
+    tracker.for_each_open([&](const OutageKey& key, const Outage& o) {
+      std::string by;
+      if (o.held && o.kind == OutageKind::ValueList) by = silenced_by(name, key);
+      for (const Member& m : o.members)
+        if (o.held && by.empty() && m.failing) by = silenced_by(name, m.key);
+      view.outages.push_back({name, key, o, by});
+    });
   }
   return view;
 }

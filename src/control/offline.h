@@ -16,7 +16,8 @@ struct SpoolView {
   // spool holds events or outages of.
   std::vector<IntegrationStatus> integrations;  // name, queued, oldest_queued only
   std::vector<QueuedEvent> queue;               // in the order a start sends them; no attempts
-  std::vector<OpenOutage> outages;              // as a start recovers them
+  std::vector<OpenOutage> outages;              // as a start recovers them, covered_by a silence's
+  std::vector<Silence> silences;                // those the spool keeps (silences_of)
 };
 
 // Throws std::system_error when a file of SpoolDir cannot be read

@@ -64,6 +64,7 @@ bool Filter::wants(const std::string& name, const OutageKey& key, const Outage& 
 
 Json Filter::to_args() const {
   Json args(json_object());
+  if (expired) json_object_set_new(args.get(), "expired", json_true());
   if (!integration.empty()) json_object_set_new(args.get(), "integration", json_string(integration.c_str()));
   if (!matchers.empty()) {
     json_t* list = json_array();
@@ -80,6 +81,7 @@ Filter Filter::from_args(const json_t* args) {
     if (!json_is_string(integration)) throw std::invalid_argument("\"integration\" must be a string");
     f.integration = json_string_value(integration);
   }
+  f.expired = json_is_true(json_object_get(args, "expired"));
   const json_t* matchers = json_object_get(args, "matchers");
   if (matchers != nullptr && !json_is_array(matchers)) throw std::invalid_argument("\"matchers\" must be an array");
   for (std::size_t i = 0; i < json_array_size(matchers); ++i) {
@@ -90,10 +92,40 @@ Filter Filter::from_args(const json_t* args) {
   return f;
 }
 
-std::string status_document(const Source& source, const std::vector<IntegrationStatus>& integrations,
-                            const std::map<std::string, Counts>& counts, const Filter& filter) {
+static void write_silence(JsonWriter& w, const Silence& s, TimePoint now) {
+  w.begin_object().plain_key("id");
+  text(w, s.id).plain_key("state").string(silence_state_name(s.state(now))).plain_key("matchers").begin_array();
+  for (const Matcher& m : s.matchers) text(w, m.text());
+  w.end_array().plain_key("integration");
+  if (s.integration.empty())
+    w.null();
+  else
+    text(w, s.integration);
+  w.plain_key("start").string(format_utc_seconds(s.start)).plain_key("end").string(format_utc_seconds(s.end));
+  w.plain_key("author");
+  text(w, s.author).plain_key("comment");
+  text(w, s.comment).end_object();
+}
+
+std::string silences_document(const Source& source, const std::vector<Silence>& silences, const Filter& filter) {
   JsonWriter w;
   begin(w, source);
+  w.plain_key("silences").begin_array();
+  for (const Silence& s : silences)
+    if (filter.expired || s.state(source.now) != Silence::State::Expired) write_silence(w, s, source.now);
+  w.end_array().end_object();
+  return w.take();
+}
+
+std::string status_document(const Source& source, const std::vector<IntegrationStatus>& integrations,
+                            const std::map<std::string, Counts>& counts, const Filter& filter,
+                            const std::vector<Silence>& active_silences) {
+  JsonWriter w;
+  begin(w, source);
+  w.plain_key("active_silences").begin_array();
+  for (const Silence& s : active_silences)
+    if (s.active(source.now)) write_silence(w, s, source.now);
+  w.end_array();
   w.plain_key("integrations").begin_array();
   for (const auto& st : integrations) {
     if (!filter.wants(st.name)) continue;
@@ -164,7 +196,7 @@ std::string outages_document(const Source& source, const std::vector<OpenOutage>
   begin(w, source);
   w.plain_key("outages").begin_array();
   for (const OpenOutage* each : sorted) {
-    const auto& [integration, key, o] = *each;
+    const auto& [integration, key, o, covered] = *each;
     if (!filter.wants(integration, key, o)) continue;
     w.begin_object().plain_key("outage_id").string(o.id).plain_key("integration");
     text(w, integration).plain_key("kind").string(kind_name(o.kind)).plain_key("host");
@@ -179,7 +211,12 @@ std::string outages_document(const Source& source, const std::vector<OpenOutage>
     w.plain_key("start").string(format_utc_seconds(o.start)).plain_key("age").number(age(o.start, source.now));
     w.plain_key("last_page").string(format_utc_seconds(o.last_page));
     w.plain_key("sequence").number(static_cast<std::uint64_t>(o.sequence));
-    w.plain_key("state").string(state_name(o)).plain_key("folded_into");
+    w.plain_key("state").string(state_name(o)).plain_key("covered_by");
+    if (covered.empty())
+      w.null();
+    else
+      text(w, covered);
+    w.plain_key("folded_into");
     const auto flood = flood_of.find(integration);
     if (o.folded && flood != flood_of.end())
       w.string(flood->second);

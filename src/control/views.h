@@ -36,13 +36,15 @@ struct Source {
 struct Filter {
   std::string integration;        // "": every integration
   std::vector<Matcher> matchers;  // all must match
+  bool expired = false;           // silence list --expired
 
   bool wants(const std::string& name) const { return integration.empty() || integration == name; }
   // An outage matches when all matchers match its key, or one of its
   // members' (a host or flood outage).
   bool wants(const std::string& name, const OutageKey& key, const Outage& outage) const;
 
-  // As a request's arguments {"integration": "...", "matchers": ["..."]},
+  // As a request's arguments {"integration": "...", "matchers": ["..."],
+  // "expired": true},
   // and back; from_args throws std::invalid_argument for a bad matcher.
   Json to_args() const;
   static Filter from_args(const json_t* args);
@@ -52,6 +54,9 @@ struct OpenOutage {
   std::string integration;
   OutageKey key;
   Outage outage;
+  // What holds its page back now: "silence <id>" or "maintenance <name>"
+  // (Coverage::covering); "" when nothing does, or it is not known.
+  std::string covered_by = {};
 };
 
 // An integration's open outages and letters, counted for status.
@@ -66,8 +71,15 @@ struct Counts {
 
 // status: one member per integration of `integrations` (configuration
 // order), with the counts of counts (by name; missing ones are zero).
+// active_silences: the silences in force at source.now (the others are
+// left out).
 std::string status_document(const Source& source, const std::vector<IntegrationStatus>& integrations,
-                            const std::map<std::string, Counts>& counts, const Filter& filter);
+                            const std::map<std::string, Counts>& counts, const Filter& filter,
+                            const std::vector<Silence>& active_silences = {});
+
+// silence list: each silence, pending and active ones, and with
+// filter.expired also those ended (kept 5 days); by start.
+std::string silences_document(const Source& source, const std::vector<Silence>& silences, const Filter& filter);
 
 // outages: each open outage that the filter wants.
 std::string outages_document(const Source& source, const std::vector<OpenOutage>& outages, const Filter& filter);

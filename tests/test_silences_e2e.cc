@@ -1,0 +1,283 @@
+// Silences as operators use them (collectd-xmatters(1) SILENCES): the built
+// command against a real collectd with its threshold plugin and the
+// plugin delivering to the xMatters stand-in. Each test ends silences with
+// `silence expire` rather than waiting for them.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "collectd_harness.h"
+#include "silence.h"
+#include "standin.h"
+#include "testing.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using xmtest::CollectdProcess;
+
+struct Run {
+  int status = -1;
+  std::string out;  // stdout and stderr together
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// One collectd whose threshold plugin watches plugin "e2e" (WARNING above
+// 80, FAILURE above 90) for every host, as an aggregator does its fleet's.
+struct Live {
+  xmtest::Standin xm;
+  CollectdProcess c;
+  explicit Live(const std::string& integration_extra = "")
+      : c("LoadPlugin threshold\n<Plugin threshold>\n  <Plugin \"e2e\">\n    <Type \"gauge\">\n"
+          "      DataSource \"value\"\n      WarningMax 80\n      FailureMax 90\n    </Type>\n  </Plugin>\n"
+          "</Plugin>\nLoadPlugin xmatters\n<Plugin xmatters>\n  <Integration \"ops\">\n    OutageURL \"" +
+          xm.url("outage-fn") + "\"\n    ClearURL \"" + xm.url("clear-fn") + "\"\n    Timeout 5\n" +
+          integration_extra + "  </Integration>\n</Plugin>\n") {}
+
+  bool start() {
+    const bool ok = c.start();
+    if (!ok) std::fprintf(stderr, "\n--- collectd did not start; its log:\n%s---\n", c.log().c_str());
+    return ok;
+  }
+  Run command(std::vector<std::string> args) {
+    std::string cmd = shell_quote(COMMAND_BIN) + " --config " + shell_quote(c.config_path());
+    for (const auto& a : args) cmd += " " + shell_quote(a);
+    cmd += " 2>&1";
+    Run r;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr) return r;
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    const int status = ::pclose(p);
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+  }
+  // silence add; its id (the one line it prints), "" when it failed.
+  std::string silence(const std::vector<std::string>& matchers, const std::string& duration = "1h") {
+    std::vector<std::string> args = {"silence", "add"};
+    args.insert(args.end(), matchers.begin(), matchers.end());
+    args.insert(args.end(), {"--duration", duration, "--comment", "patch night"});
+    const Run r = command(args);
+    if (r.status != 0 || r.out.size() != 37 || r.out.back() != '\n') {
+      std::fprintf(stderr, "\n--- silence add exited %d:\n%s---\n", r.status, r.out.c_str());
+      return "";
+    }
+    return r.out.substr(0, 36);
+  }
+  // The document of a read-only verb (--json).
+  xmtest::JsonPtr document(const std::vector<std::string>& args) {
+    std::vector<std::string> a = {"--json"};
+    a.insert(a.end(), args.begin(), args.end());
+    return xmtest::parse_json(command(a).out);
+  }
+  // The open outage whose key names host and plugin instance ("host/e2e-inst/gauge").
+  xmtest::JsonPtr outage(const std::string& key) {
+    const auto doc = document({"outages"});
+    const json_t* list = json_object_get(doc.get(), "outages");
+    for (std::size_t i = 0; i < json_array_size(list); ++i) {
+      json_t* o = json_array_get(list, i);
+      if (xmtest::json_string_member(o, "key") == key) return xmtest::JsonPtr(json_incref(o));
+    }
+    return nullptr;
+  }
+  std::string field(std::size_t i, const char* name) const {
+    return xmtest::json_string_member(xmtest::parse_json(xm.requests().at(i).body).get(), name);
+  }
+  // The host of request i (its collectd.host).
+  std::string host(std::size_t i) const {
+    const auto body = xmtest::parse_json(xm.requests().at(i).body);
+    return xmtest::json_string_member(json_object_get(body.get(), "collectd"), "host");
+  }
+  // Indexes of the requests whose services are those of the value list.
+  std::vector<std::size_t> requests_for(const std::string& services) const {
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < xm.request_count(); ++i)
+      if (field(i, "services") == services) out.push_back(i);
+    return out;
+  }
+};
+
+std::string seconds_of(const std::string& rfc3339) { return rfc3339.substr(0, 19); }
+
+// A silence for one host: its failures send nothing while another host
+// pages; expired with its outage open, that outage pages once with its real
+// start; a second outage that opened and closed inside it never shows up.
+// status and outages show what is silenced and by what.
+void test_silence_holds_one_host_until_expired() {
+  Live t;
+  XM_REQUIRE(t.start());
+  const std::string id = t.silence({"host=web1"});
+  XM_REQUIRE(!id.empty());
+
+  CU_ASSERT_TRUE(t.c.putval("web1", "e2e-a/gauge", 95));
+  CU_ASSERT_TRUE(t.c.putval("web2", "e2e-a/gauge", 95));
+  XM_REQUIRE(t.xm.wait_for_accepted(1, 20s));
+  CU_ASSERT_EQUAL(t.host(0), "web2");
+
+  // web1's outage is open and silenced, by the silence.
+  xmtest::JsonPtr held;
+  XM_REQUIRE(xmtest::wait_until([&] { return (held = t.outage("web1/e2e-a/gauge")) != nullptr; }, 20s));
+  CU_ASSERT_EQUAL(xmtest::json_string_member(held.get(), "state"), "silenced");
+  CU_ASSERT_EQUAL(xmtest::json_string_member(held.get(), "covered_by"), "silence " + id);
+  const std::string start = xmtest::json_string_member(held.get(), "start");
+  const auto status = t.document({"status"});
+  const json_t* ops = json_array_get(json_object_get(status.get(), "integrations"), 0);
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(ops, "silenced")), 1);
+  const json_t* active = json_object_get(status.get(), "active_silences");
+  XM_REQUIRE(json_array_size(active) == 1u);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(json_array_get(active, 0), "id"), id);
+  const Run text = t.command({"outages"});
+  CU_ASSERT_TRUE(contains(text.out, "silenced by silence " + id));
+
+  // A second outage opens and closes inside the silence.
+  CU_ASSERT_TRUE(t.c.putval("web1", "e2e-b/gauge", 95));
+  XM_REQUIRE(xmtest::wait_until([&] { return t.outage("web1/e2e-b/gauge") != nullptr; }, 20s));
+  CU_ASSERT_TRUE(t.c.putval("web1", "e2e-b/gauge", 10));
+  XM_REQUIRE(xmtest::wait_until([&] { return t.outage("web1/e2e-b/gauge") == nullptr; }, 20s));
+
+  const Run expired = t.command({"silence", "expire", id});
+  CU_ASSERT_EQUAL(expired.status, 0);
+  XM_REQUIRE(t.xm.wait_for_accepted(2, 20s));
+  XM_REQUIRE(t.host(1) == "web1");
+  CU_ASSERT_EQUAL(t.field(1, "event_type"), "outage");
+  CU_ASSERT_EQUAL(seconds_of(t.field(1, "start_time")), seconds_of(start));
+  CU_ASSERT_TRUE(t.c.wait_for_log("silence " + id + " ends"));
+
+  // A fence: a third host's page comes after whatever web1 would send.
+  CU_ASSERT_TRUE(t.c.putval("web3", "e2e-c/gauge", 95));
+  XM_REQUIRE(t.xm.wait_for_accepted(3, 20s));
+  CU_ASSERT_EQUAL(t.xm.request_count(), 3u);
+  CU_ASSERT_TRUE(t.requests_for("e2e-b/gauge").empty());
+  CU_ASSERT_EQUAL(t.command({"silence", "list"}).out.find(id), std::string::npos);
+  CU_ASSERT_TRUE(contains(t.command({"silence", "list", "--expired"}).out, id));
+  CU_ASSERT_EQUAL(t.command({"silence", "expire", id}).status, 1);  // ended already
+}
+
+// A page sent, then a silence: the escalation is held, and the OKAY's clear
+// goes (xMatters must terminate what it was told).
+void test_clear_of_a_paged_outage_goes() {
+  Live t;
+  XM_REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("web1", "e2e-x/gauge", 85));  // WARNING: paged
+  XM_REQUIRE(t.xm.wait_for_accepted(1, 20s));
+  const std::string id = t.silence({"host=~web[0-9]+", "plugin=e2e"});
+  XM_REQUIRE(!id.empty());
+  CU_ASSERT_TRUE(t.c.putval("web1", "e2e-x/gauge", 95));  // FAILURE: held
+  xmtest::JsonPtr o;
+  XM_REQUIRE(xmtest::wait_until(
+      [&] {
+        o = t.outage("web1/e2e-x/gauge");
+        return o && xmtest::json_string_member(o.get(), "state") == "silenced";
+      },
+      20s));
+  CU_ASSERT_TRUE(t.c.putval("web1", "e2e-x/gauge", 10));  // OKAY
+  XM_REQUIRE(t.xm.wait_for_accepted(2, 20s));
+  CU_ASSERT_EQUAL(t.field(1, "event_type"), "clear");
+  CU_ASSERT_EQUAL(t.field(1, "outage_id"), t.field(0, "outage_id"));
+  CU_ASSERT_EQUAL(t.command({"silence", "expire", id}).status, 0);
+  CU_ASSERT_TRUE(t.c.putval("db1", "e2e-y/gauge", 95));  // a fence: nothing of web1 came before it
+  XM_REQUIRE(t.xm.wait_for_accepted(3, 20s));
+  CU_ASSERT_EQUAL(t.host(2), "db1");
+  CU_ASSERT_EQUAL(t.xm.request_count(), 3u);
+}
+
+// A silence survives a restart and a kill -9; one whose end passes while
+// collectd is down pages its open outage at the next start, with its real
+// start.
+void test_silences_survive_restart_and_kill() {
+  Live t;
+  XM_REQUIRE(t.start());
+  const std::string id = t.silence({"host=web1"});
+  XM_REQUIRE(!id.empty());
+  const std::string short_id = t.silence({"host=web2"}, "6s");
+  XM_REQUIRE(!short_id.empty());
+  const xmatters::TimePoint short_end = xmatters::Clock::now() + 6s;
+  CU_ASSERT_TRUE(t.c.putval("web2", "e2e-s/gauge", 95));
+  xmtest::JsonPtr o;
+  XM_REQUIRE(xmtest::wait_until([&] { return (o = t.outage("web2/e2e-s/gauge")) != nullptr; }, 20s));
+  // Covered (the 6 s had not passed), or the rest proves nothing.
+  XM_REQUIRE(xmtest::json_string_member(o.get(), "covered_by") == "silence " + short_id);
+  const std::string start = xmtest::json_string_member(o.get(), "start");
+
+  XM_REQUIRE(t.c.stop().has_value());
+  // With collectd stopped, list reads SpoolDir.
+  const Run offline = t.command({"silence", "list"});
+  CU_ASSERT_EQUAL(offline.status, 0);
+  CU_ASSERT_TRUE(contains(offline.out, id));
+  CU_ASSERT_TRUE(contains(offline.out, "not running"));
+  CU_ASSERT_EQUAL(t.command({"silence", "expire", id}).status, 1);  // needs the plugin
+  CU_ASSERT_EQUAL(t.command({"silence", "add", "host=x", "--duration", "1h", "--comment", "c"}).status, 1);
+  XM_REQUIRE(xmtest::wait_until([&] { return xmatters::Clock::now() > short_end + 1s; }, 20s));
+
+  XM_REQUIRE(t.start());
+  XM_REQUIRE(t.xm.wait_for_accepted(1, 20s));
+  CU_ASSERT_EQUAL(t.host(0), "web2");
+  CU_ASSERT_EQUAL(seconds_of(t.field(0, "start_time")), seconds_of(start));
+  CU_ASSERT_TRUE(contains(t.command({"silence", "list"}).out, id));
+
+  t.c.kill9();
+  XM_REQUIRE(t.start());
+  const auto doc = t.document({"silence", "list"});
+  const json_t* list = json_object_get(doc.get(), "silences");
+  XM_REQUIRE(json_array_size(list) == 1u);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(json_array_get(list, 0), "id"), id);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(json_array_get(list, 0), "state"), "active");
+  CU_ASSERT_TRUE(t.c.putval("web1", "e2e-k/gauge", 95));  // still silenced
+  CU_ASSERT_TRUE(t.c.putval("web3", "e2e-k/gauge", 95));  // a fence
+  XM_REQUIRE(t.xm.wait_for_accepted(2, 20s));
+  CU_ASSERT_EQUAL(t.host(1), "web3");
+  XM_REQUIRE(xmtest::wait_until([&] { return t.outage("web1/e2e-k/gauge") != nullptr; }, 20s));
+  CU_ASSERT_EQUAL(t.xm.request_count(), 2u);
+}
+
+// Usage errors exit 2 with one line, before the plugin is asked.
+void test_silence_usage_errors() {
+  Live t;
+  XM_REQUIRE(t.start());
+  const std::vector<std::vector<std::string>> bad = {
+      {"silence", "add", "--duration", "1h", "--comment", "c"},                          // no matcher
+      {"silence", "add", "host=a", "--duration", "1h"},                                  // no comment
+      {"silence", "add", "host=a", "--comment", "c"},                                    // no end
+      {"silence", "add", "host=a", "--duration", "32d", "--comment", "c"},               // over 31 days
+      {"silence", "add", "hostname=a", "--duration", "1h", "--comment", "c"},            // unknown field
+      {"silence", "add", "host!=a", "--duration", "1h", "--comment", "c"},               // unknown operator
+      {"silence", "add", "host=~web[", "--duration", "1h", "--comment", "c"},            // bad regex
+      {"silence", "add", "host=a", "--end", "tomorrow", "--comment", "c"},               // bad time
+      {"silence", "add", "host=a", "--duration", "1h", "--comment", "c", "--integration", "nope"},
+      {"silence", "expire"},
+      {"silence", "list", "extra"},
+      {"silence"},
+  };
+  for (const auto& args : bad) {
+    const Run r = t.command(args);
+    CU_ASSERT_EQUAL(r.status, 2);
+    CU_ASSERT_TRUE(!r.out.empty() && r.out.find('\n') == r.out.size() - 1);
+  }
+  CU_ASSERT_EQUAL(t.command({"silence", "list"}).out.find("host=a"), std::string::npos);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using xmtest::guarded;
+  return xmtest::run(argc, argv,
+                     {
+                         {"silences",
+                          {
+                              {"silence_holds_one_host_until_expired", guarded<test_silence_holds_one_host_until_expired>},
+                              {"clear_of_a_paged_outage_goes", guarded<test_clear_of_a_paged_outage_goes>},
+                              {"silences_survive_restart_and_kill", guarded<test_silences_survive_restart_and_kill>},
+                              {"silence_usage_errors", guarded<test_silence_usage_errors>},
+                          }},
+                     });
+}
