@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -199,13 +200,13 @@ void test_silences_survive_restart_and_kill() {
   XM_REQUIRE(t.start());
   const std::string id = t.silence({"host=web1"});
   XM_REQUIRE(!id.empty());
-  const std::string short_id = t.silence({"host=web2"}, "6s");
+  const std::string short_id = t.silence({"host=web2"}, "8s");
   XM_REQUIRE(!short_id.empty());
-  const xmatters::TimePoint short_end = xmatters::Clock::now() + 6s;
+  const xmatters::TimePoint short_end = xmatters::Clock::now() + 8s;
   CU_ASSERT_TRUE(t.c.putval("web2", "e2e-s/gauge", 95));
   xmtest::JsonPtr o;
   XM_REQUIRE(xmtest::wait_until([&] { return (o = t.outage("web2/e2e-s/gauge")) != nullptr; }, 20s));
-  // Covered (the 6 s had not passed), or the rest proves nothing.
+  // Covered (the 8 s had not passed), or the rest proves nothing.
   XM_REQUIRE(xmtest::json_string_member(o.get(), "covered_by") == "silence " + short_id);
   const std::string start = xmtest::json_string_member(o.get(), "start");
 
@@ -238,6 +239,51 @@ void test_silences_survive_restart_and_kill() {
   CU_ASSERT_EQUAL(t.host(1), "web3");
   XM_REQUIRE(xmtest::wait_until([&] { return t.outage("web1/e2e-k/gauge") != nullptr; }, 20s));
   CU_ASSERT_EQUAL(t.xm.request_count(), 2u);
+}
+
+
+// GroupBy host and FloodLimit 4 (three outages page on their own in a
+// minute, the last room is the flood outage's): a silence covers four hosts
+// of a storm of seven; the covered hosts neither count towards the limit
+// nor fold, so the three others page each on its own and no flood outage
+// opens (counted, the covered four would have folded all three).
+void test_covered_hosts_outside_flood_limit() {
+  Live t("    GroupBy \"host\"\n    FloodLimit 4\n");
+  XM_REQUIRE(t.start());
+  const std::string id = t.silence({"host=~h[1-4]"});
+  XM_REQUIRE(!id.empty());
+  for (int i = 1; i <= 7; ++i) CU_ASSERT_TRUE(t.c.putval("h" + std::to_string(i), "e2e-f/gauge", 95));
+  // Every host's outage is open: the covered ones silenced, none folded.
+  xmtest::JsonPtr doc;
+  const auto open = [&] { return json_array_size(json_object_get(doc.get(), "outages")); };
+  XM_REQUIRE(xmtest::wait_until(
+      [&] {
+        doc = t.document({"outages"});
+        return open() >= 7u;
+      },
+      20s));
+  CU_ASSERT_EQUAL(open(), 7u);
+  const json_t* list = json_object_get(doc.get(), "outages");
+  for (std::size_t i = 0; i < json_array_size(list); ++i) {
+    const json_t* o = json_array_get(list, i);
+    const std::string host = xmtest::json_string_member(o, "host");
+    CU_ASSERT_EQUAL(xmtest::json_string_member(o, "kind"), "host");
+    const bool covered = host <= "h4";
+    CU_ASSERT_EQUAL(xmtest::json_string_member(o, "state"), covered ? "silenced" : "paged");
+    if (covered) CU_ASSERT_EQUAL(xmtest::json_string_member(o, "covered_by"), "silence " + id);
+  }
+  XM_REQUIRE(t.xm.wait_for_accepted(3, 20s));
+  std::set<std::string> paged;
+  for (std::size_t i = 0; i < 3; ++i) {
+    CU_ASSERT_EQUAL(t.field(i, "event_type"), "outage");
+    paged.insert(t.host(i));
+  }
+  CU_ASSERT_TRUE((paged == std::set<std::string>{"h5", "h6", "h7"}));
+  const auto status = t.document({"status"});
+  const json_t* ops = json_array_get(json_object_get(status.get(), "integrations"), 0);
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(ops, "folded")), 0);
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(ops, "silenced")), 4);
+  CU_ASSERT_EQUAL(t.xm.request_count(), 3u);
 }
 
 // Usage errors exit 2 with one line, before the plugin is asked.
@@ -277,6 +323,7 @@ int main(int argc, char** argv) {
                               {"silence_holds_one_host_until_expired", guarded<test_silence_holds_one_host_until_expired>},
                               {"clear_of_a_paged_outage_goes", guarded<test_clear_of_a_paged_outage_goes>},
                               {"silences_survive_restart_and_kill", guarded<test_silences_survive_restart_and_kill>},
+                              {"covered_hosts_outside_flood_limit", guarded<test_covered_hosts_outside_flood_limit>},
                               {"silence_usage_errors", guarded<test_silence_usage_errors>},
                           }},
                      });
