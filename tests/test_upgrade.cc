@@ -31,6 +31,8 @@ using xmtest::json_string_member;
 namespace sf = xmatters::spool_format;
 
 const std::string kFixtureV1 = TOP_SRCDIR "/tests/fixtures/spool-v1";
+// Format 2, the last before format 3's SILENCE records (doc/storage.md).
+const std::string kFixtureV2 = TOP_SRCDIR "/tests/fixtures/spool-v2";
 
 // A copy of a fixture's segments in a fresh directory (mode 0700), as the
 // plugin would find them after an upgrade.
@@ -142,6 +144,7 @@ void check_recovery(const std::string& fixture) {
 }
 
 void test_v1_fixture_recovers_every_outage_and_event() { check_recovery(kFixtureV1); }
+void test_v2_fixture_recovers_every_outage_and_event() { check_recovery(kFixtureV2); }
 
 ConfigNode opt(const std::string& key, std::vector<ConfigValue> values, std::vector<ConfigNode> children = {}) {
   return ConfigNode{key, std::move(values), std::move(children)};
@@ -294,6 +297,7 @@ void check_continuation(const std::string& fixture) {
 }
 
 void test_v1_fixture_delivers_its_queue_once_and_continues_its_outages() { check_continuation(kFixtureV1); }
+void test_v2_fixture_delivers_its_queue_once_and_continues_its_outages() { check_continuation(kFixtureV2); }
 
 // --- a format newer than this code --------------------------------------------------
 
@@ -495,6 +499,9 @@ int main(int argc, char** argv) {
         {{"v1_fixture_recovers_every_outage_and_event", xmtest::guarded<test_v1_fixture_recovers_every_outage_and_event>},
          {"v1_fixture_delivers_its_queue_once_and_continues_its_outages",
           xmtest::guarded<test_v1_fixture_delivers_its_queue_once_and_continues_its_outages>},
+         {"v2_fixture_recovers_every_outage_and_event", xmtest::guarded<test_v2_fixture_recovers_every_outage_and_event>},
+         {"v2_fixture_delivers_its_queue_once_and_continues_its_outages",
+          xmtest::guarded<test_v2_fixture_delivers_its_queue_once_and_continues_its_outages>},
          {"newer_format_refused_and_left_untouched", xmtest::guarded<test_newer_format_refused_and_left_untouched>},
          {"unknown_fields_skipped_absent_fields_default",
           xmtest::guarded<test_unknown_fields_skipped_absent_fields_default>},
