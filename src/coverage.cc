@@ -5,6 +5,27 @@
 
 namespace xmatters {
 
+namespace {
+
+// What the operator typed, on one log line: control characters as \xNN.
+std::string one_line(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string matchers_text(const Silence& s) {
   std::string out;
   for (const auto& m : s.matchers) out += (out.empty() ? "" : " ") + m.text();
@@ -67,9 +88,10 @@ bool Coverage::tick(TimePoint now) {
       const bool active = h.silence.active(now);
       if (active == h.was_active) continue;
       if (active) {
-        lines.push_back("silence " + h.silence.id + " begins, until " + format_utc_seconds(h.silence.end) + ": " +
-                        matchers_text(h.silence) + (h.silence.integration.empty() ? "" : " (integration " + h.silence.integration + ")") +
-                        ", by " + h.silence.author + ": " + h.silence.comment);
+        lines.push_back(one_line("silence " + h.silence.id + " begins, until " + format_utc_seconds(h.silence.end) +
+                                 ": " + matchers_text(h.silence) +
+                                 (h.silence.integration.empty() ? "" : " (integration " + h.silence.integration + ")") +
+                                 ", by " + h.silence.author + ": " + h.silence.comment));
       } else {
         lines.push_back("silence " + h.silence.id + " ends");
         ended = true;

@@ -540,6 +540,24 @@ void test_cover_watch_wakes_when_a_window_ends() {
 }
 
 
+
+// A comment or author with control characters stays one INFO line.
+void test_silence_log_line_is_one_line() {
+  xmtest::CapturingLogger log;
+  Coverage c({}, log);
+  SilenceRequest r = request();
+  r.comment = "reboot\nERROR: fake line";
+  r.author = "bob\t";
+  const TimePoint now = utc("2026-12-05T02:00:00Z");
+  c.add(make_silence(r, now));
+  c.tick(now);
+  const auto entries = log.entries();
+  XM_REQUIRE(entries.size() == 1u);
+  CU_ASSERT_EQUAL(entries[0].message.find('\n'), std::string::npos);
+  CU_ASSERT_EQUAL(entries[0].message.find('\t'), std::string::npos);
+  CU_ASSERT_TRUE(log.contains(LogLevel::Info, "by bob\\x09: reboot\\x0aERROR: fake line"));
+}
+
 // --- SILENCE records (doc/storage.md, record 10) ----------------------------------------
 
 Silence sample_silence(TimePoint now) {
@@ -896,6 +914,7 @@ int main(int argc, char** argv) {
                                test_silence_matches_all_matchers_and_integration},
                               {"silence_refused", test_silence_refused},
                               {"silence_record_round_trip", test_silence_record_round_trip},
+                              {"silence_log_line_is_one_line", test_silence_log_line_is_one_line},
                               {"silences_recovered_and_compacted", test_silences_recovered_and_compacted},
                               {"silences_survive_power_loss_at_every_step",
                                test_silences_survive_power_loss_at_every_step},
