@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dead_letter.h"
+#include "flood_minute.h"
 #include "http_client.h"
 #include "lane.h"
 #include "redact.h"
@@ -100,6 +101,7 @@ struct Lane {
   std::mutex mutex;
   std::condition_variable wake;
   LaneSchedule schedule;
+  FloodMinute minute;  // the requests of FloodLimit's minute, for the spool
 
   unsigned failures_since_ok = 0;
   Steady::time_point last_failing_warning{};
@@ -134,7 +136,7 @@ struct Lane {
   std::vector<std::thread> threads;
 
   Lane(const IntegrationConfig& c, const DeliveryOptions& o)
-      : config(c), schedule(Backoff(o.initial_backoff, o.max_backoff), c.flood_limit) {}
+      : config(c), schedule(Backoff(o.initial_backoff, o.max_backoff), c.flood_limit), minute(c.name, c.flood_limit) {}
 };
 
 }  // namespace
@@ -215,6 +217,8 @@ struct Delivery::State {
   // A dead letter written for o, and the event acknowledged when it was.
   void dead_letter(const Event& e, const std::string& body, const std::string& url, int attempts, Outcome& o);
   void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
+  // Records a request about to be made in the spool (FloodLimit's minute).
+  void note_sent(Lane& lane, EventType type);
   bool settle_test(Lane& lane, const std::string& outage_id, const Pending& p, const Outcome& o, LogLines& logs);
   void log_delivered(Lane& lane, const std::string& what, long status, const std::string& request_id,
                      EventType type, Steady::time_point now, LogLines& logs);
@@ -642,6 +646,7 @@ void Delivery::State::worker(Lane& lane, HttpClient& client) {
           outage_id = taken[i].outage_id;
           const Pending& p = taken[i].head;
           lock.unlock();
+          if (mode != Mode::Expire) note_sent(lane, p.event.type);
           Outcome o;
           try {
             o = attempt(lane, client, p, mode);
@@ -830,6 +835,17 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
     log.error(std::to_string(resent.size()) + " event(s) queued again are still in " + s.dead_letters->path() +
               ", which cannot be rewritten: do not resend them");
   s.recovered_changes = s.spool->take_recovered_changes();
+  // FloodLimit's minute goes on from the requests the last run sent in it
+  // (collectd-xmatters(5) OUTAGES), and compaction keeps them.
+  const TimePoint wall_now = Clock::now();
+  const auto steady_now = Steady::now();
+  for (const auto& lane : s.lanes)
+    for (const EventType type : {EventType::Outage, EventType::Clear})
+      for (const TimePoint at : recovered_sends(s.recovered_changes, lane->config.name, type, lane->config.flood_limit, wall_now)) {
+        lane->schedule.seed(type, steady_of(at, steady_now, wall_now));
+        lane->minute.keep(type, at);
+      }
+  set_snapshot_source(nullptr);
 }
 
 Delivery::~Delivery() {
@@ -847,7 +863,26 @@ void Delivery::record_change(const std::string& record) { state_->spool->append_
 void Delivery::record_durably(const std::string& record) { state_->spool->append_durable(record); }
 
 void Delivery::set_snapshot_source(SnapshotSource source) {
-  state_->spool->set_snapshot_source(std::move(source));
+  State& s = *state_;
+  // The outage table, then FloodLimit's minute: the requests still in it.
+  s.spool->set_snapshot_source([&s, source = std::move(source)](SnapshotWriter write) {
+    if (source) source(write);
+    const TimePoint now = Clock::now();
+    for (const auto& lane : s.lanes) lane->minute.snapshot(now, write);
+  });
+}
+
+void Delivery::State::note_sent(Lane& lane, EventType type) {
+  if (!lane.minute.limited()) return;
+  // Before the request, so that a crash during it still counts it; no
+  // sync of its own (the next event's covers it; a crash of collectd
+  // keeps what the page cache has).
+  try {
+    spool->append_change(lane.minute.record(type, Clock::now()));
+  } catch (const std::exception&) {
+    // A full disk: the request goes anyway; only a restart within the
+    // minute could then send more than FloodLimit.
+  }
 }
 
 bool Delivery::submit(Event event) {

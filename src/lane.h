@@ -68,6 +68,9 @@ class LaneSchedule {
   // through a pause or a hold (a test page); it still takes (and waits for)
   // its type's FloodLimit.
   void enqueue_urgent(Event event);
+  // Counts a request of type sent at `at` by the last run (FloodLimit's
+  // minute across a restart), oldest first, before any other request.
+  void seed(EventType type, Steady::time_point at) { budget(type).use(at); }
   // Adds events at the head of their outages, before the events queued
   // there (after the one in flight), in the order given: dead letters sent
   // again are older than anything their outage has queued.

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "flood_minute.h"
 #include "minute_budget.h"
 #include "payload.h"  // notification_items, notification_reasons
 #include "spool_format.h"
@@ -258,11 +259,22 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
         apply(std::string_view(bytes).substr(offset));  // malformed
         break;
       }
-      // The spool's table also holds the operator's silences (silence.h).
-      if (rec.type != sf::RecordType::Silence) apply(std::string_view(bytes).substr(offset, size));
+      // The spool's table also holds the operator's silences (silence.h)
+      // and FloodLimit's minute (below).
+      if (rec.type != sf::RecordType::Silence && rec.type != sf::RecordType::FloodSent)
+        apply(std::string_view(bytes).substr(offset, size));
       offset += size;
     }
     if (bytes.empty()) ++malformed;
+  }
+  // The outage events of the minute before a restart still count: new
+  // outages beyond FloodLimit fold at once instead of paging on their own
+  // and then waiting for the minute in the lane (collectd-xmatters(5) OUTAGES).
+  if (s.flood.budget.limited()) {
+    const TimePoint wall_now = Clock::now();
+    const auto steady_now = s.steady_now();
+    for (const TimePoint at : recovered_sends(recovered, s.integration, EventType::Outage, s.options.flood_limit, wall_now))
+      s.flood.budget.use(steady_of(at, steady_now, wall_now));
   }
   std::size_t unheld = 0;
   for (const auto& entry : s.table) {

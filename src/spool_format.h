@@ -40,9 +40,10 @@ enum class RecordType : std::uint8_t {
   Event = 7,
   OutageSet = 8,
   OutageClose = 9,
-  Silence = 10,  // since format 3: an operator's silence (silence.h)
+  Silence = 10,    // since format 3: an operator's silence (silence.h)
+  FloodSent = 11,  // since format 3: a request of FloodLimit's minute (flood_minute.h)
 };
-inline constexpr std::uint8_t kLastType = 10;
+inline constexpr std::uint8_t kLastType = 11;
 // A HEADER's payload is at most this long (a longer one is damage): the
 // format is checked from the first bytes of each segment only.
 inline constexpr std::uint32_t kMaxHeaderPayload = 4096;

@@ -127,6 +127,13 @@ SpoolContents replay_spool(SpoolIo& io, const std::string& dir, bool bodies) {
         case sf::RecordType::Silence:  // the table's too: a SNAPSHOT rewrites them
           out.changes.emplace_back(bytes);
           return;
+        case sf::RecordType::FloodSent:
+          // FloodLimit's minute: kept with the outage changes, whose
+          // consumers (the tracker, the delivery) take it from there; a
+          // SNAPSHOT drops it with them, and compaction writes again what
+          // is still in the minute.
+          out.changes.emplace_back(bytes);
+          return;
         case sf::RecordType::Snapshot:
           // What follows is the whole outage table as of then.
           out.changes.clear();

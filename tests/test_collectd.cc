@@ -22,7 +22,10 @@
 #include <vector>
 
 #include "collectd_harness.h"
+#include "outage.h"
 #include "spool_dir.h"
+#include "spool_format.h"
+#include "spool_replay.h"
 #include "standin.h"
 #include "testing.h"
 
@@ -700,6 +703,59 @@ void test_narrowed_filter_still_clears() {
   XM_REQUIRE(wait_accepted(t.xm, 3));
   CU_ASSERT_EQUAL(accepted(t.xm).size(), 3u);
   CU_ASSERT_EQUAL(accepted(t.xm)[2].str("description"), "sentinel");
+}
+
+// Issue 21 bug 4: FloodLimit's minute holds across a restart. FloodLimit 2:
+// two outages, fm0 paged on its own and fm1 folded into the flood outage,
+// paged at once (the last of the minute is kept for it; collectd-xmatters(5)
+// OUTAGES); a restart; two more outages within the minute join the flood
+// outage, and its re-page waits in the spool for the minute's end instead
+// of leaving as a third outage event in it. A clear, which has a budget
+// of its own, still leaves at once.
+void test_flood_minute_across_restart() {
+  E2E t("    FloodLimit 2\n");
+  XM_REQUIRE(t.start());
+  for (const char* id : {"e2e-fm0/gauge", "e2e-fm1/gauge"}) CU_ASSERT_TRUE(t.c.putval(id, 95));
+  XM_REQUIRE(wait_accepted(t.xm, 2));
+  XM_REQUIRE(t.c.restart());
+  for (const char* id : {"e2e-fm2/gauge", "e2e-fm3/gauge"}) CU_ASSERT_TRUE(t.c.putval(id, 95));
+  CU_ASSERT_TRUE(t.c.wait_for_log("Notification: severity = FAILURE, host = testhost, plugin = e2e", 10s, 2));
+  // The flood outage holds fm1, fm2 and fm3; its re-page is queued, not sent.
+  const std::string spool = t.c.base_dir() + "/xmatters";
+  const auto flood_outages = [&] {
+    std::uint32_t n = 0;
+    for (const std::string& bytes : xmatters::read_spool(spool).changes) {
+      // A fold is two records written together: the outage's, the flood's.
+      namespace sf = xmatters::spool_format;
+      sf::Record rec{};
+      for (std::size_t offset = 0, size; offset < bytes.size(); offset += size) {
+        if ((size = sf::parse_record(bytes, offset, &rec)) == 0) break;
+        xmatters::Change c;
+        if (!xmatters::decode_change(std::string_view(bytes).substr(offset, size), &c)) continue;
+        if (c.key == xmatters::OutageKey{} && c.set) n = c.set->outages;
+      }
+    }
+    return n;
+  };
+  const bool folded = xmtest::wait_until([&] { return flood_outages() == 3; }, 10s);
+  dump_log_on_failure(t.c, folded, "no flood outage of three");
+  if (!folded) std::fprintf(stderr, "flood outages: %u\n", flood_outages());
+  CU_ASSERT_TRUE(folded);
+  // A clear goes at once: and so would have any page due before it.
+  CU_ASSERT_TRUE(t.c.putval("e2e-fm0/gauge", 40));
+  XM_REQUIRE(wait_accepted(t.xm, 3));
+  const auto got = accepted(t.xm);
+  dump_requests(t.xm, got.size() == 3, "after the restart");
+  dump_log_on_failure(t.c, got.size() == 3, "after the restart");
+  XM_REQUIRE(got.size() == 3u);
+  CU_ASSERT_EQUAL(got[0].str("event_type"), "outage");
+  CU_ASSERT_EQUAL(got[1].str("event_type"), "outage");
+  CU_ASSERT_TRUE(got[0].str("name").rfind("flood:", 0) == 0 || got[1].str("name").rfind("flood:", 0) == 0);
+  CU_ASSERT_EQUAL(got[2].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[2].str("services"), "e2e-fm0/gauge");
+  std::size_t waiting = 0;
+  for (const auto& p : xmatters::read_spool(spool).pending) waiting += p.event.type == xmatters::EventType::Outage;
+  CU_ASSERT_EQUAL(waiting, 1u);  // the flood outage's re-page, for the minute's end
 }
 
 std::size_t spool_segments(const std::string& dir) {
@@ -1571,6 +1627,7 @@ int main(int argc, char** argv) {
                               {"restart_during_outage", guarded<test_restart_during_outage>},
                               {"recovered_while_down", guarded<test_recovered_while_down>},
                               {"narrowed_filter_still_clears", guarded<test_narrowed_filter_still_clears>},
+                              {"flood_minute_across_restart", guarded<test_flood_minute_across_restart>},
                               {"renamed_integration_keeps_outages", guarded<test_renamed_integration_keeps_outages>},
                               {"missing_value", guarded<test_missing_value>},
                               {"endpoint_down_then_up", guarded<test_endpoint_down_then_up>},

@@ -25,6 +25,7 @@
 
 #include "dead_letter.h"
 #include "delivery.h"
+#include "flood_minute.h"
 #include "http_client.h"
 #include "lane.h"
 #include "minute_budget.h"
@@ -35,6 +36,7 @@
 
 using namespace std::chrono_literals;
 using xmatters::Clock;
+using TimePointT = xmatters::TimePoint;
 using xmatters::Config;
 using xmatters::Delivery;
 using xmatters::DeliveryOptions;
@@ -400,6 +402,83 @@ void test_flood_limit_over_http() {
   CU_ASSERT_EQUAL_FATAL(left.size(), 1u);
   CU_ASSERT(left.front().type == EventType::Clear);
   CU_ASSERT(w.dead_letters().empty());
+}
+
+// FLOOD_SENT records (FloodLimit's minute in the spool): what is read back
+// is what was written; only the minute before now counts, the last
+// FloodLimit of them, each integration and type apart; a send stamped after
+// now (the clock went back) counts as now.
+void test_flood_minute_records() {
+  using xmatters::FloodSend;
+  const TimePointT now = Clock::now();
+  const auto rec = [](const char* name, EventType type, TimePointT at) {
+    return xmatters::encode_flood_send(FloodSend{name, type, at});
+  };
+  const auto back = xmatters::decode_flood_send(rec("ops", EventType::Clear, now - 5s));
+  CU_ASSERT_FATAL(back.has_value());
+  CU_ASSERT_EQUAL(back->integration, "ops");
+  CU_ASSERT(back->type == EventType::Clear);
+  CU_ASSERT(back->at == now - 5s);
+  CU_ASSERT_FALSE(xmatters::decode_flood_send(sf::RecordBuilder(sf::RecordType::OutageClose, 0).finish()).has_value());
+  const std::vector<std::string> recovered = {
+      rec("ops", EventType::Outage, now - 61s), rec("ops", EventType::Outage, now - 30s),
+      rec("ops", EventType::Outage, now - 20s), rec("ops", EventType::Outage, now - 10s),
+      rec("ops", EventType::Clear, now - 15s),  rec("web", EventType::Outage, now - 5s),
+      rec("ops", EventType::Outage, now + 3600s)};
+  CU_ASSERT((xmatters::recovered_sends(recovered, "ops", EventType::Outage, 3, now) ==
+             std::vector<TimePointT>{now - 20s, now - 10s, now}));
+  CU_ASSERT((xmatters::recovered_sends(recovered, "ops", EventType::Clear, 3, now) == std::vector<TimePointT>{now - 15s}));
+  CU_ASSERT(xmatters::recovered_sends(recovered, "ops", EventType::Outage, 0, now).empty());
+  // What compaction writes: the last FloodLimit sends of each type in the minute.
+  xmatters::FloodMinute minute("ops", 2);
+  for (const auto ago : {90s, 40s, 30s, 20s}) CU_ASSERT_FALSE(minute.record(EventType::Outage, now - ago).empty());
+  minute.keep(EventType::Clear, now - 70s);
+  std::vector<std::string> written;
+  minute.snapshot(now, [&](std::string_view r) { written.emplace_back(r); });
+  CU_ASSERT((xmatters::recovered_sends(written, "ops", EventType::Outage, 2, now) == std::vector<TimePointT>{now - 30s, now - 20s}));
+  CU_ASSERT_EQUAL(written.size(), 2u);
+  CU_ASSERT(xmatters::FloodMinute("ops", 0).record(EventType::Outage, now).empty());
+}
+
+// Issue 21 bug 4: FloodLimit's minute survives a restart, and a compaction.
+// FloodLimit 2: two pages and a clear sent, then a restart: the minute is
+// used as before it (2 and 1), so a third page waits instead of leaving;
+// after the first run's segment is compacted away, a second restart still
+// finds the minute (the compaction wrote it).
+void test_flood_minute_survives_restart() {
+  World w;
+  w.ops().flood_limit = 2;
+  {
+    Delivery& d = w.open();
+    CU_ASSERT(d.submit(make_event(EventType::Outage, "o-min-1", 1)));
+    CU_ASSERT(d.submit(make_event(EventType::Outage, "o-min-2", 1)));
+    CU_ASSERT(d.submit(make_event(EventType::Clear, "o-min-1", 2)));
+    CU_ASSERT_FATAL(w.standin->wait_for_accepted(3, kWait));
+    w.delivery.reset();
+  }
+  const auto used = [&](Delivery& d) {
+    const auto st = d.status();
+    return std::make_pair(st.at(0).flood_used_outage, st.at(0).flood_used_clear);
+  };
+  {
+    Delivery& d = w.open();
+    CU_ASSERT((used(d) == std::pair<std::size_t, std::size_t>{2, 1}));
+    CU_ASSERT(d.submit(make_event(EventType::Outage, "o-min-3", 1)));
+    CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").queue_length == 1; }, kWait));
+    // The first run's segment goes (its events were delivered) ...
+    CU_ASSERT_FATAL(xmtest::wait_until([&] {
+      for (const auto& entry : std::filesystem::directory_iterator(w.spool_dir()))
+        if (entry.path().filename().string().rfind("spool-", 0) == 0 &&
+            xmtest::read_file(entry.path().string()).find("o-min-2") != std::string::npos)
+          return false;
+      return true;
+    }, kWait));
+    CU_ASSERT_EQUAL(w.standin->request_count(), 3u);  // o-min-3 waits for the minute
+    w.delivery.reset();
+  }
+  // ... and the minute is still there.
+  Delivery& d = w.open(false);
+  CU_ASSERT((used(d) == std::pair<std::size_t, std::size_t>{2, 1}));
 }
 
 // --- delivery and headers --------------------------------------------------------
@@ -2033,7 +2112,9 @@ int main(int argc, char** argv) {
                         {"replacement_never_later_than_replaced", test_replacement_never_later_than_replaced},
                         {"pacing_counts_retries", test_pacing_counts_retries},
                         {"no_flood_limit_no_pacing", test_no_flood_limit_no_pacing},
-                        {"flood_limit_over_http", test_flood_limit_over_http}}},
+                        {"flood_limit_over_http", test_flood_limit_over_http},
+                        {"flood_minute_records", test_flood_minute_records},
+                        {"flood_minute_survives_restart", test_flood_minute_survives_restart}}},
                       {"spool",
                        {{"spool_recovery", test_spool_recovery},
                         {"recovery_after_kill", test_recovery_after_kill},

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "config.h"
+#include "flood_minute.h"
 #include "outage_tracker.h"
 #include "router.h"
 #include "spool.h"
@@ -1263,6 +1264,46 @@ FloodCount count(const std::vector<Seen>& seen) {
   return c;
 }
 
+// Issue 21 bug 4: FloodLimit's minute holds across a restart. With
+// FloodLimit 2 and two outage events sent 5 s before it (FLOOD_SENT records
+// in the spool, as the delivery writes them), the first outage after it is
+// folded into the flood outage at once; sends of another integration, older
+// than a minute, or clears do not count.
+void test_flood_minute_after_restart() {
+  using namespace std::chrono_literals;
+  TestClock clock;
+  const auto sent = [](const char* integration, EventType type, std::chrono::seconds ago) {
+    return xmatters::encode_flood_send(xmatters::FloodSend{integration, type, xmatters::Clock::now() - ago});
+  };
+  {
+    Fixture f(flood_opts(clock, 2));
+    for (const auto& r : {sent("test", EventType::Outage, 70s), sent("web", EventType::Outage, 5s),
+                          sent("test", EventType::Clear, 5s), sent("test", EventType::Clear, 5s)})
+      f.spool->append_change(r);
+    f.restart(flood_opts(clock, 2));
+    f.send(note(Severity::Failure, at(0), "h1"));
+    CU_ASSERT_EQUAL_FATAL(f.rec.size(), 1u);
+    CU_ASSERT(f.rec.seen[0].outage.kind == OutageKind::ValueList);  // an empty minute: paged on its own
+    CU_ASSERT_EQUAL(f.log.count(xmatters::LogLevel::Warning), 0u);
+  }
+  Fixture f(flood_opts(clock, 2));
+  f.spool->append_change(sent("test", EventType::Outage, 6s));
+  f.spool->append_change(sent("test", EventType::Outage, 5s));
+  f.restart(flood_opts(clock, 2));
+  f.send(note(Severity::Failure, at(0), "h1"));
+  f.send(note(Severity::Failure, at(1), "h2"));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 2u);
+  CU_ASSERT(f.rec.seen[0].outage.kind == OutageKind::Flood);  // folded at once: the minute is used up
+  CU_ASSERT_EQUAL(f.tracker->folded(), 2u);
+  CU_ASSERT_EQUAL(f.log.count(xmatters::LogLevel::Warning), 0u);
+  // A minute after those sends, outages page on their own again.
+  f.send(note(Severity::Okay, at(2), "h1"));
+  f.send(note(Severity::Okay, at(3), "h2"));
+  clock.advance(60s);
+  f.send(note(Severity::Failure, at(70), "h3"));
+  CU_ASSERT(f.rec.seen.back().outage.kind == OutageKind::ValueList);
+}
+
 // FloodLimit 4, 200 outages in one minute: 3 paged on their own, the rest
 // folded into one flood outage, paged with the last use at once, and re-paged
 // a minute later with all it then holds; every paged outage gets one clear,
@@ -2010,6 +2051,7 @@ int main(int argc, char** argv) {
          {"grouping_change_keeps_open_outages", test_host_grouping_change_keeps_open_outages}}},
        {"flood",
         {{"folds_beyond_limit", test_flood_folds_beyond_limit},
+         {"minute_after_restart", test_flood_minute_after_restart},
          {"escalates_and_repages", test_flood_escalates_and_repages},
          {"survives_restart", test_flood_survives_restart},
          {"of_host_outages", test_flood_of_host_outages},

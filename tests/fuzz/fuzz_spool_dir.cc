@@ -5,7 +5,8 @@
 //   ... (bit 1 set: the last one is a compaction's leftover .tmp); the seeds
 //   are real spool directories written by the spool and the tracker, in
 //   format 1 (the release before format 2), 2, and both (an upgrade before
-//   its first compaction), and 3's silences (v3_silences);
+//   its first compaction), and 3's silences (v3_silences) and FloodLimit's
+//   minute (v3_flood_sent);
 // - odd: a log drawn record by record (events with the tracker's own outage
 //   changes, acknowledgements, snapshots, stray bytes, truncations and
 //   flipped bits) over a few segments, a .tmp and a file that is not the
@@ -201,7 +202,8 @@ Expected expected_recovery(const Files& files) {
         case sf::RecordType::OutageCloseV1:
         case sf::RecordType::OutageSet:
         case sf::RecordType::OutageClose:
-        case sf::RecordType::Silence:  // the table's, as the outage changes
+        case sf::RecordType::Silence:    // the table's, as the outage changes
+        case sf::RecordType::FloodSent:  // FloodLimit's minute, likewise
           x.changes.emplace_back(bytes);
           return;
         case sf::RecordType::Snapshot: x.changes.clear(); return;

@@ -8,6 +8,7 @@
 //   moves the frame, so there only the check of what is accepted holds).
 #include <string_view>
 
+#include "flood_minute.h"
 #include "fuzz_support.h"
 #include "outage.h"
 #include "silence.h"
@@ -57,6 +58,12 @@ void check_accepted(std::string_view data, const sf::Record& rec, std::size_t of
     xmatters::Silence back;
     if (!xmatters::decode_silence(again, &back) || xmatters::encode_silence(back) != again)
       xmfuzz::fail("a decoded SILENCE does not re-encode to the same silence");
+  }
+  // A FLOOD_SENT decodes to one that re-encodes to the same send.
+  if (const auto send = xmatters::decode_flood_send(data.substr(offset, size))) {
+    const auto back = xmatters::decode_flood_send(xmatters::encode_flood_send(*send));
+    if (!back || back->integration != send->integration || back->type != send->type || back->at != send->at)
+      xmfuzz::fail("a decoded FLOOD_SENT does not re-encode to the same send");
   }
   std::uint32_t version = 0;
   if (sf::decode_header(rec, &version) && version < 2) xmfuzz::fail("a HEADER of a version before 2");
