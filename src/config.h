@@ -66,7 +66,7 @@ struct OptionSpec {
 // Every option the plugin knows, in documentation order.
 const std::vector<OptionSpec>& option_table();
 
-// The README's options section (between its <!-- options:begin --> and
+// doc/options.md's table (between its <!-- options:begin --> and
 // <!-- options:end --> markers), rendered from option_table().
 std::string render_option_docs();
 

@@ -1,5 +1,5 @@
 // Configuration: the option table, every default, every error and warning of
-// the options (collectd-xmatters(5) OPTIONS), filters, the README's generated options section and the man page's options.
+// the options (collectd-xmatters(5) OPTIONS), filters, doc/options.md's generated table and the man page's options.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -916,26 +916,26 @@ void test_maintenance_errors() {
   CU_ASSERT_EQUAL(error_of(plugin({maintenance("a", {opt("Integration", {S("ops")})}), ops()})), "");
 }
 
-// --- the README -----------------------------------------------------------------------------------------
+// --- doc/options.md --------------------------------------------------------------------------------------
 
-void test_readme_options_section_is_generated() {
-  const std::string path = TOP_SRCDIR "/README.md";
-  const std::string readme = xmtest::read_file(path);
+void test_options_doc_is_generated() {
+  const std::string path = TOP_SRCDIR "/doc/options.md";
+  const std::string doc = xmtest::read_file(path);
   const std::string begin = "<!-- options:begin -->", end = "<!-- options:end -->";
-  const std::size_t b = readme.find(begin);
-  const std::size_t e = readme.find(end);
+  const std::size_t b = doc.find(begin);
+  const std::size_t e = doc.find(end);
   CU_ASSERT_FATAL(b != std::string::npos && e != std::string::npos && b < e);
-  const std::string section = readme.substr(b + begin.size(), e - b - begin.size());
+  const std::string section = doc.substr(b + begin.size(), e - b - begin.size());
   const std::string expected = render_option_docs();
   CU_ASSERT(section == expected);
   if (section != expected) {
-    // XM_UPDATE_README=1 tests/test_config readme rewrites the section.
-    if (std::getenv("XM_UPDATE_README") != nullptr) {
-      xmtest::write_file(path, readme.substr(0, b + begin.size()) + expected + readme.substr(e));
+    // XM_UPDATE_OPTIONS=1 tests/test_config options_doc rewrites the section.
+    if (std::getenv("XM_UPDATE_OPTIONS") != nullptr) {
+      xmtest::write_file(path, doc.substr(0, b + begin.size()) + expected + doc.substr(e));
       std::fprintf(stderr, "\n  rewrote the options section of %s\n", path.c_str());
     } else {
-      std::fprintf(stderr, "\n  README.md's options section differs from render_option_docs(); "
-                           "run XM_UPDATE_README=1 tests/test_config readme\n");
+      std::fprintf(stderr, "\n  doc/options.md differs from render_option_docs(); "
+                           "run XM_UPDATE_OPTIONS=1 tests/test_config options_doc\n");
     }
   }
   // Every option is in it.
@@ -1100,7 +1100,7 @@ int main(int argc, char** argv) {
            }},
           {"docs",
            {
-               {"readme_options_section_is_generated", test_readme_options_section_is_generated},
+               {"options_doc_is_generated", test_options_doc_is_generated},
                {"man_page_lists_every_option", test_man_page_lists_every_option},
            }},
       });
