@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "collectd_harness.h"
+#include "control/channel.h"
 #include "silence.h"
 #include "standin.h"
 #include "testing.h"
@@ -310,6 +311,25 @@ void test_silence_usage_errors() {
     CU_ASSERT_TRUE(!r.out.empty() && r.out.find('\n') == r.out.size() - 1);
   }
   CU_ASSERT_EQUAL(t.command({"silence", "list"}).out.find("host=a"), std::string::npos);
+
+  // The plugin checks what it is sent too (a client other than the command).
+  const auto ask = [&](const char* json) {
+    const xmatters::Json args(json_loads(json, 0, nullptr));
+    return xmatters::control::call(t.c.base_dir() + "/xmatters", "silence-add", args.get(), 20s);
+  };
+  using Status = xmatters::control::CallResult::Status;
+  auto r = ask(R"({"matchers": ["host=a"], "duration": "1h", "comment": "c", "integration": "nope"})");
+  CU_ASSERT_EQUAL(static_cast<int>(r.status), static_cast<int>(Status::Refused));
+  CU_ASSERT_TRUE(contains(r.message, "no integration \"nope\" is configured"));
+  r = ask(R"({"matchers": ["host=a"], "duration": "32d", "comment": "c"})");
+  CU_ASSERT_EQUAL(static_cast<int>(r.status), static_cast<int>(Status::Refused));
+  CU_ASSERT_TRUE(contains(r.message, "at most 31 days"));
+  r = ask(R"({"matchers": [], "duration": "1h", "comment": "c"})");
+  CU_ASSERT_EQUAL(static_cast<int>(r.status), static_cast<int>(Status::Refused));
+  r = ask(R"({"matchers": ["host=a"], "duration": "1h", "comment": "c", "integration": "ops"})");
+  CU_ASSERT_EQUAL(static_cast<int>(r.status), static_cast<int>(Status::Ok));
+  const std::string id = xmtest::json_string_member(r.result.get(), "id");
+  CU_ASSERT_TRUE(contains(t.command({"silence", "list"}).out, id));
 }
 
 }  // namespace
