@@ -4,6 +4,7 @@
 // `silence expire` rather than waiting for them.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 #include <string>
@@ -330,6 +331,23 @@ void test_silence_usage_errors() {
   CU_ASSERT_EQUAL(static_cast<int>(r.status), static_cast<int>(Status::Ok));
   const std::string id = xmtest::json_string_member(r.result.get(), "id");
   CU_ASSERT_TRUE(contains(t.command({"silence", "list"}).out, id));
+
+  // A comment with a line break and a terminal escape sequence: list's text
+  // keeps one row per silence and sends no control character to the
+  // terminal; --json keeps the comment as it was given.
+  const std::string comment = "line one\nline two \x1b[31mred\x1b[0m";
+  const Run added = t.command({"silence", "add", "host=b", "--duration", "1h", "--comment", comment});
+  XM_REQUIRE(added.status == 0 && added.out.size() == 37);
+  const std::string out = t.command({"silence", "list"}).out;
+  CU_ASSERT_EQUAL(std::count(out.begin(), out.end(), '\n'), 3);  // the header and two silences
+  CU_ASSERT_TRUE(out.find('\x1b') == std::string::npos);
+  CU_ASSERT_TRUE(contains(out, "line one line two "));
+  const auto doc = t.document({"silence", "list"});
+  const json_t* list = json_object_get(doc.get(), "silences");
+  bool kept = false;
+  for (std::size_t i = 0; i < json_array_size(list); ++i)
+    kept = kept || xmtest::json_string_member(json_array_get(list, i), "comment") == comment;
+  CU_ASSERT_TRUE(kept);
 }
 
 }  // namespace
