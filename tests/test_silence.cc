@@ -2,7 +2,11 @@
 // collectd-xmatters(1) SILENCES): matchers, the silence model, the
 // system's time zones read from tzdata, and windows across real
 // daylight-saving transitions of Europe/Berlin and America/New_York.
+#include <time.h>
+
 #include <chrono>
+#include <cstdlib>
+#include <thread>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -541,6 +545,128 @@ void test_cover_watch_wakes_when_a_window_ends() {
 
 
 
+// A clock of the test's own, stepped by hand: wait() records its deadline
+// and returns only when the clock is stepped or interrupt() is called, as
+// the system's returns on ECANCELED from its timerfd.
+struct SteppedClockState {
+  std::mutex mutex;
+  std::condition_variable changed;
+  TimePoint now;
+  std::vector<std::optional<TimePoint>> deadlines;  // one per wait()
+  std::vector<TimePoint> rounds;                     // one per release
+  bool woken = false;
+
+  void step_to(TimePoint t) {
+    std::lock_guard<std::mutex> lock(mutex);
+    now = t;
+    woken = true;
+    changed.notify_all();
+  }
+  // Waits for the watch's wait number n (1-based) and returns its deadline.
+  std::optional<TimePoint> deadline_of_wait(std::size_t n) {
+    std::unique_lock<std::mutex> lock(mutex);
+    CU_ASSERT_FATAL(changed.wait_for(lock, seconds(30), [&] { return deadlines.size() >= n; }));
+    return deadlines[n - 1];
+  }
+};
+
+class SteppedClock final : public WakeSource {
+ public:
+  explicit SteppedClock(std::shared_ptr<SteppedClockState> s) : s_(std::move(s)) {}
+  TimePoint now() override {
+    std::lock_guard<std::mutex> lock(s_->mutex);
+    return s_->now;
+  }
+  void wait(std::optional<TimePoint> deadline) override {
+    std::unique_lock<std::mutex> lock(s_->mutex);
+    s_->deadlines.push_back(deadline);
+    s_->changed.notify_all();
+    s_->changed.wait(lock, [&] { return s_->woken; });
+    s_->woken = false;
+  }
+  void interrupt() override {
+    std::lock_guard<std::mutex> lock(s_->mutex);
+    s_->woken = true;
+    s_->changed.notify_all();
+  }
+
+ private:
+  std::shared_ptr<SteppedClockState> s_;
+};
+
+// A step of the system clock wakes the watch, which computes the next
+// boundary from the new time: set back a day, it waits for that day's
+// window (not next week's, the deadline computed before the step); set
+// forward into a window, it logs the window's start.
+void test_cover_watch_recomputes_after_a_clock_step() {
+  xmtest::CapturingLogger log;
+  Coverage c({sunday_window()}, log);  // Sundays 02:00-04:00 UTC
+  auto clock = std::make_shared<SteppedClockState>();
+  clock->now = utc("2026-12-06T05:00:00Z");
+  CoverWatch watch(c, [&](TimePoint t) {
+    std::lock_guard<std::mutex> lock(clock->mutex);
+    clock->rounds.push_back(t);
+  }, log, std::make_unique<SteppedClock>(clock));
+  watch.start();
+  CU_ASSERT(clock->deadline_of_wait(1) == utc("2026-12-13T02:00:00Z"));
+  clock->step_to(utc("2026-12-06T01:00:00Z"));  // back four hours
+  CU_ASSERT(clock->deadline_of_wait(2) == utc("2026-12-06T02:00:00Z"));
+  CU_ASSERT_EQUAL(log.count(LogLevel::Info), 0u);
+  clock->step_to(utc("2026-12-06T03:00:00Z"));  // forward into the window
+  CU_ASSERT(clock->deadline_of_wait(3) == utc("2026-12-06T04:00:00Z"));
+  CU_ASSERT_TRUE(log.contains(LogLevel::Info, "maintenance window \"sunday-patching\" begins, until 2026-12-06T04:00:00Z"));
+  watch.poke();  // a silence changed: one more round, same deadline
+  CU_ASSERT(clock->deadline_of_wait(4) == utc("2026-12-06T04:00:00Z"));
+  watch.stop();
+  std::lock_guard<std::mutex> lock(clock->mutex);
+  CU_ASSERT_EQUAL(clock->rounds.size(), 4u);
+  CU_ASSERT(clock->rounds[1] == utc("2026-12-06T01:00:00Z"));
+}
+
+// The system's wake source: its wait ends at the deadline (not before), at
+// once for one already past, and on interrupt(), also one made before the
+// wait began.
+void test_system_wake_source_deadline_and_interrupt() {
+  auto wakes = system_wake_source();
+  const TimePoint deadline = wakes->now() + std::chrono::milliseconds(200);
+  wakes->wait(deadline);
+  CU_ASSERT(Clock::now() >= deadline);
+  wakes->now();
+  wakes->wait(Clock::now() - hours(1));
+  wakes->wait(TimePoint{});  // the epoch: long past, not a disarmed timer
+  wakes->now();
+  wakes->interrupt();
+  wakes->wait(std::nullopt);  // returns: the interrupt is remembered
+  std::thread later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    wakes->interrupt();
+  });
+  wakes->now();
+  wakes->wait(Clock::now() + hours(1));
+  later.join();
+}
+
+// A real step of the system clock ends the wait (ECANCELED from the
+// timerfd). It sets the clock, to the time it reads, so it runs only with
+// XM_TEST_STEP_CLOCK=1 (and CAP_SYS_TIME): the machine's clock is not the
+// test's to change.
+void test_system_wake_source_wakes_on_a_clock_step() {
+  const char* opt = std::getenv("XM_TEST_STEP_CLOCK");
+  if (!opt || std::string(opt) != "1") return;
+  auto wakes = system_wake_source();
+  std::thread stepper([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    timespec t{};
+    ::clock_gettime(CLOCK_REALTIME, &t);
+    CU_ASSERT_EQUAL(::clock_settime(CLOCK_REALTIME, &t), 0);
+  });
+  wakes->now();
+  const auto before = std::chrono::steady_clock::now();
+  wakes->wait(Clock::now() + hours(1));  // hangs here if the step is missed
+  CU_ASSERT(std::chrono::steady_clock::now() - before < hours(1));
+  stepper.join();
+}
+
 // A comment or author with control characters stays one INFO line.
 void test_silence_log_line_is_one_line() {
   xmtest::CapturingLogger log;
@@ -930,6 +1056,12 @@ int main(int argc, char** argv) {
                               {"coverage_windows_and_silences", test_coverage_windows_and_silences},
                               {"coverage_tick_logs_each_start_and_end", test_coverage_tick_logs_each_start_and_end},
                               {"cover_watch_wakes_when_a_window_ends", test_cover_watch_wakes_when_a_window_ends},
+                              {"cover_watch_recomputes_after_a_clock_step",
+                               test_cover_watch_recomputes_after_a_clock_step},
+                              {"system_wake_source_deadline_and_interrupt",
+                               test_system_wake_source_deadline_and_interrupt},
+                              {"system_wake_source_wakes_on_a_clock_step",
+                               test_system_wake_source_wakes_on_a_clock_step},
                           }},
                          {"windows",
                           {
