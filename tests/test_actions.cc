@@ -11,6 +11,7 @@
 
 #include "collectd_harness.h"
 #include "dead_letter.h"
+#include "spool_format.h"
 #include "spool_replay.h"
 #include "standin.h"
 #include "testing.h"
@@ -317,8 +318,20 @@ void test_test_pages_and_clears() {
 
   // No outage opened, nothing queued: the tracker's records and the spool
   // know nothing of the tests, and a restart sends nothing.
+  // (A FLOOD_SENT record per request is there: a test page counts in
+  // FloodLimit's minute as xMatters' filter counts it.)
   const auto spool = xmatters::read_spool(t.c.base_dir() + "/xmatters");
-  CU_ASSERT_TRUE(spool.changes.empty());
+  std::size_t outage_changes = 0;
+  for (const auto& change : spool.changes) {
+    for (std::size_t at = 0; at < change.size();) {
+      xmatters::spool_format::Record rec{};
+      const std::size_t n = xmatters::spool_format::parse_record(change, at, &rec);
+      XM_REQUIRE(n > 0);
+      outage_changes += xmatters::spool_format::is_change(rec.type) ? 1 : 0;
+      at += n;
+    }
+  }
+  CU_ASSERT_EQUAL(outage_changes, 0u);
   CU_ASSERT_TRUE(spool.pending.empty());
   XM_REQUIRE(t.c.restart());
   CU_ASSERT_TRUE(t.c.putval("e2e-after/gauge", 95));
