@@ -146,9 +146,8 @@ struct OutageTracker::State {
   // a step of the clock anyway) and for at most kClosedKeys keys. A
   // notification older than the close is stale and ignored, and an outage
   // that reopens starts after the closed one, so the two never share an
-  // outage_id (collectd-xmatters(5), OUTAGES). Its OUTAGE_CLOSE record
-  // carries it, and compaction writes it again (snapshot()), so a restart
-  // remembers it too.
+  // outage_id (collectd-xmatters(5), OUTAGES). In memory only: after a
+  // restart the window starts empty.
   void remember_closed(const OutageKey& key, Closed closed) {
     std::lock_guard<std::mutex> lock(table_mutex);
     closed_keys[key] = closed;
@@ -237,8 +236,6 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
     }
     if (!c.set) {
       s.table.erase(c.key);
-      // A value list's close remembers it, as it did before the restart.
-      if (c.closed_start) s.remember_closed(c.key, State::Closed{c.last_time, *c.closed_start});
       return;
     }
     auto& ks = s.table[c.key];
@@ -396,15 +393,6 @@ void OutageTracker::snapshot(FunctionRef<void(std::string_view)> write) const {
   // makes no one large allocation (which would raise glibc's mmap and trim
   // thresholds and keep that much memory resident after it is freed).
   std::deque<std::shared_ptr<State::KeyState>> keys;
-  // The closed value lists remembered, first: a key that reopened since
-  // has its OUTAGE_SET after its close, which it must win over.
-  std::deque<std::pair<OutageKey, State::Closed>> closed;
-  {
-    std::lock_guard<std::mutex> lock(s.table_mutex);
-    for (const auto& entry : s.closed_keys) closed.emplace_back(entry.first, entry.second);
-  }
-  for (const auto& [key, c] : closed) write(encode_change(s.integration, key, nullptr, c.last, c.start));
-  closed.clear();
   {
     std::lock_guard<std::mutex> lock(s.table_mutex);
     for (const auto& entry : s.table) keys.push_back(entry.second);
@@ -497,13 +485,7 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
     after.sequence += 1;
     send = EventType::Outage;
   }
-  // A value list's outage that closes is remembered (remember_closed),
-  // in its record too, so that a restart remembers it as well.
-  std::optional<Closed> closed;
-  if (closes && ks.outage && ks.outage->kind == OutageKind::ValueList)
-    closed = Closed{std::max(n.time, last_time.value_or(n.time)), ks.outage->start};
   const auto record = [&] {
-    if (closed) return encode_change(integration, ks.key, nullptr, closed->last, closed->start);
     return encode_change(integration, ks.key, closes ? nullptr : &after, last_time.value_or(TimePoint{}));
   };
   // A folded outage recovered with FloodLimit since set to 0 still goes
@@ -538,7 +520,6 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
   if (ks.outage->kind != options.group_by) other_grouping.fetch_sub(1, std::memory_order_relaxed);
   ks.outage.reset();
   forget(ks);
-  if (closed) remember_closed(ks.key, *closed);
   return true;
 }
 
@@ -658,7 +639,8 @@ void OutageTracker::State::decide_value_list(KeyState& ks, const Notification& n
   if (!problem) {
     // A clear describes the outage as it was: its id, start and highest severity.
     const std::optional<EventType> send = options.send_clear ? std::optional(EventType::Clear) : std::nullopt;
-    commit(ks, n, send, *ks.outage, true, last_time, handler);  // remembers it closed
+    const Closed closed{std::max(n.time, last_time.value_or(n.time)), ks.outage->start};
+    if (commit(ks, n, send, *ks.outage, true, last_time, handler)) remember_closed(ks.key, closed);
     return;
   }
   const bool escalation = n.severity > ks.outage->severity;

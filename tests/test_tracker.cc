@@ -671,36 +671,6 @@ void test_reopen_at_same_time_new_id() {
   CU_ASSERT(f.rec.seen[2].outage.start - at(100) < std::chrono::seconds(1));
 }
 
-// The same across a restart (and a compaction): a closed value list is
-// remembered in its close record, so a stale notification right after the
-// restart opens nothing, and one at the closed outage's start opens an
-// outage with an id of its own (issue 21, the ordering memory).
-void test_closed_remembered_across_restart() {
-  for (const bool compacted : {false, true}) {
-    Fixture f;
-    f.send(note(Severity::Failure, at(100)));
-    f.send(note(Severity::Okay, at(105)));
-    if (compacted) f.spool->maintain();
-    f.restart();
-    f.send(note(Severity::Warning, at(100)));  // a write thread that lagged, or an aggregator's replay
-    CU_ASSERT_EQUAL(f.rec.size(), 2u);
-    CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
-    f.restart();
-    f.send(note(Severity::Failure, at(105)));  // not older than the OKAY: a new outage
-    CU_ASSERT_EQUAL_FATAL(f.rec.size(), 3u);
-    CU_ASSERT(f.rec.seen[2].outage.id != f.rec.seen[0].outage.id);
-    CU_ASSERT_EQUAL(f.log.count(xmatters::LogLevel::Warning), 0u);
-  }
-  // At the same time as the closed outage's start, after a restart: its own id.
-  Fixture f;
-  f.send(note(Severity::Failure, at(100)));
-  f.send(note(Severity::Okay, at(100)));
-  f.restart();
-  f.send(note(Severity::Failure, at(100)));
-  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 3u);
-  CU_ASSERT(f.rec.seen[2].outage.id != f.rec.seen[0].outage.id);
-}
-
 void test_randomized_sequence() {
   const unsigned seed = std::random_device{}();
   std::mt19937 rng(seed);
@@ -1001,10 +971,8 @@ void test_close_without_event_is_recorded() {
   }
 }
 
-// Keys with no open outage cost nothing once their close is 60 s of
-// notification time old: neither in the table nor, once compacted, in the
-// spool (until then a closed value list is remembered, its close record
-// kept by compaction).
+// Keys with no open outage cost nothing: neither in the table nor, once
+// compacted, in the spool (closed keys leave no tombstone).
 void test_closed_keys_are_forgotten() {
   Fixture f;
   for (int i = 0; i < 2000; ++i) {
@@ -1014,15 +982,9 @@ void test_closed_keys_are_forgotten() {
     f.send(note(Severity::Okay, at(2), host));
   }
   CU_ASSERT_EQUAL(f.rec.size(), 4000u);
-  CU_ASSERT(!f.snapshot().empty());  // remembered for now
-  f.send(note(Severity::Failure, at(100), "last"));
-  f.send(note(Severity::Okay, at(101), "last"));
-  const std::string last = f.snapshot();
-  xmatters::Change c;
-  CU_ASSERT_FATAL(xmatters::decode_change(last, &c));  // exactly one record: "last"'s close
-  CU_ASSERT(c.key.host == "last" && !c.set && c.closed_start.has_value());
+  CU_ASSERT(f.snapshot().empty());
   f.spool->maintain();
-  CU_ASSERT_EQUAL(f.spooled_bytes(), sf::encode_header().size() + sf::encode_snapshot().size() + last.size());
+  CU_ASSERT_EQUAL(f.spooled_bytes(), sf::encode_header().size() + sf::encode_snapshot().size());
   f.restart();
   CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
 }
@@ -2067,7 +2029,6 @@ int main(int argc, char** argv) {
        {"sequences",
         {{"stale_after_close_ignored", test_stale_after_close_ignored},
          {"reopen_at_same_time_new_id", test_reopen_at_same_time_new_id},
-         {"closed_remembered_across_restart", test_closed_remembered_across_restart},
          {"randomized_sequence", test_randomized_sequence}, {"many_threads", test_many_threads},
          {"many_threads_silent_closes", test_many_threads_silent_closes}}},
        {"persistence",
