@@ -25,6 +25,7 @@
 #include "spool.h"
 #include "spool_format.h"
 #include "spool_io.h"
+#include "power_loss_io.h"
 #include "testing.h"
 
 namespace {
@@ -1147,111 +1148,7 @@ void test_fault_at_every_operation() {
   }
 }
 
-// A file system that remembers what a power loss would keep: per file
-// (inode) the content as of its last fdatasync, per directory the names as
-// of its last fsync. image() writes that state into another directory, the
-// unsynced tail of each file dropped or torn at a random length.
-class PowerLossIo final : public xmatters::SpoolIo {
- public:
-  std::function<void()> before;  // called before each operation
-
-  void image(const std::string& to, std::mt19937& rng, bool torn) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& [name, inode] : durable_names_) {
-      const Inode& i = inodes_.at(inode);
-      std::string data = i.durable;
-      if (torn && i.current.size() > i.durable.size() && i.current.compare(0, i.durable.size(), i.durable) == 0) {
-        const std::size_t tail = i.current.size() - i.durable.size();
-        data += i.current.substr(i.durable.size(), rng() % (tail + 1));
-      }
-      xmtest::write_file(to + "/" + name, data);
-    }
-  }
-
-  std::unique_ptr<xmatters::WritableFile> open_append(const std::string& path) override {
-    hook();
-    auto file = real_->open_append(path);
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto [it, fresh] = names_.try_emplace(base(path), next_inode_);
-    if (fresh) inodes_[next_inode_++];
-    return std::make_unique<File>(*this, std::move(file), it->second);
-  }
-  std::uint64_t file_size(const std::string& path) override { return real_->file_size(path); }
-  std::string read_at(const std::string& path, std::uint64_t offset, std::size_t size) override {
-    return real_->read_at(path, offset, size);
-  }
-  std::vector<std::string> list(const std::string& dir) override { return real_->list(dir); }
-  void rename(const std::string& from, const std::string& to) override {
-    hook();
-    real_->rename(from, to);
-    std::lock_guard<std::mutex> lock(mutex_);
-    names_[base(to)] = names_.at(base(from));
-    names_.erase(base(from));
-  }
-  bool remove(const std::string& path) override {
-    hook();
-    const bool removed = real_->remove(path);
-    std::lock_guard<std::mutex> lock(mutex_);
-    names_.erase(base(path));
-    return removed;
-  }
-  bool make_dir(const std::string& path, mode_t mode) override { return real_->make_dir(path, mode); }
-  mode_t mode(const std::string& path) override { return real_->mode(path); }
-  void sync_dir(const std::string& dir) override {
-    hook();
-    real_->sync_dir(dir);
-    std::lock_guard<std::mutex> lock(mutex_);
-    durable_names_ = names_;
-  }
-  void allocate(const std::string& path, std::uint64_t bytes) override {
-    real_->allocate(path, bytes);  // not part of the image: the reserve holds no data
-  }
-  std::uint64_t free_bytes(const std::string& path) override { return real_->free_bytes(path); }
-
- private:
-  struct Inode {
-    std::string current, durable;
-  };
-  class File final : public xmatters::WritableFile {
-   public:
-    File(PowerLossIo& io, std::unique_ptr<xmatters::WritableFile> real, int inode)
-        : io_(io), real_(std::move(real)), inode_(inode) {}
-    void append(std::string_view data) override {
-      io_.hook();
-      real_->append(data);
-      std::lock_guard<std::mutex> lock(io_.mutex_);
-      io_.inodes_[inode_].current.append(data);
-    }
-    void truncate(std::uint64_t size) override {
-      real_->truncate(size);
-      std::lock_guard<std::mutex> lock(io_.mutex_);
-      io_.inodes_[inode_].current.resize(size);
-    }
-    void sync() override {
-      io_.hook();
-      real_->sync();
-      std::lock_guard<std::mutex> lock(io_.mutex_);
-      io_.inodes_[inode_].durable = io_.inodes_[inode_].current;
-    }
-    void close() override { real_->close(); }
-
-   private:
-    PowerLossIo& io_;
-    std::unique_ptr<xmatters::WritableFile> real_;
-    int inode_;
-  };
-
-  static std::string base(const std::string& path) { return path.substr(path.rfind('/') + 1); }
-  void hook() {
-    if (before) before();
-  }
-
-  std::shared_ptr<xmatters::SpoolIo> real_ = xmatters::posix_spool_io();
-  std::mutex mutex_;
-  std::map<std::string, int> names_, durable_names_;
-  std::map<int, Inode> inodes_;
-  int next_inode_ = 0;
-};
+using xmtest::PowerLossIo;  // tests/power_loss_io.h
 
 // LevelDB's way of testing its log, applied to the outage table: before
 // every file operation of a scripted sequence (open, escalate, deliver,
