@@ -370,4 +370,73 @@ bool CollectdProcess::putnotif(const std::string& severity, const std::string& o
   return reply.ok();
 }
 
+Live::Live(const std::string& integration, const std::string& plugin, const std::string& global)
+    : c(global +
+        "LoadPlugin threshold\n<Plugin threshold>\n  <Plugin \"e2e\">\n    <Type \"gauge\">\n"
+        "      DataSource \"value\"\n      WarningMax 80\n      FailureMax 90\n    </Type>\n  </Plugin>\n"
+        "</Plugin>\nLoadPlugin xmatters\n<Plugin xmatters>\n  <Integration \"ops\">\n    OutageURL \"" +
+        xm.url("outage-fn") + "\"\n    ClearURL \"" + xm.url("clear-fn") + "\"\n    Timeout 5\n" + integration +
+        "  </Integration>\n" + plugin + "</Plugin>\n") {}
+
+bool Live::start() {
+  const bool ok = c.start();
+  if (!ok) std::fprintf(stderr, "\n--- collectd did not start; its log:\n%s---\n", c.log().c_str());
+  return ok;
+}
+
+Run Live::command(std::vector<std::string> args, const std::vector<std::string>& env) {
+  args.insert(args.begin(), {"--config", c.config_path()});
+  CommandOptions options;
+  options.env = env;
+  Run r = run_command(args, options);
+  if (r.status != 0) std::fprintf(stderr, "\n--- collectd-xmatters exited %d:\n%s---\n", r.status, r.out.c_str());
+  return r;
+}
+
+std::string Live::silence(const std::vector<std::string>& matchers, const std::string& duration) {
+  std::vector<std::string> args = {"silence", "add"};
+  args.insert(args.end(), matchers.begin(), matchers.end());
+  args.insert(args.end(), {"--duration", duration, "--comment", "patch night"});
+  const Run r = command(args);
+  if (r.status != 0 || r.out.size() != 37 || r.out.back() != '\n') {
+    std::fprintf(stderr, "\n--- silence add printed:\n%s---\n", r.out.c_str());
+    return "";
+  }
+  return r.out.substr(0, 36);
+}
+
+JsonPtr Live::document(const std::vector<std::string>& args) {
+  std::vector<std::string> a = {"--json"};
+  a.insert(a.end(), args.begin(), args.end());
+  return parse_json(command(a).out);
+}
+
+JsonPtr Live::outage(const std::string& key) {
+  const auto doc = document({"outages"});
+  const json_t* list = json_object_get(doc.get(), "outages");
+  for (std::size_t i = 0; i < json_array_size(list); ++i) {
+    json_t* o = json_array_get(list, i);
+    if (json_string_member(o, "key") == key) return JsonPtr(json_incref(o));
+  }
+  return nullptr;
+}
+
+std::vector<xmatters::DeadLetter> Live::letters() const { return xmatters::read_dead_letters(dead_letter_path()).letters; }
+
+std::string Live::field(std::size_t i, const char* name) const {
+  return json_string_member(parse_json(request(i).body).get(), name);
+}
+
+std::string Live::host(std::size_t i) const {
+  const auto body = parse_json(request(i).body);
+  return json_string_member(json_object_get(body.get(), "collectd"), "host");
+}
+
+std::vector<std::size_t> Live::requests_for(const std::string& services) const {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < xm.request_count(); ++i)
+    if (field(i, "services") == services) out.push_back(i);
+  return out;
+}
+
 }  // namespace xmtest

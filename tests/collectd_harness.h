@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "dead_letter.h"
+#include "standin.h"
 #include "testing.h"
 
 namespace xmtest {
@@ -143,5 +145,51 @@ class CollectdProcess {
   std::size_t stderr_mark_ = 0;
   std::optional<UnixsockClient> unixsock_;
 };
+
+// The end-to-end tests' aggregator: one collectd whose threshold plugin
+// watches plugin "e2e" (WARNING above 80, FAILURE above 90) for every host,
+// as an aggregator does its fleet's, and the plugin's integration "ops"
+// delivering to the stand-in (outage-fn, clear-fn); the operator's command
+// run against it.
+class Live {
+ public:
+  struct Config {
+    std::string integration;  // more of <Integration "ops">
+    std::string plugin;       // more of <Plugin xmatters>, after the integration (<Maintenance>)
+    std::string global;       // before the plugins (Timeout 1000)
+  };
+  explicit Live(const Config& config) : Live(config.integration, config.plugin, config.global) {}
+  explicit Live(const std::string& integration = "", const std::string& plugin = "", const std::string& global = "");
+
+  Standin xm;
+  CollectdProcess c;
+
+  // c.start(), printing collectd's log when it fails.
+  bool start();
+  // collectd-xmatters --config <c's> args; prints its output when it exits non-zero.
+  Run command(std::vector<std::string> args, const std::vector<std::string>& env = {});
+  // silence add matchers --duration duration; its id (the one line it
+  // prints), "" when it failed.
+  std::string silence(const std::vector<std::string>& matchers, const std::string& duration = "1h");
+  // The document of a read-only verb (--json); nullptr when not JSON.
+  JsonPtr document(const std::vector<std::string>& args);
+  // The open outage of `outages` whose key is key ("host/e2e-inst/gauge"), or nullptr.
+  JsonPtr outage(const std::string& key);
+
+  std::string spool_dir() const { return c.base_dir() + "/xmatters"; }
+  std::string dead_letter_path() const { return spool_dir() + "/dead-letter.jsonl"; }
+  std::vector<xmatters::DeadLetter> letters() const;
+
+  // The stand-in's request i; a string member of its body; its collectd.host.
+  RecordedRequest request(std::size_t i) const { return xm.requests().at(i); }
+  std::string field(std::size_t i, const char* name) const;
+  std::string host(std::size_t i) const;
+  // Indexes of the requests whose services are those of the value list.
+  std::vector<std::size_t> requests_for(const std::string& services) const;
+};
+
+// The seconds of an RFC 3339 time ("2026-12-06T01:02:03"), for comparing
+// a page's start_time with the outage's start.
+inline std::string seconds_of(const std::string& rfc3339) { return rfc3339.substr(0, 19); }
 
 }  // namespace xmtest

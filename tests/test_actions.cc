@@ -19,74 +19,11 @@
 namespace {
 
 using namespace std::chrono_literals;
-using xmtest::CollectdProcess;
-
-const std::string kCommand = COMMAND_BIN;
-
-struct Run {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// env: "NAME=value" assignments for the command's environment.
-Run run_command(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-  std::string cmd;
-  for (const auto& e : env) cmd += "export " + shell_quote(e) + "; ";
-  cmd += shell_quote(kCommand);
-  for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += " 2>&1";
-  Run r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-bool one_line(const std::string& out) { return !out.empty() && out.find('\n') == out.size() - 1; }
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-// One collectd with the threshold plugin (plugin "e2e", FailureMax 90) and
-// the plugin delivering to the stand-in.
-struct Live {
-  xmtest::Standin xm;
-  CollectdProcess c;
-  explicit Live(const std::string& integration_extra = "")
-      : c("LoadPlugin threshold\n<Plugin threshold>\n  <Plugin \"e2e\">\n    <Type \"gauge\">\n"
-          "      DataSource \"value\"\n      FailureMax 90\n    </Type>\n  </Plugin>\n</Plugin>\n"
-          "LoadPlugin xmatters\n<Plugin xmatters>\n  <Integration \"ops\">\n    OutageURL \"" +
-          xm.url("outage-fn") + "\"\n    ClearURL \"" + xm.url("clear-fn") + "\"\n    Timeout 5\n" +
-          integration_extra + "  </Integration>\n</Plugin>\n") {}
-
-  bool start() {
-    const bool ok = c.start();
-    if (!ok) std::fprintf(stderr, "\n--- collectd did not start; its log:\n%s---\n", c.log().c_str());
-    return ok;
-  }
-  std::string dead_letter_path() const { return c.base_dir() + "/xmatters/dead-letter.jsonl"; }
-  std::vector<xmatters::DeadLetter> letters() const { return xmatters::read_dead_letters(dead_letter_path()).letters; }
-  Run command(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
-    args.insert(args.begin(), {"--config", c.config_path()});
-    Run r = run_command(args, env);
-    if (r.status != 0) std::fprintf(stderr, "\n--- collectd-xmatters exited %d:\n%s---\n", r.status, r.out.c_str());
-    return r;
-  }
-  // The requests of the stand-in, index i.
-  xmtest::RecordedRequest request(std::size_t i) const { return xm.requests().at(i); }
-  std::string field(std::size_t i, const char* name) const {
-    return xmtest::json_string_member(xmtest::parse_json(request(i).body).get(), name);
-  }
-};
+using xmtest::contains;
+using xmtest::Live;
+using xmtest::one_line;
+using xmtest::Run;
+using xmtest::shell_quote;
 
 // Refuses the next n requests with 400: their events are dead-lettered.
 void refuse_next(xmtest::Standin& xm, std::size_t n) {
@@ -218,7 +155,6 @@ void test_resend_all() {
   CU_ASSERT_TRUE(contains(r.out, "no dead letters"));
 }
 
-
 // collectd killed -9 while resend --all hands 40 dead letters back (the kill
 // as soon as the first resent page reaches xMatters, which answers 503 until
 // the restart): after the restart, each letter is either queued or still in
@@ -241,7 +177,7 @@ void test_resend_cut_short_by_kill() {
   t.xm.set_default_reply(busy);
   const std::size_t before = t.xm.request_count();
   const std::string out = t.c.dir() + "/resend.out";
-  const std::string cmd = shell_quote(kCommand) + " --config " + shell_quote(t.c.config_path()) +
+  const std::string cmd = shell_quote(xmtest::command_bin()) + " --config " + shell_quote(t.c.config_path()) +
                           " resend --all >" + shell_quote(out) + " 2>&1 &";
   XM_REQUIRE(std::system(cmd.c_str()) == 0);
   XM_REQUIRE(t.xm.wait_for_requests(before + 1, 30s));
@@ -381,7 +317,7 @@ void test_test_cut_short_by_kill() {
   slow.delay = 60s;
   t.xm.script({slow});
   const std::string out = t.c.dir() + "/test.out";
-  const std::string cmd = shell_quote(kCommand) + " --config " + shell_quote(t.c.config_path()) +
+  const std::string cmd = shell_quote(xmtest::command_bin()) + " --config " + shell_quote(t.c.config_path()) +
                           " test --no-clear >" + shell_quote(out) + " 2>&1 &";
   XM_REQUIRE(std::system(cmd.c_str()) == 0);
   XM_REQUIRE(xmtest::wait_until([&] { return t.xm.pending_count() == 1; }, 20s));

@@ -25,34 +25,10 @@ namespace {
 using namespace std::chrono_literals;
 using xmtest::CollectdProcess;
 
-const std::string kCommand = COMMAND_BIN;
-
-struct Run {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// prefix: run under it (setpriv ...); stderr: with stderr, else stdout only.
-Run run_command(const std::vector<std::string>& args, bool stderr_too = true, const std::string& prefix = "") {
-  std::string cmd = prefix + shell_quote(kCommand);
-  for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += stderr_too ? " 2>&1" : " 2>/dev/null";
-  Run r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using xmtest::Run;
+using xmtest::run_command;
+using xmtest::run_command_stdout;
+using xmtest::shell_quote;
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -299,7 +275,7 @@ struct Views {
   // The JSON document of a verb (stdout only: the note on stderr aside).
   xmtest::JsonPtr json(std::vector<std::string> args, int* status = nullptr) {
     args.insert(args.begin(), {"--config", collectd.config_path(), "--json"});
-    const Run r = run_command(args, false);
+    const Run r = run_command_stdout(args);
     if (status != nullptr) *status = r.status;
     outputs.push_back(r.out);
     return xmtest::parse_json(r.out);
@@ -334,12 +310,7 @@ const json_t* first(const json_t* doc, const char* list) { return json_array_get
 // collectd stopped changes none of them.
 std::map<std::string, std::string> listing(const std::string& dir) {
   std::map<std::string, std::string> out;
-  FILE* p = ::popen(("ls -la --time-style=full-iso " + shell_quote(dir) + " 2>&1").c_str(), "r");
-  char buf[4096];
-  std::string text;
-  std::size_t n;
-  while (p != nullptr && (n = std::fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
-  if (p != nullptr) ::pclose(p);
+  const std::string text = xmtest::run_shell("ls -la --time-style=full-iso " + shell_quote(dir) + " 2>&1").out;
   for (const auto& line : lines_of(text)) out[line] = line;
   return out;
 }
@@ -573,7 +544,7 @@ void test_status_late_event_is_critical() {
     xmtest::write_file(conf,
                        "<Plugin xmatters>\n  <Integration \"ops\">\n    OutageURL \"https://xm.example/api\"\n"
                        "  </Integration>\n</Plugin>\n");
-    const Run r = run_command({"--config", conf, "--spool-dir", dir, "status"}, false);
+    const Run r = run_command_stdout({"--config", conf, "--spool-dir", dir, "status"});
     const std::vector<std::string> lines = lines_of(r.out);
     XM_REQUIRE(!lines.empty());
     if (minutes == 14) {
@@ -597,8 +568,9 @@ void test_unreadable_spool_dir() {
     if (!running) XM_REQUIRE(v.collectd.stop().has_value());
     for (const auto& [verb, expected] : std::vector<std::pair<std::string, int>>{
              {"status", 3}, {"queue", 1}, {"outages", 1}, {"dead-letters", 1}}) {
-      const Run r = run_command({"--config", v.collectd.config_path(), "--spool-dir", v.spool_dir(), verb}, true,
-                                "setpriv --reuid=nobody --regid=nogroup --clear-groups ");
+      xmtest::CommandOptions as_nobody;
+      as_nobody.prefix = "setpriv --reuid=nobody --regid=nogroup --clear-groups ";
+      const Run r = run_command({"--config", v.collectd.config_path(), "--spool-dir", v.spool_dir(), verb}, as_nobody);
       CU_ASSERT_EQUAL(r.status, expected);
       CU_ASSERT_EQUAL(lines_of(r.out).size(), 1u);
       CU_ASSERT_TRUE(r.out.find("run this as root or as collectd's user") != std::string::npos);

@@ -19,98 +19,10 @@
 namespace {
 
 using namespace std::chrono_literals;
-using xmtest::CollectdProcess;
-
-struct Run {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-// One collectd whose threshold plugin watches plugin "e2e" (WARNING above
-// 80, FAILURE above 90) for every host, as an aggregator does its fleet's.
-struct Live {
-  xmtest::Standin xm;
-  CollectdProcess c;
-  explicit Live(const std::string& integration_extra = "")
-      : c("LoadPlugin threshold\n<Plugin threshold>\n  <Plugin \"e2e\">\n    <Type \"gauge\">\n"
-          "      DataSource \"value\"\n      WarningMax 80\n      FailureMax 90\n    </Type>\n  </Plugin>\n"
-          "</Plugin>\nLoadPlugin xmatters\n<Plugin xmatters>\n  <Integration \"ops\">\n    OutageURL \"" +
-          xm.url("outage-fn") + "\"\n    ClearURL \"" + xm.url("clear-fn") + "\"\n    Timeout 5\n" +
-          integration_extra + "  </Integration>\n</Plugin>\n") {}
-
-  bool start() {
-    const bool ok = c.start();
-    if (!ok) std::fprintf(stderr, "\n--- collectd did not start; its log:\n%s---\n", c.log().c_str());
-    return ok;
-  }
-  Run command(std::vector<std::string> args) {
-    std::string cmd = shell_quote(COMMAND_BIN) + " --config " + shell_quote(c.config_path());
-    for (const auto& a : args) cmd += " " + shell_quote(a);
-    cmd += " 2>&1";
-    Run r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr) return r;
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int status = ::pclose(p);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-  }
-  // silence add; its id (the one line it prints), "" when it failed.
-  std::string silence(const std::vector<std::string>& matchers, const std::string& duration = "1h") {
-    std::vector<std::string> args = {"silence", "add"};
-    args.insert(args.end(), matchers.begin(), matchers.end());
-    args.insert(args.end(), {"--duration", duration, "--comment", "patch night"});
-    const Run r = command(args);
-    if (r.status != 0 || r.out.size() != 37 || r.out.back() != '\n') {
-      std::fprintf(stderr, "\n--- silence add exited %d:\n%s---\n", r.status, r.out.c_str());
-      return "";
-    }
-    return r.out.substr(0, 36);
-  }
-  // The document of a read-only verb (--json).
-  xmtest::JsonPtr document(const std::vector<std::string>& args) {
-    std::vector<std::string> a = {"--json"};
-    a.insert(a.end(), args.begin(), args.end());
-    return xmtest::parse_json(command(a).out);
-  }
-  // The open outage whose key names host and plugin instance ("host/e2e-inst/gauge").
-  xmtest::JsonPtr outage(const std::string& key) {
-    const auto doc = document({"outages"});
-    const json_t* list = json_object_get(doc.get(), "outages");
-    for (std::size_t i = 0; i < json_array_size(list); ++i) {
-      json_t* o = json_array_get(list, i);
-      if (xmtest::json_string_member(o, "key") == key) return xmtest::JsonPtr(json_incref(o));
-    }
-    return nullptr;
-  }
-  std::string field(std::size_t i, const char* name) const {
-    return xmtest::json_string_member(xmtest::parse_json(xm.requests().at(i).body).get(), name);
-  }
-  // The host of request i (its collectd.host).
-  std::string host(std::size_t i) const {
-    const auto body = xmtest::parse_json(xm.requests().at(i).body);
-    return xmtest::json_string_member(json_object_get(body.get(), "collectd"), "host");
-  }
-  // Indexes of the requests whose services are those of the value list.
-  std::vector<std::size_t> requests_for(const std::string& services) const {
-    std::vector<std::size_t> out;
-    for (std::size_t i = 0; i < xm.request_count(); ++i)
-      if (field(i, "services") == services) out.push_back(i);
-    return out;
-  }
-};
-
-std::string seconds_of(const std::string& rfc3339) { return rfc3339.substr(0, 19); }
+using xmtest::contains;
+using xmtest::Live;
+using xmtest::Run;
+using xmtest::seconds_of;
 
 // A silence for one host: its failures send nothing while another host
 // pages; expired with its outage open, that outage pages once with its real
@@ -242,7 +154,6 @@ void test_silences_survive_restart_and_kill() {
   XM_REQUIRE(xmtest::wait_until([&] { return t.outage("web1/e2e-k/gauge") != nullptr; }, 20s));
   CU_ASSERT_EQUAL(t.xm.request_count(), 2u);
 }
-
 
 // GroupBy host and FloodLimit 4 (three outages page on their own in a
 // minute, the last room is the flood outage's): a silence covers four hosts

@@ -5,6 +5,7 @@
 #include <CUnit/Basic.h>
 #include <ftw.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -130,5 +131,38 @@ std::string random_uuid() {
   uuid_unparse_lower(id, text);
   return text;
 }
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+Run run_shell(const std::string& line) {
+  Run r;
+  FILE* p = ::popen(line.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string command_bin() { return COMMAND_BIN; }
+
+Run run_command(const std::vector<std::string>& args, const CommandOptions& options) {
+  std::string line;
+  for (const auto& e : options.env) line += "export " + shell_quote(e) + "; ";
+  line += options.prefix + shell_quote(command_bin());
+  for (const auto& a : args) line += " " + shell_quote(a);
+  line += options.stderr_too ? " 2>&1" : " 2>/dev/null";
+  return run_shell(line);
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+bool one_line(const std::string& out) { return !out.empty() && out.find('\n') == out.size() - 1; }
 
 }  // namespace xmtest

@@ -101,6 +101,39 @@ void guarded() {
   }
 }
 
+// A program's run: its exit code (-1 when it did not exit normally) and
+// what it wrote.
+struct Run {
+  int status = -1;
+  std::string out;
+};
+
+// s as one argument of a /bin/sh command line.
+std::string shell_quote(const std::string& s);
+// Runs line with /bin/sh to its end; out is its stdout (2>&1 in line puts
+// stderr there too).
+Run run_shell(const std::string& line);
+
+// The build's collectd-xmatters (collectd-xmatters(1)).
+std::string command_bin();
+struct CommandOptions {
+  std::vector<std::string> env;  // "NAME=value" assignments for its environment
+  bool stderr_too = true;        // out holds stderr too; else stderr is dropped
+  std::string prefix;            // what it runs under ("setpriv ... "), with its trailing space
+};
+// collectd-xmatters with args, as an operator runs it.
+Run run_command(const std::vector<std::string>& args, const CommandOptions& options = {});
+// Its stdout only.
+inline Run run_command_stdout(const std::vector<std::string>& args) {
+  CommandOptions o;
+  o.stderr_too = false;
+  return run_command(args, o);
+}
+
+bool contains(const std::string& text, const std::string& part);
+// One line, ending with its newline: the shape of the command's errors.
+bool one_line(const std::string& out);
+
 using JsonPtr = xmatters::Json;
 
 // nullptr when text is not valid JSON.
