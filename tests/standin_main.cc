@@ -26,7 +26,7 @@ void usage(std::FILE* to) {
   std::fprintf(to,
                "usage: xmatters-standin [--port N] [--api-key KEY] [--user U --password P]\n"
                "                        [--tls-cert PEM --tls-key PEM] [--pretty] [--log FILE]\n"
-               "                        [--fail-first N]\n");
+               "                        [--fail-first N [--fail-status STATUS]]\n");
 }
 
 std::string event_type_of(const json_t* body) {
@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   bool pretty = false;
   std::string log_path;
   unsigned long fail_first = 0;
+  int fail_status = 503;  // what the first --fail-first requests are answered
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -93,6 +94,7 @@ int main(int argc, char** argv) {
       else if (arg == "--pretty") pretty = true;
       else if (arg == "--log") log_path = value();
       else if (arg == "--fail-first") fail_first = std::stoul(value());
+      else if (arg == "--fail-status") fail_status = std::stoi(value());
       else if (arg == "--help" || arg == "-h") { usage(stdout); return 0; }
       else { usage(stderr); return 2; }
     } catch (const std::logic_error&) {
@@ -125,9 +127,9 @@ int main(int argc, char** argv) {
   try {
     xmtest::Standin standin(options);
     if (fail_first > 0) {
-      xmtest::Standin::Reply unavailable;
-      unavailable.status = 503;
-      standin.script(std::vector<xmtest::Standin::Reply>(fail_first, unavailable));
+      xmtest::Standin::Reply failing;
+      failing.status = fail_status;
+      standin.script(std::vector<xmtest::Standin::Reply>(fail_first, failing));
     }
     std::mutex output;  // requests arrive on several connection threads
     standin.set_observer([&](const xmtest::RecordedRequest& r) {
