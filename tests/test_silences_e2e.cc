@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,25 @@ using xmtest::contains;
 using xmtest::Live;
 using xmtest::Run;
 using xmtest::seconds_of;
+
+// The words of the line of text that contains part.
+std::vector<std::string> row_of(const std::string& text, const std::string& part) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (!contains(line, part)) continue;
+    std::istringstream in(line);
+    std::vector<std::string> words;
+    for (std::string w; in >> w;) words.push_back(w);
+    return words;
+  }
+  return {};
+}
+
+// The word after word in row ("<none>" when there is none).
+std::string word_after(const std::vector<std::string>& row, const std::string& word) {
+  const auto at = std::find(row.begin(), row.end(), word);
+  return at == row.end() || at + 1 == row.end() ? "<none>" : *(at + 1);
+}
 
 // A silence for one host: its failures send nothing while another host
 // pages; expired with its outage open, that outage pages once with its real
@@ -53,6 +73,14 @@ void test_silence_holds_one_host_until_expired() {
   CU_ASSERT_EQUAL(xmtest::json_string_member(json_array_get(active, 0), "id"), id);
   const Run text = t.command({"outages"});
   CU_ASSERT_TRUE(contains(text.out, "silenced by silence " + id));
+  // Nothing of it was paged: no LAST_PAGE (null; "-" after START in text).
+  CU_ASSERT_TRUE(json_is_null(json_object_get(held.get(), "last_page")));
+  CU_ASSERT_EQUAL(word_after(row_of(text.out, "web1/e2e-a/gauge"), start), "-");
+  const auto paged = t.outage("web2/e2e-a/gauge");  // web2's was: its LAST_PAGE is a time
+  XM_REQUIRE(paged != nullptr);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(paged.get(), "last_page"), xmtest::json_string_member(paged.get(), "start"));
+  CU_ASSERT_EQUAL(word_after(row_of(text.out, "web2/e2e-a/gauge"), xmtest::json_string_member(paged.get(), "start")),
+                  xmtest::json_string_member(paged.get(), "last_page"));
 
   // A second outage opens and closes inside the silence.
   CU_ASSERT_TRUE(t.c.putval("web1", "e2e-b/gauge", 95));
@@ -67,6 +95,9 @@ void test_silence_holds_one_host_until_expired() {
   CU_ASSERT_EQUAL(t.field(1, "event_type"), "outage");
   CU_ASSERT_EQUAL(seconds_of(t.field(1, "start_time")), seconds_of(start));
   CU_ASSERT_TRUE(t.c.wait_for_log("silence " + id + " ends"));
+  const auto released = t.outage("web1/e2e-a/gauge");
+  XM_REQUIRE(released != nullptr);
+  CU_ASSERT_TRUE(json_is_string(json_object_get(released.get(), "last_page")));
 
   // A fence: a third host's page comes after whatever web1 would send.
   CU_ASSERT_TRUE(t.c.putval("web3", "e2e-c/gauge", 95));

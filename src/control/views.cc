@@ -209,7 +209,13 @@ std::string outages_document(const Source& source, const std::vector<OpenOutage>
     w.end_array();
     w.plain_key("severity").string(severity_name(o.severity));
     w.plain_key("start").string(format_utc_seconds(o.start)).plain_key("age").number(age(o.start, source.now));
-    w.plain_key("last_page").string(format_utc_seconds(o.last_page));
+    // Never paged (held back by a silence or window since it opened):
+    // nothing to show (the tracker's last_page is then its start).
+    w.plain_key("last_page");
+    if (o.paged)
+      w.string(format_utc_seconds(o.last_page));
+    else
+      w.null();
     w.plain_key("sequence").number(static_cast<std::uint64_t>(o.sequence));
     w.plain_key("state").string(state_name(o)).plain_key("covered_by");
     if (covered.empty())
