@@ -51,6 +51,11 @@ constexpr auto kClockStep = std::chrono::seconds(60);
 // storm of distinct keys cannot grow the memory of closed ones unbounded.
 constexpr std::size_t kClosedKeys = 100000;
 
+// The place of the page released for a held outage: the next after its last
+// page, or 1 when nothing of it was paged (a held page took no place; an
+// outage recovered from an older plugin's records may say otherwise).
+std::uint32_t released_sequence(const Outage& held) { return held.paged ? held.sequence + 1 : 1; }
+
 }  // namespace
 
 struct OutageTracker::State {
@@ -344,10 +349,10 @@ std::size_t OutageTracker::release(TimePoint now, TransitionHandler handler) {
     n.severity = ks->outage->severity;
     n.time = now;
     Outage next = *ks->outage;
+    next.sequence = released_sequence(next);
     next.held = false;
     next.paged = true;
     next.last_page = now;
-    next.sequence += 1;
     // A page sent now counts towards FloodLimit, and is never folded: the
     // lane paces it.
     std::lock_guard<std::mutex> flood_lock(s.flood_mutex);
@@ -470,6 +475,10 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
     // A re-page of an outage paged before is not owed afterwards; an
     // escalation, or any page of one never paged, is.
     if (opens || !after.paged || after.severity > ks.outage->severity) after.held = true;
+    // A page held back takes no place in its outage: event_ids count what
+    // left, and the page released for it takes the next (the first page's
+    // "-1" for one never paged). Deterministic, so an HA pair agrees.
+    if (!opens) after.sequence = ks.outage->sequence;
     send.reset();
     held_back = true;
   } else if (send == EventType::Outage) {
@@ -479,10 +488,10 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
     send.reset();
   } else if (!send && !closes && after.held && !after.folded && !covered(after, ks.key)) {
     // A member that nothing covers joined a host outage held back: it pages now.
+    after.sequence = released_sequence(after);
     after.held = false;
     after.paged = true;
     after.last_page = n.time;
-    after.sequence += 1;
     send = EventType::Outage;
   }
   const auto record = [&] {

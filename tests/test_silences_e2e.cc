@@ -94,6 +94,7 @@ void test_silence_holds_one_host_until_expired() {
   XM_REQUIRE(t.host(1) == "web1");
   CU_ASSERT_EQUAL(t.field(1, "event_type"), "outage");
   CU_ASSERT_EQUAL(seconds_of(t.field(1, "start_time")), seconds_of(start));
+  CU_ASSERT_EQUAL(t.field(1, "event_id"), t.field(1, "outage_id") + "-1");  // the held page took no place
   CU_ASSERT_TRUE(t.c.wait_for_log("silence " + id + " ends"));
   const auto released = t.outage("web1/e2e-a/gauge");
   XM_REQUIRE(released != nullptr);
@@ -130,6 +131,7 @@ void test_clear_of_a_paged_outage_goes() {
   XM_REQUIRE(t.xm.wait_for_accepted(2, 20s));
   CU_ASSERT_EQUAL(t.field(1, "event_type"), "clear");
   CU_ASSERT_EQUAL(t.field(1, "outage_id"), t.field(0, "outage_id"));
+  CU_ASSERT_EQUAL(t.field(1, "event_id"), t.field(0, "outage_id") + "-2");  // the held escalation took none
   CU_ASSERT_EQUAL(t.command({"silence", "expire", id}).status, 0);
   CU_ASSERT_TRUE(t.c.putval("db1", "e2e-y/gauge", 95));  // a fence: nothing of web1 came before it
   XM_REQUIRE(t.xm.wait_for_accepted(3, 20s));

@@ -1829,10 +1829,12 @@ void test_covered_outage_pages_when_released() {
   CU_ASSERT(late.notification_time == at(100));
   CU_ASSERT(late.notification_severity == Severity::Failure);
   CU_ASSERT(late.outage.id == outage_id_of("test", OutageKind::ValueList, OutageKey::of(note(Severity::Failure, at(0), "h1")), at(0)));
+  CU_ASSERT_EQUAL(late.sequence, 1u);  // the held page took no place: "-1", the first that left
   CU_ASSERT_EQUAL(f.tracker->release(at(101), f.rec.handler()), 0u);  // once
   f.send(note(Severity::Okay, at(200), "h1"));
   XM_REQUIRE(f.rec.size() == 3u);
   CU_ASSERT(f.rec.seen[2].type == EventType::Clear && f.rec.seen[2].outage.id == late.outage.id);
+  CU_ASSERT_EQUAL(f.rec.seen[2].sequence, 2u);
 }
 
 // Closed while covered: nothing at all, neither page nor clear.
@@ -1874,6 +1876,8 @@ void test_paged_before_cover_escalates_after_and_always_clears() {
   CU_ASSERT(f.rec.seen[3].type == EventType::Outage && f.rec.seen[3].key.host == "h1");
   CU_ASSERT(f.rec.seen[3].outage.severity == Severity::Failure);
   CU_ASSERT(f.rec.seen[3].outage.start == at(0));
+  CU_ASSERT_EQUAL(f.rec.seen[2].sequence, 2u);  // h2's clear: its held escalation took no place
+  CU_ASSERT_EQUAL(f.rec.seen[3].sequence, 2u);  // h1's escalation, released: next after its page
 }
 
 // A re-page (RenotifyInterval) of an outage paged before is dropped while
@@ -1905,6 +1909,7 @@ void test_host_outage_covered_while_every_failing_member_is() {
   f.send(note(Severity::Failure, at(2), "h1", "disk", "disk_octets", "read"));
   XM_REQUIRE(f.rec.size() == 1u);
   CU_ASSERT(f.rec.seen[0].type == EventType::Outage && f.rec.seen[0].outage.start == at(0));
+  CU_ASSERT_EQUAL(f.rec.seen[0].sequence, 1u);
   CU_ASSERT_EQUAL(f.rec.seen[0].outage.members.size(), 3u);
   f.send(note(Severity::Okay, at(3), "h1", "disk", "disk_octets", "read"));
   f.send(note(Severity::Okay, at(4), "h1", "cpu"));
@@ -1962,6 +1967,8 @@ void test_held_pages_survive_restart() {
     CU_ASSERT(late.at("h1").outage.id == outage_id_of("test", OutageKind::ValueList, OutageKey::of(note(Severity::Failure, at(1), "h1")), at(1)));
     CU_ASSERT(late.at("h2").outage.severity == Severity::Failure && late.at("h2").outage.start == at(0));
     CU_ASSERT(late.at("h2").outage.id == f.rec.seen[0].outage.id && late.at("h2").sequence > f.rec.seen[0].sequence);
+    CU_ASSERT_EQUAL(late.at("h1").sequence, 1u);  // never paged: its first page, across restarts
+    CU_ASSERT_EQUAL(late.at("h2").sequence, 2u);  // paged once: the next
     f.restart(covers.options());  // paged: nothing owed any more
     CU_ASSERT_EQUAL(f.tracker->release(at(101), f.rec.handler()), 0u);
     f.send(note(Severity::Okay, at(200), "h1"));
