@@ -71,6 +71,7 @@ void test_window_holds_one_host_until_it_ends() {
   XM_REQUIRE(t.host(1) == "web1");
   CU_ASSERT_EQUAL(t.field(1, "event_type"), "outage");
   CU_ASSERT_EQUAL(seconds_of(t.field(1, "start_time")), seconds_of(start));
+  CU_ASSERT_EQUAL(t.field(1, "event_id"), t.field(1, "outage_id") + "-1");  // the held page took no place
   CU_ASSERT_TRUE(t.c.wait_for_log("maintenance window \"patch\" ends"));
   CU_ASSERT_TRUE(t.c.putval("web3", "e2e-c/gauge", 95));  // a fence
   XM_REQUIRE(t.xm.wait_for_accepted(3, 20s));
@@ -91,6 +92,7 @@ void test_clear_of_a_paged_outage_goes() {
   XM_REQUIRE(t.xm.wait_for_accepted(2, 20s));
   CU_ASSERT_EQUAL(t.field(1, "event_type"), "clear");
   CU_ASSERT_EQUAL(t.field(1, "outage_id"), t.field(0, "outage_id"));
+  CU_ASSERT_EQUAL(t.field(1, "event_id"), t.field(0, "outage_id") + "-2");  // the held escalation took none
   CU_ASSERT_TRUE(t.c.putval("db1", "e2e-y/gauge", 95));  // a fence
   XM_REQUIRE(t.xm.wait_for_accepted(3, 20s));
   CU_ASSERT_EQUAL(t.host(2), "db1");
@@ -118,6 +120,44 @@ void test_held_page_survives_restart_and_kill() {
   CU_ASSERT_EQUAL(t.requests_for("e2e-k/gauge").size(), 1u);
 }
 
+// An HA pair: two aggregators with the same window, fed the same values
+// (the same times, as one edge feeds both): the outage the window holds
+// pages at its end on both under the same outage_id and event_id ("-1": the
+// held page took no place), and its clear follows with the same ids too.
+void test_ha_pair_agrees_on_the_held_page() {
+  const std::string w = window(-60, 15);
+  Live a(w), b(w);
+  XM_REQUIRE(a.start());
+  XM_REQUIRE(b.start());
+  const long at = ::time(nullptr);
+  const auto put = [&](long time, double value) {
+    const std::string line = "PUTVAL " + xmtest::quote_unixsock("web1/e2e-ha/gauge") + " interval=1 " +
+                             std::to_string(time) + ":" + std::to_string(value);
+    CU_ASSERT_TRUE(a.c.unixsock().command(line).ok());
+    CU_ASSERT_TRUE(b.c.unixsock().command(line).ok());
+  };
+  put(at, 95);
+  for (Live* t : {&a, &b}) {
+    xmtest::JsonPtr held;
+    XM_REQUIRE(xmtest::wait_until([&] { return (held = t->outage("web1/e2e-ha/gauge")) != nullptr; }, 20s));
+    // Held by the window on both, or the rest proves nothing.
+    XM_REQUIRE(xmtest::json_string_member(held.get(), "covered_by") == "maintenance patch");
+  }
+  XM_REQUIRE(a.xm.wait_for_accepted(1, 30s));  // the window's end
+  XM_REQUIRE(b.xm.wait_for_accepted(1, 30s));
+  CU_ASSERT_EQUAL(a.field(0, "event_type"), "outage");
+  CU_ASSERT_EQUAL(a.field(0, "outage_id"), b.field(0, "outage_id"));
+  CU_ASSERT_EQUAL(a.field(0, "event_id"), b.field(0, "event_id"));
+  CU_ASSERT_EQUAL(a.field(0, "event_id"), a.field(0, "outage_id") + "-1");
+  CU_ASSERT_EQUAL(a.request(0).headers["idempotency-key"], b.request(0).headers["idempotency-key"]);
+  put(at + 1, 10);
+  XM_REQUIRE(a.xm.wait_for_accepted(2, 20s));
+  XM_REQUIRE(b.xm.wait_for_accepted(2, 20s));
+  CU_ASSERT_EQUAL(a.field(1, "event_type"), "clear");
+  CU_ASSERT_EQUAL(a.field(1, "event_id"), b.field(1, "event_id"));
+  CU_ASSERT_EQUAL(a.field(1, "event_id"), a.field(0, "outage_id") + "-2");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -129,6 +169,7 @@ int main(int argc, char** argv) {
                               {"window_holds_one_host_until_it_ends", guarded<test_window_holds_one_host_until_it_ends>},
                               {"clear_of_a_paged_outage_goes", guarded<test_clear_of_a_paged_outage_goes>},
                               {"held_page_survives_restart_and_kill", guarded<test_held_page_survives_restart_and_kill>},
+                              {"ha_pair_agrees_on_the_held_page", guarded<test_ha_pair_agrees_on_the_held_page>},
                           }},
                      });
 }
