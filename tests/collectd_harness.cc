@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -368,6 +369,29 @@ bool CollectdProcess::putnotif(const std::string& severity, const std::string& o
                                         std::to_string(std::time(nullptr)) + " " + options +
                                         " message=" + quote_unixsock(message));
   return reply.ok();
+}
+
+std::string csv_block(const std::string& dir) {
+  return "LoadPlugin csv\n<Plugin csv>\n  DataDir \"" + dir + "\"\n  StoreRates false\n</Plugin>\n";
+}
+
+std::optional<double> last_csv_value(const std::string& dir, const std::string& prefix) {
+  std::error_code ec;
+  std::string newest;
+  for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = f.path().filename();
+    if (name.rfind(prefix, 0) == 0 && name > newest) newest = name;
+  }
+  if (newest.empty()) return std::nullopt;
+  const std::string text = read_file(dir + "/" + newest);
+  const std::size_t end = text.find_last_not_of('\n');
+  if (end == std::string::npos) return std::nullopt;
+  const std::size_t line = text.rfind('\n', end);
+  const std::size_t comma = text.find(',', line == std::string::npos ? 0 : line);
+  if (comma == std::string::npos || comma > end) return std::nullopt;
+  char* stop = nullptr;
+  const double v = std::strtod(text.c_str() + comma + 1, &stop);
+  return stop == text.c_str() + comma + 1 ? std::nullopt : std::optional<double>(v);
 }
 
 Live::Live(const std::string& integration, const std::string& plugin, const std::string& global)

@@ -146,6 +146,13 @@ class CollectdProcess {
   std::optional<UnixsockClient> unixsock_;
 };
 
+// collectd's csv plugin writing into dir, counters as they are (not as
+// rates, which is what unixsock's GETVAL answers for a DERIVE).
+std::string csv_block(const std::string& dir);
+// The value on the last line ("<time>,<value>") of the newest csv file in
+// dir whose name starts with prefix (the csv plugin adds the date).
+std::optional<double> last_csv_value(const std::string& dir, const std::string& prefix);
+
 // The end-to-end tests' aggregator: one collectd whose threshold plugin
 // watches plugin "e2e" (WARNING above 80, FAILURE above 90) for every host,
 // as an aggregator does its fleet's, and the plugin's integration "ops"

@@ -103,32 +103,6 @@ bool arrived(CollectdProcess& central, const std::string& host, const std::strin
 
 bool valid_id(const std::string& id) { return std::regex_match(id, std::regex("[A-Za-z0-9-]{1,64}")); }
 
-// collectd's csv plugin, writing counters as they are (not as rates).
-std::string csv_block(const std::string& dir) {
-  return "LoadPlugin csv\n<Plugin csv>\n  DataDir \"" + dir + "\"\n  StoreRates false\n</Plugin>\n";
-}
-
-// The value on the last line ("<time>,<value>") of the newest csv file in
-// dir whose name starts with prefix (the csv plugin adds the date).
-std::optional<double> last_csv_value(const std::string& dir, const std::string& prefix) {
-  std::error_code ec;
-  std::string newest;
-  for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = f.path().filename();
-    if (name.rfind(prefix, 0) == 0 && name > newest) newest = name;
-  }
-  if (newest.empty()) return std::nullopt;
-  const std::string text = xmtest::read_file(dir + "/" + newest);
-  const std::size_t end = text.find_last_not_of('\n');
-  if (end == std::string::npos) return std::nullopt;
-  const std::size_t line = text.rfind('\n', end);
-  const std::size_t comma = text.find(',', line == std::string::npos ? 0 : line);
-  if (comma == std::string::npos || comma > end) return std::nullopt;
-  char* stop = nullptr;
-  const double v = std::strtod(text.c_str() + comma + 1, &stop);
-  return stop == text.c_str() + comma + 1 ? std::nullopt : std::optional<double>(v);
-}
-
 std::string dead_letters(const CollectdProcess& c) { return xmtest::read_file(c.base_dir() + "/xmatters/dead-letter.jsonl"); }
 
 // --- edge -> central ---------------------------------------------------------------
@@ -311,7 +285,7 @@ Tally tally(const std::vector<Event>& evs) {
 void test_storm_flood_limit() {
   xmtest::Standin xm;
   xmtest::TempDir csv;
-  CollectdProcess c("Timeout 1000\n" + csv_block(csv.path()) + fleet_thresholds() +
+  CollectdProcess c("Timeout 1000\n" + xmtest::csv_block(csv.path()) + fleet_thresholds() +
                     xmatters_block(integration("ops", xm, "ops", "    FloodLimit " + std::to_string(kFloodLimit) + "\n")));
   XM_REQUIRE(start(c));
   const auto put_all = [&](double value) {
@@ -381,7 +355,7 @@ void test_storm_flood_limit() {
   std::optional<double> written;
   const bool stat = xmtest::wait_until(
       [&] {
-        written = last_csv_value(csv.path() + "/testhost/xmatters-ops", "total_events-folded-");
+        written = xmtest::last_csv_value(csv.path() + "/testhost/xmatters-ops", "total_events-folded-");
         return written == static_cast<double>(folded);
       },
       10s);

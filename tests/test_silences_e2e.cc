@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -232,6 +233,48 @@ void test_covered_hosts_outside_flood_limit() {
   CU_ASSERT_EQUAL(t.xm.request_count(), 3u);
 }
 
+// ReportStats: total_events-silenced counts the outage events held back
+// (collectd-xmatters(5) STATISTICS): a silenced host's page and its
+// escalation are two, another host's page is not one. collectd has the
+// value (unixsock's LISTVAL and GETVAL, which answers a DERIVE's rate); the
+// count itself is read from the csv plugin, which writes counters as they are.
+void test_silenced_events_counted() {
+  xmtest::TempDir csv;
+  Live t("", "  ReportStats true\n", xmtest::csv_block(csv.path()));
+  XM_REQUIRE(t.start());
+  const std::string metric = "testhost/xmatters-ops/total_events-silenced";
+  XM_REQUIRE(xmtest::wait_until([&] { return t.c.unixsock().command("GETVAL " + xmtest::quote_unixsock(metric)).ok(); }, 20s));
+  bool listed = false;
+  for (const auto& line : t.c.unixsock().command("LISTVAL").lines) listed = listed || contains(line, " " + metric);
+  CU_ASSERT_TRUE(listed);
+  const std::string id = t.silence({"host=web1"});
+  XM_REQUIRE(!id.empty());
+  // One after the other: collectd's threads may hand over two values at
+  // once out of order, and the older notification is then ignored.
+  const auto severity = [&](const char* s) {
+    return xmtest::wait_until(
+        [&] {
+          const auto o = t.outage("web1/e2e-m/gauge");
+          return o && xmtest::json_string_member(o.get(), "severity") == s;
+        },
+        20s);
+  };
+  CU_ASSERT_TRUE(t.c.putval("web1", "e2e-m/gauge", 85));  // WARNING: held
+  XM_REQUIRE(severity("WARNING"));
+  CU_ASSERT_TRUE(t.c.putval("web1", "e2e-m/gauge", 95));  // FAILURE, an escalation: held
+  XM_REQUIRE(severity("FAILURE"));
+  CU_ASSERT_TRUE(t.c.putval("web2", "e2e-m/gauge", 95));  // paged
+  XM_REQUIRE(t.xm.wait_for_accepted(1, 20s));
+  CU_ASSERT_EQUAL(t.host(0), "web2");
+  const std::string dir = csv.path() + "/testhost/xmatters-ops";
+  std::optional<double> count;
+  const bool two = xmtest::wait_until(
+      [&] { return (count = xmtest::last_csv_value(dir, "total_events-silenced-")) && *count == 2; }, 20s);
+  if (!two) std::fprintf(stderr, "\n--- total_events-silenced: %s\n", count ? std::to_string(*count).c_str() : "none");
+  CU_ASSERT_TRUE(two);
+  CU_ASSERT_EQUAL(t.xm.request_count(), 1u);
+}
+
 // Usage errors exit 2 with one line, before the plugin is asked.
 void test_silence_usage_errors() {
   Live t;
@@ -306,6 +349,7 @@ int main(int argc, char** argv) {
                               {"clear_of_a_paged_outage_goes", guarded<test_clear_of_a_paged_outage_goes>},
                               {"silences_survive_restart_and_kill", guarded<test_silences_survive_restart_and_kill>},
                               {"covered_hosts_outside_flood_limit", guarded<test_covered_hosts_outside_flood_limit>},
+                              {"silenced_events_counted", guarded<test_silenced_events_counted>},
                               {"silence_usage_errors", guarded<test_silence_usage_errors>},
                           }},
                      });
