@@ -109,8 +109,10 @@ UnixsockClient::Reply UnixsockClient::command(const std::string& line) {
   return reply;
 }
 
-std::uint16_t free_udp_port() {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+namespace {
+
+std::uint16_t free_port(int type) {
+  const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -125,6 +127,11 @@ std::uint16_t free_udp_port() {
   ::close(fd);
   return ntohs(addr.sin_port);
 }
+
+}  // namespace
+
+std::uint16_t free_udp_port() { return free_port(SOCK_DGRAM); }
+std::uint16_t free_tcp_port() { return free_port(SOCK_STREAM); }
 
 std::string quote_unixsock(const std::string& s) {
   std::string out = "\"";
@@ -394,13 +401,14 @@ std::optional<double> last_csv_value(const std::string& dir, const std::string& 
   return stop == text.c_str() + comma + 1 ? std::nullopt : std::optional<double>(v);
 }
 
-Live::Live(const std::string& integration, const std::string& plugin, const std::string& global)
-    : c(global +
+Live::Live(const Config& config)
+    : xm(config.standin),
+      c(config.global +
         "LoadPlugin threshold\n<Plugin threshold>\n  <Plugin \"e2e\">\n    <Type \"gauge\">\n"
         "      DataSource \"value\"\n      WarningMax 80\n      FailureMax 90\n    </Type>\n  </Plugin>\n"
         "</Plugin>\nLoadPlugin xmatters\n<Plugin xmatters>\n  <Integration \"ops\">\n    OutageURL \"" +
-        xm.url("outage-fn") + "\"\n    ClearURL \"" + xm.url("clear-fn") + "\"\n    Timeout 5\n" + integration +
-        "  </Integration>\n" + plugin + "</Plugin>\n") {}
+        xm.url("outage-fn") + "\"\n    ClearURL \"" + xm.url("clear-fn") + "\"\n    Timeout 5\n" +
+        config.integration + "  </Integration>\n" + config.plugin + "</Plugin>\n") {}
 
 bool Live::start() {
   const bool ok = c.start();

@@ -46,6 +46,8 @@ class UnixsockClient {
 // A UDP port on 127.0.0.1 that was free a moment ago (bound to port 0 and
 // released), for a collectd network plugin's Listen.
 std::uint16_t free_udp_port();
+// The same for TCP (a proxy's Port).
+std::uint16_t free_tcp_port();
 
 // s as one double-quoted argument of a unixsock command (an identifier, a
 // PUTNOTIF message), escaped as collectd's parser wants it.
@@ -164,9 +166,11 @@ class Live {
     std::string integration;  // more of <Integration "ops">
     std::string plugin;       // more of <Plugin xmatters>, after the integration (<Maintenance>)
     std::string global;       // before the plugins (Timeout 1000)
+    StandinOptions standin;   // the stand-in's (TLS)
   };
-  explicit Live(const Config& config) : Live(config.integration, config.plugin, config.global) {}
-  explicit Live(const std::string& integration = "", const std::string& plugin = "", const std::string& global = "");
+  explicit Live(const Config& config);
+  explicit Live(const std::string& integration = "", const std::string& plugin = "", const std::string& global = "")
+      : Live(Config{integration, plugin, global, {}}) {}
 
   Standin xm;
   CollectdProcess c;

@@ -1,7 +1,11 @@
 // collectd-xmatters resend and test (collectd-xmatters(1)), as operators run
 // them: the built command against a real collectd with the plugin, and the
 // xMatters stand-in.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -375,6 +379,88 @@ void test_401_pauses_until_test_delivers() {
   CU_ASSERT_TRUE(t.letters().empty());
 }
 
+// tinyproxy on loopback, in the foreground with its own configuration and
+// log (LogLevel Connect: a line per request, CONNECT included), stopped
+// with its object.
+class Tinyproxy {
+ public:
+  Tinyproxy() : port_(xmtest::free_tcp_port()) {
+    xmtest::write_file(dir_ / "tinyproxy.conf", "Port " + std::to_string(port_) +
+                                                    "\nListen 127.0.0.1\nTimeout 30\nLogFile \"" + log_path() +
+                                                    "\"\nLogLevel Connect\nMaxClients 10\nAllow 127.0.0.1\n");
+  }
+  ~Tinyproxy() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Tinyproxy(const Tinyproxy&) = delete;
+  Tinyproxy& operator=(const Tinyproxy&) = delete;
+
+  // Starts it and waits until it accepts connections.
+  bool start() {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const std::string conf = dir_ / "tinyproxy.conf";
+      ::execlp("tinyproxy", "tinyproxy", "-d", "-c", conf.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    return pid_ > 0 && xmtest::wait_until([&] { return accepts(); }, 10s);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string log_path() const { return dir_ / "tinyproxy.log"; }
+  std::string log() const { return xmtest::read_file(log_path()); }
+
+ private:
+  bool accepts() const {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port_);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    if (fd >= 0) ::close(fd);
+    return ok;
+  }
+
+  xmtest::TempDir dir_;
+  std::uint16_t port_;
+  pid_t pid_ = -1;
+};
+
+// collectd-xmatters test through a real proxy (the integration's Proxy,
+// tinyproxy on loopback) to the stand-in over HTTPS, as to xMatters: the
+// test page and its clear are delivered (exit 0), and tinyproxy's log shows
+// the CONNECT to the stand-in that carried them.
+void test_test_through_a_proxy() {
+  Tinyproxy proxy;
+  XM_REQUIRE(proxy.start());
+  xmtest::TempDir certs;
+  XM_REQUIRE(xmtest::make_test_certificates(certs.path()));
+  Live::Config config;
+  config.standin.tls_cert_file = certs / "server.pem";
+  config.standin.tls_key_file = certs / "server.key";
+  config.integration = "    Proxy \"" + proxy.url() + "\"\n    CACert \"" + certs / "ca.pem" + "\"\n";
+  Live t(config);
+  XM_REQUIRE(t.xm.url("x").rfind("https://127.0.0.1:", 0) == 0);
+  XM_REQUIRE(t.start());
+  const Run r = t.command({"test"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  XM_REQUIRE(t.xm.request_count() == 2u);
+  CU_ASSERT_EQUAL(t.field(0, "event_type"), "outage");
+  CU_ASSERT_EQUAL(t.field(1, "event_type"), "clear");
+  CU_ASSERT_TRUE(contains(r.out, t.request(0).request_id));
+  // The stand-in's host:port, as the CONNECT names it.
+  const std::string url = t.xm.url("x");
+  const std::string target = url.substr(8, url.find('/', 8) - 8);
+  const bool tunnelled =
+      xmtest::wait_until([&] { return contains(proxy.log(), "Request (file descriptor"); }, 10s) &&
+      contains(proxy.log(), ": CONNECT " + target + " HTTP/1.1");
+  if (!tunnelled) std::fprintf(stderr, "\n--- tinyproxy's log:\n%s---\n", proxy.log().c_str());
+  CU_ASSERT_TRUE(tunnelled);
+}
+
 // With collectd stopped: one line saying the plugin is not running, exit 1.
 void test_without_collectd() {
   Live t;
@@ -407,6 +493,7 @@ int main(int argc, char** argv) {
                               {"test_failures", guarded<test_test_failures>},
                               {"test_cut_short_by_kill", guarded<test_test_cut_short_by_kill>},
                               {"401_pauses_until_test_delivers", guarded<test_401_pauses_until_test_delivers>},
+                              {"test_through_a_proxy", guarded<test_test_through_a_proxy>},
                           }},
                          {"stopped",
                           {
