@@ -1,8 +1,5 @@
 #include "delivery.h"
 
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -15,14 +12,15 @@
 #include <utility>
 #include <vector>
 
+#include "background.h"
 #include "dead_letter.h"
 #include "flood_minute.h"
 #include "http_client.h"
 #include "lane.h"
+#include "mutex.h"
 #include "redact.h"
 #include "reply.h"
-#include "spool.h"
-#include "throttle.h"
+#include "store.h"
 
 // How it works. Each integration has a lane: its schedule of outages, each a
 // FIFO of events (lane.h), and `Connections` worker threads, each owning one
@@ -35,8 +33,8 @@
 //
 // This file is the engine that ties the parts: the reply says what became of
 // a request (reply.h), the lane says when each event goes next, the
-// dead-letter file keeps what can never go (dead_letter.h), the spool keeps
-// everything until then (spool.h).
+// dead-letter file keeps what can never go (dead_letter.h), the store keeps
+// everything until then (store.h).
 
 namespace xmatters {
 
@@ -49,23 +47,11 @@ using std::chrono::seconds;
 constexpr auto kStillFailingEvery = std::chrono::seconds(60);
 // A Retry-After longer than this is worth a WARNING (at most one a minute).
 constexpr auto kLongPause = std::chrono::seconds(60);
-constexpr auto kDropLogEvery = std::chrono::seconds(10);
 
 std::string seconds_text(Steady::duration d) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f s", std::chrono::duration<double>(d).count());
   return buf;
-}
-
-// The delivery threads are woken by collectd's threads, which must not wait
-// for them: as SCHED_BATCH threads they do not preempt the thread that woke
-// them (a woken thread that did would run its HTTP request inside collectd's
-// notification callback, so to speak, on a machine with few cores). Named
-// for top -H and gdb: "xm-<integration>", cut to the kernel's 15 bytes.
-void run_in_background(const std::string& name) {
-  const sched_param param{};
-  pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
-  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
 }
 
 // An event as it waits in the queue: its body is in the spool, and is read
@@ -96,14 +82,9 @@ struct Outcome {
 
 using LogLines = std::vector<std::pair<LogLevel, std::string>>;
 
-struct Lane {
-  const IntegrationConfig& config;
-  std::mutex mutex;
-  std::condition_variable wake;
-  LaneSchedule schedule;
-  FloodMinute minute;  // the requests of FloodLimit's minute, for the spool
-
-  unsigned failures_since_ok = 0;
+// What a lane's log lines are held back by: a storm is a few lines a
+// minute, not a line an event.
+struct LaneLines {
   Steady::time_point last_failing_warning{};
   std::optional<Steady::time_point> last_long_pause_warning;
   // Deliveries' INFO lines (log_delivered): those of the window starting at
@@ -117,21 +98,37 @@ struct Lane {
   std::string last_unreported;  // the last of those, as an ERROR would say it
   // When a summary of lines held back is due (report_held_back).
   Steady::time_point report_due = Steady::time_point::max();
-  // The status that paused the integration (401, 403, 404), and the last
-  // ERROR saying so; expired events are looked for once a pause interval.
-  std::atomic<long> paused{0};  // 0: not paused
+  // The last ERROR saying the integration is paused.
   std::optional<Steady::time_point> last_paused_error;
-  Steady::time_point next_expiry_sweep{};
-  // Test events in the lane, by event_id: their first answer goes there.
-  std::unordered_map<std::string, std::promise<FirstAnswer>> tests;
+};
+
+// What stats() and status() report of a lane.
+struct LaneCounts {
+  unsigned failures_since_ok = 0;
+  std::uint64_t delivered = 0, retried = 0, dead_lettered = 0, dropped = 0;
+  double latency_sum = 0;  // since the last stats()
+  std::uint64_t latency_count = 0;
   std::optional<IntegrationStatus::Delivered> last_delivery;
   std::optional<IntegrationStatus::Failure> last_failure;
   std::optional<TimePoint> failing_since;  // the first failure since the last delivery
+};
 
-  std::uint64_t delivered = 0, retried = 0, dead_lettered = 0, dropped = 0;
-  double latency_sum = 0;
-  std::uint64_t latency_count = 0;
+struct Lane {
+  const IntegrationConfig& config;
+  Mutex mutex;
+  std::condition_variable wake;
+  LaneSchedule schedule GUARDED_BY(mutex);
+  LaneLines lines GUARDED_BY(mutex);
+  LaneCounts counts GUARDED_BY(mutex);
+  FloodMinute minute;  // the requests of FloodLimit's minute, for the spool (its own lock)
+  // The status that paused the integration (401, 403, 404); expired events
+  // are looked for once a pause interval.
+  std::atomic<long> paused{0};  // 0: not paused
+  Steady::time_point next_expiry_sweep GUARDED_BY(mutex){};
+  // Test events in the lane, by event_id: their first answer goes there.
+  std::unordered_map<std::string, std::promise<FirstAnswer>> tests GUARDED_BY(mutex);
 
+  // Made before the threads start, never changed after.
   std::vector<std::unique_ptr<HttpClient>> clients;  // one per thread
   std::vector<std::thread> threads;
 
@@ -145,62 +142,38 @@ struct Delivery::State {
   const Config& config;
   Logger& log;
   DeliveryOptions options;
+  std::unique_ptr<Store> owned_store;  // when the delivery opened its own
+  Store* store = nullptr;             // set once the clients are made
   std::unique_ptr<DeadLetterFile> dead_letters;
-  std::unique_ptr<Spool> spool;
   std::vector<std::unique_ptr<Lane>> lanes;
   std::unordered_map<std::string, Lane*> by_name;
-  // The outage changes found in the spool at start.
-  std::vector<std::string> recovered_changes;
   milliseconds max_timeout{0};
 
-  std::atomic<std::size_t> total_queued{0};  // for QueueLimit, across lanes
   std::atomic<bool> accepting{true};
   std::atomic<bool> stopping{false};
   std::atomic<bool> abort{false};  // cancels requests still in flight after the grace time
-  // Set when the spool changed since the last tick (see note_spool_change).
-  std::atomic<bool> appended{false};
-  std::atomic<bool> acknowledged{false};
 
-  std::mutex control;  // start / stop
-  bool started = false;
-  bool stopped = false;
+  Mutex control;  // start / stop
+  bool started GUARDED_BY(control) = false;
+  bool stopped GUARDED_BY(control) = false;
 
-  std::mutex flight_mutex;
+  Mutex flight_mutex;
   std::condition_variable flight_done;
-  std::size_t in_flight = 0;
-
-  std::mutex sync_mutex;
-  std::condition_variable sync_wake;
-  bool tick_due = false;  // under sync_mutex
-  bool maintenance_due = false;  // the last maintain() left work: under sync_mutex
-  std::thread sync_thread;
-
-  std::mutex drop_mutex;
-  bool drop_logged = false;
-  Steady::time_point last_drop_log{};
-  std::uint64_t dropped_since_log = 0;
-  Throttle no_room_errors;
-  Throttle held_errors;
-
-  // Clears the spool could not take (a full or failing disk), with their
-  // bodies, by event_id: sent from here, and spooled by the maintenance
-  // thread once it can. No compaction meanwhile (see sync_loop).
-  std::mutex held_mutex;
-  std::unordered_map<std::string, Event> held;
+  std::size_t in_flight GUARDED_BY(flight_mutex) = 0;
 
   State(const Config& c, Logger& l, DeliveryOptions o) : config(c), log(l), options(o) {}
 
-  void worker(Lane& lane, HttpClient& client);
+  void worker(Lane& lane, HttpClient& client) EXCLUDES(lane.mutex);
   // Counts a request in flight for stop(), however its thread leaves it.
   class InFlight {
    public:
     explicit InFlight(State& s) : s_(s) {
-      std::lock_guard<std::mutex> f(s_.flight_mutex);
+      MutexLock f(s_.flight_mutex);
       ++s_.in_flight;
     }
     ~InFlight() {
       {
-        std::lock_guard<std::mutex> f(s_.flight_mutex);
+        MutexLock f(s_.flight_mutex);
         --s_.in_flight;
       }
       s_.flight_done.notify_all();
@@ -213,57 +186,57 @@ struct Delivery::State {
   };
   // The event leaves the spool (or the clears held in memory).
   void acknowledge(const Event& event);
-  Outcome attempt(Lane& lane, HttpClient& client, const Pending& p, Mode mode);
+  // Without the lane's mutex: the request takes its time.
+  Outcome attempt(Lane& lane, HttpClient& client, const Pending& p, Mode mode) EXCLUDES(lane.mutex);
+  // attempt(), whatever it throws a failed try, so that the outage is not
+  // stuck in flight.
+  Outcome try_attempt(Lane& lane, HttpClient& client, const Pending& p, Mode mode) noexcept EXCLUDES(lane.mutex) {
+    Outcome o;
+    try {
+      o = attempt(lane, client, p, mode);
+    } catch (const std::exception& ex) {
+      o.result = stopping ? Result::Abandoned : Result::Retry;
+      try {
+        o.reason = std::string("internal error: ") + ex.what();
+      } catch (const std::exception&) {
+      }
+    }
+    return o;
+  }
   // A dead letter written for o, and the event acknowledged when it was.
   void dead_letter(const Event& e, const std::string& body, const std::string& url, int attempts, Outcome& o);
-  void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs);
+  void settle(Lane& lane, const std::string& outage_id, const Pending& p, Outcome& o, LogLines& logs)
+      REQUIRES(lane.mutex);
   // Records a request about to be made in the spool (FloodLimit's minute).
-  void note_sent(Lane& lane, EventType type);
-  bool settle_test(Lane& lane, const std::string& outage_id, const Pending& p, const Outcome& o, LogLines& logs);
+  void note_sent(Lane& lane, EventType type) noexcept EXCLUDES(lane.mutex);
+  bool settle_test(Lane& lane, const std::string& outage_id, const Pending& p, const Outcome& o, LogLines& logs)
+      REQUIRES(lane.mutex);
   void log_delivered(Lane& lane, const std::string& what, long status, const std::string& request_id,
-                     EventType type, Steady::time_point now, LogLines& logs);
-  void log_dead_letter(Lane& lane, const std::string& line, Steady::time_point now, LogLines& logs);
+                     EventType type, Steady::time_point now, LogLines& logs) REQUIRES(lane.mutex);
+  void log_dead_letter(Lane& lane, const std::string& line, Steady::time_point now, LogLines& logs)
+      REQUIRES(lane.mutex);
   // The summaries of lines held back whose time has come.
-  void report_held_back(Lane& lane, Steady::time_point now, LogLines& logs);
+  void report_held_back(Lane& lane, Steady::time_point now, LogLines& logs) REQUIRES(lane.mutex);
+  // Log lines gathered under the lane's mutex, written without it.
+  void write(const LogLines& logs) noexcept;
   bool expired(const IntegrationConfig& c, const Pending& p) const {
     return Clock::now() - p.event.created - p.paced >= c.retry_max_age;
   }
-  void sync_loop();
-  void spool_held();
-  void refuse_no_room(Lane& lane, const Event& event, const std::string& why);
+  void count_refusal(Lane& lane) EXCLUDES(lane.mutex);
   // The lane of an event the operator sends (resend, test); throws
   // std::invalid_argument for an unknown integration, std::logic_error
   // after stop().
   Lane& lane_for_operator(const Event& event);
-  void note_spool_change(std::atomic<bool>& flag);
-  // One more undelivered event under QueueLimit; false when it is full.
-  bool take_room();
-  void refuse(Lane& lane, const Event& event);
-  // The refusals not yet in an ERROR, once kDropLogEvery has passed since
-  // the last (or at once, at stop).
-  void report_refusals(bool now_or_never);
 };
 
-void Delivery::State::acknowledge(const Event& event) {
-  {
-    // Under held_mutex, so that spool_held() cannot spool it after this.
-    std::lock_guard<std::mutex> lock(held_mutex);
-    held.erase(event.event_id);
-    spool->acknowledge(event.event_id);
-  }
-  note_spool_change(acknowledged);
-}
+void Delivery::State::acknowledge(const Event& event) { store->acknowledge(event.event_id); }
 
-// The sync thread sleeps until the spool changes: only the first change
-// since its last tick wakes it, so collectd's thread pays for a wake-up at
-// most once per sync_interval.
-void Delivery::State::note_spool_change(std::atomic<bool>& flag) {
-  if (flag.exchange(true)) return;
-  {
-    std::lock_guard<std::mutex> lock(sync_mutex);
-    tick_due = true;
+void Delivery::State::write(const LogLines& logs) noexcept {
+  try {
+    for (const auto& [level, line] : logs) log.log(level, line);
+  } catch (const std::exception&) {
+    // Out of memory: the lines are lost, the delivery is not.
   }
-  sync_wake.notify_one();
 }
 
 Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& p, Mode mode) {
@@ -273,18 +246,9 @@ Outcome Delivery::State::attempt(Lane& lane, HttpClient& client, const Pending& 
   Outcome o;
   std::string body;
   try {
-    std::optional<std::string> spooled;
-    {
-      std::lock_guard<std::mutex> lock(held_mutex);
-      auto found = held.find(e.event_id);
-      if (found != held.end()) spooled = found->second.body;
-    }
-    if (!spooled) {
-      spooled = spool->read_body(e.event_id);
-      if (!spooled) throw std::runtime_error("it is no longer in the spool");
-      // Sent only once a power loss cannot take it back (doc/storage.md).
-      if (mode != Mode::Expire) spool->make_durable(e.event_id);
-    }
+    // Made durable before it is sent (doc/storage.md).
+    std::optional<std::string> spooled = store->body(e.event_id, mode != Mode::Expire);
+    if (!spooled) throw std::runtime_error("it is no longer in the spool");
     body = std::move(*spooled);
   } catch (const std::system_error& ex) {
     o.result = stopping || mode == Mode::Test ? Result::Abandoned : Result::Retry;
@@ -368,18 +332,18 @@ void Delivery::State::log_delivered(Lane& lane, const std::string& what, long st
                                     LogLines& logs) {
   std::string line = "integration " + lane.config.name + ": delivered " + what + ": HTTP " + std::to_string(status) +
                      ", requestId " + (request_id.empty() ? "none" : request_id);
-  if (now - lane.info_window >= options.delivered_info_window) {
+  if (now - lane.lines.info_window >= options.delivered_info_window) {
     report_held_back(lane, now, logs);
-    lane.info_window = now;
-    lane.info_lines = 0;
+    lane.lines.info_window = now;
+    lane.lines.info_lines = 0;
   }
-  if (lane.info_lines < options.delivered_info_lines) {
-    ++lane.info_lines;
+  if (lane.lines.info_lines < options.delivered_info_lines) {
+    ++lane.lines.info_lines;
     logs.emplace_back(LogLevel::Info, std::move(line));
     return;
   }
-  ++lane.quiet[type == EventType::Clear ? 1 : 0];
-  lane.report_due = std::min(lane.report_due, lane.info_window + options.delivered_info_window);
+  ++lane.lines.quiet[type == EventType::Clear ? 1 : 0];
+  lane.lines.report_due = std::min(lane.lines.report_due, lane.lines.info_window + options.delivered_info_window);
   logs.emplace_back(LogLevel::Debug, std::move(line));
 }
 
@@ -387,50 +351,50 @@ void Delivery::State::log_delivered(Lane& lane, const std::string& what, long st
 // counted in the next, or in report_held_back's line when none comes.
 void Delivery::State::log_dead_letter(Lane& lane, const std::string& line, Steady::time_point now,
                                       LogLines& logs) {
-  if (lane.last_dead_letter_error && now - *lane.last_dead_letter_error < options.dead_letter_error_every) {
-    ++lane.dead_letters_unreported;
-    lane.last_unreported = line;
-    lane.report_due = std::min(lane.report_due, *lane.last_dead_letter_error + options.dead_letter_error_every);
+  if (lane.lines.last_dead_letter_error && now - *lane.lines.last_dead_letter_error < options.dead_letter_error_every) {
+    ++lane.lines.dead_letters_unreported;
+    lane.lines.last_unreported = line;
+    lane.lines.report_due = std::min(lane.lines.report_due, *lane.lines.last_dead_letter_error + options.dead_letter_error_every);
     logs.emplace_back(LogLevel::Debug, line);
     return;
   }
   std::string text = line;
-  if (lane.dead_letters_unreported > 0)
-    text += " (and " + std::to_string(lane.dead_letters_unreported) + " more dead-lettered since the last such line)";
-  lane.dead_letters_unreported = 0;
-  lane.last_dead_letter_error = now;
+  if (lane.lines.dead_letters_unreported > 0)
+    text += " (and " + std::to_string(lane.lines.dead_letters_unreported) + " more dead-lettered since the last such line)";
+  lane.lines.dead_letters_unreported = 0;
+  lane.lines.last_dead_letter_error = now;
   logs.emplace_back(LogLevel::Error, std::move(text));
 }
 
 void Delivery::State::report_held_back(Lane& lane, Steady::time_point now, LogLines& logs) {
   const std::string prefix = "integration " + lane.config.name + ": ";
-  if (lane.dead_letters_unreported > 0 && lane.last_dead_letter_error &&
-      now - *lane.last_dead_letter_error >= options.dead_letter_error_every) {
-    logs.emplace_back(LogLevel::Error, prefix + std::to_string(lane.dead_letters_unreported) +
+  if (lane.lines.dead_letters_unreported > 0 && lane.lines.last_dead_letter_error &&
+      now - *lane.lines.last_dead_letter_error >= options.dead_letter_error_every) {
+    logs.emplace_back(LogLevel::Error, prefix + std::to_string(lane.lines.dead_letters_unreported) +
                                            " more event(s) dead-lettered since the last such line, the last: " +
-                                           lane.last_unreported.substr(prefix.size()));
-    lane.dead_letters_unreported = 0;
-    lane.last_unreported.clear();
-    lane.last_dead_letter_error = now;
+                                           lane.lines.last_unreported.substr(prefix.size()));
+    lane.lines.dead_letters_unreported = 0;
+    lane.lines.last_unreported.clear();
+    lane.lines.last_dead_letter_error = now;
   }
-  const std::uint64_t quiet = lane.quiet[0] + lane.quiet[1];
-  if (quiet > 0 && now - lane.info_window >= options.delivered_info_window) {
+  const std::uint64_t quiet = lane.lines.quiet[0] + lane.lines.quiet[1];
+  if (quiet > 0 && now - lane.lines.info_window >= options.delivered_info_window) {
     std::string line = prefix + std::to_string(quiet) + " more event(s) delivered in the minute since the first " +
-                       std::to_string(options.delivered_info_lines) + " (" + std::to_string(lane.quiet[0]) + " outage, " +
-                       std::to_string(lane.quiet[1]) + " clear), logged at debug only";
+                       std::to_string(options.delivered_info_lines) + " (" + std::to_string(lane.lines.quiet[0]) + " outage, " +
+                       std::to_string(lane.lines.quiet[1]) + " clear), logged at debug only";
     if (const std::size_t paced = lane.schedule.paced(); paced > 0)
       line += "; " + std::to_string(paced) + " wait for FloodLimit " + std::to_string(lane.config.flood_limit);
     logs.emplace_back(LogLevel::Info, std::move(line));
-    lane.quiet[0] = lane.quiet[1] = 0;
+    lane.lines.quiet[0] = lane.lines.quiet[1] = 0;
     // A new window: the next deliveries have their lines again.
-    lane.info_window = now;
-    lane.info_lines = 0;
+    lane.lines.info_window = now;
+    lane.lines.info_lines = 0;
   }
-  lane.report_due = Steady::time_point::max();
-  if (lane.dead_letters_unreported > 0 && lane.last_dead_letter_error)
-    lane.report_due = *lane.last_dead_letter_error + options.dead_letter_error_every;
-  if (lane.quiet[0] + lane.quiet[1] > 0)
-    lane.report_due = std::min(lane.report_due, lane.info_window + options.delivered_info_window);
+  lane.lines.report_due = Steady::time_point::max();
+  if (lane.lines.dead_letters_unreported > 0 && lane.lines.last_dead_letter_error)
+    lane.lines.report_due = *lane.lines.last_dead_letter_error + options.dead_letter_error_every;
+  if (lane.lines.quiet[0] + lane.lines.quiet[1] > 0)
+    lane.lines.report_due = std::min(lane.lines.report_due, lane.lines.info_window + options.delivered_info_window);
 }
 
 // A test event's first answer goes to its future, whatever it is; it is
@@ -451,9 +415,9 @@ bool Delivery::State::settle_test(Lane& lane, const std::string& outage_id, cons
   logs.emplace_back(LogLevel::Warning, "integration " + lane.config.name + ": test " +
                                            event_type_name(p.event.type) + " event " + p.event.event_id +
                                            " not delivered: " + answer.reason);
-  lane.last_failure = IntegrationStatus::Failure{Clock::now(), answer.reason};
+  lane.counts.last_failure = IntegrationStatus::Failure{Clock::now(), answer.reason};
   lane.schedule.pop(outage_id, Steady::now());
-  --total_queued;
+  store->release();
   return true;
 }
 
@@ -469,8 +433,8 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
   const auto now = Steady::now();
   if (settle_test(lane, outage_id, p, o, logs)) return;
   if (o.result != Result::Delivered && o.result != Result::Abandoned) {
-    lane.last_failure = IntegrationStatus::Failure{Clock::now(), o.reason};
-    if (!lane.failing_since) lane.failing_since = lane.last_failure->time;
+    lane.counts.last_failure = IntegrationStatus::Failure{Clock::now(), o.reason};
+    if (!lane.counts.failing_since) lane.counts.failing_since = lane.counts.last_failure->time;
   }
 
   switch (o.result) {
@@ -483,15 +447,15 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
     case Result::Pause: {
       // The integration, not the event: it waits in its place, and the
       // whole lane with it, tried again with one request a minute.
-      ++lane.retried;
-      ++lane.failures_since_ok;
+      ++lane.counts.retried;
+      ++lane.counts.failures_since_ok;
       lane.paused = o.http.status;
       lane.schedule.note_error(outage_id, o.reason);
       lane.schedule.hold(now + options.paused_retry_every);
       // Due at once, held back by the hold only: a success (a test) resumes all.
       lane.schedule.release(outage_id, now, p.attempts + 1);
-      if (!lane.last_paused_error || now - *lane.last_paused_error >= options.paused_retry_every) {
-        lane.last_paused_error = now;
+      if (!lane.lines.last_paused_error || now - *lane.lines.last_paused_error >= options.paused_retry_every) {
+        lane.lines.last_paused_error = now;
         logs.emplace_back(LogLevel::Error,
                           prefix + "paused: " + o.reason + " from " + redact_url(url) + "; " +
                               std::to_string(lane.schedule.queued()) +
@@ -504,8 +468,8 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
 
     case Result::Retry: {
       const int attempts = p.attempts + 1;
-      ++lane.retried;
-      ++lane.failures_since_ok;
+      ++lane.counts.retried;
+      ++lane.counts.failures_since_ok;
       lane.schedule.note_error(outage_id, o.reason);
       std::optional<Steady::duration> asked;
       // Honoured up to the backoff ceiling, and never past the time the
@@ -516,8 +480,8 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
       // A paused integration that does not answer stays paused.
       if (lane.schedule.held()) lane.schedule.hold(now + options.paused_retry_every);
       if (o.retry_after && *o.retry_after > kLongPause &&
-          (!lane.last_long_pause_warning || now - *lane.last_long_pause_warning >= kStillFailingEvery)) {
-        lane.last_long_pause_warning = now;
+          (!lane.lines.last_long_pause_warning || now - *lane.lines.last_long_pause_warning >= kStillFailingEvery)) {
+        lane.lines.last_long_pause_warning = now;
         logs.emplace_back(LogLevel::Warning,
                           prefix + "Retry-After asks to wait " + std::to_string(o.retry_after->count()) +
                               " s; delivery paused for " +
@@ -526,13 +490,13 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
       }
       const std::string line = prefix + what + " not delivered (" + o.reason + "); retry " +
                                std::to_string(attempts) + " in " + seconds_text(delay);
-      if (lane.failures_since_ok == 1 && attempts == 1) {
+      if (lane.counts.failures_since_ok == 1 && attempts == 1) {
         logs.emplace_back(LogLevel::Warning, line + "; sending to " + redact_url(url));
-        lane.last_failing_warning = now;
-      } else if (now - lane.last_failing_warning >= kStillFailingEvery) {
+        lane.lines.last_failing_warning = now;
+      } else if (now - lane.lines.last_failing_warning >= kStillFailingEvery) {
         logs.emplace_back(LogLevel::Warning, prefix + "delivery still failing (" + o.reason + "); " +
                                                  std::to_string(lane.schedule.queued()) + " events waiting");
-        lane.last_failing_warning = now;
+        lane.lines.last_failing_warning = now;
       } else {
         logs.emplace_back(LogLevel::Debug, line);
       }
@@ -551,7 +515,7 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
                                                seconds_text(delay));
         return;
       }
-      ++lane.dead_lettered;
+      ++lane.counts.dead_lettered;
       if (o.dead_letters_dropped > 0)
         logs.emplace_back(LogLevel::Warning, dead_letters->path() + " reached DeadLetterLimit (" +
                                                  std::to_string(config.dead_letter_limit) + " bytes): its oldest " +
@@ -570,27 +534,27 @@ void Delivery::State::settle(Lane& lane, const std::string& outage_id, const Pen
       break;
 
     case Result::Delivered:
-      ++lane.delivered;
-      lane.latency_sum += std::chrono::duration<double>(Clock::now() - e.created).count();
-      ++lane.latency_count;
-      lane.last_delivery =
+      ++lane.counts.delivered;
+      lane.counts.latency_sum += std::chrono::duration<double>(Clock::now() - e.created).count();
+      ++lane.counts.latency_count;
+      lane.counts.last_delivery =
           IntegrationStatus::Delivered{Clock::now(), o.http.status, o.http.request_id, e.type, e.outage_id};
-      lane.failing_since.reset();
+      lane.counts.failing_since.reset();
       if (lane.paused != 0)
         logs.emplace_back(LogLevel::Notice, prefix + "accepted again (HTTP " + std::to_string(o.http.status) +
                                                 "): delivery resumed, " +
                                                 std::to_string(lane.schedule.queued() - 1) + " event(s) waiting");
-      else if (lane.failures_since_ok > 0)
+      else if (lane.counts.failures_since_ok > 0)
         logs.emplace_back(LogLevel::Notice, prefix + "delivering again after " +
-                                                std::to_string(lane.failures_since_ok) + " failed attempts");
+                                                std::to_string(lane.counts.failures_since_ok) + " failed attempts");
       log_delivered(lane, what, o.http.status, o.http.request_id, e.type, now, logs);
-      lane.failures_since_ok = 0;
+      lane.counts.failures_since_ok = 0;
       lane.paused = 0;
       lane.schedule.resume();
       break;
   }
   lane.schedule.pop(outage_id, now);
-  --total_queued;
+  store->release();
 }
 
 // An idle worker sleeps until its lane's next event is due, or until
@@ -604,18 +568,18 @@ void Delivery::State::worker(Lane& lane, HttpClient& client) {
   run_in_background("xm-" + lane.config.name);
   const std::string prefix = "integration " + lane.config.name + ": ";
   try {
-    std::unique_lock<std::mutex> lock(lane.mutex);
+    MutexLock lock(lane.mutex);
     while (!stopping) {
       std::string outage_id;  // set while this thread holds an outage in flight
       std::vector<LaneSchedule::Taken> taken;
       std::size_t i = 0;  // taken[i] is in hand, those after it wait
       try {
         const auto now = Steady::now();
-        if (lane.report_due <= now) {
+        if (lane.lines.report_due <= now) {
           LogLines logs;
           report_held_back(lane, now, logs);
           lock.unlock();
-          for (const auto& [level, line] : logs) log.log(level, line);
+          write(logs);
           lock.lock();
           continue;
         }
@@ -626,13 +590,13 @@ void Delivery::State::worker(Lane& lane, HttpClient& client) {
           mode = Mode::Expire;
         }
         if (taken.empty()) {
-          auto due = std::min(lane.schedule.next_due(), lane.report_due);
+          auto due = std::min(lane.schedule.next_due(), lane.lines.report_due);
           if (lane.schedule.held()) due = std::min(due, lane.next_expiry_sweep);
           if (due > now) {
             if (due == Steady::time_point::max())
-              lane.wake.wait(lock);
+              lock.wait(lane.wake);
             else
-              lane.wake.wait_until(lock, due);
+              lock.wait_until(lane.wake, due);
             continue;
           }
           std::optional<LaneSchedule::Taken> one = lane.schedule.take(now);
@@ -647,26 +611,19 @@ void Delivery::State::worker(Lane& lane, HttpClient& client) {
           const Pending& p = taken[i].head;
           lock.unlock();
           if (mode != Mode::Expire) note_sent(lane, p.event.type);
-          Outcome o;
-          try {
-            o = attempt(lane, client, p, mode);
-          } catch (const std::exception& ex) {
-            // Treated as a failed try, so the outage is not stuck in flight.
-            o.result = stopping ? Result::Abandoned : Result::Retry;
-            o.reason = std::string("internal error: ") + ex.what();
-          }
+          Outcome o = try_attempt(lane, client, p, mode);
           LogLines logs;
           lock.lock();
           settle(lane, outage_id, p, o, logs);
           outage_id.clear();
           lock.unlock();
-          for (const auto& [level, line] : logs) log.log(level, line);
+          write(logs);
           lock.lock();
         }
       } catch (const std::exception& ex) {
         // Out of memory half way through: the outage must not stay in
         // flight, or none of its events would ever go again.
-        if (!lock.owns_lock()) lock.lock();
+        // (Nothing between an unlock and its lock above throws.)
         if (!outage_id.empty()) lane.schedule.release(outage_id, Steady::now() + options.initial_backoff);
         for (std::size_t j = i + 1; j < taken.size(); ++j) lane.schedule.release(taken[j].outage_id, Steady::now());
         lock.unlock();
@@ -679,102 +636,20 @@ void Delivery::State::worker(Lane& lane, HttpClient& client) {
   }
 }
 
-// Asleep until the spool changes (or while events wait, for maintenance's
-// retries); then one tick per sync_interval: the appends and
-// acknowledgements of that interval flushed and compacted together.
-void Delivery::State::sync_loop() {
-  run_in_background("xm-sync");
-  std::unique_lock<std::mutex> lock(sync_mutex);
-  while (!stopping) {
-    sync_wake.wait(lock, [this] { return stopping || tick_due || maintenance_due || total_queued > 0; });
-    if (sync_wake.wait_for(lock, options.sync_interval, [this] { return stopping.load(); })) break;
-    tick_due = false;
-    acknowledged = false;
-    appended = false;
-    bool more = true;
-    lock.unlock();
-    // Here rather than on a delivery thread: copying a large backlog must
-    // not hold up a delivery, nor stop() waiting for it.
-    try {
-      spool_held();
-      // A compaction while a clear is held would drop the records that keep
-      // its outage open on disk: asked again just before it would take
-      // effect. maintain() also syncs.
-      more = spool->maintain([this] {
-        std::lock_guard<std::mutex> held_lock(held_mutex);
-        return held.empty();
-      });
-    } catch (const std::exception& ex) {
-      log.error(std::string("spool maintenance: ") + ex.what());
-    }
-    report_refusals(false);
-    lock.lock();
-    maintenance_due = more;
-  }
-}
-
-void Delivery::State::spool_held() {
-  std::lock_guard<std::mutex> lock(held_mutex);
-  for (auto it = held.begin(); it != held.end();) {
-    try {
-      spool->append(it->second);
-    } catch (const std::system_error&) {
-      return;  // tried again on the next tick
-    }
-    it = held.erase(it);
-  }
-}
-
-void Delivery::State::refuse_no_room(Lane& lane, const Event& event, const std::string& why) {
-  {
-    std::lock_guard<std::mutex> l(lane.mutex);
-    ++lane.dropped;
-  }
-  // The maintenance tick is what brings the room back.
-  note_spool_change(appended);
-  if (const auto held_back = no_room_errors.admit())
-    log.error("integration " + event.integration + ": the spool cannot take new outage events (" + why + "); " +
-              std::to_string(*held_back + 1) + " outage event(s) refused" +
-              (*held_back > 0 ? " since the last report" : "") + "; paging resumes by itself when there is room");
-}
-
-bool Delivery::State::take_room() {
-  std::size_t n = total_queued.load();
-  do {
-    if (n >= config.queue_limit) return false;
-  } while (!total_queued.compare_exchange_weak(n, n + 1));
-  return true;
-}
-
-void Delivery::State::refuse(Lane& lane, const Event& event) {
-  {
-    std::lock_guard<std::mutex> l(lane.mutex);
-    ++lane.dropped;
-  }
-  std::lock_guard<std::mutex> lock(drop_mutex);
-  ++dropped_since_log;
-  const auto now = Steady::now();
-  if (drop_logged && now - last_drop_log < kDropLogEvery) return;
-  log.error("integration " + event.integration + ": queue full (QueueLimit " +
-            std::to_string(config.queue_limit) + " undelivered events): refused the outage event of outage " +
-            event.outage_id + "; " + std::to_string(dropped_since_log) + " outage event(s) refused" +
-            (drop_logged ? " since the last report" : ""));
-  drop_logged = true;
-  last_drop_log = now;
-  dropped_since_log = 0;
-}
-
-void Delivery::State::report_refusals(bool now_or_never) {
-  std::lock_guard<std::mutex> lock(drop_mutex);
-  const auto now = Steady::now();
-  if (dropped_since_log == 0 || (!now_or_never && now - last_drop_log < kDropLogEvery)) return;
-  log.error("queue full (QueueLimit " + std::to_string(config.queue_limit) + " undelivered events): " +
-            std::to_string(dropped_since_log) + " more outage event(s) refused since the last report");
-  last_drop_log = now;
-  dropped_since_log = 0;
+void Delivery::State::count_refusal(Lane& lane) {
+  MutexLock l(lane.mutex);
+  ++lane.counts.dropped;
 }
 
 Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& log, DeliveryOptions options)
+    : Delivery(config, nullptr, spool_dir, log, options) {}
+
+Delivery::Delivery(const Config& config, Store& store, const std::string& spool_dir, Logger& log,
+                   DeliveryOptions options)
+    : Delivery(config, &store, spool_dir, log, options) {}
+
+Delivery::Delivery(const Config& config, Store* store, const std::string& spool_dir, Logger& log,
+                   DeliveryOptions options)
     : state_(std::make_unique<State>(config, log, options)) {
   State& s = *state_;
   s.dead_letters = std::make_unique<DeadLetterFile>(spool_dir + "/dead-letter.jsonl", config.dead_letter_limit);
@@ -792,7 +667,13 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
       throw std::runtime_error("integration " + integration.name + ": cannot set up its connections: " + e.what());
     }
   }
-  s.spool = std::make_unique<Spool>(spool_dir, log);
+  // Opened only once the clients are made: a plugin that cannot start
+  // leaves no SpoolDir behind.
+  if (!store) {
+    s.owned_store = std::make_unique<Store>(spool_dir, config.queue_limit, log, StoreOptions{options.sync_interval});
+    store = s.owned_store.get();
+  }
+  s.store = store;
 
   // Events of an integration that is no longer configured stay in the
   // spool, not queued: its name restored sends them (its open outages are
@@ -804,14 +685,7 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
   // sent again twice.
   const std::set<std::string> letters = s.dead_letters->load();
   std::set<std::string> resent;
-  std::size_t tests = 0;
-  for (auto& event : s.spool->take_recovered()) {
-    if (event.test) {
-      // A test cut short by a crash: its command has its answer already.
-      s.spool->acknowledge(event.event_id);
-      ++tests;
-      continue;
-    }
+  for (auto& event : s.store->take_recovered()) {
     if (letters.count(event.event_id) > 0) resent.insert(event.event_id);
     auto lane = s.by_name.find(event.integration);
     if (lane == s.by_name.end()) {
@@ -819,29 +693,34 @@ Delivery::Delivery(const Config& config, const std::string& spool_dir, Logger& l
       continue;
     }
     // An older run may have left two pages of one outage queued.
-    if (const auto replaced = lane->second->schedule.enqueue(without_body(std::move(event))))
-      s.spool->acknowledge(replaced->event_id);
+    Lane& l = *lane->second;
+    std::optional<Event> replaced;
+    {
+      MutexLock lock(l.mutex);  // no thread yet; for the analysis
+      replaced = l.schedule.enqueue(without_body(std::move(event)));
+    }
+    if (replaced)
+      s.store->acknowledge(replaced->event_id);
     else
-      ++s.total_queued;
+      s.store->add();
     ++recovered;
   }
   for (const auto& [name, count] : kept)
     log.warning("integration " + name + " is not configured: " + std::to_string(count) +
                 " undelivered event(s) for it are kept in the spool until it is again");
   if (recovered > 0) log.info(std::to_string(recovered) + " undelivered event(s) recovered from the spool");
-  if (tests > 0)
-    log.info(std::to_string(tests) + " test event(s) of collectd-xmatters test left by the last run dropped (a test is sent once)");
   if (!resent.empty() && !s.dead_letters->remove(resent))
     log.error(std::to_string(resent.size()) + " event(s) queued again are still in " + s.dead_letters->path() +
               ", which cannot be rewritten: do not resend them");
-  s.recovered_changes = s.spool->take_recovered_changes();
   // FloodLimit's minute goes on from the requests the last run sent in it
   // (collectd-xmatters(5) OUTAGES), and compaction keeps them.
   const TimePoint wall_now = Clock::now();
   const auto steady_now = Steady::now();
+  const std::vector<std::string>& changes = s.store->recovered_changes();
   for (const auto& lane : s.lanes)
     for (const EventType type : {EventType::Outage, EventType::Clear})
-      for (const TimePoint at : recovered_sends(s.recovered_changes, lane->config.name, type, lane->config.flood_limit, wall_now)) {
+      for (const TimePoint at : recovered_sends(changes, lane->config.name, type, lane->config.flood_limit, wall_now)) {
+        MutexLock lock(lane->mutex);  // no thread yet; for the analysis
         lane->schedule.seed(type, steady_of(at, steady_now, wall_now));
         lane->minute.keep(type, at);
       }
@@ -856,29 +735,29 @@ Delivery::~Delivery() {
   }
 }
 
-std::vector<std::string> Delivery::recovered_changes() const { return state_->recovered_changes; }
+std::vector<std::string> Delivery::recovered_changes() const { return state_->store->recovered_changes(); }
 
-void Delivery::record_change(const std::string& record) { state_->spool->append_change(record); }
+void Delivery::record_change(const std::string& record) { state_->store->record_change(record); }
 
-void Delivery::record_durably(const std::string& record) { state_->spool->append_durable(record); }
+void Delivery::record_durably(const std::string& record) { state_->store->record_durably(record); }
 
 void Delivery::set_snapshot_source(SnapshotSource source) {
   State& s = *state_;
   // The outage table, then FloodLimit's minute: the requests still in it.
-  s.spool->set_snapshot_source([&s, source = std::move(source)](SnapshotWriter write) {
+  s.store->set_snapshot_source([&s, source = std::move(source)](SnapshotWriter write) {
     if (source) source(write);
     const TimePoint now = Clock::now();
     for (const auto& lane : s.lanes) lane->minute.snapshot(now, write);
   });
 }
 
-void Delivery::State::note_sent(Lane& lane, EventType type) {
+void Delivery::State::note_sent(Lane& lane, EventType type) noexcept {
   if (!lane.minute.limited()) return;
   // Before the request, so that a crash during it still counts it; no
   // sync of its own (the next event's covers it; a crash of collectd
   // keeps what the page cache has).
   try {
-    spool->append_change(lane.minute.record(type, Clock::now()));
+    store->record_change(lane.minute.record(type, Clock::now()));
   } catch (const std::exception&) {
     // A full disk: the request goes anyway; only a restart within the
     // minute could then send more than FloodLimit.
@@ -904,43 +783,33 @@ bool Delivery::submit(Event event) {
   bool counted = true;
   if (event.type == EventType::Outage) {
     {
-      std::lock_guard<std::mutex> lock(lane.mutex);
+      MutexLock lock(lane.mutex);
       counted = !lane.schedule.has_queued_page(event.outage_id);
     }
-    if (counted && !s.take_room()) {
-      s.refuse(lane, event);
+    if (counted && !s.store->take_room(event)) {
+      s.count_refusal(lane);
       return false;
     }
   } else {
-    ++s.total_queued;  // a clear is never refused: its outage was paged
+    s.store->add();  // a clear is never refused: its outage was paged
   }
+  // A clear the spool cannot take is held in memory by the store.
+  Store::Accepted accepted;
   try {
-    s.spool->append(event);
-  } catch (const std::system_error& e) {
-    if (e.code() == std::errc::file_too_large || event.type == EventType::Outage) {
-      if (counted) --s.total_queued;
-      if (e.code() == std::errc::file_too_large) throw;
-      s.refuse_no_room(lane, event, e.what());
-      return false;
-    }
-    // A clear is never lost: its outage closes, and it is sent from memory
-    // until the spool can take it (a crash meanwhile: the outage is still
-    // open in the spool, and collectd's OKAY after the restart clears it).
-    if (const auto held_back = s.held_errors.admit())
-      s.log.error("integration " + event.integration + ": the spool cannot take a clear (" + e.what() +
-                  "); held in memory and sent from there" +
-                  (*held_back > 0 ? " (and " + std::to_string(*held_back) + " more since the last report)" : ""));
-    std::lock_guard<std::mutex> held_lock(s.held_mutex);
-    s.held.emplace(event.event_id, event);
+    accepted = s.store->accept(event);
   } catch (...) {
-    if (counted) --s.total_queued;
+    if (counted) s.store->release();
     throw;
   }
-  s.note_spool_change(s.appended);
+  if (accepted == Store::Accepted::NoRoom) {
+    if (counted) s.store->release();
+    s.count_refusal(lane);
+    return false;
+  }
   bool wake;
   std::optional<Event> replaced;
   {
-    std::lock_guard<std::mutex> lock(lane.mutex);
+    MutexLock lock(lane.mutex);
     const auto due_before = lane.schedule.next_due();
     replaced = lane.schedule.enqueue(without_body(std::move(event)));
     wake = lane.schedule.next_due() < due_before;
@@ -950,28 +819,28 @@ bool Delivery::submit(Event event) {
     // Its change needs no recording first: the new page carries a newer
     // change of the same outage (and collectd's thread is inside the
     // tracker here).
-    s.spool->acknowledge(replaced->event_id);
-    if (counted) --s.total_queued;
+    s.store->acknowledge(replaced->event_id);
+    if (counted) s.store->release();
   } else if (!counted) {
-    ++s.total_queued;
+    s.store->add();
   }
   return true;
 }
 
 void Delivery::start() {
   State& s = *state_;
-  std::lock_guard<std::mutex> lock(s.control);
+  MutexLock lock(s.control);
   if (s.started || s.stopped) return;
   s.started = true;
   for (auto& lane : s.lanes)
     for (auto& client : lane->clients)
       lane->threads.emplace_back([&s, l = lane.get(), c = client.get()] { s.worker(*l, *c); });
-  s.sync_thread = std::thread([&s] { s.sync_loop(); });
+  s.store->start();
 }
 
 void Delivery::stop() {
   State& s = *state_;
-  std::lock_guard<std::mutex> lock(s.control);
+  MutexLock lock(s.control);
   if (s.stopped) return;
   s.stopped = true;
   s.accepting = false;
@@ -979,40 +848,36 @@ void Delivery::stop() {
   // Under each mutex, so that no thread misses the wake-up between its check
   // and its wait.
   for (auto& lane : s.lanes) {
-    std::lock_guard<std::mutex> l(lane->mutex);
+    MutexLock l(lane->mutex);
     lane->wake.notify_all();
-  }
-  {
-    std::lock_guard<std::mutex> l(s.sync_mutex);
-    s.sync_wake.notify_all();
   }
   {
     // Requests in flight get up to Timeout to finish (curl's own time-out
     // ends them by then too); then they are aborted.
-    std::unique_lock<std::mutex> f(s.flight_mutex);
-    s.flight_done.wait_for(f, s.max_timeout, [&s] { return s.in_flight == 0; });
+    MutexLock f(s.flight_mutex);
+    const auto deadline = Steady::now() + s.max_timeout;
+    while (s.in_flight > 0 && f.wait_until(s.flight_done, deadline) != std::cv_status::timeout) {
+    }
   }
   s.abort = true;
   for (auto& lane : s.lanes)
     for (auto& t : lane->threads)
       if (t.joinable()) t.join();
-  if (s.sync_thread.joinable()) s.sync_thread.join();
   // Test events not answered: answered now, and not sent at the next start.
   for (auto& lane : s.lanes) {
-    std::lock_guard<std::mutex> l(lane->mutex);
+    MutexLock l(lane->mutex);
     for (auto& [event_id, answer] : lane->tests) {
       FirstAnswer stopped;
       stopped.reason = "delivery stopped before it was sent";
       answer.set_value(stopped);
-      s.spool->acknowledge(event_id);
+      s.store->acknowledge(event_id);
     }
     lane->tests.clear();
   }
-  s.spool_held();
-  s.spool->sync();
-  s.report_refusals(true);
+  // What is held in memory is spooled, the spool synced.
+  s.store->stop();
   for (auto& lane : s.lanes) {
-    std::lock_guard<std::mutex> l(lane->mutex);
+    MutexLock l(lane->mutex);
     if (lane->schedule.queued() > 0)
       s.log.info("integration " + lane->config.name + ": " + std::to_string(lane->schedule.queued()) +
                  " undelivered event(s) kept in the spool for the next start");
@@ -1024,15 +889,15 @@ DeliveryStats Delivery::stats(const std::string& integration) {
   auto found = state_->by_name.find(integration);
   if (found == state_->by_name.end()) return out;
   Lane& lane = *found->second;
-  std::lock_guard<std::mutex> lock(lane.mutex);
+  MutexLock lock(lane.mutex);
   out.queue_length = lane.schedule.queued();
-  out.delivered = lane.delivered;
-  out.retried = lane.retried;
-  out.dead_lettered = lane.dead_lettered;
-  out.dropped = lane.dropped;
-  out.latency_seconds = lane.latency_count > 0 ? lane.latency_sum / static_cast<double>(lane.latency_count) : 0;
-  lane.latency_sum = 0;
-  lane.latency_count = 0;
+  out.delivered = lane.counts.delivered;
+  out.retried = lane.counts.retried;
+  out.dead_lettered = lane.counts.dead_lettered;
+  out.dropped = lane.counts.dropped;
+  out.latency_seconds = lane.counts.latency_count > 0 ? lane.counts.latency_sum / static_cast<double>(lane.counts.latency_count) : 0;
+  lane.counts.latency_sum = 0;
+  lane.counts.latency_count = 0;
   return out;
 }
 
@@ -1042,15 +907,15 @@ std::vector<IntegrationStatus> Delivery::status() const {
   for (const auto& lane : state_->lanes) {
     IntegrationStatus st;
     st.name = lane->config.name;
-    std::lock_guard<std::mutex> lock(lane->mutex);
+    MutexLock lock(lane->mutex);
     st.queued = lane->schedule.queued();
     lane->schedule.for_each([&](const Pending& p, bool, std::optional<Steady::time_point>) {
       if (!st.oldest_queued || p.event.created < *st.oldest_queued) st.oldest_queued = p.event.created;
     });
-    st.dead_lettered = lane->dead_lettered;
-    st.last_delivery = lane->last_delivery;
-    st.last_failure = lane->last_failure;
-    st.failing_since = lane->failing_since;
+    st.dead_lettered = lane->counts.dead_lettered;
+    st.last_delivery = lane->counts.last_delivery;
+    st.last_failure = lane->counts.last_failure;
+    st.failing_since = lane->counts.failing_since;
     if (lane->paused != 0) st.paused = lane->paused.load();
     st.flood_limit = lane->schedule.flood_limit();
     st.flood_used_outage = lane->schedule.flood_used(EventType::Outage, now);
@@ -1065,7 +930,7 @@ std::vector<QueuedEvent> Delivery::queue() const {
   const auto steady_now = Steady::now();
   const auto wall_now = Clock::now();
   for (const auto& lane : state_->lanes) {
-    std::lock_guard<std::mutex> lock(lane->mutex);
+    MutexLock lock(lane->mutex);
     lane->schedule.for_each([&](const Pending& p, bool in_flight, std::optional<Steady::time_point> next) {
       QueuedEvent q;
       q.event_id = p.event.event_id;
@@ -1104,23 +969,22 @@ bool Delivery::resend(std::vector<Event> events, const std::set<std::string>& le
   std::vector<std::string> appended;
   try {
     for (const Event& e : events) {
-      s.spool->append(e);
+      s.store->append(e);
       appended.push_back(e.event_id);
     }
     for (const Event& e : events)
-      if (!s.spool->make_durable(e.event_id))
+      if (!s.store->make_durable(e.event_id))
         throw std::system_error(std::make_error_code(std::errc::io_error), "cannot sync the spool");
   } catch (...) {
-    for (const std::string& id : appended) s.spool->acknowledge(id);
+    for (const std::string& id : appended) s.store->acknowledge(id);
     throw;
   }
-  s.total_queued += events.size();
-  s.note_spool_change(s.appended);
+  s.store->add(events.size());
   std::map<Lane*, std::vector<Event>> by_lane;
   for (std::size_t i = 0; i < events.size(); ++i) by_lane[lanes[i]].push_back(without_body(std::move(events[i])));
   for (auto& [lane, queued] : by_lane) {
     {
-      std::lock_guard<std::mutex> lock(lane->mutex);
+      MutexLock lock(lane->mutex);
       lane->schedule.enqueue_front(std::move(queued));
     }
     lane->wake.notify_one();
@@ -1137,13 +1001,12 @@ std::future<FirstAnswer> Delivery::test(Event event) {
   event.change.clear();  // it opens no outage
   event.not_before = {};
   event.test = true;  // not sent after a restart (doc/storage.md)
-  s.spool->append(event);
-  ++s.total_queued;
-  s.note_spool_change(s.appended);
+  s.store->append(event);
+  s.store->add();
   std::promise<FirstAnswer> answer;
   std::future<FirstAnswer> future = answer.get_future();
   {
-    std::lock_guard<std::mutex> lock(lane.mutex);
+    MutexLock lock(lane.mutex);
     lane.tests.emplace(event.event_id, std::move(answer));
     lane.schedule.enqueue_urgent(without_body(std::move(event)));
   }

@@ -19,6 +19,7 @@
 #include "function_ref.h"
 #include "log.h"
 #include "reply.h"
+#include "store.h"
 
 namespace xmatters {
 
@@ -90,9 +91,7 @@ struct DeliveryOptions {
   // never after more than max_backoff.
   std::chrono::milliseconds initial_backoff{1000};
   std::chrono::milliseconds max_backoff{kBackoffCeiling};
-  // How often appended events are flushed to stable storage (and the spool
-  // compacted, clears held in memory spooled), while there is something to
-  // flush, compact or retry.
+  // StoreOptions::sync_interval of the store a delivery opens itself.
   std::chrono::milliseconds sync_interval{1000};
   // A paused integration (401, 403, 404) is tried again, and said so with
   // an ERROR, this often.
@@ -107,12 +106,16 @@ struct DeliveryOptions {
 
 class Delivery : public EventSink {
  public:
-  // Makes the HTTP clients and opens the spool in spool_dir; events
-  // recovered from it are queued. config must outlive the delivery. Throws
-  // std::runtime_error naming the integration when one of its clients
-  // cannot be made, std::system_error when the spool cannot be opened.
-  // Recovered events of an integration that is no longer configured stay
-  // in the spool, unsent, with a WARNING, until it is configured again.
+  // Makes the HTTP clients and queues the events recovered by the store
+  // (the dead-letter file is in spool_dir). config and store must outlive
+  // the delivery. Throws std::runtime_error naming the integration when one
+  // of its clients cannot be made. Recovered events of an integration that
+  // is no longer configured stay in the spool, unsent, with a WARNING,
+  // until it is configured again.
+  Delivery(const Config& config, Store& store, const std::string& spool_dir, Logger& log,
+           DeliveryOptions options = {});
+  // As above, with a store of its own opened in spool_dir (throws
+  // std::system_error when it cannot be opened).
   Delivery(const Config& config, const std::string& spool_dir, Logger& log,
            DeliveryOptions options = {});
   ~Delivery() override;  // stop()
@@ -133,10 +136,10 @@ class Delivery : public EventSink {
   // start().
   void set_snapshot_source(std::function<void(FunctionRef<void(std::string_view)>)> source);
 
-  // Starts the delivery threads.
+  // Starts the delivery threads (and the store's).
   void start();
   // Stops taking events, gives requests in flight up to Timeout to finish,
-  // leaves the rest in the spool. Idempotent.
+  // leaves the rest in the spool, and stops the store. Idempotent.
   void stop();
 
   // For ReportStats; the latency mean is reset by each call.
@@ -169,6 +172,8 @@ class Delivery : public EventSink {
   std::future<FirstAnswer> test(Event event);
 
  private:
+  // store: nullptr to open one of its own.
+  Delivery(const Config& config, Store* store, const std::string& spool_dir, Logger& log, DeliveryOptions options);
   struct State;
   std::unique_ptr<State> state_;
 };

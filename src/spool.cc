@@ -6,11 +6,9 @@
 // replays and compacts the segments.
 #include "spool.h"
 
-#include <fcntl.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -321,9 +319,10 @@ struct Spool::State {
   std::uint64_t change_bytes = 0;
 
   std::atomic<bool> change_lost{false};  // a change is in memory only: compaction due
-  // Clears whose append failed: their outage is closed in the table that a
-  // compaction takes, and open on disk only in the segments it would delete.
-  std::atomic<std::uint64_t> clears_refused{0};
+  // Appends of Room::Reserve that failed (a clear the store then holds in
+  // memory: its outage is closed in the table that a compaction takes, and
+  // open on disk only in the segments it would delete).
+  std::atomic<std::uint64_t> reserved_refused{0};
   // Bytes of the compaction running, in its .tmp: given back when it fails,
   // or once the segments it replaces are deleted. Free space for the
   // admission of outage events (a storm's compaction takes it for a while).
@@ -511,16 +510,6 @@ void Spool::State::replay() {
   next_seq = found.highest_seq + 1;  // a leftover .tmp's number is not reused either
 }
 
-SpoolDirLock::SpoolDirLock(const std::string& dir)
-    : fd_(::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) {
-  if (fd_.get() < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + dir + "/lock");
-  if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    throw std::system_error(err, std::generic_category(),
-                            "SpoolDir " + dir + " is in use by another process (is another collectd running with it?)");
-  }
-}
-
 Spool::Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io, const SpoolOptions& options)
     : state_(std::make_unique<State>(dir, log, std::move(io), options)) {
   State& s = *state_;
@@ -558,10 +547,10 @@ void Spool::set_snapshot_source(SnapshotSource source) {
 
 // --- the hot path ------------------------------------------------------------------
 
-void Spool::append(const Event& event) {
+void Spool::append(const Event& event, Room room) {
   if (event.event_id.empty()) throw std::invalid_argument("spool: event without event_id");
   State& s = *state_;
-  const bool clear = event.type == EventType::Clear;
+  const bool may_use_reserve = room == Room::Reserve;
   std::string record;
   try {
     record = sf::encode_event(event);
@@ -571,19 +560,19 @@ void Spool::append(const Event& event) {
   }
   std::string id = event.event_id;
   std::lock_guard<std::mutex> lock(s.mutex);
-  // An outage event only while the reserve keeps room for what must follow
-  // it (its acknowledgement, its change in the next table) and for what was
-  // accepted already; a clear may use the reserve.
-  if (!clear && s.options.reserve_bytes > 0 &&
+  // Without the reserve only while it keeps room for what must follow the
+  // event (its acknowledgement, its change in the next table) and for what
+  // was accepted already.
+  if (!may_use_reserve && s.options.reserve_bytes > 0 &&
       !s.reserve.admits(s.reserve_needed_locked() + State::kAckBytes + event.change.size(), record.size(),
                         s.compacting.load()))
     throw std::system_error(ENOSPC, std::generic_category(), "spool " + s.dir + " has no room for new outages");
   Loc loc;
   try {
-    loc = s.write_record_locked(record, clear);
+    loc = s.write_record_locked(record, may_use_reserve);
   } catch (const std::system_error& e) {
-    if (clear)
-      ++s.clears_refused;
+    if (may_use_reserve)
+      ++s.reserved_refused;
     else if (is_enospc(e))
       s.reserve.refuse();
     throw;
@@ -823,7 +812,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
   } done{compacting};
   std::uint64_t target = 0;
   std::uint64_t changes_in_table = 0;
-  std::uint64_t clears_before = 0;
+  std::uint64_t refused_before = 0;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> sources;  // seq, size
   {
     std::lock_guard<std::mutex> lock(mutex);
@@ -835,7 +824,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
     }
     failed_target = target;
     changes_in_table = change_bytes;
-    clears_before = clears_refused;
+    refused_before = reserved_refused;
     for (const auto& [seq, size] : segment_sizes)
       if (seq < target) sources.emplace_back(seq, size);
   }
@@ -907,7 +896,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
     sync();
     // The table may have an outage closed whose clear is in memory only
     // (the disk full): the segments that still hold it open must stay.
-    if (clears_refused != clears_before || !may_compact()) {
+    if (reserved_refused != refused_before || !may_compact()) {
       io->remove(tmp);
       return false;
     }

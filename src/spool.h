@@ -15,7 +15,6 @@
 #include "event.h"
 #include "function_ref.h"
 #include "log.h"
-#include "resources.h"
 #include "spool_io.h"
 
 namespace xmatters {
@@ -45,19 +44,6 @@ using SnapshotWriter = FunctionRef<void(std::string_view)>;
 // thread; may throw (compaction then fails and is retried).
 using SnapshotSource = std::function<void(SnapshotWriter)>;
 
-// Exclusive use of a SpoolDir by one process: two collectd daemons (or a
-// `collectd -T` beside the running one) on one spool would compact away
-// each other's segments. flock(2) on SpoolDir/lock, so the kernel releases
-// it when the process dies, even by kill -9.
-class SpoolDirLock {
- public:
-  // Throws std::system_error (EWOULDBLOCK when another process holds it).
-  explicit SpoolDirLock(const std::string& dir);
-
- private:
-  UniqueFd fd_;
-};
-
 // The one write-ahead log of the plugin: events, their acknowledgements and
 // the outage changes, in segments under SpoolDir (doc/storage.md).
 class Spool {
@@ -83,17 +69,26 @@ class Spool {
   // table is taken to be empty (a spool of events only, as in tests).
   void set_snapshot_source(SnapshotSource source);
 
+  // Where an append may take its room from; the caller decides (the store:
+  // outage events Free, clears Reserve).
+  enum class Room {
+    // The free space only, leaving the reserve its need: refused with
+    // ENOSPC, unwritten, when neither the reserve nor the free space beside
+    // it covers what must follow the event, and from then on until
+    // maintenance finds room (doc/storage.md).
+    Free,
+    // The reserve too: on ENOSPC it is given up and the write tried again.
+    // A failure is remembered: a compaction running meanwhile is put off
+    // (what could not be written may be what keeps an outage open on disk).
+    Reserve,
+  };
   // Thread-safe. When it returns, the event (and the change it carries)
   // survives a crash of the process; sync() makes it survive power loss.
   // Throws std::system_error on an I/O error (e.g. ENOSPC; EFBIG for an
   // event over 16 MiB) and std::invalid_argument for an empty event_id; the
-  // event is then not in the spool, and the spool stays consistent. An
-  // outage event is refused with ENOSPC, unwritten, when neither the reserve
-  // nor the free space beside it covers what must follow it, and from then
-  // on until maintenance finds room (doc/storage.md; a clear may use the
-  // reserve).
+  // event is then not in the spool, and the spool stays consistent.
   // Costs one write(2) under a mutex and no fsync.
-  void append(const Event& event);
+  void append(const Event& event, Room room);
 
   // Appends one framed OUTAGE_SET / OUTAGE_CLOSE record (a change that sends
   // no event) with one write(2). Thread-safe; never throws: a failure is
@@ -130,8 +125,8 @@ class Spool {
   // Compacts the log when it is due and may_compact() allows (asked before
   // and again just before the compacted segment replaces the others),
   // brings the reserve back when there is room, retries what failed, then
-  // sync()s. A compaction is also put off when a clear could not be appended
-  // while it ran. Meant for the maintenance thread, about every second;
+  // sync()s. A compaction is also put off when an append of Room::Reserve
+  // failed while it ran. Meant for the maintenance thread, about every second;
   // never collectd's. Never throws: a failure is logged (ERROR, throttled)
   // and retried. Returns whether it has more to do (a compaction put off,
   // the reserve not back yet): call it again a tick later even if nothing

@@ -32,6 +32,7 @@ extern "C" {
 #include "router.h"
 #include "silence_book.h"
 #include "spool_dir.h"
+#include "store.h"
 
 namespace {
 
@@ -126,26 +127,37 @@ Notification to_notification(const notification_t& n) {
   return out;
 }
 
-// What init builds from the configuration; torn down at shutdown.
+// What init builds from the configuration; torn down at shutdown. The
+// order is the durability rule's (doc/design.md): the store is opened (the
+// spool replayed), delivery queues the events it recovered, the router is
+// built from the outage changes it recovered, the silences it kept are put
+// back in force, the store takes the router's open outages and the
+// silences for its compactions, and only then do threads start.
 struct Pipeline {
   Pipeline(const Config& config, const std::string& spool_dir, Logger& log)
-      : delivery(config, spool_dir, log),
+      : store(spool_dir, config.queue_limit, log),
+        delivery(config, store, spool_dir, log),
         coverage(config.maintenance, log),
         router(config, delivery, log, &coverage),
         watch(coverage, [this](TimePoint now) { router.release(now); }, log),
-        silences(coverage, [this](const std::string& record) { delivery.record_durably(record); },
+        silences(coverage, [this](const std::string& record) { store.record_durably(record); },
                  [this] { watch.poke(); }) {
     // The silences kept in the spool are in force before the first
     // notification (and the watch's first round pages what ended meanwhile).
-    const std::size_t recovered = silences.recover(delivery.recovered_changes(), Clock::now());
+    const std::size_t recovered = silences.recover(store.recovered_changes(), Clock::now());
     if (recovered > 0) log.info(std::to_string(recovered) + " silence(s) restored");
-    // Compaction (on the delivery's maintenance thread, which starts with
-    // delivery.start()) writes the open outages from the router and the
-    // silences.
+    // Compaction (on the store's xm-sync thread) writes the open outages
+    // from the router and the silences; the delivery adds FloodLimit's
+    // minute to them before it hands them to the store.
     delivery.set_snapshot_source([this](FunctionRef<void(std::string_view)> write) {
       router.snapshot(write);
       silences.snapshot(write, Clock::now());
     });
+  }
+  // The store's sync thread, then the delivery's.
+  void start() {
+    store.start();
+    delivery.start();
   }
   // The channel's and the delivery's threads call into the router: they
   // stop before it goes.
@@ -167,13 +179,15 @@ struct Pipeline {
   }
   // The channel first: a request being answered finishes against a
   // delivery that still runs; then the watch, which hands the delivery
-  // the pages held back.
+  // the pages held back; the store last (delivery.stop() stops it too).
   void stop() {
     control.reset();
     watch.stop();
     delivery.stop();
+    store.stop();
   }
 
+  Store store;  // the spool, held clears, QueueLimit, the xm-sync thread
   Delivery delivery;
   Coverage coverage;  // silences and maintenance windows (collectd-xmatters(5) MAINTENANCE)
   Router router;
@@ -310,7 +324,7 @@ int init_cb() {
     if (p.pipeline) return 0;
     const std::string& spool_dir = p.spool_dir->path();
     auto pipeline = std::make_unique<Pipeline>(*p.config, spool_dir, p.log);
-    pipeline->delivery.start();
+    pipeline->start();
     // Its first round pages at once what a cover that ended while collectd
     // was down held back.
     pipeline->watch.start();

@@ -538,7 +538,7 @@ void test_status_late_event_is_critical() {
       e.outage_id = "late";
       e.created = xmatters::Clock::now() - std::chrono::minutes(minutes);
       e.body = "{}";
-      spool.append(e);
+      spool.append(e, xmatters::Spool::Room::Free);
     }
     const std::string conf = t / "collectd.conf";
     xmtest::write_file(conf,

@@ -35,6 +35,14 @@ using xmatters::EventType;
 using xmatters::LogLevel;
 using xmatters::Spool;
 using xmatters::SpoolOptions;
+
+// Appends as the store does (src/store.cc): a clear may use the reserve, an
+// outage event must leave it its need.
+void append(xmatters::Spool& spool, const xmatters::Event& event) {
+  spool.append(event, event.type == xmatters::EventType::Clear ? xmatters::Spool::Room::Reserve
+                                                                : xmatters::Spool::Room::Free);
+}
+
 namespace sf = xmatters::spool_format;
 namespace fs = std::filesystem;
 
@@ -332,7 +340,7 @@ void test_append_reopen_recovers() {
   {
     Spool spool(dir.path(), log);
     CU_ASSERT(spool.take_recovered().empty());
-    for (int i = 0; i < 3; ++i) spool.append(make_event(i));
+    for (int i = 0; i < 3; ++i) append(spool, make_event(i));
     CU_ASSERT_EQUAL(spool.pending(), 3u);
   }
   Spool spool(dir.path(), log);
@@ -349,7 +357,7 @@ void test_ack_then_reopen() {
   xmtest::CapturingLogger log;
   {
     Spool spool(dir.path(), log);
-    for (int i = 0; i < 5; ++i) spool.append(make_event(i));
+    for (int i = 0; i < 5; ++i) append(spool, make_event(i));
     spool.acknowledge("ev-1");
     spool.acknowledge("ev-3");
     CU_ASSERT_EQUAL(spool.pending(), 3u);
@@ -358,7 +366,7 @@ void test_ack_then_reopen() {
     Spool spool(dir.path(), log);
     CU_ASSERT(ids_of(spool.take_recovered()) == ids({0, 2, 4}));
     spool.acknowledge("ev-0");  // a recovered event is acknowledged like any other
-    spool.append(make_event(5));
+    append(spool, make_event(5));
   }
   CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({2, 4, 5}));
   CU_ASSERT_EQUAL(log.count(LogLevel::Warning), 0u);
@@ -371,7 +379,7 @@ void test_order_kept() {
   {
     Spool spool(dir.path(), log);
     for (int i = 0; i < 1000; ++i) {
-      spool.append(make_event(i));
+      append(spool, make_event(i));
       if (i % 7 == 0)
         spool.acknowledge("ev-" + std::to_string(i));
       else
@@ -383,7 +391,7 @@ void test_order_kept() {
     Spool spool(dir.path(), log);
     CU_ASSERT(ids_of(spool.take_recovered()) == expected);
     const int i = 1000 + round;
-    spool.append(make_event(i));
+    append(spool, make_event(i));
     expected.push_back("ev-" + std::to_string(i));
   }
   CU_ASSERT(ids_of(reopen(dir.path(), log)) == expected);
@@ -394,8 +402,8 @@ void test_pending_counts() {
   xmtest::CapturingLogger log;
   Spool spool(dir.path(), log);
   CU_ASSERT_EQUAL(spool.pending(), 0u);
-  spool.append(make_event(1));
-  spool.append(make_event(2));
+  append(spool, make_event(1));
+  append(spool, make_event(2));
   CU_ASSERT_EQUAL(spool.pending(), 2u);
   spool.acknowledge("ev-1");
   spool.acknowledge("ev-1");        // twice: no effect
@@ -412,18 +420,18 @@ void test_bad_events_refused() {
   Spool spool(dir.path(), log);
   Event nameless = make_event(1);
   nameless.event_id.clear();
-  CU_ASSERT(throws<std::invalid_argument>([&] { spool.append(nameless); }));
+  CU_ASSERT(throws<std::invalid_argument>([&] { append(spool, nameless); }));
   Event huge = make_event(2);
   huge.body.assign((16u << 20) + 1, 'x');
   bool efbig = false;
   try {
-    spool.append(huge);
+    append(spool, huge);
   } catch (const std::system_error& e) {
     efbig = e.code() == std::errc::file_too_large;
   }
   CU_ASSERT(efbig);
   CU_ASSERT_EQUAL(spool.pending(), 0u);
-  spool.append(make_event(3));
+  append(spool, make_event(3));
   CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({3}));
 }
 
@@ -450,7 +458,7 @@ void test_torn_last_record_every_offset() {
       Spool spool(dir.path(), log);
       got = spool.take_recovered();
       // The spool goes on working after the damage.
-      spool.append(make_event(9));
+      append(spool, make_event(9));
     }
     CU_ASSERT(ids_of(got) == ids({0, 1, 2, 3}));
     const std::size_t warnings = log.count(LogLevel::Warning, "torn");
@@ -507,10 +515,10 @@ void test_garbage_and_empty_files() {
       Spool spool(dir.path(), log);
       CU_ASSERT(spool.take_recovered().empty());
       CU_ASSERT_EQUAL(log.count(LogLevel::Warning, "skipped"), 2u);
-      spool.append(make_event(1));
+      append(spool, make_event(1));
       spool.acknowledge("ev-1");
       spool.maintain();  // the damaged segments hold nothing pending: they go
-      spool.append(make_event(2));
+      append(spool, make_event(2));
     }
     CU_ASSERT(!xmtest::file_exists(dir / "spool-000001.log"));
     log.clear();
@@ -534,7 +542,7 @@ void test_foreign_files_ignored() {
   {
     Spool spool(dir.path(), log, nullptr, small(2048));
     for (int i = 0; i < 300; ++i) {
-      spool.append(make_event(i));
+      append(spool, make_event(i));
       if (i != 7) spool.acknowledge("ev-" + std::to_string(i));
     }
   }
@@ -555,8 +563,8 @@ void check_failed_append(std::size_t partial, bool truncate_fails, int err = EIO
   auto io = std::make_shared<FaultyIo>();
   {
     Spool spool(dir.path(), log, io);
-    spool.append(make_event(0));
-    spool.append(make_event(1));
+    append(spool, make_event(0));
+    append(spool, make_event(1));
     io->faults->set([&](Faults& f) {
       f.fail_appends = 1;
       f.partial = partial;
@@ -565,7 +573,7 @@ void check_failed_append(std::size_t partial, bool truncate_fails, int err = EIO
     });
     bool failed = false;
     try {
-      spool.append(make_event(2));
+      append(spool, make_event(2));
     } catch (const std::system_error& e) {
       failed = e.code().value() == err;
     }
@@ -574,9 +582,9 @@ void check_failed_append(std::size_t partial, bool truncate_fails, int err = EIO
     io->faults->set([&](Faults& f) {
       f.fail_truncate = false;
     });
-    spool.append(make_event(3));
+    append(spool, make_event(3));
     spool.acknowledge("ev-0");
-    spool.append(make_event(4));
+    append(spool, make_event(4));
     CU_ASSERT_EQUAL(spool.pending(), 3u);
   }
   const auto got = reopen(dir.path(), log);
@@ -600,8 +608,8 @@ void test_failed_ack_and_sync_do_not_throw() {
   auto io = std::make_shared<FaultyIo>();
   {
     Spool spool(dir.path(), log, io);
-    spool.append(make_event(0));
-    spool.append(make_event(1));
+    append(spool, make_event(0));
+    append(spool, make_event(1));
     io->faults->set([&](Faults& f) {
       f.fail_appends = 2;
       f.append_errno = EIO;
@@ -653,7 +661,7 @@ void test_slow_work_never_on_the_appending_thread() {
         f.append_errno = i % 2 ? ENOSPC : EIO;
       });
     try {
-      spool.append(make_event(i));
+      append(spool, make_event(i));
     } catch (const std::system_error&) {
       // refused: the caller's business
     }
@@ -695,7 +703,7 @@ void test_compaction_put_off_while_a_clear_is_refused() {
   {
     Spool spool(dir.path(), log, io, small(1 << 20));
     spool.set_snapshot_source([](auto) {});  // the table: the outage closed
-    spool.append(open);
+    append(spool, open);
     spool.acknowledge(open.event_id);  // delivered: a compaction is due
     Event clear = make_event(2);
     bool refused = false;
@@ -707,7 +715,7 @@ void test_compaction_put_off_while_a_clear_is_refused() {
           g.append_errno = EIO;
         });
         try {
-          spool.append(clear);
+          append(spool, clear);
         } catch (const std::system_error&) {
           refused = true;
         }
@@ -740,7 +748,7 @@ void test_compaction_keeps_spool_bounded() {
   {
     Spool spool(dir.path(), log, nullptr, options);
     for (int i = 0; i < 6000; ++i) {
-      spool.append(make_event(i, 300));
+      append(spool, make_event(i, 300));
       if (i % 100 == 50)
         expected.push_back("ev-" + std::to_string(i));
       else
@@ -766,7 +774,7 @@ void test_backlog_drains() {
   const std::size_t record = sf::encode_event(make_event(0, 200)).size();
   {
     Spool spool(dir.path(), log, nullptr, small(8 * 1024));
-    for (int i = 0; i < 1000; ++i) spool.append(make_event(i, 200));
+    for (int i = 0; i < 1000; ++i) append(spool, make_event(i, 200));
     CU_ASSERT_EQUAL(spool.pending(), 1000u);
     CU_ASSERT(spool_bytes(dir.path()) >= 1000 * record);
     for (int i = 0; i < 990; ++i) spool.acknowledge("ev-" + std::to_string(i));
@@ -783,8 +791,8 @@ void test_many_small_segments_merged() {
   const SpoolOptions options = small(1 << 20);
   for (int i = 0; i < 12; ++i) {
     Spool spool(dir.path(), log, nullptr, options);
-    spool.append(make_event(2 * i));
-    spool.append(make_event(2 * i + 1));
+    append(spool, make_event(2 * i));
+    append(spool, make_event(2 * i + 1));
     spool.acknowledge("ev-" + std::to_string(2 * i + 1));
     spool.maintain();
   }
@@ -799,14 +807,14 @@ void test_leftover_tmp_removed() {
   xmtest::CapturingLogger log;
   {
     Spool spool(dir.path(), log);
-    for (int i = 0; i < 4; ++i) spool.append(make_event(i));
+    for (int i = 0; i < 4; ++i) append(spool, make_event(i));
   }
   // A compaction killed while writing its copy: a partial .tmp.
   xmtest::write_file(dir / "spool-000005.log.tmp", sf::encode_event(make_event(0)) + "partial");
   {
     Spool spool(dir.path(), log);
     CU_ASSERT(ids_of(spool.take_recovered()) == ids({0, 1, 2, 3}));
-    spool.append(make_event(4));
+    append(spool, make_event(4));
   }
   CU_ASSERT(!xmtest::file_exists(dir / "spool-000005.log.tmp"));
   CU_ASSERT(!xmtest::file_exists(dir / "spool-000005.log"));  // its number is not reused
@@ -827,7 +835,7 @@ void test_old_and_compacted_segments_both_present() {
       f.fail_remove = true;
     });
     for (int i = 0; i < 200; ++i) {
-      spool.append(make_event(i));
+      append(spool, make_event(i));
       if (i % 10 == 3 || i % 10 == 4)
         expected.push_back("ev-" + std::to_string(i));
       else
@@ -875,7 +883,7 @@ void test_crash_at_every_step_of_compaction() {
       };
     }
     for (int i = 0; i < 400; ++i) {
-      spool.append(make_event(i));
+      append(spool, make_event(i));
       live.push_back("ev-" + std::to_string(i));
       // Most at once, every fifth 25 events later (out of order), every
       // fiftieth never.
@@ -956,7 +964,7 @@ struct Plant {
         e.created = n.time;
         e.body = body;
         e.change = std::move(tr.change);
-        spool->append(e);
+        append(*spool, e);
         accepted = e;
         return true;
       });
@@ -1258,11 +1266,11 @@ void test_full_disk_uses_the_reserve() {
   auto io = std::make_shared<FaultyIo>();
   Spool spool(dir.path(), log, io, small(1 << 20));
   CU_ASSERT(xmtest::file_exists(dir / "reserve"));
-  spool.append(make_event(0));  // an outage event
-  spool.append(make_event(1));
+  append(spool, make_event(0));  // an outage event
+  append(spool, make_event(1));
   // Full: an outage event is refused and leaves the reserve alone.
   io->faults->set([](Faults& f) { f.fail_appends = 1; });
-  CU_ASSERT(throws<std::system_error>([&] { spool.append(make_event(3)); }));
+  CU_ASSERT(throws<std::system_error>([&] { append(spool, make_event(3)); }));
   CU_ASSERT(xmtest::file_exists(dir / "reserve"));
   // An acknowledgement takes the reserve's room.
   io->faults->set([](Faults& f) { f.fail_appends = 1; });
@@ -1271,16 +1279,16 @@ void test_full_disk_uses_the_reserve() {
   CU_ASSERT(log.contains(LogLevel::Warning, "is full"));
   // Until the reserve is back, outage events are refused without a write;
   // a clear still goes in.
-  CU_ASSERT(throws<std::system_error>([&] { spool.append(make_event(4)); }));
-  spool.append(make_event(2));  // a clear
+  CU_ASSERT(throws<std::system_error>([&] { append(spool, make_event(4)); }));
+  append(spool, make_event(2));  // a clear
   io->faults->set([](Faults& f) { f.fail_allocate = true; });
   spool.maintain();
-  CU_ASSERT(throws<std::system_error>([&] { spool.append(make_event(6)); }));
+  CU_ASSERT(throws<std::system_error>([&] { append(spool, make_event(6)); }));
   io->faults->set([](Faults& f) { f.fail_allocate = false; });
   spool.maintain();
   CU_ASSERT(xmtest::file_exists(dir / "reserve"));
   CU_ASSERT(log.contains(LogLevel::Notice, "room"));
-  spool.append(make_event(7));
+  append(spool, make_event(7));
   CU_ASSERT_EQUAL(spool.pending(), 3u);
   CU_ASSERT(ids_of(reopen(dir.path(), log)) == ids({1, 2, 7}));
 }
@@ -1451,7 +1459,7 @@ void test_unwritten_change_reaches_disk_by_compaction() {
       Event e = make_event(0);
       e.type = EventType::Outage;
       e.change = std::move(tr.change);
-      spool.append(e);
+      append(spool, e);
       spool.acknowledge(e.event_id);
       return true;
     });
@@ -1568,13 +1576,13 @@ void test_group_commit() {
     io->syncs = 0;
     io->gate = [&] { return appended == kThreads; };
     std::thread background([&] {
-      for (int i = 0; returned < kThreads; ++i) spool.append(make_event(1000 + i));
+      for (int i = 0; returned < kThreads; ++i) append(spool, make_event(1000 + i));
     });
     std::vector<std::thread> callers;
     for (int t = 0; t < kThreads; ++t)
       callers.emplace_back([&, t] {
         const Event e = make_event(t);
-        spool.append(e);
+        append(spool, e);
         ++appended;
         CU_ASSERT(spool.make_durable(e.event_id));
         if (io->last_append_synced()) ++synced_before_return;
@@ -1602,7 +1610,7 @@ void test_group_commit() {
         for (int i = 0; i < kPerThread; ++i) {
           Event e = make_event(i);
           e.event_id = "t" + std::to_string(t) + "-" + std::to_string(i);
-          spool.append(e);
+          append(spool, e);
           spool.make_durable(e.event_id);
           if (!io->last_append_synced()) ++early;
           if (i % 2 == 0) spool.acknowledge(e.event_id);
@@ -1650,7 +1658,7 @@ void test_concurrent_appends_and_acks() {
         for (int i = 0; i < kPerThread; ++i) {
           Event e = make_event(i, 120);
           e.event_id = "t" + std::to_string(t) + "-" + std::to_string(i);
-          spool.append(e);
+          append(spool, e);
           std::lock_guard<std::mutex> lock(mutex);
           appended.push_back(e.event_id);
           cv.notify_one();
@@ -1687,7 +1695,7 @@ void test_read_body_roundtrip() {
   xmtest::TempDir dir;
   xmtest::CapturingLogger log;
   Spool spool(dir.path(), log);
-  for (int i = 0; i < 5; ++i) spool.append(make_event(i, 100 + 50 * i));
+  for (int i = 0; i < 5; ++i) append(spool, make_event(i, 100 + 50 * i));
   for (int i = 0; i < 5; ++i) CU_ASSERT(spool.read_body("ev-" + std::to_string(i)) == make_event(i, 100 + 50 * i).body);
   spool.acknowledge("ev-2");
   CU_ASSERT(!spool.read_body("ev-2").has_value());  // delivered
@@ -1700,7 +1708,7 @@ void test_read_body_after_compaction_and_reopen() {
   {
     Spool spool(dir.path(), log, nullptr, small(8 * 1024));
     for (int i = 0; i < 400; ++i) {
-      spool.append(make_event(i, 200));
+      append(spool, make_event(i, 200));
       if (i % 50 != 7) spool.acknowledge("ev-" + std::to_string(i));
       spool.maintain();
     }
@@ -1721,7 +1729,7 @@ void test_read_body_races_compaction() {
   xmtest::CapturingLogger log;
   auto io = std::make_shared<FaultyIo>();
   Spool spool(dir.path(), log, io, small(4096));
-  for (int i = 0; i < 60; ++i) spool.append(make_event(i, 200));
+  for (int i = 0; i < 60; ++i) append(spool, make_event(i, 200));
   const std::string first_segment = segments(dir.path()).front();
   int moved_under_the_reader = 0;
   io->faults->set([&](Faults& f) {
@@ -1747,8 +1755,8 @@ void test_read_body_of_damaged_record() {
   xmtest::TempDir dir;
   xmtest::CapturingLogger log;
   Spool spool(dir.path(), log);
-  spool.append(make_event(0, 300));
-  spool.append(make_event(1, 300));
+  append(spool, make_event(0, 300));
+  append(spool, make_event(1, 300));
   const std::string segment = segments(dir.path()).back();
   std::string data = xmtest::read_file(segment);
   const std::size_t at = data.find("ev-0\",\"description");
@@ -1770,7 +1778,7 @@ void test_permissions() {
   {
     Spool spool(dir, log, nullptr, small(2048));
     for (int i = 0; i < 100; ++i) {
-      spool.append(make_event(i));
+      append(spool, make_event(i));
       if (i % 2 == 0) spool.acknowledge("ev-" + std::to_string(i));
       spool.maintain();  // compacts
     }
@@ -1812,7 +1820,7 @@ void run_killed_child(unsigned reports_before_kill) {
       xmtest::CapturingLogger log;
       Spool spool(dir.path(), log, nullptr, small(4096));
       for (std::uint32_t i = 0;; ++i) {
-        spool.append(make_event(static_cast<int>(i)));
+        append(spool, make_event(static_cast<int>(i)));
         std::uint32_t report = i << 1;
         if (::write(fds[1], &report, sizeof report) != sizeof report) ::_exit(1);
         if (i % 4 != 0) {

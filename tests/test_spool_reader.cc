@@ -19,6 +19,14 @@ namespace {
 
 using xmatters::Event;
 using xmatters::EventType;
+
+// Appends as the store does (src/store.cc): a clear may use the reserve, an
+// outage event must leave it its need.
+void append(xmatters::Spool& spool, const xmatters::Event& event) {
+  spool.append(event, event.type == xmatters::EventType::Clear ? xmatters::Spool::Room::Reserve
+                                                                : xmatters::Spool::Room::Free);
+}
+
 namespace fs = std::filesystem;
 
 Event make_event(int i) {
@@ -61,12 +69,12 @@ void copy_dir(const std::string& from, const std::string& to) {
 // A log with acknowledged events, changes of their own, a compaction and
 // records after it.
 void fill(xmatters::Spool& spool) {
-  for (int i = 0; i < 12; ++i) spool.append(make_event(i));
+  for (int i = 0; i < 12; ++i) append(spool, make_event(i));
   for (int i = 0; i < 9; ++i) spool.acknowledge("ev-" + std::to_string(i));
   spool.append_change(xmatters::encode_change("ops", xmatters::OutageKey{"db1", "cpu", "", "percent", ""}, nullptr,
                                               xmatters::TimePoint{}));
   spool.maintain();  // compacts: most of it is dropped
-  for (int i = 12; i < 18; ++i) spool.append(make_event(i));
+  for (int i = 12; i < 18; ++i) append(spool, make_event(i));
   spool.acknowledge("ev-13");
   spool.append_change(xmatters::encode_change("ops", xmatters::OutageKey{"db2", "cpu", "", "percent", ""}, nullptr,
                                               xmatters::TimePoint{}));
@@ -123,7 +131,7 @@ void test_damage_is_reported_not_repaired() {
   const std::string dir = t / "spool";
   {
     xmatters::Spool spool(dir, log);
-    for (int i = 0; i < 4; ++i) spool.append(make_event(i));
+    for (int i = 0; i < 4; ++i) append(spool, make_event(i));
   }
   const std::string first = dir + "/" + xmatters::spool_format::segment_name(1);
   std::string bytes = xmtest::read_file(first);

@@ -40,6 +40,16 @@ using std::chrono::seconds;
 using Steady = std::chrono::steady_clock;
 
 namespace {
+// Appends as the store does (src/store.cc): a clear may use the reserve, an
+// outage event must leave it its need.
+void append(xmatters::Spool& spool, const xmatters::Event& event) {
+  spool.append(event, event.type == xmatters::EventType::Clear ? xmatters::Spool::Room::Reserve
+                                                                : xmatters::Spool::Room::Free);
+}
+
+}  // namespace
+
+namespace {
 
 // An instant with a sub-second part, so that persistence must keep full precision.
 const TimePoint T0 = TimePoint(std::chrono::duration_cast<Clock::duration>(seconds(1795866465) + nanoseconds(123456789)));
@@ -107,7 +117,7 @@ struct Recorder {
       e.change = std::move(t.change);
       Seen s{t.type, t.notification.severity, t.notification.time, OutageKey::of(t.notification), t.outage,
              t.sequence, t.not_before};
-      if (spool) spool->append(e);
+      if (spool) append(*spool, e);
       // As the lane does: a re-page takes the place of one still waiting.
       for (std::size_t i = seen.size(); t.type == EventType::Outage && i-- > 0;) {
         if (seen[i].outage.id != t.outage.id) continue;
