@@ -128,6 +128,7 @@ bool take_key_field(OutageKey& key, std::uint32_t first_tag, std::uint32_t tag, 
 // An OUTAGE_SET's fields as read, before they are checked.
 struct RawSet {
   std::int64_t last_page = 0, last_time = 0, start = 0;
+  bool has_start = false, has_last_time = false;
   std::uint8_t severity = 0, kind = 0, folded = 0, held = 0, unpaged = 0;
   std::string_view id;
   std::uint32_t sequence = 0, outages = 0, hosts = 0;
@@ -225,6 +226,7 @@ bool decode_change_v1(const sf::Record& rec, Change* out) {
   out->key = std::move(key);
   out->set = std::move(set);
   out->last_time = set_last_time;
+  out->closed_start.reset();
   return true;
 }
 
@@ -266,9 +268,9 @@ bool decode_change_v2(const sf::Record& rec, Change* out) {
     switch (tag) {
       case kIntegration: integration = v; break;
       case kLastPage: good &= sf::field_i64(v, &raw.last_page); break;
-      case kLastTime: good &= sf::field_i64(v, &raw.last_time); break;
+      case kLastTime: good &= raw.has_last_time = sf::field_i64(v, &raw.last_time); break;
       case kSeverity: good &= sf::field_u8(v, &raw.severity); break;
-      case kStart: good &= sf::field_i64(v, &raw.start); break;
+      case kStart: good &= raw.has_start = sf::field_i64(v, &raw.start); break;
       case kOutageId: raw.id = v; break;
       case kSequence: good &= sf::field_u32(v, &raw.sequence); break;
       case kKind: good &= sf::field_u8(v, &raw.kind); break;
@@ -294,21 +296,33 @@ bool decode_change_v2(const sf::Record& rec, Change* out) {
     if (!make_set(key, std::move(raw), &*set)) return false;
     set_last_time = from_ns(last_time);
   }
+  std::optional<TimePoint> closed_start;
+  if (rec.type == sf::RecordType::OutageClose && raw.has_start && raw.has_last_time) {
+    closed_start = from_ns(raw.start);
+    set_last_time = from_ns(raw.last_time);
+  }
   out->integration = integration;
   out->key = std::move(key);
   out->set = std::move(set);
   out->last_time = set_last_time;
+  out->closed_start = closed_start;
   return true;
 }
 
 }  // namespace
 
 std::string encode_change(const std::string& integration, const OutageKey& key, const Outage* outage,
-                          TimePoint last_time) {
+                          TimePoint last_time, std::optional<TimePoint> closed_start) {
   return sf::encode_tagged(outage ? sf::RecordType::OutageSet : sf::RecordType::OutageClose, [&](auto& w) {
     w.bytes(kIntegration, integration);
     put_key(w, kKey, key);
-    if (!outage) return;
+    if (!outage) {
+      if (closed_start) {  // since format 3; an older plugin skips both
+        w.i64(kLastTime, to_ns(last_time));
+        w.i64(kStart, to_ns(*closed_start));
+      }
+      return;
+    }
     w.i64(kLastPage, to_ns(outage->last_page));
     w.i64(kLastTime, to_ns(last_time));
     w.u8(kSeverity, outage->severity == Severity::Failure ? kRecordFailure : kRecordWarning);

@@ -50,6 +50,9 @@ constexpr auto kClockStep = std::chrono::seconds(60);
 // Closed value lists remembered at most (about 200 bytes each), so that a
 // storm of distinct keys cannot grow the memory of closed ones unbounded.
 constexpr std::size_t kClosedKeys = 100000;
+// Of those, the ones a compaction writes again (the last closed): at most
+// about 150 KB for each compaction, whatever the storm.
+constexpr std::size_t kClosedKept = 1000;
 
 // The place of the page released for a held outage: the next after its last
 // page, or 1 when nothing of it was paged (a held page took no place; an
@@ -151,8 +154,9 @@ struct OutageTracker::State {
   // a step of the clock anyway) and for at most kClosedKeys keys. A
   // notification older than the close is stale and ignored, and an outage
   // that reopens starts after the closed one, so the two never share an
-  // outage_id (collectd-xmatters(5), OUTAGES). In memory only: after a
-  // restart the window starts empty.
+  // outage_id (collectd-xmatters(5), OUTAGES). Its OUTAGE_CLOSE record
+  // carries it, and compaction writes again the kClosedKept closed last
+  // (snapshot()), so a restart remembers it too.
   void remember_closed(const OutageKey& key, Closed closed) {
     std::lock_guard<std::mutex> lock(table_mutex);
     closed_keys[key] = closed;
@@ -241,6 +245,8 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
     }
     if (!c.set) {
       s.table.erase(c.key);
+      // A value list's close remembers it, as it did before the restart.
+      if (c.closed_start) s.remember_closed(c.key, State::Closed{c.last_time, *c.closed_start});
       return;
     }
     auto& ks = s.table[c.key];
@@ -398,6 +404,25 @@ void OutageTracker::snapshot(FunctionRef<void(std::string_view)> write) const {
   // makes no one large allocation (which would raise glibc's mmap and trim
   // thresholds and keep that much memory resident after it is freed).
   std::deque<std::shared_ptr<State::KeyState>> keys;
+  // The closed value lists remembered, first (a key that reopened since
+  // has its OUTAGE_SET after its close, which it must win over); only the
+  // kClosedKept closed last, so that a storm of closes does not make every
+  // compaction of its minute rewrite them all (collectd-xmatters(5)
+  // OUTAGES). Oldest first, as they closed.
+  std::deque<std::pair<OutageKey, State::Closed>> closed;
+  {
+    std::lock_guard<std::mutex> lock(s.table_mutex);
+    std::unordered_set<const OutageKey*> taken;
+    for (auto it = s.closed_order.rbegin(); it != s.closed_order.rend() && closed.size() < kClosedKept; ++it) {
+      const auto found = s.closed_keys.find(it->second);
+      // Not a key closed again since (a later entry of it), nor forgotten.
+      if (found == s.closed_keys.end() || found->second.last != it->first || !taken.insert(&found->first).second)
+        continue;
+      closed.emplace_front(found->first, found->second);
+    }
+  }
+  for (const auto& [key, c] : closed) write(encode_change(s.integration, key, nullptr, c.last, c.start));
+  closed.clear();
   {
     std::lock_guard<std::mutex> lock(s.table_mutex);
     for (const auto& entry : s.table) keys.push_back(entry.second);
@@ -494,7 +519,13 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
     after.last_page = n.time;
     send = EventType::Outage;
   }
+  // A value list's outage that closes is remembered (remember_closed),
+  // in its record too, so that a restart remembers it as well.
+  std::optional<Closed> closed;
+  if (closes && ks.outage && ks.outage->kind == OutageKind::ValueList)
+    closed = Closed{std::max(n.time, last_time.value_or(n.time)), ks.outage->start};
   const auto record = [&] {
+    if (closed) return encode_change(integration, ks.key, nullptr, closed->last, closed->start);
     return encode_change(integration, ks.key, closes ? nullptr : &after, last_time.value_or(TimePoint{}));
   };
   // A folded outage recovered with FloodLimit since set to 0 still goes
@@ -529,6 +560,7 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
   if (ks.outage->kind != options.group_by) other_grouping.fetch_sub(1, std::memory_order_relaxed);
   ks.outage.reset();
   forget(ks);
+  if (closed) remember_closed(ks.key, *closed);
   return true;
 }
 
@@ -648,8 +680,7 @@ void OutageTracker::State::decide_value_list(KeyState& ks, const Notification& n
   if (!problem) {
     // A clear describes the outage as it was: its id, start and highest severity.
     const std::optional<EventType> send = options.send_clear ? std::optional(EventType::Clear) : std::nullopt;
-    const Closed closed{std::max(n.time, last_time.value_or(n.time)), ks.outage->start};
-    if (commit(ks, n, send, *ks.outage, true, last_time, handler)) remember_closed(ks.key, closed);
+    commit(ks, n, send, *ks.outage, true, last_time, handler);  // remembers it closed
     return;
   }
   const bool escalation = n.severity > ks.outage->severity;

@@ -681,6 +681,73 @@ void test_reopen_at_same_time_new_id() {
   CU_ASSERT(f.rec.seen[2].outage.start - at(100) < std::chrono::seconds(1));
 }
 
+// The same across a restart (and a compaction): a closed value list is
+// remembered in its close record, so a stale notification right after the
+// restart opens nothing, and one at the closed outage's start opens an
+// outage with an id of its own (issue 21, the ordering memory).
+void test_closed_remembered_across_restart() {
+  for (const bool compacted : {false, true}) {
+    Fixture f;
+    f.send(note(Severity::Failure, at(100)));
+    f.send(note(Severity::Okay, at(105)));
+    if (compacted) f.spool->maintain();
+    f.restart();
+    f.send(note(Severity::Warning, at(100)));  // a write thread that lagged, or an aggregator's replay
+    CU_ASSERT_EQUAL(f.rec.size(), 2u);
+    CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
+    f.restart();
+    f.send(note(Severity::Failure, at(105)));  // not older than the OKAY: a new outage
+    CU_ASSERT_EQUAL_FATAL(f.rec.size(), 3u);
+    CU_ASSERT(f.rec.seen[2].outage.id != f.rec.seen[0].outage.id);
+    CU_ASSERT_EQUAL(f.log.count(xmatters::LogLevel::Warning), 0u);
+  }
+  // At the same time as the closed outage's start, after a restart: its own id.
+  Fixture f;
+  f.send(note(Severity::Failure, at(100)));
+  f.send(note(Severity::Okay, at(100)));
+  f.restart();
+  f.send(note(Severity::Failure, at(100)));
+  CU_ASSERT_EQUAL_FATAL(f.rec.size(), 3u);
+  CU_ASSERT(f.rec.seen[2].outage.id != f.rec.seen[0].outage.id);
+}
+
+// A compaction writes again only the 1000 value lists closed last, so that
+// a storm of recoveries does not make every compaction of its minute
+// rewrite them all: 1500 close within the window; without a compaction a
+// restart remembers all of them (their records are in the log), after one
+// the 1000 closed last, and a stale notification for one closed before
+// them is processed as before the memory existed (collectd-xmatters(5)
+// OUTAGES).
+void test_closed_kept_by_compaction_bounded() {
+  constexpr int kKeys = 1500;
+  const auto host = [](int i) { return "h" + std::to_string(i); };
+  for (const bool compacted : {false, true}) {
+    Fixture f;
+    for (int i = 0; i < kKeys; ++i) {
+      f.send(note(Severity::Failure, at(100) + std::chrono::milliseconds(i), host(i)));
+      f.send(note(Severity::Okay, at(110) + std::chrono::milliseconds(i), host(i)));
+    }
+    std::size_t closes = 0;
+    sf::scan_records(f.snapshot(), [&](const sf::Record& rec, std::uint64_t, std::string_view bytes) {
+      Change c;
+      CU_ASSERT(rec.type == sf::RecordType::OutageClose && decode_change(bytes, &c) && c.closed_start);
+      ++closes;
+    });
+    CU_ASSERT_EQUAL(closes, 1000u);
+    if (compacted) f.spool->maintain();
+    f.restart();
+    const std::size_t before = f.rec.size();
+    f.send(note(Severity::Warning, at(105), host(kKeys - 1)));  // closed last: remembered
+    f.send(note(Severity::Warning, at(105), host(kKeys - 1000)));
+    CU_ASSERT_EQUAL(f.rec.size(), before);
+    f.send(note(Severity::Warning, at(105), host(0)));  // closed first: remembered only by the log
+    CU_ASSERT_EQUAL(f.rec.size(), before + (compacted ? 1u : 0u));
+    if (compacted) {
+      CU_ASSERT(f.rec.seen.back().outage.id != f.rec.seen[0].outage.id);  // a start of its own
+    }
+  }
+}
+
 void test_randomized_sequence() {
   const unsigned seed = std::random_device{}();
   std::mt19937 rng(seed);
@@ -981,8 +1048,10 @@ void test_close_without_event_is_recorded() {
   }
 }
 
-// Keys with no open outage cost nothing: neither in the table nor, once
-// compacted, in the spool (closed keys leave no tombstone).
+// Keys with no open outage cost nothing once their close is 60 s of
+// notification time old: neither in the table nor, once compacted, in the
+// spool (until then a closed value list is remembered, its close record
+// kept by compaction).
 void test_closed_keys_are_forgotten() {
   Fixture f;
   for (int i = 0; i < 2000; ++i) {
@@ -992,9 +1061,15 @@ void test_closed_keys_are_forgotten() {
     f.send(note(Severity::Okay, at(2), host));
   }
   CU_ASSERT_EQUAL(f.rec.size(), 4000u);
-  CU_ASSERT(f.snapshot().empty());
+  CU_ASSERT(!f.snapshot().empty());  // remembered for now
+  f.send(note(Severity::Failure, at(100), "last"));
+  f.send(note(Severity::Okay, at(101), "last"));
+  const std::string last = f.snapshot();
+  xmatters::Change c;
+  CU_ASSERT_FATAL(xmatters::decode_change(last, &c));  // exactly one record: "last"'s close
+  CU_ASSERT(c.key.host == "last" && !c.set && c.closed_start.has_value());
   f.spool->maintain();
-  CU_ASSERT_EQUAL(f.spooled_bytes(), sf::encode_header().size() + sf::encode_snapshot().size());
+  CU_ASSERT_EQUAL(f.spooled_bytes(), sf::encode_header().size() + sf::encode_snapshot().size() + last.size());
   f.restart();
   CU_ASSERT_EQUAL(f.tracker->open_outages(), 0u);
 }
@@ -2046,6 +2121,8 @@ int main(int argc, char** argv) {
        {"sequences",
         {{"stale_after_close_ignored", test_stale_after_close_ignored},
          {"reopen_at_same_time_new_id", test_reopen_at_same_time_new_id},
+         {"closed_remembered_across_restart", test_closed_remembered_across_restart},
+         {"closed_kept_by_compaction_bounded", test_closed_kept_by_compaction_bounded},
          {"randomized_sequence", test_randomized_sequence}, {"many_threads", test_many_threads},
          {"many_threads_silent_closes", test_many_threads_silent_closes}}},
        {"persistence",

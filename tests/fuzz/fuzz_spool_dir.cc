@@ -5,8 +5,8 @@
 //   ... (bit 1 set: the last one is a compaction's leftover .tmp); the seeds
 //   are real spool directories written by the spool and the tracker, in
 //   format 1 (the release before format 2), 2, and both (an upgrade before
-//   its first compaction), and 3's silences (v3_silences) and FloodLimit's
-//   minute (v3_flood_sent);
+//   its first compaction), and 3's silences (v3_silences), FloodLimit's
+//   minute (v3_flood_sent) and a close remembered (v3_closed_remembered);
 // - odd: a log drawn record by record (events with the tracker's own outage
 //   changes, acknowledgements, snapshots, stray bytes, truncations and
 //   flipped bits) over a few segments, a .tmp and a file that is not the
@@ -17,7 +17,7 @@
 // SNAPSHOT); a spool whose newest segment's HEADER is of a newer format is
 // refused and left alone; a .tmp is removed and other files left alone; opening again
 // recovers the same; the tracker's table is made of valid OUTAGE_SET
-// records, one per open outage.
+// records, one per open outage, after the closes it remembers.
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -228,8 +228,18 @@ void check_tracker(const std::vector<std::string>& changes) {
   std::string table;
   tracker.snapshot(table);
   std::size_t records = 0;
-  const sf::Damage damage = sf::scan_records(table, [&](const sf::Record& rec, std::uint64_t, std::string_view) {
+  bool set_seen = false;
+  const sf::Damage damage = sf::scan_records(table, [&](const sf::Record& rec, std::uint64_t, std::string_view bytes) {
+    // The closed value lists remembered come first, each an OUTAGE_CLOSE
+    // with its memory; then the open outages.
+    if (rec.type == sf::RecordType::OutageClose) {
+      xmatters::Change c;
+      if (set_seen || !xmatters::decode_change(bytes, &c) || !c.closed_start)
+        xmfuzz::fail("the table holds an OUTAGE_CLOSE that is not a remembered close before the open outages");
+      return;
+    }
     if (rec.type != sf::RecordType::OutageSet) xmfuzz::fail("the table holds a record that is not OUTAGE_SET");
+    set_seen = true;
     ++records;
   });
   if (damage.places > 0 || records != tracker.open_outages())
