@@ -227,6 +227,7 @@ bool decode_change_v1(const sf::Record& rec, Change* out) {
   out->set = std::move(set);
   out->last_time = set_last_time;
   out->closed_start.reset();
+  out->closed_members.clear();
   return true;
 }
 
@@ -297,29 +298,41 @@ bool decode_change_v2(const sf::Record& rec, Change* out) {
     set_last_time = from_ns(last_time);
   }
   std::optional<TimePoint> closed_start;
+  std::vector<Member> closed_members;
   if (rec.type == sf::RecordType::OutageClose && raw.has_start && raw.has_last_time) {
     closed_start = from_ns(raw.start);
     set_last_time = from_ns(raw.last_time);
+    for (Member& m : raw.members)
+      if (m.last_time) closed_members.push_back(Member{std::move(m.key), false, m.last_time, {}, {}});
   }
   out->integration = integration;
   out->key = std::move(key);
   out->set = std::move(set);
   out->last_time = set_last_time;
   out->closed_start = closed_start;
+  out->closed_members = std::move(closed_members);
   return true;
 }
 
 }  // namespace
 
 std::string encode_change(const std::string& integration, const OutageKey& key, const Outage* outage,
-                          TimePoint last_time, std::optional<TimePoint> closed_start) {
+                          TimePoint last_time, std::optional<TimePoint> closed_start,
+                          const std::vector<Member>* closed_members) {
   return sf::encode_tagged(outage ? sf::RecordType::OutageSet : sf::RecordType::OutageClose, [&](auto& w) {
     w.bytes(kIntegration, integration);
     put_key(w, kKey, key);
     if (!outage) {
-      if (closed_start) {  // since format 3; an older plugin skips both
+      if (closed_start) {  // since format 3; an older plugin skips them
         w.i64(kLastTime, to_ns(last_time));
         w.i64(kStart, to_ns(*closed_start));
+        if (closed_members)
+          for (const Member& m : *closed_members)
+            if (m.last_time)
+              w.message(kMember, [&](auto& mw) {
+                put_key(mw, kMemberKey, m.key);
+                mw.i64(kMemberLastTime, to_ns(*m.last_time));
+              });
       }
       return;
     }

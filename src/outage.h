@@ -79,14 +79,17 @@ std::string event_id_of(const std::string& outage_id, std::uint32_t sequence);
 // One change as a framed record, ready for one write(2): OUTAGE_SET with the
 // key's full state after the change, or OUTAGE_CLOSE when outage is null.
 // last_time: a value list's last notification time (TimePoint{}: none).
-// closed_start: for an OUTAGE_CLOSE, the start of a value list's outage
-// that closed, remembered with last_time (the close's time) so that stale
-// input cannot reopen it, across a restart too (collectd-xmatters(5)
-// OUTAGES); nullopt: nothing remembered.
+// closed_start: for an OUTAGE_CLOSE, the start of the outage that closed,
+// remembered with last_time (the close's time) so that stale input cannot
+// reopen it, across a restart too (collectd-xmatters(5) OUTAGES); nullopt:
+// nothing remembered. closed_members: a host outage's value lists, each
+// remembered with its last time (only their keys and last times are
+// written).
 // Sized exactly: one allocation. Throws std::length_error (a key of
 // megabytes) or std::bad_alloc.
 std::string encode_change(const std::string& integration, const OutageKey& key, const Outage* outage,
-                          TimePoint last_time, std::optional<TimePoint> closed_start = std::nullopt);
+                          TimePoint last_time, std::optional<TimePoint> closed_start = std::nullopt,
+                          const std::vector<Member>* closed_members = nullptr);
 
 // One decoded record.
 struct Change {
@@ -94,9 +97,12 @@ struct Change {
   OutageKey key;
   std::optional<Outage> set;  // nullopt: closed
   TimePoint last_time;
-  // A close that remembers its value list's outage: its start (last_time is
-  // then the close's time); nullopt for any other record.
+  // A close that remembers its outage: its start (last_time is then the
+  // close's time); nullopt for any other record.
   std::optional<TimePoint> closed_start;
+  // With closed_start, a host outage's value lists, each with its last
+  // time (key and last_time only).
+  std::vector<Member> closed_members;
 };
 
 // False when bytes are not exactly one framed change record, or it says what

@@ -149,16 +149,24 @@ struct OutageTracker::State {
     if (!create) return nullptr;
     return table.emplace(key, std::make_shared<KeyState>(key)).first->second;
   }
-  // A value list's outage that closed: its last notification time and its
-  // start, kept for kClockStep of notification time (older input counts as
-  // a step of the clock anyway) and for at most kClosedKeys keys. A
-  // notification older than the close is stale and ignored, and an outage
-  // that reopens starts after the closed one, so the two never share an
-  // outage_id (collectd-xmatters(5), OUTAGES). Its OUTAGE_CLOSE record
-  // carries it, and compaction writes again the kClosedKept closed last
-  // (snapshot()), so a restart remembers it too.
-  void remember_closed(const OutageKey& key, Closed closed) {
+  // An outage that closed: its last notification time and its start, kept
+  // for kClockStep of notification time (older input counts as a step of
+  // the clock anyway) and for at most kClosedKeys keys; a host outage's
+  // value lists too, each with its own last time (and no start). A
+  // notification older than the close (a host's value list: than its own
+  // last one) is stale and ignored, and an outage that reopens starts after
+  // the closed one, so the two never share an outage_id
+  // (collectd-xmatters(5), OUTAGES). Its OUTAGE_CLOSE record carries it,
+  // and compaction writes again the kClosedKept closed last (snapshot()),
+  // so a restart remembers it too.
+  void remember_closed(const OutageKey& key, Closed closed, const std::vector<Member>& members = {}) {
     std::lock_guard<std::mutex> lock(table_mutex);
+    for (const Member& m : members)
+      if (m.last_time) remember_locked(m.key, Closed{*m.last_time, TimePoint{}});
+    remember_locked(key, closed);  // last: a host-only value list's key is the host's
+    shrink_if_sparse(closed_keys);
+  }
+  void remember_locked(const OutageKey& key, Closed closed) {
     closed_keys[key] = closed;
     closed_order.emplace_back(closed.last, key);
     while (!closed_order.empty() &&
@@ -167,13 +175,24 @@ struct OutageTracker::State {
       if (it != closed_keys.end() && it->second.last == closed_order.front().first) closed_keys.erase(it);
       closed_order.pop_front();
     }
-    shrink_if_sparse(closed_keys);
   }
   std::optional<Closed> closed_before(const OutageKey& key) const {
     std::lock_guard<std::mutex> lock(table_mutex);
     auto it = closed_keys.find(key);
     if (it == closed_keys.end()) return std::nullopt;
     return it->second;
+  }
+  // Whether n, for key (a value list) without an outage that holds it, is
+  // older than key's closed outage remembered: stale, ignored.
+  bool stale(const OutageKey& key, const Notification& n) const {
+    const std::optional<Closed> closed = closed_before(key);
+    return closed && n.time < closed->last && closed->last - n.time < kClockStep;
+  }
+  // The start of an outage of key opening at n: not before one nanosecond
+  // after its closed outage's start, so that the two have different ids.
+  TimePoint start_after_closed(const OutageKey& key, const Notification& n) const {
+    const std::optional<Closed> closed = closed_before(key);
+    return closed && n.time <= closed->start ? closed->start + std::chrono::nanoseconds(1) : n.time;
   }
 
   // Caller holds ks.mutex: a key without an open outage leaves the table.
@@ -245,8 +264,8 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
     }
     if (!c.set) {
       s.table.erase(c.key);
-      // A value list's close remembers it, as it did before the restart.
-      if (c.closed_start) s.remember_closed(c.key, State::Closed{c.last_time, *c.closed_start});
+      // A close remembers its outage, as it did before the restart.
+      if (c.closed_start) s.remember_closed(c.key, State::Closed{c.last_time, *c.closed_start}, c.closed_members);
       return;
     }
     auto& ks = s.table[c.key];
@@ -522,10 +541,11 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
   // A value list's outage that closes is remembered (remember_closed),
   // in its record too, so that a restart remembers it as well.
   std::optional<Closed> closed;
-  if (closes && ks.outage && ks.outage->kind == OutageKind::ValueList)
+  if (closes && ks.outage && ks.outage->kind != OutageKind::Flood)
     closed = Closed{std::max(n.time, last_time.value_or(n.time)), ks.outage->start};
+  const std::vector<Member>* closed_members = closed && ks.outage->kind == OutageKind::Host ? &after.members : nullptr;
   const auto record = [&] {
-    if (closed) return encode_change(integration, ks.key, nullptr, closed->last, closed->start);
+    if (closed) return encode_change(integration, ks.key, nullptr, closed->last, closed->start, closed_members);
     return encode_change(integration, ks.key, closes ? nullptr : &after, last_time.value_or(TimePoint{}));
   };
   // A folded outage recovered with FloodLimit since set to 0 still goes
@@ -560,7 +580,7 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
   if (ks.outage->kind != options.group_by) other_grouping.fetch_sub(1, std::memory_order_relaxed);
   ks.outage.reset();
   forget(ks);
-  if (closed) remember_closed(ks.key, *closed);
+  if (closed) remember_closed(ks.key, *closed, closed_members ? *closed_members : std::vector<Member>{});
   return true;
 }
 
@@ -667,11 +687,8 @@ void OutageTracker::State::decide_value_list(KeyState& ks, const Notification& n
   const bool problem = n.severity != Severity::Okay;
   if (!ks.outage) {
     if (!problem || n.severity < options.min_severity) return forget(ks);
-    TimePoint start = n.time;
-    if (const std::optional<Closed> closed = closed_before(ks.key)) {
-      if (n.time < closed->last && closed->last - n.time < kClockStep) return forget(ks);  // stale
-      if (start <= closed->start) start = closed->start + std::chrono::nanoseconds(1);
-    }
+    if (stale(ks.key, n)) return forget(ks);
+    const TimePoint start = start_after_closed(ks.key, n);
     Outage next{outage_id_of(integration, OutageKind::ValueList, ks.key, start), n.severity, start, n.time, 1,
                 OutageKind::ValueList, {}, false, 0, 0};
     if (!commit(ks, n, EventType::Outage, std::move(next), false, last_time, handler)) forget(ks);
@@ -710,8 +727,9 @@ void OutageTracker::State::decide_host(KeyState& ks, const Notification& n, Tran
   };
 
   if (!ks.outage) {
-    if (!can_join) return forget(ks);
-    Outage next{outage_id_of(integration, OutageKind::Host, ks.key, n.time), n.severity, n.time, n.time, 1,
+    if (!can_join || stale(vl, n)) return forget(ks);
+    const TimePoint start = start_after_closed(ks.key, n);
+    Outage next{outage_id_of(integration, OutageKind::Host, ks.key, start), n.severity, start, n.time, 1,
                 OutageKind::Host, {}, false, 0, 0};
     next.members.push_back(member_of(n));
     next.members.back().last_time = time_after(std::nullopt);
@@ -722,7 +740,7 @@ void OutageTracker::State::decide_host(KeyState& ks, const Notification& n, Tran
   Outage& open = *ks.outage;
   const auto found = std::find_if(open.members.begin(), open.members.end(), [&](const Member& m) { return m.key == vl; });
   Member* const m = found == open.members.end() ? nullptr : &*found;
-  if (m && older(m->last_time, n, vl)) return;
+  if (m ? older(m->last_time, n, vl) : stale(vl, n)) return;
   const bool joins = can_join && (!m || !m->failing);
   if (!m && !joins) return;  // not one of its value lists
   // The limit counts failing members: one that recovered gives its place

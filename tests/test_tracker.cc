@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -746,6 +747,229 @@ void test_closed_kept_by_compaction_bounded() {
       CU_ASSERT(f.rec.seen.back().outage.id != f.rec.seen[0].outage.id);  // a start of its own
     }
   }
+}
+
+// --- every interleaving, against a model of the promise -----------------------------------
+//
+// Two value lists A and B of one host, every sequence of four notifications
+// (FAILURE, OKAY or WARNING of A or B, each at 0, 1 or 2 s after the first:
+// equal, later and earlier times), grouped by value list and by host, run
+// straight, with a restart after every step (the tracker recovered from its
+// log), and with a compaction and a restart after every step (recovered
+// from its table alone). The model is collectd-xmatters(5) OUTAGES: a
+// notification older than the last one taken into account for its value
+// list is ignored (open or within the 60 s after its close); the others
+// open, escalate, join, leave or clear as the man page says. Each step must
+// send exactly the events the model says, one page per outage (and one
+// escalation), its clear last, a new outage under an outage_id never seen,
+// no event_id twice. The log is in memory: a restart is the tracker made
+// again from it, as the spool's recovery hands it over.
+namespace interleaving {
+
+struct Step {
+  int vl;  // 0: A, 1: B
+  Severity severity;
+  int t;  // seconds after the first
+};
+
+class NullLogger : public xmatters::Logger {
+ public:
+  void log(xmatters::LogLevel, const std::string&) override {}
+};
+
+// What the model expects of one step: nothing, a page (of severity), a clear.
+struct Expected {
+  std::optional<EventType> type;
+  Severity severity = Severity::Warning;
+  bool new_outage = false;
+};
+
+// The promise for one grouping. Per value list: the time of the last
+// notification taken into account (its reference); per outage (a value
+// list's own, or the host's): open, its severity, its members.
+class Model {
+ public:
+  explicit Model(OutageKind group_by) : host_(group_by == OutageKind::Host) {}
+  Expected step(const Step& s) {
+    std::optional<TimePoint>& ref = ref_[s.vl];
+    const TimePoint t = at(100 + s.t);
+    if (ref && t < *ref) return {};  // stale: ignored
+    const bool problem = s.severity != Severity::Okay;
+    Outage& o = host_ ? outage_[0] : outage_[s.vl];
+    if (!o.open) {
+      if (!problem) return {};  // nothing open: nothing taken into account
+      o = Outage{true, s.severity, {}};
+      o.failing[s.vl] = true;
+      o.member[s.vl] = true;
+      ref = t;
+      record(s.vl);
+      return {EventType::Outage, s.severity, true};
+    }
+    if (host_ && !o.member[s.vl] && !problem) return {};  // not one of its value lists
+    ref = t;
+    o.member[s.vl] = true;
+    const bool was_failing = o.failing[s.vl];
+    o.failing[s.vl] = problem;
+    if (!problem) {
+      if (!host_ || (!o.failing[0] && !o.failing[1])) {
+        record(s.vl);
+        o.open = false;
+        o.member[0] = o.member[1] = false;
+        return {EventType::Clear, o.severity, false};
+      }
+      record(s.vl);  // a member left; others still fail
+      return {};
+    }
+    if (s.severity > o.severity) {
+      o.severity = s.severity;
+      record(s.vl);
+      return {EventType::Outage, s.severity, false};  // escalation
+    }
+    if (host_ && !was_failing) record(s.vl);  // a member joined
+    return {};
+  }
+  // A restart: each value list's reference is the one its outage's last
+  // record holds (a notification that changes nothing but the time writes
+  // nothing, doc/storage.md).
+  void restart() {
+    ref_[0] = recorded_[0];
+    ref_[1] = recorded_[1];
+  }
+  // A compaction: the table holds each open outage's times as they are in memory.
+  void compact() {
+    for (int i = 0; i < 2; ++i)
+      if (host_ ? outage_[0].open && outage_[0].member[i] : outage_[i].open) recorded_[i] = ref_[i];
+  }
+  // Outages the model has open at the end.
+  std::size_t open() const { return outage_[0].open + (host_ ? 0 : outage_[1].open); }
+
+ private:
+  struct Outage {
+    bool open = false;
+    Severity severity = Severity::Warning;
+    bool failing[2] = {false, false};
+    bool member[2] = {false, false};
+  };
+  // A change of vl's outage is recorded: a host's record holds every member's time.
+  void record(int vl) {
+    for (int i = 0; i < 2; ++i)
+      if (i == vl || (host_ && outage_[0].member[i])) recorded_[i] = ref_[i];
+  }
+  bool host_;
+  std::optional<TimePoint> ref_[2], recorded_[2];
+  Outage outage_[2];
+};
+
+const char* name(Severity s) { return s == Severity::Okay ? "OKAY" : s == Severity::Warning ? "WARNING" : "FAILURE"; }
+
+std::string describe(const std::vector<Step>& steps, OutageKind group_by, int restarts) {
+  std::string d = group_by == OutageKind::Host ? "GroupBy host" : "GroupBy value list";
+  d += restarts == 0 ? "" : restarts == 1 ? ", restarts" : ", compactions and restarts";
+  d += ":";
+  for (const Step& s : steps) d += std::string(" ") + (s.vl ? "B " : "A ") + name(s.severity) + "@" + std::to_string(s.t);
+  return d;
+}
+
+// Runs steps and returns what differs from the model ("" if nothing).
+// restarts: 0 none, 1 after every step, 2 a compaction and a restart after every step.
+std::string run(const std::vector<Step>& steps, OutageKind group_by, int restarts) {
+  NullLogger logger;
+  TrackerOptions o = opts();
+  o.group_by = group_by;
+  std::vector<std::string> log;
+  const ChangeWriter writer = [&log](const std::string& r) { log.push_back(r); };
+  auto tracker = std::make_unique<OutageTracker>("test", o, logger, log, writer);
+  Model model(group_by);
+  std::set<std::string> event_ids, outage_ids;
+  std::map<std::string, std::pair<std::uint32_t, bool>> outages;  // id: last sequence, cleared
+  std::map<std::string, std::string> current;  // the open outage of a key (its host or value list)
+  const auto fail = [&](std::size_t i, const std::string& what) {
+    return describe(steps, group_by, restarts) + ": step " + std::to_string(i + 1) + ": " + what;
+  };
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const Step& s = steps[i];
+    Notification n = note(s.severity, at(100 + s.t), "h", s.vl ? "df" : "cpu");
+    std::vector<std::tuple<EventType, std::string, std::uint32_t, Severity, std::string>> got;
+    auto handler = [&](Transition& t) {
+      got.emplace_back(t.type, t.outage.id, t.sequence, t.outage.severity,
+                       group_by == OutageKind::Host ? t.notification.host : OutageKey::of(t.notification).identifier());
+      log.push_back(std::move(t.change));
+      return true;
+    };
+    tracker->process(n, handler);
+    const Expected want = model.step(s);
+    if (got.size() != (want.type ? 1u : 0u))
+      return fail(i, std::to_string(got.size()) + " event(s) sent, the model expects " + (want.type ? "1" : "none"));
+    if (want.type) {
+      const auto& [type, id, sequence, severity, key] = got[0];
+      if (type != *want.type) return fail(i, "a page and a clear confused");
+      if (severity != want.severity) return fail(i, "severity differs from the model's");
+      if (!event_ids.insert(event_id_of(id, sequence)).second) return fail(i, "event_id " + event_id_of(id, sequence) + " sent twice");
+      if (want.new_outage) {
+        if (!outage_ids.insert(id).second) return fail(i, "a new outage reuses the outage_id " + id);
+        if (sequence != 1) return fail(i, "a new outage's page is not -1");
+        current[key] = id;
+        outages[id] = {1, false};
+      } else {
+        if (current[key] != id) return fail(i, "an event of another outage than the key's open one");
+        if (sequence != outages[id].first + 1) return fail(i, "sequence " + std::to_string(sequence) + " is not the next");
+        outages[id].first = sequence;
+        if (type == EventType::Clear) {
+          outages[id].second = true;
+          current.erase(key);
+        }
+      }
+    }
+    if (restarts > 0 && i + 1 < steps.size()) {
+      if (restarts == 2) {
+        std::vector<std::string> table;
+        tracker->snapshot([&table](std::string_view r) { table.emplace_back(r); });
+        log = std::move(table);
+        model.compact();
+      }
+      tracker.reset();
+      tracker = std::make_unique<OutageTracker>("test", o, logger, log, writer);
+      model.restart();
+    }
+  }
+  if (tracker->open_outages() != model.open())
+    return fail(steps.size() - 1, std::to_string(tracker->open_outages()) + " outage(s) open at the end, the model has " +
+                                      std::to_string(model.open()));
+  return "";
+}
+
+}  // namespace interleaving
+
+void test_every_interleaving() {
+  using interleaving::Step;
+  const Severity severities[] = {Severity::Failure, Severity::Okay, Severity::Warning};
+  std::vector<Step> alphabet;
+  for (int vl = 0; vl < 2; ++vl)
+    for (const Severity sev : severities)
+      for (int t = 0; t < 3; ++t) alphabet.push_back({vl, sev, t});
+  std::size_t runs = 0, failures = 0;
+  std::vector<Step> steps(4);
+  for (const Step& first : alphabet) {
+    if (first.t != 0) continue;  // the first at 0: the others at, before or after it
+    steps[0] = first;
+    for (const Step& b : alphabet)
+      for (const Step& c : alphabet)
+        for (const Step& d : alphabet) {
+          steps[1] = b;
+          steps[2] = c;
+          steps[3] = d;
+          for (const OutageKind group_by : {OutageKind::ValueList, OutageKind::Host})
+            for (int restarts = 0; restarts < 3; ++restarts) {
+              ++runs;
+              const std::string diff = interleaving::run(steps, group_by, restarts);
+              if (diff.empty()) continue;
+              if (++failures <= 5 || (group_by == OutageKind::ValueList && failures < 100))
+                std::fprintf(stderr, "\n  %s", diff.c_str());
+            }
+        }
+  }
+  std::fprintf(stderr, "\n  (%zu runs, %zu differ from the model) ", runs, failures);
+  CU_ASSERT_EQUAL(failures, 0u);
 }
 
 void test_randomized_sequence() {
@@ -2123,6 +2347,7 @@ int main(int argc, char** argv) {
          {"reopen_at_same_time_new_id", test_reopen_at_same_time_new_id},
          {"closed_remembered_across_restart", test_closed_remembered_across_restart},
          {"closed_kept_by_compaction_bounded", test_closed_kept_by_compaction_bounded},
+         {"every_interleaving", test_every_interleaving},
          {"randomized_sequence", test_randomized_sequence}, {"many_threads", test_many_threads},
          {"many_threads_silent_closes", test_many_threads_silent_closes}}},
        {"persistence",

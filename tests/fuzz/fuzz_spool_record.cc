@@ -44,10 +44,12 @@ void check_accepted(std::string_view data, const sf::Record& rec, std::size_t of
   xmatters::Change c;
   if (sf::is_change(rec.type) && xmatters::decode_change(data.substr(offset, size), &c)) {
     const std::string again =
-        xmatters::encode_change(std::string(c.integration), c.key, c.set ? &*c.set : nullptr, c.last_time, c.closed_start);
+        xmatters::encode_change(std::string(c.integration), c.key, c.set ? &*c.set : nullptr, c.last_time, c.closed_start,
+                                &c.closed_members);
     xmatters::Change back;
     if (!xmatters::decode_change(again, &back) || back.integration != c.integration || !(back.key == c.key) ||
         back.set.has_value() != c.set.has_value() || back.last_time != c.last_time || back.closed_start != c.closed_start ||
+        back.closed_members.size() != c.closed_members.size() ||
         (c.set && (back.set->id != c.set->id || back.set->sequence != c.set->sequence ||
                    back.set->members.size() != c.set->members.size() || back.set->folded != c.set->folded)))
       xmfuzz::fail("a decoded outage change does not re-encode to the same change");
