@@ -39,7 +39,7 @@ Coverage::Coverage(const std::vector<MaintenanceConfig>& windows, Logger& log) :
 std::optional<std::string> Coverage::covering(std::string_view integration, const OutageKey& key,
                                               TimePoint now) const {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     for (const auto& h : silences_)
       if (h.silence.active(now) && h.silence.matches(integration, key)) return "silence " + h.silence.id;
   }
@@ -54,7 +54,7 @@ std::optional<TimePoint> Coverage::next_change(TimePoint now) const {
     if (t > now && (!next || t < *next)) next = t;
   };
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     for (const auto& h : silences_) {
       consider(h.silence.start);
       consider(h.silence.end);
@@ -70,7 +70,7 @@ bool Coverage::tick(TimePoint now) {
   std::vector<std::string> lines;
   bool ended = false;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     for (auto& w : windows_) {
       const bool active = w.schedule.covers(now);
       if (active == w.was_active && ticked_) continue;
@@ -108,7 +108,7 @@ bool Coverage::tick(TimePoint now) {
 }
 
 void Coverage::add(Silence s) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   for (auto& h : silences_)
     if (h.silence.id == s.id) {
       h.silence = std::move(s);
@@ -118,7 +118,7 @@ void Coverage::add(Silence s) {
 }
 
 bool Coverage::expire(const std::string& id, TimePoint now, Silence* expired) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   for (auto& h : silences_) {
     if (h.silence.id != id || h.silence.end <= now) continue;
     h.silence.end = now;
@@ -130,7 +130,7 @@ bool Coverage::expire(const std::string& id, TimePoint now, Silence* expired) {
 }
 
 std::vector<Silence> Coverage::silences(TimePoint now, bool expired) const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   std::vector<Silence> out;
   for (const auto& h : silences_)
     if (expired ? !h.silence.forgotten(now) : h.silence.end > now) out.push_back(h.silence);

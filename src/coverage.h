@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +12,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "mutex.h"
 #include "notification.h"
 #include "outage.h"
 #include "silence.h"
@@ -26,24 +26,25 @@ class Coverage {
 
   // What covers integration's outages of key at now: "silence <id>" or
   // "maintenance <name>"; nullopt when nothing does. Thread-safe.
-  std::optional<std::string> covering(std::string_view integration, const OutageKey& key, TimePoint now) const;
+  std::optional<std::string> covering(std::string_view integration, const OutageKey& key, TimePoint now) const
+      EXCLUDES(mutex_);
 
   // The first instant after now at which a silence or a window starts or
   // ends; nullopt when none ever will. Thread-safe.
-  std::optional<TimePoint> next_change(TimePoint now) const;
+  std::optional<TimePoint> next_change(TimePoint now) const EXCLUDES(mutex_);
 
   // Logs one INFO line for each silence and window occurrence that began
   // or ended since the last call (the first call: those active at now),
   // and forgets silences ended more than 5 days ago. Returns whether
   // anything ended: outages held back may be due to page. Thread-safe.
-  bool tick(TimePoint now);
+  bool tick(TimePoint now) EXCLUDES(mutex_);
 
   // Silences. add() replaces one of the same id (a recovered copy).
-  void add(Silence s);
+  void add(Silence s) EXCLUDES(mutex_);
   // Ends the silence now; false when there is none of that id, or it ended.
-  bool expire(const std::string& id, TimePoint now, Silence* expired = nullptr);
+  bool expire(const std::string& id, TimePoint now, Silence* expired = nullptr) EXCLUDES(mutex_);
   // Active and pending ones; with expired, also those ended in the last 5 days.
-  std::vector<Silence> silences(TimePoint now, bool expired) const;
+  std::vector<Silence> silences(TimePoint now, bool expired) const EXCLUDES(mutex_);
 
  private:
   struct Window {
@@ -55,10 +56,12 @@ class Coverage {
     Silence silence;
     bool was_active = false;
   };
+  // Fixed at construction; only the was_active flags change, under mutex_
+  // (tick()).
   std::vector<Window> windows_;
-  mutable std::mutex mutex_;  // guards silences_ and the was_active flags
-  std::vector<Held> silences_;
-  bool ticked_ = false;
+  mutable Mutex mutex_;  // a leaf: nothing is called while it is held
+  std::vector<Held> silences_ GUARDED_BY(mutex_);
+  bool ticked_ GUARDED_BY(mutex_) = false;
   Logger& log_;
 };
 

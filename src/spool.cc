@@ -20,7 +20,6 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
@@ -28,6 +27,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "mutex.h"
 #include "spool_format.h"
 #include "spool_replay.h"
 #include "throttle.h"
@@ -208,8 +208,8 @@ class Reserve {
   // delivery freed (which would take outages and refuse them by turns).
   // False when outage events stay refused: what it holds stays, for
   // release().
-  bool restore(std::uint64_t need) {
-    std::lock_guard<std::mutex> lock(mutex_);
+  bool restore(std::uint64_t need) EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
     if (step_ == 0) return false;
     const std::uint64_t roomy = round_up(2 * need + step_, step_);
     const std::uint64_t held = size_;
@@ -232,8 +232,8 @@ class Reserve {
   }
   // Gives the space up; false when none was held. Caller may hold the
   // spool's mutex (never the other way round).
-  bool release() {
-    std::lock_guard<std::mutex> lock(mutex_);
+  bool release() EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
     covers_ = false;
     if (size_ == 0) return false;
     remove();
@@ -270,7 +270,7 @@ class Reserve {
   const std::string dir_;
   const std::string path_;
   const std::uint64_t step_;
-  std::mutex mutex_;  // one resize at a time; admits() reads the atomics alone
+  Mutex mutex_;  // one resize at a time; admits() reads the atomics alone
   std::atomic<std::uint64_t> size_{0};  // allocated, as far as it is counted on
   std::atomic<std::uint64_t> growing_{0};  // the size an allocation running asked for
   std::atomic<bool> covers_{false};
@@ -292,31 +292,35 @@ struct Spool::State {
   const SpoolOptions options;
   Reserve reserve;
 
-  // Guards the members from here to recovered_changes. Held for one
-  // write(2) by append, append_change and acknowledge.
-  mutable std::mutex mutex;
-  std::shared_ptr<WritableFile> active;  // null after a write it could not repair
-  std::uint64_t active_seq = 0;
-  std::uint64_t active_size = 0;  // whole records only
-  std::uint64_t next_seq = 1;
-  std::map<std::uint64_t, std::uint64_t> segment_sizes;  // every segment in use, the active one included
-  std::uint64_t total_bytes = 0;                         // their sum
-  PendingIndex pending;
-  std::vector<std::shared_ptr<WritableFile>> unsynced;  // retired, not fsynced yet
-  bool dir_dirty = false;                                // entries changed since the last sync
+  // Held for one write(2) by append, append_change and acknowledge, and
+  // for a sync's bookkeeping (never during the fdatasync).
+  mutable Mutex mutex;
+  std::shared_ptr<WritableFile> active GUARDED_BY(mutex);  // null after a write it could not repair
+  std::uint64_t active_seq GUARDED_BY(mutex) = 0;
+  std::uint64_t active_size GUARDED_BY(mutex) = 0;  // whole records only
+  std::uint64_t next_seq GUARDED_BY(mutex) = 1;
+  // Every segment in use, the active one included, and their sum.
+  std::map<std::uint64_t, std::uint64_t> segment_sizes GUARDED_BY(mutex);
+  std::uint64_t total_bytes GUARDED_BY(mutex) = 0;
+  PendingIndex pending GUARDED_BY(mutex);
+  std::vector<std::shared_ptr<WritableFile>> unsynced GUARDED_BY(mutex);  // retired, not fsynced yet
+  bool dir_dirty GUARDED_BY(mutex) = false;  // entries changed since the last sync
   // Group commit: one sync at a time, which makes every record appended
   // before it began durable; whoever needs a record durable waits for the
   // sync that covers it, and one of those waiting runs the next sync for
   // all of them (see lead_sync).
-  Loc durable{};                 // every record before it is synced
-  bool syncing = false;          // a sync runs (without the mutex)
-  std::uint64_t sync_failures = 0;  // syncs that failed, so far
+  Loc durable GUARDED_BY(mutex){};              // every record before it is synced
+  bool syncing GUARDED_BY(mutex) = false;          // a sync runs (without the mutex)
+  std::uint64_t sync_failures GUARDED_BY(mutex) = 0;  // syncs that failed, so far
   std::condition_variable sync_done;
-  std::vector<Event> recovered;
-  std::vector<std::string> recovered_changes;
+  std::vector<Event> recovered GUARDED_BY(mutex);
+  std::vector<std::string> recovered_changes GUARDED_BY(mutex);
   // Bytes of outage changes appended since the last compaction took the
   // table: with snapshot_bytes, a bound on the table's size now.
-  std::uint64_t change_bytes = 0;
+  std::uint64_t change_bytes GUARDED_BY(mutex) = 0;
+  // Of the outage table in the last compacted segment (written by
+  // maintenance, read by append's admission).
+  std::uint64_t snapshot_bytes GUARDED_BY(mutex) = 0;
 
   std::atomic<bool> change_lost{false};  // a change is in memory only: compaction due
   // Appends of Room::Reserve that failed (a clear the store then holds in
@@ -330,14 +334,15 @@ struct Spool::State {
   Throttle write_errors;
   Throttle sync_errors;
 
-  // Guards the members below: one maintenance at a time.
-  std::mutex maintenance;
-  SnapshotSource snapshot_source;
-  std::uint64_t snapshot_bytes = 0;  // of the outage table in the last compacted segment
-  std::optional<std::uint64_t> failed_target;  // of a compaction that failed, reused by the next
-  Steady::time_point last_compaction{};
-  std::uint64_t dropped_since_trim = 0;  // bytes compactions dropped since the last malloc_trim
-  std::vector<std::uint64_t> obsolete;  // replaced segments whose deletion failed
+  // One maintenance at a time (doc/design.md, Lock order: before mutex).
+  Mutex maintenance ACQUIRED_BEFORE(mutex);
+  SnapshotSource snapshot_source GUARDED_BY(maintenance);
+  // Of a compaction that failed, reused by the next.
+  std::optional<std::uint64_t> failed_target GUARDED_BY(maintenance);
+  Steady::time_point last_compaction GUARDED_BY(maintenance){};
+  // Bytes compactions dropped since the last malloc_trim.
+  std::uint64_t dropped_since_trim GUARDED_BY(maintenance) = 0;
+  std::vector<std::uint64_t> obsolete GUARDED_BY(maintenance);  // replaced segments whose deletion failed
   Throttle maintenance_errors;
 
   std::string path(const std::string& name) const { return dir + "/" + name; }
@@ -352,22 +357,21 @@ struct Spool::State {
   // acknowledgement of every pending event and for a compaction's table,
   // which is all a compaction writes once they are delivered, and the last
   // page of each file those go to (a file system allocates whole pages).
-  // Caller holds mutex.
   static constexpr std::uint64_t kAckBytes = 64;  // a framed ACK of an event_id
-  std::uint64_t reserve_needed_locked() const {
+  std::uint64_t reserve_needed_locked() const REQUIRES(mutex) {
     constexpr std::uint64_t kPages = 8 * 1024;
     return kPages + snapshot_bytes + change_bytes + pending.size() * kAckBytes;
   }
   // What a compaction writes at most: the table, the pending events.
-  std::uint64_t compaction_bytes() {
-    std::lock_guard<std::mutex> lock(mutex);
+  std::uint64_t compaction_bytes() EXCLUDES(mutex) {
+    MutexLock lock(mutex);
     return reserve_needed_locked() + pending.bytes();
   }
-  bool compaction_fits_reserve() { return compaction_bytes() <= reserve.size(); }
+  bool compaction_fits_reserve() EXCLUDES(mutex) { return compaction_bytes() <= reserve.size(); }
   // Whether a compaction fits in the free space, or in the reserve it may
   // give up: one that cannot would only take the room of outage events
   // while it writes, and fail (a storm's backlog on a filling disk).
-  bool compaction_fits() {
+  bool compaction_fits() EXCLUDES(mutex) {
     const std::uint64_t bytes = compaction_bytes();
     if (bytes <= reserve.size()) return true;
     try {
@@ -377,19 +381,19 @@ struct Spool::State {
     }
   }
   // Grows (or shrinks) the reserve to what is needed now; false when there
-  // is no room for it. Caller holds maintenance (or is the constructor).
-  bool restore_reserve() {
+  // is no room for it.
+  bool restore_reserve() REQUIRES(maintenance) EXCLUDES(mutex) {
     std::uint64_t needed;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(mutex);
       needed = reserve_needed_locked();
     }
     return reserve.restore(needed);
   }
 
-  // Caller holds mutex. I/O under the lock, but only at open, at compaction
-  // and after a failed write.
-  void start_segment_locked() {
+  // I/O under the lock, but only at open, at compaction and after a failed
+  // write.
+  void start_segment_locked() REQUIRES(mutex) {
     const std::uint64_t seq = next_seq++;
     std::shared_ptr<WritableFile> file = io->open_append(segment_path(seq));
     retire_active_locked();
@@ -400,14 +404,14 @@ struct Spool::State {
     dir_dirty = true;
   }
 
-  void retire_active_locked() {
+  void retire_active_locked() REQUIRES(mutex) {
     if (active) unsynced.push_back(std::move(active));
     active.reset();
   }
 
-  // Caller holds mutex. Appends one framed record to the active segment;
-  // on ENOSPC gives the reserve up and tries once more, if may_use_reserve.
-  Loc write_record_locked(const std::string& record, bool may_use_reserve) {
+  // Appends one framed record to the active segment; on ENOSPC gives the
+  // reserve up and tries once more, if may_use_reserve.
+  Loc write_record_locked(const std::string& record, bool may_use_reserve) REQUIRES(mutex) {
     try {
       return try_write_locked(record);
     } catch (const std::system_error& e) {
@@ -419,7 +423,7 @@ struct Spool::State {
     }
   }
 
-  Loc try_write_locked(const std::string& record) {
+  Loc try_write_locked(const std::string& record) REQUIRES(mutex) {
     if (!active) start_segment_locked();
     // A segment's first write carries its header (doc/storage.md,
     // Records): in one write(2) with the record, so that a segment with
@@ -448,13 +452,18 @@ struct Spool::State {
   }
 
   void open_dir();
-  void replay();
-  bool maintain(const std::function<bool()>& may_compact);
-  bool compaction_wanted();
-  bool compact(const std::function<bool()>& may_compact);
-  void delete_obsolete();
-  void sync();
-  bool lead_sync(std::unique_lock<std::mutex>& lock);
+  // At open, before any other thread: under mutex only for the analysis.
+  void replay() REQUIRES(mutex);
+  bool maintain(const std::function<bool()>& may_compact) EXCLUDES(maintenance, mutex);
+  bool compaction_wanted() REQUIRES(maintenance) EXCLUDES(mutex);
+  bool compact(const std::function<bool()>& may_compact) REQUIRES(maintenance) EXCLUDES(mutex);
+  void delete_obsolete() REQUIRES(maintenance) EXCLUDES(mutex);
+  void sync() EXCLUDES(mutex);
+  bool lead_sync() REQUIRES(mutex);
+  // Waits while a sync runs (mutex released meanwhile).
+  void wait_for_sync(MutexLock& lock) REQUIRES(mutex) {
+    while (syncing) lock.wait(sync_done);
+  }
 };
 
 // --- open and replay -------------------------------------------------------------
@@ -514,13 +523,21 @@ Spool::Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io, c
     : state_(std::make_unique<State>(dir, log, std::move(io), options)) {
   State& s = *state_;
   s.open_dir();
-  s.replay();
-  for (const std::string& change : s.recovered_changes) s.change_bytes += change.size();
-  if (!s.restore_reserve() && options.reserve_bytes > 0)
+  {
+    MutexLock lock(s.mutex);
+    s.replay();
+    for (const std::string& change : s.recovered_changes) s.change_bytes += change.size();
+  }
+  bool reserved;
+  {
+    MutexLock lock(s.maintenance);
+    reserved = s.restore_reserve();
+  }
+  if (!reserved && options.reserve_bytes > 0)
     log.warning("spool: no room for the reserve " + dir + "/reserve; new outage events are refused until there is");
   // A new segment at every start: the last one may end in a torn record,
   // and records appended after that would have to be found by a resync.
-  std::lock_guard<std::mutex> lock(s.mutex);
+  MutexLock lock(s.mutex);
   s.start_segment_locked();
 }
 
@@ -531,17 +548,17 @@ Spool::~Spool() {
 }
 
 std::vector<Event> Spool::take_recovered() {
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  MutexLock lock(state_->mutex);
   return std::exchange(state_->recovered, {});
 }
 
 std::vector<std::string> Spool::take_recovered_changes() {
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  MutexLock lock(state_->mutex);
   return std::exchange(state_->recovered_changes, {});
 }
 
 void Spool::set_snapshot_source(SnapshotSource source) {
-  std::lock_guard<std::mutex> lock(state_->maintenance);
+  MutexLock lock(state_->maintenance);
   state_->snapshot_source = std::move(source);
 }
 
@@ -559,7 +576,7 @@ void Spool::append(const Event& event, Room room) {
                             "spool: event " + event.event_id + " of integration " + event.integration + " too large");
   }
   std::string id = event.event_id;
-  std::lock_guard<std::mutex> lock(s.mutex);
+  MutexLock lock(s.mutex);
   // Without the reserve only while it keeps room for what must follow the
   // event (its acknowledgement, its change in the next table) and for what
   // was accepted already.
@@ -584,7 +601,7 @@ void Spool::append(const Event& event, Room room) {
 void Spool::append_change(const std::string& record) {
   State& s = *state_;
   try {
-    std::lock_guard<std::mutex> lock(s.mutex);
+    MutexLock lock(s.mutex);
     s.write_record_locked(record, true);
     s.change_bytes += record.size();
   } catch (const std::system_error& e) {
@@ -596,15 +613,15 @@ void Spool::append_change(const std::string& record) {
 
 void Spool::append_durable(const std::string& record) {
   State& s = *state_;
-  std::unique_lock<std::mutex> lock(s.mutex);
+  MutexLock lock(s.mutex);
   const Loc loc = s.write_record_locked(record, true);
   s.change_bytes += record.size();
   while (!before(loc, s.durable)) {
     if (!s.syncing) {
-      if (!s.lead_sync(lock)) throw std::system_error(EIO, std::generic_category(), "spool " + s.dir + ": cannot sync");
+      if (!s.lead_sync()) throw std::system_error(EIO, std::generic_category(), "spool " + s.dir + ": cannot sync");
       continue;
     }
-    s.sync_done.wait(lock, [&] { return !s.syncing; });
+    s.wait_for_sync(lock);
   }
 }
 
@@ -617,7 +634,7 @@ std::optional<std::string> Spool::read_body(const std::string& event_id) {
   for (;;) {
     Loc loc;
     {
-      std::lock_guard<std::mutex> lock(s.mutex);
+      MutexLock lock(s.mutex);
       const Loc* found = s.pending.find(event_id);
       if (!found) return std::nullopt;
       loc = *found;
@@ -628,7 +645,7 @@ std::optional<std::string> Spool::read_body(const std::string& event_id) {
       data = s.io->read_at(file, loc.offset, loc.size);
     } catch (const std::system_error& e) {
       if (e.code() != std::errc::no_such_file_or_directory) throw;
-      std::lock_guard<std::mutex> lock(s.mutex);
+      MutexLock lock(s.mutex);
       const Loc* found = s.pending.find(event_id);
       if (found && same_place(*found, loc)) throw;  // not moved: gone
       continue;
@@ -645,20 +662,20 @@ std::optional<std::string> Spool::read_body(const std::string& event_id) {
 
 bool Spool::make_durable(const std::string& event_id) {
   State& s = *state_;
-  std::unique_lock<std::mutex> lock(s.mutex);
+  MutexLock lock(s.mutex);
   for (;;) {
     const Loc* loc = s.pending.find(event_id);
     if (!loc || before(*loc, s.durable)) return true;
     if (!s.syncing) {
       // No sync runs: this caller runs one, for every record appended so far.
-      if (!s.lead_sync(lock)) return false;
+      if (!s.lead_sync()) return false;
       continue;
     }
     // The sync running may have begun before this record was appended: wait
     // for it; then either it covered the record, or one of the callers
     // waiting runs the next one for all of them.
     const std::uint64_t failures = s.sync_failures;
-    s.sync_done.wait(lock, [&] { return !s.syncing; });
+    s.wait_for_sync(lock);
     if (s.sync_failures != failures) {
       loc = s.pending.find(event_id);
       return !loc || before(*loc, s.durable);  // the disk fails: not retried here
@@ -668,7 +685,7 @@ bool Spool::make_durable(const std::string& event_id) {
 
 void Spool::acknowledge(const std::string& event_id) {
   State& s = *state_;
-  std::lock_guard<std::mutex> lock(s.mutex);
+  MutexLock lock(s.mutex);
   if (!s.pending.find(event_id)) return;
   try {
     s.write_record_locked(sf::encode_ack(event_id), true);
@@ -684,33 +701,34 @@ void Spool::acknowledge(const std::string& event_id) {
 bool Spool::maintain(const std::function<bool()>& may_compact) { return state_->maintain(may_compact); }
 
 std::size_t Spool::pending() const {
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  MutexLock lock(state_->mutex);
   return state_->pending.size();
 }
 
 void Spool::sync() { state_->sync(); }
 
 void Spool::State::sync() {
-  std::unique_lock<std::mutex> lock(mutex);
+  MutexLock lock(mutex);
   // A sync running may have begun before the last append: wait for it, then
   // sync whatever it did not cover.
-  sync_done.wait(lock, [&] { return !syncing; });
+  wait_for_sync(lock);
   if (unsynced.empty() && !dir_dirty && !before(durable, Loc{active_seq, active_size, 0})) return;  // nothing new
-  lead_sync(lock);
+  lead_sync();
 }
 
-// Caller holds lock (on mutex) and no sync runs. Syncs every record appended
-// until now, the segments retired since the last sync and the directory;
-// the fdatasyncs run without the mutex, so appends go on meanwhile, and
-// callers that need a record appended meanwhile wait for this sync to end
-// and then share the next one. False when it failed (logged).
-bool Spool::State::lead_sync(std::unique_lock<std::mutex>& lock) {
+// Caller holds mutex (through a MutexLock, which this releases and takes
+// again) and no sync runs. Syncs every record appended until now, the
+// segments retired since the last sync and the directory; the fdatasyncs
+// run without the mutex, so appends go on meanwhile, and callers that need
+// a record appended meanwhile wait for this sync to end and then share the
+// next one. False when it failed (logged).
+bool Spool::State::lead_sync() {
   syncing = true;
   const Loc upto{active_seq, active_size, 0};
   std::vector<std::shared_ptr<WritableFile>> files = std::exchange(unsynced, {});
   if (active) files.push_back(active);
   const bool sync_directory = std::exchange(dir_dirty, false);
-  lock.unlock();
+  mutex.unlock();
   bool ok = true;
   for (const auto& f : files) {
     try {
@@ -728,7 +746,7 @@ bool Spool::State::lead_sync(std::unique_lock<std::mutex>& lock) {
       error(sync_errors, std::string(e.what()) + "; undelivered events may not survive a power loss");
     }
   }
-  lock.lock();
+  mutex.lock();
   syncing = false;
   if (ok) {
     if (before(durable, upto)) durable = upto;
@@ -746,7 +764,7 @@ bool Spool::State::lead_sync(std::unique_lock<std::mutex>& lock) {
 // --- maintenance and compaction -----------------------------------------------------
 
 bool Spool::State::maintain(const std::function<bool()>& may_compact) {
-  std::lock_guard<std::mutex> guard(maintenance);
+  MutexLock guard(maintenance);
   bool more = false;
   try {
     delete_obsolete();
@@ -775,10 +793,9 @@ bool Spool::State::maintain(const std::function<bool()>& may_compact) {
   return more || !obsolete.empty();
 }
 
-// Caller holds maintenance.
 bool Spool::State::compaction_wanted() {
   if (change_lost) return true;
-  std::lock_guard<std::mutex> lock(mutex);
+  MutexLock lock(mutex);
   // Bytes that a compaction would drop: acknowledged events, their
   // acknowledgements, and outage changes the table has overtaken. Worth it
   // once they outweigh the events it copies, and are not a trifle beside
@@ -791,7 +808,7 @@ bool Spool::State::compaction_wanted() {
          segment_sizes.size() > 2;  // more than the compacted and the active: a start left some
 }
 
-// Caller holds maintenance. The order of the steps is the ordering rule of
+// The order of the steps is the ordering rule of
 // doc/storage.md. False when it was put off: a clear could not be written
 // meanwhile, or may_compact() no longer allows it.
 bool Spool::State::compact(const std::function<bool()>& may_compact) {
@@ -815,7 +832,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
   std::uint64_t refused_before = 0;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> sources;  // seq, size
   {
-    std::lock_guard<std::mutex> lock(mutex);
+    MutexLock lock(mutex);
     if (failed_target && active_seq == *failed_target + 1 && active_size == 0) {
       target = *failed_target;  // its segment after it is still empty: no new one for every retry
     } else {
@@ -842,7 +859,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
   // In the current format: a compaction rewrites what older formats
   // wrote (doc/storage.md, "Changing the format").
   const std::string header = sf::encode_header();
-  auto write_compacted = [&] {
+  auto write_compacted = [&]() REQUIRES(maintenance) {
     moved.clear();
     io->remove(tmp);
     compacting = 0;
@@ -859,7 +876,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
         if (!sf::decode_event_id(rec, &id)) return;
         const Loc from{seq, offset, static_cast<std::uint32_t>(bytes.size())};
         {
-          std::lock_guard<std::mutex> lock(mutex);
+          MutexLock lock(mutex);
           const Loc* loc = pending.find(std::string(id));
           if (!loc || !same_place(*loc, from)) return;
         }
@@ -914,7 +931,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
   // The copies take over from the originals; the sources may go.
   std::size_t lost = 0;
   {
-    std::lock_guard<std::mutex> lock(mutex);
+    MutexLock lock(mutex);
     segment_sizes[target] = out_size;
     total_bytes += out_size;
     for (const Moved& m : moved) pending.move(m.id, m.from, m.to);
@@ -950,7 +967,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
   return true;
 }
 
-// Caller holds maintenance. Oldest first: a segment that stays is replayed
+// Oldest first: a segment that stays is replayed
 // before the compacted one, which overrides it.
 void Spool::State::delete_obsolete() {
   if (obsolete.empty()) return;
@@ -962,7 +979,7 @@ void Spool::State::delete_obsolete() {
   }
   obsolete.erase(obsolete.begin(), obsolete.begin() + static_cast<std::ptrdiff_t>(done));
   if (done > 0) {
-    std::lock_guard<std::mutex> lock(mutex);
+    MutexLock lock(mutex);
     dir_dirty = true;
   }
 }
