@@ -22,6 +22,7 @@
 #include "outage.h"
 #include "payload.h"
 #include "redact.h"
+#include "text.h"
 
 namespace xmatters {
 
@@ -477,9 +478,7 @@ const std::vector<Rule>& rules() {
          const std::string& path = std::get<std::string>(v);
          struct stat st;
          if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
-           char mode[8];
-           std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-           d.warn(std::string("the file is readable by group or others (mode ") + mode +
+           d.warn("the file is readable by group or others (mode " + mode_octal(st.st_mode) +
                   "): other users of this host can read the password; chmod it to 0600");
          }
          std::string text = read_small_file(path);

@@ -14,6 +14,7 @@
 #include "redact.h"
 #include "reply.h"
 #include "resources.h"
+#include "text.h"
 
 #ifndef XMATTERS_VERSION
 #define XMATTERS_VERSION "unknown"
@@ -45,11 +46,6 @@ void global_init() {
   // other libcurl users in the process go on.
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
 }
 
 std::string printable(const std::string& s) {
@@ -170,9 +166,9 @@ HttpClient::HttpClient(const IntegrationConfig& integration, const std::atomic<b
 
   // Ours first, unless a configured Header replaces one of them.
   auto configured = [&](const char* name) {
-    const std::string prefix = lower(name) + ":";
+    const std::string prefix = ascii_lower(name) + ":";
     return std::any_of(c.headers.begin(), c.headers.end(),
-                       [&](const std::string& h) { return lower(h).rfind(prefix, 0) == 0; });
+                       [&](const std::string& h) { return ascii_lower(h).rfind(prefix, 0) == 0; });
   };
   std::vector<std::string> lines;
   if (!configured("Content-Type")) lines.emplace_back("Content-Type: application/json");

@@ -24,6 +24,7 @@
 
 #include "json_writer.h"
 #include "resources.h"
+#include "text.h"
 
 namespace xmatters {
 namespace {
@@ -233,22 +234,6 @@ std::string expand(std::string_view text, const Value& value,
   }
   if (i < text.size()) out.append(text, i, std::string_view::npos);
   return out;
-}
-
-// RFC 3986: everything but the unreserved characters is percent-encoded.
-void append_percent_encoded(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
-      out += ch;
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xF];
-    }
-  }
 }
 
 std::string details_url(const std::string& url_template, const MacroValues& v) {

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "resources.h"
+#include "text.h"
 
 namespace xmatters {
 namespace {
@@ -50,12 +51,6 @@ std::string percent_decode(std::string_view s) {
   const CurlString out(curl_easy_unescape(nullptr, s.data(), static_cast<int>(s.size()), &n));
   if (!out) throw std::bad_alloc();
   return std::string(out.get(), static_cast<std::size_t>(n));
-}
-
-std::string percent_encode(const std::string& s) {
-  const CurlString out(curl_easy_escape(nullptr, s.data(), static_cast<int>(s.size())));
-  if (!out) throw std::bad_alloc();
-  return out.get();
 }
 
 // Calls f(name_and_equals, value) for each item of a query or fragment
@@ -190,7 +185,7 @@ Scrubber::Scrubber(const IntegrationConfig& c) {
 void Scrubber::add(const std::string& secret) {
   if (secret.size() < kMinSecret) return;
   secrets_.push_back(secret);
-  secrets_.push_back(percent_encode(secret));
+  secrets_.push_back(percent_encoded(secret));
   secrets_.push_back(json_escaped(secret, 0));
   secrets_.push_back(json_escaped(secret, JSON_ESCAPE_SLASH));
   secrets_.push_back(json_escaped(secret, JSON_ESCAPE_SLASH | JSON_ENSURE_ASCII));

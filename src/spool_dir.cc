@@ -17,16 +17,11 @@
 #include "spool_format.h"
 #include "spool_io.h"
 #include "spool_replay.h"
+#include "text.h"
 
 namespace xmatters {
 
 namespace {
-
-std::string octal(mode_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
 
 std::string parent_of(const std::string& path) {
   const auto slash = path.find_last_of('/');
@@ -79,11 +74,11 @@ UniqueFd judge(std::string& path, bool create_parent, bool take, std::vector<std
     throw refuse("is owned by uid " + std::to_string(st.st_uid) + ", not by collectd's user (uid " +
                  std::to_string(::geteuid()) + "); refused");
   if ((st.st_mode & 022) != 0)
-    throw refuse("has mode " + octal(st.st_mode) +
+    throw refuse("has mode " + mode_octal(st.st_mode) +
                  ", writable by other users, who could plant files in it; refused (use a directory of its own, "
                  "mode 0700)");
   if ((st.st_mode & 077) != 0)
-    warnings.push_back("SpoolDir \"" + path + "\" has mode " + octal(st.st_mode) +
+    warnings.push_back("SpoolDir \"" + path + "\" has mode " + mode_octal(st.st_mode) +
                        "; 0700 is recommended (other users can list it); it is left as it is");
   if (::faccessat(dir.get(), ".", W_OK | X_OK, AT_EACCESS) != 0) throw failed("cannot be written", errno);
 

@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "text.h"
+
 namespace xmatters {
 
 namespace {
@@ -11,13 +13,6 @@ namespace {
 constexpr std::int64_t kDay = 86400;
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -27,7 +22,7 @@ std::string_view trim(std::string_view s) {
 
 int weekday_of(std::string_view name) {
   static const char* const kNames[] = {"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"};
-  const std::string n = lower(trim(name));
+  const std::string n = ascii_lower(trim(name));
   for (int d = 0; d < 7; ++d) {
     const std::string full = kNames[d];
     if (n == full || n == full.substr(0, 3)) return d;
