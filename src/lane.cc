@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "hash_table.h"
+
 namespace xmatters {
 
 Steady::duration Backoff::after(unsigned failures) {
@@ -175,8 +177,7 @@ void LaneSchedule::pop(const std::string& outage_id, Steady::time_point now) {
     return;
   }
   outages_.erase(found);
-  // A drained backlog gives its buckets back (amortized; bounded memory).
-  if (outages_.bucket_count() > 1024 && outages_.size() * 8 < outages_.bucket_count()) outages_.rehash(0);
+  shrink_if_sparse(outages_);
 }
 
 Steady::duration LaneSchedule::retry(const std::string& outage_id, int attempts,

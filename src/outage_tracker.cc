@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "flood_minute.h"
+#include "hash_table.h"
 #include "minute_budget.h"
 #include "payload.h"  // notification_items, notification_reasons
 #include "spool_format.h"
@@ -34,14 +35,6 @@ struct OutageKeyHash {
     return h;
   }
 };
-
-// A hash table keeps its buckets when entries go: after a storm of keys
-// that all recovered, give them back (amortized: only once it is 8 times
-// emptier than its buckets).
-template <typename Map>
-void shrink_if_sparse(Map& map) {
-  if (map.bucket_count() > 1024 && map.size() * 8 < map.bucket_count()) map.rehash(0);
-}
 
 // Threads reorder a key's notifications by microseconds; one this much older
 // than the last means the clock went back.

@@ -27,6 +27,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "hash_table.h"
 #include "mutex.h"
 #include "spool_format.h"
 #include "spool_replay.h"
@@ -103,8 +104,7 @@ class PendingIndex {
     if (it == by_id_.end()) return false;
     unaccount(it->second);
     by_id_.erase(it);
-    // The buckets of a backlog that drained are given back (amortized).
-    if (by_id_.bucket_count() > 1024 && by_id_.size() * 8 < by_id_.bucket_count()) by_id_.rehash(0);
+    shrink_if_sparse(by_id_);
     return true;
   }
   const Loc* find(const std::string& id) const {
