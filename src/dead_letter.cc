@@ -256,8 +256,19 @@ bool DeadLetterFile::mark_cleared(const Event& clear, const std::string& body) {
   json_object_set_new(line.get(), "cleared_by", by);
   DumpedJson text(json_dumps(line.get(), JSON_COMPACT | JSON_PRESERVE_ORDER));
   if (!text || !append_locked(std::string(text.get()) + "\n").ok) return false;
+  if (cleared_.insert(*found).second) {
+    cleared_order_.push_back(*found);
+    if (cleared_order_.size() > kRecentClears) {
+      cleared_.erase(cleared_order_.front());
+      cleared_order_.pop_front();
+    }
+  }
   waiting_clear_.erase(found);
   return true;
+}
+
+bool DeadLetterFile::MarksHeld::cleared(const Event& e) const {
+  return file_.cleared_.count(outage_key(e.integration, e.outage_id)) > 0;
 }
 
 DeadLetterFile::Written DeadLetterFile::append_locked(const std::string& data) {

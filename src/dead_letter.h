@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -94,6 +95,25 @@ class DeadLetterFile {
   // when it has any waiting for one. False when the mark could not be written.
   bool mark_cleared(const Event& clear, const std::string& body);
 
+  // The file's mutex held: no clear is marked while it lives, so that
+  // `resend` decides which outage events go and queues them as one step
+  // (collectd-xmatters(1) RESEND). Taken with no delivery lock held; a
+  // lane's mutex may be taken under it.
+  class MarksHeld {
+   public:
+    // Whether this outage event's outage had its clear marked by this run
+    // (the last kRecentClears marked): a letter read before that mark does
+    // not have it.
+    bool cleared(const Event& outage_event) const;
+
+   private:
+    friend class DeadLetterFile;
+    explicit MarksHeld(DeadLetterFile& file) : file_(file), lock_(file.mutex_) {}
+    const DeadLetterFile& file_;
+    std::unique_lock<std::mutex> lock_;
+  };
+  MarksHeld hold_marks() { return MarksHeld(*this); }
+
   // Rewrites the file without the letters of these event_ids: a new file
   // (0600) renamed over it, then synced. False when it cannot be done (the
   // file is then unchanged).
@@ -109,6 +129,11 @@ class DeadLetterFile {
   const std::uint64_t limit_;
   std::mutex mutex_;
   std::set<std::string> waiting_clear_;  // "integration\noutage_id" of outage events' letters
+  // The outages marked cleared by this run, oldest first (MarksHeld): a
+  // bound, since a resend's read is seconds old, not thousands of clears.
+  static constexpr std::size_t kRecentClears = 4096;
+  std::set<std::string> cleared_;
+  std::deque<std::string> cleared_order_;
 };
 
 }  // namespace xmatters

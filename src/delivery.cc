@@ -955,7 +955,7 @@ Lane& Delivery::State::lane_for_operator(const Event& event) {
   return *found->second;
 }
 
-bool Delivery::resend(std::vector<Event> events, const std::set<std::string>& letters) {
+Delivery::Resent Delivery::resend(std::vector<Event> events, const std::set<std::string>& letters) {
   State& s = *state_;
   std::vector<Lane*> lanes;
   for (Event& e : events) {
@@ -980,19 +980,51 @@ bool Delivery::resend(std::vector<Event> events, const std::set<std::string>& le
     throw;
   }
   s.store->add(events.size());
+  // Outages sent again with their clear (--include-cleared): those go
+  // whatever happened since.
+  std::set<std::pair<std::string, std::string>> with_clear;
+  for (const Event& e : events)
+    if (e.type == EventType::Clear) with_clear.emplace(e.integration, e.outage_id);
   std::map<Lane*, std::vector<Event>> by_lane;
   for (std::size_t i = 0; i < events.size(); ++i) by_lane[lanes[i]].push_back(without_body(std::move(events[i])));
-  for (auto& [lane, queued] : by_lane) {
-    {
-      MutexLock lock(lane->mutex);
-      lane->schedule.enqueue_front(std::move(queued));
+  Resent r;
+  {
+    // Decided as they are queued, no clear marked meanwhile: a clear
+    // delivered since the letters were read (marked), or in flight now
+    // (marked once answered), goes before the outage event, which would then
+    // page for a resolved outage that nothing clears.
+    const DeadLetterFile::MarksHeld marks = s.dead_letters->hold_marks();
+    for (auto& [lane, queued] : by_lane) {
+      {
+        MutexLock lock(lane->mutex);
+        std::set<std::string> clearing;  // outages whose clear is in flight
+        lane->schedule.for_each([&clearing](const Pending& p, bool in_flight, std::optional<Steady::time_point>) {
+          if (in_flight && p.event.type == EventType::Clear) clearing.insert(p.event.outage_id);
+        });
+        std::vector<Event> kept;
+        for (Event& e : queued) {
+          if (e.type == EventType::Outage && with_clear.count({e.integration, e.outage_id}) == 0 &&
+              (clearing.count(e.outage_id) > 0 || marks.cleared(e)))
+            r.skipped.push_back(std::move(e));
+          else
+            kept.push_back(std::move(e));
+        }
+        lane->schedule.enqueue_front(std::move(kept));
+      }
+      lane->wake.notify_one();
     }
-    lane->wake.notify_one();
   }
-  if (s.dead_letters->remove(letters)) return true;
-  s.log.error(std::to_string(letters.size()) + " dead letter(s) sent again are still in " + s.dead_letters->path() +
+  std::set<std::string> leaving = letters;
+  for (const Event& e : r.skipped) {
+    s.acknowledge(e);
+    s.store->release();
+    leaving.erase(e.event_id);
+  }
+  if (s.dead_letters->remove(leaving)) return r;
+  s.log.error(std::to_string(leaving.size()) + " dead letter(s) sent again are still in " + s.dead_letters->path() +
               ", which cannot be rewritten: do not resend them");
-  return false;
+  r.rewritten = false;
+  return r;
 }
 
 std::future<FirstAnswer> Delivery::test(Event event) {

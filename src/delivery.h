@@ -157,11 +157,19 @@ class Delivery : public EventSink {
   // queue, in the order given, with its event_id (its Idempotency-Key); its
   // RetryMaxAge counts from now. Returns once they are all durable in the
   // spool; then the letters of `letters` leave the dead-letter file
-  // (returned: false when the file could not be rewritten, and they stay
-  // there too; a restart removes them then). Throws std::invalid_argument
+  // (rewritten: false when the file could not be rewritten, and they stay
+  // there too; a restart removes them then). An outage event whose outage
+  // has cleared since its letter was read (its clear marked, or in flight
+  // now) is not queued, unless its clear is among the events: it would page
+  // for a resolved outage that nothing clears; it is in skipped (body
+  // left out) and its letter stays. Throws std::invalid_argument
   // (nothing queued) for an event of an unknown integration,
   // std::system_error (nothing queued) when the spool cannot take them, std::logic_error after stop().
-  bool resend(std::vector<Event> events, const std::set<std::string>& letters);
+  struct Resent {
+    bool rewritten = true;
+    std::vector<Event> skipped;
+  };
+  Resent resend(std::vector<Event> events, const std::set<std::string>& letters);
 
   // Sends a test event (its own outage_id, which no tracker knows) through
   // the real path: spooled, then sent first of its lane's events, through a

@@ -1423,7 +1423,7 @@ void test_resend_dead_letters() {
   CU_ASSERT_EQUAL_FATAL(plan.skipped.size(), 1u);
   CU_ASSERT_EQUAL(plan.skipped[0].event.event_id, pages[1].event_id);
   w.standin->clear();
-  CU_ASSERT(d.resend(plan.events, plan.letters));
+  CU_ASSERT(d.resend(plan.events, plan.letters).rewritten);
   // Durable and out of the file when resend returns.
   read = xmatters::read_dead_letters(path);
   CU_ASSERT_EQUAL_FATAL(read.letters.size(), 1u);
@@ -1442,7 +1442,7 @@ void test_resend_dead_letters() {
   CU_ASSERT_EQUAL_FATAL(plan.events.size(), 2u);
   CU_ASSERT(plan.skipped.empty());
   w.standin->clear();
-  CU_ASSERT(d.resend(plan.events, plan.letters));
+  CU_ASSERT(d.resend(plan.events, plan.letters).rewritten);
   CU_ASSERT_FATAL(w.standin->wait_for_accepted(2, kWait));
   got = accepted(*w.standin);
   CU_ASSERT_EQUAL_FATAL(got.size(), 2u);
@@ -1464,13 +1464,73 @@ void test_resend_goes_before_its_outage_queue() {
   CU_ASSERT(d.submit(clear));
   CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").retried >= 1; }, kWait));
   Event page = make_event(EventType::Outage, "o-order", 1);
-  CU_ASSERT(d.resend({page}, {page.event_id}));
+  const Delivery::Resent r = d.resend({page}, {page.event_id});
+  CU_ASSERT(r.rewritten);
   w.standin->set_default_reply(Standin::Reply{});
+  if (!r.skipped.empty()) {
+    // The clear was in flight: the page would have gone after it, so it
+    // was not queued.
+    CU_ASSERT_EQUAL(r.skipped[0].event_id, page.event_id);
+    CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
+    CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").queue_length == 0; }));
+    const auto got = accepted(*w.standin);
+    CU_ASSERT_EQUAL(got.size(), 1u);
+    CU_ASSERT_EQUAL(got[0].headers.at("idempotency-key"), clear.event_id);
+    return;
+  }
   CU_ASSERT_FATAL(w.standin->wait_for_accepted(2, kWait));
   const auto got = accepted(*w.standin);
-  // The clear was in flight or at the head already, or the page went first.
   CU_ASSERT_EQUAL(got.size(), 2u);
-  CU_ASSERT(in_order_per_outage(got, 2) || got[0].headers.at("idempotency-key") == clear.event_id);
+  CU_ASSERT(in_order_per_outage(got, 2));
+}
+
+// The race of issue 22: the clear of a dead-lettered outage is delivered
+// (and marked) after resend read the letters but before it queues them. The
+// plan still has the outage event; resend, deciding with the marks held,
+// does not queue it (it would page for a resolved outage that nothing
+// clears): it is skipped, nothing more is sent, and its letter stays.
+void test_resend_skips_outage_cleared_after_the_read() {
+  World w;
+  w.ops().connections = 1;
+  w.standin->script({reply_with(400)});
+  Delivery& d = w.open();
+  const Event page = make_event(EventType::Outage, "o-race", 1);
+  const Event other = make_event(EventType::Outage, "o-other", 1);
+  CU_ASSERT(d.submit(page));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
+  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  auto read = xmatters::read_dead_letters(path);
+  CU_ASSERT_EQUAL_FATAL(read.letters.size(), 1u);
+  const auto plan = xmatters::plan_resend(read.letters, false);  // before the clear: not cleared
+  CU_ASSERT_EQUAL_FATAL(plan.events.size(), 1u);
+
+  const Event clear = make_event(EventType::Clear, "o-race", 2);
+  CU_ASSERT(d.submit(clear));
+  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return json_lines(w.dead_letters()).size() == 2; }));  // the mark
+
+  const Delivery::Resent r = d.resend(plan.events, plan.letters);
+  CU_ASSERT(r.rewritten);
+  CU_ASSERT_EQUAL_FATAL(r.skipped.size(), 1u);
+  CU_ASSERT_EQUAL(r.skipped[0].event_id, page.event_id);
+  CU_ASSERT_EQUAL(d.stats("ops").queue_length, 0u);  // never queued, out of the spool
+  read = xmatters::read_dead_letters(path);
+  CU_ASSERT_EQUAL_FATAL(read.letters.size(), 1u);
+  CU_ASSERT(read.letters[0].cleared_by.has_value());
+  CU_ASSERT_EQUAL(accepted(*w.standin).size(), 1u);  // the clear only
+
+  // The decision itself: only the outage whose clear was marked.
+  xmatters::DeadLetterFile file(w.dir / "other.jsonl");
+  const std::string reason = "refused", none;
+  CU_ASSERT(file.write({page, page.body, none, 1, 400, reason, none}).ok);
+  CU_ASSERT(file.write({other, other.body, none, 1, 400, reason, none}).ok);
+  CU_ASSERT_FALSE(file.hold_marks().cleared(page));
+  CU_ASSERT(file.mark_cleared(clear, "{}"));
+  {
+    const auto marks = file.hold_marks();
+    CU_ASSERT(marks.cleared(page));
+    CU_ASSERT_FALSE(marks.cleared(other));
+  }
 }
 
 // A crash after the resent events were spooled but before their letters
@@ -2092,6 +2152,7 @@ int main(int argc, char** argv) {
                         {"test_send_unknown_integration", test_test_send_unknown_integration},
                         {"resend_dead_letters", test_resend_dead_letters},
                         {"resend_goes_before_its_outage_queue", test_resend_goes_before_its_outage_queue},
+                        {"resend_skips_outage_cleared_after_the_read", test_resend_skips_outage_cleared_after_the_read},
                         {"resent_letters_removed_at_start", test_resent_letters_removed_at_start}}},
                       {"dead_letters",
                        {{"dead_letter_errors_bounded", test_dead_letter_errors_bounded},

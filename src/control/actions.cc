@@ -91,18 +91,22 @@ Answer resend(const json_t* args, const Config& config, Delivery& delivery, cons
                            "; nothing was resent");
 
   ResendPlan plan = plan_resend(chosen, flag(args, "include_cleared", false));
-  bool rewritten = true;
+  Delivery::Resent resent;
   if (!plan.events.empty()) {
     try {
-      rewritten = delivery.resend(plan.events, plan.letters);
+      resent = delivery.resend(plan.events, plan.letters);
     } catch (const std::exception& e) {
       return Answer::error(std::string("nothing was resent: ") + e.what());
     }
   }
+  // Those whose outage cleared between the read and the queueing.
+  std::set<std::string> cleared_meanwhile;
+  for (const Event& e : resent.skipped) cleared_meanwhile.insert(e.event_id);
 
   JsonWriter w;
   w.begin_object().plain_key("resent").begin_array();
   for (const Event& e : plan.events) {
+    if (cleared_meanwhile.count(e.event_id) > 0) continue;
     w.begin_object();
     write_event(w, e);
     w.end_object();
@@ -115,8 +119,11 @@ Answer resend(const json_t* args, const Config& config, Delivery& delivery, cons
     w.end_object();
   };
   for (const DeadLetter& d : plan.skipped) skipped(d, "its outage has cleared since (--include-cleared sends it and its clear)");
+  for (const DeadLetter& d : chosen)
+    if (cleared_meanwhile.erase(d.event.event_id) > 0)
+      skipped(d, "its outage has cleared since (--include-cleared sends it and its clear)");
   for (const DeadLetter& d : unconfigured) skipped(d, "its integration is no longer configured");
-  w.end_array().plain_key("dead_letter_file_rewritten").boolean(rewritten).end_object();
+  w.end_array().plain_key("dead_letter_file_rewritten").boolean(resent.rewritten).end_object();
   return Answer::result(w.take());
 }
 
