@@ -403,7 +403,11 @@ std::optional<double> last_csv_value(const std::string& dir, const std::string& 
 
 Live::Live(const Config& config)
     : xm(config.standin),
-      c(config.global +
+      // Timeout 1000: a test sends values when it chooses, so a value list it
+      // left alone must not turn into a missing-value FAILURE a few seconds
+      // later (a page the test did not ask for, on a slow or loaded machine).
+      // A config.global Timeout comes after, and wins.
+      c("Timeout 1000\n" + config.global +
         "LoadPlugin threshold\n<Plugin threshold>\n  <Plugin \"e2e\">\n    <Type \"gauge\">\n"
         "      DataSource \"value\"\n      WarningMax 80\n      FailureMax 90\n    </Type>\n  </Plugin>\n"
         "</Plugin>\nLoadPlugin xmatters\n<Plugin xmatters>\n  <Integration \"ops\">\n    OutageURL \"" +

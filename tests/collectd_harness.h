@@ -159,13 +159,13 @@ std::optional<double> last_csv_value(const std::string& dir, const std::string& 
 // watches plugin "e2e" (WARNING above 80, FAILURE above 90) for every host,
 // as an aggregator does its fleet's, and the plugin's integration "ops"
 // delivering to the stand-in (outage-fn, clear-fn); the operator's command
-// run against it.
+// run against it. Values are never missing (collectd's Timeout 1000).
 class Live {
  public:
   struct Config {
     std::string integration;  // more of <Integration "ops">
     std::string plugin;       // more of <Plugin xmatters>, after the integration (<Maintenance>)
-    std::string global;       // before the plugins (Timeout 1000)
+    std::string global;       // global options, before the plugins
     StandinOptions standin;   // the stand-in's (TLS)
   };
   explicit Live(const Config& config);

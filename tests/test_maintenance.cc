@@ -21,10 +21,9 @@ namespace {
 using namespace std::chrono_literals;
 using xmtest::seconds_of;
 
-// The aggregator with maintenance, its <Maintenance> blocks; Timeout 1000:
-// a value list's last value opens no missing-value outage.
+// The aggregator with maintenance, its <Maintenance> blocks.
 struct Live : xmtest::Live {
-  explicit Live(const std::string& maintenance) : xmtest::Live("", maintenance, "Timeout 1000\n") {}
+  explicit Live(const std::string& maintenance) : xmtest::Live("", maintenance) {}
 };
 
 // "hh:mm:ss" of the local time at now + offset seconds.
