@@ -12,7 +12,7 @@ namespace xmatters {
 enum class EventType { Outage, Clear };
 
 // "outage" / "clear", as in the payload's event_type.
-const char* event_type_name(EventType t);
+inline const char* event_type_name(EventType t) { return t == EventType::Clear ? "clear" : "outage"; }
 
 struct Event {
   std::string event_id;     // unique; the Idempotency-Key of every try

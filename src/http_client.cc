@@ -12,7 +12,6 @@
 #include <stdexcept>
 
 #include "redact.h"
-#include "reply.h"
 #include "resources.h"
 #include "text.h"
 
@@ -230,6 +229,7 @@ HttpResult HttpClient::post(const std::string& url, const std::string& body, con
     return result;
   }
   result.status = state_->final_status;
+  result.received = std::chrono::system_clock::now();
   if (result.status == 0) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &result.status);
   if (is_success(result.status)) {
     if (rc == CURLE_OK) result.request_id = request_id_of(state_->reply);
@@ -237,7 +237,7 @@ HttpResult HttpClient::post(const std::string& url, const std::string& body, con
   }
   curl_header* retry_after = nullptr;
   if (curl_easy_header(h, "Retry-After", 0, CURLH_HEADER, -1, &retry_after) == CURLHE_OK && retry_after != nullptr)
-    result.retry_after = parse_retry_after(retry_after->value, std::chrono::system_clock::now());
+    result.retry_after = retry_after->value;
   // The whole kept reply is scrubbed before it is cut: a secret across the
   // cut would otherwise show its first part.
   result.reply_start = printable(scrub(state_->reply));

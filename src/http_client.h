@@ -20,7 +20,8 @@ struct HttpResult {
   std::string error;           // why no reply arrived (curl's text, secrets removed)
   bool timed_out = false;      // no reply within Timeout
   bool cancelled = false;      // aborted through the cancel flag
-  std::optional<std::chrono::seconds> retry_after;  // from a Retry-After header
+  std::string retry_after;     // the Retry-After header as sent, "" when absent
+  std::chrono::system_clock::time_point received{};  // when the reply came (an HTTP date counts from it)
   std::string reply_start;     // the reply body's first 200 bytes, printable ASCII, secrets removed
   std::string request_id;      // xMatters' requestId from a JSON reply, "" when absent
 };

@@ -1,7 +1,5 @@
 #include "notification.h"
 
-#include "event.h"
-
 namespace xmatters {
 
 const char* severity_name(Severity s) {
@@ -12,8 +10,6 @@ const char* severity_name(Severity s) {
   }
   return "OKAY";
 }
-
-const char* event_type_name(EventType t) { return t == EventType::Clear ? "clear" : "outage"; }
 
 const MetaItem* Notification::find_meta(std::string_view name) const {
   for (const auto& m : meta)

@@ -25,7 +25,7 @@ Verdict classify(const HttpResult& r) {
     v.reason = "HTTP " + std::to_string(r.status) + (r.reply_start.empty() ? "" : ": " + r.reply_start);
   else
     v.reason = r.error;
-  if (retryable) v.after = r.retry_after;
+  if (retryable && !r.retry_after.empty()) v.after = parse_retry_after(r.retry_after, r.received);
   return v;
 }
 

@@ -28,7 +28,8 @@ struct Verdict {
 
 // Delivered for any 2xx status (whatever became of the body); Retry for
 // 408, 425, 429, 5xx and no reply at all; Pause for 401, 403 and 404;
-// DeadLetter for the rest.
+// DeadLetter for the rest. A retry keeps the reply's Retry-After, an HTTP
+// date counted from when the reply came.
 Verdict classify(const HttpResult& reply);
 
 // Seconds to wait from a Retry-After value: delta-seconds or an HTTP date

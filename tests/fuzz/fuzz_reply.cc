@@ -40,7 +40,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   r.request_id = xmfuzz::bytes(in, 40);
   const std::string retry_after = in.ConsumeRemainingBytesAsString();
   check_retry_after(retry_after);
-  r.retry_after = xmatters::parse_retry_after(retry_after, std::chrono::system_clock::now());
+  r.retry_after = retry_after;
+  r.received = std::chrono::system_clock::now();
 
   const xmatters::Verdict v = xmatters::classify(r);
   const bool two_xx = r.status >= 200 && r.status <= 299;
