@@ -8,6 +8,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -169,7 +170,7 @@ struct Pipeline {
   // the delivery runs. Without it paging goes on: an ERROR says so.
   void open_channel(const Config& config, const std::string& spool_dir, Logger& log) {
     try {
-      control::Verbs verbs = control::live_verbs(config, delivery, router, &coverage);
+      control::Verbs verbs = control::live_verbs(config, delivery, router, stopping, &coverage);
       control::add_silence_verbs(verbs, config, silences, coverage);
       control.emplace(spool_dir, std::move(verbs), log);
     } catch (const std::exception& e) {
@@ -178,9 +179,11 @@ struct Pipeline {
     }
   }
   // The channel first: a request being answered finishes against a
-  // delivery that still runs; then the watch, which hands the delivery
-  // the pages held back; the store last (delivery.stop() stops it too).
+  // delivery that still runs (a test waiting for xMatters gives up at
+  // once: stopping); then the watch, which hands the delivery the pages
+  // held back; the store last (delivery.stop() stops it too).
   void stop() {
+    stopping = true;
     control.reset();
     watch.stop();
     delivery.stop();
@@ -193,6 +196,7 @@ struct Pipeline {
   Router router;
   CoverWatch watch;   // wakes when one begins or ends
   SilenceBook silences;  // collectd-xmatters(1) SILENCES
+  std::atomic<bool> stopping{false};  // raised first by stop()
   std::optional<control::Server> control;
 };
 

@@ -411,7 +411,7 @@ Live::Live(const Config& config)
         "LoadPlugin threshold\n<Plugin threshold>\n  <Plugin \"e2e\">\n    <Type \"gauge\">\n"
         "      DataSource \"value\"\n      WarningMax 80\n      FailureMax 90\n    </Type>\n  </Plugin>\n"
         "</Plugin>\nLoadPlugin xmatters\n<Plugin xmatters>\n  <Integration \"ops\">\n    OutageURL \"" +
-        xm.url("outage-fn") + "\"\n    ClearURL \"" + xm.url("clear-fn") + "\"\n    Timeout 5\n" +
+        xm.url("outage-fn") + "\"\n    ClearURL \"" + xm.url("clear-fn") + "\"\n    Timeout " + config.timeout + "\n" +
         config.integration + "  </Integration>\n" + config.plugin + "</Plugin>\n") {}
 
 bool Live::start() {

@@ -167,6 +167,7 @@ class Live {
     std::string plugin;       // more of <Plugin xmatters>, after the integration (<Maintenance>)
     std::string global;       // global options, before the plugins
     StandinOptions standin;   // the stand-in's (TLS)
+    std::string timeout = "5";  // the integration's Timeout (seconds)
   };
   explicit Live(const Config& config);
   explicit Live(const std::string& integration = "", const std::string& plugin = "", const std::string& global = "")

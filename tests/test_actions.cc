@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -345,6 +346,39 @@ void test_test_cut_short_by_kill() {
   CU_ASSERT_TRUE(xmtest::wait_until([&] { return one_line(xmtest::read_file(out)); }, 60s));
 }
 
+// collectd stopped while collectd-xmatters test waits for the answer to its
+// page, which xMatters holds (Timeout 600): collectd exits on its own
+// (SIGTERM; the harness sends SIGKILL only 30 s later) while the page is
+// still held unanswered, so neither the command's wait nor the test's
+// request in flight held up the shutdown; no clear follows; the command
+// says the plugin is stopping and exits 1.
+void test_test_does_not_block_shutdown() {
+  Live::Config config;
+  config.timeout = "600";
+  Live t(config);
+  XM_REQUIRE(t.start());
+  xmtest::Standin::Reply held;
+  held.delay = 1200s;
+  t.xm.set_default_reply(held);
+  const std::string out = t.c.dir() + "/test.out";
+  const std::string rc = t.c.dir() + "/test.rc";
+  const std::string cmd = "(" + shell_quote(xmtest::command_bin()) + " --config " + shell_quote(t.c.config_path()) +
+                          " test >" + shell_quote(out) + " 2>&1; echo $? >" + shell_quote(rc) + ") &";
+  XM_REQUIRE(std::system(cmd.c_str()) == 0);
+  XM_REQUIRE(xmtest::wait_until([&] { return t.xm.pending_count() == 1; }, 20s));
+  const std::optional<int> status = t.c.stop();
+  XM_REQUIRE(status.has_value());
+  CU_ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  CU_ASSERT_EQUAL(t.xm.pending_count(), 1u);  // the page, still held
+  CU_ASSERT_EQUAL(t.xm.request_count(), 0u);  // nothing answered
+  XM_REQUIRE(xmtest::wait_until([&] { return !xmtest::read_file(rc).empty(); }, 30s));
+  CU_ASSERT_EQUAL(xmtest::read_file(rc), "1\n");
+  const std::string printed = xmtest::read_file(out);
+  CU_ASSERT_TRUE(contains(printed, "the plugin is stopping"));
+  CU_ASSERT_FALSE(contains(printed, "test-key"));
+  if (!contains(printed, "the plugin is stopping")) std::fprintf(stderr, "\n--- test printed:\n%s---\n", printed.c_str());
+}
+
 // A 401 (a revoked key) pauses the integration: nothing dead-lettered, one
 // ERROR saying so, the pages wait in order; once the key works again,
 // collectd-xmatters test is delivered and resumes the integration at once,
@@ -492,6 +526,7 @@ int main(int argc, char** argv) {
                               {"test_pages_and_clears", guarded<test_test_pages_and_clears>},
                               {"test_failures", guarded<test_test_failures>},
                               {"test_cut_short_by_kill", guarded<test_test_cut_short_by_kill>},
+                              {"test_does_not_block_shutdown", guarded<test_test_does_not_block_shutdown>},
                               {"401_pauses_until_test_delivers", guarded<test_401_pauses_until_test_delivers>},
                               {"test_through_a_proxy", guarded<test_test_through_a_proxy>},
                           }},

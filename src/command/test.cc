@@ -67,7 +67,9 @@ int test(const Options& options, const Args& given) {
   const Json answer = call_plugin(place, "test", request.get(), call_timeout(place, integration));
   const json_t* integrations = json_object_get(answer.get(), "integrations");
 
-  bool ok = json_array_size(integrations) > 0;
+  // collectd began stopping: the plugin waited for no answer, sent no clear.
+  const bool stopping = json_is_true(json_object_get(answer.get(), "stopping"));
+  bool ok = json_array_size(integrations) > 0 && !stopping;
   std::vector<std::vector<std::string>> rows = {{"INTEGRATION", "EVENT", "STATUS", "REQUEST_ID", "RESULT"}};
   std::size_t i;
   const json_t* it;
@@ -78,7 +80,9 @@ int test(const Options& options, const Args& given) {
       if (!json_is_object(a)) {
         if (clear && std::string(event) == "clear") {
           ok = false;
-          rows.push_back({name, event, "-", "-", "not sent: the test outage event was not delivered"});
+          rows.push_back({name, event, "-", "-",
+                          stopping ? "not sent: the plugin is stopping (collectd is shutting down)"
+                                   : "not sent: the test outage event was not delivered"});
         }
         continue;
       }

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <future>
@@ -134,6 +136,11 @@ Answer resend(const json_t* args, const Config& config, Delivery& delivery, cons
 // of each event (collectd-xmatters(1), TEST): its lane may be busy with the
 // request before it.
 constexpr std::chrono::seconds kAnswerSlack{5};
+// How often a test waiting for xMatters looks whether the plugin is stopping.
+constexpr std::chrono::milliseconds kStopCheck{50};
+// The reason of an answer not waited for (collectd-xmatters(1), TEST).
+constexpr const char* kStopping =
+    "the plugin is stopping (collectd is shutting down): no answer was waited for, and a test is never sent again";
 
 // A test event of integration, built as the tracker's are (Target,
 // Template, DetailsURL), for an outage no tracker knows: `services` is
@@ -176,14 +183,30 @@ struct Probe {
       answer = FirstAnswer{false, 0, "", std::string("not sent: ") + e.what()};
     }
   }
-  // Waits until deadline for the answer.
-  void wait(std::chrono::steady_clock::time_point deadline, std::chrono::seconds waited) {
+  // Waits until deadline for the answer, or until the plugin begins to
+  // stop: collectd's shutdown waits for this request (Pipeline::stop), so
+  // the wait goes in short slices, and only while a test runs.
+  void wait(std::chrono::steady_clock::time_point deadline, std::chrono::seconds waited,
+            const std::atomic<bool>& stopping) {
     if (answer) return;
-    if (future.wait_until(deadline) == std::future_status::ready)
-      answer = future.get();
-    else
-      answer = FirstAnswer{false, 0, "", "no answer within " + std::to_string(waited.count()) +
-                                             " s (it is still queued; a test is never retried)"};
+    for (;;) {
+      const bool stop = stopping.load();
+      const auto until = stop ? std::chrono::steady_clock::now()
+                              : std::min(deadline, std::chrono::steady_clock::now() + kStopCheck);
+      if (future.wait_until(until) == std::future_status::ready) {
+        answer = future.get();
+        return;
+      }
+      if (stop) {
+        answer = FirstAnswer{false, 0, "", kStopping};
+        return;
+      }
+      if (until >= deadline) {
+        answer = FirstAnswer{false, 0, "", "no answer within " + std::to_string(waited.count()) +
+                                               " s (it is still queued; a test is never retried)"};
+        return;
+      }
+    }
   }
 };
 
@@ -205,7 +228,7 @@ void write_answer(JsonWriter& w, const Probe& p) {
 
 // collectd-xmatters(1) TEST: each integration's test outage, then (unless
 // "clear" is false) its clear, the integrations side by side.
-Answer test(const json_t* args, const Config& config, Delivery& delivery) {
+Answer test(const json_t* args, const Config& config, Delivery& delivery, const std::atomic<bool>& stopping) {
   const std::string only = text_arg(args, "integration");
   if (const std::string bad = unknown_integration(config, only); !bad.empty()) return Answer::error(bad);
   const bool clear = flag(args, "clear", true);
@@ -231,8 +254,8 @@ Answer test(const json_t* args, const Config& config, Delivery& delivery) {
   }
   for (Run& r : runs) r.page.send(delivery, test_event(r.integration, EventType::Outage, r.outage, user));
   auto start = std::chrono::steady_clock::now();
-  for (Run& r : runs) r.page.wait(start + r.waited, r.waited);
-  if (clear) {
+  for (Run& r : runs) r.page.wait(start + r.waited, r.waited, stopping);
+  if (clear && !stopping) {
     // Not after an outage event refused: there is nothing to clear. After
     // one not answered yet, it still follows it in its outage's order.
     for (Run& r : runs) {
@@ -247,7 +270,7 @@ Answer test(const json_t* args, const Config& config, Delivery& delivery) {
       if (r.clear.event_id.empty()) continue;
       if (!r.page.answer->delivered && !r.clear.answer)
         r.clear.answer = FirstAnswer{false, 0, "", "not waited for: queued behind the test outage event"};
-      r.clear.wait(start + r.waited, r.waited);
+      r.clear.wait(start + r.waited, r.waited, stopping);
     }
   }
 
@@ -264,18 +287,20 @@ Answer test(const json_t* args, const Config& config, Delivery& delivery) {
       w.null();
     w.end_object();
   }
-  w.end_array().end_object();
+  w.end_array().plain_key("stopping").boolean(stopping).end_object();
   return Answer::result(w.take());
 }
 
 }  // namespace
 
-void add_action_verbs(Verbs& verbs, const Config& config, Delivery& delivery) {
+void add_action_verbs(Verbs& verbs, const Config& config, Delivery& delivery, const std::atomic<bool>& stopping) {
   const std::string dead_letter_path = config.spool_dir.value_or(".") + "/dead-letter.jsonl";
   verbs.add("resend", [&config, &delivery, dead_letter_path](const json_t* args) {
     return resend(args, config, delivery, dead_letter_path);
   });
-  verbs.add("test", [&config, &delivery](const json_t* args) { return test(args, config, delivery); });
+  verbs.add("test", [&config, &delivery, &stopping](const json_t* args) {
+    return test(args, config, delivery, stopping);
+  });
 }
 
 }  // namespace xmatters::control

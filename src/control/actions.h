@@ -3,6 +3,8 @@
 // clear through the real path). collectd-xmatters(1), RESEND and TEST.
 #pragma once
 
+#include <atomic>
+
 #include "config.h"
 #include "control/verbs.h"
 #include "delivery.h"
@@ -16,8 +18,12 @@ namespace xmatters::control {
 //     answered once the events are durable in the spool and out of the
 //     dead-letter file (or that file could not be rewritten: false).
 //   test {"integration"?, "clear"? (default true), "user"}
-//     -> {"integrations": [{"name", "outage_id", "outage": answer, "clear": answer | null}]}
+//     -> {"integrations": [{"name", "outage_id", "outage": answer, "clear": answer | null}],
+//         "stopping"}
 //     answer: {"event_id", "delivered", "status", "request_id", "reason"}
-void add_action_verbs(Verbs& verbs, const Config& config, Delivery& delivery);
+//     Once stopping is raised (and it outlives the handlers too), a test
+//     waits for no answer and sends no clear: it answers at once, stopping
+//     true, so that it never holds up collectd's shutdown.
+void add_action_verbs(Verbs& verbs, const Config& config, Delivery& delivery, const std::atomic<bool>& stopping);
 
 }  // namespace xmatters::control

@@ -40,7 +40,8 @@ std::string covered_by(const Coverage& coverage, const std::string& integration,
 
 }  // namespace
 
-Verbs live_verbs(const Config& config, Delivery& delivery, Router& router, const Coverage* coverage) {
+Verbs live_verbs(const Config& config, Delivery& delivery, Router& router, const std::atomic<bool>& stopping,
+                 const Coverage* coverage) {
   Verbs verbs;
   const TimePoint started = Clock::now();
   const std::string spool_dir = config.spool_dir.value_or("");
@@ -56,7 +57,7 @@ Verbs live_verbs(const Config& config, Delivery& delivery, Router& router, const
         .end_object();
     return Answer::result(w.take());
   });
-  add_action_verbs(verbs, config, delivery);
+  add_action_verbs(verbs, config, delivery, stopping);
   const auto source = [started, spool_dir] {
     return Source{true, started, static_cast<long>(::getpid()), spool_dir, Clock::now()};
   };

@@ -2,6 +2,8 @@
 // (collectd-xmatters(1), THE CHANNEL): the verbs served from live state.
 #pragma once
 
+#include <atomic>
+
 #include "config.h"
 #include "coverage.h"
 #include "control/verbs.h"
@@ -17,6 +19,8 @@ namespace xmatters::control {
 //     args {"integration", "matchers"} as Filter::to_args makes them;
 //     with coverage, status lists the active silences and outages what
 //     covers each (coverage outlives the handlers too)
-Verbs live_verbs(const Config& config, Delivery& delivery, Router& router, const Coverage* coverage = nullptr);
+//   resend, test: actions.h, with stopping (raised as the plugin stops)
+Verbs live_verbs(const Config& config, Delivery& delivery, Router& router, const std::atomic<bool>& stopping,
+                 const Coverage* coverage = nullptr);
 
 }  // namespace xmatters::control
