@@ -1,6 +1,6 @@
-// The plugin's configuration: a plain-C++ model of collectd's config tree
-// (so it is testable without collectd), one declarative option table, and
-// the immutable, validated result.
+// The plugin's configuration as values: collectd's config tree as plain C++
+// (so it is testable without collectd) and the immutable, validated result.
+// options.h turns the one into the other.
 #pragma once
 
 #include <chrono>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "notification.h"
+#include "posix_regex.h"
 #include "window_schedule.h"
 
 namespace xmatters {
@@ -38,53 +39,7 @@ struct ConfigNode {
   std::vector<ConfigNode> children;
 };
 
-// --- the option table --------------------------------------------------------
-
-enum class OptionType {
-  String,        // one string
-  StringList,    // one or more strings; the option may repeat
-  Boolean,
-  Integer,       // a non-negative whole number
-  Seconds,       // a non-negative number of seconds
-  Severity,      // "warning" | "failure"
-  Regex,         // a POSIX extended regular expression
-  Url,           // http:// or https://
-  Path,          // a file that must be readable at configuration time
-  Block,         // <Integration "name"> or <Maintenance "name"> ... </...>
-};
-
-enum class OptionScope { Plugin, Integration, Maintenance };
-
-struct OptionSpec {
-  const char* name;          // CamelCase, matched case-insensitively
-  OptionScope scope;
-  OptionType type;
-  const char* default_text;  // as documented; nullptr = unset
-  const char* description;   // one line, for the docs
-};
-
-// Every option the plugin knows, in documentation order.
-const std::vector<OptionSpec>& option_table();
-
-// doc/options.md's table (between its <!-- options:begin --> and
-// <!-- options:end --> markers), rendered from option_table().
-std::string render_option_docs();
-
 // --- the validated configuration ---------------------------------------------
-
-// A compiled POSIX ERE; matching is thread-safe.
-class Regex {
- public:
-  // Throws std::invalid_argument with regerror's text.
-  explicit Regex(const std::string& pattern);
-  bool matches(const std::string& text) const;
-  const std::string& pattern() const { return pattern_; }
-
- private:
-  struct Compiled;
-  std::string pattern_;
-  std::shared_ptr<const Compiled> compiled_;
-};
 
 // What one outage is (collectd-xmatters(5) OUTAGES): a value list's, or a host's.
 enum class GroupBy { ValueList, Host };
@@ -160,10 +115,5 @@ class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-
-// Parses and validates the <Plugin xmatters> block (its children). Throws
-// ConfigError at the first mistake. Reads the files that options name
-// (PasswordFile, Template, ClearTemplate, CACert, ClientCert, ClientKey).
-Config parse_config(const ConfigNode& plugin_block);
 
 }  // namespace xmatters

@@ -1,5 +1,7 @@
 #include "configure.h"
 
+#include "options.h"
+
 namespace xmatters {
 
 PluginSetup configure_plugin(const ConfigNode& block, const std::string& base_dir, SpoolDirUse use) {

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "config.h"
+#include "options.h"
 #include "outage.h"
 #include "testing.h"
 

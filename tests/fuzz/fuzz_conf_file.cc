@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "conf_file.h"
-#include "config.h"
+#include "options.h"
 #include "fuzz_support.h"
 
 namespace {

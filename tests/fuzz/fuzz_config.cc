@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "config.h"
+#include "options.h"
 #include "fuzz_support.h"
 
 namespace {
