@@ -18,8 +18,6 @@ NewerSpoolFormat::NewerSpoolFormat(const std::string& dir, std::uint32_t f, std:
 
 namespace {
 
-bool before(const SpoolLoc& a, const SpoolLoc& b) { return a.seq != b.seq ? a.seq < b.seq : a.offset < b.offset; }
-
 struct Listing {
   std::vector<std::uint64_t> segments;  // sorted
   std::vector<std::string> temporaries, legacy;

@@ -26,6 +26,12 @@ struct SpoolLoc {
   std::uint64_t offset = 0;
   std::uint32_t size = 0;
 };
+// Log order: a's record comes before b's.
+inline bool before(const SpoolLoc& a, const SpoolLoc& b) {
+  return a.seq != b.seq ? a.seq < b.seq : a.offset < b.offset;
+}
+// The same record (its size aside).
+inline bool same_place(const SpoolLoc& a, const SpoolLoc& b) { return a.seq == b.seq && a.offset == b.offset; }
 
 // What one segment's scan found wrong.
 struct SpoolDamage {

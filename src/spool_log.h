@@ -1,0 +1,151 @@
+// Inside the spool (spool.h): the state that spool.cc (open, replay, the
+// hot path, group commit) and spool_compact.cc (maintenance, compaction)
+// share. Included by those two only.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "mutex.h"
+#include "pending_index.h"
+#include "spool.h"
+#include "spool_format.h"
+#include "spool_replay.h"
+#include "spool_reserve.h"
+#include "throttle.h"
+
+namespace xmatters {
+
+struct Spool::State {
+  using Steady = std::chrono::steady_clock;
+
+  State(std::string d, Logger& l, std::shared_ptr<SpoolIo> i, const SpoolOptions& o)
+      : dir(std::move(d)),
+        log(l),
+        io(i ? std::move(i) : posix_spool_io()),
+        options(o),
+        reserve(*io, dir, o.reserve_bytes) {}
+
+  const std::string dir;
+  Logger& log;
+  const std::shared_ptr<SpoolIo> io;
+  const SpoolOptions options;
+  SpoolReserve reserve;
+
+  // Held for one write(2) by append, append_change and acknowledge, and
+  // for a sync's bookkeeping (never during the fdatasync).
+  mutable Mutex mutex;
+  std::shared_ptr<WritableFile> active GUARDED_BY(mutex);  // null after a write it could not repair
+  std::uint64_t active_seq GUARDED_BY(mutex) = 0;
+  std::uint64_t active_size GUARDED_BY(mutex) = 0;  // whole records only
+  std::uint64_t next_seq GUARDED_BY(mutex) = 1;
+  // Every segment in use, the active one included, and their sum.
+  std::map<std::uint64_t, std::uint64_t> segment_sizes GUARDED_BY(mutex);
+  std::uint64_t total_bytes GUARDED_BY(mutex) = 0;
+  PendingIndex pending GUARDED_BY(mutex);
+  std::vector<std::shared_ptr<WritableFile>> unsynced GUARDED_BY(mutex);  // retired, not fsynced yet
+  bool dir_dirty GUARDED_BY(mutex) = false;  // entries changed since the last sync
+  // Group commit: one sync at a time, which makes every record appended
+  // before it began durable; whoever needs a record durable waits for the
+  // sync that covers it, and one of those waiting runs the next sync for
+  // all of them (see lead_sync).
+  SpoolLoc durable GUARDED_BY(mutex){};              // every record before it is synced
+  bool syncing GUARDED_BY(mutex) = false;          // a sync runs (without the mutex)
+  std::uint64_t sync_failures GUARDED_BY(mutex) = 0;  // syncs that failed, so far
+  std::condition_variable sync_done;
+  std::vector<Event> recovered GUARDED_BY(mutex);
+  std::vector<std::string> recovered_changes GUARDED_BY(mutex);
+  // Bytes of outage changes appended since the last compaction took the
+  // table: with snapshot_bytes, a bound on the table's size now.
+  std::uint64_t change_bytes GUARDED_BY(mutex) = 0;
+  // Of the outage table in the last compacted segment (written by
+  // maintenance, read by append's admission).
+  std::uint64_t snapshot_bytes GUARDED_BY(mutex) = 0;
+
+  std::atomic<bool> change_lost{false};  // a change is in memory only: compaction due
+  // Appends of Room::Reserve that failed (a clear the store then holds in
+  // memory: its outage is closed in the table that a compaction takes, and
+  // open on disk only in the segments it would delete).
+  std::atomic<std::uint64_t> reserved_refused{0};
+  // Bytes of the compaction running, in its .tmp: given back when it fails,
+  // or once the segments it replaces are deleted. Free space for the
+  // admission of outage events (a storm's compaction takes it for a while).
+  std::atomic<std::uint64_t> compacting{0};
+  Throttle write_errors;
+  Throttle sync_errors;
+
+  // One maintenance at a time (doc/design.md, Lock order: before mutex).
+  Mutex maintenance ACQUIRED_BEFORE(mutex);
+  SnapshotSource snapshot_source GUARDED_BY(maintenance);
+  // Of a compaction that failed, reused by the next.
+  std::optional<std::uint64_t> failed_target GUARDED_BY(maintenance);
+  Steady::time_point last_compaction GUARDED_BY(maintenance){};
+  // Bytes compactions dropped since the last malloc_trim.
+  std::uint64_t dropped_since_trim GUARDED_BY(maintenance) = 0;
+  std::vector<std::uint64_t> obsolete GUARDED_BY(maintenance);  // replaced segments whose deletion failed
+  Throttle maintenance_errors;
+
+  static bool is_enospc(const std::system_error& e) { return e.code() == std::errc::no_space_on_device; }
+  std::string path(const std::string& name) const { return dir + "/" + name; }
+  std::string segment_path(std::uint64_t seq) const { return path(spool_format::segment_name(seq)); }
+
+  void error(Throttle& throttle, const std::string& what) {
+    if (const auto held_back = throttle.admit())
+      log.error("spool: " + what + (*held_back > 0 ? " (and " + std::to_string(*held_back) + " more since)" : ""));
+  }
+
+  // What the reserve must hold once the file system is full: room for an
+  // acknowledgement of every pending event and for a compaction's table,
+  // which is all a compaction writes once they are delivered, and the last
+  // page of each file those go to (a file system allocates whole pages).
+  static constexpr std::uint64_t kAckBytes = 64;  // a framed ACK of an event_id
+  std::uint64_t reserve_needed_locked() const REQUIRES(mutex) {
+    constexpr std::uint64_t kPages = 8 * 1024;
+    return kPages + snapshot_bytes + change_bytes + pending.size() * kAckBytes;
+  }
+
+  // --- spool.cc: open, the segments' writes, group commit
+  void open_dir();
+  // At open, before any other thread: under mutex only for the analysis.
+  void replay() REQUIRES(mutex);
+  // I/O under the lock, but only at open, at compaction and after a failed
+  // write.
+  void start_segment_locked() REQUIRES(mutex);
+  void retire_active_locked() REQUIRES(mutex);
+  // Appends one framed record to the active segment; on ENOSPC gives the
+  // reserve up and tries once more, if may_use_reserve.
+  SpoolLoc write_record_locked(const std::string& record, bool may_use_reserve) REQUIRES(mutex);
+  SpoolLoc try_write_locked(const std::string& record) REQUIRES(mutex);
+  void sync() EXCLUDES(mutex);
+  bool lead_sync() REQUIRES(mutex);
+  // Waits while a sync runs (mutex released meanwhile).
+  void wait_for_sync(MutexLock& lock) REQUIRES(mutex) {
+    while (syncing) lock.wait(sync_done);
+  }
+
+  // --- spool_compact.cc: maintenance
+  bool maintain(const std::function<bool()>& may_compact) EXCLUDES(maintenance, mutex);
+  // Grows (or shrinks) the reserve to what is needed now; false when there
+  // is no room for it.
+  bool restore_reserve() REQUIRES(maintenance) EXCLUDES(mutex);
+  // What a compaction writes at most: the table, the pending events.
+  std::uint64_t compaction_bytes() EXCLUDES(mutex);
+  // Whether a compaction fits in the free space, or in the reserve it may
+  // give up: one that cannot would only take the room of outage events
+  // while it writes, and fail (a storm's backlog on a filling disk).
+  bool compaction_fits() EXCLUDES(mutex);
+  bool compaction_wanted() REQUIRES(maintenance) EXCLUDES(mutex);
+  bool compact(const std::function<bool()>& may_compact) REQUIRES(maintenance) EXCLUDES(mutex);
+  void delete_obsolete() REQUIRES(maintenance) EXCLUDES(mutex);
+};
+
+}  // namespace xmatters
