@@ -1,5 +1,6 @@
 // Small text helpers shared by the units (one copy each): ASCII case,
-// RFC 3986 percent-encoding, a file mode as chmod takes it.
+// RFC 3986 percent-encoding, a file mode as chmod takes it, text made one
+// printable line.
 #pragma once
 
 #include <sys/types.h>
@@ -39,6 +40,18 @@ inline std::string percent_encoded(std::string_view s) {
   std::string out;
   append_percent_encoded(out, s);
   return out;
+}
+
+// s as one line without terminal control, for the command's output: a line
+// break in a reason or a comment would start another row, an escape
+// sequence would reach the operator's terminal. Control characters become
+// spaces.
+inline std::string one_printable_line(std::string s) {
+  for (char& ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) ch = ' ';
+  }
+  return s;
 }
 
 // "0640": a file's permission bits (and set-id, sticky) in octal.

@@ -16,6 +16,8 @@
 
 #include "collectd_harness.h"
 #include "conf_file.h"
+#include "control/health.h"
+#include "control/views.h"
 #include "spool.h"
 #include "standin.h"
 #include "testing.h"
@@ -558,6 +560,43 @@ void test_status_late_event_is_critical() {
   }
 }
 
+// status's WARNING for deliveries failing over 5 minutes (collectd-xmatters(1)
+// EXIT STATUS), judged as the command judges the running plugin's status
+// document, whose ages count to the `now` the test gives it: failing for
+// 300 s is no problem; for 301 s, one WARNING naming the integration and
+// the last failure's reason (on one line); none once nothing waits to be
+// delivered, however old the failure; the quiet integration never.
+void test_status_failing_warning() {
+  using xmatters::IntegrationStatus;
+  namespace control = xmatters::control;
+  const xmatters::TimePoint since = xmatters::Clock::now();
+  IntegrationStatus ops;
+  ops.name = "ops";
+  ops.queued = 1;
+  ops.oldest_queued = since;
+  ops.failing_since = since;
+  ops.last_failure = IntegrationStatus::Failure{since, "HTTP 503\nfrom the gateway"};
+  IntegrationStatus quiet;
+  quiet.name = "quiet";
+  const auto judge = [&](std::chrono::seconds failing_for) {
+    const control::Source source{true, since, 1234L, "/var/lib/collectd/xmatters", since + failing_for};
+    const auto doc = xmtest::parse_json(control::status_document(source, {ops, quiet}, {}, control::Filter{}));
+    return control::judge_health(doc.get(), true);
+  };
+  control::Health h = judge(300s);
+  CU_ASSERT_EQUAL(h.state, control::kOk);
+  CU_ASSERT_TRUE(h.problems.empty());
+  h = judge(301s);
+  CU_ASSERT_EQUAL(h.state, control::kWarning);
+  XM_REQUIRE(h.problems.size() == 1u);
+  CU_ASSERT_EQUAL(h.problems[0], "ops: deliveries failing for 301 s (HTTP 503 from the gateway)");
+  ops.queued = 0;  // its last event dead-lettered: nothing is late any more
+  ops.oldest_queued.reset();
+  h = judge(3600s);
+  CU_ASSERT_EQUAL(h.state, control::kOk);
+  CU_ASSERT_TRUE(h.problems.empty());
+}
+
 // A user who may not read SpoolDir gets one line saying to run it as root
 // or as collectd's user: status UNKNOWN (3), the other verbs 1.
 void test_unreadable_spool_dir() {
@@ -649,6 +688,7 @@ int main(int argc, char** argv) {
                               {"dead_letter_is_a_warning", xmtest::guarded<test_dead_letter_is_a_warning>},
                               {"unreadable_spool_dir", xmtest::guarded<test_unreadable_spool_dir>},
                               {"status_late_event_is_critical", xmtest::guarded<test_status_late_event_is_critical>},
+                              {"status_failing_warning", test_status_failing_warning},
                           }},
                      });
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "command/command.h"
+#include "text.h"
 
 namespace xmatters::command {
 
@@ -18,11 +19,7 @@ void print_json(const json_t* doc) {
 std::string cell(const json_t* object, const char* key) {
   const json_t* v = json_object_get(object, key);
   if (json_is_string(v)) {
-    // One row per line, and no terminal control: a line break in a reason
-    // or a silence's comment would start another row, an escape sequence
-    // would reach the operator's terminal.
-    std::string s = json_string_value(v);
-    std::replace_if(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }, ' ');
+    const std::string s = one_printable_line(json_string_value(v));
     return s.empty() ? "-" : s;
   }
   if (json_is_integer(v)) return std::to_string(static_cast<std::int64_t>(json_integer_value(v)));

@@ -8,52 +8,18 @@
 
 #include "command/command.h"
 #include "command/plugin_call.h"
+#include "control/health.h"
 
 namespace xmatters::command {
 
 namespace {
 
-enum Nagios { kOk = 0, kWarning = 1, kCritical = 2, kUnknown = 3 };
-const char* const kNagiosNames[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
+using control::Health;
+using control::kNagiosNames;
+using control::kNotRunning;
+using control::kUnknown;
 
-// Deliveries failing this long are a WARNING; an event queued this long is
-// CRITICAL (its page is late).
-constexpr json_int_t kFailingWarning = 5 * 60;
-constexpr json_int_t kQueuedCritical = 15 * 60;
-
-constexpr const char* kNotRunning = "the plugin is not running, and collectd's configuration loads it";
-
-struct Verdict {
-  int state = kOk;
-  std::vector<std::string> problems;
-  void raise(int to, std::string problem) {
-    state = std::max(state, to);
-    problems.push_back(std::move(problem));
-  }
-};
-
-Verdict judge(const json_t* doc, bool loads_plugin) {
-  Verdict v;
-  if (!json_is_true(json_object_get(doc, "running")) && loads_plugin)
-    v.raise(kCritical, kNotRunning);
-  const json_t* integrations = json_object_get(doc, "integrations");
-  for (std::size_t i = 0; i < json_array_size(integrations); ++i) {
-    const json_t* it = json_array_get(integrations, i);
-    const std::string name = cell(it, "name");
-    const json_int_t oldest = json_integer_value(json_object_get(it, "oldest_queued_age"));
-    const json_int_t letters = json_integer_value(json_object_get(it, "dead_letters"));
-    const json_int_t failing = json_integer_value(json_object_get(it, "failing_for"));
-    if (oldest > kQueuedCritical)
-      v.raise(kCritical, name + ": the oldest queued event is " + std::to_string(oldest) + " s old");
-    if (letters > 0) v.raise(kWarning, name + ": " + std::to_string(letters) + " dead letter(s)");
-    if (failing > kFailingWarning)
-      v.raise(kWarning, name + ": deliveries failing for " + std::to_string(failing) + " s (" +
-                            cell(json_object_get(it, "last_failure"), "reason") + ")");
-  }
-  return v;
-}
-
-std::string summary(const json_t* doc, const Verdict& v) {
+std::string summary(const json_t* doc, const Health& v) {
   if (!json_is_true(json_object_get(doc, "running")))
     return std::string(!v.problems.empty() && v.problems.front() == kNotRunning ? "" : "the plugin is not running; ") +
            "read from SpoolDir " +
@@ -61,7 +27,7 @@ std::string summary(const json_t* doc, const Verdict& v) {
   return "the plugin is running since " + cell(doc, "since") + " (pid " + cell(doc, "pid") + ")";
 }
 
-void print_text(const json_t* doc, const Verdict& v) {
+void print_text(const json_t* doc, const Health& v) {
   std::string line = std::string("XMATTERS ") + kNagiosNames[v.state] + ": ";
   for (const auto& p : v.problems) line += p + "; ";
   std::printf("%s%s\n", line.c_str(), summary(doc, v).c_str());
@@ -121,7 +87,7 @@ int status(const Options& options, const Args& arguments) {
     std::printf("XMATTERS UNKNOWN: %s\n", e.what());
     return kUnknown;
   }
-  const Verdict v = judge(doc.get(), place.loads_plugin);
+  const Health v = control::judge_health(doc.get(), place.loads_plugin);
   if (options.json) {
     json_object_set_new(doc.get(), "status", json_string(kNagiosNames[v.state]));
     json_t* problems = json_array();
