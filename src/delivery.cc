@@ -14,6 +14,7 @@
 
 #include "background.h"
 #include "dead_letter.h"
+#include "flood_budget.h"
 #include "flood_minute.h"
 #include "http_client.h"
 #include "lane.h"
@@ -117,10 +118,12 @@ struct Lane {
   const IntegrationConfig& config;
   Mutex mutex;
   std::condition_variable wake;
+  // FloodLimit's budget, which the schedule and the integration's tracker
+  // share (its own lock).
+  const std::shared_ptr<FloodBudget> budget;
   LaneSchedule schedule GUARDED_BY(mutex);
   LaneLines lines GUARDED_BY(mutex);
   LaneCounts counts GUARDED_BY(mutex);
-  FloodMinute minute;  // the requests of FloodLimit's minute, for the spool (its own lock)
   // The status that paused the integration (401, 403, 404); expired events
   // are looked for once a pause interval.
   std::atomic<long> paused{0};  // 0: not paused
@@ -133,7 +136,9 @@ struct Lane {
   std::vector<std::thread> threads;
 
   Lane(const IntegrationConfig& c, const DeliveryOptions& o)
-      : config(c), schedule(Backoff(o.initial_backoff, o.max_backoff), c.flood_limit), minute(c.name, c.flood_limit) {}
+      : config(c),
+        budget(std::make_shared<FloodBudget>(c.name, c.flood_limit)),
+        schedule(Backoff(o.initial_backoff, o.max_backoff), budget) {}
 };
 
 }  // namespace
@@ -717,16 +722,7 @@ Delivery::Delivery(const Config& config, Store* store, const std::string& spool_
               ", which cannot be rewritten: do not resend them");
   // FloodLimit's minute goes on from the requests the last run sent in it
   // (collectd-xmatters(5) OUTAGES), and compaction keeps them.
-  const TimePoint wall_now = Clock::now();
-  const auto steady_now = Steady::now();
-  const std::vector<std::string>& changes = s.store->recovered_changes();
-  for (const auto& lane : s.lanes)
-    for (const EventType type : {EventType::Outage, EventType::Clear})
-      for (const TimePoint at : recovered_sends(changes, lane->config.name, type, lane->config.flood_limit, wall_now)) {
-        MutexLock lock(lane->mutex);  // no thread yet; for the analysis
-        lane->schedule.seed(type, steady_of(at, steady_now, wall_now));
-        lane->minute.keep(type, at);
-      }
+  for (const auto& lane : s.lanes) lane->budget->recover(s.store->recovered_changes(), Steady::now(), Clock::now());
   set_snapshot_source(nullptr);
 }
 
@@ -740,6 +736,11 @@ Delivery::~Delivery() {
 
 std::vector<std::string> Delivery::recovered_changes() const { return state_->store->recovered_changes(); }
 
+std::shared_ptr<FloodBudget> Delivery::flood_budget(const std::string& integration) const {
+  const auto found = state_->by_name.find(integration);
+  return found == state_->by_name.end() ? nullptr : found->second->budget;
+}
+
 void Delivery::record_change(const std::string& record) { state_->store->record_change(record); }
 
 void Delivery::record_durably(const std::string& record) { state_->store->record_durably(record); }
@@ -750,17 +751,17 @@ void Delivery::set_snapshot_source(SnapshotSource source) {
   s.store->set_snapshot_source([&s, source = std::move(source)](SnapshotWriter write) {
     if (source) source(write);
     const TimePoint now = Clock::now();
-    for (const auto& lane : s.lanes) lane->minute.snapshot(now, write);
+    for (const auto& lane : s.lanes) lane->budget->snapshot(now, write);
   });
 }
 
 void Delivery::State::note_sent(Lane& lane, EventType type) noexcept {
-  if (!lane.minute.limited()) return;
+  if (!lane.budget->limited()) return;
   // Before the request, so that a crash during it still counts it; no
   // sync of its own (the next event's covers it; a crash of collectd
   // keeps what the page cache has).
   try {
-    store->record_change(lane.minute.record(type, Clock::now()));
+    store->record_change(encode_flood_send(FloodSend{lane.config.name, type, Clock::now()}));
   } catch (const std::exception&) {
     // A full disk: the request goes anyway; only a restart within the
     // minute could then send more than FloodLimit.

@@ -128,6 +128,7 @@ class Delivery : public EventSink {
   bool submit(Event event) override;
   void record_change(const std::string& record) override;
   std::vector<std::string> recovered_changes() const override;
+  std::shared_ptr<FloodBudget> flood_budget(const std::string& integration) const override;
   // A record of the table the operator waits for, durable on return
   // (Spool::append_durable; a silence). Throws std::system_error.
   void record_durably(const std::string& record);

@@ -2,12 +2,15 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "notification.h"
 
 namespace xmatters {
+
+class FloodBudget;
 
 enum class EventType { Outage, Clear };
 
@@ -49,6 +52,9 @@ class EventSink {
   // The outage changes found in the spool at start, every integration's, in
   // log order (Spool::take_recovered_changes).
   virtual std::vector<std::string> recovered_changes() const { return {}; }
+  // The integration's FloodLimit budget, which its lane counts requests in
+  // (flood_budget.h), for the tracker's fold decision; null: none is shared.
+  virtual std::shared_ptr<FloodBudget> flood_budget(const std::string& /*integration*/) const { return nullptr; }
 };
 
 }  // namespace xmatters

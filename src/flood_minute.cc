@@ -70,36 +70,4 @@ std::vector<TimePoint> recovered_sends(const std::vector<std::string>& recovered
   return out;
 }
 
-void FloodMinute::add(EventType type, TimePoint at) {
-  std::deque<TimePoint>& d = sent(type);
-  d.insert(std::upper_bound(d.begin(), d.end(), at), at);  // threads of a lane may record out of order
-  while (d.size() > limit_) d.pop_front();
-}
-
-std::string FloodMinute::record(EventType type, TimePoint at) {
-  if (!limited()) return {};
-  {
-    MutexLock lock(mutex_);
-    add(type, at);
-  }
-  return encode_flood_send(FloodSend{integration_, type, at});
-}
-
-void FloodMinute::keep(EventType type, TimePoint at) {
-  if (!limited()) return;
-  MutexLock lock(mutex_);
-  add(type, at);
-}
-
-void FloodMinute::snapshot(TimePoint now, FunctionRef<void(std::string_view)> write) const {
-  std::vector<std::string> records;
-  {
-    MutexLock lock(mutex_);
-    for (const EventType type : {EventType::Outage, EventType::Clear})
-      for (const TimePoint at : sent_[type == EventType::Clear ? 1 : 0])
-        if (now - at < std::chrono::minutes(1)) records.push_back(encode_flood_send(FloodSend{integration_, type, at}));
-  }
-  for (const std::string& r : records) write(r);
-}
-
 }  // namespace xmatters

@@ -50,6 +50,7 @@ std::optional<Event> LaneSchedule::enqueue(Event event) {
     return replaced;
   }
   const Steady::time_point due = event.not_before;
+  count_waiting(event, 1);
   outage.events.push_back(Pending{std::move(event), 0, {}, {}});
   ++queued_;
   if (fresh) schedule(it->first, due);
@@ -70,6 +71,7 @@ void LaneSchedule::enqueue_front(std::vector<Event> events) {
     OutageQueue& outage = it->second;
     auto [place, first] = next_place.try_emplace(it->first, outage.in_flight ? 1 : 0);
     const Steady::time_point due = event.not_before;
+    count_waiting(event, 1);
     outage.events.insert(outage.events.begin() + static_cast<std::ptrdiff_t>(place->second++),
                          Pending{std::move(event), 0, {}, {}});
     ++queued_;
@@ -83,15 +85,15 @@ Steady::time_point LaneSchedule::next_due() const {
   auto due = schedule_.empty() ? Steady::time_point::max() : schedule_.begin()->first.first;
   // A waiting head is due when its budget frees: next_free() of the epoch is
   // that instant (or the epoch, when it is free already).
-  if (!waiting_[0].empty()) due = std::min(due, outage_budget_.next_free(Steady::time_point{}));
-  if (!waiting_[1].empty()) due = std::min(due, clear_budget_.next_free(Steady::time_point{}));
+  for (const FloodRequest kind : {FloodRequest::Page, FloodRequest::FloodPage, FloodRequest::Clear})
+    if (!waiting_[static_cast<int>(kind)].empty()) due = std::min(due, budget_->next_free(kind, Steady::time_point{}));
   // A held lane's one request is out: nothing else goes until it settles.
   if (held_ && probe_) due = Steady::time_point::max();
   if (due != Steady::time_point::max()) due = std::max(due, paused_until_);
   for (const std::string& id : urgent_) {
     const auto found = outages_.find(id);
     if (found == outages_.end() || found->second.in_flight || found->second.events.empty()) continue;
-    due = std::min(due, budget(found->second.events.front().event.type).next_free(Steady::time_point{}));
+    due = std::min(due, budget_->next_free(kind_of(found->second.events.front()), Steady::time_point{}));
   }
   return due;
 }
@@ -102,10 +104,16 @@ LaneSchedule::OutageQueue* LaneSchedule::takeable(const std::string& outage_id) 
   return &found->second;
 }
 
+void LaneSchedule::set_in_flight(OutageQueue& outage, bool in_flight) {
+  if (outage.in_flight == in_flight) return;
+  outage.in_flight = in_flight;
+  if (!outage.events.empty()) count_waiting(outage.events.front().event, in_flight ? -1 : 1);
+}
+
 LaneSchedule::Taken LaneSchedule::grant(std::string outage_id, OutageQueue& outage, Steady::time_point now) {
   Pending& head = outage.events.front();
-  budget(head.event.type).use(now);
-  outage.in_flight = true;
+  budget_->sent(kind_of(head), now, Clock::now());
+  set_in_flight(outage, true);
   urgent_.erase(std::remove(urgent_.begin(), urgent_.end(), outage_id), urgent_.end());
   return Taken{std::move(outage_id), head};
 }
@@ -113,7 +121,7 @@ LaneSchedule::Taken LaneSchedule::grant(std::string outage_id, OutageQueue& outa
 std::optional<LaneSchedule::Taken> LaneSchedule::take_urgent(Steady::time_point now) {
   for (const std::string& id : urgent_) {
     OutageQueue* outage = takeable(id);
-    if (outage == nullptr || !budget(outage->events.front().event.type).available(now)) continue;
+    if (outage == nullptr || !budget_->available(kind_of(outage->events.front()), now)) continue;
     outage->waiting_since.reset();
     return grant(id, *outage, now);  // a copy of id: grant() erases it from urgent_
   }
@@ -134,7 +142,7 @@ std::optional<LaneSchedule::Taken> LaneSchedule::take_due(Steady::time_point now
   for (auto& queue : waiting_) {
     while (!queue.empty()) {
       OutageQueue* outage = takeable(queue.front());
-      if (outage != nullptr && !budget(outage->events.front().event.type).available(now)) break;
+      if (outage != nullptr && !budget_->available(kind_of(outage->events.front()), now)) break;
       std::string outage_id = std::move(queue.front());
       queue.pop_front();
       if (outage == nullptr) continue;
@@ -153,10 +161,10 @@ std::optional<LaneSchedule::Taken> LaneSchedule::take_due(Steady::time_point now
       schedule(outage_id, not_before);
       continue;
     }
-    const EventType type = outage->events.front().event.type;
-    if (!budget(type).available(now)) {
+    const FloodRequest kind = kind_of(outage->events.front());
+    if (!budget_->available(kind, now)) {
       outage->waiting_since = now;
-      waiting(type).push_back(std::move(outage_id));
+      waiting(kind).push_back(std::move(outage_id));
       continue;
     }
     return grant(std::move(outage_id), *outage, now);
@@ -169,6 +177,7 @@ void LaneSchedule::pop(const std::string& outage_id, Steady::time_point now) {
   auto found = outages_.find(outage_id);
   if (found == outages_.end()) return;
   OutageQueue& outage = found->second;
+  if (!outage.in_flight && !outage.events.empty()) count_waiting(outage.events.front().event, -1);
   outage.in_flight = false;
   outage.events.erase(outage.events.begin());
   --queued_;
@@ -185,7 +194,7 @@ Steady::duration LaneSchedule::retry(const std::string& outage_id, int attempts,
                                      Steady::time_point now) {
   if (probe_ == outage_id) probe_.reset();
   OutageQueue& outage = outages_[outage_id];
-  outage.in_flight = false;
+  set_in_flight(outage, false);
   outage.events.front().attempts = attempts;
   auto delay = backoff_.after(static_cast<unsigned>(attempts));
   if (asked) {
@@ -210,7 +219,7 @@ void LaneSchedule::release(const std::string& outage_id, Steady::time_point when
   auto found = outages_.find(outage_id);
   if (found == outages_.end()) return;
   OutageQueue& outage = found->second;
-  outage.in_flight = false;
+  set_in_flight(outage, false);
   if (outage.events.empty()) return;
   if (attempts) outage.events.front().attempts = *attempts;
   schedule(outage_id, when);
@@ -239,7 +248,7 @@ std::vector<LaneSchedule::Taken> LaneSchedule::take_expired(FunctionRef<bool(con
   std::vector<Taken> out;
   for (auto& [id, outage] : outages_) {
     if (outage.in_flight || outage.events.empty() || !is_expired(outage.events.front())) continue;
-    outage.in_flight = true;
+    set_in_flight(outage, true);
     out.push_back(Taken{id, outage.events.front()});
   }
   return out;
@@ -253,7 +262,7 @@ void LaneSchedule::for_each(
     for (const std::string& id : queue) {
       const auto found = outages_.find(id);
       if (found != outages_.end() && !found->second.events.empty())
-        due[id] = budget(found->second.events.front().event.type).next_free(Steady::time_point{});
+        due[id] = budget_->next_free(kind_of(found->second.events.front()), Steady::time_point{});
     }
   for (const auto& [id, outage] : outages_) {
     for (std::size_t i = 0; i < outage.events.size(); ++i) {
@@ -265,11 +274,6 @@ void LaneSchedule::for_each(
       f(outage.events[i], i == 0 && outage.in_flight, next);
     }
   }
-}
-
-std::size_t LaneSchedule::flood_used(EventType type, Steady::time_point now) const {
-  const Budget& b = budget(type);
-  return b.limited() ? flood_limit_ - b.left(now) : 0;
 }
 
 }  // namespace xmatters

@@ -1,14 +1,15 @@
 // One integration's queue of undelivered events and when each may go: the
 // events of an outage leave strictly in order, one at a time; different
-// outages go in parallel; with a FloodLimit, at most that many outage-event
-// and that many clear-event requests a minute. Not thread-safe: the delivery
-// engine holds the lane's mutex around every call.
+// outages go in parallel; with a FloodLimit, as its budget (flood_budget.h,
+// shared with the integration's tracker) allows. Not thread-safe: the
+// delivery engine holds the lane's mutex around every call.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -18,7 +19,7 @@
 
 #include "event.h"
 #include "function_ref.h"
-#include "minute_budget.h"
+#include "flood_budget.h"
 
 namespace xmatters {
 
@@ -50,11 +51,14 @@ struct Pending {
 
 class LaneSchedule {
  public:
-  // flood_limit: requests a minute of each event type at most (every
-  // request counts, retries included: xMatters' Alert Rate Filter counts
-  // what it receives); 0 = no limit.
+  // budget: FloodLimit's, shared with the integration's tracker. Each
+  // request takes it (retries included: xMatters' Alert Rate Filter counts
+  // what it receives), and the lane tells it how many outage events wait.
+  LaneSchedule(Backoff backoff, std::shared_ptr<FloodBudget> budget)
+      : backoff_(std::move(backoff)), budget_(std::move(budget)) {}
+  // With a budget of its own: flood_limit 0 = no limit.
   explicit LaneSchedule(Backoff backoff, unsigned flood_limit = 0)
-      : backoff_(std::move(backoff)), flood_limit_(flood_limit), outage_budget_(flood_limit), clear_budget_(flood_limit) {}
+      : LaneSchedule(std::move(backoff), std::make_shared<FloodBudget>("", flood_limit)) {}
 
   // Adds an event at its outage's tail; a new outage's is due at once, or
   // at its not_before, as is a later event when it comes to the head. An
@@ -68,9 +72,6 @@ class LaneSchedule {
   // through a pause or a hold (a test page); it still takes (and waits for)
   // its type's FloodLimit.
   void enqueue_urgent(Event event);
-  // Counts a request of type sent at `at` by the last run (FloodLimit's
-  // minute across a restart), oldest first, before any other request.
-  void seed(EventType type, Steady::time_point at) { budget(type).use(at); }
   // Adds events at the head of their outages, before the events queued
   // there (after the one in flight), in the order given: dead letters sent
   // again are older than anything their outage has queued.
@@ -79,7 +80,7 @@ class LaneSchedule {
   bool has_queued_page(const std::string& outage_id) const;
 
   // The earliest time a head may go (never within the lane's pause, nor
-  // before its type's FloodLimit frees); time_point::max() when nothing is
+  // before FloodLimit's budget lets it); time_point::max() when nothing is
   // scheduled.
   Steady::time_point next_due() const;
 
@@ -87,9 +88,11 @@ class LaneSchedule {
     std::string outage_id;
     Pending head;  // a copy: the queue may change while it is in flight
   };
-  // Takes a due head whose type has budget left, its outage then in flight;
+  // Takes a due head that the budget lets go, its outage then in flight;
   // nullopt when none is. A due head without budget waits, in arrival order
-  // with the others of its type, without holding up the other type's.
+  // with the others of its kind (page, the flood outage's page, clear),
+  // without holding up the other kinds': the flood outage's page never
+  // waits behind other pages.
   std::optional<Taken> take(Steady::time_point now);
 
   // The head was delivered or dead-lettered: it leaves, and the outage's
@@ -128,13 +131,13 @@ class LaneSchedule {
   void for_each(FunctionRef<void(const Pending&, bool in_flight, std::optional<Steady::time_point> next)> f) const;
   // Requests of that type in the minute before now (FloodLimit use); 0
   // without a limit.
-  std::size_t flood_used(EventType type, Steady::time_point now) const;
-  unsigned flood_limit() const { return flood_limit_; }
+  std::size_t flood_used(EventType type, Steady::time_point now) const { return budget_->used(type, now); }
+  unsigned flood_limit() const { return budget_->limit(); }
 
   Steady::duration backoff(unsigned failures) { return backoff_.after(failures); }
   std::size_t queued() const { return queued_; }  // in flight included
   // Outages whose due head waits for the FloodLimit.
-  std::size_t paced() const { return waiting_[0].size() + waiting_[1].size(); }
+  std::size_t paced() const { return waiting_[0].size() + waiting_[1].size() + waiting_[2].size(); }
 
  private:
   struct OutageQueue {
@@ -146,31 +149,38 @@ class LaneSchedule {
     // Listed in waiting_ since then (and not in schedule_ meanwhile).
     std::optional<Steady::time_point> waiting_since;
   };
-  using Budget = MinuteBudget<Steady::time_point>;
-
   void schedule(const std::string& outage_id, Steady::time_point when);
   // The event a new outage event of this outage would replace, or nullptr.
   static const Pending* queued_page(const OutageQueue& outage);
-  Budget& budget(EventType type) { return type == EventType::Clear ? clear_budget_ : outage_budget_; }
-  std::deque<std::string>& waiting(EventType type) { return waiting_[type == EventType::Clear ? 1 : 0]; }
+  // A test page may take the request kept for the flood outage's page, as
+  // the flood outage's may: the operator waits for its answer.
+  FloodRequest kind_of(const Pending& head) const {
+    if (head.event.test && head.event.type == EventType::Outage) return FloodRequest::FloodPage;
+    return budget_->kind_of(head.event.type, head.event.outage_id);
+  }
+  std::deque<std::string>& waiting(FloodRequest kind) { return waiting_[static_cast<int>(kind)]; }
+  // The outage's head starts (true) or stops being in flight: an outage
+  // event not in flight waits, for the budget's count.
+  void set_in_flight(OutageQueue& outage, bool in_flight);
+  void count_waiting(const Event& event, long delta) {
+    if (event.type == EventType::Outage) budget_->waiting(delta);
+  }
   // The outage, if its head may be taken (it has one, not in flight).
   OutageQueue* takeable(const std::string& outage_id);
   Taken grant(std::string outage_id, OutageQueue& outage, Steady::time_point now);
   std::optional<Taken> take_urgent(Steady::time_point now);
   std::optional<Taken> take_due(Steady::time_point now);  // take() without pause or hold
-  const Budget& budget(EventType type) const { return type == EventType::Clear ? clear_budget_ : outage_budget_; }
 
   Backoff backoff_;
-  unsigned flood_limit_;
   std::unordered_map<std::string, OutageQueue> outages_;
   // Outages whose head may be sent, by earliest attempt, then arrival. An
   // outage may be listed twice (see release()); take() skips the extra.
   std::map<std::pair<Steady::time_point, std::uint64_t>, std::string> schedule_;
   std::uint64_t arrivals_ = 0;
-  Budget outage_budget_, clear_budget_;
-  // Outages whose due head has no budget left, by type (outage, clear), in
-  // the order they became due.
-  std::deque<std::string> waiting_[2];
+  std::shared_ptr<FloodBudget> budget_;
+  // Outages whose due head has no budget left, by FloodRequest (page, the
+  // flood outage's page, clear), in the order they became due.
+  std::deque<std::string> waiting_[3];
   std::size_t queued_ = 0;
   Steady::time_point paused_until_{};
   unsigned pause_streak_ = 0;  // lane pauses since the last success

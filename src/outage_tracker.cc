@@ -15,9 +15,8 @@
 #include <utility>
 #include <vector>
 
-#include "flood_minute.h"
+#include "flood_budget.h"
 #include "hash_table.h"
-#include "minute_budget.h"
 #include "payload.h"  // notification_items, notification_reasons
 #include "spool_format.h"
 
@@ -77,12 +76,16 @@ struct OutageTracker::State {
   };
   using Steady = std::chrono::steady_clock;
 
-  // The integration's flood outage and the budget of outage events that
-  // decides folding (FloodLimit). Guarded by flood_mutex, which is taken
-  // under a key's mutex, never the other way round.
+  // The integration's flood outage, and FloodLimit's budget that decides
+  // folding (flood_budget.h; its own lock). Guarded by flood_mutex, which
+  // is taken under a key's mutex, never the other way round.
   struct Flood {
-    explicit Flood(unsigned limit) : budget(limit) {}
-    MinuteBudget<Steady::time_point> budget;
+    Flood(const std::string& integration, const TrackerOptions& o)
+        : budget(o.flood_budget ? o.flood_budget : std::make_shared<FloodBudget>(integration, o.flood_limit)),
+          own_budget(!o.flood_budget) {}
+    const std::shared_ptr<FloodBudget> budget;
+    // No lane counts the requests: each outage event counts as it is decided.
+    const bool own_budget;
     std::optional<Outage> outage;  // its key is OutageKey{}
     std::size_t held = 0;          // folded outages open
     // Hosts of the outages it had; after a restart, of those it still holds.
@@ -93,7 +96,7 @@ struct OutageTracker::State {
   };
 
   State(std::string i, TrackerOptions o, Logger& l, ChangeWriter w)
-      : integration(std::move(i)), options(std::move(o)), log(l), write_change(std::move(w)), flood(options.flood_limit) {}
+      : integration(std::move(i)), options(std::move(o)), log(l), write_change(std::move(w)), flood(integration, options) {}
 
   const std::string integration;
   const TrackerOptions options;
@@ -228,13 +231,10 @@ struct OutageTracker::State {
     return true;
   }
   Steady::time_point steady_now() const { return options.steady_now ? options.steady_now() : Steady::now(); }
-  // A new outage is paged on its own while more than one outage event is
-  // left in the minute: the last is kept for the flood outage's page, so
-  // that it leaves at once (with a limit of 1 there is no reserve).
-  bool pages_on_its_own(Steady::time_point now) const {
-    if (!flood.budget.limited()) return true;
-    const std::size_t left = flood.budget.left(now);
-    return left > 1 || (options.flood_limit == 1 && left == 1);
+  // An outage event handed over: with a budget of its own (no lane), it is
+  // the request.
+  void decided(FloodRequest kind, Steady::time_point now) {
+    if (flood.own_budget) flood.budget->sent(kind, now, Clock::now());
   }
 };
 
@@ -290,15 +290,12 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
     }
     if (bytes.empty()) ++malformed;
   }
-  // The outage events of the minute before a restart still count: new
-  // outages beyond FloodLimit fold at once instead of paging on their own
-  // and then waiting for the minute in the lane (collectd-xmatters(5) OUTAGES).
-  if (s.flood.budget.limited()) {
-    const TimePoint wall_now = Clock::now();
-    const auto steady_now = s.steady_now();
-    for (const TimePoint at : recovered_sends(recovered, s.integration, EventType::Outage, s.options.flood_limit, wall_now))
-      s.flood.budget.use(steady_of(at, steady_now, wall_now));
-  }
+  // The requests of the minute before a restart still count: new outages
+  // beyond FloodLimit fold at once instead of paging on their own and then
+  // waiting for the minute in the lane (collectd-xmatters(5) OUTAGES). A
+  // shared budget has them from the delivery.
+  if (s.flood.own_budget) s.flood.budget->recover(recovered, s.steady_now(), Clock::now());
+  if (s.flood.outage) s.flood.budget->set_flood_outage(s.flood.outage->id);
   std::size_t unheld = 0;
   for (const auto& entry : s.table) {
     Outage& o = *entry.second->outage;
@@ -378,7 +375,7 @@ std::size_t OutageTracker::release(TimePoint now, TransitionHandler handler) {
     if (!s.emit(EventType::Outage, n, next, encode_change(s.integration, ks->key, &next, ks->last_time.value_or(TimePoint{})),
                 handler))
       continue;  // tried again at the next release
-    if (s.flood.budget.limited()) s.flood.budget.use(steady);
+    s.decided(FloodRequest::Page, steady);
     ks->outage = std::move(next);
     ks->held_notification.reset();
     ++paged;
@@ -543,18 +540,18 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
   };
   // A folded outage recovered with FloodLimit since set to 0 still goes
   // through its flood outage, until it clears.
-  if (!flood.budget.limited() && !after.folded) {
+  if (!flood.budget->limited() && !after.folded) {
     if (!emit(send, n, after, record(), handler)) return false;
   } else {
     std::lock_guard<std::mutex> lock(flood_mutex);
     const Steady::time_point now = steady_now();
     // A covered outage never joins the flood outage nor counts towards it.
-    if (opens && send && !pages_on_its_own(now)) after.folded = true;
+    if (opens && send && !flood.budget->pages_on_its_own(now)) after.folded = true;
     if (after.folded) {
       if (!fold(n, send, after, opens, closes, record(), now, handler)) return false;
     } else {
       if (!emit(send, n, after, record(), handler)) return false;
-      if (send == EventType::Outage) flood.budget.use(now);
+      if (send == EventType::Outage) decided(FloodRequest::Page, now);
     }
   }
   if (opens) open_count.fetch_add(1, std::memory_order_relaxed);
@@ -614,6 +611,9 @@ bool OutageTracker::State::fold(const Notification& n, std::optional<EventType> 
       next = Outage{outage_id_of(integration, OutageKind::Flood, OutageKey{}, n.time), after.severity, n.time, n.time, 1,
                     OutageKind::Flood, {}, false, 0, 0};
       flood_send = EventType::Outage;
+      // Before its page is queued: the lane lets it take the request that
+      // other pages leave free, so that it leaves at once.
+      flood.budget->set_flood_outage(next->id);
     }
     next->outages += 1;
     if (flood.hosts.count(n.host) == 0) {
@@ -626,15 +626,14 @@ bool OutageTracker::State::fold(const Notification& n, std::optional<EventType> 
       page();
     } else if (!flood_send) {
       // It grew: re-paged, at most a minute after its last page. A re-page
-      // waits in the lane for that, and each outage joining meanwhile takes
-      // its place there, so that what leaves tells the flood's size then.
+      // waits in the lane for that (and for the budget, as any request),
+      // and each outage joining meanwhile takes its place there, so that
+      // what leaves tells the flood's size then.
       page();
       if (flood.paged && *flood.paged > now)
         not_before = *flood.paged;  // replaces the re-page waiting
       else if (flood.paged && now - *flood.paged < std::chrono::minutes(1))
         not_before = *flood.paged + std::chrono::minutes(1);
-      else if (!flood.budget.available(now))
-        not_before = flood.budget.next_free(now);
     }
   } else if (send == EventType::Outage && after.severity > next->severity) {
     changed = true;
@@ -648,9 +647,8 @@ bool OutageTracker::State::fold(const Notification& n, std::optional<EventType> 
   if (!emit(flood_send, n, *next, std::move(change), handler, not_before)) return false;
 
   if (flood_send == EventType::Outage) {
-    // A re-page that waits is paced by the lane when it leaves; only one
-    // sent now counts here.
-    if (not_before <= now) flood.budget.use(now);
+    // A re-page that waits is counted when it leaves.
+    if (not_before <= now) decided(FloodRequest::FloodPage, now);
     flood.paged = std::max(now, not_before);
   }
   if (opens) {

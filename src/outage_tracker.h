@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "event.h"
+#include "flood_budget.h"
 #include "function_ref.h"
 #include "log.h"
 #include "notification.h"
@@ -56,6 +57,12 @@ struct TrackerOptions {
   // FloodLimit: outage events a minute beyond which new outages are folded
   // into the flood outage; 0: never.
   unsigned flood_limit = 0;
+  // Its budget, shared with the lane that paces the requests
+  // (flood_budget.h: a new outage folds unless its page would leave now).
+  // Null: the tracker keeps one of its own, in which each outage event
+  // counts as a request made as it is decided (a sink without a lane), and
+  // recovers its minute from the spool's FLOOD_SENT records.
+  std::shared_ptr<FloodBudget> flood_budget = nullptr;
   // The clock of that minute (steady_clock::now when null); tests set it.
   std::function<std::chrono::steady_clock::time_point()> steady_now = nullptr;
   // What covers a value list's key now, a silence or a maintenance window

@@ -12,13 +12,14 @@ namespace xmatters {
 
 namespace {
 
-TrackerOptions tracker_options(const IntegrationConfig& i, const Coverage* coverage) {
+TrackerOptions tracker_options(const IntegrationConfig& i, const Coverage* coverage, const EventSink& sink) {
   TrackerOptions o;
   o.group_by = i.group_by == GroupBy::Host ? OutageKind::Host : OutageKind::ValueList;
   o.min_severity = i.min_severity;
   o.renotify_interval = i.renotify_interval;
   o.send_clear = i.send_clear;
   o.flood_limit = i.flood_limit;
+  o.flood_budget = sink.flood_budget(i.name);  // the one its lane paces with
   if (coverage != nullptr) {
     const std::string name = i.name;
     o.covering = [coverage, name](const OutageKey& key) { return coverage->covering(name, key, Clock::now()); };
@@ -49,7 +50,7 @@ std::set<std::string> integrations_of(const std::vector<std::string>& recovered)
 Router::Route::Route(const IntegrationConfig& i, Logger& log, const std::vector<std::string>& recovered,
                      EventSink& sink, const Coverage* coverage)
     : integration(i),
-      tracker(i.name, tracker_options(i, coverage), log, recovered,
+      tracker(i.name, tracker_options(i, coverage, sink), log, recovered,
               [&sink](const std::string& record) { sink.record_change(record); }),
       payload(i) {}
 

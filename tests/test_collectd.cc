@@ -764,6 +764,36 @@ void test_flood_minute_across_restart() {
   CU_ASSERT_EQUAL(waiting, 1u);  // the flood outage's re-page, for the minute's end
 }
 
+// Issue 21 bug 6: a storm that starts inside a partly used minute gets its
+// flood page at once. FloodLimit 4: the first outage's page is answered 503
+// and retried (two requests of the minute for one page); then a storm of
+// six: what does not fit the minute is folded, and the flood outage's page
+// leaves at once (before one budget, the lanes' pacing held it for the
+// rest of the minute); no more than four outage requests in the minute.
+void test_flood_page_at_once_in_a_used_minute() {
+  E2E t("    FloodLimit 4\n");
+  xmtest::Standin::Reply unavailable;
+  unavailable.status = 503;
+  t.xm.script({unavailable});
+  XM_REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("e2e-fs0/gauge", 95));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
+  CU_ASSERT_EQUAL(t.xm.request_count(), 2u);  // the 503, then the page
+  for (int i = 1; i <= 6; ++i) CU_ASSERT_TRUE(t.c.putval("e2e-fs" + std::to_string(i) + "/gauge", 95));
+  const auto flood_paged = [&] {
+    for (const auto& r : accepted(t.xm))
+      if (r.str("name").rfind("flood:", 0) == 0) return true;
+    return false;
+  };
+  const bool at_once = xmtest::wait_until(flood_paged, 20s);
+  dump_requests(t.xm, at_once, "no flood page within 20 s");
+  dump_log_on_failure(t.c, at_once, "no flood page within 20 s");
+  CU_ASSERT_TRUE(at_once);
+  std::size_t outage_requests = 0;
+  for (const auto& r : t.xm.requests()) outage_requests += r.function_id == kOutageFn;
+  CU_ASSERT_TRUE(outage_requests <= 4u);
+}
+
 std::size_t spool_segments(const std::string& dir) {
   std::size_t n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
@@ -1634,6 +1664,7 @@ int main(int argc, char** argv) {
                               {"recovered_while_down", guarded<test_recovered_while_down>},
                               {"narrowed_filter_still_clears", guarded<test_narrowed_filter_still_clears>},
                               {"flood_minute_across_restart", guarded<test_flood_minute_across_restart>},
+                              {"flood_page_at_once_in_a_used_minute", guarded<test_flood_page_at_once_in_a_used_minute>},
                               {"renamed_integration_keeps_outages", guarded<test_renamed_integration_keeps_outages>},
                               {"missing_value", guarded<test_missing_value>},
                               {"endpoint_down_then_up", guarded<test_endpoint_down_then_up>},

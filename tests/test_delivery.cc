@@ -25,6 +25,7 @@
 
 #include "dead_letter.h"
 #include "delivery.h"
+#include "flood_budget.h"
 #include "flood_minute.h"
 #include "http_client.h"
 #include "lane.h"
@@ -287,11 +288,10 @@ void test_pacing_types_independent_and_ordered() {
   for (int i = 0; i < 3; ++i) s.enqueue(make_event(EventType::Clear, "c-" + std::to_string(i)));
   CU_ASSERT_EQUAL(take_all(s, t0).size(), 2u);  // c-2 waits
   s.enqueue(make_event(EventType::Outage, "o-new"));
-  CU_ASSERT((take_all(s, t0 + 1s) == std::vector<std::string>{"o-new"}));
-  s.enqueue(make_event(EventType::Outage, "o-x"));
+  CU_ASSERT((take_all(s, t0 + 1s) == std::vector<std::string>{"o-new"}));  // the one page of the minute not kept for the flood outage
   s.enqueue(make_event(EventType::Outage, "o-y", 0));
   s.enqueue(make_event(EventType::Clear, "o-y", 1));  // behind its page, which has no budget
-  CU_ASSERT((take_all(s, t0 + 2s) == std::vector<std::string>{"o-x"}));
+  CU_ASSERT(take_all(s, t0 + 2s).empty());
   CU_ASSERT(s.next_due() == t0 + 60s);  // c-2's budget frees first
   CU_ASSERT((take_all(s, t0 + 60s) == std::vector<std::string>{"c-2"}));
   CU_ASSERT(s.next_due() == t0 + 61s);  // o-y's page: the outage budget frees at 61 s
@@ -357,9 +357,10 @@ void test_replacement_never_later_than_replaced() {
   CU_ASSERT_EQUAL(taken->head.event.event_id, repage.event_id);
 }
 
-// Every request counts, retries included.
+// Every request counts, retries included (FloodLimit 3: two pages a
+// minute, the third request being the flood outage's).
 void test_pacing_counts_retries() {
-  auto s = paced_schedule(2);
+  auto s = paced_schedule(3);
   const Steady::time_point t0 = Steady::time_point{} + 1000h;
   s.enqueue(make_event(EventType::Outage, "o-r"));
   auto r = s.take(t0);
@@ -373,6 +374,31 @@ void test_pacing_counts_retries() {
   s.enqueue(make_event(EventType::Outage, "o-s"));
   CU_ASSERT(!s.take(t0).has_value());  // two requests were made this minute
   CU_ASSERT(s.next_due() == t0 + 60s);
+}
+
+// Issue 21 bug 6: the flood outage's page never waits behind other pages.
+// FloodLimit 4: three pages leave, a fourth waits (the minute's last
+// request is the flood outage's), and the flood outage's page, queued after
+// it, leaves at once; after a retry of it, the minute is used up for every
+// page until it frees.
+void test_flood_page_takes_the_kept_request() {
+  auto budget = std::make_shared<xmatters::FloodBudget>("ops", 4);
+  xmatters::LaneSchedule s(xmatters::Backoff(1000ms, 300000ms), budget);
+  const Steady::time_point t0 = Steady::time_point{} + 1000h;
+  for (const char* id : {"o-1", "o-2", "o-3", "o-4"}) s.enqueue(make_event(EventType::Outage, id));
+  CU_ASSERT((take_all(s, t0) == std::vector<std::string>{"o-1", "o-2", "o-3"}));
+  CU_ASSERT_FALSE(budget->pages_on_its_own(t0));  // o-4 waits: a new outage would fold
+  budget->set_flood_outage("flood");
+  s.enqueue(make_event(EventType::Outage, "flood"));
+  auto flood = s.take(t0 + 1s);
+  CU_ASSERT_FATAL(flood.has_value());
+  CU_ASSERT_EQUAL(flood->outage_id, "flood");
+  s.retry("flood", 1, std::nullopt, 0s, t0 + 1s);
+  s.resume();
+  CU_ASSERT_FALSE(s.take(t0 + 2s).has_value());  // 4 outage requests in the minute
+  CU_ASSERT(s.next_due() == t0 + 60s);
+  CU_ASSERT((take_all(s, t0 + 61s) == std::vector<std::string>{"o-4", "flood"}));
+  CU_ASSERT_EQUAL(s.flood_used(EventType::Outage, t0 + 61s), 2u);  // the retry at 1 s is a minute old
 }
 
 // FloodLimit 0: no pacing, today's behaviour.
@@ -438,24 +464,30 @@ void test_flood_minute_records() {
   CU_ASSERT((xmatters::recovered_sends(recovered, "ops", EventType::Clear, 3, now) == std::vector<TimePointT>{now - 15s}));
   CU_ASSERT(xmatters::recovered_sends(recovered, "ops", EventType::Outage, 0, now).empty());
   // What compaction writes: the last FloodLimit sends of each type in the minute.
-  xmatters::FloodMinute minute("ops", 2);
-  for (const auto ago : {90s, 40s, 30s, 20s}) CU_ASSERT_FALSE(minute.record(EventType::Outage, now - ago).empty());
-  minute.keep(EventType::Clear, now - 70s);
+  xmatters::FloodBudget budget("ops", 2);
+  const Steady::time_point steady = Steady::time_point{} + 1000h;
+  for (const auto ago : {90s, 40s, 30s, 20s}) budget.sent(xmatters::FloodRequest::Page, steady - ago, now - ago);
+  budget.sent(xmatters::FloodRequest::Clear, steady - 70s, now - 70s);
   std::vector<std::string> written;
-  minute.snapshot(now, [&](std::string_view r) { written.emplace_back(r); });
+  budget.snapshot(now, [&](std::string_view r) { written.emplace_back(r); });
   CU_ASSERT((xmatters::recovered_sends(written, "ops", EventType::Outage, 2, now) == std::vector<TimePointT>{now - 30s, now - 20s}));
   CU_ASSERT_EQUAL(written.size(), 2u);
-  CU_ASSERT(xmatters::FloodMinute("ops", 0).record(EventType::Outage, now).empty());
+  xmatters::FloodBudget none("ops", 0);
+  none.sent(xmatters::FloodRequest::Page, steady, now);
+  written.clear();
+  none.snapshot(now, [&](std::string_view r) { written.emplace_back(r); });
+  CU_ASSERT(written.empty());
 }
 
 // Issue 21 bug 4: FloodLimit's minute survives a restart, and a compaction.
-// FloodLimit 2: two pages and a clear sent, then a restart: the minute is
+// FloodLimit 3: two pages (the minute's third outage request is kept for
+// the flood outage's page) and a clear sent, then a restart: the minute is
 // used as before it (2 and 1), so a third page waits instead of leaving;
 // after the first run's segment is compacted away, a second restart still
 // finds the minute (the compaction wrote it).
 void test_flood_minute_survives_restart() {
   World w;
-  w.ops().flood_limit = 2;
+  w.ops().flood_limit = 3;
   {
     Delivery& d = w.open();
     CU_ASSERT(d.submit(make_event(EventType::Outage, "o-min-1", 1)));
@@ -2180,6 +2212,7 @@ int main(int argc, char** argv) {
                         {"not_before_honoured", test_not_before_honoured},
                         {"replacement_never_later_than_replaced", test_replacement_never_later_than_replaced},
                         {"pacing_counts_retries", test_pacing_counts_retries},
+                        {"flood_page_takes_the_kept_request", test_flood_page_takes_the_kept_request},
                         {"no_flood_limit_no_pacing", test_no_flood_limit_no_pacing},
                         {"flood_limit_over_http", test_flood_limit_over_http},
                         {"flood_minute_records", test_flood_minute_records},

@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "flood_minute.h"
+#include "lane.h"
 #include "outage_tracker.h"
 #include "router.h"
 #include "spool.h"
@@ -1755,6 +1756,61 @@ void test_flood_of_host_outages() {
   CU_ASSERT_EQUAL(f.tracker->open_outages(), 1u);
 }
 
+// Issue 21 bug 6: the flood outage's first page leaves at once whenever a
+// storm starts, also when the lane sent more than the tracker decided. The
+// tracker and a lane with FloodLimit 4 on the tracker's clock: an outage
+// paged at 0 s whose first request failed and was retried at 5 s (two
+// requests of the minute, one decision), then at 18 s a storm of 50. What
+// the lane takes at 18 s includes the flood outage's page, and at most 4
+// outage requests leave within the minute.
+void test_flood_first_page_leaves_at_once() {
+  using namespace std::chrono_literals;
+  TestClock clock;
+  TrackerOptions o = flood_opts(clock, 4);
+  o.flood_budget = std::make_shared<FloodBudget>("test", 4);  // as the delivery shares it
+  Fixture f(o);
+  LaneSchedule lane(Backoff(1000ms, 300000ms), o.flood_budget);
+  std::string flood_id;
+  int made = 0;
+  const auto to_lane = [&](Transition& t) {
+    Event e;
+    e.event_id = t.outage.id + "-" + std::to_string(t.sequence) + "/" + std::to_string(++made);
+    e.integration = "test";
+    e.outage_id = t.outage.id;
+    e.type = t.type;
+    e.not_before = t.not_before;
+    if (t.outage.kind == OutageKind::Flood) flood_id = t.outage.id;
+    lane.enqueue(std::move(e));
+    return true;
+  };
+  const auto take_all = [&] {
+    std::vector<std::string> out;
+    while (auto taken = lane.take(clock.now)) {
+      out.push_back(taken->outage_id);
+      lane.pop(taken->outage_id, clock.now);
+    }
+    return out;
+  };
+  f.tracker->process(flood_note(Severity::Failure, at(0), 0), to_lane);
+  auto first = lane.take(clock.now);
+  CU_ASSERT_FATAL(first.has_value());
+  lane.retry(first->outage_id, 1, std::nullopt, 0s, clock.now);  // xMatters answered 503
+  lane.resume();
+  clock.advance(5s);
+  CU_ASSERT_EQUAL(take_all().size(), 1u);  // the retry, delivered
+  clock.advance(13s);
+  for (int i = 1; i <= 50; ++i) f.tracker->process(flood_note(Severity::Failure, at(18), i), to_lane);
+  const std::vector<std::string> taken = take_all();
+  CU_ASSERT_FATAL(!flood_id.empty());
+  CU_ASSERT(std::count(taken.begin(), taken.end(), flood_id) == 1);
+  CU_ASSERT(lane.flood_used(EventType::Outage, clock.now) <= 4u);
+  // The rest waits for the minute: the outages paged on their own that did
+  // not fit, and the flood outage's re-page.
+  clock.advance(60s);
+  take_all();
+  CU_ASSERT_EQUAL(lane.queued(), 0u);
+}
+
 // Host outages and flood folding on 8 threads, racing deliveries and
 // compactions: per outage its events come in sequence, a clear last and
 // once; the spool ends with the newest state; every outage still open then
@@ -2374,6 +2430,7 @@ int main(int argc, char** argv) {
          {"escalates_and_repages", test_flood_escalates_and_repages},
          {"survives_restart", test_flood_survives_restart},
          {"of_host_outages", test_flood_of_host_outages},
+         {"first_page_leaves_at_once", test_flood_first_page_leaves_at_once},
          {"many_threads", test_flood_many_threads}}},
        {"ids",
         {{"agree_between_aggregators", test_ids_agree_between_aggregators},
