@@ -952,6 +952,15 @@ std::vector<QueuedEvent> Delivery::queue() const {
   return out;
 }
 
+std::set<std::pair<std::string, std::string>> Delivery::paced_outages() const {
+  std::set<std::pair<std::string, std::string>> out;
+  for (const auto& lane : state_->lanes) {
+    MutexLock lock(lane->mutex);
+    lane->schedule.for_each_paced([&](const std::string& id) { out.emplace(lane->config.name, id); });
+  }
+  return out;
+}
+
 Lane& Delivery::State::lane_for_operator(const Event& event) {
   const auto found = by_name.find(event.integration);
   if (found == by_name.end()) throw std::invalid_argument("no integration " + event.integration + " is configured");

@@ -152,6 +152,9 @@ class Delivery : public EventSink {
   std::vector<IntegrationStatus> status() const;
   // Every undelivered event, each outage's in order.
   std::vector<QueuedEvent> queue() const;
+  // The outages whose next event is due but waits for FloodLimit's pacing,
+  // as {integration, outage_id}.
+  std::set<std::pair<std::string, std::string>> paced_outages() const;
 
   // Sends dead letters again (events as read_dead_letters gives them, in
   // the order plan_resend gives): each goes to the head of its outage's

@@ -231,6 +231,14 @@ void LaneSchedule::note_error(const std::string& outage_id, std::string error) {
     found->second.events.front().last_error = std::move(error);
 }
 
+void LaneSchedule::for_each_paced(FunctionRef<void(const std::string& outage_id)> f) const {
+  for (const auto& queue : waiting_)
+    for (const std::string& id : queue) {
+      const auto found = outages_.find(id);  // take_due() skips those gone or in flight
+      if (found != outages_.end() && !found->second.in_flight && !found->second.events.empty()) f(id);
+    }
+}
+
 void LaneSchedule::resume() {
   pause_streak_ = 0;
   paused_until_ = Steady::time_point{};

@@ -111,6 +111,9 @@ class LaneSchedule {
   void release(const std::string& outage_id, Steady::time_point when, std::optional<int> attempts = std::nullopt);
   // Records why the head's last request failed (Pending::last_error).
   void note_error(const std::string& outage_id, std::string error);
+  // Each outage whose head is due but waits for FloodLimit's budget
+  // (collectd-xmatters(1) outages shows it waiting).
+  void for_each_paced(FunctionRef<void(const std::string& outage_id)> f) const;
   // A success ends the lane's pause, and its hold.
   void resume();
 

@@ -560,6 +560,32 @@ void test_status_late_event_is_critical() {
   }
 }
 
+// outages shows an outage whose page waits for FloodLimit's pacing: with
+// FloodLimit 1 a WARNING's page takes the minute's one outage request, and
+// the FAILURE that follows (an escalation) waits for the next minute: its
+// outage is waiting_for_flood_limit, in --json and in text, while xMatters
+// has had only the first page.
+void test_outages_waiting_for_flood_limit() {
+  xmtest::Live t("    FloodLimit 1\n");
+  XM_REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("e2e-f/gauge", 85));  // WARNING: paged
+  XM_REQUIRE(t.xm.wait_for_accepted(1, 20s));
+  CU_ASSERT_TRUE(t.c.putval("e2e-f/gauge", 95));  // FAILURE: its escalation waits
+  const std::string key = std::string(CollectdProcess::kHost) + "/e2e-f/gauge";
+  std::string state;
+  const bool waiting = xmtest::wait_until([&] {
+    const auto o = t.outage(key);
+    state = o ? xmtest::json_string_member(o.get(), "state") : "<no outage>";
+    return state == "waiting_for_flood_limit";
+  }, 20s);
+  if (!waiting) std::fprintf(stderr, "\n--- the outage's state: %s\n", state.c_str());
+  CU_ASSERT_TRUE(waiting);
+  CU_ASSERT_EQUAL(t.xm.request_count(), 1u);
+  const Run r = t.command({"outages"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  CU_ASSERT_TRUE(xmtest::contains(r.out, "waiting_for_flood_limit"));
+}
+
 // status's WARNING for deliveries failing over 5 minutes (collectd-xmatters(1)
 // EXIT STATUS), judged as the command judges the running plugin's status
 // document, whose ages count to the `now` the test gives it: failing for
@@ -689,6 +715,7 @@ int main(int argc, char** argv) {
                               {"unreadable_spool_dir", xmtest::guarded<test_unreadable_spool_dir>},
                               {"status_late_event_is_critical", xmtest::guarded<test_status_late_event_is_critical>},
                               {"status_failing_warning", test_status_failing_warning},
+                              {"outages_waiting_for_flood_limit", xmtest::guarded<test_outages_waiting_for_flood_limit>},
                           }},
                      });
 }

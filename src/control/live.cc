@@ -70,11 +70,13 @@ Verbs live_verbs(const Config& config, Delivery& delivery, Router& router, const
               if (coverage != nullptr) silences = coverage->silences(now.now, false);
               return status_document(now, delivery.status(), counts, filter, silences);
             }));
-  verbs.add("outages", view([source, coverage, &router](const Filter& filter) {
+  verbs.add("outages", view([source, coverage, &delivery, &router](const Filter& filter) {
               const Source now = source();
+              const auto paced = delivery.paced_outages();
               std::vector<OpenOutage> outages;
               router.for_each_open([&](const std::string& name, const OutageKey& key, const Outage& o) {
-                outages.push_back({name, key, o, o.held && coverage ? covered_by(*coverage, name, key, o, now.now) : ""});
+                outages.push_back({name, key, o, o.held && coverage ? covered_by(*coverage, name, key, o, now.now) : "",
+                                   paced.count({name, o.id}) > 0});
               });
               return outages_document(now, outages, filter);
             }));

@@ -45,9 +45,10 @@ const char* kind_name(OutageKind k) {
   return "value_list";
 }
 
-const char* state_name(const Outage& o) {
+const char* state_name(const Outage& o, bool paced) {
   if (o.folded) return "folded";
   if (o.held) return "silenced";
+  if (paced) return "waiting_for_flood_limit";
   return o.paged ? "paged" : "not_paged";
 }
 
@@ -196,7 +197,7 @@ std::string outages_document(const Source& source, const std::vector<OpenOutage>
   begin(w, source);
   w.plain_key("outages").begin_array();
   for (const OpenOutage* each : sorted) {
-    const auto& [integration, key, o, covered] = *each;
+    const auto& [integration, key, o, covered, paced] = *each;
     if (!filter.wants(integration, key, o)) continue;
     w.begin_object().plain_key("outage_id").string(o.id).plain_key("integration");
     text(w, integration).plain_key("kind").string(kind_name(o.kind)).plain_key("host");
@@ -217,7 +218,7 @@ std::string outages_document(const Source& source, const std::vector<OpenOutage>
     else
       w.null();
     w.plain_key("sequence").number(static_cast<std::uint64_t>(o.sequence));
-    w.plain_key("state").string(state_name(o)).plain_key("covered_by");
+    w.plain_key("state").string(state_name(o, paced)).plain_key("covered_by");
     if (covered.empty())
       w.null();
     else

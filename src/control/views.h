@@ -57,6 +57,9 @@ struct OpenOutage {
   // What holds its page back now: "silence <id>" or "maintenance <name>"
   // (Coverage::covering); "" when nothing does, or it is not known.
   std::string covered_by = {};
+  // Its page is due but waits for FloodLimit's pacing (the running plugin's
+  // delivery knows it; false when read from SpoolDir).
+  bool paced = false;
 };
 
 // An integration's open outages and letters, counted for status.
