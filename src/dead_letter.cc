@@ -11,9 +11,9 @@
 #include <map>
 #include <system_error>
 
-#include "payload.h"
 #include "redact.h"
 #include "resources.h"
+#include "time_format.h"
 
 namespace xmatters {
 

@@ -17,7 +17,7 @@
 
 #include "flood_budget.h"
 #include "hash_table.h"
-#include "payload.h"  // notification_items, notification_reasons
+#include "notification_text.h"  // notification_items, notification_reasons
 #include "spool_format.h"
 
 namespace xmatters {

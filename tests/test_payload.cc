@@ -19,6 +19,7 @@
 #include "outage_tracker.h"
 #include "payload.h"
 #include "testing.h"
+#include "time_format.h"
 
 using namespace xmatters;
 using std::chrono::microseconds;

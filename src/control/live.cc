@@ -8,7 +8,7 @@
 #include "control/actions.h"
 #include "control/views.h"
 #include "json_writer.h"
-#include "payload.h"
+#include "time_format.h"
 
 namespace xmatters::control {
 

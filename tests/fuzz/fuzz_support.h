@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "notification.h"
+#include "notification_text.h"
 #include "outage_tracker.h"
 #include "payload.h"
 
