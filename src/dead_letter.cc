@@ -200,6 +200,28 @@ ResendPlan plan_resend(const std::vector<DeadLetter>& chosen, bool include_clear
   return plan;
 }
 
+std::set<std::string> skipped_resends(const std::vector<Event>& recovered, const DeadLetters& file) {
+  std::map<std::string, const DeadLetter*> letters;  // outage events' letters, by event_id
+  for (const DeadLetter& l : file.letters)
+    if (l.event.type == EventType::Outage) letters.emplace(l.event.event_id, &l);
+  std::set<std::string> queued;
+  for (const Event& e : recovered) queued.insert(e.event_id);
+  std::set<std::string> clearing;  // "integration\noutage_id" of the clears met so far
+  std::set<std::string> out;
+  for (const Event& e : recovered) {
+    std::string outage = e.integration + '\n' + e.outage_id;
+    if (e.type == EventType::Clear) {
+      clearing.insert(std::move(outage));
+      continue;
+    }
+    const auto found = letters.find(e.event_id);
+    if (found == letters.end()) continue;
+    const std::optional<Event>& cleared_by = found->second->cleared_by;
+    if ((cleared_by && queued.count(cleared_by->event_id) == 0) || clearing.count(outage) > 0) out.insert(e.event_id);
+  }
+  return out;
+}
+
 std::set<std::string> DeadLetterFile::load() {
   std::set<std::string> ids;
   DeadLetters read;

@@ -66,6 +66,15 @@ struct ResendPlan {
 };
 ResendPlan plan_resend(const std::vector<DeadLetter>& chosen, bool include_cleared);
 
+// The outage events among `recovered` (the spool's undelivered events, in
+// its order) that a resend skipped but had not taken back out of the spool
+// when collectd was killed: each still has its letter in `file`, and its
+// outage has cleared since: the letter is marked cleared and that clear is
+// not queued again with it (--include-cleared), or a clear of its outage is
+// queued before it (it was in flight). They are not to be sent, and their
+// letters stay (collectd-xmatters(1) RESEND).
+std::set<std::string> skipped_resends(const std::vector<Event>& recovered, const DeadLetters& file);
+
 class DeadLetterFile {
  public:
   static constexpr std::uint64_t kDefaultLimit = std::uint64_t{64} << 20;

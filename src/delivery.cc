@@ -693,7 +693,22 @@ Delivery::Delivery(const Config& config, Store* store, const std::string& spool_
   // sent again twice.
   const std::set<std::string> letters = s.dead_letters->load();
   std::set<std::string> resent;
-  for (auto& event : s.store->take_recovered()) {
+  std::vector<Event> events = s.store->take_recovered();
+  // But one that resend skipped (its outage has cleared) and had not taken
+  // back out when collectd was killed is not sent, and its letter stays.
+  std::set<std::string> skipped;
+  if (std::any_of(events.begin(), events.end(), [&](const Event& e) { return letters.count(e.event_id) > 0; })) {
+    try {
+      skipped = skipped_resends(events, read_dead_letters(s.dead_letters->path()));
+    } catch (const std::system_error& e) {
+      log.warning("cannot read " + s.dead_letters->path() + " (" + e.what() + "): events resent are all sent");
+    }
+  }
+  for (auto& event : events) {
+    if (skipped.count(event.event_id) > 0) {
+      s.store->acknowledge(event.event_id);
+      continue;
+    }
     if (letters.count(event.event_id) > 0) resent.insert(event.event_id);
     auto lane = s.by_name.find(event.integration);
     if (lane == s.by_name.end()) {
@@ -717,6 +732,9 @@ Delivery::Delivery(const Config& config, Store* store, const std::string& spool_
     log.warning("integration " + name + " is not configured: " + std::to_string(count) +
                 " undelivered event(s) for it are kept in the spool until it is again");
   if (recovered > 0) log.info(std::to_string(recovered) + " undelivered event(s) recovered from the spool");
+  if (!skipped.empty())
+    log.info(std::to_string(skipped.size()) + " outage event(s) left by a resend that skipped them (their outage " +
+             "has cleared) dropped; their dead letters stay");
   if (!resent.empty() && !s.dead_letters->remove(resent))
     log.error(std::to_string(resent.size()) + " event(s) queued again are still in " + s.dead_letters->path() +
               ", which cannot be rewritten: do not resend them");

@@ -16,6 +16,7 @@
 
 #include "collectd_harness.h"
 #include "dead_letter.h"
+#include "spool.h"
 #include "spool_format.h"
 #include "spool_replay.h"
 #include "standin.h"
@@ -212,6 +213,83 @@ void test_resend_cut_short_by_kill() {
   CU_ASSERT_EQUAL(accepted.size(), kLetters);
   CU_ASSERT_TRUE(std::set<std::string>(accepted.begin(), accepted.end()) == ids);
   CU_ASSERT_TRUE(t.letters().empty());
+}
+
+// collectd killed while resend had a skipped outage event durable in the
+// spool, before it took it back out (collectd-xmatters(1) RESEND): its
+// outage cleared after it was dead-lettered (the letter marked), and the
+// spool holds the event as resend appended it. The next start does not
+// send it (it would page for a resolved outage that nothing clears) and
+// keeps its letter, as resend would have.
+void test_resend_skipped_then_killed() {
+  Live t;
+  XM_REQUIRE(t.start());
+  refuse_next(t.xm, 1);
+  CU_ASSERT_TRUE(t.c.putval("e2e-s/gauge", 95));
+  XM_REQUIRE(xmtest::wait_until([&] { return t.letters().size() == 1u; }, 20s));
+  CU_ASSERT_TRUE(t.c.putval("e2e-s/gauge", 50));  // its clear, delivered: the letter is marked
+  XM_REQUIRE(xmtest::wait_until([&] { return t.letters().size() == 1u && t.letters()[0].cleared_by; }, 20s));
+  t.c.kill9();
+  xmatters::Event event = t.letters()[0].event;
+  {
+    // What resend had made durable when collectd was killed.
+    xmtest::CapturingLogger log;
+    xmatters::Spool spool(t.spool_dir(), log);
+    event.change.clear();
+    event.created = xmatters::Clock::now();
+    spool.append(event, xmatters::Spool::Room::Free);
+  }
+  const std::size_t before = t.xm.request_count();
+  XM_REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.wait_for_log("left by a resend that skipped them"));
+  CU_ASSERT_TRUE(xmtest::wait_until(
+      [&] { return xmatters::read_spool(t.spool_dir()).pending.empty(); }, 20s));
+  // Proof that nothing was waiting: a new page goes, and is the only request.
+  CU_ASSERT_TRUE(t.c.putval("e2e-s2/gauge", 95));
+  XM_REQUIRE(t.xm.wait_for_accepted(2, 20s));
+  CU_ASSERT_EQUAL(t.xm.request_count(), before + 1);
+  const auto requests = t.xm.requests();
+  for (std::size_t i = before; i < requests.size(); ++i)
+    CU_ASSERT_NOT_EQUAL(requests[i].headers.count("idempotency-key") > 0 ? requests[i].headers.at("idempotency-key") : "",
+                        event.event_id);
+  XM_REQUIRE(t.letters().size() == 1u);
+  CU_ASSERT_EQUAL(t.letters()[0].event.event_id, event.event_id);
+}
+
+// Which recovered outage events the start drops as skipped by a resend
+// (skipped_resends): only those with a letter, whose letter is marked
+// cleared and whose clear is not queued again with them (that is
+// --include-cleared), or whose outage's clear is queued before them (it
+// was in flight when resend skipped them).
+void test_skipped_resends_rule() {
+  using xmatters::Event;
+  using xmatters::EventType;
+  const auto event = [](const std::string& id, EventType type, const std::string& outage) {
+    Event e;
+    e.event_id = id;
+    e.integration = "ops";
+    e.outage_id = outage;
+    e.type = type;
+    return e;
+  };
+  xmatters::DeadLetters file;
+  for (const char* outage : {"marked", "marked-with-clear", "clear-before", "open"}) {
+    xmatters::DeadLetter l;
+    l.event = event(std::string("page-") + outage, EventType::Outage, outage);
+    if (std::string(outage).rfind("marked", 0) == 0) l.cleared_by = event(std::string("clear-") + outage, EventType::Clear, outage);
+    file.letters.push_back(l);
+  }
+  const std::vector<Event> recovered = {
+      event("page-marked", EventType::Outage, "marked"),
+      event("page-marked-with-clear", EventType::Outage, "marked-with-clear"),
+      event("clear-marked-with-clear", EventType::Clear, "marked-with-clear"),
+      event("clear-clear-before", EventType::Clear, "clear-before"),
+      event("page-clear-before", EventType::Outage, "clear-before"),
+      event("page-open", EventType::Outage, "open"),
+      event("page-no-letter", EventType::Outage, "marked"),
+  };
+  const std::set<std::string> expected = {"page-marked", "page-clear-before"};
+  CU_ASSERT_TRUE(xmatters::skipped_resends(recovered, file) == expected);
 }
 
 // --- test ----------------------------------------------------------------------
@@ -520,6 +598,8 @@ int main(int argc, char** argv) {
                               {"resend_cleared_outage", guarded<test_resend_cleared_outage>},
                               {"resend_all", guarded<test_resend_all>},
                               {"resend_cut_short_by_kill", guarded<test_resend_cut_short_by_kill>},
+                              {"resend_skipped_then_killed", guarded<test_resend_skipped_then_killed>},
+                              {"skipped_resends_rule", test_skipped_resends_rule},
                           }},
                          {"test",
                           {
