@@ -1,30 +1,17 @@
 // collectd.conf as collectd 5.12 reads it, for the command
-// (collectd-xmatters(1)): the syntax into ConfigNode trees, Include
+// (collectd-xmatters(1)): each file through conf_syntax.h, Include
 // followed, and the few global decisions that reach the plugin's block
 // (BaseDir, LoadPlugin, AutoLoadPlugin), so that the command hands
 // parse_config the tree collectd would hand the plugin.
 #pragma once
 
-#include <stdexcept>
 #include <string>
-#include <string_view>
 #include <vector>
 
+#include "conf_syntax.h"
 #include "config.h"
 
 namespace xmatters {
-
-// A syntax error: what() is one line, "FILE, line N near `TEXT': WHY".
-class ConfSyntaxError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// One file's text parsed as collectd's parser does (its scanner's tokens,
-// quoting and escapes, numbers, booleans, blocks, comments, line
-// continuation), Include not followed: the root's children are the file's
-// top-level items. Throws ConfSyntaxError where collectd's parser fails.
-ConfigNode parse_conf_text(std::string_view text, const std::string& file);
 
 // What collectd's reading of the whole configuration gives the plugin.
 struct CollectdConf {
