@@ -24,6 +24,15 @@ struct OutageKey {
   bool operator==(const OutageKey& o) const;
 };
 
+struct OutageKeyHash {
+  std::size_t operator()(const OutageKey& k) const {
+    std::size_t h = 0;
+    for (const std::string* s : {&k.host, &k.plugin, &k.plugin_instance, &k.type, &k.type_instance})
+      h = h * 1000003u ^ std::hash<std::string>{}(*s);
+    return h;
+  }
+};
+
 // What one outage is (GroupBy, collectd-xmatters(5) OUTAGES); part of its id and its record.
 // A flood outage holds an integration's outages folded beyond FloodLimit.
 enum class OutageKind : std::uint8_t { ValueList = 1, Host = 2, Flood = 3 };

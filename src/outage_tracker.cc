@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
@@ -17,7 +16,9 @@
 
 #include "flood_budget.h"
 #include "hash_table.h"
+#include "mutex.h"
 #include "notification_text.h"  // notification_items, notification_reasons
+#include "outage_memory.h"
 #include "spool_format.h"
 
 namespace xmatters {
@@ -26,25 +27,6 @@ namespace sf = spool_format;
 
 namespace {
 
-struct OutageKeyHash {
-  std::size_t operator()(const OutageKey& k) const {
-    std::size_t h = 0;
-    for (const std::string* s : {&k.host, &k.plugin, &k.plugin_instance, &k.type, &k.type_instance})
-      h = h * 1000003u ^ std::hash<std::string>{}(*s);
-    return h;
-  }
-};
-
-// Threads reorder a key's notifications by microseconds; one this much older
-// than the last means the clock went back.
-constexpr auto kClockStep = std::chrono::seconds(60);
-
-// Closed value lists remembered at most (about 200 bytes each), so that a
-// storm of distinct keys cannot grow the memory of closed ones unbounded.
-constexpr std::size_t kClosedKeys = 100000;
-// Of those, the ones a compaction writes again (the last closed): at most
-// about 150 KB for each compaction, whatever the storm.
-constexpr std::size_t kClosedKept = 1000;
 
 // The place of the page released for a held outage: the next after its last
 // page, or 1 when nothing of it was paged (a held page took no place; an
@@ -60,32 +42,23 @@ struct OutageTracker::State {
   struct KeyState {
     explicit KeyState(OutageKey k) : key(std::move(k)) {}
     const OutageKey key;
-    std::mutex mutex;  // held across the decision and the handler
-    bool erased = false;
-    std::optional<Outage> outage;
-    std::optional<TimePoint> last_time;  // a value list's outage only; a host's keeps it per member
-    bool warned_full = false;            // a host outage at kMaxMembers was logged
+    Mutex mutex;  // held across the decision and the handler
+    bool erased GUARDED_BY(mutex) = false;
+    std::optional<Outage> outage GUARDED_BY(mutex);
+    // A value list's outage only; a host's keeps it per member.
+    std::optional<TimePoint> last_time GUARDED_BY(mutex);
+    bool warned_full GUARDED_BY(mutex) = false;  // a host outage at kMaxMembers was logged
     // The notification whose page a silence or window held back, for the
     // page sent when it ends (none after a restart: one is made up).
-    std::optional<Notification> held_notification;
+    std::optional<Notification> held_notification GUARDED_BY(mutex);
   };
   using Table = std::unordered_map<OutageKey, std::shared_ptr<KeyState>, OutageKeyHash>;
-  // A value list's closed outage: see remember_closed.
-  struct Closed {
-    TimePoint last, start;
-  };
+  using Closed = ClosedOutages::Closed;
   using Steady = std::chrono::steady_clock;
 
-  // The integration's flood outage, and FloodLimit's budget that decides
-  // folding (flood_budget.h; its own lock). Guarded by flood_mutex, which
-  // is taken under a key's mutex, never the other way round.
+  // The integration's flood outage. Guarded by flood_mutex, which is
+  // taken under a key's mutex, never the other way round.
   struct Flood {
-    Flood(const std::string& integration, const TrackerOptions& o)
-        : budget(o.flood_budget ? o.flood_budget : std::make_shared<FloodBudget>(integration, o.flood_limit)),
-          own_budget(!o.flood_budget) {}
-    const std::shared_ptr<FloodBudget> budget;
-    // No lane counts the requests: each outage event counts as it is decided.
-    const bool own_budget;
     std::optional<Outage> outage;  // its key is OutageKey{}
     std::size_t held = 0;          // folded outages open
     // Hosts of the outages it had; after a restart, of those it still holds.
@@ -96,23 +69,34 @@ struct OutageTracker::State {
   };
 
   State(std::string i, TrackerOptions o, Logger& l, ChangeWriter w)
-      : integration(std::move(i)), options(std::move(o)), log(l), write_change(std::move(w)), flood(integration, options) {}
+      : integration(std::move(i)), options(std::move(o)), log(l), write_change(std::move(w)),
+        budget(options.flood_budget ? options.flood_budget
+                                    : std::make_shared<FloodBudget>(integration, options.flood_limit)),
+        own_budget(!options.flood_budget) {}
 
   const std::string integration;
   const TrackerOptions options;
   Logger& log;
   const ChangeWriter write_change;
 
-  mutable std::mutex table_mutex;  // only for finding, inserting and erasing
-  Table table;
-  std::unordered_map<OutageKey, Closed, OutageKeyHash> closed_keys;  // under table_mutex
-  std::deque<std::pair<TimePoint, OutageKey>> closed_order;          // oldest first
+  // FloodLimit's budget that decides folding (flood_budget.h; its own lock).
+  const std::shared_ptr<FloodBudget> budget;
+  // No lane counts the requests: each outage event counts as it is decided.
+  const bool own_budget;
+
+  mutable Mutex table_mutex;  // only for finding, inserting and erasing
+  Table table GUARDED_BY(table_mutex);
+  // Closed outages remembered (outage_memory.h): stale input is ignored,
+  // and a reopened outage gets a new id. Its OUTAGE_CLOSE record carries
+  // each, and compaction writes again the kClosedKept closed last
+  // (snapshot()), so a restart remembers them too.
+  ClosedOutages closed;
   std::atomic<std::size_t> open_count{0};
   // Open outages recovered from before a change of GroupBy: each keeps its
   // own grouping until it clears, so its key is looked up too.
   std::atomic<std::size_t> other_grouping{0};
-  mutable std::mutex flood_mutex;
-  Flood flood;
+  mutable Mutex flood_mutex;
+  Flood flood GUARDED_BY(flood_mutex);
   std::atomic<std::uint64_t> folded_total{0};
   std::atomic<std::uint64_t> silenced_total{0};
 
@@ -138,70 +122,24 @@ struct OutageTracker::State {
     return key;
   }
 
-  std::shared_ptr<KeyState> find(const OutageKey& key, bool create) {
-    std::lock_guard<std::mutex> lock(table_mutex);
+  std::shared_ptr<KeyState> find(const OutageKey& key, bool create) EXCLUDES(table_mutex) {
+    MutexLock lock(table_mutex);
     auto it = table.find(key);
     if (it != table.end()) return it->second;
     if (!create) return nullptr;
     return table.emplace(key, std::make_shared<KeyState>(key)).first->second;
   }
-  // An outage that closed: its last notification time and its start, kept
-  // for kClockStep of notification time (older input counts as a step of
-  // the clock anyway) and for at most kClosedKeys keys; a host outage's
-  // value lists too, each with its own last time (and no start). A
-  // notification older than the close (a host's value list: than its own
-  // last one) is stale and ignored, and an outage that reopens starts after
-  // the closed one, so the two never share an outage_id
-  // (collectd-xmatters(5), OUTAGES). Its OUTAGE_CLOSE record carries it,
-  // and compaction writes again the kClosedKept closed last (snapshot()),
-  // so a restart remembers it too.
-  void remember_closed(const OutageKey& key, Closed closed, const std::vector<Member>& members = {}) {
-    std::lock_guard<std::mutex> lock(table_mutex);
-    for (const Member& m : members)
-      if (m.last_time) remember_locked(m.key, Closed{*m.last_time, TimePoint{}});
-    remember_locked(key, closed);  // last: a host-only value list's key is the host's
-    shrink_if_sparse(closed_keys);
-  }
-  void remember_locked(const OutageKey& key, Closed closed) {
-    closed_keys[key] = closed;
-    closed_order.emplace_back(closed.last, key);
-    while (!closed_order.empty() &&
-           (closed_order.size() > kClosedKeys || closed.last - closed_order.front().first > kClockStep)) {
-      auto it = closed_keys.find(closed_order.front().second);
-      if (it != closed_keys.end() && it->second.last == closed_order.front().first) closed_keys.erase(it);
-      closed_order.pop_front();
-    }
-  }
-  std::optional<Closed> closed_before(const OutageKey& key) const {
-    std::lock_guard<std::mutex> lock(table_mutex);
-    auto it = closed_keys.find(key);
-    if (it == closed_keys.end()) return std::nullopt;
-    return it->second;
-  }
-  // Whether n, for key (a value list) without an outage that holds it, is
-  // older than key's closed outage remembered: stale, ignored.
-  bool stale(const OutageKey& key, const Notification& n) const {
-    const std::optional<Closed> closed = closed_before(key);
-    return closed && n.time < closed->last && closed->last - n.time < kClockStep;
-  }
-  // The start of an outage of key opening at n: not before one nanosecond
-  // after its closed outage's start, so that the two have different ids.
-  TimePoint start_after_closed(const OutageKey& key, const Notification& n) const {
-    const std::optional<Closed> closed = closed_before(key);
-    return closed && n.time <= closed->start ? closed->start + std::chrono::nanoseconds(1) : n.time;
-  }
-
-  // Caller holds ks.mutex: a key without an open outage leaves the table.
-  void forget(KeyState& ks) {
+  // A key without an open outage leaves the table.
+  void forget(KeyState& ks) REQUIRES(ks.mutex) EXCLUDES(table_mutex) {
     ks.erased = true;
-    std::lock_guard<std::mutex> lock(table_mutex);
+    MutexLock lock(table_mutex);
     table.erase(ks.key);
     shrink_if_sparse(table);
   }
   // Decides under ks.mutex; false when ks was erased meanwhile (look again).
-  bool decide(KeyState& ks, const Notification& n, TransitionHandler handler);
-  void decide_value_list(KeyState& ks, const Notification& n, TransitionHandler handler);
-  void decide_host(KeyState& ks, const Notification& n, TransitionHandler handler);
+  bool decide(KeyState& ks, const Notification& n, TransitionHandler handler) EXCLUDES(ks.mutex);
+  void decide_value_list(KeyState& ks, const Notification& n, TransitionHandler handler) REQUIRES(ks.mutex);
+  void decide_host(KeyState& ks, const Notification& n, TransitionHandler handler) REQUIRES(ks.mutex);
   // True when n is older than last and to be ignored; resets last when n
   // is far older (the clock went back).
   bool older(std::optional<TimePoint>& last, const Notification& n, const OutageKey& key);
@@ -213,10 +151,10 @@ struct OutageTracker::State {
   // changed. With a FloodLimit, a new outage beyond it is folded, and a
   // folded outage's events become its flood outage's (fold()).
   bool commit(KeyState& ks, const Notification& n, std::optional<EventType> send, Outage after, bool closes,
-              std::optional<TimePoint> last_time, TransitionHandler handler);
-  // Caller holds flood_mutex; change is the folded outage's record.
+              std::optional<TimePoint> last_time, TransitionHandler handler) REQUIRES(ks.mutex) EXCLUDES(flood_mutex);
+  // change is the folded outage's record.
   bool fold(const Notification& n, std::optional<EventType> send, const Outage& after, bool opens, bool closes,
-            std::string change, Steady::time_point now, TransitionHandler handler);
+            std::string change, Steady::time_point now, TransitionHandler handler) REQUIRES(flood_mutex);
   // Sends send about outage with change in it, or records change alone.
   bool emit(std::optional<EventType> send, const Notification& n, const Outage& outage, std::string change,
             TransitionHandler handler, Steady::time_point not_before = {}) {
@@ -234,13 +172,14 @@ struct OutageTracker::State {
   // An outage event handed over: with a budget of its own (no lane), it is
   // the request.
   void decided(FloodRequest kind, Steady::time_point now) {
-    if (flood.own_budget) flood.budget->sent(kind, now, Clock::now());
+    if (own_budget) budget->sent(kind, now, Clock::now());
   }
 };
 
+// Recovery runs before any other thread can see the tracker: no lock.
 OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Logger& log,
                              const std::vector<std::string>& recovered, ChangeWriter write_change)
-    : state_(std::make_unique<State>(std::move(integration), std::move(options), log, std::move(write_change))) {
+    NO_THREAD_SAFETY_ANALYSIS : state_(std::make_unique<State>(std::move(integration), std::move(options), log, std::move(write_change))) {
   State& s = *state_;
   std::size_t malformed = 0;
   const auto apply = [&](std::string_view bytes) {
@@ -250,19 +189,24 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
       return;
     }
     if (c.integration != s.integration) return;
+    // (The locks only for the analysis: no other thread sees it yet.)
     if (c.key == OutageKey{}) {  // the flood outage's
+      MutexLock lock(s.flood_mutex);
       s.flood.outage.reset();
       if (c.set) s.flood.outage = std::move(c.set);
       return;
     }
     if (!c.set) {
-      s.table.erase(c.key);
+      {
+        MutexLock lock(s.table_mutex);
+        s.table.erase(c.key);
+      }
       // A close remembers its outage, as it did before the restart.
-      if (c.closed_start) s.remember_closed(c.key, State::Closed{c.last_time, *c.closed_start}, c.closed_members);
+      if (c.closed_start) s.closed.remember(c.key, State::Closed{c.last_time, *c.closed_start}, c.closed_members);
       return;
     }
-    auto& ks = s.table[c.key];
-    if (!ks) ks = std::make_shared<State::KeyState>(c.key);
+    const std::shared_ptr<State::KeyState> ks = s.find(c.key, true);
+    MutexLock lock(ks->mutex);
     ks->outage = std::move(c.set);
     // A missing value's FAILURE leaves last_time behind its last_page, on
     // purpose; none at all is stored as 0.
@@ -294,8 +238,8 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
   // beyond FloodLimit fold at once instead of paging on their own and then
   // waiting for the minute in the lane (collectd-xmatters(5) OUTAGES). A
   // shared budget has them from the delivery.
-  if (s.flood.own_budget) s.flood.budget->recover(recovered, s.steady_now(), Clock::now());
-  if (s.flood.outage) s.flood.budget->set_flood_outage(s.flood.outage->id);
+  if (s.own_budget) s.budget->recover(recovered, s.steady_now(), Clock::now());
+  if (s.flood.outage) s.budget->set_flood_outage(s.flood.outage->id);
   std::size_t unheld = 0;
   for (const auto& entry : s.table) {
     Outage& o = *entry.second->outage;
@@ -342,12 +286,12 @@ std::size_t OutageTracker::release(TimePoint now, TransitionHandler handler) {
   State& s = *state_;
   std::deque<std::shared_ptr<State::KeyState>> keys;
   {
-    std::lock_guard<std::mutex> lock(s.table_mutex);
+    MutexLock lock(s.table_mutex);
     for (const auto& entry : s.table) keys.push_back(entry.second);
   }
   std::size_t paged = 0;
   for (const auto& ks : keys) {
-    std::lock_guard<std::mutex> lock(ks->mutex);
+    MutexLock lock(ks->mutex);
     if (ks->erased || !ks->outage || !ks->outage->held || ks->outage->folded || s.covered(*ks->outage, ks->key))
       continue;
     Notification n;
@@ -370,7 +314,7 @@ std::size_t OutageTracker::release(TimePoint now, TransitionHandler handler) {
     next.last_page = now;
     // A page sent now counts towards FloodLimit, and is never folded: the
     // lane paces it.
-    std::lock_guard<std::mutex> flood_lock(s.flood_mutex);
+    MutexLock flood_lock(s.flood_mutex);
     const auto steady = s.steady_now();
     if (!s.emit(EventType::Outage, n, next, encode_change(s.integration, ks->key, &next, ks->last_time.value_or(TimePoint{})),
                 handler))
@@ -387,13 +331,13 @@ void OutageTracker::for_each_open(FunctionRef<void(const OutageKey&, const Outag
   State& s = *state_;
   std::deque<std::shared_ptr<State::KeyState>> keys;
   {
-    std::lock_guard<std::mutex> lock(s.table_mutex);
+    MutexLock lock(s.table_mutex);
     for (const auto& entry : s.table) keys.push_back(entry.second);
   }
   for (const auto& ks : keys) {
     std::optional<Outage> copy;
     {
-      std::lock_guard<std::mutex> lock(ks->mutex);
+      MutexLock lock(ks->mutex);
       if (ks->erased || !ks->outage) continue;
       copy = *ks->outage;
     }
@@ -401,7 +345,7 @@ void OutageTracker::for_each_open(FunctionRef<void(const OutageKey&, const Outag
   }
   std::optional<Outage> flood;
   {
-    std::lock_guard<std::mutex> lock(s.flood_mutex);
+    MutexLock lock(s.flood_mutex);
     flood = s.flood.outage;
   }
   if (flood) visit(OutageKey{}, *flood);
@@ -418,28 +362,17 @@ void OutageTracker::snapshot(FunctionRef<void(std::string_view)> write) const {
   // kClosedKept closed last, so that a storm of closes does not make every
   // compaction of its minute rewrite them all (collectd-xmatters(5)
   // OUTAGES). Oldest first, as they closed.
-  std::deque<std::pair<OutageKey, State::Closed>> closed;
-  {
-    std::lock_guard<std::mutex> lock(s.table_mutex);
-    std::unordered_set<const OutageKey*> taken;
-    for (auto it = s.closed_order.rbegin(); it != s.closed_order.rend() && closed.size() < kClosedKept; ++it) {
-      const auto found = s.closed_keys.find(it->second);
-      // Not a key closed again since (a later entry of it), nor forgotten.
-      if (found == s.closed_keys.end() || found->second.last != it->first || !taken.insert(&found->first).second)
-        continue;
-      closed.emplace_front(found->first, found->second);
-    }
-  }
+  std::deque<std::pair<OutageKey, State::Closed>> closed = s.closed.last_closed(kClosedKept);
   for (const auto& [key, c] : closed) write(encode_change(s.integration, key, nullptr, c.last, c.start));
   closed.clear();
   {
-    std::lock_guard<std::mutex> lock(s.table_mutex);
+    MutexLock lock(s.table_mutex);
     for (const auto& entry : s.table) keys.push_back(entry.second);
   }
   for (const auto& ks : keys) {
     std::string record;
     {
-      std::lock_guard<std::mutex> lock(ks->mutex);
+      MutexLock lock(ks->mutex);
       if (ks->erased || !ks->outage) continue;
       record = encode_change(s.integration, ks->key, &*ks->outage, ks->last_time.value_or(TimePoint{}));
     }
@@ -447,7 +380,7 @@ void OutageTracker::snapshot(FunctionRef<void(std::string_view)> write) const {
   }
   std::string flood;
   {
-    std::lock_guard<std::mutex> lock(s.flood_mutex);
+    MutexLock lock(s.flood_mutex);
     if (s.flood.outage) flood = encode_change(s.integration, OutageKey{}, &*s.flood.outage, TimePoint{});
   }
   if (!flood.empty()) write(flood);
@@ -470,7 +403,7 @@ void OutageTracker::process(const Notification& n, TransitionHandler handler) {
 }
 
 bool OutageTracker::State::decide(KeyState& ks, const Notification& n, TransitionHandler handler) {
-  std::lock_guard<std::mutex> lock(ks.mutex);
+  MutexLock lock(ks.mutex);
   if (ks.erased) return false;
   try {
     const OutageKind kind = ks.outage ? ks.outage->kind : options.group_by;
@@ -528,25 +461,26 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
     after.last_page = n.time;
     send = EventType::Outage;
   }
-  // A value list's outage that closes is remembered (remember_closed),
-  // in its record too, so that a restart remembers it as well.
-  std::optional<Closed> closed;
+  // A value list's or host's outage that closes is remembered
+  // (outage_memory.h), in its record too, so that a restart remembers it
+  // as well.
+  std::optional<Closed> closing;
   if (closes && ks.outage && ks.outage->kind != OutageKind::Flood)
-    closed = Closed{std::max(n.time, last_time.value_or(n.time)), ks.outage->start};
-  const std::vector<Member>* closed_members = closed && ks.outage->kind == OutageKind::Host ? &after.members : nullptr;
+    closing = Closed{std::max(n.time, last_time.value_or(n.time)), ks.outage->start};
+  const std::vector<Member>* closed_members = closing && ks.outage->kind == OutageKind::Host ? &after.members : nullptr;
   const auto record = [&] {
-    if (closed) return encode_change(integration, ks.key, nullptr, closed->last, closed->start, closed_members);
+    if (closing) return encode_change(integration, ks.key, nullptr, closing->last, closing->start, closed_members);
     return encode_change(integration, ks.key, closes ? nullptr : &after, last_time.value_or(TimePoint{}));
   };
   // A folded outage recovered with FloodLimit since set to 0 still goes
   // through its flood outage, until it clears.
-  if (!flood.budget->limited() && !after.folded) {
+  if (!budget->limited() && !after.folded) {
     if (!emit(send, n, after, record(), handler)) return false;
   } else {
-    std::lock_guard<std::mutex> lock(flood_mutex);
+    MutexLock lock(flood_mutex);
     const Steady::time_point now = steady_now();
     // A covered outage never joins the flood outage nor counts towards it.
-    if (opens && send && !flood.budget->pages_on_its_own(now)) after.folded = true;
+    if (opens && send && !budget->pages_on_its_own(now)) after.folded = true;
     if (after.folded) {
       if (!fold(n, send, after, opens, closes, record(), now, handler)) return false;
     } else {
@@ -570,7 +504,7 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
   if (ks.outage->kind != options.group_by) other_grouping.fetch_sub(1, std::memory_order_relaxed);
   ks.outage.reset();
   forget(ks);
-  if (closed) remember_closed(ks.key, *closed, closed_members ? *closed_members : std::vector<Member>{});
+  if (closing) closed.remember(ks.key, *closing, closed_members ? *closed_members : std::vector<Member>{});
   return true;
 }
 
@@ -613,7 +547,7 @@ bool OutageTracker::State::fold(const Notification& n, std::optional<EventType> 
       flood_send = EventType::Outage;
       // Before its page is queued: the lane lets it take the request that
       // other pages leave free, so that it leaves at once.
-      flood.budget->set_flood_outage(next->id);
+      budget->set_flood_outage(next->id);
     }
     next->outages += 1;
     if (flood.hosts.count(n.host) == 0) {
@@ -678,8 +612,8 @@ void OutageTracker::State::decide_value_list(KeyState& ks, const Notification& n
   const bool problem = n.severity != Severity::Okay;
   if (!ks.outage) {
     if (!problem || n.severity < options.min_severity) return forget(ks);
-    if (stale(ks.key, n)) return forget(ks);
-    const TimePoint start = start_after_closed(ks.key, n);
+    if (closed.stale(ks.key, n.time)) return forget(ks);
+    const TimePoint start = closed.start_after(ks.key, n.time);
     Outage next{outage_id_of(integration, OutageKind::ValueList, ks.key, start), n.severity, start, n.time, 1,
                 OutageKind::ValueList, {}, false, 0, 0};
     if (!commit(ks, n, EventType::Outage, std::move(next), false, last_time, handler)) forget(ks);
@@ -718,8 +652,8 @@ void OutageTracker::State::decide_host(KeyState& ks, const Notification& n, Tran
   };
 
   if (!ks.outage) {
-    if (!can_join || stale(vl, n)) return forget(ks);
-    const TimePoint start = start_after_closed(ks.key, n);
+    if (!can_join || closed.stale(vl, n.time)) return forget(ks);
+    const TimePoint start = closed.start_after(ks.key, n.time);
     Outage next{outage_id_of(integration, OutageKind::Host, ks.key, start), n.severity, start, n.time, 1,
                 OutageKind::Host, {}, false, 0, 0};
     next.members.push_back(member_of(n));
@@ -731,7 +665,7 @@ void OutageTracker::State::decide_host(KeyState& ks, const Notification& n, Tran
   Outage& open = *ks.outage;
   const auto found = std::find_if(open.members.begin(), open.members.end(), [&](const Member& m) { return m.key == vl; });
   Member* const m = found == open.members.end() ? nullptr : &*found;
-  if (m ? older(m->last_time, n, vl) : stale(vl, n)) return;
+  if (m ? older(m->last_time, n, vl) : closed.stale(vl, n.time)) return;
   const bool joins = can_join && (!m || !m->failing);
   if (!m && !joins) return;  // not one of its value lists
   // The limit counts failing members: one that recovered gives its place
