@@ -18,7 +18,7 @@
 
 #include "config.h"
 #include "options.h"
-#include "redact.h"  // UrlParts
+#include "url.h"
 
 namespace xmatters {
 namespace options {

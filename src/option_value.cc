@@ -13,8 +13,8 @@
 #include <system_error>
 
 #include "option_rule.h"
-#include "redact.h"
 #include "text.h"
+#include "url.h"
 
 namespace xmatters {
 namespace options {

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "redact.h"
 #include "testing.h"
+#include "url.h"
 
 using namespace xmatters;
 

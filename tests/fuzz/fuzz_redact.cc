@@ -12,6 +12,7 @@
 #include "fuzz_support.h"
 #include "http_client.h"
 #include "redact.h"
+#include "url.h"
 
 namespace {
 
