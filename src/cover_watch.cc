@@ -105,7 +105,7 @@ CoverWatch::CoverWatch(Coverage& coverage, std::function<void(TimePoint)> releas
 CoverWatch::~CoverWatch() { stop(); }
 
 void CoverWatch::start() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   if (thread_.joinable()) return;
   stopping_ = false;
   thread_ = std::thread([this] { run(); });
@@ -113,7 +113,7 @@ void CoverWatch::start() {
 
 void CoverWatch::stop() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     stopping_ = true;
   }
   wakes_->interrupt();
@@ -125,7 +125,7 @@ void CoverWatch::poke() { wakes_->interrupt(); }
 void CoverWatch::run() {
   for (;;) {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(mutex_);
       if (stopping_) return;
     }
     const TimePoint now = wakes_->now();

@@ -8,12 +8,12 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 
 #include "coverage.h"
 #include "log.h"
+#include "mutex.h"
 
 namespace xmatters {
 
@@ -46,20 +46,20 @@ class CoverWatch {
 
   // Its first round runs at once: outages whose cover ended while collectd
   // was down page now.
-  void start();
-  void stop();
+  void start() EXCLUDES(mutex_);
+  void stop() EXCLUDES(mutex_);
   // The silences changed: look again now.
   void poke();
 
  private:
-  void run();
+  void run() EXCLUDES(mutex_);
 
   Coverage& coverage_;
   const std::function<void(TimePoint)> release_;
   Logger& log_;
   const std::unique_ptr<WakeSource> wakes_;
-  std::mutex mutex_;
-  bool stopping_ = false;
+  Mutex mutex_;  // a leaf (doc/design.md, Lock order)
+  bool stopping_ GUARDED_BY(mutex_) = false;
   bool wait_failed_ = false;  // the watch thread's own
   std::thread thread_;
 };

@@ -230,7 +230,7 @@ std::set<std::string> DeadLetterFile::load() {
   } catch (const std::system_error&) {
     return ids;
   }
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   for (const DeadLetter& d : read.letters) {
     ids.insert(d.event.event_id);
     if (d.event.type == EventType::Outage && !d.cleared_by)
@@ -256,14 +256,14 @@ DeadLetterFile::Written DeadLetterFile::write(const DeadLetterEntry& d) {
   json_object_set_new(line.get(), "body", json_body(d.body));
   DumpedJson text(json_dumps(line.get(), JSON_COMPACT | JSON_PRESERVE_ORDER));
   if (!text) return {};
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   Written w = append_locked(std::string(text.get()) + "\n");
   if (w.ok && event.type == EventType::Outage) waiting_clear_.insert(outage_key(event.integration, event.outage_id));
   return w;
 }
 
 bool DeadLetterFile::mark_cleared(const Event& clear, const std::string& body) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   const auto found = waiting_clear_.find(outage_key(clear.integration, clear.outage_id));
   if (found == waiting_clear_.end()) return true;
   Json line(json_object());
@@ -289,8 +289,8 @@ bool DeadLetterFile::mark_cleared(const Event& clear, const std::string& body) {
   return true;
 }
 
-bool DeadLetterFile::MarksHeld::cleared(const Event& e) const {
-  return file_.cleared_.count(outage_key(e.integration, e.outage_id)) > 0;
+bool DeadLetterFile::marked_cleared(const Event& e) const {
+  return cleared_.count(outage_key(e.integration, e.outage_id)) > 0;
 }
 
 DeadLetterFile::Written DeadLetterFile::append_locked(const std::string& data) {
@@ -362,7 +362,7 @@ bool DeadLetterFile::rewrite_locked(std::uint64_t from, const std::set<std::stri
 
 bool DeadLetterFile::remove(const std::set<std::string>& event_ids) {
   if (event_ids.empty()) return true;
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   return rewrite_locked(0, &event_ids, nullptr);
 }
 

@@ -10,13 +10,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "event.h"
+#include "mutex.h"
 
 namespace xmatters {
 
@@ -91,58 +91,61 @@ class DeadLetterFile {
   // Reads the file once at start: which outages have letters waiting for a
   // cleared mark. Returns the event_ids of its letters. Never throws but
   // std::bad_alloc: a file that cannot be read has none.
-  std::set<std::string> load();
+  std::set<std::string> load() EXCLUDES(mutex_);
 
   struct Written {
     bool ok = false;          // false: the file cannot be written
     std::size_t dropped = 0;  // old lines dropped to stay under the limit
   };
   // Appends the entry as one line. Thread-safe, as every member.
-  Written write(const DeadLetterEntry& entry);
+  Written write(const DeadLetterEntry& entry) EXCLUDES(mutex_);
 
   // The clear of its outage was delivered: a mark for the outage's letters,
   // when it has any waiting for one. False when the mark could not be written.
-  bool mark_cleared(const Event& clear, const std::string& body);
+  bool mark_cleared(const Event& clear, const std::string& body) EXCLUDES(mutex_);
 
   // The file's mutex held: no clear is marked while it lives, so that
   // `resend` decides which outage events go and queues them as one step
   // (collectd-xmatters(1) RESEND). Taken with no delivery lock held; a
   // lane's mutex may be taken under it.
-  class MarksHeld {
+  class SCOPED_CAPABILITY MarksHeld {
    public:
-    // Whether this outage event's outage had its clear marked by this run
-    // (the last kRecentClears marked): a letter read before that mark does
-    // not have it.
-    bool cleared(const Event& outage_event) const;
+    explicit MarksHeld(DeadLetterFile& file) ACQUIRE(file.mutex_) : lock_(file.mutex_) {}
+    ~MarksHeld() RELEASE() {}
+    MarksHeld(const MarksHeld&) = delete;
+    MarksHeld& operator=(const MarksHeld&) = delete;
 
    private:
-    friend class DeadLetterFile;
-    explicit MarksHeld(DeadLetterFile& file) : file_(file), lock_(file.mutex_) {}
-    const DeadLetterFile& file_;
-    std::unique_lock<std::mutex> lock_;
+    MutexLock lock_;
   };
-  MarksHeld hold_marks() { return MarksHeld(*this); }
+  // Whether this outage event's outage had its clear marked by this run
+  // (the last kRecentClears marked): a letter read before that mark does
+  // not have it. Asked with the marks held (MarksHeld).
+  bool marked_cleared(const Event& outage_event) const REQUIRES(mutex_);
 
   // Rewrites the file without the letters of these event_ids: a new file
   // (0600) renamed over it, then synced. False when it cannot be done (the
   // file is then unchanged).
-  bool remove(const std::set<std::string>& event_ids);
+  bool remove(const std::set<std::string>& event_ids) EXCLUDES(mutex_);
 
  private:
-  Written append_locked(const std::string& line);
+  Written append_locked(const std::string& line) REQUIRES(mutex_);
   // The file from offset `from` on (from the first whole line there),
   // without the letters of drop; returns false on an error.
-  bool rewrite_locked(std::uint64_t from, const std::set<std::string>* drop, std::size_t* lines_skipped);
+  bool rewrite_locked(std::uint64_t from, const std::set<std::string>* drop, std::size_t* lines_skipped)
+      REQUIRES(mutex_);
 
   const std::string path_;
   const std::uint64_t limit_;
-  std::mutex mutex_;
-  std::set<std::string> waiting_clear_;  // "integration\noutage_id" of outage events' letters
+  // A leaf but for MarksHeld, under which a lane's mutex may be taken
+  // (doc/design.md, Lock order).
+  mutable Mutex mutex_;
+  std::set<std::string> waiting_clear_ GUARDED_BY(mutex_);  // "integration\noutage_id" of outage events' letters
   // The outages marked cleared by this run, oldest first (MarksHeld): a
   // bound, since a resend's read is seconds old, not thousands of clears.
   static constexpr std::size_t kRecentClears = 4096;
-  std::set<std::string> cleared_;
-  std::deque<std::string> cleared_order_;
+  std::set<std::string> cleared_ GUARDED_BY(mutex_);
+  std::deque<std::string> cleared_order_ GUARDED_BY(mutex_);
 };
 
 }  // namespace xmatters

@@ -113,7 +113,8 @@ Delivery::Resent Delivery::resend(std::vector<Event> events, const std::set<std:
     // delivered since the letters were read (marked), or in flight now
     // (marked once answered), goes before the outage event, which would then
     // page for a resolved outage that nothing clears.
-    const DeadLetterFile::MarksHeld marks = s.dead_letters->hold_marks();
+    DeadLetterFile& letters = *s.dead_letters;
+    const DeadLetterFile::MarksHeld marks(letters);
     for (auto& [lane, queued] : by_lane) {
       {
         MutexLock lock(lane->mutex);
@@ -124,7 +125,7 @@ Delivery::Resent Delivery::resend(std::vector<Event> events, const std::set<std:
         std::vector<Event> kept;
         for (Event& e : queued) {
           if (e.type == EventType::Outage && with_clear.count({e.integration, e.outage_id}) == 0 &&
-              (clearing.count(e.outage_id) > 0 || marks.cleared(e)))
+              (clearing.count(e.outage_id) > 0 || letters.marked_cleared(e)))
             r.skipped.push_back(std::move(e));
           else
             kept.push_back(std::move(e));

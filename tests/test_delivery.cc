@@ -1556,12 +1556,15 @@ void test_resend_skips_outage_cleared_after_the_read() {
   const std::string reason = "refused", none;
   CU_ASSERT(file.write({page, page.body, none, 1, 400, reason, none}).ok);
   CU_ASSERT(file.write({other, other.body, none, 1, 400, reason, none}).ok);
-  CU_ASSERT_FALSE(file.hold_marks().cleared(page));
+  {
+    const xmatters::DeadLetterFile::MarksHeld marks(file);
+    CU_ASSERT_FALSE(file.marked_cleared(page));
+  }
   CU_ASSERT(file.mark_cleared(clear, "{}"));
   {
-    const auto marks = file.hold_marks();
-    CU_ASSERT(marks.cleared(page));
-    CU_ASSERT_FALSE(marks.cleared(other));
+    const xmatters::DeadLetterFile::MarksHeld marks(file);
+    CU_ASSERT(file.marked_cleared(page));
+    CU_ASSERT_FALSE(file.marked_cleared(other));
   }
 }
 
