@@ -374,7 +374,7 @@ void Delivery::stop() {
   }
 }
 
-DeliveryStats Delivery::stats(const std::string& integration) {
+DeliveryStats Delivery::stats(const std::string& integration) const {
   DeliveryStats out;
   auto found = state_->by_name.find(integration);
   if (found == state_->by_name.end()) return out;
@@ -385,10 +385,19 @@ DeliveryStats Delivery::stats(const std::string& integration) {
   out.retried = lane.counts.retried;
   out.dead_lettered = lane.counts.dead_lettered;
   out.dropped = lane.counts.dropped;
-  out.latency_seconds = lane.counts.latency_count > 0 ? lane.counts.latency_sum / static_cast<double>(lane.counts.latency_count) : 0;
+  return out;
+}
+
+double Delivery::take_mean_latency(const std::string& integration) {
+  auto found = state_->by_name.find(integration);
+  if (found == state_->by_name.end()) return 0;
+  DeliveryLane& lane = *found->second;
+  MutexLock lock(lane.mutex);
+  const double mean =
+      lane.counts.latency_count > 0 ? lane.counts.latency_sum / static_cast<double>(lane.counts.latency_count) : 0;
   lane.counts.latency_sum = 0;
   lane.counts.latency_count = 0;
-  return out;
+  return mean;
 }
 
 }  // namespace xmatters

@@ -29,7 +29,6 @@ struct DeliveryStats {
   std::uint64_t retried = 0;
   std::uint64_t dead_lettered = 0;
   std::uint64_t dropped = 0;        // refused by QueueLimit
-  double latency_seconds = 0;       // mean from event creation to 2xx, over the last interval
 };
 
 // What an operator sees of one integration (collectd-xmatters(1) status).
@@ -143,8 +142,11 @@ class Delivery : public EventSink {
   // leaves the rest in the spool, and stops the store. Idempotent.
   void stop();
 
-  // For ReportStats; the latency mean is reset by each call.
-  DeliveryStats stats(const std::string& integration);
+  // The counters now; reads only.
+  DeliveryStats stats(const std::string& integration) const;
+  // For ReportStats: the mean time from event creation to its 2xx over the
+  // deliveries since the last call (0 when none), and a new window begins.
+  double take_mean_latency(const std::string& integration);
 
   // --- for the operator's command (collectd-xmatters(1)); thread-safe ---
 

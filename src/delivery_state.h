@@ -54,7 +54,7 @@ inline Event without_body(Event event) {
 struct LaneCounts {
   unsigned failures_since_ok = 0;
   std::uint64_t delivered = 0, retried = 0, dead_lettered = 0, dropped = 0;
-  double latency_sum = 0;  // since the last stats()
+  double latency_sum = 0;  // since the last take_mean_latency()
   std::uint64_t latency_count = 0;
   std::optional<IntegrationStatus::Delivered> last_delivery;
   std::optional<IntegrationStatus::Failure> last_failure;

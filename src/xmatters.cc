@@ -289,7 +289,7 @@ int read_cb() {
       dispatch_value(name, "total_events", "dropped", derive(s.dropped));
       dispatch_value(name, "total_events", "folded", derive(p.pipeline->router.folded(i)));
       dispatch_value(name, "total_events", "silenced", derive(p.pipeline->router.silenced(i)));
-      dispatch_value(name, "latency", "delivery", gauge(s.latency_seconds));
+      dispatch_value(name, "latency", "delivery", gauge(p.pipeline->delivery.take_mean_latency(name)));
     }
     return 0;
   });
