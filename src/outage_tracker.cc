@@ -15,10 +15,10 @@
 #include <vector>
 
 #include "flood_budget.h"
-#include "hash_table.h"
 #include "mutex.h"
 #include "notification_text.h"  // notification_items, notification_reasons
 #include "outage_memory.h"
+#include "outage_table.h"
 #include "spool_format.h"
 
 namespace xmatters {
@@ -35,24 +35,7 @@ std::uint32_t released_sequence(const Outage& held) { return held.paged ? held.s
 
 }  // namespace
 
-struct OutageTracker::State {
-  // One key with an open outage, or being decided. Shared: a thread that
-  // found it may still hold it after another closed and erased it, which
-  // `erased` tells it.
-  struct KeyState {
-    explicit KeyState(OutageKey k) : key(std::move(k)) {}
-    const OutageKey key;
-    Mutex mutex;  // held across the decision and the handler
-    bool erased GUARDED_BY(mutex) = false;
-    std::optional<Outage> outage GUARDED_BY(mutex);
-    // A value list's outage only; a host's keeps it per member.
-    std::optional<TimePoint> last_time GUARDED_BY(mutex);
-    bool warned_full GUARDED_BY(mutex) = false;  // a host outage at kMaxMembers was logged
-    // The notification whose page a silence or window held back, for the
-    // page sent when it ends (none after a restart: one is made up).
-    std::optional<Notification> held_notification GUARDED_BY(mutex);
-  };
-  using Table = std::unordered_map<OutageKey, std::shared_ptr<KeyState>, OutageKeyHash>;
+struct OutageTracker::Decider {
   using Closed = ClosedOutages::Closed;
   using Steady = std::chrono::steady_clock;
 
@@ -68,7 +51,7 @@ struct OutageTracker::State {
     std::optional<Steady::time_point> paged;
   };
 
-  State(std::string i, TrackerOptions o, Logger& l, ChangeWriter w)
+  Decider(std::string i, TrackerOptions o, Logger& l, ChangeWriter w)
       : integration(std::move(i)), options(std::move(o)), log(l), write_change(std::move(w)),
         budget(options.flood_budget ? options.flood_budget
                                     : std::make_shared<FloodBudget>(integration, options.flood_limit)),
@@ -84,8 +67,7 @@ struct OutageTracker::State {
   // No lane counts the requests: each outage event counts as it is decided.
   const bool own_budget;
 
-  mutable Mutex table_mutex;  // only for finding, inserting and erasing
-  Table table GUARDED_BY(table_mutex);
+  OutageTable table;  // the keys with an open outage (outage_table.h)
   // Closed outages remembered (outage_memory.h): stale input is ignored,
   // and a reopened outage gets a new id. Its OUTAGE_CLOSE record carries
   // each, and compaction writes again the kClosedKept closed last
@@ -114,32 +96,10 @@ struct OutageTracker::State {
     return any;
   }
 
-  OutageKey table_key(const Notification& n, OutageKind kind) const {
-    OutageKey key = kind == OutageKind::Host ? OutageKey{n.host, {}, {}, {}, {}} : OutageKey::of(n);
-    // The empty key is the flood outage's in the records; a notification
-    // with no host, plugin or type at all (none of collectd's) gets another.
-    if (key == OutageKey{}) key.host = " ";
-    return key;
-  }
-
-  std::shared_ptr<KeyState> find(const OutageKey& key, bool create) EXCLUDES(table_mutex) {
-    MutexLock lock(table_mutex);
-    auto it = table.find(key);
-    if (it != table.end()) return it->second;
-    if (!create) return nullptr;
-    return table.emplace(key, std::make_shared<KeyState>(key)).first->second;
-  }
-  // A key without an open outage leaves the table.
-  void forget(KeyState& ks) REQUIRES(ks.mutex) EXCLUDES(table_mutex) {
-    ks.erased = true;
-    MutexLock lock(table_mutex);
-    table.erase(ks.key);
-    shrink_if_sparse(table);
-  }
   // Decides under ks.mutex; false when ks was erased meanwhile (look again).
-  bool decide(KeyState& ks, const Notification& n, TransitionHandler handler) EXCLUDES(ks.mutex);
-  void decide_value_list(KeyState& ks, const Notification& n, TransitionHandler handler) REQUIRES(ks.mutex);
-  void decide_host(KeyState& ks, const Notification& n, TransitionHandler handler) REQUIRES(ks.mutex);
+  bool decide(TrackedKey& ks, const Notification& n, TransitionHandler handler) EXCLUDES(ks.mutex);
+  void decide_value_list(TrackedKey& ks, const Notification& n, TransitionHandler handler) REQUIRES(ks.mutex);
+  void decide_host(TrackedKey& ks, const Notification& n, TransitionHandler handler) REQUIRES(ks.mutex);
   // True when n is older than last and to be ignored; resets last when n
   // is far older (the clock went back).
   bool older(std::optional<TimePoint>& last, const Notification& n, const OutageKey& key);
@@ -150,7 +110,7 @@ struct OutageTracker::State {
   // the outage as it closed. False when the event was refused: nothing
   // changed. With a FloodLimit, a new outage beyond it is folded, and a
   // folded outage's events become its flood outage's (fold()).
-  bool commit(KeyState& ks, const Notification& n, std::optional<EventType> send, Outage after, bool closes,
+  bool commit(TrackedKey& ks, const Notification& n, std::optional<EventType> send, Outage after, bool closes,
               std::optional<TimePoint> last_time, TransitionHandler handler) REQUIRES(ks.mutex) EXCLUDES(flood_mutex);
   // change is the folded outage's record.
   bool fold(const Notification& n, std::optional<EventType> send, const Outage& after, bool opens, bool closes,
@@ -179,8 +139,8 @@ struct OutageTracker::State {
 // Recovery runs before any other thread can see the tracker: no lock.
 OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Logger& log,
                              const std::vector<std::string>& recovered, ChangeWriter write_change)
-    NO_THREAD_SAFETY_ANALYSIS : state_(std::make_unique<State>(std::move(integration), std::move(options), log, std::move(write_change))) {
-  State& s = *state_;
+    NO_THREAD_SAFETY_ANALYSIS : decider_(std::make_unique<Decider>(std::move(integration), std::move(options), log, std::move(write_change))) {
+  Decider& s = *decider_;
   std::size_t malformed = 0;
   const auto apply = [&](std::string_view bytes) {
     Change c;
@@ -197,15 +157,12 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
       return;
     }
     if (!c.set) {
-      {
-        MutexLock lock(s.table_mutex);
-        s.table.erase(c.key);
-      }
+      s.table.erase(c.key);
       // A close remembers its outage, as it did before the restart.
-      if (c.closed_start) s.closed.remember(c.key, State::Closed{c.last_time, *c.closed_start}, c.closed_members);
+      if (c.closed_start) s.closed.remember(c.key, Decider::Closed{c.last_time, *c.closed_start}, c.closed_members);
       return;
     }
-    const std::shared_ptr<State::KeyState> ks = s.find(c.key, true);
+    const std::shared_ptr<TrackedKey> ks = s.table.find(c.key, true);
     MutexLock lock(ks->mutex);
     ks->outage = std::move(c.set);
     // A missing value's FAILURE leaves last_time behind its last_page, on
@@ -241,8 +198,8 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
   if (s.own_budget) s.budget->recover(recovered, s.steady_now(), Clock::now());
   if (s.flood.outage) s.budget->set_flood_outage(s.flood.outage->id);
   std::size_t unheld = 0;
-  for (const auto& entry : s.table) {
-    Outage& o = *entry.second->outage;
+  for (const auto& ks : s.table.entries()) {
+    Outage& o = *ks->outage;
     if (o.kind != s.options.group_by) ++s.other_grouping;
     if (!o.folded) continue;
     if (!s.flood.outage) {
@@ -253,7 +210,7 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
       continue;
     }
     ++s.flood.held;
-    s.flood.hosts.insert(entry.first.host);
+    s.flood.hosts.insert(ks->key.host);
   }
   if (s.flood.outage && s.flood.held == 0) {
     log.warning("integration " + s.integration + ": the flood outage " + s.flood.outage->id +
@@ -276,21 +233,16 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
 
 OutageTracker::~OutageTracker() = default;
 
-std::size_t OutageTracker::open_outages() const { return state_->open_count.load(std::memory_order_relaxed); }
+std::size_t OutageTracker::open_outages() const { return decider_->open_count.load(std::memory_order_relaxed); }
 
-std::uint64_t OutageTracker::folded() const { return state_->folded_total.load(std::memory_order_relaxed); }
+std::uint64_t OutageTracker::folded() const { return decider_->folded_total.load(std::memory_order_relaxed); }
 
-std::uint64_t OutageTracker::silenced() const { return state_->silenced_total.load(std::memory_order_relaxed); }
+std::uint64_t OutageTracker::silenced() const { return decider_->silenced_total.load(std::memory_order_relaxed); }
 
 std::size_t OutageTracker::release(TimePoint now, TransitionHandler handler) {
-  State& s = *state_;
-  std::deque<std::shared_ptr<State::KeyState>> keys;
-  {
-    MutexLock lock(s.table_mutex);
-    for (const auto& entry : s.table) keys.push_back(entry.second);
-  }
+  Decider& s = *decider_;
   std::size_t paged = 0;
-  for (const auto& ks : keys) {
+  for (const auto& ks : s.table.entries()) {
     MutexLock lock(ks->mutex);
     if (ks->erased || !ks->outage || !ks->outage->held || ks->outage->folded || s.covered(*ks->outage, ks->key))
       continue;
@@ -328,13 +280,8 @@ std::size_t OutageTracker::release(TimePoint now, TransitionHandler handler) {
 }
 
 void OutageTracker::for_each_open(FunctionRef<void(const OutageKey&, const Outage&)> visit) const {
-  State& s = *state_;
-  std::deque<std::shared_ptr<State::KeyState>> keys;
-  {
-    MutexLock lock(s.table_mutex);
-    for (const auto& entry : s.table) keys.push_back(entry.second);
-  }
-  for (const auto& ks : keys) {
+  Decider& s = *decider_;
+  for (const auto& ks : s.table.entries()) {
     std::optional<Outage> copy;
     {
       MutexLock lock(ks->mutex);
@@ -352,24 +299,16 @@ void OutageTracker::for_each_open(FunctionRef<void(const OutageKey&, const Outag
 }
 
 void OutageTracker::snapshot(FunctionRef<void(std::string_view)> write) const {
-  State& s = *state_;
-  // A deque, not a vector: it grows in small blocks, so a large table
-  // makes no one large allocation (which would raise glibc's mmap and trim
-  // thresholds and keep that much memory resident after it is freed).
-  std::deque<std::shared_ptr<State::KeyState>> keys;
+  Decider& s = *decider_;
   // The closed value lists remembered, first (a key that reopened since
   // has its OUTAGE_SET after its close, which it must win over); only the
   // kClosedKept closed last, so that a storm of closes does not make every
   // compaction of its minute rewrite them all (collectd-xmatters(5)
   // OUTAGES). Oldest first, as they closed.
-  std::deque<std::pair<OutageKey, State::Closed>> closed = s.closed.last_closed(kClosedKept);
+  std::deque<std::pair<OutageKey, Decider::Closed>> closed = s.closed.last_closed(kClosedKept);
   for (const auto& [key, c] : closed) write(encode_change(s.integration, key, nullptr, c.last, c.start));
   closed.clear();
-  {
-    MutexLock lock(s.table_mutex);
-    for (const auto& entry : s.table) keys.push_back(entry.second);
-  }
-  for (const auto& ks : keys) {
+  for (const auto& ks : s.table.entries()) {
     std::string record;
     {
       MutexLock lock(ks->mutex);
@@ -387,22 +326,22 @@ void OutageTracker::snapshot(FunctionRef<void(std::string_view)> write) const {
 }
 
 void OutageTracker::process(const Notification& n, TransitionHandler handler) {
-  State& s = *state_;
+  Decider& s = *decider_;
   // Only a notification that can open an outage makes a key where none is.
   const bool can_open = n.severity != Severity::Okay && n.severity >= s.options.min_severity;
   for (;;) {
-    std::shared_ptr<State::KeyState> ks;
+    std::shared_ptr<TrackedKey> ks;
     if (s.other_grouping.load(std::memory_order_relaxed) > 0) {
       const OutageKind other = s.options.group_by == OutageKind::Host ? OutageKind::ValueList : OutageKind::Host;
-      ks = s.find(s.table_key(n, other), false);
+      ks = s.table.find(table_key(n, other), false);
     }
-    if (!ks) ks = s.find(s.table_key(n, s.options.group_by), can_open);
+    if (!ks) ks = s.table.find(table_key(n, s.options.group_by), can_open);
     if (!ks) return;
     if (s.decide(*ks, n, handler)) return;
   }
 }
 
-bool OutageTracker::State::decide(KeyState& ks, const Notification& n, TransitionHandler handler) {
+bool OutageTracker::Decider::decide(TrackedKey& ks, const Notification& n, TransitionHandler handler) {
   MutexLock lock(ks.mutex);
   if (ks.erased) return false;
   try {
@@ -412,13 +351,13 @@ bool OutageTracker::State::decide(KeyState& ks, const Notification& n, Transitio
     else
       decide_value_list(ks, n, handler);
   } catch (...) {
-    if (!ks.outage) forget(ks);  // made for this notification: nothing to keep
+    if (!ks.outage) table.forget(ks);  // made for this notification: nothing to keep
     throw;
   }
   return true;
 }
 
-bool OutageTracker::State::older(std::optional<TimePoint>& last, const Notification& n, const OutageKey& key) {
+bool OutageTracker::Decider::older(std::optional<TimePoint>& last, const Notification& n, const OutageKey& key) {
   if (!last || n.time >= *last) return false;
   // Overtaken by a newer one on another thread: ignored. Far older, the
   // clock went back (an NTP step, a VM's clock set after boot): ignoring
@@ -431,7 +370,7 @@ bool OutageTracker::State::older(std::optional<TimePoint>& last, const Notificat
   return false;
 }
 
-bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::optional<EventType> send, Outage after,
+bool OutageTracker::Decider::commit(TrackedKey& ks, const Notification& n, std::optional<EventType> send, Outage after,
                                   bool closes, std::optional<TimePoint> last_time, TransitionHandler handler) {
   const bool opens = !ks.outage;
   // A silence or maintenance window holds pages back, never a clear of a
@@ -503,7 +442,7 @@ bool OutageTracker::State::commit(KeyState& ks, const Notification& n, std::opti
   open_count.fetch_sub(1, std::memory_order_relaxed);
   if (ks.outage->kind != options.group_by) other_grouping.fetch_sub(1, std::memory_order_relaxed);
   ks.outage.reset();
-  forget(ks);
+  table.forget(ks);
   if (closing) closed.remember(ks.key, *closing, closed_members ? *closed_members : std::vector<Member>{});
   return true;
 }
@@ -525,7 +464,7 @@ Member member_of(const Notification& n) {
 // last page: the re-page waits in the lane); cleared when its last outage
 // clears.
 // Its change rides in the same write as the folded outage's.
-bool OutageTracker::State::fold(const Notification& n, std::optional<EventType> send, const Outage& after, bool opens,
+bool OutageTracker::Decider::fold(const Notification& n, std::optional<EventType> send, const Outage& after, bool opens,
                                 bool closes, std::string change, Steady::time_point now, TransitionHandler handler) {
   // A folded outage always has its flood outage: the recovery unfolds any other.
   std::optional<Outage> next = flood.outage;
@@ -603,7 +542,7 @@ bool OutageTracker::State::fold(const Notification& n, std::optional<EventType> 
   return true;
 }
 
-void OutageTracker::State::decide_value_list(KeyState& ks, const Notification& n, TransitionHandler handler) {
+void OutageTracker::Decider::decide_value_list(TrackedKey& ks, const Notification& n, TransitionHandler handler) {
   if (older(ks.last_time, n, ks.key)) return;
   // collectd stamps a missing value's FAILURE with the time it noticed, the
   // OKAY of the value's return with that value's own, earlier time: the
@@ -611,12 +550,12 @@ void OutageTracker::State::decide_value_list(KeyState& ks, const Notification& n
   const std::optional<TimePoint> last_time = n.is_missing_value() ? ks.last_time : n.time;
   const bool problem = n.severity != Severity::Okay;
   if (!ks.outage) {
-    if (!problem || n.severity < options.min_severity) return forget(ks);
-    if (closed.stale(ks.key, n.time)) return forget(ks);
+    if (!problem || n.severity < options.min_severity) return table.forget(ks);
+    if (closed.stale(ks.key, n.time)) return table.forget(ks);
     const TimePoint start = closed.start_after(ks.key, n.time);
     Outage next{outage_id_of(integration, OutageKind::ValueList, ks.key, start), n.severity, start, n.time, 1,
                 OutageKind::ValueList, {}, false, 0, 0};
-    if (!commit(ks, n, EventType::Outage, std::move(next), false, last_time, handler)) forget(ks);
+    if (!commit(ks, n, EventType::Outage, std::move(next), false, last_time, handler)) table.forget(ks);
     return;
   }
   if (!problem) {
@@ -642,7 +581,7 @@ void OutageTracker::State::decide_value_list(KeyState& ks, const Notification& n
 // A host outage (GroupBy host): its members join and leave without an
 // event; it pages when it opens, escalates or re-pages, and clears when its
 // last failing member recovers. Each member keeps its own last time.
-void OutageTracker::State::decide_host(KeyState& ks, const Notification& n, TransitionHandler handler) {
+void OutageTracker::Decider::decide_host(TrackedKey& ks, const Notification& n, TransitionHandler handler) {
   const OutageKey vl = OutageKey::of(n);
   const bool problem = n.severity != Severity::Okay;
   const bool can_join = problem && n.severity >= options.min_severity;
@@ -652,13 +591,13 @@ void OutageTracker::State::decide_host(KeyState& ks, const Notification& n, Tran
   };
 
   if (!ks.outage) {
-    if (!can_join || closed.stale(vl, n.time)) return forget(ks);
+    if (!can_join || closed.stale(vl, n.time)) return table.forget(ks);
     const TimePoint start = closed.start_after(ks.key, n.time);
     Outage next{outage_id_of(integration, OutageKind::Host, ks.key, start), n.severity, start, n.time, 1,
                 OutageKind::Host, {}, false, 0, 0};
     next.members.push_back(member_of(n));
     next.members.back().last_time = time_after(std::nullopt);
-    if (!commit(ks, n, EventType::Outage, std::move(next), false, std::nullopt, handler)) forget(ks);
+    if (!commit(ks, n, EventType::Outage, std::move(next), false, std::nullopt, handler)) table.forget(ks);
     return;
   }
 

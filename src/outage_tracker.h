@@ -126,8 +126,10 @@ class OutageTracker {
   }
 
  private:
-  struct State;
-  std::unique_ptr<State> state_;
+  // The decision and the parts it routes a notification through (the
+  // table, the ordering memory, the flood outage).
+  struct Decider;
+  std::unique_ptr<Decider> decider_;
 };
 
 }  // namespace xmatters
