@@ -277,7 +277,9 @@ bool DeadLetterFile::mark_cleared(const Event& clear, const std::string& body) {
   json_object_set_new(by, "body", json_body(body));
   json_object_set_new(line.get(), "cleared_by", by);
   DumpedJson text(json_dumps(line.get(), JSON_COMPACT | JSON_PRESERVE_ORDER));
-  if (!text || !append_locked(std::string(text.get()) + "\n").ok) return false;
+  // Synced: the clear leaves the spool after this, and the spool's next
+  // sync makes that durable (doc/storage.md, Ordering rule).
+  if (!text || !append_locked(std::string(text.get()) + "\n", true).ok) return false;
   if (cleared_.insert(*found).second) {
     cleared_order_.push_back(*found);
     if (cleared_order_.size() > kRecentClears) {
@@ -293,7 +295,7 @@ bool DeadLetterFile::marked_cleared(const Event& e) const {
   return cleared_.count(outage_key(e.integration, e.outage_id)) > 0;
 }
 
-DeadLetterFile::Written DeadLetterFile::append_locked(const std::string& data) {
+DeadLetterFile::Written DeadLetterFile::append_locked(const std::string& data, bool durable) {
   Written w;
   // O_NOFOLLOW, as every file of the spool: a symbolic link planted here
   // would have the plugin (often root) append to any file. Opened for each
@@ -312,7 +314,7 @@ DeadLetterFile::Written DeadLetterFile::append_locked(const std::string& data) {
     }
   }
   // One write, so that a crash leaves at worst a torn last line.
-  w.ok = write_all(fd.get(), data);
+  w.ok = write_all(fd.get(), data) && (!durable || ::fdatasync(fd.get()) == 0);
   return w;
 }
 

@@ -101,7 +101,8 @@ class DeadLetterFile {
   Written write(const DeadLetterEntry& entry) EXCLUDES(mutex_);
 
   // The clear of its outage was delivered: a mark for the outage's letters,
-  // when it has any waiting for one. False when the mark could not be written.
+  // when it has any waiting for one, synced before it returns (the clear
+  // leaves the spool only then). False when the mark could not be written.
   bool mark_cleared(const Event& clear, const std::string& body) EXCLUDES(mutex_);
 
   // The file's mutex held: no clear is marked while it lives, so that
@@ -129,7 +130,8 @@ class DeadLetterFile {
   bool remove(const std::set<std::string>& event_ids) EXCLUDES(mutex_);
 
  private:
-  Written append_locked(const std::string& line) REQUIRES(mutex_);
+  // durable: fdatasynced before it returns ok.
+  Written append_locked(const std::string& line, bool durable = false) REQUIRES(mutex_);
   // The file from offset `from` on (from the first whole line there),
   // without the letters of drop; returns false on an error.
   bool rewrite_locked(std::uint64_t from, const std::set<std::string>* drop, std::size_t* lines_skipped)

@@ -53,11 +53,13 @@ Delivery::State::Outcome Delivery::State::attempt(DeliveryLane& lane, HttpClient
   o.retry_after = v.after;
   if (v.kind == Verdict::Kind::Delivered) {
     o.result = Result::Delivered;
-    acknowledge(e);
-    // The dead letters of its outage, if any, record that it has cleared.
+    // The dead letters of its outage, if any, record (durably) that it has
+    // cleared before it leaves the spool: a crash in between sends the clear
+    // again, never its outage event (collectd-xmatters(1) RESEND).
     if (e.type == EventType::Clear && !dead_letters->mark_cleared(e, body))
       log.warning("integration " + c.name + ": outage " + e.outage_id + " has cleared, but " +
                   dead_letters->path() + " cannot be written to say so");
+    acknowledge(e);
     return o;
   }
   if (mode == Mode::Test) {

@@ -4,11 +4,14 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <set>
 #include <string>
@@ -254,6 +257,72 @@ void test_resend_skipped_then_killed() {
                         event.event_id);
   XM_REQUIRE(t.letters().size() == 1u);
   CU_ASSERT_EQUAL(t.letters()[0].event.event_id, event.event_id);
+}
+
+// Whether a thread of process pid waits in open(2) for a reader of a FIFO.
+bool waits_on_fifo(pid_t pid) {
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream in(task.path() / "wchan");
+    std::string wchan;
+    if (std::getline(in, wchan) && wchan == "wait_for_partner") return true;
+  }
+  return false;
+}
+
+// collectd killed -9 between a delivered clear's mark in dead-letter.jsonl
+// and its leaving the spool (collectd-xmatters(1) RESEND): the instant is
+// held open by making dead-letter.jsonl a FIFO that nobody reads, so that
+// the plugin waits in the mark's open(2). The next start sends the clear
+// again, once, its letter is marked, and resend --all skips the outage
+// event. With the clear acknowledged before the mark, the kill left no
+// clear and an unmarked letter, and resend paged for the resolved outage.
+void test_clear_killed_before_it_left_the_spool() {
+  Live t;
+  XM_REQUIRE(t.start());
+  refuse_next(t.xm, 1);
+  CU_ASSERT_TRUE(t.c.putval("e2e-k/gauge", 95));
+  XM_REQUIRE(xmtest::wait_until([&] { return t.letters().size() == 1u; }, 20s));
+  const std::string page_id = t.letters()[0].event.event_id;
+  const std::string letters = xmtest::read_file(t.dead_letter_path());
+  XM_REQUIRE(::unlink(t.dead_letter_path().c_str()) == 0);
+  XM_REQUIRE(::mkfifo(t.dead_letter_path().c_str(), 0600) == 0);
+  CU_ASSERT_TRUE(t.c.putval("e2e-k/gauge", 50));  // its clear
+  XM_REQUIRE(t.xm.wait_for_accepted(1, 20s));
+  const std::string clear_id = t.field(1, "event_id");
+  CU_ASSERT_EQUAL(t.field(1, "event_type"), "clear");
+  XM_REQUIRE(xmtest::wait_until([&] { return waits_on_fifo(t.c.pid()); }, 20s));
+  t.c.kill9();
+  XM_REQUIRE(::unlink(t.dead_letter_path().c_str()) == 0);
+  xmtest::write_file(t.dead_letter_path(), letters);  // as it was: the mark never written
+  XM_REQUIRE(::chmod(t.dead_letter_path().c_str(), 0600) == 0);
+
+  XM_REQUIRE(t.start());
+  // The clear again, same event_id, and the letter marked by it.
+  XM_REQUIRE(t.xm.wait_for_accepted(2, 20s));
+  CU_ASSERT_EQUAL(t.field(2, "event_id"), clear_id);
+  CU_ASSERT_EQUAL(t.request(2).headers["idempotency-key"], clear_id);
+  XM_REQUIRE(xmtest::wait_until([&] { return t.letters().size() == 1u && t.letters()[0].cleared_by; }, 20s));
+  CU_ASSERT_EQUAL(t.letters()[0].cleared_by->event_id, clear_id);
+
+  const Run r = t.command({"resend", "--all"});
+  CU_ASSERT_EQUAL(r.status, 0);
+  CU_ASSERT_TRUE(contains(r.out, "skipped"));
+  CU_ASSERT_FALSE(contains(r.out, "queued"));
+  CU_ASSERT_EQUAL(t.letters().size(), 1u);
+  // Proof that nothing was queued: a new page goes, and is the only request.
+  CU_ASSERT_TRUE(t.c.putval("e2e-k2/gauge", 95));
+  XM_REQUIRE(t.xm.wait_for_accepted(3, 20s));
+  CU_ASSERT_EQUAL(t.xm.request_count(), 4u);
+  std::size_t clears = 0;
+  for (const auto& request : t.xm.requests()) {
+    const auto key = request.headers.find("idempotency-key");
+    if (key == request.headers.end()) continue;
+    clears += key->second == clear_id;
+    if (key->second == page_id) CU_ASSERT_EQUAL(request.status, 400);  // only its first, refused, request
+  }
+  CU_ASSERT_EQUAL(clears, 2u);
 }
 
 // Which recovered outage events the start drops as skipped by a resend
@@ -599,6 +668,8 @@ int main(int argc, char** argv) {
                               {"resend_all", guarded<test_resend_all>},
                               {"resend_cut_short_by_kill", guarded<test_resend_cut_short_by_kill>},
                               {"resend_skipped_then_killed", guarded<test_resend_skipped_then_killed>},
+                              {"clear_killed_before_it_left_the_spool",
+                               guarded<test_clear_killed_before_it_left_the_spool>},
                               {"skipped_resends_rule", test_skipped_resends_rule},
                           }},
                          {"test",
