@@ -14,7 +14,7 @@
 #include <system_error>
 #include <utility>
 
-#include "spool_log.h"
+#include "spool_files.h"
 
 namespace xmatters {
 
@@ -22,23 +22,23 @@ namespace sf = spool_format;
 
 // --- the segments' writes ----------------------------------------------------------
 
-void Spool::State::start_segment_locked() {
-  const std::uint64_t seq = next_seq++;
+void Spool::Files::start_segment_locked() {
+  const std::uint64_t seq = segments.next_seq++;
   std::shared_ptr<WritableFile> file = io->open_append(segment_path(seq));
   retire_active_locked();
-  active = std::move(file);
-  active_seq = seq;
-  active_size = 0;
-  segment_sizes[seq] = 0;
-  dir_dirty = true;
+  segments.active = std::move(file);
+  segments.active_seq = seq;
+  segments.active_size = 0;
+  segments.sizes[seq] = 0;
+  segments.dir_dirty = true;
 }
 
-void Spool::State::retire_active_locked() {
-  if (active) unsynced.push_back(std::move(active));
-  active.reset();
+void Spool::Files::retire_active_locked() {
+  if (segments.active) segments.unsynced.push_back(std::move(segments.active));
+  segments.active.reset();
 }
 
-SpoolLoc Spool::State::write_record_locked(const std::string& record, bool may_use_reserve) {
+SpoolLoc Spool::Files::write_record_locked(const std::string& record, bool may_use_reserve) {
   try {
     return try_write_locked(record);
   } catch (const std::system_error& e) {
@@ -50,31 +50,31 @@ SpoolLoc Spool::State::write_record_locked(const std::string& record, bool may_u
   }
 }
 
-SpoolLoc Spool::State::try_write_locked(const std::string& record) {
-  if (!active) start_segment_locked();
+SpoolLoc Spool::Files::try_write_locked(const std::string& record) {
+  if (!segments.active) start_segment_locked();
   // A segment's first write carries its header (doc/storage.md,
   // Records): in one write(2) with the record, so that a segment with
   // records always has it, and a full disk at start costs nothing more.
   std::string with_header;
-  if (active_size == 0) with_header = sf::encode_header() + record;
-  const std::string& data = active_size == 0 ? with_header : record;
+  if (segments.active_size == 0) with_header = sf::encode_header() + record;
+  const std::string& data = segments.active_size == 0 ? with_header : record;
   try {
-    active->append(data);
+    segments.active->append(data);
   } catch (const std::system_error&) {
     // Part of the record may be in the file; a record appended after it
     // would be preceded by garbage. Cut it off, or leave it as a torn tail
     // of a segment that takes no more records.
     try {
-      active->truncate(active_size);
+      segments.active->truncate(segments.active_size);
     } catch (const std::system_error&) {
       retire_active_locked();
     }
     throw;
   }
-  const SpoolLoc loc{active_seq, active_size + data.size() - record.size(), static_cast<std::uint32_t>(record.size())};
-  active_size += data.size();
-  segment_sizes[active_seq] = active_size;
-  total_bytes += data.size();
+  const SpoolLoc loc{segments.active_seq, segments.active_size + data.size() - record.size(), static_cast<std::uint32_t>(record.size())};
+  segments.active_size += data.size();
+  segments.sizes[segments.active_seq] = segments.active_size;
+  segments.total_bytes += data.size();
   return loc;
 }
 
@@ -82,12 +82,12 @@ SpoolLoc Spool::State::try_write_locked(const std::string& record) {
 
 // The plugin's SpoolDir was checked (and warned about) with the
 // configuration (spool_dir.h); this is for the spool used alone.
-void Spool::State::open_dir() {
+void Spool::Files::open_dir() {
   if (io->make_dir(dir, 0700)) log.info("spool: created directory " + dir);
   if (!S_ISDIR(io->mode(dir))) throw std::system_error(ENOTDIR, std::generic_category(), "spool directory " + dir);
 }
 
-void Spool::State::replay() {
+void Spool::Files::replay() {
   SpoolContents found = replay_spool(*io, dir, true);
   for (const std::string& name : found.legacy_files)
     log.warning("spool: " + path(name) +
@@ -97,18 +97,18 @@ void Spool::State::replay() {
   for (const std::string& name : found.temporaries) {
     try {
       io->remove(path(name));
-      dir_dirty = true;
+      segments.dir_dirty = true;
     } catch (const std::system_error& e) {
       log.warning(std::string("spool: ") + e.what());
     }
   }
   for (const auto& [seq, size] : found.segments) {
-    segment_sizes[seq] = size;
-    total_bytes += size;
+    segments.sizes[seq] = size;
+    segments.total_bytes += size;
     // Records written before a crash may not be on disk yet: they are
     // synced with the next sync(), before anything recovered from them is
     // sent.
-    unsynced.push_back(io->open_append(segment_path(seq)));
+    segments.unsynced.push_back(io->open_append(segment_path(seq)));
   }
   for (const SpoolDamage& d : found.damage) {
     if (d.places > 0)
@@ -128,12 +128,12 @@ void Spool::State::replay() {
   recovered_changes = std::move(found.changes);
   if (!recovered.empty())
     log.info("spool " + dir + ": recovered " + std::to_string(recovered.size()) + " undelivered events");
-  next_seq = found.highest_seq + 1;  // a leftover .tmp's number is not reused either
+  segments.next_seq = found.highest_seq + 1;  // a leftover .tmp's number is not reused either
 }
 
 Spool::Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io, const SpoolOptions& options)
-    : state_(std::make_unique<State>(dir, log, std::move(io), options)) {
-  State& s = *state_;
+    : files_(std::make_unique<Files>(dir, log, std::move(io), options)) {
+  Files& s = *files_;
   s.open_dir();
   {
     MutexLock lock(s.mutex);
@@ -142,7 +142,7 @@ Spool::Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io, c
   }
   bool reserved;
   {
-    MutexLock lock(s.maintenance);
+    MutexLock lock(s.maintenance.mutex);
     reserved = s.restore_reserve();
   }
   if (!reserved && options.reserve_bytes > 0)
@@ -156,29 +156,29 @@ Spool::Spool(const std::string& dir, Logger& log, std::shared_ptr<SpoolIo> io, c
 Spool::~Spool() {
   // Closing cleanly (collectd's shutdown) leaves a spool that survives a
   // power loss as well.
-  state_->sync();
+  files_->sync();
 }
 
 std::vector<Event> Spool::take_recovered() {
-  MutexLock lock(state_->mutex);
-  return std::exchange(state_->recovered, {});
+  MutexLock lock(files_->mutex);
+  return std::exchange(files_->recovered, {});
 }
 
 std::vector<std::string> Spool::take_recovered_changes() {
-  MutexLock lock(state_->mutex);
-  return std::exchange(state_->recovered_changes, {});
+  MutexLock lock(files_->mutex);
+  return std::exchange(files_->recovered_changes, {});
 }
 
 void Spool::set_snapshot_source(SnapshotSource source) {
-  MutexLock lock(state_->maintenance);
-  state_->snapshot_source = std::move(source);
+  MutexLock lock(files_->maintenance.mutex);
+  files_->maintenance.snapshot_source = std::move(source);
 }
 
 // --- the hot path ------------------------------------------------------------------
 
 void Spool::append(const Event& event, Room room) {
   if (event.event_id.empty()) throw std::invalid_argument("spool: event without event_id");
-  State& s = *state_;
+  Files& s = *files_;
   const bool may_use_reserve = room == Room::Reserve;
   std::string record;
   try {
@@ -193,7 +193,7 @@ void Spool::append(const Event& event, Room room) {
   // event (its acknowledgement, its change in the next table) and for what
   // was accepted already.
   if (!may_use_reserve && s.options.reserve_bytes > 0 &&
-      !s.reserve.admits(s.reserve_needed_locked() + State::kAckBytes + event.change.size(), record.size(),
+      !s.reserve.admits(s.reserve_needed_locked() + Files::kAckBytes + event.change.size(), record.size(),
                         s.compacting.load()))
     throw std::system_error(ENOSPC, std::generic_category(), "spool " + s.dir + " has no room for new outages");
   SpoolLoc loc;
@@ -202,7 +202,7 @@ void Spool::append(const Event& event, Room room) {
   } catch (const std::system_error& e) {
     if (may_use_reserve)
       ++s.reserved_refused;
-    else if (State::is_enospc(e))
+    else if (Files::is_enospc(e))
       s.reserve.refuse();
     throw;
   }
@@ -211,7 +211,7 @@ void Spool::append(const Event& event, Room room) {
 }
 
 void Spool::append_change(const std::string& record) {
-  State& s = *state_;
+  Files& s = *files_;
   try {
     MutexLock lock(s.mutex);
     s.write_record_locked(record, true);
@@ -224,12 +224,12 @@ void Spool::append_change(const std::string& record) {
 }
 
 void Spool::append_durable(const std::string& record) {
-  State& s = *state_;
+  Files& s = *files_;
   MutexLock lock(s.mutex);
   const SpoolLoc loc = s.write_record_locked(record, true);
   s.change_bytes += record.size();
-  while (!before(loc, s.durable)) {
-    if (!s.syncing) {
+  while (!before(loc, s.commit.durable)) {
+    if (!s.commit.syncing) {
       if (!s.lead_sync()) throw std::system_error(EIO, std::generic_category(), "spool " + s.dir + ": cannot sync");
       continue;
     }
@@ -238,7 +238,7 @@ void Spool::append_durable(const std::string& record) {
 }
 
 std::optional<std::string> Spool::read_body(const std::string& event_id) {
-  State& s = *state_;
+  Files& s = *files_;
   // Compaction may move the record, and delete its old segment, between the
   // look-up and the read. Segment numbers are never reused, so the read
   // either finds the record where it was looked up or fails with ENOENT;
@@ -273,12 +273,12 @@ std::optional<std::string> Spool::read_body(const std::string& event_id) {
 }
 
 bool Spool::make_durable(const std::string& event_id) {
-  State& s = *state_;
+  Files& s = *files_;
   MutexLock lock(s.mutex);
   for (;;) {
     const SpoolLoc* loc = s.pending.find(event_id);
-    if (!loc || before(*loc, s.durable)) return true;
-    if (!s.syncing) {
+    if (!loc || before(*loc, s.commit.durable)) return true;
+    if (!s.commit.syncing) {
       // No sync runs: this caller runs one, for every record appended so far.
       if (!s.lead_sync()) return false;
       continue;
@@ -286,17 +286,17 @@ bool Spool::make_durable(const std::string& event_id) {
     // The sync running may have begun before this record was appended: wait
     // for it; then either it covered the record, or one of the callers
     // waiting runs the next one for all of them.
-    const std::uint64_t failures = s.sync_failures;
+    const std::uint64_t failures = s.commit.failures;
     s.wait_for_sync(lock);
-    if (s.sync_failures != failures) {
+    if (s.commit.failures != failures) {
       loc = s.pending.find(event_id);
-      return !loc || before(*loc, s.durable);  // the disk fails: not retried here
+      return !loc || before(*loc, s.commit.durable);  // the disk fails: not retried here
     }
   }
 }
 
 void Spool::acknowledge(const std::string& event_id) {
-  State& s = *state_;
+  Files& s = *files_;
   MutexLock lock(s.mutex);
   if (!s.pending.find(event_id)) return;
   try {
@@ -310,21 +310,21 @@ void Spool::acknowledge(const std::string& event_id) {
   s.pending.erase(event_id);
 }
 
-bool Spool::maintain(const std::function<bool()>& may_compact) { return state_->maintain(may_compact); }
+bool Spool::maintain(const std::function<bool()>& may_compact) { return files_->maintain(may_compact); }
 
 std::size_t Spool::pending() const {
-  MutexLock lock(state_->mutex);
-  return state_->pending.size();
+  MutexLock lock(files_->mutex);
+  return files_->pending.size();
 }
 
-void Spool::sync() { state_->sync(); }
+void Spool::sync() { files_->sync(); }
 
-void Spool::State::sync() {
+void Spool::Files::sync() {
   MutexLock lock(mutex);
   // A sync running may have begun before the last append: wait for it, then
   // sync whatever it did not cover.
   wait_for_sync(lock);
-  if (unsynced.empty() && !dir_dirty && !before(durable, SpoolLoc{active_seq, active_size, 0})) return;  // nothing new
+  if (segments.unsynced.empty() && !segments.dir_dirty && !before(commit.durable, SpoolLoc{segments.active_seq, segments.active_size, 0})) return;  // nothing new
   lead_sync();
 }
 
@@ -334,12 +334,12 @@ void Spool::State::sync() {
 // run without the mutex, so appends go on meanwhile, and callers that need
 // a record appended meanwhile wait for this sync to end and then share the
 // next one. False when it failed (logged).
-bool Spool::State::lead_sync() {
-  syncing = true;
-  const SpoolLoc upto{active_seq, active_size, 0};
-  std::vector<std::shared_ptr<WritableFile>> files = std::exchange(unsynced, {});
-  if (active) files.push_back(active);
-  const bool sync_directory = std::exchange(dir_dirty, false);
+bool Spool::Files::lead_sync() {
+  commit.syncing = true;
+  const SpoolLoc upto{segments.active_seq, segments.active_size, 0};
+  std::vector<std::shared_ptr<WritableFile>> files = std::exchange(segments.unsynced, {});
+  if (segments.active) files.push_back(segments.active);
+  const bool sync_directory = std::exchange(segments.dir_dirty, false);
   mutex.unlock();
   bool ok = true;
   for (const auto& f : files) {
@@ -359,15 +359,15 @@ bool Spool::State::lead_sync() {
     }
   }
   mutex.lock();
-  syncing = false;
+  commit.syncing = false;
   if (ok) {
-    if (before(durable, upto)) durable = upto;
+    if (before(commit.durable, upto)) commit.durable = upto;
   } else {
     // Tried again by the next sync.
-    ++sync_failures;
-    if (sync_directory) dir_dirty = true;
+    ++commit.failures;
+    if (sync_directory) segments.dir_dirty = true;
     for (auto& f : files)
-      if (f != active) unsynced.push_back(std::move(f));
+      if (f != segments.active) segments.unsynced.push_back(std::move(f));
   }
   sync_done.notify_all();
   return ok;

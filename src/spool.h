@@ -141,8 +141,8 @@ class Spool {
   std::size_t pending() const;
 
  private:
-  struct State;
-  std::unique_ptr<State> state_;
+  struct Files;  // spool_files.h
+  std::unique_ptr<Files> files_;
 };
 
 }  // namespace xmatters

@@ -10,7 +10,7 @@
 #include <malloc.h>
 #endif
 
-#include "spool_log.h"
+#include "spool_files.h"
 
 namespace xmatters {
 
@@ -56,12 +56,12 @@ class ChunkedWriter {
 
 }  // namespace
 
-std::uint64_t Spool::State::compaction_bytes() {
+std::uint64_t Spool::Files::compaction_bytes() {
   MutexLock lock(mutex);
   return reserve_needed_locked() + pending.bytes();
 }
 
-bool Spool::State::compaction_fits() {
+bool Spool::Files::compaction_fits() {
   const std::uint64_t bytes = compaction_bytes();
   if (bytes <= reserve.size()) return true;
   try {
@@ -71,7 +71,7 @@ bool Spool::State::compaction_fits() {
   }
 }
 
-bool Spool::State::restore_reserve() {
+bool Spool::Files::restore_reserve() {
   std::uint64_t needed;
   {
     MutexLock lock(mutex);
@@ -80,19 +80,19 @@ bool Spool::State::restore_reserve() {
   return reserve.restore(needed);
 }
 
-bool Spool::State::maintain(const std::function<bool()>& may_compact) {
-  MutexLock guard(maintenance);
+bool Spool::Files::maintain(const std::function<bool()>& may_compact) {
+  MutexLock guard(maintenance.mutex);
   bool more = false;
   try {
     delete_obsolete();
     if (compaction_wanted()) {
-      if (!may_compact() || Steady::now() - last_compaction < options.compaction_interval || !compaction_fits() ||
+      if (!may_compact() || Steady::now() - maintenance.last_compaction < options.compaction_interval || !compaction_fits() ||
           !compact(may_compact))
         more = true;
     }
   } catch (const std::exception& e) {
     // Retried by the next maintain(); the spool only grows meanwhile.
-    error(maintenance_errors, std::string("compaction failed: ") + e.what() + "; will retry");
+    error(maintenance.errors, std::string("compaction failed: ") + e.what() + "; will retry");
     more = true;
   }
   if (options.reserve_bytes > 0) {
@@ -107,10 +107,10 @@ bool Spool::State::maintain(const std::function<bool()>& may_compact) {
     }
   }
   sync();
-  return more || !obsolete.empty();
+  return more || !maintenance.obsolete.empty();
 }
 
-bool Spool::State::compaction_wanted() {
+bool Spool::Files::compaction_wanted() {
   if (change_lost) return true;
   MutexLock lock(mutex);
   // Bytes that a compaction would drop: acknowledged events, their
@@ -119,16 +119,16 @@ bool Spool::State::compaction_wanted() {
   // the table it rewrites (so delivered events' space comes back within a
   // tick or two, and a large table is not rewritten for a few bytes).
   const std::uint64_t keep = pending.bytes() + snapshot_bytes;
-  const std::uint64_t drop = total_bytes > keep ? total_bytes - keep : 0;
+  const std::uint64_t drop = segments.total_bytes > keep ? segments.total_bytes - keep : 0;
   return (drop > pending.bytes() && 4 * drop > snapshot_bytes) ||
-         (active_size >= options.segment_bytes && drop > 0) ||
-         segment_sizes.size() > 2;  // more than the compacted and the active: a start left some
+         (segments.active_size >= options.segment_bytes && drop > 0) ||
+         segments.sizes.size() > 2;  // more than the compacted and the active: a start left some
 }
 
 // The order of the steps is the ordering rule of
 // doc/storage.md. False when it was put off: a clear could not be written
 // meanwhile, or may_compact() no longer allows it.
-bool Spool::State::compact(const std::function<bool()>& may_compact) {
+bool Spool::Files::compact(const std::function<bool()>& may_compact) {
   // The table written below includes a change that could not be recorded;
   // if this compaction fails, the next must still be due.
   struct LostChange {
@@ -139,7 +139,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
       if (was && !written) flag = true;
     }
   } lost_change{change_lost};
-  last_compaction = Steady::now();
+  maintenance.last_compaction = Steady::now();
   struct Done {
     std::atomic<std::uint64_t>& bytes;
     ~Done() { bytes = 0; }  // its .tmp removed, or the segments it replaced deleted
@@ -150,16 +150,16 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> sources;  // seq, size
   {
     MutexLock lock(mutex);
-    if (failed_target && active_seq == *failed_target + 1 && active_size == 0) {
-      target = *failed_target;  // its segment after it is still empty: no new one for every retry
+    if (maintenance.failed_target && segments.active_seq == *maintenance.failed_target + 1 && segments.active_size == 0) {
+      target = *maintenance.failed_target;  // its segment after it is still empty: no new one for every retry
     } else {
-      target = next_seq++;
+      target = segments.next_seq++;
       start_segment_locked();  // from here on, every segment before target is immutable
     }
-    failed_target = target;
+    maintenance.failed_target = target;
     changes_in_table = change_bytes;
     refused_before = reserved_refused;
-    for (const auto& [seq, size] : segment_sizes)
+    for (const auto& [seq, size] : segments.sizes)
       if (seq < target) sources.emplace_back(seq, size);
   }
 
@@ -176,7 +176,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
   // In the current format: a compaction rewrites what older formats
   // wrote (doc/storage.md, "Changing the format").
   const std::string header = sf::encode_header();
-  auto write_compacted = [&]() REQUIRES(maintenance) {
+  auto write_compacted = [&]() REQUIRES(maintenance.mutex) {
     moved.clear();
     io->remove(tmp);
     compacting = 0;
@@ -184,7 +184,7 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
     ChunkedWriter out(*file, compacting);
     out.write(header);
     out.write(sf::encode_snapshot());
-    if (snapshot_source) snapshot_source([&](std::string_view records) { out.write(records); });
+    if (maintenance.snapshot_source) maintenance.snapshot_source([&](std::string_view records) { out.write(records); });
     table_size = out.size();
     for (const auto& source : sources) {
       const std::uint64_t seq = source.first;  // not a structured binding: C++17 lambdas cannot capture one
@@ -249,33 +249,33 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
   std::size_t lost = 0;
   {
     MutexLock lock(mutex);
-    segment_sizes[target] = out_size;
-    total_bytes += out_size;
+    segments.sizes[target] = out_size;
+    segments.total_bytes += out_size;
     for (const Moved& m : moved) pending.move(m.id, m.from, m.to);
     // Events whose records no longer read back cannot be copied.
     if (pending.live_in_segments_before(target) > 0) lost = pending.drop_before(target);
     for (const auto& [seq, size] : sources) {
-      total_bytes -= segment_sizes[seq];
-      segment_sizes.erase(seq);
+      segments.total_bytes -= segments.sizes[seq];
+      segments.sizes.erase(seq);
     }
     snapshot_bytes = table_size;
     change_bytes -= changes_in_table;
-    failed_target.reset();
+    maintenance.failed_target.reset();
   }
   if (lost > 0)
     log.warning("spool: " + std::to_string(lost) + " undelivered events whose records were damaged since are lost");
   for (const auto& source : sources) {
-    obsolete.push_back(source.first);
-    dropped_since_trim += source.second;
+    maintenance.obsolete.push_back(source.first);
+    maintenance.dropped_since_trim += source.second;
   }
-  dropped_since_trim -= std::min(dropped_since_trim, out_size);
+  maintenance.dropped_since_trim -= std::min(maintenance.dropped_since_trim, out_size);
   delete_obsolete();
   lost_change.written = true;
 #ifdef __GLIBC__
   // glibc keeps in its arenas what delivered events freed: give it back once a backlog is delivered (not during
   // a storm, whose callbacks would fault the pages in again), on this maintenance thread, never collectd's.
-  if (moved.empty() && dropped_since_trim > (1u << 20)) {
-    dropped_since_trim = 0;
+  if (moved.empty() && maintenance.dropped_since_trim > (1u << 20)) {
+    maintenance.dropped_since_trim = 0;
     malloc_trim(0);
   }
 #endif
@@ -286,18 +286,18 @@ bool Spool::State::compact(const std::function<bool()>& may_compact) {
 
 // Oldest first: a segment that stays is replayed
 // before the compacted one, which overrides it.
-void Spool::State::delete_obsolete() {
-  if (obsolete.empty()) return;
+void Spool::Files::delete_obsolete() {
+  if (maintenance.obsolete.empty()) return;
   std::size_t done = 0;
   try {
-    for (; done < obsolete.size(); ++done) io->remove(segment_path(obsolete[done]));
+    for (; done < maintenance.obsolete.size(); ++done) io->remove(segment_path(maintenance.obsolete[done]));
   } catch (const std::system_error& e) {
-    error(maintenance_errors, std::string("cannot delete a replaced segment: ") + e.what() + "; will retry");
+    error(maintenance.errors, std::string("cannot delete a replaced segment: ") + e.what() + "; will retry");
   }
-  obsolete.erase(obsolete.begin(), obsolete.begin() + static_cast<std::ptrdiff_t>(done));
+  maintenance.obsolete.erase(maintenance.obsolete.begin(), maintenance.obsolete.begin() + static_cast<std::ptrdiff_t>(done));
   if (done > 0) {
     MutexLock lock(mutex);
-    dir_dirty = true;
+    segments.dir_dirty = true;
   }
 }
 

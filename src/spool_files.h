@@ -1,4 +1,4 @@
-// Inside the spool (spool.h): the state that spool.cc (open, replay, the
+// Inside the spool (spool.h): its files, their writes and syncs, the state that spool.cc (open, replay, the
 // hot path, group commit) and spool_compact.cc (maintenance, compaction)
 // share. Included by those two only.
 #pragma once
@@ -25,15 +25,48 @@
 
 namespace xmatters {
 
-struct Spool::State {
+struct Spool::Files {
   using Steady = std::chrono::steady_clock;
 
-  State(std::string d, Logger& l, std::shared_ptr<SpoolIo> i, const SpoolOptions& o)
+  Files(std::string d, Logger& l, std::shared_ptr<SpoolIo> i, const SpoolOptions& o)
       : dir(std::move(d)),
         log(l),
         io(i ? std::move(i) : posix_spool_io()),
         options(o),
         reserve(*io, dir, o.reserve_bytes) {}
+
+  // The segment files in use and where the next record goes.
+  struct Segments {
+    std::shared_ptr<WritableFile> active;  // null after a write it could not repair
+    std::uint64_t active_seq = 0;
+    std::uint64_t active_size = 0;  // whole records only
+    std::uint64_t next_seq = 1;
+    std::map<std::uint64_t, std::uint64_t> sizes;  // every segment in use, the active one included
+    std::uint64_t total_bytes = 0;                 // their sum
+    std::vector<std::shared_ptr<WritableFile>> unsynced;  // retired, not fsynced yet
+    bool dir_dirty = false;                               // entries changed since the last sync
+  };
+  // Group commit: one sync at a time, which makes every record appended
+  // before it began durable; whoever needs a record durable waits for the
+  // sync that covers it, and one of those waiting runs the next sync for
+  // all of them (see lead_sync).
+  struct Commit {
+    SpoolLoc durable{};          // every record before it is synced
+    bool syncing = false;        // a sync runs (without the mutex)
+    std::uint64_t failures = 0;  // syncs that failed, so far
+  };
+  // One maintenance at a time (doc/design.md, Lock order: before mutex).
+  struct Maintenance {
+    Mutex mutex;
+    SnapshotSource snapshot_source GUARDED_BY(mutex);
+    // Of a compaction that failed, reused by the next.
+    std::optional<std::uint64_t> failed_target GUARDED_BY(mutex);
+    Steady::time_point last_compaction GUARDED_BY(mutex){};
+    // Bytes compactions dropped since the last malloc_trim.
+    std::uint64_t dropped_since_trim GUARDED_BY(mutex) = 0;
+    std::vector<std::uint64_t> obsolete GUARDED_BY(mutex);  // replaced segments whose deletion failed
+    Throttle errors;
+  };
 
   const std::string dir;
   Logger& log;
@@ -43,24 +76,10 @@ struct Spool::State {
 
   // Held for one write(2) by append, append_change and acknowledge, and
   // for a sync's bookkeeping (never during the fdatasync).
-  mutable Mutex mutex;
-  std::shared_ptr<WritableFile> active GUARDED_BY(mutex);  // null after a write it could not repair
-  std::uint64_t active_seq GUARDED_BY(mutex) = 0;
-  std::uint64_t active_size GUARDED_BY(mutex) = 0;  // whole records only
-  std::uint64_t next_seq GUARDED_BY(mutex) = 1;
-  // Every segment in use, the active one included, and their sum.
-  std::map<std::uint64_t, std::uint64_t> segment_sizes GUARDED_BY(mutex);
-  std::uint64_t total_bytes GUARDED_BY(mutex) = 0;
+  mutable Mutex mutex ACQUIRED_AFTER(maintenance.mutex);
+  Segments segments GUARDED_BY(mutex);
   PendingIndex pending GUARDED_BY(mutex);
-  std::vector<std::shared_ptr<WritableFile>> unsynced GUARDED_BY(mutex);  // retired, not fsynced yet
-  bool dir_dirty GUARDED_BY(mutex) = false;  // entries changed since the last sync
-  // Group commit: one sync at a time, which makes every record appended
-  // before it began durable; whoever needs a record durable waits for the
-  // sync that covers it, and one of those waiting runs the next sync for
-  // all of them (see lead_sync).
-  SpoolLoc durable GUARDED_BY(mutex){};              // every record before it is synced
-  bool syncing GUARDED_BY(mutex) = false;          // a sync runs (without the mutex)
-  std::uint64_t sync_failures GUARDED_BY(mutex) = 0;  // syncs that failed, so far
+  Commit commit GUARDED_BY(mutex);
   std::condition_variable sync_done;
   std::vector<Event> recovered GUARDED_BY(mutex);
   std::vector<std::string> recovered_changes GUARDED_BY(mutex);
@@ -82,17 +101,7 @@ struct Spool::State {
   std::atomic<std::uint64_t> compacting{0};
   Throttle write_errors;
   Throttle sync_errors;
-
-  // One maintenance at a time (doc/design.md, Lock order: before mutex).
-  Mutex maintenance ACQUIRED_BEFORE(mutex);
-  SnapshotSource snapshot_source GUARDED_BY(maintenance);
-  // Of a compaction that failed, reused by the next.
-  std::optional<std::uint64_t> failed_target GUARDED_BY(maintenance);
-  Steady::time_point last_compaction GUARDED_BY(maintenance){};
-  // Bytes compactions dropped since the last malloc_trim.
-  std::uint64_t dropped_since_trim GUARDED_BY(maintenance) = 0;
-  std::vector<std::uint64_t> obsolete GUARDED_BY(maintenance);  // replaced segments whose deletion failed
-  Throttle maintenance_errors;
+  Maintenance maintenance;
 
   static bool is_enospc(const std::system_error& e) { return e.code() == std::errc::no_space_on_device; }
   std::string path(const std::string& name) const { return dir + "/" + name; }
@@ -129,23 +138,23 @@ struct Spool::State {
   bool lead_sync() REQUIRES(mutex);
   // Waits while a sync runs (mutex released meanwhile).
   void wait_for_sync(MutexLock& lock) REQUIRES(mutex) {
-    while (syncing) lock.wait(sync_done);
+    while (commit.syncing) lock.wait(sync_done);
   }
 
   // --- spool_compact.cc: maintenance
-  bool maintain(const std::function<bool()>& may_compact) EXCLUDES(maintenance, mutex);
+  bool maintain(const std::function<bool()>& may_compact) EXCLUDES(maintenance.mutex, mutex);
   // Grows (or shrinks) the reserve to what is needed now; false when there
   // is no room for it.
-  bool restore_reserve() REQUIRES(maintenance) EXCLUDES(mutex);
+  bool restore_reserve() REQUIRES(maintenance.mutex) EXCLUDES(mutex);
   // What a compaction writes at most: the table, the pending events.
   std::uint64_t compaction_bytes() EXCLUDES(mutex);
   // Whether a compaction fits in the free space, or in the reserve it may
   // give up: one that cannot would only take the room of outage events
   // while it writes, and fail (a storm's backlog on a filling disk).
   bool compaction_fits() EXCLUDES(mutex);
-  bool compaction_wanted() REQUIRES(maintenance) EXCLUDES(mutex);
-  bool compact(const std::function<bool()>& may_compact) REQUIRES(maintenance) EXCLUDES(mutex);
-  void delete_obsolete() REQUIRES(maintenance) EXCLUDES(mutex);
+  bool compaction_wanted() REQUIRES(maintenance.mutex) EXCLUDES(mutex);
+  bool compact(const std::function<bool()>& may_compact) REQUIRES(maintenance.mutex) EXCLUDES(mutex);
+  void delete_obsolete() REQUIRES(maintenance.mutex) EXCLUDES(mutex);
 };
 
 }  // namespace xmatters
