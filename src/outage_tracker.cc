@@ -442,8 +442,10 @@ bool OutageTracker::Decider::commit(TrackedKey& ks, const Notification& n, std::
   open_count.fetch_sub(1, std::memory_order_relaxed);
   if (ks.outage->kind != options.group_by) other_grouping.fetch_sub(1, std::memory_order_relaxed);
   ks.outage.reset();
-  table.forget(ks);
+  // Remembered before the key leaves the table: a notification for it on
+  // another thread then finds a new key, and this memory to judge it by.
   if (closing) closed.remember(ks.key, *closing, closed_members ? *closed_members : std::vector<Member>{});
+  table.forget(ks);
   return true;
 }
 
