@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "dead_letter.h"
+#include "delivery/dead_letter.h"
 #include "standin.h"
 #include "testing.h"
 

@@ -12,7 +12,7 @@ extern "C" {
 #include <string>
 #include <vector>
 
-#include "config.h"
+#include "config/config.h"
 
 namespace fake_collectd {
 

@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "mutex.h"
-#include "spool_io.h"
+#include "util/mutex.h"
+#include "store/spool_io.h"
 
 namespace xmtest {
 

@@ -21,7 +21,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "resources.h"
+#include "util/resources.h"
 #include "testing.h"
 
 extern char** environ;

@@ -14,7 +14,7 @@
 #include <mutex>
 #include <string>
 
-#include "resources.h"
+#include "util/resources.h"
 #include "standin.h"
 
 namespace {

@@ -18,10 +18,10 @@
 #include <vector>
 
 #include "collectd_harness.h"
-#include "dead_letter.h"
-#include "spool.h"
-#include "spool_format.h"
-#include "spool_replay.h"
+#include "delivery/dead_letter.h"
+#include "store/spool.h"
+#include "store/spool_format.h"
+#include "store/spool_replay.h"
 #include "standin.h"
 #include "testing.h"
 

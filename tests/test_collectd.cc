@@ -22,10 +22,10 @@
 #include <vector>
 
 #include "collectd_harness.h"
-#include "outage.h"
-#include "spool_dir.h"
-#include "spool_format.h"
-#include "spool_replay.h"
+#include "outage/outage.h"
+#include "store/spool_dir.h"
+#include "store/spool_format.h"
+#include "store/spool_replay.h"
 #include "standin.h"
 #include "testing.h"
 

@@ -15,10 +15,10 @@
 #include <vector>
 
 #include "collectd_harness.h"
-#include "conf_file.h"
+#include "config/conf_file.h"
 #include "control/health.h"
 #include "control/views.h"
-#include "spool.h"
+#include "store/spool.h"
 #include "standin.h"
 #include "testing.h"
 

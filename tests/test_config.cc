@@ -12,8 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "options.h"
-#include "outage.h"
+#include "config/options.h"
+#include "outage/outage.h"
 #include "testing.h"
 
 using namespace xmatters;

@@ -23,15 +23,15 @@
 #include <sstream>
 #include <thread>
 
-#include "dead_letter.h"
-#include "delivery.h"
-#include "flood_budget.h"
-#include "flood_minute.h"
-#include "http_client.h"
-#include "lane.h"
-#include "minute_budget.h"
-#include "spool.h"
-#include "spool_format.h"
+#include "delivery/dead_letter.h"
+#include "delivery/delivery.h"
+#include "outage/flood_budget.h"
+#include "delivery/flood_minute.h"
+#include "delivery/http_client.h"
+#include "delivery/lane.h"
+#include "outage/minute_budget.h"
+#include "store/spool.h"
+#include "store/spool_format.h"
 #include "standin.h"
 #include "testing.h"
 
@@ -53,7 +53,7 @@ namespace {
 
 constexpr auto kWait = std::chrono::milliseconds(15000);
 
-// Appends as the store does (src/store.cc): a clear may use the reserve, an
+// Appends as the store does (src/core/store/store.cc): a clear may use the reserve, an
 // outage event must leave it its need.
 void append(xmatters::Spool& spool, const xmatters::Event& event) {
   spool.append(event, event.type == xmatters::EventType::Clear ? xmatters::Spool::Room::Reserve

@@ -14,12 +14,12 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
-#include "json_writer.h"
-#include "outage_tracker.h"
-#include "payload.h"
+#include "config/config.h"
+#include "util/json_writer.h"
+#include "outage/outage_tracker.h"
+#include "payload/payload.h"
 #include "testing.h"
-#include "time_format.h"
+#include "util/time_format.h"
 
 using namespace xmatters;
 using std::chrono::microseconds;

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "fake_collectd.h"
-#include "spool_dir.h"
+#include "store/spool_dir.h"
 #include "standin.h"
 #include "testing.h"
 

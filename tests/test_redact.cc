@@ -4,10 +4,10 @@
 #include <string>
 #include <utility>
 
-#include "config.h"
-#include "redact.h"
+#include "config/config.h"
+#include "util/redact.h"
 #include "testing.h"
-#include "url.h"
+#include "util/url.h"
 
 using namespace xmatters;
 

@@ -1,6 +1,6 @@
-// What a reply means (src/reply.h): every status class, transport errors,
+// What a reply means (src/core/delivery/reply.h): every status class, transport errors,
 // Retry-After in both forms, and what the reason shows.
-#include "reply.h"
+#include "delivery/reply.h"
 #include "testing.h"
 
 using namespace std::chrono_literals;

@@ -21,18 +21,18 @@
 #include <string>
 #include <vector>
 
-#include "cover_watch.h"
-#include "coverage.h"
-#include "outage_tracker.h"
-#include "silence.h"
-#include "silence_book.h"
-#include "spool.h"
-#include "spool_format.h"
-#include "spool_replay.h"
+#include "silence/cover_watch.h"
+#include "silence/coverage.h"
+#include "outage/outage_tracker.h"
+#include "silence/silence.h"
+#include "silence/silence_book.h"
+#include "store/spool.h"
+#include "store/spool_format.h"
+#include "store/spool_replay.h"
 #include "power_loss_io.h"
 #include "testing.h"
-#include "time_zone.h"
-#include "window_schedule.h"
+#include "silence/time_zone.h"
+#include "silence/window_schedule.h"
 
 using namespace xmatters;
 using std::chrono::hours;

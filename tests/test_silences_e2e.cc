@@ -14,7 +14,7 @@
 
 #include "collectd_harness.h"
 #include "control/channel.h"
-#include "silence.h"
+#include "silence/silence.h"
 #include "standin.h"
 #include "testing.h"
 

@@ -21,10 +21,10 @@
 #include <system_error>
 #include <thread>
 
-#include "outage_tracker.h"
-#include "spool.h"
-#include "spool_format.h"
-#include "spool_io.h"
+#include "outage/outage_tracker.h"
+#include "store/spool.h"
+#include "store/spool_format.h"
+#include "store/spool_io.h"
 #include "power_loss_io.h"
 #include "testing.h"
 
@@ -36,7 +36,7 @@ using xmatters::LogLevel;
 using xmatters::Spool;
 using xmatters::SpoolOptions;
 
-// Appends as the store does (src/store.cc): a clear may use the reserve, an
+// Appends as the store does (src/core/store/store.cc): a clear may use the reserve, an
 // outage event must leave it its need.
 void append(xmatters::Spool& spool, const xmatters::Event& event) {
   spool.append(event, event.type == xmatters::EventType::Clear ? xmatters::Spool::Room::Reserve

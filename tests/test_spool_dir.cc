@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
-#include "spool_dir.h"
+#include "config/config.h"
+#include "store/spool_dir.h"
 #include "testing.h"
 
 namespace {

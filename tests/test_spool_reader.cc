@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "outage.h"
-#include "spool.h"
-#include "spool_format.h"
-#include "spool_replay.h"
+#include "outage/outage.h"
+#include "store/spool.h"
+#include "store/spool_format.h"
+#include "store/spool_replay.h"
 #include "testing.h"
 
 namespace {
@@ -20,7 +20,7 @@ namespace {
 using xmatters::Event;
 using xmatters::EventType;
 
-// Appends as the store does (src/store.cc): a clear may use the reserve, an
+// Appends as the store does (src/core/store/store.cc): a clear may use the reserve, an
 // outage event must leave it its need.
 void append(xmatters::Spool& spool, const xmatters::Event& event) {
   spool.append(event, event.type == xmatters::EventType::Clear ? xmatters::Spool::Room::Reserve

@@ -25,13 +25,13 @@
 #include <utility>
 #include <vector>
 
-#include "config.h"
-#include "flood_minute.h"
-#include "lane.h"
-#include "outage_tracker.h"
-#include "router.h"
-#include "spool.h"
-#include "spool_format.h"
+#include "config/config.h"
+#include "delivery/flood_minute.h"
+#include "delivery/lane.h"
+#include "outage/outage_tracker.h"
+#include "outage/router.h"
+#include "store/spool.h"
+#include "store/spool_format.h"
 #include "testing.h"
 
 using namespace xmatters;
@@ -42,7 +42,7 @@ using std::chrono::seconds;
 using Steady = std::chrono::steady_clock;
 
 namespace {
-// Appends as the store does (src/store.cc): a clear may use the reserve, an
+// Appends as the store does (src/core/store/store.cc): a clear may use the reserve, an
 // outage event must leave it its need.
 void append(xmatters::Spool& spool, const xmatters::Event& event) {
   spool.append(event, event.type == xmatters::EventType::Clear ? xmatters::Spool::Room::Reserve

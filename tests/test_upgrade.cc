@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "fake_collectd.h"
-#include "outage.h"
-#include "spool.h"
-#include "spool_format.h"
-#include "spool_replay.h"
+#include "outage/outage.h"
+#include "store/spool.h"
+#include "store/spool_format.h"
+#include "store/spool_replay.h"
 #include "standin.h"
 #include "testing.h"
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "log.h"
-#include "resources.h"
+#include "util/log.h"
+#include "util/resources.h"
 
 // CUnit's *_FATAL assertions longjmp out of a test, past every destructor
 // (a collectd would be left running): this one fails and returns instead.

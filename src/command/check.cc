@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "command/command.h"
-#include "conf_file.h"
-#include "configure.h"
-#include "json_writer.h"
-#include "utf8.h"
+#include "config/conf_file.h"
+#include "config/configure.h"
+#include "util/json_writer.h"
+#include "util/utf8.h"
 
 namespace xmatters::command {
 

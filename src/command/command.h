@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "control/views.h"
-#include "resources.h"
+#include "util/resources.h"
 
 namespace xmatters::command {
 

@@ -11,7 +11,7 @@
 #include <system_error>
 
 #include "command/command.h"
-#include "conf_file.h"
+#include "config/conf_file.h"
 #include "control/channel.h"
 #include "control/offline.h"
 

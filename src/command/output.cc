@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "command/command.h"
-#include "text.h"
+#include "util/text.h"
 
 namespace xmatters::command {
 

@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <exception>
 
-#include "conf_file.h"
-#include "configure.h"
+#include "config/conf_file.h"
+#include "config/configure.h"
 #include "control/channel.h"
 
 namespace xmatters::command {

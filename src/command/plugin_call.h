@@ -8,8 +8,8 @@
 #include <string>
 
 #include "command/command.h"
-#include "config.h"
-#include "resources.h"
+#include "config/config.h"
+#include "util/resources.h"
 
 namespace xmatters::command {
 

@@ -6,7 +6,7 @@
 
 #include "command/command.h"
 #include "command/plugin_call.h"
-#include "json_writer.h"
+#include "util/json_writer.h"
 
 namespace xmatters::command {
 

@@ -16,7 +16,7 @@
 
 #include "command/command.h"
 #include "command/plugin_call.h"
-#include "silence.h"
+#include "silence/silence.h"
 
 namespace xmatters::command {
 

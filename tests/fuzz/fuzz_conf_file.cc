@@ -5,8 +5,8 @@
 #include <string>
 #include <string_view>
 
-#include "conf_file.h"
-#include "options.h"
+#include "config/conf_file.h"
+#include "config/options.h"
 #include "fuzz_support.h"
 
 namespace {

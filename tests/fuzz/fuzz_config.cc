@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "options.h"
+#include "config/options.h"
 #include "fuzz_support.h"
 
 namespace {

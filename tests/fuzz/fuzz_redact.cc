@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
+#include "config/config.h"
 #include "fuzz_support.h"
-#include "http_client.h"
-#include "redact.h"
-#include "url.h"
+#include "delivery/http_client.h"
+#include "util/redact.h"
+#include "util/url.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "fuzz_support.h"
-#include "reply.h"
+#include "delivery/reply.h"
 
 namespace {
 

@@ -30,10 +30,10 @@
 #include <vector>
 
 #include "fuzz_support.h"
-#include "outage_tracker.h"
-#include "spool.h"
-#include "spool_format.h"
-#include "spool_replay.h"
+#include "outage/outage_tracker.h"
+#include "store/spool.h"
+#include "store/spool_format.h"
+#include "store/spool_replay.h"
 
 namespace {
 

@@ -8,11 +8,11 @@
 //   moves the frame, so there only the check of what is accepted holds).
 #include <string_view>
 
-#include "flood_minute.h"
+#include "delivery/flood_minute.h"
 #include "fuzz_support.h"
-#include "outage.h"
-#include "silence.h"
-#include "spool_format.h"
+#include "outage/outage.h"
+#include "silence/silence.h"
+#include "store/spool_format.h"
 
 namespace {
 

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "notification.h"
-#include "notification_text.h"
-#include "outage_tracker.h"
-#include "payload.h"
+#include "outage/notification.h"
+#include "outage/notification_text.h"
+#include "outage/outage_tracker.h"
+#include "payload/payload.h"
 
 namespace xmfuzz {
 

@@ -4,7 +4,7 @@
 #include <jansson.h>
 
 #include "fuzz_support.h"
-#include "payload.h"
+#include "payload/payload.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   FuzzedDataProvider in(data, size);

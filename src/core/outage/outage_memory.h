@@ -1,0 +1,62 @@
+// The tracker's ordering memory (collectd-xmatters(5) OUTAGES): outages that
+// closed, each with its last notification time and its start, so that a
+// notification older than the close is stale and ignored, and an outage that
+// reopens starts after the closed one (the two never share an outage_id).
+// Bounded: kept for kClockStep of notification time (older input counts as
+// a step of the clock anyway) and for at most kClosedKeys keys. Thread-safe,
+// a leaf lock: nothing is called while it is held.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "util/mutex.h"
+#include "outage/notification.h"
+#include "outage/outage.h"
+
+namespace xmatters {
+
+// Threads reorder a key's notifications by microseconds; one this much older
+// than the last means the clock went back.
+inline constexpr auto kClockStep = std::chrono::seconds(60);
+
+// Closed value lists remembered at most (about 200 bytes each), so that a
+// storm of distinct keys cannot grow the memory of closed ones unbounded.
+inline constexpr std::size_t kClosedKeys = 100000;
+// Of those, the ones a compaction writes again (the last closed): at most
+// about 150 KB for each compaction, whatever the storm.
+inline constexpr std::size_t kClosedKept = 1000;
+
+class ClosedOutages {
+ public:
+  struct Closed {
+    TimePoint last, start;
+  };
+
+  // key's outage closed; a host outage's value lists (members) are
+  // remembered too, each with its own last time (and no start).
+  void remember(const OutageKey& key, Closed closed, const std::vector<Member>& members = {}) EXCLUDES(mutex_);
+  std::optional<Closed> find(const OutageKey& key) const EXCLUDES(mutex_);
+  // Whether a notification at `time` for key (without an outage that holds
+  // it) is older than key's closed outage: stale, ignored.
+  bool stale(const OutageKey& key, TimePoint time) const;
+  // The start of an outage of key opening at `time`: not before one
+  // nanosecond after its closed outage's start, so the two have different ids.
+  TimePoint start_after(const OutageKey& key, TimePoint time) const;
+  // The `at_most` closed last, oldest first (each key once), for compaction.
+  std::deque<std::pair<OutageKey, Closed>> last_closed(std::size_t at_most) const EXCLUDES(mutex_);
+
+ private:
+  void remember_locked(const OutageKey& key, Closed closed) REQUIRES(mutex_);
+
+  mutable Mutex mutex_;
+  std::unordered_map<OutageKey, Closed, OutageKeyHash> keys_ GUARDED_BY(mutex_);
+  std::deque<std::pair<TimePoint, OutageKey>> order_ GUARDED_BY(mutex_);  // oldest first
+};
+
+}  // namespace xmatters
