@@ -11,11 +11,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <mutex>
 #include <system_error>
 #include <thread>
 
 #include "util/json_writer.h"
+#include "util/mutex.h"
 #include "util/utf8.h"
 
 namespace xmatters::control {
@@ -104,7 +104,7 @@ std::string denied_message(const std::string& spool_dir) {
          "\"): run this as root or as collectd's user";
 }
 
-struct Server::State {
+struct Server::Listener {
   std::string dir;
   RequestHandler handler;
   Logger& log;
@@ -113,10 +113,10 @@ struct Server::State {
   UniqueFd listen_fd;
   UniqueFd stop_fd;  // an eventfd, readable once stop() was called
   std::thread thread;
-  std::mutex stop_mutex;
-  bool stopped = false;
+  Mutex stop_mutex;  // stop() may be called from two threads
+  bool stopped GUARDED_BY(stop_mutex) = false;
 
-  State(std::string d, RequestHandler h, Logger& l, ServerOptions o)
+  Listener(std::string d, RequestHandler h, Logger& l, ServerOptions o)
       : dir(std::move(d)), handler(std::move(h)), log(l), options(o) {}
 
   void run();
@@ -127,8 +127,8 @@ struct Server::State {
 };
 
 Server::Server(const std::string& spool_dir, RequestHandler handler, Logger& log, ServerOptions options)
-    : state_(std::make_unique<State>(spool_dir, std::move(handler), log, options)) {
-  State& s = *state_;
+    : listener_(std::make_unique<Listener>(spool_dir, std::move(handler), log, options)) {
+  Listener& s = *listener_;
   s.dir_fd = UniqueFd(::open(spool_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (s.dir_fd.get() < 0) throw os_error("cannot open " + spool_dir);
   s.listen_fd = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -157,8 +157,8 @@ Server::Server(const std::string& spool_dir, RequestHandler handler, Logger& log
 Server::~Server() { stop(); }
 
 void Server::stop() {
-  State& s = *state_;
-  std::lock_guard<std::mutex> lock(s.stop_mutex);
+  Listener& s = *listener_;
+  MutexLock lock(s.stop_mutex);
   if (s.stopped) return;
   s.stopped = true;
   const std::uint64_t one = 1;
@@ -169,7 +169,7 @@ void Server::stop() {
   ::unlinkat(s.dir_fd.get(), kSocketName, 0);
 }
 
-void Server::State::run() {
+void Server::Listener::run() {
   pthread_setname_np(pthread_self(), "xm-control");
   for (;;) {
     pollfd fds[2] = {{listen_fd.get(), POLLIN, 0}, {stop_fd.get(), POLLIN, 0}};
@@ -194,7 +194,7 @@ void Server::State::run() {
   }
 }
 
-void Server::State::serve(int fd) {
+void Server::Listener::serve(int fd) {
   ucred peer{};
   socklen_t len = sizeof peer;
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) return;

@@ -62,8 +62,8 @@ class Server {
   void stop();
 
  private:
-  struct State;
-  std::unique_ptr<State> state_;
+  struct Listener;
+  std::unique_ptr<Listener> listener_;
 };
 
 // What the command gets from call().

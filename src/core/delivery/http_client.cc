@@ -65,7 +65,7 @@ std::string request_id_of(const std::string& reply) {
 
 }  // namespace
 
-struct HttpClient::State {
+struct HttpClient::Transfer {
   const IntegrationConfig& config;
   const std::atomic<bool>* cancel;
   std::unique_ptr<CURL, EasyCleanup> easy;
@@ -78,11 +78,11 @@ struct HttpClient::State {
   long final_status = 0;
   std::chrono::steady_clock::time_point status_time;
 
-  State(const IntegrationConfig& c, const std::atomic<bool>* cancel_flag)
+  Transfer(const IntegrationConfig& c, const std::atomic<bool>* cancel_flag)
       : config(c), cancel(cancel_flag), scrubber(c) {}
 
   static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* self) {
-    auto& s = *static_cast<State*>(self);
+    auto& s = *static_cast<Transfer*>(self);
     const std::size_t len = size * n;
     // "HTTP/1.1 202 Accepted" or "HTTP/2 202"; libcurl passes each status
     // line of the transfer (a 100 Continue's too) before its headers.
@@ -101,7 +101,7 @@ struct HttpClient::State {
   }
 
   static std::size_t on_data(char* data, std::size_t size, std::size_t n, void* self) {
-    auto& reply = static_cast<State*>(self)->reply;
+    auto& reply = static_cast<Transfer*>(self)->reply;
     const std::size_t len = size * n;
     if (reply.size() < kReplyKept) reply.append(data, std::min(len, kReplyKept - reply.size()));
     return len;
@@ -109,7 +109,7 @@ struct HttpClient::State {
 
   // libcurl calls it about once a second at least, and on every chunk.
   static int on_progress(void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-    const auto& s = *static_cast<const State*>(self);
+    const auto& s = *static_cast<const Transfer*>(self);
     if (s.cancel != nullptr && s.cancel->load()) return 1;
     // A 2xx is the delivery: its body (for the requestId) gets a short
     // while, so that a body that stalls neither holds the connection until
@@ -119,11 +119,11 @@ struct HttpClient::State {
 };
 
 HttpClient::HttpClient(const IntegrationConfig& integration, const std::atomic<bool>* cancel)
-    : state_(std::make_unique<State>(integration, cancel)) {
+    : transfer_(std::make_unique<Transfer>(integration, cancel)) {
   global_init();
-  state_->easy.reset(curl_easy_init());
-  if (!state_->easy) throw std::runtime_error("cannot create a libcurl handle");
-  CURL* h = state_->easy.get();
+  transfer_->easy.reset(curl_easy_init());
+  if (!transfer_->easy) throw std::runtime_error("cannot create a libcurl handle");
+  CURL* h = transfer_->easy.get();
   const auto& c = integration;
 
   bool ok = true;
@@ -135,7 +135,7 @@ HttpClient::HttpClient(const IntegrationConfig& integration, const std::atomic<b
   set(curl_easy_setopt(h, CURLOPT_QUICK_EXIT, 1L));
 #endif
   set(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https"));
-  set(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, state_->error));
+  set(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, transfer_->error));
   set(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(c.timeout.count())));
   set(curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(c.timeout.count())));
   set(curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L));
@@ -151,16 +151,16 @@ HttpClient::HttpClient(const IntegrationConfig& integration, const std::atomic<b
     set(curl_easy_setopt(h, CURLOPT_USERNAME, c.user->c_str()));
     set(curl_easy_setopt(h, CURLOPT_PASSWORD, c.password ? c.password->c_str() : ""));
   }
-  set(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &State::on_data));
-  set(curl_easy_setopt(h, CURLOPT_WRITEDATA, state_.get()));
+  set(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Transfer::on_data));
+  set(curl_easy_setopt(h, CURLOPT_WRITEDATA, transfer_.get()));
   // A proxy's "200 Connection established" is not the reply: on_header
   // must see the server's status lines only.
   set(curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L));
-  set(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &State::on_header));
-  set(curl_easy_setopt(h, CURLOPT_HEADERDATA, state_.get()));
+  set(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Transfer::on_header));
+  set(curl_easy_setopt(h, CURLOPT_HEADERDATA, transfer_.get()));
   set(curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L));
-  set(curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &State::on_progress));
-  set(curl_easy_setopt(h, CURLOPT_XFERINFODATA, state_.get()));
+  set(curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &Transfer::on_progress));
+  set(curl_easy_setopt(h, CURLOPT_XFERINFODATA, transfer_.get()));
   if (!ok) throw std::runtime_error("libcurl refused an option (is it older than 7.85?)");
 
   // Ours first, unless a configured Header replaces one of them.
@@ -176,29 +176,29 @@ HttpClient::HttpClient(const IntegrationConfig& integration, const std::atomic<b
   lines.emplace_back("Expect:");
   lines.insert(lines.end(), c.headers.begin(), c.headers.end());
   for (const auto& line : lines) {
-    curl_slist* next = curl_slist_append(state_->fixed_headers.get(), line.c_str());
+    curl_slist* next = curl_slist_append(transfer_->fixed_headers.get(), line.c_str());
     if (next == nullptr) throw std::bad_alloc();
-    state_->fixed_headers.release();
-    state_->fixed_headers.reset(next);
+    transfer_->fixed_headers.release();
+    transfer_->fixed_headers.reset(next);
   }
 
 }
 
 HttpClient::~HttpClient() = default;
 
-std::string HttpClient::scrub(std::string_view text) const { return state_->scrubber.scrub(text); }
+std::string HttpClient::scrub(std::string_view text) const { return transfer_->scrubber.scrub(text); }
 
 HttpResult HttpClient::post(const std::string& url, const std::string& body, const std::string& idempotency_key) {
-  CURL* h = state_->easy.get();
+  CURL* h = transfer_->easy.get();
   HttpResult result;
-  state_->reply.clear();
-  state_->error[0] = '\0';
-  state_->final_status = 0;
+  transfer_->reply.clear();
+  transfer_->error[0] = '\0';
+  transfer_->final_status = 0;
 
   // The list is copied so that the per-request line can go on its end; the
   // fixed part stays shared by every request of this client.
   Slist headers;
-  for (const curl_slist* l = state_->fixed_headers.get(); l != nullptr; l = l->next) {
+  for (const curl_slist* l = transfer_->fixed_headers.get(); l != nullptr; l = l->next) {
     curl_slist* next = curl_slist_append(headers.get(), l->data);
     if (next == nullptr) throw std::bad_alloc();
     headers.release();
@@ -222,17 +222,17 @@ HttpResult HttpClient::post(const std::string& url, const std::string& body, con
 
   // A 2xx status line is the delivery (collectd-xmatters(5) DELIVERY), even when the body
   // then stalled (cut short above), broke off or timed out.
-  if (rc != CURLE_OK && !is_success(state_->final_status)) {
-    result.error = scrub(state_->error[0] != '\0' ? state_->error : curl_easy_strerror(rc));
+  if (rc != CURLE_OK && !is_success(transfer_->final_status)) {
+    result.error = scrub(transfer_->error[0] != '\0' ? transfer_->error : curl_easy_strerror(rc));
     result.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
     result.cancelled = rc == CURLE_ABORTED_BY_CALLBACK;
     return result;
   }
-  result.status = state_->final_status;
+  result.status = transfer_->final_status;
   result.received = std::chrono::system_clock::now();
   if (result.status == 0) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &result.status);
   if (is_success(result.status)) {
-    if (rc == CURLE_OK) result.request_id = request_id_of(state_->reply);
+    if (rc == CURLE_OK) result.request_id = request_id_of(transfer_->reply);
     return result;
   }
   curl_header* retry_after = nullptr;
@@ -240,7 +240,7 @@ HttpResult HttpClient::post(const std::string& url, const std::string& body, con
     result.retry_after = retry_after->value;
   // The whole kept reply is scrubbed before it is cut: a secret across the
   // cut would otherwise show its first part.
-  result.reply_start = printable(scrub(state_->reply));
+  result.reply_start = printable(scrub(transfer_->reply));
   return result;
 }
 

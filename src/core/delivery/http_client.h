@@ -44,8 +44,8 @@ class HttpClient {
   std::string scrub(std::string_view text) const;
 
  private:
-  struct State;
-  std::unique_ptr<State> state_;
+  struct Transfer;
+  std::unique_ptr<Transfer> transfer_;
 };
 
 }  // namespace xmatters
