@@ -4,6 +4,7 @@
 // TLS (with client certificates), basic auth, proxies, secrets, spool
 // recovery, QueueLimit, shutdown.
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -729,6 +730,39 @@ void test_unwritable_dead_letter_file_keeps_the_order() {
   std::size_t clears = 0;
   for (const auto& r : reqs) clears += r.function_id == "clear-fn" ? 1 : 0;
   CU_ASSERT_EQUAL(clears, 1u);
+}
+
+// Issue 22: a letter is synced before its event leaves the spool, and one
+// that cannot be synced is not written. dead-letter.jsonl is a FIFO (the
+// test holds it open for reading): the line goes into the pipe, but
+// fdatasync fails (EINVAL). The event stays in the spool with the ERROR of a
+// letter that cannot be written, and is dead-lettered once the file can be
+// synced again.
+void test_unsynced_dead_letter_keeps_the_event() {
+  World w;
+  Standin::Reply bad;
+  bad.status = 400;
+  w.standin->set_default_reply(bad);
+  Delivery& d = w.open(false);
+  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  CU_ASSERT_EQUAL_FATAL(::mkfifo(path.c_str(), 0600), 0);
+  const int fifo = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);  // a reader: the plugin's open does not wait
+  CU_ASSERT_FATAL(fifo >= 0);
+  d.start();
+  const Event outage = make_event(EventType::Outage, "o-unsynced", 1);
+  CU_ASSERT(d.submit(outage));
+  CU_ASSERT(xmtest::wait_until([&] { return w.log.count(LogLevel::Error, "cannot be written") >= 1; }, kWait));
+  CU_ASSERT_EQUAL(d.stats("ops").dead_lettered, 0u);
+  char line[1 << 16];
+  CU_ASSERT(::read(fifo, line, sizeof line) > 0);  // written, not synced
+  CU_ASSERT_EQUAL_FATAL(::unlink(path.c_str()), 0);
+  ::close(fifo);
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
+  const auto lines = json_lines(w.dead_letters());
+  CU_ASSERT_EQUAL_FATAL(lines.size(), 1u);
+  CU_ASSERT_EQUAL(xmtest::json_string_member(lines[0].get(), "event_id"), outage.event_id);
+  w.delivery.reset();
+  CU_ASSERT(spooled(w.spool_dir()).empty());
 }
 
 // Issue 11 item 7: a symbolic link planted as dead-letter.jsonl is not
@@ -2168,6 +2202,7 @@ int main(int argc, char** argv) {
                         {"400_dead_lettered_and_clear_still_sent", test_400_dead_lettered_and_clear_still_sent},
          {"unwritable_dead_letter_file_keeps_the_order", test_unwritable_dead_letter_file_keeps_the_order},
          {"dead_letter_symlink_not_followed", test_dead_letter_symlink_not_followed},
+         {"unsynced_dead_letter_keeps_the_event", test_unsynced_dead_letter_keeps_the_event},
                         {"retry_max_age_dead_letters", test_retry_max_age_dead_letters},
                         {"endpoint_down_then_up", test_endpoint_down_then_up},
                         {"per_outage_order_in_parallel", test_per_outage_order_in_parallel},

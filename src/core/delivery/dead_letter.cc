@@ -257,7 +257,10 @@ DeadLetterFile::Written DeadLetterFile::write(const DeadLetterEntry& d) {
   DumpedJson text(json_dumps(line.get(), JSON_COMPACT | JSON_PRESERVE_ORDER));
   if (!text) return {};
   MutexLock lock(mutex_);
-  Written w = append_locked(std::string(text.get()) + "\n");
+  // Synced: the event leaves the spool after this, and the spool's next
+  // sync makes that durable; a letter lost to a power loss would leave no
+  // record of a page xMatters refused.
+  Written w = append_locked(std::string(text.get()) + "\n", true);
   if (w.ok && event.type == EventType::Outage) waiting_clear_.insert(outage_key(event.integration, event.outage_id));
   return w;
 }

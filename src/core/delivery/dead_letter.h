@@ -97,7 +97,9 @@ class DeadLetterFile {
     bool ok = false;          // false: the file cannot be written
     std::size_t dropped = 0;  // old lines dropped to stay under the limit
   };
-  // Appends the entry as one line. Thread-safe, as every member.
+  // Appends the entry as one line, synced before it returns ok: the event
+  // leaves the spool only then (collectd-xmatters(5) DELIVERY). Not ok when
+  // the line cannot be written or synced. Thread-safe, as every member.
   Written write(const DeadLetterEntry& entry) EXCLUDES(mutex_);
 
   // The clear of its outage was delivered: a mark for the outage's letters,
