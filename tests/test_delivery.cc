@@ -1600,6 +1600,41 @@ void test_resend_skips_outage_cleared_after_the_read() {
   }
 }
 
+// Issue 22: a resent event refused again at once (400) writes a new letter,
+// with the same event_id. The letters that left with the resend are taken
+// out of the file as the events are queued, marks held: the new letter is
+// written after that rewrite, never dropped by it. The hook holds the
+// rewrite until the stand-in has refused the event again and, for a second
+// at most, until its new letter is written (which it is not, when it waits
+// for the rewrite).
+void test_resend_refused_again_keeps_its_new_letter() {
+  World w;
+  w.ops().connections = 1;
+  w.standin->set_default_reply(reply_with(400));
+  Delivery* delivery = nullptr;
+  w.options.before_resend_rewrite = [&] {
+    xmtest::wait_until([&] { return w.standin->requests().size() == 2; }, kWait);
+    xmtest::wait_until([&] { return delivery->stats("ops").dead_lettered == 2; }, 1s);
+  };
+  Delivery& d = w.open();
+  delivery = &d;
+  const Event page = make_event(EventType::Outage, "o-again", 1);
+  CU_ASSERT(d.submit(page));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
+  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  auto read = xmatters::read_dead_letters(path);
+  CU_ASSERT_EQUAL_FATAL(read.letters.size(), 1u);
+  const auto plan = xmatters::plan_resend(read.letters, false);
+  CU_ASSERT(d.resend(plan.events, plan.letters).rewritten);
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 2; }, kWait));
+  CU_ASSERT_EQUAL(w.standin->requests().size(), 2u);
+  read = xmatters::read_dead_letters(path);
+  CU_ASSERT_EQUAL_FATAL(read.letters.size(), 1u);
+  CU_ASSERT_EQUAL(read.letters[0].event.event_id, page.event_id);
+  w.delivery.reset();
+  CU_ASSERT(spooled(w.spool_dir()).empty());
+}
+
 // A crash after the resent events were spooled but before their letters
 // left the file: the next start removes the letters.
 void test_resent_letters_removed_at_start() {
@@ -2221,6 +2256,7 @@ int main(int argc, char** argv) {
                         {"resend_dead_letters", test_resend_dead_letters},
                         {"resend_goes_before_its_outage_queue", test_resend_goes_before_its_outage_queue},
                         {"resend_skips_outage_cleared_after_the_read", test_resend_skips_outage_cleared_after_the_read},
+                        {"resend_refused_again_keeps_its_new_letter", test_resend_refused_again_keeps_its_new_letter},
                         {"resent_letters_removed_at_start", test_resent_letters_removed_at_start}}},
                       {"dead_letters",
                        {{"dead_letter_errors_bounded", test_dead_letter_errors_bounded},

@@ -371,4 +371,8 @@ bool DeadLetterFile::remove(const std::set<std::string>& event_ids) {
   return rewrite_locked(0, &event_ids, nullptr);
 }
 
+bool DeadLetterFile::remove(const MarksHeld&, const std::set<std::string>& event_ids) {
+  return event_ids.empty() || rewrite_locked(0, &event_ids, nullptr);
+}
+
 }  // namespace xmatters

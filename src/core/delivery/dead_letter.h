@@ -107,10 +107,10 @@ class DeadLetterFile {
   // leaves the spool only then). False when the mark could not be written.
   bool mark_cleared(const Event& clear, const std::string& body) EXCLUDES(mutex_);
 
-  // The file's mutex held: no clear is marked while it lives, so that
-  // `resend` decides which outage events go and queues them as one step
-  // (collectd-xmatters(1) RESEND). Taken with no delivery lock held; a
-  // lane's mutex may be taken under it.
+  // The file's mutex held: no clear is marked and no letter written while
+  // it lives, so that `resend` decides which outage events go, queues them
+  // and takes their letters out as one step (collectd-xmatters(1) RESEND).
+  // Taken with no delivery lock held; a lane's mutex may be taken under it.
   class SCOPED_CAPABILITY MarksHeld {
    public:
     explicit MarksHeld(DeadLetterFile& file) ACQUIRE(file.mutex_) : lock_(file.mutex_) {}
@@ -130,6 +130,10 @@ class DeadLetterFile {
   // (0600) renamed over it, then synced. False when it cannot be done (the
   // file is then unchanged).
   bool remove(const std::set<std::string>& event_ids) EXCLUDES(mutex_);
+  // As above, with the marks held: `resend` takes its letters out in the
+  // step that queues their events, so that the new letter of one refused
+  // again (same event_id) is written after the rewrite, never dropped by it.
+  bool remove(const MarksHeld& held, const std::set<std::string>& event_ids) REQUIRES(mutex_);
 
  private:
   // durable: fdatasynced before it returns ok.

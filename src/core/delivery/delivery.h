@@ -101,6 +101,9 @@ struct DeliveryOptions {
   std::chrono::milliseconds delivered_info_window{std::chrono::minutes(1)};
   unsigned delivered_info_lines = 10;
   std::chrono::milliseconds dead_letter_error_every{std::chrono::seconds(10)};
+  // Tests only: called by resend() just before its letters leave the file,
+  // so that a test can order a worker's new letter against that rewrite.
+  std::function<void()> before_resend_rewrite;
 };
 
 class Delivery : public EventSink {

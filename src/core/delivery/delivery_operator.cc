@@ -108,13 +108,14 @@ Delivery::Resent Delivery::resend(std::vector<Event> events, const std::set<std:
   std::map<DeliveryLane*, std::vector<Event>> by_lane;
   for (std::size_t i = 0; i < events.size(); ++i) by_lane[lanes[i]].push_back(without_body(std::move(events[i])));
   Resent r;
+  std::set<std::string> leaving = letters;
   {
     // Decided as they are queued, no clear marked meanwhile: a clear
     // delivered since the letters were read (marked), or in flight now
     // (marked once answered), goes before the outage event, which would then
     // page for a resolved outage that nothing clears.
-    DeadLetterFile& letters = *s.dead_letters;
-    const DeadLetterFile::MarksHeld marks(letters);
+    DeadLetterFile& file = *s.dead_letters;
+    const DeadLetterFile::MarksHeld marks(file);
     for (auto& [lane, queued] : by_lane) {
       {
         MutexLock lock(lane->mutex);
@@ -125,7 +126,7 @@ Delivery::Resent Delivery::resend(std::vector<Event> events, const std::set<std:
         std::vector<Event> kept;
         for (Event& e : queued) {
           if (e.type == EventType::Outage && with_clear.count({e.integration, e.outage_id}) == 0 &&
-              (clearing.count(e.outage_id) > 0 || letters.marked_cleared(e)))
+              (clearing.count(e.outage_id) > 0 || file.marked_cleared(e)))
             r.skipped.push_back(std::move(e));
           else
             kept.push_back(std::move(e));
@@ -134,17 +135,20 @@ Delivery::Resent Delivery::resend(std::vector<Event> events, const std::set<std:
       }
       lane->wake.notify_one();
     }
+    // Their letters leave the file in the same step, the marks still held:
+    // an event refused again meanwhile writes its new letter (same
+    // event_id) only after this rewrite, which would otherwise drop it.
+    for (const Event& e : r.skipped) leaving.erase(e.event_id);
+    if (s.options.before_resend_rewrite) s.options.before_resend_rewrite();
+    r.rewritten = file.remove(marks, leaving);
   }
-  std::set<std::string> leaving = letters;
   for (const Event& e : r.skipped) {
     s.acknowledge(e);
     s.store->release();
-    leaving.erase(e.event_id);
   }
-  if (s.dead_letters->remove(leaving)) return r;
+  if (r.rewritten) return r;
   s.log.error(std::to_string(leaving.size()) + " dead letter(s) sent again are still in " + s.dead_letters->path() +
               ", which cannot be rewritten: do not resend them");
-  r.rewritten = false;
   return r;
 }
 
