@@ -383,8 +383,11 @@ void dump_requests(const xmtest::Standin& xm, bool ok, const char* what) {
   std::fprintf(stderr, "---\n");
 }
 
-bool wait_accepted(const xmtest::Standin& xm, std::size_t n, std::chrono::milliseconds timeout = 20s) {
-  const bool ok = xm.wait_for_accepted(n, timeout);
+// Waits for n accepted requests for as long as requests keep coming: gives
+// up after `stall` without a new one (the pace is the machine's).
+bool wait_accepted(const xmtest::Standin& xm, std::size_t n, std::chrono::milliseconds stall = 20s) {
+  const bool ok = xmtest::wait_while_progressing([&] { return xm.accepted_count() >= n; },
+                                                 [&] { return xm.request_count(); }, stall, 300s);
   dump_requests(xm, ok, ("waiting for " + std::to_string(n) + " accepted requests").c_str());
   return ok;
 }
@@ -939,6 +942,14 @@ void test_kill9_during_burst() {
               t.xm.request_count());
 }
 
+// The bytes of SpoolDir's segments (spool-*.log).
+std::uint64_t spool_segments_bytes(const std::string& spool) {
+  std::uint64_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(spool))
+    if (entry.path().filename().string().rfind("spool-", 0) == 0) n += entry.file_size();
+  return n;
+}
+
 // A tmpfs mounted for the test's lifetime (needs root).
 class SmallTmpfs {
  public:
@@ -1004,23 +1015,22 @@ void full_spool_dir(const char* size, int most) {
   // back to its reserve (given up when the disk filled, taken back once
   // there was room) and the table of the outages still open (about 120
   // bytes each), where the events had filled the rest of the disk.
-  const auto segments_bytes = [&] {
-    std::uint64_t n = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(spool))
-      if (entry.path().filename().string().rfind("spool-", 0) == 0) n += entry.file_size();
-    return n;
-  };
-  const bool drained = xmtest::wait_until(
+  // Waited for as long as the drain goes on (deliveries, compactions): its
+  // speed is the machine's, under sanitizers several times slower.
+  const auto segments_bytes = [&] { return spool_segments_bytes(spool); };
+  const bool drained = xmtest::wait_while_progressing(
       [&] {
         return xmtest::file_exists(spool + "/reserve") &&
                segments_bytes() < 4096 + static_cast<std::uint64_t>(sent) * 128;
       },
-      60s);
+      [&] { return xm.request_count() + segments_bytes(); }, 30s, 300s);
   if (!drained) {
-    std::fprintf(stderr, "\nthe spool did not shrink back: %llu bytes used\n", static_cast<unsigned long long>(fs.used()));
+    std::fprintf(stderr, "\nthe spool did not shrink back: %d outages sent, %zu requests, %llu bytes used\n", sent,
+                 xm.request_count(), static_cast<unsigned long long>(fs.used()));
     for (const auto& entry : std::filesystem::directory_iterator(spool))
-      std::fprintf(stderr, "  %s %llu\n", entry.path().filename().c_str(),
-                   static_cast<unsigned long long>(std::filesystem::file_size(entry.path())));
+      if (entry.is_regular_file())
+        std::fprintf(stderr, "  %s %llu\n", entry.path().filename().c_str(),
+                     static_cast<unsigned long long>(entry.file_size()));
   }
   CU_ASSERT(drained);
   // Failed compactions (the disk full) leave no empty segments behind.
@@ -1031,13 +1041,13 @@ void full_spool_dir(const char* size, int most) {
   // The clears may have been held in memory (the disk full) and go out
   // after the spool has shrunk: waited for, so that a lost one still fails
   // below but a late one does not.
-  xmtest::wait_until(
+  xmtest::wait_while_progressing(
       [&] {
         std::size_t clears = 0;
         for (const auto& r : accepted(xm)) clears += r.str("event_type") == "clear";
         return clears >= static_cast<std::size_t>(kClears);
       },
-      60s);
+      [&] { return xm.request_count(); }, 30s, 300s);
   const auto got = accepted(xm);
   std::set<std::string> event_ids;
   std::map<std::string, std::vector<std::string>> by_service;  // services -> event types in order
@@ -1102,18 +1112,13 @@ void test_small_spool_dir() {
   xm.restart();
   // Delivered, and the space reclaimed: the segments hold the open
   // outages' table only (about 120 bytes each), the reserve is back.
-  const auto segments_bytes = [&] {
-    std::uint64_t n = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(spool))
-      if (entry.path().filename().string().rfind("spool-", 0) == 0) n += entry.file_size();
-    return n;
-  };
-  const bool drained = xmtest::wait_until(
+  const auto segments_bytes = [&] { return spool_segments_bytes(spool); };
+  const bool drained = xmtest::wait_while_progressing(
       [&] {
         return xm.accepted_count() > 0 && xmtest::file_exists(spool + "/reserve") &&
                segments_bytes() < 4096 + xm.accepted_count() * 160;
       },
-      60s);
+      [&] { return xm.request_count() + segments_bytes(); }, 30s, 300s);
   dump_log_on_failure(c, drained, "the spool did not drain");
   CU_ASSERT(drained);
   const auto got = accepted(xm);
@@ -1618,13 +1623,13 @@ void test_repages_merged_while_down() {
   XM_REQUIRE(c.wait_for_log("Notification: severity = OKAY", 10s, 4));
   CU_ASSERT_TRUE(c.log_lines({kPluginError}).empty());  // nothing refused
   xm.restart();
-  const bool cleared = xmtest::wait_until(
+  const bool cleared = xmtest::wait_while_progressing(
       [&] {
         std::size_t clears = 0;
         for (const auto& r : accepted(xm)) clears += r.str("event_type") == "clear";
         return clears == 4;
       },
-      60s);
+      [&] { return xm.request_count(); }, 30s, 300s);
   dump_requests(xm, cleared, "waiting for 4 clears");
   XM_REQUIRE(cleared);
   std::map<std::string, std::vector<std::string>> by_outage;

@@ -112,6 +112,23 @@ bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds tim
   }
 }
 
+bool wait_while_progressing(const std::function<bool()>& cond, const std::function<std::uint64_t()>& progress,
+                            std::chrono::milliseconds stall, std::chrono::milliseconds most) {
+  const auto start = std::chrono::steady_clock::now();
+  auto last_change = start;
+  std::uint64_t last = progress();
+  for (;;) {
+    if (cond()) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (const std::uint64_t p = progress(); p != last) {
+      last = p;
+      last_change = now;
+    }
+    if (now - last_change >= stall || now - start >= most) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 JsonPtr parse_json(const std::string& text) {
   json_error_t error;
   return JsonPtr(json_loadb(text.data(), text.size(), JSON_DECODE_ANY, &error));

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -88,6 +89,13 @@ bool file_exists(const std::string& path);
 // Polls cond every few milliseconds until it holds or timeout passes.
 bool wait_until(const std::function<bool()>& cond,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// Polls cond until it holds, for as long as work goes on: gives up when
+// progress() (any measure of the work, e.g. requests received plus bytes
+// on disk) has not changed for `stall`, or after `most` in all. For long
+// drains whose speed depends on the machine (sanitizers, a loaded CI).
+bool wait_while_progressing(const std::function<bool()>& cond, const std::function<std::uint64_t()>& progress,
+                            std::chrono::milliseconds stall, std::chrono::milliseconds most);
 
 // A test whose exception (a harness error: collectd not answering, a
 // stand-in that cannot start) fails that test instead of the program.
