@@ -1,4 +1,4 @@
-// The delivery engine (delivery.h; how it works: delivery_state.h): the
+// The delivery engine (delivery.h; how it works: delivery_engine.h): the
 // lanes and their workers, what submit takes, start and stop, statistics.
 // One attempt: delivery_attempt.cc; what becomes of it:
 // delivery_settle.cc; the operator's verbs: delivery_operator.cc.
@@ -11,14 +11,14 @@
 #include <utility>
 
 #include "util/background.h"
-#include "delivery/delivery_state.h"
+#include "delivery/delivery_engine.h"
 
 namespace xmatters {
 
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 
-void Delivery::State::write(const LogLines& logs) noexcept {
+void Delivery::Engine::write(const LogLines& logs) noexcept {
   try {
     for (const auto& [level, line] : logs) log.log(level, line);
   } catch (const std::exception&) {
@@ -26,7 +26,7 @@ void Delivery::State::write(const LogLines& logs) noexcept {
   }
 }
 
-void Delivery::State::recover() {
+void Delivery::Engine::recover() {
   // Events of an integration that is no longer configured stay in the
   // spool, not queued: its name restored sends them (its open outages are
   // kept likewise, collectd-xmatters(5) OUTAGES).
@@ -94,7 +94,7 @@ void Delivery::State::recover() {
 // spreads over the Connections. An idle plugin does not wake at all; a
 // summary of log lines held back, or a paused lane's expired events, wake
 // it when due.
-void Delivery::State::worker(DeliveryLane& lane, HttpClient& client) {
+void Delivery::Engine::worker(DeliveryLane& lane, HttpClient& client) {
   run_in_background("xm-" + lane.config.name);
   const std::string prefix = "integration " + lane.config.name + ": ";
   try {
@@ -169,7 +169,7 @@ void Delivery::State::worker(DeliveryLane& lane, HttpClient& client) {
   }
 }
 
-void Delivery::State::count_refusal(DeliveryLane& lane) {
+void Delivery::Engine::count_refusal(DeliveryLane& lane) {
   MutexLock l(lane.mutex);
   ++lane.counts.dropped;
 }
@@ -183,19 +183,19 @@ Delivery::Delivery(const Config& config, Store& store, const std::string& spool_
 
 Delivery::Delivery(const Config& config, Store* store, const std::string& spool_dir, Logger& log,
                    DeliveryOptions options)
-    : state_(std::make_unique<State>(config, log, options)) {
-  State& s = *state_;
-  s.dead_letters = std::make_unique<DeadLetterFile>(spool_dir + "/dead-letter.jsonl", config.dead_letter_limit);
+    : engine_(std::make_unique<Engine>(config, log, options)) {
+  Engine& engine = *engine_;
+  engine.dead_letters = std::make_unique<DeadLetterFile>(spool_dir + "/dead-letter.jsonl", config.dead_letter_limit);
   for (const auto& integration : config.integrations) {
-    s.lanes.push_back(std::make_unique<DeliveryLane>(integration, options));
-    DeliveryLane& lane = *s.lanes.back();
-    s.by_name[integration.name] = &lane;
-    s.max_timeout = std::max(s.max_timeout, duration_cast<milliseconds>(integration.timeout));
+    engine.lanes.push_back(std::make_unique<DeliveryLane>(integration, options));
+    DeliveryLane& lane = *engine.lanes.back();
+    engine.by_name[integration.name] = &lane;
+    engine.max_timeout = std::max(engine.max_timeout, duration_cast<milliseconds>(integration.timeout));
     // Here, so that a client that cannot be made fails the plugin's init
     // instead of ending its thread while events keep being spooled.
     try {
       for (int i = 0; i < std::max(1, integration.connections); ++i)
-        lane.clients.push_back(std::make_unique<HttpClient>(integration, &s.abort));
+        lane.clients.push_back(std::make_unique<HttpClient>(integration, &engine.abort));
     } catch (const std::exception& e) {
       throw std::runtime_error("integration " + integration.name + ": cannot set up its connections: " + e.what());
     }
@@ -203,12 +203,13 @@ Delivery::Delivery(const Config& config, Store* store, const std::string& spool_
   // Opened only once the clients are made: a plugin that cannot start
   // leaves no SpoolDir behind.
   if (!store) {
-    s.owned_store = std::make_unique<Store>(spool_dir, config.queue_limit, log, StoreOptions{options.sync_interval});
-    store = s.owned_store.get();
+    engine.owned_store =
+        std::make_unique<Store>(spool_dir, config.queue_limit, log, StoreOptions{options.sync_interval});
+    store = engine.owned_store.get();
   }
-  s.store = store;
+  engine.store = store;
 
-  s.recover();
+  engine.recover();
   set_snapshot_source(nullptr);
 }
 
@@ -216,32 +217,32 @@ Delivery::~Delivery() {
   try {
     stop();
   } catch (const std::exception& e) {
-    state_->log.error(std::string("stopping delivery: ") + e.what());
+    engine_->log.error(std::string("stopping delivery: ") + e.what());
   }
 }
 
-std::vector<std::string> Delivery::recovered_changes() const { return state_->store->recovered_changes(); }
+std::vector<std::string> Delivery::recovered_changes() const { return engine_->store->recovered_changes(); }
 
 std::shared_ptr<FloodBudget> Delivery::flood_budget(const std::string& integration) const {
-  const auto found = state_->by_name.find(integration);
-  return found == state_->by_name.end() ? nullptr : found->second->budget;
+  const auto found = engine_->by_name.find(integration);
+  return found == engine_->by_name.end() ? nullptr : found->second->budget;
 }
 
-void Delivery::record_change(const std::string& record) { state_->store->record_change(record); }
+void Delivery::record_change(const std::string& record) { engine_->store->record_change(record); }
 
-void Delivery::record_durably(const std::string& record) { state_->store->record_durably(record); }
+void Delivery::record_durably(const std::string& record) { engine_->store->record_durably(record); }
 
 void Delivery::set_snapshot_source(SnapshotSource source) {
-  State& s = *state_;
+  Engine& engine = *engine_;
   // The outage table, then FloodLimit's minute: the requests still in it.
-  s.store->set_snapshot_source([&s, source = std::move(source)](SnapshotWriter write) {
+  engine.store->set_snapshot_source([&engine, source = std::move(source)](SnapshotWriter write) {
     if (source) source(write);
     const TimePoint now = Clock::now();
-    for (const auto& lane : s.lanes) lane->budget->snapshot(now, write);
+    for (const auto& lane : engine.lanes) lane->budget->snapshot(now, write);
   });
 }
 
-void Delivery::State::note_sent(DeliveryLane& lane, EventType type) noexcept {
+void Delivery::Engine::note_sent(DeliveryLane& lane, EventType type) noexcept {
   if (!lane.budget->limited()) return;
   // Before the request, so that a crash during it still counts it; no
   // sync of its own (the next event's covers it; a crash of collectd
@@ -255,15 +256,15 @@ void Delivery::State::note_sent(DeliveryLane& lane, EventType type) noexcept {
 }
 
 bool Delivery::submit(Event event) {
-  State& s = *state_;
-  auto found = s.by_name.find(event.integration);
-  if (found == s.by_name.end()) {
-    s.log.error("event " + event.event_id + " names an unknown integration " + event.integration);
+  Engine& engine = *engine_;
+  auto found = engine.by_name.find(event.integration);
+  if (found == engine.by_name.end()) {
+    engine.log.error("event " + event.event_id + " names an unknown integration " + event.integration);
     return false;
   }
   DeliveryLane& lane = *found->second;
-  if (!s.accepting) {
-    s.log.warning("integration " + event.integration + ": delivery has stopped; " + event_type_name(event.type) +
+  if (!engine.accepting) {
+    engine.log.warning("integration " + event.integration + ": delivery has stopped; " + event_type_name(event.type) +
                   " event of outage " + event.outage_id + " refused");
     return false;
   }
@@ -276,24 +277,24 @@ bool Delivery::submit(Event event) {
       MutexLock lock(lane.mutex);
       counted = !lane.schedule.has_queued_page(event.outage_id);
     }
-    if (counted && !s.store->take_room(event)) {
-      s.count_refusal(lane);
+    if (counted && !engine.store->take_room(event)) {
+      engine.count_refusal(lane);
       return false;
     }
   } else {
-    s.store->add();  // a clear is never refused: its outage was paged
+    engine.store->add();  // a clear is never refused: its outage was paged
   }
   // A clear the spool cannot take is held in memory by the store.
   Store::Accepted accepted;
   try {
-    accepted = s.store->accept(event);
+    accepted = engine.store->accept(event);
   } catch (...) {
-    if (counted) s.store->release();
+    if (counted) engine.store->release();
     throw;
   }
   if (accepted == Store::Accepted::NoRoom) {
-    if (counted) s.store->release();
-    s.count_refusal(lane);
+    if (counted) engine.store->release();
+    engine.count_refusal(lane);
     return false;
   }
   bool wake;
@@ -309,75 +310,75 @@ bool Delivery::submit(Event event) {
     // Its change needs no recording first: the new page carries a newer
     // change of the same outage (and collectd's thread is inside the
     // tracker here).
-    s.store->acknowledge(replaced->event_id);
-    if (counted) s.store->release();
+    engine.store->acknowledge(replaced->event_id);
+    if (counted) engine.store->release();
   } else if (!counted) {
-    s.store->add();
+    engine.store->add();
   }
   return true;
 }
 
 void Delivery::start() {
-  State& s = *state_;
-  MutexLock lock(s.control);
-  if (s.started || s.stopped) return;
-  s.started = true;
-  for (auto& lane : s.lanes)
+  Engine& engine = *engine_;
+  MutexLock lock(engine.control);
+  if (engine.started || engine.stopped) return;
+  engine.started = true;
+  for (auto& lane : engine.lanes)
     for (auto& client : lane->clients)
-      lane->threads.emplace_back([&s, l = lane.get(), c = client.get()] { s.worker(*l, *c); });
-  s.store->start();
+      lane->threads.emplace_back([&engine, l = lane.get(), c = client.get()] { engine.worker(*l, *c); });
+  engine.store->start();
 }
 
 void Delivery::stop() {
-  State& s = *state_;
-  MutexLock lock(s.control);
-  if (s.stopped) return;
-  s.stopped = true;
-  s.accepting = false;
-  s.stopping = true;
+  Engine& engine = *engine_;
+  MutexLock lock(engine.control);
+  if (engine.stopped) return;
+  engine.stopped = true;
+  engine.accepting = false;
+  engine.stopping = true;
   // Under each mutex, so that no thread misses the wake-up between its check
   // and its wait.
-  for (auto& lane : s.lanes) {
+  for (auto& lane : engine.lanes) {
     MutexLock l(lane->mutex);
     lane->wake.notify_all();
   }
   {
     // Requests in flight get up to Timeout to finish (curl's own time-out
     // ends them by then too); then they are aborted.
-    MutexLock f(s.flight_mutex);
-    const auto deadline = Steady::now() + s.max_timeout;
-    while (s.in_flight > 0 && f.wait_until(s.flight_done, deadline) != std::cv_status::timeout) {
+    MutexLock f(engine.flight_mutex);
+    const auto deadline = Steady::now() + engine.max_timeout;
+    while (engine.in_flight > 0 && f.wait_until(engine.flight_done, deadline) != std::cv_status::timeout) {
     }
   }
-  s.abort = true;
-  for (auto& lane : s.lanes)
+  engine.abort = true;
+  for (auto& lane : engine.lanes)
     for (auto& t : lane->threads)
       if (t.joinable()) t.join();
   // Test events not answered: answered now, and not sent at the next start.
-  for (auto& lane : s.lanes) {
+  for (auto& lane : engine.lanes) {
     MutexLock l(lane->mutex);
     for (auto& [event_id, answer] : lane->tests) {
       FirstAnswer stopped;
       stopped.reason = "delivery stopped before it was sent";
       answer.set_value(stopped);
-      s.store->acknowledge(event_id);
+      engine.store->acknowledge(event_id);
     }
     lane->tests.clear();
   }
   // What is held in memory is spooled, the spool synced.
-  s.store->stop();
-  for (auto& lane : s.lanes) {
+  engine.store->stop();
+  for (auto& lane : engine.lanes) {
     MutexLock l(lane->mutex);
     if (lane->schedule.queued() > 0)
-      s.log.info("integration " + lane->config.name + ": " + std::to_string(lane->schedule.queued()) +
+      engine.log.info("integration " + lane->config.name + ": " + std::to_string(lane->schedule.queued()) +
                  " undelivered event(s) kept in the spool for the next start");
   }
 }
 
 DeliveryStats Delivery::stats(const std::string& integration) const {
   DeliveryStats out;
-  auto found = state_->by_name.find(integration);
-  if (found == state_->by_name.end()) return out;
+  auto found = engine_->by_name.find(integration);
+  if (found == engine_->by_name.end()) return out;
   DeliveryLane& lane = *found->second;
   MutexLock lock(lane.mutex);
   out.queue_length = lane.schedule.queued();
@@ -389,8 +390,8 @@ DeliveryStats Delivery::stats(const std::string& integration) const {
 }
 
 double Delivery::take_mean_latency(const std::string& integration) {
-  auto found = state_->by_name.find(integration);
-  if (found == state_->by_name.end()) return 0;
+  auto found = engine_->by_name.find(integration);
+  if (found == engine_->by_name.end()) return 0;
   DeliveryLane& lane = *found->second;
   MutexLock lock(lane.mutex);
   const double mean =

@@ -191,8 +191,9 @@ class Delivery : public EventSink {
  private:
   // store: nullptr to open one of its own.
   Delivery(const Config& config, Store* store, const std::string& spool_dir, Logger& log, DeliveryOptions options);
-  struct State;
-  std::unique_ptr<State> state_;
+  // The lanes, their workers, attempts and settlement (delivery_engine.h).
+  struct Engine;
+  std::unique_ptr<Engine> engine_;
 };
 
 }  // namespace xmatters

@@ -1,16 +1,16 @@
-// One attempt of one event (delivery_state.h): its body read back from
+// One attempt of one event (delivery_engine.h): its body read back from
 // the store (durable first), the request, what the reply means (reply.h),
 // and the dead letter when it can never go.
 #include <stdexcept>
 #include <system_error>
 #include <utility>
 
-#include "delivery/delivery_state.h"
+#include "delivery/delivery_engine.h"
 #include "delivery/reply.h"
 
 namespace xmatters {
 
-Delivery::State::Outcome Delivery::State::attempt(DeliveryLane& lane, HttpClient& client, const Pending& p, Mode mode) {
+Delivery::Engine::Outcome Delivery::Engine::attempt(DeliveryLane& lane, HttpClient& client, const Pending& p, Mode mode) {
   const Event& e = p.event;
   const IntegrationConfig& c = lane.config;
   const std::string& url = e.type == EventType::Clear ? c.clear_url : c.outage_url;
@@ -85,7 +85,7 @@ Delivery::State::Outcome Delivery::State::attempt(DeliveryLane& lane, HttpClient
   return o;
 }
 
-Delivery::State::Outcome Delivery::State::try_attempt(DeliveryLane& lane, HttpClient& client, const Pending& p,
+Delivery::Engine::Outcome Delivery::Engine::try_attempt(DeliveryLane& lane, HttpClient& client, const Pending& p,
                                                       Mode mode) noexcept {
   Outcome o;
   try {
@@ -100,7 +100,7 @@ Delivery::State::Outcome Delivery::State::try_attempt(DeliveryLane& lane, HttpCl
   return o;
 }
 
-void Delivery::State::dead_letter(const Event& e, const std::string& body, const std::string& url, int attempts,
+void Delivery::Engine::dead_letter(const Event& e, const std::string& body, const std::string& url, int attempts,
                                   Outcome& o) {
   const DeadLetterFile::Written w =
       dead_letters->write({e, body, url, attempts, o.http.status, o.reason, o.http.reply_start});

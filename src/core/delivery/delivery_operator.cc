@@ -6,7 +6,7 @@
 #include <system_error>
 #include <utility>
 
-#include "delivery/delivery_state.h"
+#include "delivery/delivery_engine.h"
 
 namespace xmatters {
 
@@ -15,7 +15,7 @@ using std::chrono::duration_cast;
 std::vector<IntegrationStatus> Delivery::status() const {
   std::vector<IntegrationStatus> out;
   const auto now = Steady::now();
-  for (const auto& lane : state_->lanes) {
+  for (const auto& lane : engine_->lanes) {
     IntegrationStatus st;
     st.name = lane->config.name;
     MutexLock lock(lane->mutex);
@@ -40,7 +40,7 @@ std::vector<QueuedEvent> Delivery::queue() const {
   std::vector<QueuedEvent> out;
   const auto steady_now = Steady::now();
   const auto wall_now = Clock::now();
-  for (const auto& lane : state_->lanes) {
+  for (const auto& lane : engine_->lanes) {
     MutexLock lock(lane->mutex);
     lane->schedule.for_each([&](const Pending& p, bool in_flight, std::optional<Steady::time_point> next) {
       QueuedEvent q;
@@ -61,14 +61,14 @@ std::vector<QueuedEvent> Delivery::queue() const {
 
 std::set<std::pair<std::string, std::string>> Delivery::paced_outages() const {
   std::set<std::pair<std::string, std::string>> out;
-  for (const auto& lane : state_->lanes) {
+  for (const auto& lane : engine_->lanes) {
     MutexLock lock(lane->mutex);
     lane->schedule.for_each_paced([&](const std::string& id) { out.emplace(lane->config.name, id); });
   }
   return out;
 }
 
-DeliveryLane& Delivery::State::lane_for_operator(const Event& event) {
+DeliveryLane& Delivery::Engine::lane_for_operator(const Event& event) {
   const auto found = by_name.find(event.integration);
   if (found == by_name.end()) throw std::invalid_argument("no integration " + event.integration + " is configured");
   if (!accepting) throw std::logic_error("delivery has stopped");
@@ -76,10 +76,10 @@ DeliveryLane& Delivery::State::lane_for_operator(const Event& event) {
 }
 
 Delivery::Resent Delivery::resend(std::vector<Event> events, const std::set<std::string>& letters) {
-  State& s = *state_;
+  Engine& engine = *engine_;
   std::vector<DeliveryLane*> lanes;
   for (Event& e : events) {
-    lanes.push_back(&s.lane_for_operator(e));
+    lanes.push_back(&engine.lane_for_operator(e));
     e.change.clear();  // its outage's state is the tracker's, not the letter's
     e.created = Clock::now();
     e.not_before = {};
@@ -89,17 +89,17 @@ Delivery::Resent Delivery::resend(std::vector<Event> events, const std::set<std:
   std::vector<std::string> appended;
   try {
     for (const Event& e : events) {
-      s.store->append(e);
+      engine.store->append(e);
       appended.push_back(e.event_id);
     }
     for (const Event& e : events)
-      if (!s.store->make_durable(e.event_id))
+      if (!engine.store->make_durable(e.event_id))
         throw std::system_error(std::make_error_code(std::errc::io_error), "cannot sync the spool");
   } catch (...) {
-    for (const std::string& id : appended) s.store->acknowledge(id);
+    for (const std::string& id : appended) engine.store->acknowledge(id);
     throw;
   }
-  s.store->add(events.size());
+  engine.store->add(events.size());
   // Outages sent again with their clear (--include-cleared): those go
   // whatever happened since.
   std::set<std::pair<std::string, std::string>> with_clear;
@@ -114,7 +114,7 @@ Delivery::Resent Delivery::resend(std::vector<Event> events, const std::set<std:
     // delivered since the letters were read (marked), or in flight now
     // (marked once answered), goes before the outage event, which would then
     // page for a resolved outage that nothing clears.
-    DeadLetterFile& file = *s.dead_letters;
+    DeadLetterFile& file = *engine.dead_letters;
     const DeadLetterFile::MarksHeld marks(file);
     for (auto& [lane, queued] : by_lane) {
       {
@@ -139,27 +139,27 @@ Delivery::Resent Delivery::resend(std::vector<Event> events, const std::set<std:
     // an event refused again meanwhile writes its new letter (same
     // event_id) only after this rewrite, which would otherwise drop it.
     for (const Event& e : r.skipped) leaving.erase(e.event_id);
-    if (s.options.before_resend_rewrite) s.options.before_resend_rewrite();
+    if (engine.options.before_resend_rewrite) engine.options.before_resend_rewrite();
     r.rewritten = file.remove(marks, leaving);
   }
   for (const Event& e : r.skipped) {
-    s.acknowledge(e);
-    s.store->release();
+    engine.acknowledge(e);
+    engine.store->release();
   }
   if (r.rewritten) return r;
-  s.log.error(std::to_string(leaving.size()) + " dead letter(s) sent again are still in " + s.dead_letters->path() +
-              ", which cannot be rewritten: do not resend them");
+  engine.log.error(std::to_string(leaving.size()) + " dead letter(s) sent again are still in " +
+                   engine.dead_letters->path() + ", which cannot be rewritten: do not resend them");
   return r;
 }
 
 std::future<FirstAnswer> Delivery::test(Event event) {
-  State& s = *state_;
-  DeliveryLane& lane = s.lane_for_operator(event);
+  Engine& engine = *engine_;
+  DeliveryLane& lane = engine.lane_for_operator(event);
   event.change.clear();  // it opens no outage
   event.not_before = {};
   event.test = true;  // not sent after a restart (doc/storage.md)
-  s.store->append(event);
-  s.store->add();
+  engine.store->append(event);
+  engine.store->add();
   std::promise<FirstAnswer> answer;
   std::future<FirstAnswer> future = answer.get_future();
   {

@@ -1,11 +1,11 @@
-// What becomes of an event after its attempt (delivery_state.h): its lane
+// What becomes of an event after its attempt (delivery_engine.h): its lane
 // told (acknowledged and popped, retried after a backoff, held while the
 // integration is paused), its statistics, and its log lines, held back by
 // LaneLines (delivery_log.h).
 #include <algorithm>
 #include <cstdio>
 
-#include "delivery/delivery_state.h"
+#include "delivery/delivery_engine.h"
 #include "util/redact.h"
 
 namespace xmatters {
@@ -30,7 +30,7 @@ std::string seconds_text(Steady::duration d) {
 // A test event's first answer goes to its future, whatever it is; it is
 // then out of the lane (and the spool), delivered or not. False when p is
 // not a test event, or was delivered (settled then as any delivery).
-bool Delivery::State::settle_test(DeliveryLane& lane, const std::string& outage_id, const Pending& p, const Outcome& o,
+bool Delivery::Engine::settle_test(DeliveryLane& lane, const std::string& outage_id, const Pending& p, const Outcome& o,
                                   LogLines& logs) {
   const auto found = lane.tests.find(p.event.event_id);
   if (found == lane.tests.end()) return false;
@@ -51,7 +51,7 @@ bool Delivery::State::settle_test(DeliveryLane& lane, const std::string& outage_
   return true;
 }
 
-void Delivery::State::settle(DeliveryLane& lane, const std::string& outage_id, const Pending& p, Outcome& o,
+void Delivery::Engine::settle(DeliveryLane& lane, const std::string& outage_id, const Pending& p, Outcome& o,
                              LogLines& logs) {
   const Event& e = p.event;
   const IntegrationConfig& c = lane.config;

@@ -1,5 +1,5 @@
 // Inside delivery (delivery.h): a lane as the engine keeps it, what one
-// attempt came to, and the state the delivery's units share. Included by
+// attempt came to, and the engine the delivery's units share. Included by
 // delivery.cc (lanes, workers, submit, start and stop),
 // delivery_attempt.cc (one request), delivery_settle.cc (what becomes of
 // the event after it) and delivery_operator.cc (the operator's verbs) only.
@@ -90,7 +90,7 @@ struct DeliveryLane {
         lines(c.name, o) {}
 };
 
-struct Delivery::State {
+struct Delivery::Engine {
   const Config& config;
   Logger& log;
   DeliveryOptions options;
@@ -113,7 +113,7 @@ struct Delivery::State {
   std::condition_variable flight_done;
   std::size_t in_flight GUARDED_BY(flight_mutex) = 0;
 
-  State(const Config& c, Logger& l, DeliveryOptions o) : config(c), log(l), options(o) {}
+  Engine(const Config& c, Logger& l, DeliveryOptions o) : config(c), log(l), options(o) {}
 
   // What became of one attempt. Pause: the integration refused the
   // plugin (401, 403, 404); Tested: a test event answered otherwise than
@@ -136,22 +136,22 @@ struct Delivery::State {
   // Counts a request in flight for stop(), however its thread leaves it.
   class InFlight {
    public:
-    explicit InFlight(State& s) : s_(s) {
-      MutexLock f(s_.flight_mutex);
-      ++s_.in_flight;
+    explicit InFlight(Engine& engine) : engine_(engine) {
+      MutexLock f(engine_.flight_mutex);
+      ++engine_.in_flight;
     }
     ~InFlight() {
       {
-        MutexLock f(s_.flight_mutex);
-        --s_.in_flight;
+        MutexLock f(engine_.flight_mutex);
+        --engine_.in_flight;
       }
-      s_.flight_done.notify_all();
+      engine_.flight_done.notify_all();
     }
     InFlight(const InFlight&) = delete;
     InFlight& operator=(const InFlight&) = delete;
 
    private:
-    State& s_;
+    Engine& engine_;
   };
 
   // --- delivery.cc
