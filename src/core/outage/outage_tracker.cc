@@ -7,16 +7,14 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
-#include <stdexcept>
 #include <string_view>
-#include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "outage/flood_budget.h"
+#include "outage/flood_outage.h"
+#include "outage/host_members.h"
 #include "util/mutex.h"
-#include "outage/notification_text.h"  // notification_items, notification_reasons
 #include "outage/outage_memory.h"
 #include "outage/outage_table.h"
 #include "store/spool_format.h"
@@ -39,33 +37,14 @@ struct OutageTracker::Decider {
   using Closed = ClosedOutages::Closed;
   using Steady = std::chrono::steady_clock;
 
-  // The integration's flood outage. Guarded by flood_mutex, which is
-  // taken under a key's mutex, never the other way round.
-  struct Flood {
-    std::optional<Outage> outage;  // its key is OutageKey{}
-    std::size_t held = 0;          // folded outages open
-    // Hosts of the outages it had; after a restart, of those it still holds.
-    std::unordered_set<std::string> hosts;
-    // Its last outage event, or when the re-page waiting in the lane leaves;
-    // none after a restart.
-    std::optional<Steady::time_point> paged;
-  };
-
   Decider(std::string i, TrackerOptions o, Logger& l, ChangeWriter w)
       : integration(std::move(i)), options(std::move(o)), log(l), write_change(std::move(w)),
-        budget(options.flood_budget ? options.flood_budget
-                                    : std::make_shared<FloodBudget>(integration, options.flood_limit)),
-        own_budget(!options.flood_budget) {}
+        flood(integration, options.flood_limit, options.flood_budget, options.send_clear) {}
 
   const std::string integration;
   const TrackerOptions options;
   Logger& log;
   const ChangeWriter write_change;
-
-  // FloodLimit's budget that decides folding (flood_budget.h; its own lock).
-  const std::shared_ptr<FloodBudget> budget;
-  // No lane counts the requests: each outage event counts as it is decided.
-  const bool own_budget;
 
   OutageTable table;  // the keys with an open outage (outage_table.h)
   // Closed outages remembered (outage_memory.h): stale input is ignored,
@@ -77,9 +56,9 @@ struct OutageTracker::Decider {
   // Open outages recovered from before a change of GroupBy: each keeps its
   // own grouping until it clears, so its key is looked up too.
   std::atomic<std::size_t> other_grouping{0};
-  mutable Mutex flood_mutex;
-  Flood flood GUARDED_BY(flood_mutex);
-  std::atomic<std::uint64_t> folded_total{0};
+  // The integration's flood outage (flood_outage.h), FloodLimit's budget
+  // with it; its mutex is taken under a key's, never the other way round.
+  FloodOutage flood;
   std::atomic<std::uint64_t> silenced_total{0};
 
   // Whether a silence or window covers the outage now: a host outage's
@@ -109,12 +88,9 @@ struct OutageTracker::Decider {
   // makes `after` the key's state, or closes it. A clear describes `after`,
   // the outage as it closed. False when the event was refused: nothing
   // changed. With a FloodLimit, a new outage beyond it is folded, and a
-  // folded outage's events become its flood outage's (fold()).
+  // folded outage's events become its flood outage's (FloodOutage::plan).
   bool commit(TrackedKey& ks, const Notification& n, std::optional<EventType> send, Outage after, bool closes,
-              std::optional<TimePoint> last_time, TransitionHandler handler) REQUIRES(ks.mutex) EXCLUDES(flood_mutex);
-  // change is the folded outage's record.
-  bool fold(const Notification& n, std::optional<EventType> send, const Outage& after, bool opens, bool closes,
-            std::string change, Steady::time_point now, TransitionHandler handler) REQUIRES(flood_mutex);
+              std::optional<TimePoint> last_time, TransitionHandler handler) REQUIRES(ks.mutex) EXCLUDES(flood.mutex);
   // Sends send about outage with change in it, or records change alone.
   bool emit(std::optional<EventType> send, const Notification& n, const Outage& outage, std::string change,
             TransitionHandler handler, Steady::time_point not_before = {}) {
@@ -129,11 +105,6 @@ struct OutageTracker::Decider {
     return true;
   }
   Steady::time_point steady_now() const { return options.steady_now ? options.steady_now() : Steady::now(); }
-  // An outage event handed over: with a budget of its own (no lane), it is
-  // the request.
-  void decided(FloodRequest kind, Steady::time_point now) {
-    if (own_budget) budget->sent(kind, now, Clock::now());
-  }
 };
 
 // Recovery runs before any other thread can see the tracker: no lock.
@@ -151,9 +122,7 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
     if (c.integration != s.integration) return;
     // (The locks only for the analysis: no other thread sees it yet.)
     if (c.key == OutageKey{}) {  // the flood outage's
-      MutexLock lock(s.flood_mutex);
-      s.flood.outage.reset();
-      if (c.set) s.flood.outage = std::move(c.set);
+      s.flood.recover(std::move(c.set));
       return;
     }
     if (!c.set) {
@@ -191,36 +160,23 @@ OutageTracker::OutageTracker(std::string integration, TrackerOptions options, Lo
     }
     if (bytes.empty()) ++malformed;
   }
-  // The requests of the minute before a restart still count: new outages
-  // beyond FloodLimit fold at once instead of paging on their own and then
-  // waiting for the minute in the lane (collectd-xmatters(5) OUTAGES). A
-  // shared budget has them from the delivery.
-  if (s.own_budget) s.budget->recover(recovered, s.steady_now(), Clock::now());
-  if (s.flood.outage) s.budget->set_flood_outage(s.flood.outage->id);
+  s.flood.recover_budget(recovered, s.steady_now());
   std::size_t unheld = 0;
   for (const auto& ks : s.table.entries()) {
     Outage& o = *ks->outage;
     if (o.kind != s.options.group_by) ++s.other_grouping;
-    if (!o.folded) continue;
-    if (!s.flood.outage) {
+    if (o.folded && !s.flood.recover_held(ks->key.host)) {
       // Cannot happen but by damage to the spool: paged by nobody, so it
       // clears on its own.
       o.folded = false;
       ++unheld;
-      continue;
     }
-    ++s.flood.held;
-    s.flood.hosts.insert(ks->key.host);
   }
-  if (s.flood.outage && s.flood.held == 0) {
-    log.warning("integration " + s.integration + ": the flood outage " + s.flood.outage->id +
-                " holds no outage: closed without a clear");
-    s.flood.outage.reset();
-  }
+  const std::size_t flood_open = s.flood.recover_end(log);
   if (unheld > 0)
     log.warning("integration " + s.integration + ": " + std::to_string(unheld) +
                 " folded outage(s) without their flood outage: each clears on its own");
-  s.open_count = s.table.size() + (s.flood.outage ? 1 : 0);
+  s.open_count = s.table.size() + flood_open;
   if (s.other_grouping > 0)
     log.info("integration " + s.integration + ": " + std::to_string(s.other_grouping.load()) +
              " open outage(s) of the other GroupBy keep their grouping until they clear");
@@ -235,7 +191,7 @@ OutageTracker::~OutageTracker() = default;
 
 std::size_t OutageTracker::open_outages() const { return decider_->open_count.load(std::memory_order_relaxed); }
 
-std::uint64_t OutageTracker::folded() const { return decider_->folded_total.load(std::memory_order_relaxed); }
+std::uint64_t OutageTracker::folded() const { return decider_->flood.folded(); }
 
 std::uint64_t OutageTracker::silenced() const { return decider_->silenced_total.load(std::memory_order_relaxed); }
 
@@ -266,12 +222,12 @@ std::size_t OutageTracker::release(TimePoint now, TransitionHandler handler) {
     next.last_page = now;
     // A page sent now counts towards FloodLimit, and is never folded: the
     // lane paces it.
-    MutexLock flood_lock(s.flood_mutex);
+    MutexLock flood_lock(s.flood.mutex);
     const auto steady = s.steady_now();
     if (!s.emit(EventType::Outage, n, next, encode_change(s.integration, ks->key, &next, ks->last_time.value_or(TimePoint{})),
                 handler))
       continue;  // tried again at the next release
-    s.decided(FloodRequest::Page, steady);
+    s.flood.decided(FloodRequest::Page, steady);
     ks->outage = std::move(next);
     ks->held_notification.reset();
     ++paged;
@@ -292,8 +248,8 @@ void OutageTracker::for_each_open(FunctionRef<void(const OutageKey&, const Outag
   }
   std::optional<Outage> flood;
   {
-    MutexLock lock(s.flood_mutex);
-    flood = s.flood.outage;
+    MutexLock lock(s.flood.mutex);
+    flood = s.flood.outage();
   }
   if (flood) visit(OutageKey{}, *flood);
 }
@@ -319,8 +275,8 @@ void OutageTracker::snapshot(FunctionRef<void(std::string_view)> write) const {
   }
   std::string flood;
   {
-    MutexLock lock(s.flood_mutex);
-    if (s.flood.outage) flood = encode_change(s.integration, OutageKey{}, &*s.flood.outage, TimePoint{});
+    MutexLock lock(s.flood.mutex);
+    if (s.flood.outage()) flood = encode_change(s.integration, OutageKey{}, &*s.flood.outage(), TimePoint{});
   }
   if (!flood.empty()) write(flood);
 }
@@ -413,18 +369,26 @@ bool OutageTracker::Decider::commit(TrackedKey& ks, const Notification& n, std::
   };
   // A folded outage recovered with FloodLimit since set to 0 still goes
   // through its flood outage, until it clears.
-  if (!budget->limited() && !after.folded) {
+  if (!flood.limited() && !after.folded) {
     if (!emit(send, n, after, record(), handler)) return false;
   } else {
-    MutexLock lock(flood_mutex);
+    MutexLock lock(flood.mutex);
     const Steady::time_point now = steady_now();
     // A covered outage never joins the flood outage nor counts towards it.
-    if (opens && send && !budget->pages_on_its_own(now)) after.folded = true;
+    if (opens && send && !flood.pages_on_its_own(now)) after.folded = true;
     if (after.folded) {
-      if (!fold(n, send, after, opens, closes, record(), now, handler)) return false;
+      // Its events become its flood outage's; the flood outage's change
+      // rides in the same write as the folded outage's.
+      FloodOutage::Fold fold = flood.plan(n, send, after, opens, closes, now);
+      std::string change = record();
+      change += fold.record;
+      if (!emit(fold.send, n, *fold.outage, std::move(change), handler, fold.not_before)) return false;
+      const int flood_opened = flood.apply(std::move(fold), now);
+      if (flood_opened > 0) open_count.fetch_add(1, std::memory_order_relaxed);
+      if (flood_opened < 0) open_count.fetch_sub(1, std::memory_order_relaxed);
     } else {
       if (!emit(send, n, after, record(), handler)) return false;
-      if (send == EventType::Outage) decided(FloodRequest::Page, now);
+      if (send == EventType::Outage) flood.decided(FloodRequest::Page, now);
     }
   }
   if (opens) open_count.fetch_add(1, std::memory_order_relaxed);
@@ -446,101 +410,6 @@ bool OutageTracker::Decider::commit(TrackedKey& ks, const Notification& n, std::
   // another thread then finds a new key, and this memory to judge it by.
   if (closing) closed.remember(ks.key, *closing, closed_members ? *closed_members : std::vector<Member>{});
   table.forget(ks);
-  return true;
-}
-
-namespace {
-
-Member member_of(const Notification& n) {
-  Member m;
-  m.key = OutageKey::of(n);
-  m.items = notification_items(n);
-  m.reasons = notification_reasons(n);
-  return m;
-}
-
-}  // namespace
-
-// The flood outage: opened by the first folded outage, paged once,
-// escalated once, re-paged as outages join it (at most a minute after its
-// last page: the re-page waits in the lane); cleared when its last outage
-// clears.
-// Its change rides in the same write as the folded outage's.
-bool OutageTracker::Decider::fold(const Notification& n, std::optional<EventType> send, const Outage& after, bool opens,
-                                bool closes, std::string change, Steady::time_point now, TransitionHandler handler) {
-  // A folded outage always has its flood outage: the recovery unfolds any other.
-  std::optional<Outage> next = flood.outage;
-  if (!opens && !next) throw std::logic_error("folded outage without its flood outage");
-  std::optional<EventType> flood_send;
-  Steady::time_point not_before{};  // of a re-page that waits (Event::not_before)
-  bool changed = false, flood_closes = false;
-  const auto page = [&] {
-    next->last_page = n.time;
-    next->sequence += 1;
-    flood_send = EventType::Outage;
-  };
-  std::optional<std::string> new_host;
-  if (opens) {
-    changed = true;
-    if (!next) {
-      next = Outage{outage_id_of(integration, OutageKind::Flood, OutageKey{}, n.time), after.severity, n.time, n.time, 1,
-                    OutageKind::Flood, {}, false, 0, 0};
-      flood_send = EventType::Outage;
-      // Before its page is queued: the lane lets it take the request that
-      // other pages leave free, so that it leaves at once.
-      budget->set_flood_outage(next->id);
-    }
-    next->outages += 1;
-    if (flood.hosts.count(n.host) == 0) {
-      next->hosts += 1;
-      new_host = n.host;
-    }
-    if (next->members.size() < kFloodListed) next->members.push_back(member_of(n));
-    if (!flood_send && after.severity > next->severity) {
-      next->severity = after.severity;
-      page();
-    } else if (!flood_send) {
-      // It grew: re-paged, at most a minute after its last page. A re-page
-      // waits in the lane for that (and for the budget, as any request),
-      // and each outage joining meanwhile takes its place there, so that
-      // what leaves tells the flood's size then.
-      page();
-      if (flood.paged && *flood.paged > now)
-        not_before = *flood.paged;  // replaces the re-page waiting
-      else if (flood.paged && now - *flood.paged < std::chrono::minutes(1))
-        not_before = *flood.paged + std::chrono::minutes(1);
-    }
-  } else if (send == EventType::Outage && after.severity > next->severity) {
-    changed = true;
-    next->severity = after.severity;
-    page();
-  } else if (closes && flood.held == 1) {
-    changed = flood_closes = true;
-    if (options.send_clear) flood_send = EventType::Clear;
-  }
-  if (changed) change += encode_change(integration, OutageKey{}, flood_closes ? nullptr : &*next, TimePoint{});
-  if (!emit(flood_send, n, *next, std::move(change), handler, not_before)) return false;
-
-  if (flood_send == EventType::Outage) {
-    // A re-page that waits is counted when it leaves.
-    if (not_before <= now) decided(FloodRequest::FloodPage, now);
-    flood.paged = std::max(now, not_before);
-  }
-  if (opens) {
-    if (!flood.outage) open_count.fetch_add(1, std::memory_order_relaxed);
-    ++flood.held;
-    if (new_host) flood.hosts.insert(std::move(*new_host));
-    folded_total.fetch_add(1, std::memory_order_relaxed);
-  }
-  if (closes) --flood.held;
-  if (flood_closes) {
-    open_count.fetch_sub(1, std::memory_order_relaxed);
-    flood.outage.reset();
-    flood.hosts.clear();
-    flood.paged.reset();
-  } else {
-    flood.outage = std::move(next);
-  }
   return true;
 }
 
