@@ -18,7 +18,7 @@
 #include "outage/event.h"
 #include "util/function_ref.h"
 #include "util/log.h"
-#include "delivery/reply.h"
+#include "delivery/delivery_options.h"
 #include "store/store.h"
 
 namespace xmatters {
@@ -81,29 +81,6 @@ struct FirstAnswer {
   long status = 0;         // 0: no reply
   std::string request_id;  // "" when the reply had none
   std::string reason;      // why not delivered (redacted); "" when delivered
-};
-
-// Tuning that the configuration does not expose; the tests shorten it.
-struct DeliveryOptions {
-  // A failed request is retried after about initial_backoff, doubling with
-  // each failure up to max_backoff (with jitter), or after Retry-After, but
-  // never after more than max_backoff.
-  std::chrono::milliseconds initial_backoff{1000};
-  std::chrono::milliseconds max_backoff{kBackoffCeiling};
-  // StoreOptions::sync_interval of the store a delivery opens itself.
-  std::chrono::milliseconds sync_interval{1000};
-  // A paused integration (401, 403, 404) is tried again, and said so with
-  // an ERROR, this often.
-  std::chrono::milliseconds paused_retry_every{std::chrono::minutes(1)};
-  // Deliveries have INFO lines at most delivered_info_lines per window per
-  // integration, then one summary line; dead letters an ERROR at most each
-  // dead_letter_error_every, with the count.
-  std::chrono::milliseconds delivered_info_window{std::chrono::minutes(1)};
-  unsigned delivered_info_lines = 10;
-  std::chrono::milliseconds dead_letter_error_every{std::chrono::seconds(10)};
-  // Tests only: called by resend() just before its letters leave the file,
-  // so that a test can order a worker's new letter against that rewrite.
-  std::function<void()> before_resend_rewrite;
 };
 
 class Delivery : public EventSink {

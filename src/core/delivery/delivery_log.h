@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "delivery/delivery.h"
+#include "delivery/delivery_options.h"
 #include "delivery/lane.h"
 #include "util/log.h"
 
