@@ -94,6 +94,12 @@ Event make_event(EventType type, const std::string& outage_id, int seq = 0, cons
   return e;
 }
 
+Standin::Reply reply_with(int status) {
+  Standin::Reply r;
+  r.status = status;
+  return r;
+}
+
 // The test's world: a stand-in, a configuration and a delivery on a spool
 // directory. Members are destroyed bottom up: the delivery first.
 struct World {
@@ -114,11 +120,20 @@ struct World {
     if (start) delivery->start();
     return *delivery;
   }
+  std::string dead_letter_path() const { return dir / "spool/dead-letter.jsonl"; }
   std::string dead_letters() const {
-    const std::string path = dir / "spool/dead-letter.jsonl";
+    const std::string path = dead_letter_path();
     return xmtest::file_exists(path) ? xmtest::read_file(path) : "";
   }
 };
+
+// The dead-letter tests' delivery: every event refused with a 400, so each
+// is a dead letter. Opened without starting it when a test first plants
+// something at w.dead_letter_path().
+Delivery& open_refusing(World& w, bool start = true) {
+  w.standin->set_default_reply(reply_with(400));
+  return w.open(start);
+}
 
 std::vector<xmtest::JsonPtr> json_lines(const std::string& text) {
   std::vector<xmtest::JsonPtr> out;
@@ -701,12 +716,9 @@ void test_retry_after_bounded_by_ceiling() {
 
 void test_unwritable_dead_letter_file_keeps_the_order() {
   World w;
-  Standin::Reply bad;
-  bad.status = 400;
-  w.standin->set_default_reply(bad);
-  Delivery& d = w.open(false);
+  Delivery& d = open_refusing(w, false);
   // A directory where the file should be: every append to it fails.
-  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  const std::string path = w.dead_letter_path();
   CU_ASSERT_EQUAL_FATAL(::mkdir(path.c_str(), 0700), 0);
   d.start();
   const Event outage = make_event(EventType::Outage, "o-dl", 1);
@@ -740,11 +752,8 @@ void test_unwritable_dead_letter_file_keeps_the_order() {
 // synced again.
 void test_unsynced_dead_letter_keeps_the_event() {
   World w;
-  Standin::Reply bad;
-  bad.status = 400;
-  w.standin->set_default_reply(bad);
-  Delivery& d = w.open(false);
-  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  Delivery& d = open_refusing(w, false);
+  const std::string path = w.dead_letter_path();
   CU_ASSERT_EQUAL_FATAL(::mkfifo(path.c_str(), 0600), 0);
   const int fifo = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);  // a reader: the plugin's open does not wait
   CU_ASSERT_FATAL(fifo >= 0);
@@ -770,13 +779,11 @@ void test_unsynced_dead_letter_keeps_the_event() {
 // written, and the event stays queued and goes on its next try.
 void test_dead_letter_symlink_not_followed() {
   World w;
-  Standin::Reply bad;
-  bad.status = 400;
-  w.standin->script({bad});
+  w.standin->script({reply_with(400)});
   Delivery& d = w.open(false);
   const std::string target = w.dir / "target";
   xmtest::write_file(target, "not the plugin's\n");
-  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  const std::string path = w.dead_letter_path();
   CU_ASSERT_EQUAL_FATAL(::symlink(target.c_str(), path.c_str()), 0);
   d.start();
   const Event outage = make_event(EventType::Outage, "o-link", 1);
@@ -799,9 +806,7 @@ void test_dead_letter_symlink_not_followed() {
 
 void test_400_dead_lettered_and_clear_still_sent() {
   World w;
-  Standin::Reply bad;
-  bad.status = 400;
-  w.standin->script({bad});
+  w.standin->script({reply_with(400)});
   Delivery& d = w.open();
   const Event outage = make_event(EventType::Outage, "o-400", 1);
   const Event clear = make_event(EventType::Clear, "o-400", 2);
@@ -827,7 +832,7 @@ void test_400_dead_lettered_and_clear_still_sent() {
   CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, outage.event_id), 1u);
   CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, "Bad Request"), 1u);  // the start of the reply
 
-  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  const std::string path = w.dead_letter_path();
   struct stat st {};
   CU_ASSERT_EQUAL_FATAL(stat(path.c_str(), &st), 0);
   CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
@@ -1252,12 +1257,6 @@ void test_basic_auth_wrong_password_pauses() {
 
 // --- paused integrations (401, 403, 404) ---------------------------------------------
 
-Standin::Reply reply_with(int status) {
-  Standin::Reply r;
-  r.status = status;
-  return r;
-}
-
 // A revoked key: the integration pauses instead of dead-lettering; its
 // events stay queued in order, one request per interval tries again (one
 // ERROR each at most), and once the key works again everything goes, in
@@ -1303,7 +1302,7 @@ void test_paused_events_expire_by_retry_max_age() {
   const Event e = make_event(EventType::Outage, "o-expire", 1);
   CU_ASSERT(d.submit(e));
   CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
-  const auto read = xmatters::read_dead_letters(w.dir / "spool/dead-letter.jsonl");
+  const auto read = xmatters::read_dead_letters(w.dead_letter_path());
   CU_ASSERT_EQUAL_FATAL(read.letters.size(), 1u);
   CU_ASSERT_EQUAL(read.letters[0].event.event_id, e.event_id);
   CU_ASSERT_EQUAL(read.letters[0].status, 404);
@@ -1473,7 +1472,7 @@ void test_resend_dead_letters() {
   const Event clear = make_event(EventType::Clear, "o-dl-1", 2);
   CU_ASSERT(d.submit(clear));
   CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
-  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  const std::string path = w.dead_letter_path();
   CU_ASSERT_FATAL(xmtest::wait_until([&] { return json_lines(w.dead_letters()).size() == 4; }));
 
   auto read = xmatters::read_dead_letters(path);
@@ -1560,7 +1559,7 @@ void test_resend_skips_outage_cleared_after_the_read() {
   const Event other = make_event(EventType::Outage, "o-other", 1);
   CU_ASSERT(d.submit(page));
   CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
-  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  const std::string path = w.dead_letter_path();
   auto read = xmatters::read_dead_letters(path);
   CU_ASSERT_EQUAL_FATAL(read.letters.size(), 1u);
   const auto plan = xmatters::plan_resend(read.letters, false);  // before the clear: not cleared
@@ -1610,18 +1609,17 @@ void test_resend_skips_outage_cleared_after_the_read() {
 void test_resend_refused_again_keeps_its_new_letter() {
   World w;
   w.ops().connections = 1;
-  w.standin->set_default_reply(reply_with(400));
   Delivery* delivery = nullptr;
   w.options.before_resend_rewrite = [&] {
     xmtest::wait_until([&] { return w.standin->requests().size() == 2; }, kWait);
     xmtest::wait_until([&] { return delivery->stats("ops").dead_lettered == 2; }, 1s);
   };
-  Delivery& d = w.open();
+  Delivery& d = open_refusing(w);
   delivery = &d;
   const Event page = make_event(EventType::Outage, "o-again", 1);
   CU_ASSERT(d.submit(page));
   CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
-  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  const std::string path = w.dead_letter_path();
   auto read = xmatters::read_dead_letters(path);
   CU_ASSERT_EQUAL_FATAL(read.letters.size(), 1u);
   const auto plan = xmatters::plan_resend(read.letters, false);
@@ -1641,7 +1639,7 @@ void test_resent_letters_removed_at_start() {
   World w;
   const Event e = make_event(EventType::Outage, "o-crash", 1);
   {
-    xmatters::DeadLetterFile file(w.dir / "spool/dead-letter.jsonl");
+    xmatters::DeadLetterFile file(w.dead_letter_path());
     std::filesystem::create_directories(w.spool_dir());
     ::chmod(w.spool_dir().c_str(), 0700);
     const std::string none, reason = "HTTP 400";
@@ -1657,7 +1655,7 @@ void test_resent_letters_removed_at_start() {
   }
   w.standin->stop();
   w.open(false);
-  const auto read = xmatters::read_dead_letters(w.dir / "spool/dead-letter.jsonl");
+  const auto read = xmatters::read_dead_letters(w.dead_letter_path());
   CU_ASSERT_EQUAL_FATAL(read.letters.size(), 1u);
   CU_ASSERT_EQUAL(read.letters[0].event.outage_id, "o-other");
 }
@@ -1669,8 +1667,7 @@ void test_resent_letters_removed_at_start() {
 void test_dead_letter_errors_bounded() {
   World w;
   w.options.dead_letter_error_every = 200ms;
-  w.standin->set_default_reply(reply_with(400));
-  Delivery& d = w.open();
+  Delivery& d = open_refusing(w);
   const std::size_t n = 300;
   const auto start = Steady::now();
   for (std::size_t i = 0; i < n; ++i) CU_ASSERT(d.submit(make_event(EventType::Outage, "o-bad-" + std::to_string(i))));
@@ -1686,7 +1683,7 @@ void test_dead_letter_errors_bounded() {
   const std::size_t lines = w.log.count(LogLevel::Error);
   CU_ASSERT(lines <= static_cast<std::size_t>(elapsed / 200ms) + 2);
   CU_ASSERT(lines < n / 4);
-  CU_ASSERT_EQUAL(xmatters::read_dead_letters(w.dir / "spool/dead-letter.jsonl").letters.size(), n);
+  CU_ASSERT_EQUAL(xmatters::read_dead_letters(w.dead_letter_path()).letters.size(), n);
 }
 
 // Beyond DeadLetterLimit the oldest letters go, with a WARNING; the file
@@ -1695,8 +1692,7 @@ void test_dead_letter_limit() {
   World w;
   w.config.dead_letter_limit = 8192;
   w.ops().connections = 1;
-  w.standin->set_default_reply(reply_with(400));
-  Delivery& d = w.open();
+  Delivery& d = open_refusing(w);
   const std::size_t n = 60;
   Event last;
   for (std::size_t i = 0; i < n; ++i) {
@@ -1704,7 +1700,7 @@ void test_dead_letter_limit() {
     CU_ASSERT(d.submit(last));
   }
   CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == n; }, kWait));
-  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  const std::string path = w.dead_letter_path();
   struct stat st {};
   CU_ASSERT_FATAL(::stat(path.c_str(), &st) == 0);
   CU_ASSERT(st.st_size <= 8192);
@@ -1722,9 +1718,8 @@ void test_dead_letter_limit() {
 // a new file, or continues the truncated one, as valid JSON lines.
 void test_dead_letter_file_rotated() {
   World w;
-  w.standin->set_default_reply(reply_with(400));
-  Delivery& d = w.open();
-  const std::string path = w.dir / "spool/dead-letter.jsonl";
+  Delivery& d = open_refusing(w);
+  const std::string path = w.dead_letter_path();
   CU_ASSERT(d.submit(make_event(EventType::Outage, "o-r1")));
   CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
   CU_ASSERT_FATAL(::rename(path.c_str(), (path + ".1").c_str()) == 0);
@@ -1822,10 +1817,7 @@ void test_secrets_never_logged() {
   w.ops().user = "panopta";
   w.ops().password = password;
   w.ops().clear_url = w.standin->url("clear-fn") + "&token=" + password;
-  Standin::Reply fail, bad;
-  fail.status = 500;
-  bad.status = 400;
-  w.standin->script({fail, bad});
+  w.standin->script({reply_with(500), reply_with(400)});
   Delivery& d = w.open();
   CU_ASSERT(d.submit(make_event(EventType::Outage, "o-sec-1", 1)));
   CU_ASSERT(d.submit(make_event(EventType::Clear, "o-sec-1", 2)));
