@@ -466,22 +466,19 @@ void OutageTracker::Decider::decide_host(TrackedKey& ks, const Notification& n, 
     const TimePoint start = closed.start_after(ks.key, n.time);
     Outage next{outage_id_of(integration, OutageKind::Host, ks.key, start), n.severity, start, n.time, 1,
                 OutageKind::Host, {}, false, 0, 0};
-    next.members.push_back(member_of(n));
-    next.members.back().last_time = time_after(std::nullopt);
+    put_member(next, n, true, time_after(std::nullopt));
     if (!commit(ks, n, EventType::Outage, std::move(next), false, std::nullopt, handler)) table.forget(ks);
     return;
   }
 
   Outage& open = *ks.outage;
-  const auto found = std::find_if(open.members.begin(), open.members.end(), [&](const Member& m) { return m.key == vl; });
-  Member* const m = found == open.members.end() ? nullptr : &*found;
+  Member* const m = find_member(open, vl);
   if (m ? older(m->last_time, n, vl) : closed.stale(vl, n.time)) return;
   const bool joins = can_join && (!m || !m->failing);
   if (!m && !joins) return;  // not one of its value lists
   // The limit counts failing members: one that recovered gives its place
   // to a new failure (below), so that it never keeps one from being tracked.
-  if (!m && std::count_if(open.members.begin(), open.members.end(), [](const Member& x) { return x.failing; }) >=
-                static_cast<std::ptrdiff_t>(kMaxMembers)) {
+  if (!m && failing_members(open) >= kMaxMembers) {
     if (!std::exchange(ks.warned_full, true))
       log.warning("host outage of " + ks.key.host + " has " + std::to_string(kMaxMembers) +
                   " failing value lists: " + vl.identifier() + " and any further one are not tracked");
@@ -498,21 +495,9 @@ void OutageTracker::Decider::decide_host(TrackedKey& ks, const Notification& n, 
 
   // The outage after this notification; committed once its record is written.
   Outage next = open;
-  Member* member;
-  if (m) {
-    member = &next.members[static_cast<std::size_t>(m - open.members.data())];
-  } else {
-    if (next.members.size() >= kMaxMembers)  // full: the longest recovered member leaves the list
-      next.members.erase(std::find_if(next.members.begin(), next.members.end(), [](const Member& x) { return !x.failing; }));
-    next.members.emplace_back();
-    member = &next.members.back();
-  }
-  const std::optional<TimePoint> member_time = time_after(member->last_time);
-  *member = member_of(n);
-  member->failing = problem;
-  member->last_time = member_time;
+  put_member(next, n, problem, time_after(m ? m->last_time : std::nullopt));
 
-  if (leaves && std::none_of(next.members.begin(), next.members.end(), [](const Member& x) { return x.failing; })) {
+  if (leaves && failing_members(next) == 0) {
     // Its last failing member recovered: the clear lists every member it had.
     const std::optional<EventType> send = options.send_clear ? std::optional(EventType::Clear) : std::nullopt;
     commit(ks, n, send, std::move(next), true, std::nullopt, handler);
