@@ -14,6 +14,17 @@ void ClosedOutages::remember(const OutageKey& key, Closed closed, const std::vec
   shrink_if_sparse(keys_);
 }
 
+void ClosedOutages::remember_okay(const OutageKey& key, TimePoint time) {
+  MutexLock lock(mutex_);
+  const auto found = keys_.find(key);
+  if (found == keys_.end()) {
+    remember_locked(key, Closed{time, TimePoint{}});
+  } else if (time > found->second.last) {
+    remember_locked(key, Closed{time, found->second.start});
+  }
+  shrink_if_sparse(keys_);
+}
+
 void ClosedOutages::remember_locked(const OutageKey& key, Closed closed) {
   keys_[key] = closed;
   order_.emplace_back(closed.last, key);

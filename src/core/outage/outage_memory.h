@@ -1,7 +1,8 @@
 // The tracker's ordering memory (collectd-xmatters(5) OUTAGES): outages that
-// closed, each with its last notification time and its start, so that a
-// notification older than the close is stale and ignored, and an outage that
-// reopens starts after the closed one (the two never share an outage_id).
+// closed (and OKAYs of keys without an outage), each with its last
+// notification time and its start, so that a notification older than the
+// close is stale and ignored, and an outage that reopens starts after the
+// closed one (the two never share an outage_id).
 // Bounded: kept for kClockStep of notification time (older input counts as
 // a step of the clock anyway) and for at most kClosedKeys keys. Thread-safe,
 // a leaf lock: nothing is called while it is held.
@@ -41,6 +42,10 @@ class ClosedOutages {
   // key's outage closed; a host outage's value lists (members) are
   // remembered too, each with its own last time (and no start).
   void remember(const OutageKey& key, Closed closed, const std::vector<Member>& members = {}) EXCLUDES(mutex_);
+  // key's OKAY came while it had no outage: remembered like a close (its
+  // time; the start of a closed outage of key, if one is remembered, kept),
+  // so that an older FAILURE that arrives after it opens nothing.
+  void remember_okay(const OutageKey& key, TimePoint time) EXCLUDES(mutex_);
   std::optional<Closed> find(const OutageKey& key) const EXCLUDES(mutex_);
   // Whether a notification at `time` for key (without an outage that holds
   // it) is older than key's closed outage: stale, ignored.

@@ -283,15 +283,17 @@ void OutageTracker::snapshot(FunctionRef<void(std::string_view)> write) const {
 
 void OutageTracker::process(const Notification& n, TransitionHandler handler) {
   Decider& s = *decider_;
-  // Only a notification that can open an outage makes a key where none is.
-  const bool can_open = n.severity != Severity::Okay && n.severity >= s.options.min_severity;
+  // A notification that can open an outage makes a key where none is, and
+  // so does an OKAY: it is remembered under the key's mutex (an older
+  // FAILURE on another thread then finds it, and is stale).
+  const bool makes_key = n.severity == Severity::Okay || n.severity >= s.options.min_severity;
   for (;;) {
     std::shared_ptr<TrackedKey> ks;
     if (s.other_grouping.load(std::memory_order_relaxed) > 0) {
       const OutageKind other = s.options.group_by == OutageKind::Host ? OutageKind::ValueList : OutageKind::Host;
       ks = s.table.find(table_key(n, other), false);
     }
-    if (!ks) ks = s.table.find(table_key(n, s.options.group_by), can_open);
+    if (!ks) ks = s.table.find(table_key(n, s.options.group_by), makes_key);
     if (!ks) return;
     if (s.decide(*ks, n, handler)) return;
   }
@@ -421,6 +423,7 @@ void OutageTracker::Decider::decide_value_list(TrackedKey& ks, const Notificatio
   const std::optional<TimePoint> last_time = n.is_missing_value() ? ks.last_time : n.time;
   const bool problem = n.severity != Severity::Okay;
   if (!ks.outage) {
+    if (!problem) closed.remember_okay(ks.key, n.time);  // an older FAILURE after it is stale
     if (!problem || n.severity < options.min_severity) return table.forget(ks);
     if (closed.stale(ks.key, n.time)) return table.forget(ks);
     const TimePoint start = closed.start_after(ks.key, n.time);
@@ -462,6 +465,7 @@ void OutageTracker::Decider::decide_host(TrackedKey& ks, const Notification& n, 
   };
 
   if (!ks.outage) {
+    if (!problem) closed.remember_okay(vl, n.time);  // an older FAILURE after it is stale
     if (!can_join || closed.stale(vl, n.time)) return table.forget(ks);
     const TimePoint start = closed.start_after(ks.key, n.time);
     Outage next{outage_id_of(integration, OutageKind::Host, ks.key, start), n.severity, start, n.time, 1,
@@ -475,7 +479,10 @@ void OutageTracker::Decider::decide_host(TrackedKey& ks, const Notification& n, 
   Member* const m = find_member(open, vl);
   if (m ? older(m->last_time, n, vl) : closed.stale(vl, n.time)) return;
   const bool joins = can_join && (!m || !m->failing);
-  if (!m && !joins) return;  // not one of its value lists
+  if (!m && !joins) {  // not one of its value lists
+    if (!problem) closed.remember_okay(vl, n.time);
+    return;
+  }
   // The limit counts failing members: one that recovered gives its place
   // to a new failure (below), so that it never keeps one from being tracked.
   if (!m && failing_members(open) >= kMaxMembers) {
