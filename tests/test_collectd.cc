@@ -846,6 +846,145 @@ void test_renamed_integration_keeps_outages() {
   CU_ASSERT_TRUE(t.c.log_lines({"is not configured"}).empty());
 }
 
+// A notification as a write thread or an aggregator may deliver it late:
+// stamped `time` (seconds), whatever the time now.
+bool putnotif_at(CollectdProcess& c, const char* severity, std::time_t time, const std::string& options) {
+  return c.unixsock()
+      .command(std::string("PUTNOTIF severity=") + severity + " time=" + std::to_string(time) + " " + options +
+               " message=\"" + severity + " at " + std::to_string(time) + "\"")
+      .ok();
+}
+
+// The events the stand-in accepted, as "type outage_id event_id" lines.
+std::vector<std::string> event_lines(const xmtest::Standin& xm) {
+  std::vector<std::string> out;
+  for (const auto& r : accepted(xm))
+    out.push_back(r.str("event_type") + " " + r.str("outage_id") + " " + r.str("event_id"));
+  return out;
+}
+
+// Issue 21 bugs 1 and 2, value lists: a FAILURE stamped before its key's
+// OKAY pages nothing, and a WARNING stamped inside a closed outage does not
+// reopen it (it used to page again under the closed outage's id and -1).
+// One connection: events leave in the order they were decided, so the
+// sentinel's page comes after anything the stale ones would have sent.
+void test_stale_notifications_through_collectd() {
+  E2E t("    Connections 1\n");
+  XM_REQUIRE(t.start());
+  const std::time_t now = std::time(nullptr);
+  CU_ASSERT_TRUE(putnotif_at(t.c, "okay", now, "host=h1 plugin=early"));
+  CU_ASSERT_TRUE(putnotif_at(t.c, "failure", now - 30, "host=h1 plugin=early"));  // stale: nothing
+  CU_ASSERT_TRUE(putnotif_at(t.c, "failure", now, "host=h1 plugin=closed"));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
+  CU_ASSERT_TRUE(putnotif_at(t.c, "okay", now + 5, "host=h1 plugin=closed"));
+  XM_REQUIRE(wait_accepted(t.xm, 2));
+  CU_ASSERT_TRUE(putnotif_at(t.c, "warning", now, "host=h1 plugin=closed"));  // stale: nothing
+  CU_ASSERT_TRUE(putnotif_at(t.c, "failure", now + 6, "host=h1 plugin=sentinel"));
+  XM_REQUIRE(wait_accepted(t.xm, 3));
+  const auto got = accepted(t.xm);
+  dump_requests(t.xm, got.size() == 3 && got[2].str("services") == "sentinel", "stale notifications paged");
+  XM_REQUIRE(got.size() == 3u);
+  CU_ASSERT_EQUAL(got[0].str("event_type"), "outage");
+  CU_ASSERT_EQUAL(got[1].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[1].str("outage_id"), got[0].str("outage_id"));
+  CU_ASSERT_EQUAL(got[2].str("services"), "sentinel");
+}
+
+// Issue 21 bugs 1 and 2, GroupBy host: x fails at t and recovers at t+5;
+// y's FAILURE stamped t (the same read cycle) opens a second host outage
+// with an outage_id and event_ids of its own (they used to repeat x's);
+// z joins it and recovers, and z's FAILURE stamped before that OKAY (a
+// write thread that lagged) does not make it fail again, so y's OKAY
+// clears it (the stale FAILURE used to keep it open for ever).
+void test_host_outage_reordered_through_collectd() {
+  E2E t("    GroupBy \"host\"\n    Connections 1\n");
+  XM_REQUIRE(t.start());
+  const std::time_t now = std::time(nullptr);
+  CU_ASSERT_TRUE(putnotif_at(t.c, "failure", now, "host=h2 plugin=x"));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
+  CU_ASSERT_TRUE(putnotif_at(t.c, "okay", now + 5, "host=h2 plugin=x"));
+  XM_REQUIRE(wait_accepted(t.xm, 2));
+  CU_ASSERT_TRUE(putnotif_at(t.c, "failure", now, "host=h2 plugin=y"));
+  XM_REQUIRE(wait_accepted(t.xm, 3));
+  CU_ASSERT_TRUE(putnotif_at(t.c, "failure", now + 10, "host=h2 plugin=z"));  // joins
+  CU_ASSERT_TRUE(putnotif_at(t.c, "okay", now + 12, "host=h2 plugin=z"));      // leaves
+  CU_ASSERT_TRUE(putnotif_at(t.c, "failure", now + 11, "host=h2 plugin=z"));   // stale: ignored
+  CU_ASSERT_TRUE(putnotif_at(t.c, "okay", now + 13, "host=h2 plugin=y"));
+  const bool cleared = wait_accepted(t.xm, 4);
+  const auto lines = event_lines(t.xm);
+  dump_requests(t.xm, cleared && lines.size() == 4, "the second host outage did not clear");
+  XM_REQUIRE(lines.size() == 4u);
+  const auto got = accepted(t.xm);
+  const std::string first = got[0].str("outage_id"), second = got[2].str("outage_id");
+  CU_ASSERT_EQUAL(got[0].str("event_type"), "outage");
+  CU_ASSERT_EQUAL(got[1].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[1].str("outage_id"), first);
+  CU_ASSERT_EQUAL(got[2].str("event_type"), "outage");
+  CU_ASSERT_NOT_EQUAL(second, first);
+  CU_ASSERT_EQUAL(got[3].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[3].str("outage_id"), second);
+  std::set<std::string> event_ids;
+  for (const auto& r : got) CU_ASSERT_TRUE(event_ids.insert(r.str("event_id")).second);
+}
+
+// Issue 21 bug 3: a host outage's member limit counts failing members. One
+// value list stays failing while 999 others fail and recover (container
+// churn); a new failure is still tracked: the stuck one's recovery does not
+// clear the host outage, the new one's does.
+void test_host_member_limit_counts_failing_through_collectd() {
+  E2E t("    GroupBy \"host\"\n    Connections 1\n");
+  XM_REQUIRE(t.start());
+  const std::time_t now = std::time(nullptr);
+  CU_ASSERT_TRUE(putnotif_at(t.c, "failure", now, "host=h3 plugin=stuck"));
+  XM_REQUIRE(wait_accepted(t.xm, 1));
+  for (int i = 0; i < 999; ++i) {
+    const std::string vl = "host=h3 plugin=churn" + std::to_string(i);
+    XM_REQUIRE(putnotif_at(t.c, "failure", now, vl));
+    XM_REQUIRE(putnotif_at(t.c, "okay", now + 1, vl));
+  }
+  CU_ASSERT_TRUE(putnotif_at(t.c, "failure", now + 2, "host=h3 plugin=new"));
+  CU_ASSERT_TRUE(putnotif_at(t.c, "okay", now + 3, "host=h3 plugin=stuck"));  // new still fails: no clear
+  CU_ASSERT_TRUE(putnotif_at(t.c, "failure", now + 3, "host=h4 plugin=sentinel"));
+  XM_REQUIRE(wait_accepted(t.xm, 2));
+  auto got = accepted(t.xm);
+  dump_requests(t.xm, got.size() == 2 && got[1].str("name") == "h4", "the host outage cleared with a member failing");
+  XM_REQUIRE(got.size() == 2u);
+  CU_ASSERT_EQUAL(got[1].str("name"), "h4");
+  CU_ASSERT_TRUE(t.c.log_lines({"are not tracked"}).empty());
+  CU_ASSERT_TRUE(putnotif_at(t.c, "okay", now + 4, "host=h3 plugin=new"));
+  XM_REQUIRE(wait_accepted(t.xm, 3));
+  got = accepted(t.xm);
+  CU_ASSERT_EQUAL(got[2].str("event_type"), "clear");
+  CU_ASSERT_EQUAL(got[2].str("outage_id"), got[0].str("outage_id"));
+}
+
+// Issue 21 bugs 7 and 8: FloodLimit defaults to 4, xMatters' own filter: a
+// storm of 30 outages (the integration configured without FloodLimit) makes
+// at most 4 outage requests in its minute, one of them the flood outage's
+// page; members without a data source (a PUTNOTIF carries no meta) are not
+// listed as empty items.
+void test_default_flood_limit_through_collectd() {
+  E2E t;
+  XM_REQUIRE(t.start());
+  CU_ASSERT_TRUE(t.c.putval("e2e-storm/gauge", 95));  // one with a data source: "value"
+  for (int i = 0; i < 29; ++i) CU_ASSERT_TRUE(t.c.putnotif("failure", "host=storm" + std::to_string(i) + " plugin=p", "down"));
+  const auto flood_page = [&]() -> std::optional<Received> {
+    for (auto& r : accepted(t.xm))
+      if (r.str("name").rfind("flood:", 0) == 0) return std::move(r);
+    return std::nullopt;
+  };
+  const bool paged = xmtest::wait_until([&] { return flood_page().has_value(); }, 20s);
+  dump_requests(t.xm, paged, "no flood page");
+  XM_REQUIRE(paged);
+  const std::string items = flood_page()->str("items");
+  CU_ASSERT_EQUAL(items.find(", ,"), std::string::npos);
+  CU_ASSERT_TRUE(items.rfind(", ", 0) != 0 && items.rfind(" and", 0) != 0);
+  if (items.find(", ,") != std::string::npos) std::fprintf(stderr, "\n  items: %s\n", items.c_str());
+  std::size_t outage_requests = 0;
+  for (const auto& r : t.xm.requests()) outage_requests += r.function_id == kOutageFn;
+  CU_ASSERT_TRUE(outage_requests <= 4u);
+}
+
 // A value that stops arriving: collectd's missing-value FAILURE (Timeout 2
 // with Interval 1) opens an outage; the value's return clears it.
 void test_missing_value() {
@@ -1685,6 +1824,13 @@ int main(int argc, char** argv) {
                               {"flood_minute_across_restart", guarded<test_flood_minute_across_restart>},
                               {"flood_page_at_once_in_a_used_minute", guarded<test_flood_page_at_once_in_a_used_minute>},
                               {"renamed_integration_keeps_outages", guarded<test_renamed_integration_keeps_outages>},
+                              {"stale_notifications_through_collectd",
+                               guarded<test_stale_notifications_through_collectd>},
+                              {"host_outage_reordered_through_collectd",
+                               guarded<test_host_outage_reordered_through_collectd>},
+                              {"host_member_limit_counts_failing_through_collectd",
+                               guarded<test_host_member_limit_counts_failing_through_collectd>},
+                              {"default_flood_limit_through_collectd", guarded<test_default_flood_limit_through_collectd>},
                               {"missing_value", guarded<test_missing_value>},
                               {"endpoint_down_then_up", guarded<test_endpoint_down_then_up>},
                               {"kill9_during_burst", guarded<test_kill9_during_burst>},
