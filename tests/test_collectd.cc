@@ -175,6 +175,9 @@ std::vector<BadConfig> bad_configs(const std::string& dir) {
   std::string big = "{\"d\": \"";
   for (int i = 0; i < 50; ++i) big += "$description ";
   xmtest::write_file(dir + "/big.json", big + "\"}");
+  // Issue 21 bug 9: the same through DetailsURL in the built-in body.
+  std::string details = "https://grafana.example.com/d?";
+  for (int i = 0; i < 100; ++i) details += "d=$description&";
   return {
       {"unknown option", integration("ops", kUrl + "    Bogus 1\n"), {"Bogus", "ops"}, ""},
       {"unknown plugin option", "  Frobnicate true\n" + integration("ops", kUrl), {"Frobnicate"}, ""},
@@ -204,6 +207,9 @@ std::vector<BadConfig> bad_configs(const std::string& dir) {
        ""},
       {"Template that could be too large", integration("ops", kUrl + "    Template \"" + dir + "/big.json\"\n"),
        {"Integration \"ops\": Template \"" + dir + "/big.json\": could expand to ", "65536 bytes"},
+       ""},
+      {"DetailsURL that could be too large", integration("ops", kUrl + "    DetailsURL \"" + details + "\"\n"),
+       {"Integration \"ops\": DetailsURL \"https://grafana.example.com/d?", "could expand to"},
        ""},
   };
 }
