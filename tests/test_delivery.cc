@@ -1599,6 +1599,42 @@ void test_resend_skips_outage_cleared_after_the_read() {
   }
 }
 
+// --include-cleared in the moment between a clear's mark and its leaving
+// the spool: the plan sends the outage event and that clear again, but the
+// delivered clear is still in the spool under the same event_id, and its
+// acknowledgement would take the resent one out (a kill then, and the
+// resent page has no clear). The resend is refused, nothing changes. The
+// moment is made by marking the letter while the clear waits (xMatters down).
+void test_resend_with_clear_refused_while_the_clear_is_in_the_spool() {
+  World w;
+  w.ops().connections = 1;
+  Delivery& d = open_refusing(w);
+  const Event page = make_event(EventType::Outage, "o-window", 1);
+  CU_ASSERT(d.submit(page));
+  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
+  w.standin->stop();
+  const Event clear = make_event(EventType::Clear, "o-window", 2);
+  CU_ASSERT(d.submit(clear));
+  {
+    xmatters::DeadLetterFile file(w.dead_letter_path());
+    file.load();  // the letter waiting for its clear
+    CU_ASSERT_FATAL(file.mark_cleared(clear, "{}"));
+  }
+  const auto read = xmatters::read_dead_letters(w.dead_letter_path());
+  CU_ASSERT_EQUAL_FATAL(read.letters.size(), 1u);
+  const auto plan = xmatters::plan_resend(read.letters, true);
+  CU_ASSERT_EQUAL_FATAL(plan.events.size(), 2u);
+  bool refused = false;
+  try {
+    d.resend(plan.events, plan.letters);
+  } catch (const std::runtime_error& e) {
+    refused = std::string(e.what()).find(clear.event_id) != std::string::npos;
+  }
+  CU_ASSERT(refused);
+  CU_ASSERT_EQUAL(d.stats("ops").queue_length, 1u);  // the clear alone
+  CU_ASSERT_EQUAL(xmatters::read_dead_letters(w.dead_letter_path()).letters.size(), 1u);  // kept
+}
+
 // Issue 22: a resent event refused again at once (400) writes a new letter,
 // with the same event_id. The letters that left with the resend are taken
 // out of the file as the events are queued, marks held: the new letter is
@@ -2248,6 +2284,8 @@ int main(int argc, char** argv) {
                         {"resend_dead_letters", test_resend_dead_letters},
                         {"resend_goes_before_its_outage_queue", test_resend_goes_before_its_outage_queue},
                         {"resend_skips_outage_cleared_after_the_read", test_resend_skips_outage_cleared_after_the_read},
+                        {"resend_with_clear_refused_while_the_clear_is_in_the_spool",
+                         test_resend_with_clear_refused_while_the_clear_is_in_the_spool},
                         {"resend_refused_again_keeps_its_new_letter", test_resend_refused_again_keeps_its_new_letter},
                         {"resent_letters_removed_at_start", test_resent_letters_removed_at_start}}},
                       {"dead_letters",

@@ -84,6 +84,13 @@ Delivery::Resent Delivery::resend(std::vector<Event> events, const std::set<std:
     e.created = Clock::now();
     e.not_before = {};
   }
+  // A clear sent again (--include-cleared) while the delivered one is still
+  // in the spool, between its mark and its acknowledgement: the two would
+  // be one event_id in the spool, and the first one's acknowledgement would
+  // take the second out of it. Refused, nothing changed: resend again.
+  for (const Event& e : events)
+    if (e.type == EventType::Clear && engine.store->body(e.event_id, false))
+      throw std::runtime_error("the clear " + e.event_id + " is being delivered now, try again in a moment");
   // In the spool, durably, before the letters leave the file: a crash in
   // between leaves both, and the next start removes the letters.
   std::vector<std::string> appended;
