@@ -14,9 +14,7 @@ extern "C" {
 #include <exception>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <stdexcept>
 #include <string>
 
@@ -29,6 +27,7 @@ extern "C" {
 #include "silence/coverage.h"
 #include "delivery/delivery.h"
 #include "util/log.h"
+#include "util/mutex.h"
 #include "outage/notification.h"
 #include "outage/router.h"
 #include "silence/silence_book.h"
@@ -94,7 +93,7 @@ std::string field(const char (&a)[N]) {
 // cdtime_t is unsigned: a time before 1970 wraps to a huge one. Times past
 // what a TimePoint holds (2262-04-11) would overflow into the 17th century,
 // so a time of 0, before 1970 or after that is the time the plugin received
-// the notification (README, Payload).
+// the notification (collectd-xmatters(5) PAYLOAD).
 TimePoint notification_time(cdtime_t t) {
   constexpr std::uint64_t kLastSecond = std::numeric_limits<std::int64_t>::max() / 1000000000 - 1;
   if (t == 0 || (t >> 30) > kLastSecond) return Clock::now();
@@ -205,11 +204,11 @@ struct Pipeline {
 // take it alone.
 struct Plugin {
   CollectdLogger log;
-  std::shared_mutex mutex;
-  std::optional<Config> config;
-  std::optional<SpoolDir> spool_dir;  // checked and locked with the configuration
-  bool config_failed = false;
-  std::unique_ptr<Pipeline> pipeline;  // refers to *config
+  SharedMutex mutex;
+  std::optional<Config> config GUARDED_BY(mutex);
+  std::optional<SpoolDir> spool_dir GUARDED_BY(mutex);  // checked and locked with the configuration
+  bool config_failed GUARDED_BY(mutex) = false;
+  std::unique_ptr<Pipeline> pipeline GUARDED_BY(mutex);  // refers to *config
 };
 
 Plugin& plugin() {
@@ -236,7 +235,7 @@ int guarded(const char* what, F&& body) noexcept {
 int notification_cb(const notification_t* n, user_data_t*) {
   return guarded("notification", [&] {
     Plugin& p = plugin();
-    std::shared_lock<std::shared_mutex> lock(p.mutex);
+    ReaderLock lock(p.mutex);
     if (n == nullptr || !p.pipeline) return 0;
     p.pipeline->router.dispatch(to_notification(*n));
     return 0;
@@ -276,7 +275,7 @@ value_t derive(std::uint64_t v) {
 int read_cb() {
   return guarded("statistics", [] {
     Plugin& p = plugin();
-    std::shared_lock<std::shared_mutex> lock(p.mutex);
+    ReaderLock lock(p.mutex);
     if (!p.pipeline) return 0;
     for (std::size_t i = 0; i < p.config->integrations.size(); ++i) {
       const std::string& name = p.config->integrations[i].name;
@@ -298,7 +297,7 @@ int read_cb() {
 int config_cb(oconfig_item_t* ci) {
   return guarded("configuration", [&] {
     Plugin& p = plugin();
-    std::unique_lock<std::shared_mutex> lock(p.mutex);
+    WriterLock lock(p.mutex);
     try {
       if (p.config || p.config_failed) throw ConfigError(kBlockGivenTwice);
       // collectd's global options come before the plugin blocks.
@@ -319,7 +318,7 @@ int config_cb(oconfig_item_t* ci) {
 int init_cb() {
   return guarded("init", [] {
     Plugin& p = plugin();
-    std::unique_lock<std::shared_mutex> lock(p.mutex);
+    WriterLock lock(p.mutex);
     if (p.config_failed) return -1;
     if (!p.config) {
       p.log.error(kNoBlock);
@@ -356,7 +355,7 @@ int shutdown_cb() {
     Plugin& p = plugin();
     plugin_unregister_notification(kName);
     plugin_unregister_read(kName);
-    std::unique_lock<std::shared_mutex> lock(p.mutex);
+    WriterLock lock(p.mutex);
     if (p.pipeline) p.pipeline->stop();
     p.pipeline.reset();
     p.config.reset();
