@@ -26,8 +26,9 @@ namespace xmatters {
 // than the last means the clock went back.
 inline constexpr auto kClockStep = std::chrono::seconds(60);
 
-// Closed value lists remembered at most (about 200 bytes each), so that a
-// storm of distinct keys cannot grow the memory of closed ones unbounded.
+// Value lists remembered at most (about 400 bytes each, measured in
+// doc/storage.md), so that a storm of distinct keys cannot grow this
+// memory unbounded.
 inline constexpr std::size_t kClosedKeys = 100000;
 // Of those, the ones a compaction writes again (the last closed): at most
 // about 150 KB for each compaction, whatever the storm.
