@@ -28,6 +28,7 @@
 #include "config/config.h"
 #include "delivery/flood_minute.h"
 #include "delivery/lane.h"
+#include "outage/outage_memory.h"
 #include "outage/outage_tracker.h"
 #include "outage/router.h"
 #include "store/spool.h"
@@ -761,6 +762,136 @@ void test_closed_kept_by_compaction_bounded() {
       CU_ASSERT(f.rec.seen.back().outage.id != f.rec.seen[0].outage.id);  // a start of its own
     }
   }
+}
+
+// --- the ordering memory (ClosedOutages) and its bounds ---------------------------------
+//
+// Each key is remembered once; keys are forgotten in the order of their last
+// remember, beyond kClosedKeys or kClockStep older than the one remembered.
+
+OutageKey memory_key(std::size_t i) { return OutageKey{"m" + std::to_string(i), "cpu", "0", "percent", "user"}; }
+
+// kClosedKeys keys are all kept, however often each is remembered; one more
+// and exactly the least recently remembered goes.
+void test_memory_bound_forgets_least_recent() {
+  ClosedOutages memory;
+  for (std::size_t i = 0; i < kClosedKeys; ++i) memory.remember_okay(memory_key(i), at(10));
+  memory.remember_okay(memory_key(5), at(11));
+  memory.remember(memory_key(6), {at(11), at(8)});
+  CU_ASSERT_EQUAL(memory.size(), kClosedKeys);
+  CU_ASSERT(memory.find(memory_key(0)).has_value());
+  memory.remember_okay(memory_key(kClosedKeys), at(11));
+  memory.remember_okay(memory_key(kClosedKeys + 1), at(11));
+  CU_ASSERT_EQUAL(memory.size(), kClosedKeys);
+  CU_ASSERT(!memory.find(memory_key(0)).has_value() && !memory.find(memory_key(1)).has_value());
+  CU_ASSERT(memory.find(memory_key(2)).has_value() && memory.find(memory_key(5)).has_value() && memory.find(memory_key(6)).has_value());
+  const auto last = memory.last_closed(4);
+  CU_ASSERT_EQUAL_FATAL(last.size(), 4u);
+  const std::size_t order[] = {5, 6, kClosedKeys, kClosedKeys + 1};
+  for (std::size_t i = 0; i < 4; ++i) CU_ASSERT(last[i].first == memory_key(order[i]));
+}
+
+// Kept while not more than kClockStep older than the one remembered; each
+// remember forgets the ones older than that, oldest first.
+void test_memory_clock_step_forgets_older() {
+  ClosedOutages memory;
+  memory.remember(memory_key(0), {at(100), at(90)});
+  memory.remember_okay(memory_key(1), at(130));
+  memory.remember_okay(memory_key(2), at(100) + kClockStep);  // exactly kClockStep later: 0 is kept
+  CU_ASSERT_EQUAL(memory.size(), 3u);
+  CU_ASSERT(memory.stale(memory_key(0), at(99)));
+  memory.remember_okay(memory_key(3), at(100) + kClockStep + nanoseconds(1));
+  CU_ASSERT_EQUAL(memory.size(), 3u);
+  CU_ASSERT(!memory.find(memory_key(0)).has_value() && !memory.stale(memory_key(0), at(99)));
+  CU_ASSERT(memory.start_after(memory_key(0), at(90)) == at(90));  // as if never closed
+  memory.remember_okay(memory_key(4), at(300));  // the clock jumped: all the others go
+  CU_ASSERT_EQUAL(memory.size(), 1u);
+  CU_ASSERT(memory.find(memory_key(4)).has_value());
+}
+
+// A key remembered again moves to the back: it is forgotten last, beyond
+// the bound as by the clock (its earlier remember leaves nothing behind).
+void test_memory_remembered_again_is_forgotten_last() {
+  for (const bool same_time : {true, false}) {
+    ClosedOutages memory;
+    memory.remember(memory_key(0), {at(10), at(5)});
+    for (std::size_t i = 1; i < kClosedKeys; ++i) memory.remember_okay(memory_key(i), at(10));
+    memory.remember(memory_key(0), {same_time ? at(10) : at(11), at(5)});  // closed again
+    memory.remember_okay(memory_key(kClosedKeys), at(11));
+    CU_ASSERT_EQUAL(memory.size(), kClosedKeys);
+    CU_ASSERT(memory.find(memory_key(0)).has_value() && !memory.find(memory_key(1)).has_value());
+    // 2 .. kClosedKeys - 1 go; 0 is the front now.
+    for (std::size_t i = kClosedKeys + 1; i < 2 * kClosedKeys - 1; ++i) memory.remember_okay(memory_key(i), at(11));
+    CU_ASSERT(memory.find(memory_key(0)).has_value() && !memory.find(memory_key(kClosedKeys - 1)).has_value());
+    CU_ASSERT_EQUAL(memory.size(), kClosedKeys);
+    memory.remember_okay(memory_key(2 * kClosedKeys), at(11));
+    CU_ASSERT(!memory.find(memory_key(0)).has_value());
+    CU_ASSERT_EQUAL(memory.size(), kClosedKeys);
+  }
+  // By the clock: 0 remembered again after 1 outlives it.
+  ClosedOutages memory;
+  memory.remember_okay(memory_key(0), at(10));
+  memory.remember_okay(memory_key(1), at(20));
+  memory.remember(memory_key(0), {at(30), at(25)});
+  memory.remember_okay(memory_key(2), at(81));
+  CU_ASSERT(!memory.find(memory_key(1)).has_value() && memory.find(memory_key(0)).has_value());
+  memory.remember_okay(memory_key(2), at(91));
+  CU_ASSERT(!memory.find(memory_key(0)).has_value() && memory.size() == 1u);
+}
+
+// A key remembered twice at the same time (closed, reopened and closed
+// again within one timestamp) is one entry: forgotten once, and what is
+// left is whole (run under ASan by the asan stage).
+void test_memory_same_time_twice_forgotten_once() {
+  ClosedOutages memory;
+  memory.remember(memory_key(0), {at(10), at(10)});
+  memory.remember(memory_key(0), {at(10), at(10) + nanoseconds(1)});
+  CU_ASSERT_EQUAL(memory.size(), 1u);
+  CU_ASSERT(memory.start_after(memory_key(0), at(10)) == at(10) + nanoseconds(2));
+  memory.remember_okay(memory_key(1), at(71));
+  CU_ASSERT_EQUAL(memory.size(), 1u);
+  CU_ASSERT(!memory.find(memory_key(0)).has_value());
+  const auto last = memory.last_closed(10);
+  CU_ASSERT_EQUAL_FATAL(last.size(), 1u);
+  CU_ASSERT(last[0].first == memory_key(1));
+  memory.remember_okay(memory_key(0), at(72));  // remembered anew after being forgotten
+  CU_ASSERT_EQUAL(memory.size(), 2u);
+  CU_ASSERT_EQUAL(memory.last_closed(10).size(), 2u);
+}
+
+// last_closed: the at_most remembered last, oldest first, each key once
+// with what it holds now; an OKAY older than what a key holds changes
+// nothing (not its place either), a newer one keeps a closed start; a host
+// outage's members are remembered before its key.
+void test_memory_last_closed_order_each_key_once() {
+  ClosedOutages memory;
+  memory.remember(memory_key(0), {at(10), at(1)});
+  memory.remember(memory_key(1), {at(11), at(2)});
+  memory.remember(memory_key(2), {at(12), at(3)});
+  memory.remember(memory_key(0), {at(13), at(4)});
+  memory.remember_okay(memory_key(1), at(5));  // older: ignored
+  memory.remember_okay(memory_key(3), at(14));
+  memory.remember_okay(memory_key(2), at(15));  // newer: moves, start kept
+  const auto all = memory.last_closed(100);
+  CU_ASSERT_EQUAL_FATAL(all.size(), 4u);
+  const std::size_t order[] = {1, 0, 3, 2};
+  for (std::size_t i = 0; i < 4; ++i) CU_ASSERT(all[i].first == memory_key(order[i]));
+  CU_ASSERT(all[0].second.last == at(11) && all[0].second.start == at(2));
+  CU_ASSERT(all[1].second.last == at(13) && all[1].second.start == at(4));
+  CU_ASSERT(all[2].second.last == at(14) && all[2].second.start == TimePoint{});
+  CU_ASSERT(all[3].second.last == at(15) && all[3].second.start == at(3));
+  const auto two = memory.last_closed(2);
+  CU_ASSERT_EQUAL_FATAL(two.size(), 2u);
+  CU_ASSERT(two[0].first == memory_key(3) && two[1].first == memory_key(2));
+  CU_ASSERT(memory.last_closed(0).empty());
+
+  Member failing{memory_key(11), true, at(20), "", ""}, no_time{memory_key(12), true, std::nullopt, "", ""};
+  memory.remember(memory_key(10), {at(21), at(16)}, {failing, no_time});
+  const auto host = memory.last_closed(2);
+  CU_ASSERT_EQUAL_FATAL(host.size(), 2u);
+  CU_ASSERT(host[0].first == memory_key(11) && host[0].second.last == at(20) && host[0].second.start == TimePoint{});
+  CU_ASSERT(host[1].first == memory_key(10) && host[1].second.last == at(21));
+  CU_ASSERT(!memory.find(memory_key(12)).has_value());  // a member without a time is not remembered
 }
 
 // --- every interleaving, against a model of the promise -----------------------------------
@@ -2417,6 +2548,12 @@ int main(int argc, char** argv) {
         {{"threshold_failure_with_meta", test_threshold_failure_with_meta},
          {"missing_value_failure_without_meta", test_missing_value_failure_without_meta},
          {"putnotif_without_type", test_putnotif_without_type}}},
+       {"memory",
+        {{"memory_bound_forgets_least_recent", test_memory_bound_forgets_least_recent},
+         {"memory_clock_step_forgets_older", test_memory_clock_step_forgets_older},
+         {"memory_remembered_again_is_forgotten_last", test_memory_remembered_again_is_forgotten_last},
+         {"memory_same_time_twice_forgotten_once", test_memory_same_time_twice_forgotten_once},
+         {"memory_last_closed_order_each_key_once", test_memory_last_closed_order_each_key_once}}},
        {"sequences",
         {{"stale_after_close_ignored", test_stale_after_close_ignored},
          {"reopen_at_same_time_new_id", test_reopen_at_same_time_new_id},

@@ -1,6 +1,7 @@
 #include "outage/outage_memory.h"
 
-#include <unordered_set>
+#include <iterator>
+#include <type_traits>
 
 #include "util/hash_table.h"
 
@@ -19,27 +20,42 @@ void ClosedOutages::remember_okay(const OutageKey& key, TimePoint time) {
   const auto found = keys_.find(key);
   if (found == keys_.end()) {
     remember_locked(key, Closed{time, TimePoint{}});
-  } else if (time > found->second.last) {
-    remember_locked(key, Closed{time, found->second.start});
+  } else if (time > found->second.closed.last) {
+    remember_locked(key, Closed{time, found->second.closed.start});
   }
   shrink_if_sparse(keys_);
 }
 
 void ClosedOutages::remember_locked(const OutageKey& key, Closed closed) {
-  keys_[key] = closed;
-  order_.emplace_back(closed.last, key);
-  while (!order_.empty() && (order_.size() > kClosedKeys || closed.last - order_.front().first > kClockStep)) {
-    auto it = keys_.find(order_.front().second);
-    if (it != keys_.end() && it->second.last == order_.front().first) keys_.erase(it);
+  static_assert(std::is_same_v<Entry, decltype(keys_)::value_type>, "order_ points at keys_'s entries");
+  auto found = keys_.find(key);
+  if (found == keys_.end()) {
+    order_.push_back(nullptr);  // first: if the entry cannot be made, nothing is left behind
+    try {
+      found = keys_.emplace(key, Slot{closed, std::prev(order_.end())}).first;
+    } catch (...) {
+      order_.pop_back();
+      throw;
+    }
+    order_.back() = &*found;
+  } else {
+    found->second.closed = closed;
+    order_.splice(order_.end(), order_, found->second.pos);  // remembered last: evicted last
+  }
+  // Evicted in the order of their last remember: beyond the bound of keys,
+  // and while the front is kClockStep older than this one (which, at the
+  // back, is never evicted here: the loop ends on it at the latest).
+  while (order_.size() > kClosedKeys || closed.last - order_.front()->second.closed.last > kClockStep) {
+    keys_.erase(keys_.find(order_.front()->first));
     order_.pop_front();
   }
 }
 
 std::optional<ClosedOutages::Closed> ClosedOutages::find(const OutageKey& key) const {
   MutexLock lock(mutex_);
-  auto it = keys_.find(key);
+  const auto it = keys_.find(key);
   if (it == keys_.end()) return std::nullopt;
-  return it->second;
+  return it->second.closed;
 }
 
 bool ClosedOutages::stale(const OutageKey& key, TimePoint time) const {
@@ -55,14 +71,14 @@ TimePoint ClosedOutages::start_after(const OutageKey& key, TimePoint time) const
 std::deque<std::pair<OutageKey, ClosedOutages::Closed>> ClosedOutages::last_closed(std::size_t at_most) const {
   std::deque<std::pair<OutageKey, Closed>> out;
   MutexLock lock(mutex_);
-  std::unordered_set<const OutageKey*> taken;
-  for (auto it = order_.rbegin(); it != order_.rend() && out.size() < at_most; ++it) {
-    const auto found = keys_.find(it->second);
-    // Not a key closed again since (a later entry of it), nor forgotten.
-    if (found == keys_.end() || found->second.last != it->first || !taken.insert(&found->first).second) continue;
-    out.emplace_front(found->first, found->second);
-  }
+  for (auto it = order_.rbegin(); it != order_.rend() && out.size() < at_most; ++it)
+    out.emplace_front((*it)->first, (*it)->second.closed);
   return out;
+}
+
+std::size_t ClosedOutages::size() const {
+  MutexLock lock(mutex_);
+  return keys_.size();
 }
 
 }  // namespace xmatters

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
+#include <list>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -56,13 +57,29 @@ class ClosedOutages {
   TimePoint start_after(const OutageKey& key, TimePoint time) const;
   // The `at_most` closed last, oldest first (each key once), for compaction.
   std::deque<std::pair<OutageKey, Closed>> last_closed(std::size_t at_most) const EXCLUDES(mutex_);
+  // Keys remembered now (at most kClosedKeys).
+  std::size_t size() const EXCLUDES(mutex_);
 
  private:
   void remember_locked(const OutageKey& key, Closed closed) REQUIRES(mutex_);
 
+  // Each key is stored once, in keys_; order_ lists the entries by their
+  // last remember, oldest first (an LRU). Invariant: order_ holds a pointer
+  // to every entry of keys_ and to nothing else, and each entry's pos is its
+  // place in order_. Pointers to an unordered_map's entries stay valid across
+  // a rehash (shrink_if_sparse), only erasing one invalidates it, and every
+  // erase takes its pointer out of order_ too.
+  struct Slot;
+  using Entry = std::pair<const OutageKey, Slot>;  // keys_'s value_type
+  using Order = std::list<Entry*>;
+  struct Slot {
+    Closed closed;
+    Order::iterator pos;
+  };
+
   mutable Mutex mutex_;
-  std::unordered_map<OutageKey, Closed, OutageKeyHash> keys_ GUARDED_BY(mutex_);
-  std::deque<std::pair<TimePoint, OutageKey>> order_ GUARDED_BY(mutex_);  // oldest first
+  std::unordered_map<OutageKey, Slot, OutageKeyHash> keys_ GUARDED_BY(mutex_);
+  Order order_ GUARDED_BY(mutex_);  // least recently remembered first
 };
 
 }  // namespace xmatters
