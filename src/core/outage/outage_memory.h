@@ -27,7 +27,7 @@ namespace xmatters {
 // than the last means the clock went back.
 inline constexpr auto kClockStep = std::chrono::seconds(60);
 
-// Value lists remembered at most (about 400 bytes each, measured in
+// Value lists remembered at most (about 250 bytes each, measured in
 // doc/storage.md), so that a storm of distinct keys cannot grow this
 // memory unbounded.
 inline constexpr std::size_t kClosedKeys = 100000;
