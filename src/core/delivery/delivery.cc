@@ -84,7 +84,7 @@ void Delivery::Engine::recover() {
               ", which cannot be rewritten: do not resend them");
   // FloodLimit's minute goes on from the requests the last run sent in it
   // (collectd-xmatters(5) OUTAGES), and compaction keeps them.
-  for (const auto& lane : lanes) lane->budget->recover(store->recovered_changes(), Steady::now(), Clock::now());
+  for (const auto& lane : lanes) lane->budget->recover(store->recovered_changes(), steady_now(), wall_now());
 }
 
 // An idle worker sleeps until its lane's next event is due, or until
@@ -104,7 +104,7 @@ void Delivery::Engine::worker(DeliveryLane& lane, HttpClient& client) {
       std::vector<LaneSchedule::Taken> taken;
       std::size_t i = 0;  // taken[i] is in hand, those after it wait
       try {
-        const auto now = Steady::now();
+        const auto now = steady_now();
         if (lane.lines.report_due() <= now) {
           LogLines logs;
           lane.lines.report_held_back(now, lane.schedule, logs);
@@ -125,6 +125,8 @@ void Delivery::Engine::worker(DeliveryLane& lane, HttpClient& client) {
           if (due > now) {
             if (due == Steady::time_point::max())
               lock.wait(lane.wake);
+            else if (options.steady_now)
+              lock.wait_for(lane.wake, due - now);  // a test's clock: its wake() comes sooner
             else
               lock.wait_until(lane.wake, due);
             continue;
@@ -157,8 +159,8 @@ void Delivery::Engine::worker(DeliveryLane& lane, HttpClient& client) {
         // Out of memory half way through: the outage must not stay in
         // flight, or none of its events would ever go again.
         // (Nothing between an unlock and its lock above throws.)
-        if (!outage_id.empty()) lane.schedule.release(outage_id, Steady::now() + options.initial_backoff);
-        for (std::size_t j = i + 1; j < taken.size(); ++j) lane.schedule.release(taken[j].outage_id, Steady::now());
+        if (!outage_id.empty()) lane.schedule.release(outage_id, steady_now() + options.initial_backoff);
+        for (std::size_t j = i + 1; j < taken.size(); ++j) lane.schedule.release(taken[j].outage_id, steady_now());
         lock.unlock();
         log.error(prefix + "delivery interrupted (" + ex.what() + "); trying again");
         lock.lock();
@@ -237,7 +239,7 @@ void Delivery::set_snapshot_source(SnapshotSource source) {
   // The outage table, then FloodLimit's minute: the requests still in it.
   engine.store->set_snapshot_source([&engine, source = std::move(source)](SnapshotWriter write) {
     if (source) source(write);
-    const TimePoint now = Clock::now();
+    const TimePoint now = engine.wall_now();
     for (const auto& lane : engine.lanes) lane->budget->snapshot(now, write);
   });
 }
@@ -248,7 +250,7 @@ void Delivery::Engine::note_sent(DeliveryLane& lane, EventType type) noexcept {
   // sync of its own (the next event's covers it; a crash of collectd
   // keeps what the page cache has).
   try {
-    store->record_change(encode_flood_send(FloodSend{lane.config.name, type, Clock::now()}));
+    store->record_change(encode_flood_send(FloodSend{lane.config.name, type, wall_now()}));
   } catch (const std::exception&) {
     // A full disk: the request goes anyway; only a restart within the
     // minute could then send more than FloodLimit.
@@ -327,6 +329,15 @@ void Delivery::start() {
     for (auto& client : lane->clients)
       lane->threads.emplace_back([&engine, l = lane.get(), c = client.get()] { engine.worker(*l, *c); });
   engine.store->start();
+}
+
+void Delivery::wake() {
+  // Under each mutex, so that no thread misses it between reading the clock
+  // and waiting.
+  for (auto& lane : engine_->lanes) {
+    MutexLock l(lane->mutex);
+    lane->wake.notify_all();
+  }
 }
 
 void Delivery::stop() {

@@ -122,6 +122,12 @@ class Delivery : public EventSink {
   // leaves the rest in the spool, and stops the store. Idempotent.
   void stop();
 
+  // Makes every delivery thread read its clock again. For tests that move
+  // DeliveryOptions' clocks: a thread sleeping until a due time cannot see
+  // a test's clock move, and a call after each move is simpler than a clock
+  // that knows who sleeps on it.
+  void wake();
+
   // The counters now; reads only.
   DeliveryStats stats(const std::string& integration) const;
   // For ReportStats: the mean time from event creation to its 2xx over the

@@ -48,6 +48,7 @@ Delivery::Engine::Outcome Delivery::Engine::attempt(DeliveryLane& lane, HttpClie
     return o;
   }
   o.http = client.post(url, body, e.event_id);
+  if (options.wall_now) o.http.received = wall_now();  // a test's clock: an HTTP date counts from it
   const Verdict v = classify(o.http);
   o.reason = client.scrub(v.reason);  // it goes to log lines and the dead letter
   o.retry_after = v.after;
@@ -72,7 +73,7 @@ Delivery::Engine::Outcome Delivery::Engine::attempt(DeliveryLane& lane, HttpClie
       o.result = Result::Abandoned;
       return o;
     }
-    if (Clock::now() - e.created - p.paced < c.retry_max_age) {
+    if (wall_now() - e.created - p.paced < c.retry_max_age) {
       o.result = v.kind == Verdict::Kind::Pause ? Result::Pause : Result::Retry;
       return o;
     }

@@ -86,7 +86,7 @@ struct DeliveryLane {
   DeliveryLane(const IntegrationConfig& c, const DeliveryOptions& o)
       : config(c),
         budget(std::make_shared<FloodBudget>(c.name, c.flood_limit)),
-        schedule(Backoff(o.initial_backoff, o.max_backoff), budget),
+        schedule(Backoff(o.initial_backoff, o.max_backoff), budget, o.wall_now),
         lines(c.name, o) {}
 };
 
@@ -114,6 +114,10 @@ struct Delivery::Engine {
   std::size_t in_flight GUARDED_BY(flight_mutex) = 0;
 
   Engine(const Config& c, Logger& l, DeliveryOptions o) : config(c), log(l), options(o) {}
+
+  // The clocks every decision by time reads (DeliveryOptions).
+  Steady::time_point steady_now() const { return options.steady_now ? options.steady_now() : Steady::now(); }
+  TimePoint wall_now() const { return options.wall_now ? options.wall_now() : Clock::now(); }
 
   // What became of one attempt. Pause: the integration refused the
   // plugin (401, 403, 404); Tested: a test event answered otherwise than
@@ -176,7 +180,7 @@ struct Delivery::Engine {
   // A dead letter written for o, and the event acknowledged when it was.
   void dead_letter(const Event& e, const std::string& body, const std::string& url, int attempts, Outcome& o);
   bool expired(const IntegrationConfig& c, const Pending& p) const {
-    return Clock::now() - p.event.created - p.paced >= c.retry_max_age;
+    return wall_now() - p.event.created - p.paced >= c.retry_max_age;
   }
 
   // --- delivery_settle.cc

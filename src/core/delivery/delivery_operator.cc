@@ -14,7 +14,7 @@ using std::chrono::duration_cast;
 
 std::vector<IntegrationStatus> Delivery::status() const {
   std::vector<IntegrationStatus> out;
-  const auto now = Steady::now();
+  const auto now = engine_->steady_now();
   for (const auto& lane : engine_->lanes) {
     IntegrationStatus st;
     st.name = lane->config.name;
@@ -38,8 +38,8 @@ std::vector<IntegrationStatus> Delivery::status() const {
 
 std::vector<QueuedEvent> Delivery::queue() const {
   std::vector<QueuedEvent> out;
-  const auto steady_now = Steady::now();
-  const auto wall_now = Clock::now();
+  const auto steady_now = engine_->steady_now();
+  const auto wall_now = engine_->wall_now();
   for (const auto& lane : engine_->lanes) {
     MutexLock lock(lane->mutex);
     lane->schedule.for_each([&](const Pending& p, bool in_flight, std::optional<Steady::time_point> next) {
@@ -81,7 +81,7 @@ Delivery::Resent Delivery::resend(std::vector<Event> events, const std::set<std:
   for (Event& e : events) {
     lanes.push_back(&engine.lane_for_operator(e));
     e.change.clear();  // its outage's state is the tracker's, not the letter's
-    e.created = Clock::now();
+    e.created = engine.wall_now();
     e.not_before = {};
   }
   // A clear sent again (--include-cleared) while the delivered one is still

@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "delivery/reply.h"
+#include "outage/notification.h"
 
 namespace xmatters {
 
@@ -27,6 +28,14 @@ struct DeliveryOptions {
   std::chrono::milliseconds delivered_info_window{std::chrono::minutes(1)};
   unsigned delivered_info_lines = 10;
   std::chrono::milliseconds dead_letter_error_every{std::chrono::seconds(10)};
+  // The clocks delivery decides by (steady_clock::now and
+  // system_clock::now when null; tests set them, as OutageTrackerOptions'
+  // steady_now): steady_now for every due time and wait (backoff,
+  // Retry-After, pauses, log lines' windows, FloodLimit's minute),
+  // wall_now for an event's age (RetryMaxAge) and the times delivery
+  // reports. A test that moves them calls Delivery::wake() after.
+  std::function<std::chrono::steady_clock::time_point()> steady_now = nullptr;
+  std::function<TimePoint()> wall_now = nullptr;
   // Tests only: called by resend() just before its letters leave the file,
   // so that a test can order a worker's new letter against that rewrite.
   std::function<void()> before_resend_rewrite;

@@ -45,8 +45,8 @@ bool Delivery::Engine::settle_test(DeliveryLane& lane, const std::string& outage
   logs.emplace_back(LogLevel::Warning, "integration " + lane.config.name + ": test " +
                                            event_type_name(p.event.type) + " event " + p.event.event_id +
                                            " not delivered: " + answer.reason);
-  lane.counts.last_failure = IntegrationStatus::Failure{Clock::now(), answer.reason};
-  lane.schedule.pop(outage_id, Steady::now());
+  lane.counts.last_failure = IntegrationStatus::Failure{wall_now(), answer.reason};
+  lane.schedule.pop(outage_id, steady_now());
   store->release();
   return true;
 }
@@ -60,10 +60,10 @@ void Delivery::Engine::settle(DeliveryLane& lane, const std::string& outage_id, 
                            " of outage " + e.outage_id;
   const std::string prefix = "integration " + c.name + ": ";
   const std::string& url = e.type == EventType::Clear ? c.clear_url : c.outage_url;
-  const auto now = Steady::now();
+  const auto now = steady_now();
   if (settle_test(lane, outage_id, p, o, logs)) return;
   if (o.result != Result::Delivered && o.result != Result::Abandoned) {
-    lane.counts.last_failure = IntegrationStatus::Failure{Clock::now(), o.reason};
+    lane.counts.last_failure = IntegrationStatus::Failure{wall_now(), o.reason};
     if (!lane.counts.failing_since) lane.counts.failing_since = lane.counts.last_failure->time;
   }
 
@@ -105,7 +105,7 @@ void Delivery::Engine::settle(DeliveryLane& lane, const std::string& outage_id, 
       // Honoured up to the backoff ceiling, and never past the time the
       // event would be given up.
       if (o.retry_after) asked = duration_cast<Steady::duration>(std::min<seconds>(*o.retry_after, c.retry_max_age));
-      const auto left = duration_cast<Steady::duration>(e.created + c.retry_max_age - Clock::now()) + p.paced;
+      const auto left = duration_cast<Steady::duration>(e.created + c.retry_max_age - wall_now()) + p.paced;
       const auto delay = lane.schedule.retry(outage_id, attempts, asked, left, now);
       // A paused integration that does not answer stays paused.
       if (lane.schedule.held()) lane.schedule.hold(now + options.paused_retry_every);
@@ -165,10 +165,11 @@ void Delivery::Engine::settle(DeliveryLane& lane, const std::string& outage_id, 
 
     case Result::Delivered:
       ++lane.counts.delivered;
-      lane.counts.latency_sum += std::chrono::duration<double>(Clock::now() - e.created).count();
+      const TimePoint wall = wall_now();
+      lane.counts.latency_sum += std::chrono::duration<double>(wall - e.created).count();
       ++lane.counts.latency_count;
       lane.counts.last_delivery =
-          IntegrationStatus::Delivered{Clock::now(), o.http.status, o.http.request_id, e.type, e.outage_id};
+          IntegrationStatus::Delivered{wall, o.http.status, o.http.request_id, e.type, e.outage_id};
       lane.counts.failing_since.reset();
       if (lane.paused != 0)
         logs.emplace_back(LogLevel::Notice, prefix + "accepted again (HTTP " + std::to_string(o.http.status) +

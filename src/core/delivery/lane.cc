@@ -112,7 +112,7 @@ void LaneSchedule::set_in_flight(OutageQueue& outage, bool in_flight) {
 
 LaneSchedule::Taken LaneSchedule::grant(std::string outage_id, OutageQueue& outage, Steady::time_point now) {
   Pending& head = outage.events.front();
-  budget_->sent(kind_of(head), now, Clock::now());
+  budget_->sent(kind_of(head), now, wall_now_ ? wall_now_() : Clock::now());
   set_in_flight(outage, true);
   urgent_.erase(std::remove(urgent_.begin(), urgent_.end(), outage_id), urgent_.end());
   return Taken{std::move(outage_id), head};

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -54,8 +55,10 @@ class LaneSchedule {
   // budget: FloodLimit's, shared with the integration's tracker. Each
   // request takes it (retries included: xMatters' Alert Rate Filter counts
   // what it receives), and the lane tells it how many outage events wait.
-  LaneSchedule(Backoff backoff, std::shared_ptr<FloodBudget> budget)
-      : backoff_(std::move(backoff)), budget_(std::move(budget)) {}
+  // wall_now stamps each request for the budget (system_clock::now when
+  // null; DeliveryOptions::wall_now).
+  LaneSchedule(Backoff backoff, std::shared_ptr<FloodBudget> budget, std::function<TimePoint()> wall_now = nullptr)
+      : backoff_(std::move(backoff)), budget_(std::move(budget)), wall_now_(std::move(wall_now)) {}
   // With a budget of its own: flood_limit 0 = no limit.
   explicit LaneSchedule(Backoff backoff, unsigned flood_limit = 0)
       : LaneSchedule(std::move(backoff), std::make_shared<FloodBudget>("", flood_limit)) {}
@@ -181,6 +184,7 @@ class LaneSchedule {
   std::map<std::pair<Steady::time_point, std::uint64_t>, std::string> schedule_;
   std::uint64_t arrivals_ = 0;
   std::shared_ptr<FloodBudget> budget_;
+  std::function<TimePoint()> wall_now_;
   // Outages whose due head has no budget left, by FloodRequest (page, the
   // flood outage's page, clear), in the order they became due.
   std::deque<std::string> waiting_[3];
