@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <cstdlib>
 #include <fstream>
@@ -100,6 +101,23 @@ Standin::Reply reply_with(int status) {
   return r;
 }
 
+// Delivery's clocks in a test that controls time (DeliveryOptions::
+// steady_now, wall_now): they start at the real clocks' now (the wall
+// clock's on a whole second, an HTTP date's precision) and move only when
+// the test moves them.
+class TestClock {
+ public:
+  xmatters::Steady::time_point steady() const { return steady0_ + moved(); }
+  TimePointT wall() const { return wall0_ + std::chrono::duration_cast<Clock::duration>(moved()); }
+  void advance(xmatters::Steady::duration d) { moved_ += d.count(); }
+
+ private:
+  xmatters::Steady::duration moved() const { return xmatters::Steady::duration(moved_.load()); }
+  const xmatters::Steady::time_point steady0_ = xmatters::Steady::now();
+  const TimePointT wall0_ = std::chrono::floor<std::chrono::seconds>(Clock::now());
+  std::atomic<xmatters::Steady::rep> moved_{0};
+};
+
 // The test's world: a stand-in, a configuration and a delivery on a spool
 // directory. Members are destroyed bottom up: the delivery first.
 struct World {
@@ -107,6 +125,7 @@ struct World {
   xmtest::CapturingLogger log;
   std::unique_ptr<Standin> standin;
   Config config;
+  TestClock clock;  // delivery's once use_test_clock() is called
   std::unique_ptr<Delivery> delivery;
 
   explicit World(xmtest::StandinOptions so = {}) : standin(std::make_unique<Standin>(std::move(so))) {
@@ -115,6 +134,30 @@ struct World {
   IntegrationConfig& ops() { return config.integrations.front(); }
   std::string spool_dir() const { return dir / "spool"; }
   DeliveryOptions options = fast_options();
+  // Delivery decides by `clock`, which moves only by advance(): the test
+  // waits for what it expects, not for time to pass.
+  void use_test_clock() {
+    options.steady_now = [this] { return clock.steady(); };
+    options.wall_now = [this] { return clock.wall(); };
+  }
+  // Moves the clock, and wakes the delivery's threads to see it.
+  void advance(xmatters::Steady::duration d) {
+    clock.advance(d);
+    if (delivery) delivery->wake();
+  }
+  // An event created now by the test's clock.
+  Event event_now(EventType type, const std::string& outage_id, int seq = 0) {
+    Event e = make_event(type, outage_id, seq);
+    e.created = clock.wall();
+    return e;
+  }
+  // When the queue's head of outage_id goes next, from the test clock's
+  // now; nullopt when it has none (in flight, gone).
+  std::optional<xmatters::Steady::duration> next_attempt_in(const std::string& outage_id) {
+    for (const auto& q : delivery->queue())
+      if (q.outage_id == outage_id && q.next_attempt) return *q.next_attempt - clock.wall();
+    return std::nullopt;
+  }
   Delivery& open(bool start = true) {
     delivery = std::make_unique<Delivery>(config, spool_dir(), log, options);
     if (start) delivery->start();
@@ -126,6 +169,19 @@ struct World {
     return xmtest::file_exists(path) ? xmtest::read_file(path) : "";
   }
 };
+
+// Real time for the delivery's threads to act on what they see, before a
+// test checks that something did NOT happen (a retry before its time).
+void let_threads_run() { std::this_thread::sleep_for(100ms); }
+
+std::string http_date(TimePointT t) {
+  const time_t s = Clock::to_time_t(t);
+  struct tm tm {};
+  gmtime_r(&s, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
 
 // The dead-letter tests' delivery: every event refused with a 400, so each
 // is a dead letter. Opened without starting it when a test first plants
@@ -618,25 +674,26 @@ std::size_t counted_in(const xmtest::CapturingLogger& log, LogLevel level, const
 // or a summary's count.
 void test_deliveries_logged_at_info_at_most_n_a_window() {
   World w;
+  w.use_test_clock();  // the window: a minute
   w.ops().connections = 1;
   w.options.delivered_info_lines = 3;
-  w.options.delivered_info_window = 300ms;
   Delivery& d = w.open();
   const std::size_t n = 20;
   for (std::size_t i = 0; i < n; ++i) CU_ASSERT(d.submit(make_event(EventType::Outage, "o-log-" + std::to_string(i))));
-  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").delivered == n; }, kWait));
-  const auto accounted = [&] {
-    return w.log.count(LogLevel::Info, "delivered outage event") +
-           counted_in(w.log, LogLevel::Info, "more event(s) delivered in the minute");
-  };
-  CU_ASSERT_FATAL(xmtest::wait_until([&] { return accounted() == n; }, kWait));
-  const std::size_t own = w.log.count(LogLevel::Info, "delivered outage event");
-  const std::size_t summaries = w.log.count(LogLevel::Info, "more event(s) delivered in the minute");
-  CU_ASSERT(own >= 3);
-  CU_ASSERT(summaries >= 1);
-  CU_ASSERT(own <= 3 * (summaries + 1));  // at most 3 in each window
-  CU_ASSERT_EQUAL(w.log.count(LogLevel::Debug, "delivered outage event"), n - own);
-  CU_ASSERT(w.log.contains(LogLevel::Info, "(" + std::to_string(n - own) + " outage, 0 clear)") || summaries > 1);
+  // (A delivery's line is written just after it is counted.)
+  XM_REQUIRE(xmtest::wait_until([&] { return w.log.count(LogLevel::Debug, "delivered outage event") == n - 3; }, kWait));
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "delivered outage event"), 3u);
+  // The summary only once the window has passed.
+  let_threads_run();
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "more event(s) delivered in the minute"), 0u);
+  w.advance(std::chrono::minutes(1) - 1ms);
+  let_threads_run();
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "more event(s) delivered in the minute"), 0u);
+  w.advance(1ms);
+  XM_REQUIRE(xmtest::wait_until(
+      [&] { return w.log.count(LogLevel::Info, "more event(s) delivered in the minute") == 1; }, kWait));
+  CU_ASSERT(w.log.contains(LogLevel::Info, "17 more event(s) delivered in the minute since the first 3 (17 outage, 0 clear)"));
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Info, "delivered outage event"), 3u);
 }
 
 void test_retries_500_then_success() {
@@ -671,45 +728,101 @@ void test_retries_dropped_connection() {
   CU_ASSERT_EQUAL(d.stats("ops").retried, 2u);
 }
 
+// Retry-After, in seconds or as an HTTP date, is when the retry goes: not
+// a moment sooner (the backoff alone would retry within 10 ms here).
 void test_honours_retry_after() {
-  World w;
-  Standin::Reply busy;
-  busy.status = 429;
-  busy.retry_after = "1";
-  w.standin->script({busy});
-  w.options.max_backoff = 5s;  // the ceiling, above the Retry-After
-  Delivery& d = w.open();
-  CU_ASSERT(d.submit(make_event(EventType::Outage, "o-429")));
-  CU_ASSERT_FATAL(w.standin->wait_for_accepted(1, kWait));
-  const auto reqs = w.standin->requests();
-  CU_ASSERT_EQUAL_FATAL(reqs.size(), 2u);
-  // The backoff alone would retry within 100 ms here.
-  CU_ASSERT(reqs[1].time - reqs[0].time >= 900ms);
+  for (const bool as_date : {false, true}) {
+    World w;
+    w.use_test_clock();
+    Standin::Reply busy;
+    busy.status = 429;
+    busy.retry_after = as_date ? http_date(w.clock.wall() + 30s) : "30";
+    w.standin->script({busy});
+    w.options.max_backoff = std::chrono::minutes(5);  // the ceiling, above the Retry-After
+    Delivery& d = w.open();
+    CU_ASSERT(d.submit(w.event_now(EventType::Outage, "o-429")));
+    XM_REQUIRE(xmtest::wait_until([&] { return d.stats("ops").retried == 1; }, kWait));
+    const auto in = w.next_attempt_in("o-429");
+    XM_REQUIRE(in.has_value());
+    CU_ASSERT(*in == 30s);
+    w.advance(30s - 1ms);
+    let_threads_run();
+    CU_ASSERT_EQUAL(w.standin->request_count(), 1u);
+    w.advance(1ms);
+    XM_REQUIRE(w.standin->wait_for_accepted(1, kWait));
+    CU_ASSERT_EQUAL(w.standin->request_count(), 2u);
+  }
 }
 
 // A Retry-After of years, or of an hour, pauses the integration for the
-// backoff ceiling at most (1.5 s here), with one WARNING saying so; other
-// outages wait with it.
+// backoff ceiling at most (1.5 s here), with one WARNING a minute saying
+// so; other outages wait with it.
 void test_retry_after_bounded_by_ceiling() {
   for (const char* value : {"99999999999", "3600", "Fri, 31 Dec 2100 23:59:59 GMT"}) {
     World w;
+    w.use_test_clock();
+    w.ops().connections = 1;  // o-other's request is the second
     w.options.max_backoff = 1500ms;
     Standin::Reply busy;
     busy.status = 429;
     busy.retry_after = value;
     w.standin->script({busy, busy});
     Delivery& d = w.open();
-    CU_ASSERT(d.submit(make_event(EventType::Outage, "o-429")));
+    CU_ASSERT(d.submit(w.event_now(EventType::Outage, "o-429")));
+    XM_REQUIRE(xmtest::wait_until([&] { return w.log.count(LogLevel::Warning, "Retry-After asks to wait") == 1; }));
+    const auto in = w.next_attempt_in("o-429");
+    XM_REQUIRE(in.has_value());
+    CU_ASSERT(*in == 1500ms);
     // Once the reply has paused the lane, another outage waits too.
-    CU_ASSERT_FATAL(xmtest::wait_until([&] { return w.log.count(LogLevel::Warning, "Retry-After asks to wait") == 1; }));
-    CU_ASSERT(d.submit(make_event(EventType::Outage, "o-other")));
-    CU_ASSERT_FATAL(w.standin->wait_for_accepted(2, kWait));
-    const auto reqs = w.standin->requests();
-    CU_ASSERT_EQUAL_FATAL(reqs.size(), 4u);
-    CU_ASSERT(reqs[1].time - reqs[0].time >= 1400ms);  // the pause was kept
+    CU_ASSERT(d.submit(w.event_now(EventType::Outage, "o-other")));
+    w.advance(1499ms);
+    let_threads_run();
+    CU_ASSERT_EQUAL(w.standin->request_count(), 1u);
+    // o-other goes first (it was due first), is refused likewise: the lane
+    // pauses again, without another WARNING within the minute.
+    w.advance(1ms);
+    XM_REQUIRE(xmtest::wait_until([&] { return d.stats("ops").retried == 2; }, kWait));
+    let_threads_run();
+    CU_ASSERT_EQUAL(w.standin->request_count(), 2u);
+    w.advance(1500ms);
+    XM_REQUIRE(w.standin->wait_for_accepted(2, kWait));
+    CU_ASSERT_EQUAL(w.standin->request_count(), 4u);
     CU_ASSERT_EQUAL(w.log.count(LogLevel::Warning, "Retry-After asks to wait"), 1u);
     CU_ASSERT_EQUAL(w.log.count(LogLevel::Warning, "delivery paused for 1.50 s"), 1u);
   }
+}
+
+// A failing event is retried after about initial_backoff, doubling with
+// each failure up to max_backoff, each delay between half and all of its
+// step (the jitter).
+void test_backoff_doubles_to_its_ceiling() {
+  World w;
+  w.use_test_clock();
+  w.ops().connections = 1;
+  w.options.initial_backoff = 1s;
+  w.options.max_backoff = 8s;
+  w.standin->set_default_reply(reply_with(503));
+  Delivery& d = w.open();
+  CU_ASSERT(d.submit(w.event_now(EventType::Outage, "o-backoff")));
+  std::chrono::milliseconds step = 1s;
+  for (std::uint64_t failures = 1; failures <= 6; ++failures) {
+    XM_REQUIRE(xmtest::wait_until([&] { return d.stats("ops").retried == failures; }, kWait));
+    const auto in = w.next_attempt_in("o-backoff");
+    XM_REQUIRE(in.has_value());
+    CU_ASSERT(*in >= step / 2 && *in <= step);
+    if (failures == 1) {  // not a moment sooner
+      w.advance(*in - 1ms);
+      let_threads_run();
+      CU_ASSERT_EQUAL(w.standin->request_count(), 1u);
+      w.advance(1ms);
+    } else {
+      w.advance(*in);
+    }
+    step = std::min<std::chrono::milliseconds>(step * 2, 8s);
+  }
+  XM_REQUIRE(xmtest::wait_until([&] { return d.stats("ops").retried == 7; }, kWait));
+  CU_ASSERT_EQUAL(w.standin->request_count(), 7u);
+  CU_ASSERT_EQUAL(d.stats("ops").dead_lettered, 0u);
 }
 
 // --- dead letters -----------------------------------------------------------------
@@ -982,17 +1095,30 @@ void test_changes_recovered_in_log_order() {
   CU_ASSERT(again.recovered_changes() == std::vector<std::string>{table});
 }
 
+// Retried until RetryMaxAge, the last try at the deadline; then a dead
+// letter.
 void test_retry_max_age_dead_letters() {
   World w;
-  w.ops().retry_max_age = std::chrono::seconds(1);
+  w.use_test_clock();
+  w.ops().retry_max_age = std::chrono::seconds(60);
   Standin::Reply down;
   down.status = 503;
   w.standin->set_default_reply(down);
   Delivery& d = w.open();
-  const Event e = make_event(EventType::Outage, "o-old");
+  const Event e = w.event_now(EventType::Outage, "o-old");
   CU_ASSERT(d.submit(e));
-  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
-  CU_ASSERT(w.standin->request_count() >= 2);  // retried until the deadline
+  XM_REQUIRE(xmtest::wait_until([&] { return d.stats("ops").retried == 1; }, kWait));
+  w.advance(30s);  // past its backoff (100 ms at most), not its RetryMaxAge
+  XM_REQUIRE(xmtest::wait_until([&] { return d.stats("ops").retried == 2; }, kWait));
+  let_threads_run();
+  CU_ASSERT_EQUAL(w.standin->request_count(), 2u);
+  CU_ASSERT_EQUAL(d.stats("ops").dead_lettered, 0u);
+  const auto in = w.next_attempt_in("o-old");
+  XM_REQUIRE(in.has_value());
+  CU_ASSERT(*in <= 100ms);
+  w.advance(30s);  // its RetryMaxAge reached: this try is the last
+  XM_REQUIRE(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
+  CU_ASSERT_EQUAL(w.standin->request_count(), 3u);
   CU_ASSERT(xmtest::wait_until([&] { return w.log.contains(LogLevel::Error, "RetryMaxAge"); }));
   const auto lines = json_lines(w.dead_letters());
   CU_ASSERT_EQUAL_FATAL(lines.size(), 1u);
@@ -1263,26 +1389,34 @@ void test_basic_auth_wrong_password_pauses() {
 // order, nothing dead-lettered.
 void test_401_pauses_then_resumes_in_order() {
   World w;
+  w.use_test_clock();  // a probe a minute
   w.ops().connections = 1;
-  w.options.paused_retry_every = 150ms;
   w.standin->script({reply_with(401), reply_with(401), reply_with(401)});
   Delivery& d = w.open();
   for (int o = 0; o < 3; ++o) {
     const std::string id = "o-key-" + std::to_string(o);
-    CU_ASSERT(d.submit(make_event(EventType::Outage, id, 1)));
-    CU_ASSERT(d.submit(make_event(EventType::Clear, id, 2)));
+    CU_ASSERT(d.submit(w.event_now(EventType::Outage, id, 1)));
+    CU_ASSERT(d.submit(w.event_now(EventType::Clear, id, 2)));
   }
-  CU_ASSERT_FATAL(w.standin->wait_for_accepted(6, kWait));
+  XM_REQUIRE(xmtest::wait_until([&] { return d.status()[0].paused.has_value(); }, kWait));
+  // Each probe waits for the interval, not a moment less; the clock moves
+  // only once the last refusal is settled (the interval counts from then).
+  for (std::uint64_t probe = 2; probe <= 4; ++probe) {
+    w.advance(59999ms);
+    let_threads_run();
+    CU_ASSERT_EQUAL(w.standin->request_count(), probe - 1);
+    w.advance(1ms);
+    if (probe < 4) XM_REQUIRE(xmtest::wait_until([&] { return d.stats("ops").retried == probe; }, kWait));
+  }
+  XM_REQUIRE(w.standin->wait_for_accepted(6, kWait));
   CU_ASSERT(xmtest::wait_until([&] { return d.stats("ops").queue_length == 0; }));
   const auto reqs = w.standin->requests();
   CU_ASSERT_EQUAL(reqs.size(), 9u);  // 3 refused, each a probe, then the 6
   CU_ASSERT(in_order_per_outage(accepted(*w.standin), 6));
-  // Each probe waited for the interval: never two refused requests back to back sooner.
-  for (std::size_t i = 1; i < 3; ++i) CU_ASSERT(reqs[i].time - reqs[i - 1].time >= 150ms);
   CU_ASSERT_EQUAL(d.stats("ops").dead_lettered, 0u);
   CU_ASSERT(w.dead_letters().empty());
   const std::size_t errors = w.log.count(LogLevel::Error);
-  CU_ASSERT(errors >= 1 && errors <= 3);
+  CU_ASSERT_EQUAL(errors, 3u);  // one a probe, a minute apart
   CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, "paused: HTTP 401"), errors);
   CU_ASSERT(w.log.contains(LogLevel::Error, "apiKey=***"));
   CU_ASSERT(w.log.contains(LogLevel::Error, "6 event(s) waiting"));
@@ -1295,13 +1429,20 @@ void test_401_pauses_then_resumes_in_order() {
 // without a request of its own, with the status that paused the integration.
 void test_paused_events_expire_by_retry_max_age() {
   World w;
-  w.ops().retry_max_age = std::chrono::seconds(1);
-  w.options.paused_retry_every = 100ms;
+  w.use_test_clock();  // the pause's probe and expiry sweep: each a minute
+  w.ops().retry_max_age = std::chrono::seconds(60);
   w.standin->set_default_reply(reply_with(404));
   Delivery& d = w.open();
-  const Event e = make_event(EventType::Outage, "o-expire", 1);
+  const Event e = w.event_now(EventType::Outage, "o-expire", 1);
   CU_ASSERT(d.submit(e));
-  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
+  XM_REQUIRE(xmtest::wait_until([&] { return d.status()[0].paused.has_value(); }, kWait));
+  let_threads_run();  // its first look for expired events, at once, before the clock moves
+  w.advance(59999ms);
+  let_threads_run();
+  CU_ASSERT_EQUAL(d.stats("ops").dead_lettered, 0u);
+  w.advance(1ms);
+  XM_REQUIRE(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == 1; }, kWait));
+  CU_ASSERT_EQUAL(w.standin->request_count(), 1u);  // expired without a request
   const auto read = xmatters::read_dead_letters(w.dead_letter_path());
   CU_ASSERT_EQUAL_FATAL(read.letters.size(), 1u);
   CU_ASSERT_EQUAL(read.letters[0].event.event_id, e.event_id);
@@ -1702,23 +1843,26 @@ void test_resent_letters_removed_at_start() {
 // counting those held back, every letter accounted for once.
 void test_dead_letter_errors_bounded() {
   World w;
-  w.options.dead_letter_error_every = 200ms;
+  w.use_test_clock();  // an ERROR each 10 s at most
   Delivery& d = open_refusing(w);
   const std::size_t n = 300;
-  const auto start = Steady::now();
   for (std::size_t i = 0; i < n; ++i) CU_ASSERT(d.submit(make_event(EventType::Outage, "o-bad-" + std::to_string(i))));
-  CU_ASSERT_FATAL(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == n; }, kWait));
+  XM_REQUIRE(xmtest::wait_until([&] { return d.stats("ops").dead_lettered == n; }, kWait));
   const auto accounted = [&] {
     // A summary line names the last letter it counts too.
     return w.log.count(LogLevel::Error, "dead-lettered: HTTP 400") -
            w.log.count(LogLevel::Error, "more event(s) dead-lettered since") +
            counted_in(w.log, LogLevel::Error, "dead-lettered");
   };
-  CU_ASSERT_FATAL(xmtest::wait_until([&] { return accounted() == n; }, kWait));
-  const auto elapsed = Steady::now() - start;
-  const std::size_t lines = w.log.count(LogLevel::Error);
-  CU_ASSERT(lines <= static_cast<std::size_t>(elapsed / 200ms) + 2);
-  CU_ASSERT(lines < n / 4);
+  let_threads_run();
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error), 1u);  // the first; the others wait for the interval
+  w.advance(9999ms);
+  let_threads_run();
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error), 1u);
+  w.advance(1ms);
+  XM_REQUIRE(xmtest::wait_until([&] { return accounted() == n; }, kWait));
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error), 2u);
+  CU_ASSERT_EQUAL(w.log.count(LogLevel::Error, std::to_string(n - 1) + " more event(s) dead-lettered since"), 1u);
   CU_ASSERT_EQUAL(xmatters::read_dead_letters(w.dead_letter_path()).letters.size(), n);
 }
 
@@ -2262,6 +2406,7 @@ int main(int argc, char** argv) {
                         {"retries_dropped_connection", test_retries_dropped_connection},
                         {"honours_retry_after", test_honours_retry_after},
                         {"retry_after_bounded_by_ceiling", test_retry_after_bounded_by_ceiling},
+                        {"backoff_doubles_to_its_ceiling", test_backoff_doubles_to_its_ceiling},
                         {"400_dead_lettered_and_clear_still_sent", test_400_dead_lettered_and_clear_still_sent},
          {"unwritable_dead_letter_file_keeps_the_order", test_unwritable_dead_letter_file_keeps_the_order},
          {"dead_letter_symlink_not_followed", test_dead_letter_symlink_not_followed},

@@ -29,7 +29,7 @@ struct DeliveryOptions {
   unsigned delivered_info_lines = 10;
   std::chrono::milliseconds dead_letter_error_every{std::chrono::seconds(10)};
   // The clocks delivery decides by (steady_clock::now and
-  // system_clock::now when null; tests set them, as OutageTrackerOptions'
+  // system_clock::now when null; tests set them, as TrackerOptions::
   // steady_now): steady_now for every due time and wait (backoff,
   // Retry-After, pauses, log lines' windows, FloodLimit's minute),
   // wall_now for an event's age (RetryMaxAge) and the times delivery
