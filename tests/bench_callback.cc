@@ -118,7 +118,10 @@ class Plugin {
                                   {opt("QueueLimit", {ConfigValue::of(1e6)}),
                                    opt("Integration", {ConfigValue::of("ops")},
                                        {opt("OutageURL", {ConfigValue::of(standin.url("outage"))}),
-                                        opt("ClearURL", {ConfigValue::of(standin.url("clear"))})})}));
+                                        opt("ClearURL", {ConfigValue::of(standin.url("clear"))}),
+                                        // The callback's cost, not FloodLimit's pacing (its default
+                                        // 4 would hold back all but four pages a minute).
+                                        opt("FloodLimit", {ConfigValue::of(0.0)})})}));
     if (fake_collectd::call_config(ci.item()) != 0 || fake_collectd::call_init() != 0) {
       std::fprintf(stderr, "%s", fake_collectd::dump_log().c_str());
       std::exit(1);
