@@ -859,6 +859,28 @@ void test_memory_same_time_twice_forgotten_once() {
   CU_ASSERT_EQUAL(memory.last_closed(10).size(), 2u);
 }
 
+// repack (after a storm, on compaction): the same entries in the same order,
+// each with what it held; remembering and forgetting go on from there.
+void test_memory_repack_keeps_entries_and_order() {
+  ClosedOutages memory;
+  const std::size_t n = kClosedKept + 500;
+  for (std::size_t i = 0; i < n; ++i) memory.remember(memory_key(i), {at(10), at(1)});
+  memory.remember_okay(memory_key(7), at(11));  // moves to the back, start kept
+  const auto before = memory.last_closed(n);
+  memory.repack();
+  const auto after = memory.last_closed(n);
+  CU_ASSERT_EQUAL_FATAL(after.size(), n);
+  for (std::size_t i = 0; i < n; ++i)
+    CU_ASSERT(after[i].first == before[i].first && after[i].second.last == before[i].second.last &&
+              after[i].second.start == before[i].second.start);
+  CU_ASSERT(after.back().first == memory_key(7) && after.back().second.start == at(1));
+  // Filled to the bound: the least recently remembered go first, as before.
+  for (std::size_t i = n; i < kClosedKeys + 2; ++i) memory.remember_okay(memory_key(i), at(12));
+  CU_ASSERT_EQUAL(memory.size(), kClosedKeys);
+  CU_ASSERT(!memory.find(memory_key(0)).has_value() && !memory.find(memory_key(1)).has_value());
+  CU_ASSERT(memory.find(memory_key(2)).has_value() && memory.find(memory_key(7)).has_value());
+}
+
 // last_closed: the at_most remembered last, oldest first, each key once
 // with what it holds now; an OKAY older than what a key holds changes
 // nothing (not its place either), a newer one keeps a closed start; a host
@@ -2553,7 +2575,8 @@ int main(int argc, char** argv) {
          {"memory_clock_step_forgets_older", test_memory_clock_step_forgets_older},
          {"memory_remembered_again_is_forgotten_last", test_memory_remembered_again_is_forgotten_last},
          {"memory_same_time_twice_forgotten_once", test_memory_same_time_twice_forgotten_once},
-         {"memory_last_closed_order_each_key_once", test_memory_last_closed_order_each_key_once}}},
+         {"memory_last_closed_order_each_key_once", test_memory_last_closed_order_each_key_once},
+         {"memory_repack_keeps_entries_and_order", test_memory_repack_keeps_entries_and_order}}},
        {"sequences",
         {{"stale_after_close_ignored", test_stale_after_close_ignored},
          {"reopen_at_same_time_new_id", test_reopen_at_same_time_new_id},

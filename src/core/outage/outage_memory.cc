@@ -1,6 +1,7 @@
 #include "outage/outage_memory.h"
 
 #include <iterator>
+#include <new>
 #include <type_traits>
 
 #include "util/hash_table.h"
@@ -74,6 +75,26 @@ std::deque<std::pair<OutageKey, ClosedOutages::Closed>> ClosedOutages::last_clos
   for (auto it = order_.rbegin(); it != order_.rend() && out.size() < at_most; ++it)
     out.emplace_front((*it)->first, (*it)->second.closed);
   return out;
+}
+
+void ClosedOutages::repack() {
+  ClosedOutages fresh;  // destroyed last, with the old entries, once the locks are released
+  MutexLock lock(mutex_);
+  if (keys_.size() <= kClosedKept) return;
+  MutexLock fresh_lock(fresh.mutex_);
+  try {
+    fresh.keys_.reserve(keys_.size());
+    for (const Entry* e : order_) {  // the same entries in the same order, nothing evicted
+      fresh.order_.push_back(nullptr);
+      const auto made = fresh.keys_.emplace(e->first, Slot{e->second.closed, std::prev(fresh.order_.end())}).first;
+      fresh.order_.back() = &*made;
+    }
+  } catch (const std::bad_alloc&) {
+    return;  // left where they are: only their pages stay resident
+  }
+  // Swapping moves no entry: the pointers in order_ stay valid.
+  keys_.swap(fresh.keys_);
+  order_.swap(fresh.order_);
 }
 
 std::size_t ClosedOutages::size() const {

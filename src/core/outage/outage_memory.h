@@ -27,10 +27,11 @@ namespace xmatters {
 // than the last means the clock went back.
 inline constexpr auto kClockStep = std::chrono::seconds(60);
 
-// Value lists remembered at most (about 250 bytes each, measured in
-// doc/storage.md), so that a storm of distinct keys cannot grow this
-// memory unbounded.
-inline constexpr std::size_t kClosedKeys = 100000;
+// Value lists remembered at most (about 250 bytes each, doc/storage.md
+// Bounds): far more than threads and the network reorder within
+// milliseconds, and few enough that keys coming and going leave memory
+// within the churn bound.
+inline constexpr std::size_t kClosedKeys = 10000;
 // Of those, the ones a compaction writes again (the last closed): at most
 // about 150 KB for each compaction, whatever the storm.
 inline constexpr std::size_t kClosedKept = 1000;
@@ -59,6 +60,11 @@ class ClosedOutages {
   std::deque<std::pair<OutageKey, Closed>> last_closed(std::size_t at_most) const EXCLUDES(mutex_);
   // Keys remembered now (at most kClosedKeys).
   std::size_t size() const EXCLUDES(mutex_);
+  // Copies the entries into new allocations and frees the old ones, when
+  // there are more than kClosedKept: entries remembered during a storm lie
+  // one to a page among the storm's freed outages and keep those pages
+  // resident (doc/storage.md, Bounds). For compaction, after a storm.
+  void repack() EXCLUDES(mutex_);
 
  private:
   void remember_locked(const OutageKey& key, Closed closed) REQUIRES(mutex_);

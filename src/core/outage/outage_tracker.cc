@@ -264,6 +264,7 @@ void OutageTracker::snapshot(FunctionRef<void(std::string_view)> write) const {
   std::deque<std::pair<OutageKey, Decider::Closed>> closed = s.closed.last_closed(kClosedKept);
   for (const auto& [key, c] : closed) write(encode_change(s.integration, key, nullptr, c.last, c.start));
   closed.clear();
+  s.closed.repack();  // a compaction follows a storm: its pages can go back to the system
   for (const auto& ks : s.table.entries()) {
     std::string record;
     {
